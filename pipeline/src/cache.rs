@@ -1,0 +1,373 @@
+//! The content-addressed object store under `.mlcycle/cache/`.
+//!
+//! Objects are files named by the BLAKE3 hash of their content. They are
+//! written to a temp file, fsynced and renamed into place, so a reader never
+//! sees a partial object. Restoring an object re-hashes the bytes it copies
+//! and refuses them if they do not match. Folders are stored as a manifest
+//! object (sorted relative paths with their hashes) plus one object per file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{hash_file, Digest};
+
+/// A stored output: a file or a folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutRecord {
+    /// Content hash: the file's, or the folder manifest's.
+    pub hash: Digest,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Present (and true) for folders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
+}
+
+/// One file of a folder manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub path: String,
+    pub hash: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
+}
+
+/// The object store.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// A stored object failed verification.
+#[derive(Debug, thiserror::Error)]
+#[error("cache object {hash} is corrupt (its content hashes to {actual}); it was removed")]
+pub struct Corrupt {
+    pub hash: Digest,
+    pub actual: Digest,
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Cache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn object_path(&self, hash: &str) -> PathBuf {
+        let (a, b) = hash.split_at(2.min(hash.len()));
+        self.root.join("objects").join(a).join(b)
+    }
+
+    pub fn has(&self, hash: &str) -> bool {
+        self.object_path(hash).exists()
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{}-{n}", std::process::id()))
+    }
+
+    /// Stores the file at `src`, returning its hash and size. The copy is
+    /// hashed as it is written, so the object's name always matches its bytes.
+    pub fn store_file(&self, src: &Path) -> io::Result<(Digest, u64)> {
+        let tmp = self.tmp_path();
+        fs::create_dir_all(tmp.parent().expect("tmp has a parent"))?;
+        let result = (|| {
+            let mut input = File::open(src)?;
+            let mut out = File::create(&tmp)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut size = 0u64;
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+                size += n as u64;
+            }
+            let hash = hasher.finalize().to_hex().to_string();
+            let dest = self.object_path(&hash);
+            if dest.exists() {
+                drop(out);
+                let _ = fs::remove_file(&tmp);
+                return Ok((hash, size));
+            }
+            out.sync_all()?;
+            drop(out);
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+            fs::create_dir_all(dest.parent().expect("object has a parent"))?;
+            fs::rename(&tmp, &dest)?;
+            Ok((hash, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Stores bytes (a folder manifest) and returns their hash.
+    pub fn store_bytes(&self, bytes: &[u8]) -> io::Result<Digest> {
+        let hash = crate::hash::hash_bytes(bytes);
+        let dest = self.object_path(&hash);
+        if dest.exists() {
+            return Ok(hash);
+        }
+        let tmp = self.tmp_path();
+        fs::create_dir_all(tmp.parent().expect("tmp has a parent"))?;
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+        fs::create_dir_all(dest.parent().expect("object has a parent"))?;
+        fs::rename(&tmp, &dest)?;
+        Ok(hash)
+    }
+
+    /// Stores a folder: each file, then its manifest.
+    pub fn store_dir(&self, src: &Path) -> io::Result<OutRecord> {
+        let mut entries = Vec::new();
+        let mut total = 0;
+        for (rel, abs) in walk_files(src)? {
+            let exec = fs::metadata(&abs)?.permissions().mode() & 0o111 != 0;
+            let (hash, size) = self.store_file(&abs)?;
+            total += size;
+            entries.push(ManifestEntry {
+                path: rel,
+                hash,
+                size,
+                exec,
+            });
+        }
+        let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
+        let hash = self.store_bytes(&manifest)?;
+        Ok(OutRecord {
+            hash,
+            size: total,
+            dir: true,
+        })
+    }
+
+    /// Reads and verifies a folder manifest.
+    pub fn manifest(&self, hash: &str) -> io::Result<Vec<ManifestEntry>> {
+        let bytes = fs::read(self.object_path(hash))?;
+        let actual = crate::hash::hash_bytes(&bytes);
+        if actual != hash {
+            let _ = fs::remove_file(self.object_path(hash));
+            return Err(io::Error::other(Corrupt {
+                hash: hash.into(),
+                actual,
+            }));
+        }
+        serde_json::from_slice(&bytes).map_err(io::Error::other)
+    }
+
+    /// Writes object `hash` to `dest` (replacing it), verifying the bytes.
+    /// Uses a reflink where the filesystem has them, else a copy; never a
+    /// hard or symbolic link, through which an edit would reach the cache.
+    pub fn restore_file(&self, hash: &str, dest: &Path, exec: bool) -> io::Result<()> {
+        let obj = self.object_path(hash);
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(
+            ".{}.mlcycle-tmp-{}",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            reflink_copy::reflink_or_copy(&obj, &tmp)?;
+            let actual = hash_file(&tmp)?;
+            if actual != hash {
+                let _ = fs::remove_file(&obj);
+                return Err(io::Error::other(Corrupt {
+                    hash: hash.into(),
+                    actual,
+                }));
+            }
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))?;
+            if dest.is_dir() {
+                fs::remove_dir_all(dest)?;
+            }
+            fs::rename(&tmp, dest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Restores a stored output (file or folder) at `dest`.
+    pub fn restore(&self, rec: &OutRecord, dest: &Path) -> io::Result<()> {
+        if !rec.dir {
+            return self.restore_file(&rec.hash, dest, false);
+        }
+        let entries = self.manifest(&rec.hash)?;
+        if dest.exists() {
+            if dest.is_dir() {
+                fs::remove_dir_all(dest)?;
+            } else {
+                fs::remove_file(dest)?;
+            }
+        }
+        fs::create_dir_all(dest)?;
+        for e in entries {
+            self.restore_file(&e.hash, &dest.join(&e.path), e.exec)?;
+        }
+        Ok(())
+    }
+
+    /// Whether every object an output needs is present.
+    pub fn has_output(&self, rec: &OutRecord) -> bool {
+        if !self.has(&rec.hash) {
+            return false;
+        }
+        if !rec.dir {
+            return true;
+        }
+        match self.manifest(&rec.hash) {
+            Ok(entries) => entries.iter().all(|e| self.has(&e.hash)),
+            Err(_) => false,
+        }
+    }
+
+    /// The objects an output refers to (itself and, for folders, its files).
+    pub fn referenced(&self, rec: &OutRecord, into: &mut HashSet<Digest>) {
+        into.insert(rec.hash.clone());
+        if rec.dir {
+            if let Ok(entries) = self.manifest(&rec.hash) {
+                into.extend(entries.into_iter().map(|e| e.hash));
+            }
+        }
+    }
+
+    /// Every object in the store, with its size.
+    pub fn objects(&self) -> io::Result<BTreeMap<Digest, u64>> {
+        let mut out = BTreeMap::new();
+        let dir = self.root.join("objects");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for prefix in rd {
+            let prefix = prefix?;
+            let p = prefix.file_name().to_string_lossy().into_owned();
+            for obj in fs::read_dir(prefix.path())? {
+                let obj = obj?;
+                let size = obj.metadata().map(|m| m.len()).unwrap_or(0);
+                out.insert(format!("{p}{}", obj.file_name().to_string_lossy()), size);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes one object.
+    pub fn remove(&self, hash: &str) -> io::Result<()> {
+        fs::remove_file(self.object_path(hash))
+    }
+
+    /// Deletes temp files left by killed runs.
+    pub fn clean_tmp(&self) -> io::Result<usize> {
+        let dir = self.root.join("tmp");
+        let mut n = 0;
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if fs::remove_file(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Every regular file under `dir`, as (relative `/` path, absolute path), sorted.
+pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), dir.to_path_buf())];
+    while let Some((rel, abs)) = stack.pop() {
+        for e in fs::read_dir(&abs)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push((r, e.path()));
+            } else if ft.is_file() {
+                out.push((r, e.path()));
+            } else if ft.is_symlink() {
+                return Err(io::Error::other(format!(
+                    "output folder {} holds a symlink ({r}); outputs must be regular files",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_and_restore_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let src = dir.path().join("a.txt");
+        fs::write(&src, "hello").unwrap();
+        let (h, size) = cache.store_file(&src).unwrap();
+        assert_eq!(size, 5);
+        assert_eq!(h, crate::hash::hash_bytes(b"hello"));
+        let dest = dir.path().join("out/b.txt");
+        cache.restore_file(&h, &dest, false).unwrap();
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "hello");
+        // The restored file is a separate copy: editing it leaves the cache intact.
+        fs::write(&dest, "edited").unwrap();
+        assert_eq!(fs::read_to_string(cache.object_path(&h)).unwrap(), "hello");
+    }
+
+    #[test]
+    fn corrupt_object_is_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let src = dir.path().join("a.txt");
+        fs::write(&src, "hello").unwrap();
+        let (h, _) = cache.store_file(&src).unwrap();
+        let obj = cache.object_path(&h);
+        fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&obj, "tampered").unwrap();
+        let err = cache.restore_file(&h, &dir.path().join("x"), false).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(!obj.exists());
+        assert!(!dir.path().join("x").exists());
+    }
+
+    #[test]
+    fn folders_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let src = dir.path().join("d");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("a"), "1").unwrap();
+        fs::write(src.join("sub/b"), "2").unwrap();
+        let rec = cache.store_dir(&src).unwrap();
+        assert!(rec.dir);
+        let dest = dir.path().join("e");
+        cache.restore(&rec, &dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("sub/b")).unwrap(), "2");
+        assert_eq!(cache.store_dir(&dest).unwrap(), rec);
+    }
+}

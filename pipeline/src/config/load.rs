@@ -1,0 +1,276 @@
+//! Reading a YAML file into a plain value tree.
+//!
+//! This is the one module that knows which YAML parser the project uses
+//! (`serde_norway`, the maintained fork of `serde_yaml`), so the parser can be
+//! swapped in one place. It also guards the parser: a size cap and a bound on
+//! alias expansion are checked *before* the document is deserialized, because
+//! `serde_yaml`-family parsers can exhaust memory or abort on alias bombs.
+
+use std::path::Path;
+
+use saphyr_parser::{Event, Parser, SpannedEventReceiver};
+use serde_json::Value;
+
+/// The largest pipeline or params file accepted (8 MiB). A 10 000-stage
+/// pipeline is about 1.5 MiB.
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The largest number of YAML nodes a document may expand to once aliases
+/// are followed.
+pub const MAX_EXPANDED_NODES: u64 = 2_000_000;
+
+/// Why a YAML file could not be read into a value tree.
+#[derive(Debug)]
+pub enum LoadFailure {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    TooLarge { bytes: u64 },
+    /// Following the aliases would build more than [`MAX_EXPANDED_NODES`] nodes.
+    AliasBomb { nodes: u64, offset: usize },
+    /// The text is not valid YAML (or not valid UTF-8).
+    Syntax { message: String, offset: Option<usize> },
+}
+
+/// Reads `path` to a string, refusing files over [`MAX_FILE_BYTES`].
+pub fn read_capped(path: &Path) -> Result<String, LoadFailure> {
+    let meta = std::fs::metadata(path).map_err(LoadFailure::Io)?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(LoadFailure::TooLarge { bytes: meta.len() });
+    }
+    let bytes = std::fs::read(path).map_err(LoadFailure::Io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadFailure::TooLarge {
+            bytes: bytes.len() as u64,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| LoadFailure::Syntax {
+        message: format!("the file is not valid UTF-8 ({e})"),
+        offset: Some(e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Parses YAML text into a JSON value tree (mappings keep their order).
+pub fn parse(text: &str) -> Result<Value, LoadFailure> {
+    // Anchors are the only way to expand a document; without one the
+    // expansion check has nothing to find, so skip its extra parse.
+    if text.contains('&') {
+        check_alias_expansion(text)?;
+    }
+    let value: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| LoadFailure::Syntax {
+            message: strip_location(&e.to_string()),
+            offset: e.location().map(|l| l.index()),
+        })?;
+    if matches!(value, serde_norway::Value::Null) {
+        return Ok(Value::Object(Default::default()));
+    }
+    to_json(value).map_err(|message| LoadFailure::Syntax {
+        message,
+        offset: None,
+    })
+}
+
+/// Parses one scalar as YAML would type it (`0.1` is a float, `true` a bool,
+/// `abc` a string), for `-p key=value` overrides.
+pub fn parse_scalar(text: &str) -> Value {
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Ok(v @ (serde_norway::Value::Bool(_)
+        | serde_norway::Value::Number(_)
+        | serde_norway::Value::String(_))) => to_json(v).unwrap_or(Value::String(text.into())),
+        Ok(serde_norway::Value::Null) if text.trim().is_empty() => Value::String(String::new()),
+        Ok(serde_norway::Value::Null) => Value::Null,
+        _ => Value::String(text.to_string()),
+    }
+}
+
+fn strip_location(msg: &str) -> String {
+    // serde_norway appends " at line X column Y"; the diagnostic shows it better.
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn to_json(value: serde_norway::Value) -> Result<Value, String> {
+    use serde_norway::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("the number `{f}` is not finite; write it as a string"))?
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(seq) => Value::Array(seq.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    Y::Null => "null".to_string(),
+                    other => {
+                        return Err(format!(
+                            "mapping keys must be plain scalars, found {}",
+                            kind_name(&other)
+                        ))
+                    }
+                };
+                out.insert(key, to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => to_json(t.value)?,
+    })
+}
+
+fn kind_name(v: &serde_norway::Value) -> &'static str {
+    match v {
+        serde_norway::Value::Sequence(_) => "a list",
+        serde_norway::Value::Mapping(_) => "a mapping",
+        _ => "a tagged value",
+    }
+}
+
+/// Counts how many nodes the document expands to when every alias is
+/// replaced by its anchored node, and refuses it past the limit.
+fn check_alias_expansion(text: &str) -> Result<(), LoadFailure> {
+    struct Counter {
+        /// Expanded size of each finished anchor, by anchor id.
+        anchors: Vec<u64>,
+        /// Open collections: (anchor id, expanded size so far).
+        stack: Vec<(usize, u64)>,
+        total: u64,
+        bomb_at: Option<usize>,
+    }
+    impl Counter {
+        fn add(&mut self, n: u64, offset: usize) {
+            self.total = self.total.saturating_add(n);
+            if let Some(top) = self.stack.last_mut() {
+                top.1 = top.1.saturating_add(n);
+            }
+            if self.total > MAX_EXPANDED_NODES && self.bomb_at.is_none() {
+                self.bomb_at = Some(offset);
+            }
+        }
+        fn record(&mut self, anchor: usize, size: u64) {
+            if anchor > 0 {
+                if self.anchors.len() <= anchor {
+                    self.anchors.resize(anchor + 1, 0);
+                }
+                self.anchors[anchor] = size;
+            }
+        }
+    }
+    impl<'a> SpannedEventReceiver<'a> for Counter {
+        fn on_event(&mut self, ev: Event<'a>, span: saphyr_parser::Span) {
+            let at = span.start.index();
+            match ev {
+                Event::Scalar(_, _, anchor, _) => {
+                    self.add(1, at);
+                    self.record(anchor, 1);
+                }
+                Event::Alias(id) => {
+                    let n = self.anchors.get(id).copied().unwrap_or(1);
+                    self.add(n, at);
+                }
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                    self.add(1, at);
+                    self.stack.push((anchor, 1));
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    if let Some((anchor, size)) = self.stack.pop() {
+                        self.record(anchor, size);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut counter = Counter {
+        anchors: Vec::new(),
+        stack: Vec::new(),
+        total: 0,
+        bomb_at: None,
+    };
+    let mut parser = Parser::new_from_str(text);
+    // Syntax errors are reported by the real parse below, with its wording.
+    let _ = parser.load(&mut counter, false);
+    match counter.bomb_at {
+        Some(offset) => Err(LoadFailure::AliasBomb {
+            nodes: counter.total,
+            offset: char_to_byte(text, offset),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// saphyr reports positions in characters; miette wants bytes.
+pub(crate) fn char_to_byte(text: &str, chars: usize) -> usize {
+    if text.is_ascii() {
+        return chars.min(text.len());
+    }
+    text.char_indices()
+        .nth(chars)
+        .map(|(b, _)| b)
+        .unwrap_or(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nested_mapping_in_order() {
+        let v = parse("b: 1\na: {x: [1, 2.5, yes]}\n").unwrap();
+        assert_eq!(v.to_string(), r#"{"b":1,"a":{"x":[1,2.5,true]}}"#);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_before_deserializing() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        match parse(&text) {
+            Err(LoadFailure::AliasBomb { nodes, .. }) => assert!(nodes > MAX_EXPANDED_NODES),
+            other => panic!("expected an alias bomb, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_aliases_are_fine() {
+        let v = parse("base: &b {lr: 0.1}\nother: *b\n").unwrap();
+        assert_eq!(v["other"]["lr"], 0.1);
+    }
+
+    #[test]
+    fn scalars_are_typed_like_yaml() {
+        assert_eq!(parse_scalar("0.1"), Value::from(0.1));
+        assert_eq!(parse_scalar("3"), Value::from(3));
+        assert_eq!(parse_scalar("true"), Value::Bool(true));
+        assert_eq!(parse_scalar("adam"), Value::from("adam"));
+        assert_eq!(parse_scalar("[1"), Value::from("[1"));
+    }
+
+    #[test]
+    fn syntax_error_has_offset() {
+        match parse("a: [1, 2\nb: 3\n") {
+            Err(LoadFailure::Syntax { offset, .. }) => assert!(offset.is_some()),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The pipeline file: loading, checking, and the validated [`Pipeline`].
+//!
+//! `mlcycle.yaml` is read by [`load`] into a plain value tree, checked by
+//! [`validate`] (every problem collected, none fatal until the end), and
+//! turned into a [`Pipeline`] whose stages are ready to fingerprint and run.
+
+pub mod load;
+pub mod span;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use serde_json::Value;
+
+pub use span::{Part, YamlPath};
+pub use validate::{load_pipeline, LoadOptions};
+
+use crate::stage::Stage;
+
+/// The pipeline file name looked for in a workspace.
+pub const PIPELINE_FILE: &str = "mlcycle.yaml";
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: String,
+    /// The workspace root (the folder of `mlcycle.yaml`), canonicalized.
+    pub root: PathBuf,
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// All params, `params_file` and `-p` overrides applied.
+    pub params: Value,
+    /// Stages in declaration order.
+    pub stages: Vec<StageDef>,
+}
+
+impl Pipeline {
+    pub fn stage_index(&self, id: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.id == id)
+    }
+}
+
+/// One validated stage.
+#[derive(Debug)]
+pub struct StageDef {
+    pub id: String,
+    /// `command` for `run:` stages, else the `uses:` kind.
+    pub kind: String,
+    /// Implementation version (0 for `run:` stages).
+    pub version: u32,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// Param keys the stage reads, with their values.
+    pub params: BTreeMap<String, Value>,
+    /// The part of the definition that is fingerprinted as "configuration":
+    /// the command template and env for `run:` stages, the checked `with:`
+    /// params for built-ins.
+    pub config: BTreeMap<String, Value>,
+    pub action: Action,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file or folder in the workspace (or outside it, read-only), not
+    /// produced by any stage.
+    File(String),
+    /// Output `output` of stage `stage` (indices into `Pipeline::stages`).
+    Stage { stage: usize, output: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Unique within the stage: the port name for built-ins, the dep as
+    /// written (path or `stage.port`) for `run:` stages.
+    pub key: String,
+    /// Name for `${inputs.NAME}`.
+    pub name: String,
+    /// The path the stage reads, relative to the workspace.
+    pub path: String,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Port name (`stage.NAME` refers to it).
+    pub name: String,
+    /// Path relative to the workspace, `/`-separated.
+    pub path: String,
+}
+
+/// How a stage runs.
+#[derive(Clone)]
+pub enum Action {
+    /// A child process: `sh -c LINE` when `shell`, else a plain argv.
+    Command {
+        argv: Vec<String>,
+        shell: bool,
+        env: Vec<(String, String)>,
+    },
+    /// An in-process stage built by its factory.
+    Builtin(Arc<dyn Stage>),
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Command { argv, shell, .. } => {
+                f.debug_struct("Command").field("argv", argv).field("shell", shell).finish()
+            }
+            Action::Builtin(s) => f.debug_tuple("Builtin").field(s).finish(),
+        }
+    }
+}
+
+/// Which file a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKey {
+    Pipeline,
+    Params,
+}
+
+/// One problem found in a pipeline, before it is placed in the source.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub code: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+    pub file: FileKey,
+    pub path: Option<YamlPath>,
+    pub part: Part,
+    pub label: String,
+}
+
+/// A problem placed in its source file.
+#[derive(Debug)]
+pub struct LocatedIssue {
+    pub issue: Issue,
+    src: Arc<NamedSource<String>>,
+    span: Option<(usize, usize)>,
+    /// 1-based line and column, when known.
+    pub line_col: Option<(usize, usize)>,
+    pub file_name: String,
+}
+
+impl fmt::Display for LocatedIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.issue.message)
+    }
+}
+
+impl std::error::Error for LocatedIssue {}
+
+impl Diagnostic for LocatedIssue {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(format!("mlcycle::config::{}", self.issue.code)))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.issue
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.span.map(|_| &*self.src as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let (o, l) = self.span?;
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            Some(self.issue.label.clone()),
+            o,
+            l,
+        ))))
+    }
+}
+
+/// Everything wrong with a pipeline file, reported at once.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub issues: Vec<LocatedIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        write!(
+            f,
+            "{} has {} problem{}",
+            self.file.display(),
+            n,
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Diagnostic for ConfigError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("mlcycle::config::invalid"))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(
+            "fix the problems above; `mlcycle validate` checks the file without running anything",
+        ))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.issues.iter().map(|i| i as &dyn Diagnostic)))
+    }
+}
+
+impl ConfigError {
+    /// One line per problem, `file:line:col: message`, for logs and tests.
+    pub fn brief(&self) -> String {
+        let mut s = String::new();
+        for i in &self.issues {
+            match i.line_col {
+                Some((l, c)) => s.push_str(&format!("{}:{l}:{c}: ", i.file_name)),
+                None => s.push_str(&format!("{}: ", i.file_name)),
+            }
+            s.push_str(&i.issue.message);
+            if let Some(h) = &i.issue.help {
+                s.push_str(&format!(" (help: {h})"));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Places issues in their files' text.
+    pub(crate) fn locate(
+        file: &Path,
+        sources: &[(FileKey, String, String)],
+        issues: Vec<Issue>,
+    ) -> Self {
+        let mut indexes: Vec<(FileKey, Arc<NamedSource<String>>, span::SpanIndex, &str)> =
+            Vec::new();
+        for (key, name, text) in sources {
+            let idx = span::SpanIndex::build(text);
+            indexes.push((
+                *key,
+                Arc::new(NamedSource::new(name.clone(), text.clone()).with_language("yaml")),
+                idx,
+                text.as_str(),
+            ));
+        }
+        let located = issues
+            .into_iter()
+            .map(|issue| {
+                let (src, idx, text, name) = indexes
+                    .iter()
+                    .find(|(k, ..)| *k == issue.file)
+                    .map(|(_, src, idx, text)| (src.clone(), Some(idx), *text, src.name().to_string()))
+                    .unwrap_or_else(|| {
+                        (
+                            Arc::new(NamedSource::new(file.display().to_string(), String::new())),
+                            None,
+                            "",
+                            file.display().to_string(),
+                        )
+                    });
+                let span = match (&issue.path, idx) {
+                    (Some(p), Some(idx)) => idx.locate(p, issue.part),
+                    _ => None,
+                };
+                let line_col = span.map(|(o, _)| line_col(text, o));
+                LocatedIssue {
+                    issue,
+                    src,
+                    span,
+                    line_col,
+                    file_name: name,
+                }
+            })
+            .collect();
+        ConfigError {
+            file: file.to_path_buf(),
+            issues: located,
+        }
+    }
+
+    /// An issue at a byte offset, for syntax errors found by the parser.
+    pub(crate) fn at_offset(file: &Path, name: &str, text: &str, issue: Issue, offset: Option<usize>) -> Self {
+        let span = offset.map(|o| {
+            let o = o.min(text.len().saturating_sub(1));
+            (o, 1)
+        });
+        let line_col = span.map(|(o, _)| line_col(text, o));
+        ConfigError {
+            file: file.to_path_buf(),
+            issues: vec![LocatedIssue {
+                issue,
+                src: Arc::new(NamedSource::new(name.to_string(), text.to_string()).with_language("yaml")),
+                span,
+                line_col,
+                file_name: name.to_string(),
+            }],
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}

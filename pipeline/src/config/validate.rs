@@ -1,0 +1,1215 @@
+//! Every check made on a pipeline before anything runs. Problems are
+//! collected as [`Issue`]s and reported together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::load::{self, LoadFailure};
+use super::span::{Part, YamlPath};
+use super::{Action, ConfigError, FileKey, Input, Issue, Output, Pipeline, Source, StageDef};
+use crate::interp::{self, Namespace, Piece};
+use crate::params;
+use crate::registry::{StageRegistry, COMMAND_KIND};
+use crate::stage::StageFactory;
+use crate::suggest::did_you_mean;
+
+const TOP_KEYS: &[&str] = &["name", "params", "params_file", "stages"];
+const STAGE_KEYS: &[&str] = &[
+    "uses", "with", "inputs", "run", "deps", "outs", "params", "env", "desc",
+];
+const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env"];
+const USES_ONLY: &[&str] = &["with", "inputs"];
+
+/// What to load a pipeline with.
+pub struct LoadOptions<'a> {
+    pub registry: &'a StageRegistry,
+    /// `-p key=value` overrides, as given.
+    pub overrides: &'a [(String, String)],
+}
+
+/// Reads, checks and builds the pipeline at `file`.
+pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, ConfigError> {
+    let name = display_name(file);
+    let text = match load::read_capped(file) {
+        Ok(t) => t,
+        Err(f) => return Err(failure(file, &name, "", f)),
+    };
+    let doc = match load::parse(&text) {
+        Ok(d) => d,
+        Err(f) => return Err(failure(file, &name, &text, f)),
+    };
+    let root = file
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."));
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut v = Validator {
+        issues: Vec::new(),
+        registry: opts.registry,
+        root: root.clone(),
+        params: Value::Object(Map::new()),
+        params_source: None,
+    };
+    let pipeline = v.pipeline(&doc, opts.overrides, file);
+    if v.issues.is_empty() {
+        if let Some(p) = pipeline {
+            return Ok(p);
+        }
+    }
+    let mut sources = vec![(FileKey::Pipeline, name, text)];
+    if let Some((pname, ptext)) = v.params_source.take() {
+        sources.push((FileKey::Params, pname, ptext));
+    }
+    Err(ConfigError::locate(file, &sources, v.issues))
+}
+
+fn display_name(file: &Path) -> String {
+    file.to_string_lossy().trim_start_matches("./").to_string()
+}
+
+fn failure(file: &Path, name: &str, text: &str, f: LoadFailure) -> ConfigError {
+    let (code, message, help, offset) = match f {
+        LoadFailure::Io(e) => (
+            "io",
+            format!("cannot read {}: {e}", file.display()),
+            Some("check the path; a workspace holds an `mlcycle.yaml` at its root".to_string()),
+            None,
+        ),
+        LoadFailure::TooLarge { bytes } => (
+            "too_large",
+            format!(
+                "the file is {:.1} MiB; pipeline files are capped at {} MiB",
+                bytes as f64 / 1048576.0,
+                load::MAX_FILE_BYTES / 1048576
+            ),
+            Some("keep data out of the pipeline file: point a stage at a data file instead".into()),
+            None,
+        ),
+        LoadFailure::AliasBomb { nodes, offset } => (
+            "alias_bomb",
+            format!(
+                "YAML aliases expand this document to more than {} nodes ({nodes} counted so far)",
+                load::MAX_EXPANDED_NODES
+            ),
+            Some("an alias that refers to lists of aliases grows exponentially; write the values out or use fewer levels".into()),
+            Some(offset),
+        ),
+        LoadFailure::Syntax { message, offset } => (
+            "syntax",
+            format!("invalid YAML: {message}"),
+            Some("fix the YAML syntax at the marked position".into()),
+            offset,
+        ),
+    };
+    let issue = Issue {
+        code,
+        message,
+        help,
+        file: FileKey::Pipeline,
+        path: None,
+        part: Part::Value,
+        label: "here".into(),
+    };
+    ConfigError::at_offset(file, name, text, issue, offset)
+}
+
+/// A stage after the first pass: its outputs are known, its inputs not yet.
+struct Draft<'d> {
+    id: String,
+    path: YamlPath,
+    decl: &'d Map<String, Value>,
+    factory: Option<Arc<dyn StageFactory>>,
+    outputs: Vec<Output>,
+    is_run: bool,
+}
+
+struct Validator<'r> {
+    issues: Vec<Issue>,
+    registry: &'r StageRegistry,
+    root: PathBuf,
+    params: Value,
+    params_source: Option<(String, String)>,
+}
+
+impl Validator<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        code: &'static str,
+        path: &YamlPath,
+        part: Part,
+        message: String,
+        label: &str,
+        help: Option<String>,
+    ) {
+        self.issues.push(Issue {
+            code,
+            message,
+            help: help.filter(|h| !h.is_empty()),
+            file: FileKey::Pipeline,
+            path: Some(path.clone()),
+            part,
+            label: label.to_string(),
+        });
+    }
+
+    fn pipeline(&mut self, doc: &Value, overrides: &[(String, String)], file: &Path) -> Option<Pipeline> {
+        let root_path = YamlPath::root();
+        let Some(top) = doc.as_object() else {
+            self.push(
+                "not_a_mapping",
+                &root_path,
+                Part::Value,
+                "a pipeline file must be a mapping with `name`, `params` and `stages`".into(),
+                "expected a mapping",
+                None,
+            );
+            return None;
+        };
+        self.unknown_keys(top, &root_path, TOP_KEYS, "top-level key", "");
+
+        let name = match top.get("name") {
+            None => self
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into()),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                self.push(
+                    "type",
+                    &root_path.key("name"),
+                    Part::Value,
+                    "`name` must be a string".into(),
+                    "not a string",
+                    None,
+                );
+                String::new()
+            }
+        };
+
+        self.load_params(top, file);
+        self.apply_overrides(overrides);
+
+        let stages_path = root_path.key("stages");
+        let Some(stages) = top.get("stages") else {
+            self.push(
+                "missing_stages",
+                &root_path,
+                Part::Value,
+                "the pipeline has no `stages` mapping".into(),
+                "add `stages:` here",
+                Some("declare stages as `stages: {name: {run: ...}}`".into()),
+            );
+            return None;
+        };
+        let Some(stages) = stages.as_object() else {
+            self.push(
+                "type",
+                &stages_path,
+                Part::Value,
+                "`stages` must be a mapping from stage name to stage".into(),
+                "expected a mapping",
+                None,
+            );
+            return None;
+        };
+
+        // Pass 1: kinds and outputs.
+        let mut drafts: Vec<Draft<'_>> = Vec::with_capacity(stages.len());
+        for (id, decl) in stages {
+            if let Some(d) = self.draft(id, decl, &stages_path) {
+                drafts.push(d);
+            }
+        }
+        let ids: HashMap<&str, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+
+        // Two stages writing the same path, or one inside the other's folder.
+        let mut by_path: HashMap<&str, (usize, usize)> = HashMap::new();
+        let mut conflicts = Vec::new();
+        for (si, d) in drafts.iter().enumerate() {
+            for (oi, o) in d.outputs.iter().enumerate() {
+                if let Some(&(sj, _)) = by_path.get(o.path.as_str()) {
+                    conflicts.push((si, oi, sj, o.path.clone()));
+                } else {
+                    by_path.insert(o.path.as_str(), (si, oi));
+                }
+            }
+        }
+        let mut sorted: Vec<(&str, (usize, usize))> = by_path.iter().map(|(k, v)| (*k, *v)).collect();
+        sorted.sort();
+        for w in sorted.windows(2) {
+            let (a, (sa, _)) = w[0];
+            let (b, (sb, ob)) = w[1];
+            if b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' && sa != sb {
+                conflicts.push((sb, ob, sa, b.to_string()));
+            }
+        }
+        for (si, oi, sj, p) in conflicts {
+            let d = &drafts[si];
+            let other = drafts[sj].id.clone();
+            let path = out_path(d, oi);
+            self.push(
+                "duplicate_output",
+                &path,
+                Part::Value,
+                format!(
+                    "stage `{}` writes `{p}`, which stage `{other}` also writes",
+                    d.id
+                ),
+                "written twice",
+                Some("each file may have one producer; give one of the stages another output path".into()),
+            );
+        }
+
+        // Pass 2: inputs, params, actions.
+        let mut out_index: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (si, d) in drafts.iter().enumerate() {
+            for (oi, o) in d.outputs.iter().enumerate() {
+                out_index.entry(o.path.as_str()).or_insert((si, oi));
+            }
+        }
+        let mut defs = Vec::with_capacity(drafts.len());
+        for d in &drafts {
+            if let Some(def) = self.finish(d, &drafts, &ids, &out_index) {
+                defs.push(def);
+            }
+        }
+        if !self.issues.is_empty() || defs.len() != drafts.len() {
+            return None;
+        }
+
+        // Cycles.
+        let deps: Vec<Vec<usize>> = defs
+            .iter()
+            .map(|s| {
+                s.inputs
+                    .iter()
+                    .filter_map(|i| match i.source {
+                        Source::Stage { stage, .. } => Some(stage),
+                        Source::File(_) => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        if let Some(cycle) = crate::graph::find_cycle(&deps) {
+            let chain: Vec<&str> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&i| defs[i].id.as_str())
+                .collect();
+            let first = &drafts[cycle[0]];
+            self.push(
+                "cycle",
+                &first.path,
+                Part::Key,
+                format!("the stages form a cycle: {}", chain.join(" → ")),
+                "this stage depends on itself through the chain",
+                Some("a stage cannot read, directly or not, what it writes; remove one of the dependencies in the chain".into()),
+            );
+            return None;
+        }
+
+        Some(Pipeline {
+            name,
+            root: self.root.clone(),
+            file: file.to_path_buf(),
+            params: std::mem::take(&mut self.params),
+            stages: defs,
+        })
+    }
+
+    fn unknown_keys(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &YamlPath,
+        allowed: &[&str],
+        what: &str,
+        context: &str,
+    ) {
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let mut help = did_you_mean(k, allowed);
+                if help.is_empty() {
+                    help = format!("allowed keys: {}", allowed.join(", "));
+                }
+                self.push(
+                    "unknown_field",
+                    &path.key(k),
+                    Part::Key,
+                    format!("unknown {what} `{k}`{context}"),
+                    "unknown key",
+                    Some(help),
+                );
+            }
+        }
+    }
+
+    fn load_params(&mut self, top: &Map<String, Value>, file: &Path) {
+        let mut merged = Value::Object(Map::new());
+        if let Some(pf) = top.get("params_file") {
+            let p = YamlPath::root().key("params_file");
+            match pf.as_str() {
+                None => self.push("type", &p, Part::Value, "`params_file` must be a path".into(), "not a string", None),
+                Some(rel) => {
+                    let full = self.root.join(rel);
+                    let name = Path::new(rel).to_string_lossy().into_owned();
+                    match load::read_capped(&full).and_then(|t| load::parse(&t).map(|v| (t, v))) {
+                        Ok((text, value)) => {
+                            if value.is_object() {
+                                merged = value;
+                            } else {
+                                self.issues.push(Issue {
+                                    code: "type",
+                                    message: format!("params file `{rel}` must hold a mapping"),
+                                    help: None,
+                                    file: FileKey::Params,
+                                    path: Some(YamlPath::root()),
+                                    part: Part::Value,
+                                    label: "expected a mapping".into(),
+                                });
+                            }
+                            self.params_source = Some((name, text));
+                        }
+                        Err(LoadFailure::Io(e)) => self.push(
+                            "params_file",
+                            &p,
+                            Part::Value,
+                            format!("cannot read params file `{rel}`: {e}"),
+                            "this file",
+                            Some("the path is relative to the folder of the pipeline file".into()),
+                        ),
+                        Err(other) => {
+                            let e = failure(&full, &name, "", other);
+                            let msg = e.issues.first().map(|i| i.issue.message.clone()).unwrap_or_default();
+                            self.push("params_file", &p, Part::Value, format!("params file `{rel}`: {msg}"), "this file", None);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(inline) = top.get("params") {
+            if inline.is_object() {
+                params::merge(&mut merged, inline.clone());
+            } else if !inline.is_null() {
+                self.push(
+                    "type",
+                    &YamlPath::root().key("params"),
+                    Part::Value,
+                    "`params` must be a mapping of names to values".into(),
+                    "expected a mapping",
+                    None,
+                );
+            }
+        }
+        let _ = file;
+        self.params = merged;
+    }
+
+    fn apply_overrides(&mut self, overrides: &[(String, String)]) {
+        for (key, raw) in overrides {
+            let value = load::parse_scalar(raw);
+            if !params::set_existing(&mut self.params, key, value) {
+                let keys = params::all_keys(&self.params);
+                let mut help = did_you_mean(key, &keys);
+                if help.is_empty() {
+                    help = "overrides change existing params only; declare the param under `params:` first".into();
+                }
+                self.issues.push(Issue {
+                    code: "unknown_param",
+                    message: format!("`-p {key}={raw}`: the pipeline has no param `{key}`"),
+                    help: Some(help),
+                    file: FileKey::Pipeline,
+                    path: Some(YamlPath::root().key("params")),
+                    part: Part::Key,
+                    label: "params are declared here".into(),
+                });
+            }
+        }
+    }
+
+    fn draft<'d>(&mut self, id: &str, decl: &'d Value, stages_path: &YamlPath) -> Option<Draft<'d>> {
+        let path = stages_path.key(id);
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            self.push(
+                "stage_name",
+                &path,
+                Part::Key,
+                format!("stage name `{id}` may only hold letters, digits, `_` and `-`"),
+                "invalid name",
+                Some("dots separate a stage from its port in references (`stage.port`), so names cannot contain them".into()),
+            );
+        }
+        let Some(decl) = decl.as_object() else {
+            self.push(
+                "type",
+                &path,
+                Part::Value,
+                format!("stage `{id}` must be a mapping with `run:` or `uses:`"),
+                "expected a mapping",
+                None,
+            );
+            return None;
+        };
+        self.unknown_keys(decl, &path, STAGE_KEYS, "key", &format!(" in stage `{id}`"));
+        let has_run = decl.contains_key("run");
+        let has_uses = decl.contains_key("uses");
+        if has_run && has_uses {
+            self.push(
+                "run_and_uses",
+                &path.key("uses"),
+                Part::Key,
+                format!("stage `{id}` has both `uses:` and `run:`"),
+                "second way to run",
+                Some("a stage is either a built-in (`uses:` with `with:`/`inputs:`) or a command (`run:` with `deps:`/`outs:`); split it into two stages".into()),
+            );
+            return None;
+        }
+        if !has_run && !has_uses {
+            self.push(
+                "no_action",
+                &path,
+                Part::Key,
+                format!("stage `{id}` has neither `run:` nor `uses:`"),
+                "nothing to run",
+                Some("add `run: <command>` or `uses: <kind>` (see `mlcycle stages`)".into()),
+            );
+            return None;
+        }
+        let (wrong, right) = if has_run { (USES_ONLY, "run") } else { (RUN_ONLY, "uses") };
+        for k in wrong {
+            if decl.contains_key(*k) {
+                let help = if has_run {
+                    "`run:` stages declare what they read with `deps:` and what they write with `outs:`"
+                } else {
+                    "built-in stages are wired with `inputs:` and configured with `with:`"
+                };
+                self.push(
+                    "misplaced_field",
+                    &path.key(*k),
+                    Part::Key,
+                    format!("`{k}` does not apply to a `{right}:` stage (`{id}`)"),
+                    "not for this kind of stage",
+                    Some(help.into()),
+                );
+            }
+        }
+        let mut outputs = Vec::new();
+        let mut factory = None;
+        if has_uses {
+            let kind_path = path.key("uses");
+            match decl["uses"].as_str() {
+                None => self.push("type", &kind_path, Part::Value, "`uses` must be a stage kind name".into(), "not a string", None),
+                Some(kind) => match self.registry.get(kind) {
+                    Some(f) => {
+                        for port in f.outputs() {
+                            outputs.push(Output {
+                                name: port.name.to_string(),
+                                path: format!("artifacts/{id}/{}", port.file),
+                            });
+                        }
+                        factory = Some(f.clone());
+                    }
+                    None => {
+                        let help = match self.registry.suggest(kind) {
+                            Some(s) => format!("did you mean `{s}`? `mlcycle stages` lists every kind"),
+                            None if kind == COMMAND_KIND => "command stages are written with `run:`".to_string(),
+                            None => "`mlcycle stages` lists every kind".to_string(),
+                        };
+                        self.push(
+                            "unknown_kind",
+                            &kind_path,
+                            Part::Value,
+                            format!("stage `{id}` uses unknown stage kind `{kind}`"),
+                            "unknown kind",
+                            Some(help),
+                        );
+                    }
+                },
+            }
+        } else {
+            outputs = self.run_outputs(id, decl, &path);
+        }
+        Some(Draft {
+            id: id.to_string(),
+            path,
+            decl,
+            factory,
+            outputs,
+            is_run: has_run,
+        })
+    }
+
+    fn run_outputs(&mut self, id: &str, decl: &Map<String, Value>, path: &YamlPath) -> Vec<Output> {
+        let mut outs = Vec::new();
+        let Some(list) = decl.get("outs") else { return outs };
+        let lpath = path.key("outs");
+        let Some(list) = list.as_array() else {
+            self.push("type", &lpath, Part::Value, "`outs` must be a list of paths".into(), "expected a list", None);
+            return outs;
+        };
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, item) in list.iter().enumerate() {
+            let ipath = lpath.index(i);
+            let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else { continue };
+            let norm = match normalize_output(&self.root, &raw) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.push(
+                        "output_path",
+                        &ipath,
+                        Part::Value,
+                        format!("stage `{id}` output `{raw}` {why}"),
+                        "refused",
+                        Some("outputs must be relative paths inside the workspace, e.g. `out/model.bin`".into()),
+                    );
+                    continue;
+                }
+            };
+            let name = name.unwrap_or_else(|| stem(&norm));
+            if let Some(prev) = names.insert(name.clone(), i) {
+                self.push(
+                    "duplicate_output_name",
+                    &ipath,
+                    Part::Value,
+                    format!("stage `{id}` has two outputs named `{name}` (items {prev} and {i})"),
+                    "same name",
+                    Some(format!("name one of them: `- other_name: {raw}`")),
+                );
+            }
+            outs.push(Output { name, path: norm });
+        }
+        outs
+    }
+
+    /// A list item that is either `"value"` or `{name: "value"}`.
+    fn named_entry(&mut self, item: &Value, path: &YamlPath, what: &str) -> Option<(Option<String>, String)> {
+        match item {
+            Value::String(s) => Some((None, s.clone())),
+            Value::Object(m) if m.len() == 1 => {
+                let (k, v) = m.iter().next().expect("one entry");
+                match v.as_str() {
+                    Some(s) => Some((Some(k.clone()), s.to_string())),
+                    None => {
+                        self.push("type", &path.key(k), Part::Value, format!("`{what}` entries must be paths (strings)"), "not a string", None);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.push(
+                    "type",
+                    path,
+                    Part::Value,
+                    format!("`{what}` entries must be a path or `name: path`"),
+                    "not a path",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// Resolves a dep or input written as a path or a `stage.port` reference.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        &mut self,
+        stage: &Draft<'_>,
+        raw: &str,
+        path: &YamlPath,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<(String, Source)> {
+        let exists_as_file = !raw.is_empty() && self.root.join(raw).exists();
+        if let Some((sid, port)) = raw.split_once('.') {
+            if let Some(&si) = ids.get(sid) {
+                if exists_as_file && !raw.contains('/') {
+                    self.push(
+                        "ambiguous_ref",
+                        path,
+                        Part::Value,
+                        format!("`{raw}` in stage `{}` is both a file in the workspace and output `{port}` of stage `{sid}`", stage.id),
+                        "ambiguous",
+                        Some(format!("write `./{raw}` for the file or rename the file")),
+                    );
+                    return None;
+                }
+                let target = &drafts[si];
+                return match target.outputs.iter().position(|o| o.name == port) {
+                    Some(oi) => Some((target.outputs[oi].path.clone(), Source::Stage { stage: si, output: oi })),
+                    None => {
+                        let names: Vec<&str> = target.outputs.iter().map(|o| o.name.as_str()).collect();
+                        let mut help = did_you_mean(port, &names);
+                        if help.is_empty() {
+                            help = if names.is_empty() {
+                                format!("stage `{sid}` declares no outputs")
+                            } else {
+                                format!("stage `{sid}` has outputs: {}", names.join(", "))
+                            };
+                        }
+                        self.push(
+                            "unknown_port",
+                            path,
+                            Part::Value,
+                            format!("stage `{sid}` has no output `{port}` (referenced by stage `{}`)", stage.id),
+                            "unknown output",
+                            Some(help),
+                        );
+                        None
+                    }
+                };
+            }
+        }
+        let norm = match normalize_any(raw) {
+            Some(p) => p,
+            None => {
+                self.push("dep_path", path, Part::Value, format!("stage `{}` has an empty dependency", stage.id), "empty", None);
+                return None;
+            }
+        };
+        if let Some(&(si, oi)) = out_index.get(norm.as_str()) {
+            return Some((norm, Source::Stage { stage: si, output: oi }));
+        }
+        // A file inside another stage's output folder.
+        let mut prefix = norm.as_str();
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if let Some(&(si, oi)) = out_index.get(prefix) {
+                return Some((norm, Source::Stage { stage: si, output: oi }));
+            }
+        }
+        if self.root.join(&norm).exists() {
+            return Some((norm.clone(), Source::File(norm)));
+        }
+        let refs: Vec<String> = drafts
+            .iter()
+            .flat_map(|d| d.outputs.iter().flat_map(move |o| [format!("{}.{}", d.id, o.name), o.path.clone()]))
+            .collect();
+        let mut help = did_you_mean(raw, &refs);
+        if help.is_empty() {
+            help = "create the file, or refer to another stage's output as `stage.port` or by its path".into();
+        }
+        let looks_like_ref = raw.split_once('.').is_some_and(|(a, _)| !a.contains('/') && !raw.contains('/'));
+        let message = if looks_like_ref {
+            format!("stage `{}` depends on `{raw}`, which is neither a file nor a stage output", stage.id)
+        } else {
+            format!("stage `{}` depends on missing file `{raw}`", stage.id)
+        };
+        self.push("missing_input", path, Part::Value, message, "not found", Some(help));
+        None
+    }
+
+    fn finish(
+        &mut self,
+        d: &Draft<'_>,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<StageDef> {
+        let before = self.issues.len();
+        let mut inputs: Vec<Input> = Vec::new();
+        let mut stage_params: BTreeMap<String, Value> = BTreeMap::new();
+        let mut config: BTreeMap<String, Value> = BTreeMap::new();
+
+        if d.is_run {
+            if let Some(list) = d.decl.get("deps") {
+                let lpath = d.path.key("deps");
+                match list.as_array() {
+                    None => self.push("type", &lpath, Part::Value, "`deps` must be a list".into(), "expected a list", None),
+                    Some(list) => {
+                        for (i, item) in list.iter().enumerate() {
+                            let ipath = lpath.index(i);
+                            let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else { continue };
+                            let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index) else { continue };
+                            let name = name.unwrap_or_else(|| match &source {
+                                Source::Stage { stage, output } => drafts[*stage].outputs[*output].name.clone(),
+                                Source::File(f) => stem(f),
+                            });
+                            if inputs.iter().any(|x| x.key == raw) {
+                                self.push("duplicate_dep", &ipath, Part::Value, format!("stage `{}` lists `{raw}` twice", d.id), "listed twice", None);
+                                continue;
+                            }
+                            if item.is_object() && inputs.iter().any(|x| x.name == name) {
+                                self.push("port_fed_twice", &ipath, Part::Value, format!("input `{name}` of stage `{}` is fed twice", d.id), "second feed", Some("give each dep its own name".into()));
+                                continue;
+                            }
+                            inputs.push(Input { key: raw, name, path: p, source });
+                        }
+                    }
+                }
+            }
+            if let Some(list) = d.decl.get("params") {
+                let lpath = d.path.key("params");
+                match list.as_array() {
+                    None => self.push("type", &lpath, Part::Value, "`params` must be a list of param keys".into(), "expected a list", None),
+                    Some(list) => {
+                        for (i, item) in list.iter().enumerate() {
+                            match item.as_str() {
+                                Some(k) => self.use_param(d, k, &lpath.index(i), &mut stage_params),
+                                None => self.push("type", &lpath.index(i), Part::Value, "param keys must be strings like `train.lr`".into(), "not a string", None),
+                            }
+                        }
+                    }
+                }
+            }
+            // Command and environment templates.
+            let (templates, shell) = match d.decl.get("run") {
+                Some(Value::String(s)) => (vec![(s.clone(), d.path.key("run"))], true),
+                Some(Value::Array(a)) if !a.is_empty() => {
+                    let mut t = Vec::new();
+                    for (i, x) in a.iter().enumerate() {
+                        match x {
+                            Value::String(s) => t.push((s.clone(), d.path.key("run").index(i))),
+                            Value::Number(_) | Value::Bool(_) => t.push((x.to_string(), d.path.key("run").index(i))),
+                            _ => self.push("type", &d.path.key("run").index(i), Part::Value, "argv items must be strings".into(), "not a string", None),
+                        }
+                    }
+                    (t, false)
+                }
+                _ => {
+                    self.push(
+                        "type",
+                        &d.path.key("run"),
+                        Part::Value,
+                        format!("`run` of stage `{}` must be a command line or a non-empty list of arguments", d.id),
+                        "expected a command",
+                        Some("write `run: python train.py` (runs with `sh -c`) or `run: [python, train.py]` (no shell)".into()),
+                    );
+                    (Vec::new(), true)
+                }
+            };
+            let mut argv = Vec::new();
+            for (t, p) in &templates {
+                if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, shell, &mut stage_params) {
+                    argv.push(s);
+                }
+            }
+            let mut env = Vec::new();
+            let mut env_templates = BTreeMap::new();
+            if let Some(e) = d.decl.get("env") {
+                let epath = d.path.key("env");
+                match e.as_object() {
+                    None => self.push("type", &epath, Part::Value, "`env` must be a mapping of variable names to values".into(), "expected a mapping", None),
+                    Some(m) => {
+                        for (k, v) in m {
+                            let t = match v {
+                                Value::String(s) => s.clone(),
+                                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                                _ => {
+                                    self.push("type", &epath.key(k), Part::Value, "env values must be scalars".into(), "not a scalar", None);
+                                    continue;
+                                }
+                            };
+                            if let Some(s) = self.render(d, &t, &epath.key(k), &inputs, &d.outputs, false, &mut stage_params) {
+                                env.push((k.clone(), s));
+                            }
+                            env_templates.insert(k.clone(), Value::String(t));
+                        }
+                    }
+                }
+            }
+            config.insert(
+                "run".into(),
+                if shell {
+                    Value::String(templates.first().map(|t| t.0.clone()).unwrap_or_default())
+                } else {
+                    Value::Array(templates.iter().map(|t| Value::String(t.0.clone())).collect())
+                },
+            );
+            if !env_templates.is_empty() {
+                config.insert("env".into(), Value::Object(env_templates.into_iter().collect()));
+            }
+            if self.issues.len() > before {
+                return None;
+            }
+            return Some(StageDef {
+                id: d.id.clone(),
+                kind: COMMAND_KIND.into(),
+                version: 0,
+                inputs,
+                outputs: d.outputs.clone(),
+                params: stage_params,
+                config,
+                action: Action::Command { argv, shell, env },
+            });
+        }
+
+        // A built-in stage.
+        let factory = d.factory.clone()?;
+        let ports = factory.inputs();
+        if let Some(map) = d.decl.get("inputs") {
+            let ipath = d.path.key("inputs");
+            match map.as_object() {
+                None => self.push("type", &ipath, Part::Value, "`inputs` must map port names to `stage.port` or a path".into(), "expected a mapping", None),
+                Some(map) => {
+                    for (port, v) in map {
+                        let ppath = ipath.key(port);
+                        if !ports.iter().any(|p| p.name == port) {
+                            let names: Vec<&str> = ports.iter().map(|p| p.name).collect();
+                            let mut help = did_you_mean(port, &names);
+                            if help.is_empty() {
+                                help = if names.is_empty() {
+                                    format!("`{}` takes no inputs", factory.kind())
+                                } else {
+                                    format!("`{}` takes: {}", factory.kind(), names.join(", "))
+                                };
+                            }
+                            self.push("unknown_input_port", &ppath, Part::Key, format!("stage `{}` ({}) has no input port `{port}`", d.id, factory.kind()), "unknown port", Some(help));
+                            continue;
+                        }
+                        let Some(raw) = v.as_str() else {
+                            self.push("type", &ppath, Part::Value, "an input must be `stage.port` or a path".into(), "not a reference", None);
+                            continue;
+                        };
+                        if let Some((p, source)) = self.resolve(d, raw, &ppath, drafts, ids, out_index) {
+                            inputs.push(Input { key: port.clone(), name: port.clone(), path: p, source });
+                        }
+                    }
+                }
+            }
+        }
+        for p in ports.iter().filter(|p| p.required) {
+            if !inputs.iter().any(|i| i.key == p.name) && !d.decl.get("inputs").and_then(|m| m.get(p.name)).is_some() {
+                self.push(
+                    "missing_input_port",
+                    &d.path.key("uses"),
+                    Part::Key,
+                    format!("stage `{}` ({}) needs input `{}`", d.id, factory.kind(), p.name),
+                    "input not wired",
+                    Some(format!("add `inputs: {{{}: <stage>.<port>}}`: {}", p.name, p.doc)),
+                );
+            }
+        }
+        let mut with = d.decl.get("with").cloned().unwrap_or(Value::Object(Map::new()));
+        if with.is_null() {
+            with = Value::Object(Map::new());
+        }
+        let wpath = d.path.key("with");
+        self.interpolate_with(d, &mut with, &wpath, &mut stage_params);
+        if self.issues.len() > before {
+            return None;
+        }
+        match factory.build(&with) {
+            Ok(stage) => {
+                let checked = params::canonical(&stage.params());
+                config.insert("with".into(), checked);
+                let mut file_deps_ok = true;
+                for f in stage.file_deps() {
+                    match normalize_any(&f) {
+                        Some(norm) if self.root.join(&norm).exists() => inputs.push(Input {
+                            key: format!("file:{norm}"),
+                            name: stem(&norm),
+                            path: norm.clone(),
+                            source: Source::File(norm),
+                        }),
+                        _ => {
+                            file_deps_ok = false;
+                            self.push("missing_input", &wpath, Part::Key, format!("stage `{}` reads missing file `{f}`", d.id), "here", Some("paths are relative to the workspace root".into()));
+                        }
+                    }
+                }
+                if !file_deps_ok {
+                    return None;
+                }
+                Some(StageDef {
+                    id: d.id.clone(),
+                    kind: factory.kind().into(),
+                    version: factory.version(),
+                    inputs,
+                    outputs: d.outputs.clone(),
+                    params: stage_params,
+                    config,
+                    action: Action::Builtin(Arc::from(stage)),
+                })
+            }
+            Err(e) => {
+                let mut p = wpath.clone();
+                for seg in &e.path {
+                    p = p.key(seg.clone());
+                }
+                let part = if e.path.is_empty() { Part::Key } else { Part::Value };
+                self.push("bad_param", &p, part, format!("stage `{}` ({}): {}", d.id, factory.kind(), e.message), "here", e.help.or_else(|| Some(format!("`mlcycle stages {}` lists its params", factory.kind()))));
+                None
+            }
+        }
+    }
+
+    fn use_param(&mut self, d: &Draft<'_>, key: &str, path: &YamlPath, into: &mut BTreeMap<String, Value>) {
+        match params::get(&self.params, key) {
+            Some(v) => {
+                into.insert(key.to_string(), v.clone());
+            }
+            None => {
+                let keys = params::all_keys(&self.params);
+                let mut help = did_you_mean(key, &keys);
+                if help.is_empty() {
+                    help = "declare it under the top-level `params:`".into();
+                }
+                self.push(
+                    "undefined_param",
+                    path,
+                    Part::Value,
+                    format!("stage `{}` reads param `{key}`, which is not defined", d.id),
+                    "undefined param",
+                    Some(help),
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &mut self,
+        d: &Draft<'_>,
+        template: &str,
+        path: &YamlPath,
+        inputs: &[Input],
+        outputs: &[Output],
+        quote: bool,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) -> Option<String> {
+        let pieces = match interp::parse(template) {
+            Ok(p) => p,
+            Err(e) => {
+                self.push("interpolation", path, Part::Value, format!("stage `{}`: {e}", d.id), "here", None);
+                return None;
+            }
+        };
+        let mut ok = true;
+        for p in &pieces {
+            if let Piece::Ref(ns, name) = p {
+                match ns {
+                    Namespace::Params => {
+                        let n = self.issues.len();
+                        self.use_param(d, name, path, stage_params);
+                        ok &= self.issues.len() == n;
+                    }
+                    Namespace::Inputs | Namespace::Outputs => {
+                        let names: Vec<&str> = if *ns == Namespace::Inputs {
+                            inputs.iter().map(|i| i.name.as_str()).collect()
+                        } else {
+                            outputs.iter().map(|o| o.name.as_str()).collect()
+                        };
+                        let count = names.iter().filter(|n| **n == name).count();
+                        if count != 1 {
+                            ok = false;
+                            let what = if count == 0 { "no" } else { "more than one" };
+                            let mut help = did_you_mean(name, &names);
+                            if help.is_empty() {
+                                help = if count > 1 {
+                                    "name the entries: `- NAME: path`".into()
+                                } else {
+                                    format!("known {}: {}", ns.as_str(), if names.is_empty() { "none".into() } else { names.join(", ") })
+                                };
+                            }
+                            self.push(
+                                "unknown_ref",
+                                path,
+                                Part::Value,
+                                format!("`${{{}.{name}}}` in stage `{}`: the stage has {what} {} named `{name}`", ns.as_str(), d.id, &ns.as_str()[..ns.as_str().len() - 1]),
+                                "here",
+                                Some(help),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let params = &self.params;
+        Some(interp::render(&pieces, |ns, name| {
+            let raw = match ns {
+                Namespace::Params => params::get(params, name).map(params::to_arg).unwrap_or_default(),
+                Namespace::Inputs => inputs.iter().find(|i| i.name == name).map(|i| i.path.clone()).unwrap_or_default(),
+                Namespace::Outputs => outputs.iter().find(|o| o.name == name).map(|o| o.path.clone()).unwrap_or_default(),
+            };
+            if quote {
+                shlex::try_quote(&raw).map(|c| c.into_owned()).unwrap_or(raw)
+            } else {
+                raw
+            }
+        }))
+    }
+
+    fn interpolate_with(&mut self, d: &Draft<'_>, v: &mut Value, path: &YamlPath, stage_params: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::String(s) if s.contains("${") => {
+                let pieces = match interp::parse(s) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.push("interpolation", path, Part::Value, format!("stage `{}`: {e}", d.id), "here", None);
+                        return;
+                    }
+                };
+                for p in &pieces {
+                    if let Piece::Ref(ns, name) = p {
+                        if *ns != Namespace::Params {
+                            self.push("interpolation", path, Part::Value, format!("stage `{}`: `with:` values may use `${{params.…}}` only", d.id), "here", Some("built-in stages receive their inputs through `inputs:`".into()));
+                            return;
+                        }
+                        let n = self.issues.len();
+                        self.use_param(d, name, path, stage_params);
+                        if self.issues.len() != n {
+                            return;
+                        }
+                    }
+                }
+                // A string that is exactly one reference keeps the param's type.
+                if let [Piece::Ref(Namespace::Params, name)] = pieces.as_slice() {
+                    *v = params::get(&self.params, name).cloned().unwrap_or(Value::Null);
+                } else {
+                    let params = &self.params;
+                    *v = Value::String(interp::render(&pieces, |_, name| {
+                        params::get(params, name).map(params::to_arg).unwrap_or_default()
+                    }));
+                }
+            }
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    self.interpolate_with(d, child, &path.key(k.clone()), stage_params);
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter_mut().enumerate() {
+                    self.interpolate_with(d, child, &path.index(i), stage_params);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn out_path(d: &Draft<'_>, oi: usize) -> YamlPath {
+    if d.is_run {
+        d.path.key("outs").index(oi)
+    } else {
+        d.path.key("uses")
+    }
+}
+
+/// The name a path gets when the user does not name it: its file name
+/// without the extension (`data/train.csv` → `train`).
+fn stem(p: &str) -> String {
+    let base = p.trim_end_matches('/').rsplit('/').next().unwrap_or(p);
+    match base.find('.') {
+        Some(0) | None => base.to_string(),
+        Some(i) => base[..i].to_string(),
+    }
+}
+
+/// Lexically normalizes a dependency path (`./a/../b` → `b`). Absolute paths
+/// and paths outside the workspace are allowed for reading.
+pub(crate) fn normalize_any(p: &str) -> Option<String> {
+    if p.trim().is_empty() {
+        return None;
+    }
+    let path = Path::new(p);
+    let mut parts: Vec<String> = Vec::new();
+    let absolute = path.is_absolute();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.last().is_some_and(|l| l != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..".into());
+                }
+            }
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let joined = parts.join("/");
+    Some(if absolute { format!("/{joined}") } else if joined.is_empty() { ".".into() } else { joined })
+}
+
+/// Normalizes an output path, refusing anything that would write outside
+/// the workspace: absolute paths, `..` escapes, and symlinked folders that
+/// lead out of it.
+pub(crate) fn normalize_output(root: &Path, p: &str) -> Result<String, String> {
+    if p.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if Path::new(p).is_absolute() {
+        return Err("is an absolute path".into());
+    }
+    let norm = normalize_any(p).ok_or("is empty")?;
+    if norm == "." {
+        return Err("is the workspace itself".into());
+    }
+    if norm == ".." || norm.starts_with("../") {
+        return Err("is outside the workspace".into());
+    }
+    if norm == ".mlcycle" || norm.starts_with(".mlcycle/") || norm == super::PIPELINE_FILE || norm == "mlcycle.lock" {
+        return Err("is a file mlcycle owns".into());
+    }
+    // Walk the existing part of the path: a symlink on the way may lead out.
+    let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut cur = root.to_path_buf();
+    for part in norm.split('/') {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
+                Ok(target) if target.starts_with(&canon_root) => {}
+                Ok(target) => {
+                    return Err(format!(
+                        "goes through symlink `{}`, which leads outside the workspace (to {})",
+                        cur.strip_prefix(root).unwrap_or(&cur).display(),
+                        target.display()
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "goes through symlink `{}`, which points nowhere",
+                        cur.strip_prefix(root).unwrap_or(&cur).display()
+                    ))
+                }
+            },
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems() {
+        assert_eq!(stem("data/train.csv"), "train");
+        assert_eq!(stem("out/features/"), "features");
+        assert_eq!(stem(".env"), ".env");
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize_any("./a/../b/c.txt").unwrap(), "b/c.txt");
+        assert_eq!(normalize_any("../x").unwrap(), "../x");
+        assert_eq!(normalize_any("/abs/./p").unwrap(), "/abs/p");
+    }
+
+    #[test]
+    fn refuses_outputs_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(normalize_output(dir.path(), "../x").is_err());
+        assert!(normalize_output(dir.path(), "a/../../x").is_err());
+        assert!(normalize_output(dir.path(), "/etc/passwd").is_err());
+        assert_eq!(normalize_output(dir.path(), "a/./b").unwrap(), "a/b");
+        std::os::unix::fs::symlink("/tmp", dir.path().join("link")).unwrap();
+        let e = normalize_output(dir.path(), "link/x").unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+    }
+}

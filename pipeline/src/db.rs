@@ -1,0 +1,332 @@
+//! The workspace database (`.mlcycle/mlcycle.db`, SQLite in WAL mode): run
+//! history with per-stage outcomes, and the file-hash memo.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::hash::{Digest, Memo, Stamp};
+use crate::summary::{RunSummary, StageResult};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("workspace database {path}: {source}")]
+#[diagnostic(
+    code(mlcycle::db),
+    help("the database holds run history and a hash memo; if it is damaged, delete it (history is lost, nothing else)")
+)]
+pub struct DbError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    command TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    duration_ms INTEGER,
+    ran INTEGER DEFAULT 0, fresh INTEGER DEFAULT 0, restored INTEGER DEFAULT 0,
+    failed INTEGER DEFAULT 0, skipped INTEGER DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS stage_runs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    stage TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS file_memo (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+";
+
+/// An open workspace database.
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One row of `mlcycle runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub command: String,
+    pub pipeline: String,
+    pub duration_ms: Option<i64>,
+    pub ran: i64,
+    pub fresh: i64,
+    pub restored: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+/// One stage of a recorded run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRow {
+    pub stage: String,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub reasons: Vec<String>,
+    pub detail: Option<String>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let err = |source| DbError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> DbError {
+        DbError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn load_memo(&self) -> Result<Memo, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, inode, hash FROM file_memo")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Stamp {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        inode: r.get::<_, i64>(3)? as u64,
+                    },
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (p, s, h) = row.map_err(|e| self.err(e))?;
+            map.insert(p, (s, h));
+        }
+        Ok(Memo::from_entries(map))
+    }
+
+    pub fn save_memo(&mut self, changed: Vec<(String, Stamp, Digest)>) -> Result<(), DbError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|e| DbError {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO file_memo (path, size, mtime_ns, inode, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
+                     inode=excluded.inode, hash=excluded.hash",
+                )
+                .map_err(|e| DbError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            for (p, s, h) in changed {
+                stmt.execute(params![p, s.size as i64, s.mtime_ns, s.inode as i64, h])
+                    .map_err(|e| DbError {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Records the start of a run and returns its id.
+    pub fn start_run(&self, command: &str, pipeline: &str) -> Result<i64, DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at, status, command, pipeline) VALUES (?1, 'running', ?2, ?3)",
+                params![now_rfc3339(), command, pipeline],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a finished (or interrupted) run with its stages.
+    pub fn finish_run(&mut self, id: i64, summary: &RunSummary) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let e = |source| DbError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let c = summary.counts();
+        tx.execute(
+            "UPDATE runs SET finished_at=?2, status=?3, duration_ms=?4, ran=?5, fresh=?6, restored=?7, failed=?8, skipped=?9 WHERE id=?1",
+            params![
+                id,
+                now_rfc3339(),
+                summary.status(),
+                summary.duration.as_millis() as i64,
+                c.ran as i64,
+                c.fresh as i64,
+                c.restored as i64,
+                c.failed as i64,
+                c.skipped as i64
+            ],
+        )
+        .map_err(e)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO stage_runs (run_id, stage, outcome, duration_ms, reasons, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(e)?;
+            for r in &summary.stages {
+                let reasons: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
+                stmt.execute(params![
+                    id,
+                    r.stage,
+                    r.outcome.label(),
+                    r.duration.as_millis() as i64,
+                    serde_json::to_string(&reasons).unwrap_or_default(),
+                    detail(r)
+                ])
+                .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped
+                 FROM runs ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], row_to_run)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<(RunRow, Vec<StageRow>)>, DbError> {
+        let run = self
+            .conn
+            .query_row(
+                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped FROM runs WHERE id=?1",
+                [id],
+                row_to_run,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(run) = run else { return Ok(None) };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT stage, outcome, duration_ms, reasons, detail FROM stage_runs WHERE run_id=?1 ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let stages = stmt
+            .query_map([id], |r| {
+                let reasons: String = r.get(3)?;
+                Ok(StageRow {
+                    stage: r.get(0)?,
+                    outcome: r.get(1)?,
+                    duration_ms: r.get(2)?,
+                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(Some((run, stages)))
+    }
+}
+
+fn detail(r: &StageResult) -> Option<String> {
+    r.outcome.detail()
+}
+
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        status: r.get(3)?,
+        command: r.get(4)?,
+        pipeline: r.get(5)?,
+        duration_ms: r.get(6)?,
+        ran: r.get(7)?,
+        fresh: r.get(8)?,
+        restored: r.get(9)?,
+        failed: r.get(10)?,
+        skipped: r.get(11)?,
+    })
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_shape() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert!(t.starts_with("20"));
+        assert!(t.ends_with('Z'));
+    }
+}

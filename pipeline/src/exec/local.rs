@@ -1,0 +1,625 @@
+//! The local executor: a coordinator thread and `jobs` worker threads.
+//!
+//! The coordinator owns the ready queue, the journal and the results; the
+//! workers fingerprint a stage, decide (fresh / restore / run), run it —
+//! built-ins in-process, `run:` stages as child processes in their own
+//! process group — and store its outputs in the cache.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::queue::DependencyQueue;
+use crate::cache::OutRecord;
+use crate::config::{Action, Pipeline, Source, StageDef};
+use crate::fingerprint::StaleReason;
+use crate::graph::StageGraph;
+use crate::hash::{Memo, Stamp};
+use crate::plan::{self, SharedMemo, Verdict};
+use crate::stage::RunContext;
+use crate::summary::{Outcome, RunSummary, StageResult};
+use crate::workspace::{LockEntry, LockFile, StateError, Workspace};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static CHILDREN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// Stops the current run: no new stage starts, and every running child
+/// process group gets SIGTERM, then SIGKILL after `grace`. Safe to call from
+/// a signal-handling thread.
+pub fn interrupt(grace: Duration) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    signal_children(libc::SIGTERM);
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        signal_children(libc::SIGKILL);
+    });
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn signal_children(sig: i32) {
+    let groups: Vec<i32> = CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    for pgid in groups {
+        // SAFETY: kill(2) has no memory-safety preconditions; the negative
+        // pid names the process group of a child this process spawned.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+fn register_child(pid: i32, add: bool) {
+    let mut g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let set = g.get_or_insert_with(HashSet::new);
+    if add {
+        set.insert(pid);
+    } else {
+        set.remove(&pid);
+    }
+}
+
+/// What the executor tells the user interface.
+pub trait Reporter: Send + Sync {
+    /// `total` stages are selected.
+    fn begin(&self, _total: usize) {}
+    /// A stage starts running (not called for fresh or restored stages).
+    fn started(&self, _stage: &str, _reasons: &[StaleReason]) {}
+    /// A line a running stage printed (`stderr`: on its error stream).
+    fn line(&self, _stage: &str, _line: &str, _stderr: bool) {}
+    fn finished(&self, _result: &StageResult) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub force: bool,
+    pub keep_going: bool,
+    /// Which stages to consider (from [`StageGraph::select`]).
+    pub selected: Vec<bool>,
+    /// Folder for this run's stage logs.
+    pub log_dir: PathBuf,
+    pub run_id: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] StateError),
+}
+
+/// The result of a run: its summary, the updated lock and memo.
+pub struct RunOutput {
+    pub summary: RunSummary,
+    pub lock: LockFile,
+    pub memo: Memo,
+}
+
+enum Msg {
+    Started(usize),
+    Done(usize, StageResult, Option<LockEntry>),
+}
+
+struct Job {
+    stage: usize,
+    /// (stage, output) → hash of upstream outputs, as produced in this run.
+    upstream: Vec<((usize, usize), String)>,
+    recorded: Option<LockEntry>,
+}
+
+/// Runs the selected stages of `p`.
+pub fn run(
+    ws: &Workspace,
+    p: &Pipeline,
+    graph: &StageGraph,
+    mut lock: LockFile,
+    memo: Memo,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutput, RunError> {
+    let start = Instant::now();
+    let n = p.stages.len();
+    let deps: Vec<Vec<usize>> = (0..n).map(|i| graph.upstream(i).collect()).collect();
+    let mut queue = DependencyQueue::new(&deps, graph.order(), &opts.selected);
+    let total = opts.selected.iter().filter(|s| **s).count();
+    reporter.begin(total);
+    let mut journal = ws.open_journal()?;
+    let memo = SharedMemo::new(memo);
+    // The record each stage presents downstream during this run.
+    let mut current: Vec<Option<LockEntry>> = p.stages.iter().map(|s| lock.stages.get(&s.id).cloned()).collect();
+    let mut results: Vec<StageResult> = Vec::with_capacity(total);
+    let jobs = opts.jobs.max(1);
+
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (msg_tx, msg_rx) = mpsc::channel::<Msg>();
+        for _ in 0..jobs.min(total.max(1)) {
+            let job_rx = job_rx.clone();
+            let msg_tx = msg_tx.clone();
+            let memo = &memo;
+            scope.spawn(move || loop {
+                let job = {
+                    let rx = job_rx.lock().unwrap_or_else(|e| e.into_inner());
+                    rx.recv()
+                };
+                let Ok(job) = job else { break };
+                let i = job.stage;
+                let (result, entry) = process(ws, p, job, memo, opts, reporter, &msg_tx);
+                if msg_tx.send(Msg::Done(i, result, entry)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(msg_tx);
+
+        let mut in_flight = 0usize;
+        let mut stopping = false;
+        let mut pending_skips: VecDeque<(usize, String)> = VecDeque::new();
+        loop {
+            if !stopping && interrupted() {
+                stopping = true;
+            }
+            while let Some((i, because)) = pending_skips.pop_front() {
+                let r = StageResult {
+                    stage: p.stages[i].id.clone(),
+                    outcome: Outcome::Skipped { because },
+                    duration: Duration::ZERO,
+                    reasons: vec![],
+                };
+                reporter.finished(&r);
+                results.push(r);
+            }
+            if stopping {
+                let why = if interrupted() { "run interrupted".to_string() } else { "run stopped after a failure".to_string() };
+                for i in queue.drain_unstarted() {
+                    pending_skips.push_back((i, why.clone()));
+                }
+                if !pending_skips.is_empty() {
+                    continue;
+                }
+            } else {
+                while in_flight < jobs {
+                    let Some(i) = queue.pop() else { break };
+                    let s = &p.stages[i];
+                    let mut upstream = Vec::new();
+                    for inp in &s.inputs {
+                        if let Source::Stage { stage, output } = inp.source {
+                            let path = &p.stages[stage].outputs[output].path;
+                            if let Some(h) = current[stage].as_ref().and_then(|e| e.outs.get(path)) {
+                                upstream.push(((stage, output), h.hash.clone()));
+                            }
+                        }
+                    }
+                    let job = Job {
+                        stage: i,
+                        upstream,
+                        recorded: lock.stages.get(&s.id).cloned(),
+                    };
+                    if job_tx.send(job).is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok(msg) = msg_rx.recv() else { break };
+            match msg {
+                Msg::Started(i) => {
+                    // Invalidate the record before the stage touches its outputs.
+                    journal.started(&p.stages[i].id).map_err(|source| StateError::Write {
+                        path: ws.journal_path(),
+                        source,
+                    })?;
+                }
+                Msg::Done(i, result, entry) => {
+                    in_flight -= 1;
+                    let failed = matches!(result.outcome, Outcome::Failed { .. });
+                    if let Some(e) = &entry {
+                        if !matches!(result.outcome, Outcome::Fresh) {
+                            journal.finished(&p.stages[i].id, e).map_err(|source| StateError::Write {
+                                path: ws.journal_path(),
+                                source,
+                            })?;
+                            lock.stages.insert(p.stages[i].id.clone(), e.clone());
+                        }
+                        current[i] = Some(e.clone());
+                    }
+                    if failed {
+                        lock.stages.remove(&p.stages[i].id);
+                        current[i] = None;
+                        for d in queue.cancel_dependents(i) {
+                            pending_skips.push_back((d, format!("upstream `{}` failed", p.stages[i].id)));
+                        }
+                        if !opts.keep_going {
+                            stopping = true;
+                        }
+                    } else {
+                        queue.finish(i);
+                    }
+                    reporter.finished(&result);
+                    results.push(result);
+                }
+            }
+        }
+        drop(job_tx);
+        Ok(())
+    })?;
+
+    // Forget stages that are no longer in the pipeline.
+    let ids: HashSet<&str> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    lock.stages.retain(|k, _| ids.contains(k.as_str()));
+    Ok(RunOutput {
+        summary: RunSummary {
+            run_id: opts.run_id,
+            interrupted: interrupted(),
+            duration: start.elapsed(),
+            stages: results,
+        },
+        lock,
+        memo: memo.into_inner(),
+    })
+}
+
+/// Assesses and, if needed, runs one stage (on a worker thread).
+fn process(
+    ws: &Workspace,
+    p: &Pipeline,
+    job: Job,
+    memo: &SharedMemo,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+    msg: &mpsc::Sender<Msg>,
+) -> (StageResult, Option<LockEntry>) {
+    let t0 = Instant::now();
+    let s = &p.stages[job.stage];
+    let fail = |error: String, tail: Vec<String>, log: Option<String>, reasons: Vec<StaleReason>| {
+        (
+            StageResult {
+                stage: s.id.clone(),
+                outcome: Outcome::Failed {
+                    error,
+                    stderr_tail: tail,
+                    log,
+                },
+                duration: t0.elapsed(),
+                reasons,
+            },
+            None,
+        )
+    };
+    let up = |stage: usize, output: usize| -> Option<String> {
+        job.upstream
+            .iter()
+            .find(|(k, _)| *k == (stage, output))
+            .map(|(_, h)| h.clone())
+    };
+    let fp = match plan::fingerprint(ws, p, s, memo, &up) {
+        Ok(fp) => fp,
+        Err(e) => return fail(e.to_string(), vec![], None, vec![]),
+    };
+    let a = plan::assess(ws, p, s, fp, job.recorded.as_ref(), memo, opts.force);
+    let done = |outcome: Outcome, entry: LockEntry, reasons: Vec<StaleReason>| {
+        (
+            StageResult {
+                stage: s.id.clone(),
+                outcome,
+                duration: t0.elapsed(),
+                reasons,
+            },
+            Some(entry),
+        )
+    };
+    match a.verdict {
+        Verdict::Fresh => {
+            let entry = job.recorded.clone().expect("a fresh stage has a record");
+            return done(Outcome::Fresh, entry, vec![]);
+        }
+        Verdict::Restore(entry) => {
+            let mut ok = true;
+            for (path, rec) in &entry.outs {
+                let abs = ws.root.join(path);
+                if let Err(e) = ws.cache.restore(rec, &abs) {
+                    tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
+                    ok = false;
+                    break;
+                }
+                record_stamp(memo, &ws.root, path, rec);
+            }
+            if ok {
+                let mut entry = entry;
+                entry.fingerprint = a.fingerprint;
+                return done(Outcome::Restored, entry, a.reasons);
+            }
+        }
+        Verdict::Run => {}
+    }
+    if interrupted() {
+        return (
+            StageResult {
+                stage: s.id.clone(),
+                outcome: Outcome::Skipped {
+                    because: "run interrupted".into(),
+                },
+                duration: Duration::ZERO,
+                reasons: a.reasons,
+            },
+            None,
+        );
+    }
+
+    // Run it.
+    let _ = msg.send(Msg::Started(job.stage));
+    reporter.started(&s.id, &a.reasons);
+    for o in &s.outputs {
+        let abs = ws.root.join(&o.path);
+        let removed = match fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&abs),
+            Ok(_) => fs::remove_file(&abs),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = removed {
+            return fail(format!("cannot remove old output `{}`: {e}", o.path), vec![], None, a.reasons);
+        }
+        if let Some(parent) = abs.parent() {
+            if let Err(e) = fs::create_dir_all(parent) {
+                return fail(format!("cannot create folder for output `{}`: {e}", o.path), vec![], None, a.reasons);
+            }
+        }
+    }
+    let log_path = opts.log_dir.join(format!("{}.log", s.id));
+    let log_shown = log_path
+        .strip_prefix(&ws.root)
+        .unwrap_or(&log_path)
+        .display()
+        .to_string();
+    let res = match &s.action {
+        Action::Command { argv, shell, env } => run_command(ws, s, argv, *shell, env, &log_path, reporter),
+        Action::Builtin(stage) => run_builtin(ws, s, stage.as_ref(), &log_path, reporter),
+    };
+    if let Err((error, tail)) = res {
+        return fail(error, tail, Some(log_shown), a.reasons);
+    }
+
+    // Store the outputs.
+    let mut outs = std::collections::BTreeMap::new();
+    for o in &s.outputs {
+        let abs = ws.root.join(&o.path);
+        let meta = match fs::metadata(&abs) {
+            Ok(m) => m,
+            Err(_) => {
+                return fail(
+                    format!("the stage succeeded but did not write its declared output `{}`", o.path),
+                    vec![],
+                    Some(log_shown),
+                    a.reasons,
+                )
+            }
+        };
+        let stored = if meta.is_dir() {
+            ws.cache.store_dir(&abs)
+        } else {
+            ws.cache.store_file(&abs).map(|(hash, size)| {
+                if let Ok(after) = fs::metadata(&abs) {
+                    if Stamp::of(&after) == Stamp::of(&meta) {
+                        memo.record(&o.path, Stamp::of(&after), hash.clone());
+                    }
+                }
+                OutRecord { hash, size, dir: false }
+            })
+        };
+        match stored {
+            Ok(rec) => {
+                outs.insert(o.path.clone(), rec);
+            }
+            Err(e) => return fail(format!("cannot store output `{}` in the cache: {e}", o.path), vec![], Some(log_shown), a.reasons),
+        }
+    }
+    let entry = LockEntry {
+        key: a.key,
+        fingerprint: a.fingerprint,
+        outs,
+    };
+    if let Err(e) = ws.save_run_cache(&entry) {
+        tracing::warn!(stage = %s.id, error = %e, "Could not save the run-cache entry.");
+    }
+    done(Outcome::Ran, entry, a.reasons)
+}
+
+fn record_stamp(memo: &SharedMemo, root: &Path, path: &str, rec: &OutRecord) {
+    if rec.dir {
+        return;
+    }
+    if let Ok(m) = fs::metadata(root.join(path)) {
+        memo.record(path, Stamp::of(&m), rec.hash.clone());
+    }
+}
+
+type Failure = (String, Vec<String>);
+
+const TAIL_LINES: usize = 20;
+
+fn open_log(path: &Path) -> Result<File, Failure> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| (format!("cannot create log folder {}: {e}", parent.display()), vec![]))?;
+    }
+    File::create(path).map_err(|e| (format!("cannot create log {}: {e}", path.display()), vec![]))
+}
+
+fn run_command(
+    ws: &Workspace,
+    s: &StageDef,
+    argv: &[String],
+    shell: bool,
+    env: &[(String, String)],
+    log_path: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    let log = Arc::new(Mutex::new(open_log(log_path)?));
+    let mut cmd = if shell {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(&argv[0]);
+        c
+    } else {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    cmd.current_dir(&ws.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .env("MLCYCLE_STAGE", &s.id)
+        .env("MLCYCLE_WORKSPACE", &ws.root)
+        .env(
+            "MLCYCLE_PARAMS",
+            serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into()),
+        );
+    for inp in &s.inputs {
+        cmd.env(format!("MLCYCLE_IN_{}", env_name(&inp.name)), &inp.path);
+    }
+    for o in &s.outputs {
+        cmd.env(format!("MLCYCLE_OUT_{}", env_name(&o.name)), &o.path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if interrupted() {
+        return Err(("run interrupted".into(), vec![]));
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let prog = if shell { "sh".to_string() } else { argv[0].clone() };
+        (format!("cannot start `{prog}`: {e}"), vec![])
+    })?;
+    let pid = child.id() as i32;
+    register_child(pid, true);
+    if interrupted() {
+        signal_children(libc::SIGTERM);
+    }
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let status = std::thread::scope(|sc| {
+        if let Some(out) = stdout {
+            let log = log.clone();
+            sc.spawn(move || pump(out, &s.id, false, &log, None, reporter));
+        }
+        if let Some(err) = stderr {
+            let log = log.clone();
+            let tail = tail.clone();
+            sc.spawn(move || pump(err, &s.id, true, &log, Some(&tail), reporter));
+        }
+        child.wait()
+    });
+    register_child(pid, false);
+    let tail: Vec<String> = tail.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+    let status = status.map_err(|e| (format!("cannot wait for the command: {e}"), tail.clone()))?;
+    if status.success() {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let why = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("command exited with code {c}"),
+        (None, Some(sig)) if interrupted() => format!("command stopped by signal {sig} (run interrupted)"),
+        (None, Some(sig)) => format!("command killed by signal {sig}"),
+        _ => "command failed".to_string(),
+    };
+    Err((why, tail))
+}
+
+fn pump(
+    stream: impl Read,
+    stage: &str,
+    is_err: bool,
+    log: &Mutex<File>,
+    tail: Option<&Mutex<VecDeque<String>>>,
+    reporter: &dyn Reporter,
+) {
+    let mut r = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        {
+            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(f, "{}{}", if is_err { "! " } else { "  " }, line);
+        }
+        if let Some(t) = tail {
+            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line.to_string());
+        }
+        reporter.line(stage, line, is_err);
+    }
+}
+
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+fn run_builtin(
+    ws: &Workspace,
+    s: &StageDef,
+    stage: &dyn crate::stage::Stage,
+    log_path: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), Failure> {
+    let log = Mutex::new(open_log(log_path)?);
+    let logger = |line: &str| {
+        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "  {line}");
+        reporter.line(&s.id, line, false);
+    };
+    let ctx = RunContext {
+        stage: &s.id,
+        workspace: &ws.root,
+        inputs: s.inputs.iter().map(|i| (i.key.clone(), ws.root.join(&i.path))).collect(),
+        outputs: s.outputs.iter().map(|o| (o.name.clone(), ws.root.join(&o.path))).collect(),
+        log: &logger,
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.run(&ctx))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            let msg = match &e.help {
+                Some(h) => format!("{} (help: {h})", e.message),
+                None => e.message.clone(),
+            };
+            Err((msg, vec![]))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err((format!("the stage panicked: {what}"), vec![]))
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Executing a plan: the ready queue and the local executor.
+
+pub mod local;
+pub mod queue;
+
+pub use local::{interrupt, interrupted, run, Reporter, RunError, RunOptions, RunOutput};
+pub use queue::DependencyQueue;

@@ -1,0 +1,279 @@
+//! Stage fingerprints, and the reasons a stage is stale.
+//!
+//! A [`StageFingerprint`] holds everything a stage's result depends on. Its
+//! key is the BLAKE3 hash of its canonical JSON. When the key differs from
+//! the recorded one, [`StageFingerprint::diff`] says why, field by field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::hash::Digest;
+
+/// Bumped when the fingerprint's layout changes; old records then read as
+/// "fingerprint format changed" and their stages rerun.
+pub const FINGERPRINT_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageFingerprint {
+    pub schema: u32,
+    pub kind: String,
+    pub version: u32,
+    /// Command template and env (`run:` stages) or checked `with:` params.
+    #[serde(default)]
+    pub config: BTreeMap<String, Value>,
+    /// Param key → value, for the params the stage reads.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// Input key → content hash.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Digest>,
+    /// Declared output paths.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+}
+
+impl StageFingerprint {
+    /// The fingerprint's key: BLAKE3 of its canonical JSON.
+    pub fn key(&self) -> Digest {
+        let bytes = serde_json::to_vec(self).expect("fingerprints serialize");
+        crate::hash::hash_bytes(&bytes)
+    }
+
+    /// Every difference from `old` (the recorded fingerprint) to `self`.
+    /// `upstream` names the stage that produces an input, for messages.
+    pub fn diff(&self, old: &StageFingerprint, upstream: &dyn Fn(&str) -> Option<String>) -> Vec<StaleReason> {
+        let mut out = Vec::new();
+        if old.schema != self.schema {
+            out.push(StaleReason::FormatChanged);
+            return out;
+        }
+        if old.kind != self.kind {
+            out.push(StaleReason::KindChanged {
+                old: old.kind.clone(),
+                new: self.kind.clone(),
+            });
+        } else if old.version != self.version {
+            out.push(StaleReason::ImplementationChanged {
+                old: old.version,
+                new: self.version,
+            });
+        }
+        for (k, v) in &self.config {
+            match old.config.get(k) {
+                Some(o) if o == v => {}
+                o => diff_values(k, o, Some(v), &mut out),
+            }
+        }
+        for (k, o) in &old.config {
+            if !self.config.contains_key(k) {
+                diff_values(k, Some(o), None, &mut out);
+            }
+        }
+        for (k, v) in &self.params {
+            match old.params.get(k) {
+                Some(o) if o == v => {}
+                o => out.push(StaleReason::ParamChanged {
+                    key: k.clone(),
+                    old: o.map(show),
+                    new: Some(show(v)),
+                }),
+            }
+        }
+        for (k, o) in &old.params {
+            if !self.params.contains_key(k) {
+                out.push(StaleReason::ParamChanged {
+                    key: k.clone(),
+                    old: Some(show(o)),
+                    new: None,
+                });
+            }
+        }
+        for (k, h) in &self.inputs {
+            match old.inputs.get(k) {
+                Some(o) if o == h => {}
+                Some(_) => out.push(match upstream(k) {
+                    Some(stage) => StaleReason::InputChanged {
+                        input: k.clone(),
+                        upstream: stage,
+                    },
+                    None => StaleReason::FileChanged { path: k.clone() },
+                }),
+                None => out.push(StaleReason::InputAdded { input: k.clone() }),
+            }
+        }
+        for k in old.inputs.keys() {
+            if !self.inputs.contains_key(k) {
+                out.push(StaleReason::InputRemoved { input: k.clone() });
+            }
+        }
+        if old.outputs != self.outputs {
+            out.push(StaleReason::OutputsChanged);
+        }
+        if out.is_empty() {
+            out.push(StaleReason::FormatChanged);
+        }
+        out
+    }
+}
+
+fn show(v: &Value) -> String {
+    v.to_string()
+}
+
+fn diff_values(prefix: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<StaleReason>) {
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            for (k, v) in b {
+                let p = format!("{prefix}.{k}");
+                match a.get(k) {
+                    Some(o) if o == v => {}
+                    o => diff_values(&p, o, Some(v), out),
+                }
+            }
+            for (k, o) in a {
+                if !b.contains_key(k) {
+                    diff_values(&format!("{prefix}.{k}"), Some(o), None, out);
+                }
+            }
+        }
+        _ => out.push(StaleReason::ConfigChanged {
+            field: prefix.to_string(),
+            old: old.map(show),
+            new: new.map(show),
+        }),
+    }
+}
+
+/// Why a stage must run (or, for status, would run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StaleReason {
+    /// No record of the stage: it never ran here.
+    FirstRun,
+    /// `--force` was given.
+    Forced,
+    /// The record was written by another fingerprint format.
+    FormatChanged,
+    KindChanged { old: String, new: String },
+    ImplementationChanged { old: u32, new: u32 },
+    ParamChanged { key: String, old: Option<String>, new: Option<String> },
+    /// The command, env or a `with:` value changed.
+    ConfigChanged { field: String, old: Option<String>, new: Option<String> },
+    /// An input produced by another stage has new content.
+    InputChanged { input: String, upstream: String },
+    /// A file the stage reads changed.
+    FileChanged { path: String },
+    InputAdded { input: String },
+    InputRemoved { input: String },
+    OutputsChanged,
+    OutputMissing { path: String },
+    OutputModified { path: String },
+    /// (status only) an upstream stage will rerun, which may change this
+    /// stage's inputs.
+    UpstreamStale { upstream: String },
+}
+
+impl fmt::Display for StaleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".into());
+        match self {
+            StaleReason::FirstRun => write!(f, "first run"),
+            StaleReason::Forced => write!(f, "forced"),
+            StaleReason::FormatChanged => write!(f, "recorded fingerprint has another format"),
+            StaleReason::KindChanged { old, new } => write!(f, "stage kind changed: {old} -> {new}"),
+            StaleReason::ImplementationChanged { old, new } => {
+                write!(f, "stage implementation changed: version {old} -> {new}")
+            }
+            StaleReason::ParamChanged { key, old, new } => match (old, new) {
+                (Some(o), Some(n)) => write!(f, "param `{key}` changed: {o} -> {n}"),
+                (None, _) => write!(f, "param `{key}` is now read"),
+                (_, None) => write!(f, "param `{key}` is no longer read"),
+            },
+            StaleReason::ConfigChanged { field, old, new } => match field.as_str() {
+                "run" => write!(f, "command changed: {} -> {}", opt(old), opt(new)),
+                _ => match field.strip_prefix("with.") {
+                    Some(k) => write!(f, "param `{k}` changed: {} -> {}", opt(old), opt(new)),
+                    None => write!(f, "`{field}` changed: {} -> {}", opt(old), opt(new)),
+                },
+            },
+            StaleReason::InputChanged { input, upstream } => {
+                write!(f, "input `{input}` changed (stage `{upstream}` produced new output)")
+            }
+            StaleReason::FileChanged { path } => write!(f, "file `{path}` changed"),
+            StaleReason::InputAdded { input } => write!(f, "new input `{input}`"),
+            StaleReason::InputRemoved { input } => write!(f, "input `{input}` removed"),
+            StaleReason::OutputsChanged => write!(f, "declared outputs changed"),
+            StaleReason::OutputMissing { path } => write!(f, "output `{path}` missing"),
+            StaleReason::OutputModified { path } => write!(f, "output `{path}` modified"),
+            StaleReason::UpstreamStale { upstream } => write!(f, "upstream `{upstream}` will rerun"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fp() -> StageFingerprint {
+        StageFingerprint {
+            schema: FINGERPRINT_SCHEMA,
+            kind: "command".into(),
+            version: 0,
+            config: [("run".to_string(), json!("python train.py"))].into(),
+            params: [("train.lr".to_string(), json!(0.01))].into(),
+            inputs: [("prep.data".to_string(), "aa".to_string()), ("train.py".to_string(), "bb".to_string())].into(),
+            outputs: vec!["model.bin".into()],
+        }
+    }
+
+    #[test]
+    fn same_fingerprint_same_key() {
+        assert_eq!(fp().key(), fp().key());
+        let mut other = fp();
+        other.params.insert("train.lr".into(), json!(0.1));
+        assert_ne!(fp().key(), other.key());
+    }
+
+    #[test]
+    fn diff_lists_every_reason() {
+        let old = fp();
+        let mut new = fp();
+        new.params.insert("train.lr".into(), json!(0.1));
+        new.inputs.insert("prep.data".into(), "cc".into());
+        new.inputs.insert("train.py".into(), "dd".into());
+        new.config.insert("run".into(), json!("python train2.py"));
+        let up = |k: &str| (k == "prep.data").then(|| "prep".to_string());
+        let reasons: Vec<String> = new.diff(&old, &up).iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "command changed: \"python train.py\" -> \"python train2.py\"",
+                "param `train.lr` changed: 0.01 -> 0.1",
+                "input `prep.data` changed (stage `prep` produced new output)",
+                "file `train.py` changed",
+            ]
+        );
+    }
+
+    #[test]
+    fn with_params_diff_by_key() {
+        let mut old = fp();
+        old.config.insert("with".into(), json!({"alpha": 1, "beta": 2}));
+        let mut new = old.clone();
+        new.config.insert("with".into(), json!({"alpha": 3, "beta": 2}));
+        let r = new.diff(&old, &|_| None);
+        assert_eq!(r[0].to_string(), "param `alpha` changed: 1 -> 3");
+    }
+
+    #[test]
+    fn version_bump_is_reported() {
+        let old = fp();
+        let mut new = fp();
+        new.version = 2;
+        assert_eq!(new.diff(&old, &|_| None)[0].to_string(), "stage implementation changed: version 0 -> 2");
+    }
+}

@@ -1,0 +1,299 @@
+//! The stage DAG on petgraph: order, target selection, and rendering.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Dfs, EdgeRef, Reversed};
+use petgraph::Direction;
+
+use crate::config::{Pipeline, Source};
+
+/// A directed cycle in `deps` (stage → the stages it reads), as stage
+/// indices in dependency order, if there is one.
+pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // Iterative DFS with colours; the stack holds the current path.
+    let n = deps.len();
+    let mut colour = vec![0u8; n]; // 0 new, 1 on path, 2 done
+    for start in 0..n {
+        if colour[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        colour[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = deps[node].get(*next) {
+                *next += 1;
+                match colour[dep] {
+                    0 => {
+                        colour[dep] = 1;
+                        stack.push((dep, 0));
+                    }
+                    1 => {
+                        let pos = stack.iter().position(|(s, _)| *s == dep).unwrap_or(0);
+                        // The path runs dependent → dependency; show it in
+                        // data-flow order: each stage feeds the next.
+                        let mut cycle: Vec<usize> = stack[pos..].iter().map(|(s, _)| *s).collect();
+                        cycle.reverse();
+                        // Start at the first-declared stage, for stable messages.
+                        let min = cycle.iter().enumerate().min_by_key(|(_, s)| **s).map(|(i, _)| i).unwrap_or(0);
+                        cycle.rotate_left(min);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+/// The sealed DAG of a validated pipeline. Edges run from producer to consumer.
+#[derive(Debug)]
+pub struct StageGraph {
+    graph: DiGraph<usize, ()>,
+    order: Vec<usize>,
+}
+
+/// A stage name given on the command line that the pipeline lacks.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the pipeline has no stage `{name}`")]
+#[diagnostic(code(mlcycle::graph::unknown_stage))]
+pub struct UnknownTarget {
+    pub name: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+impl StageGraph {
+    /// Builds the graph. The pipeline was checked for cycles on load.
+    pub fn build(p: &Pipeline) -> Self {
+        let mut graph = DiGraph::with_capacity(p.stages.len(), p.stages.len());
+        for i in 0..p.stages.len() {
+            graph.add_node(i);
+        }
+        for (i, s) in p.stages.iter().enumerate() {
+            let mut seen = BTreeSet::new();
+            for input in &s.inputs {
+                if let Source::Stage { stage, .. } = input.source {
+                    if seen.insert(stage) {
+                        graph.add_edge(NodeIndex::new(stage), NodeIndex::new(i), ());
+                    }
+                }
+            }
+        }
+        let order = declaration_topo_order(&graph);
+        Self { graph, order }
+    }
+
+    /// Every stage, producers before consumers.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// The stages `i` reads from.
+    pub fn upstream(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+            .map(|n| n.index())
+    }
+
+    /// The stages that read from `i`.
+    pub fn downstream(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            .map(|n| n.index())
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// The stages to consider for a run of `targets` (all when empty): each
+    /// target and what it needs, plus what depends on it with `downstream`.
+    pub fn select(
+        &self,
+        p: &Pipeline,
+        targets: &[String],
+        downstream: bool,
+    ) -> Result<Vec<bool>, UnknownTarget> {
+        let n = self.len();
+        if targets.is_empty() {
+            return Ok(vec![true; n]);
+        }
+        let mut keep = vec![false; n];
+        for t in targets {
+            let Some(i) = p.stage_index(t) else {
+                let help = crate::suggest::closest(t, p.stages.iter().map(|s| s.id.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| Some("`mlcycle dag --format text` lists the stages".into()));
+                return Err(UnknownTarget {
+                    name: t.clone(),
+                    help,
+                });
+            };
+            let start = NodeIndex::new(i);
+            let rev = Reversed(&self.graph);
+            let mut dfs = Dfs::new(rev, start);
+            while let Some(nx) = dfs.next(rev) {
+                keep[nx.index()] = true;
+            }
+            if downstream {
+                let mut dfs = Dfs::new(&self.graph, start);
+                while let Some(nx) = dfs.next(&self.graph) {
+                    keep[nx.index()] = true;
+                    // What a downstream stage needs must run too.
+                    let mut up = Dfs::new(rev, nx);
+                    while let Some(u) = up.next(rev) {
+                        keep[u.index()] = true;
+                    }
+                }
+            }
+        }
+        Ok(keep)
+    }
+
+    /// Mermaid flowchart (renders on GitHub).
+    pub fn mermaid(&self, p: &Pipeline) -> String {
+        let mut s = String::from("flowchart TD\n");
+        for (i, st) in p.stages.iter().enumerate() {
+            let _ = writeln!(s, "    n{i}[\"{}<br/><i>{}</i>\"]", escape_mermaid(&st.id), escape_mermaid(&st.kind));
+        }
+        for e in self.edges(p) {
+            let _ = writeln!(s, "    n{} -->|{}| n{}", e.0, escape_mermaid(&e.2), e.1);
+        }
+        s
+    }
+
+    /// Graphviz dot.
+    pub fn dot(&self, p: &Pipeline) -> String {
+        let mut s = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n", escape_dot(&p.name));
+        for st in &p.stages {
+            let _ = writeln!(s, "    \"{}\" [label=\"{}\\n{}\"];", escape_dot(&st.id), escape_dot(&st.id), escape_dot(&st.kind));
+        }
+        for (a, b, label) in self.edges(p) {
+            let _ = writeln!(
+                s,
+                "    \"{}\" -> \"{}\" [label=\"{}\"];",
+                escape_dot(&p.stages[a].id),
+                escape_dot(&p.stages[b].id),
+                escape_dot(&label)
+            );
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// Plain text: stages in run order, each with what it reads.
+    pub fn text(&self, p: &Pipeline) -> String {
+        let mut s = String::new();
+        for &i in &self.order {
+            let st = &p.stages[i];
+            let _ = write!(s, "{} ({})", st.id, st.kind);
+            let ups: Vec<String> = st
+                .inputs
+                .iter()
+                .map(|inp| match inp.source {
+                    Source::Stage { stage, output } => {
+                        format!("{}.{}", p.stages[stage].id, p.stages[stage].outputs[output].name)
+                    }
+                    Source::File(ref f) => f.clone(),
+                })
+                .collect();
+            if !ups.is_empty() {
+                let _ = write!(s, " <- {}", ups.join(", "));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// (producer, consumer, "port" label) for every edge, in a stable order.
+    fn edges(&self, p: &Pipeline) -> Vec<(usize, usize, String)> {
+        let mut out: Vec<(usize, usize, String)> = self
+            .graph
+            .edge_references()
+            .map(|e| {
+                let (a, b) = (e.source().index(), e.target().index());
+                let ports: BTreeSet<&str> = p.stages[b]
+                    .inputs
+                    .iter()
+                    .filter_map(|inp| match inp.source {
+                        Source::Stage { stage, output } if stage == a => Some(p.stages[a].outputs[output].name.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                (a, b, ports.into_iter().collect::<Vec<_>>().join(", "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Kahn's algorithm, always taking the first-declared ready stage, so
+/// independent stages keep the order they have in the file.
+fn declaration_topo_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = graph.node_count();
+    let mut indeg: Vec<usize> = (0..n)
+        .map(|i| graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).count())
+        .collect();
+    let mut heap: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = heap.pop() {
+        order.push(i);
+        for d in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            indeg[d.index()] -= 1;
+            if indeg[d.index()] == 0 {
+                heap.push(Reverse(d.index()));
+            }
+        }
+    }
+    if order.len() < n {
+        // Unreachable for a validated pipeline (cycles are refused on load).
+        order.extend((0..n).filter(|i| !order.contains(i)));
+    }
+    order
+}
+
+fn escape_mermaid(s: &str) -> String {
+    s.replace('"', "#quot;")
+}
+
+fn escape_dot(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_cycle;
+
+    #[test]
+    fn finds_the_whole_cycle() {
+        // 0 <- 1 <- 2 <- 0 (each reads the previous)
+        let deps = vec![vec![2], vec![0], vec![1], vec![]];
+        let c = find_cycle(&deps).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn no_cycle_in_a_diamond() {
+        let deps = vec![vec![], vec![0], vec![0], vec![1, 2]];
+        assert!(find_cycle(&deps).is_none());
+    }
+
+    #[test]
+    fn self_loop() {
+        assert_eq!(find_cycle(&[vec![0]]).unwrap(), vec![0]);
+    }
+}

@@ -1,0 +1,155 @@
+//! Content hashing (BLAKE3) and the file-hash memo.
+//!
+//! Large files are memory-mapped and hashed on all cores. The memo maps a
+//! path to the (size, mtime, inode) it had when it was last hashed, so an
+//! untouched file is never read again.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Files at least this large are hashed memory-mapped on several threads.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+
+/// A content hash, as 64 lowercase hex digits.
+pub type Digest = String;
+
+/// Hashes a file's content.
+pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    let meta = std::fs::metadata(path)?;
+    let mut hasher = blake3::Hasher::new();
+    if meta.len() >= MMAP_THRESHOLD {
+        hasher.update_mmap_rayon(path)?;
+    } else {
+        let mut f = File::open(path)?;
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Hashes bytes.
+pub fn hash_bytes(bytes: &[u8]) -> Digest {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// What identifies an unchanged file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+            inode: meta.ino(),
+        }
+    }
+}
+
+/// Path → (stamp, hash) of files hashed before.
+#[derive(Debug, Default)]
+pub struct Memo {
+    entries: HashMap<String, (Stamp, Digest)>,
+    changed: HashMap<String, (Stamp, Digest)>,
+}
+
+impl Memo {
+    pub fn from_entries(entries: HashMap<String, (Stamp, Digest)>) -> Self {
+        Self {
+            entries,
+            changed: HashMap::new(),
+        }
+    }
+
+    /// The hash of the file at `abs` (memo key `key`), read only when its
+    /// stamp differs from the memo's. `meta` may be passed when known.
+    pub fn hash(&mut self, key: &str, abs: &Path, meta: Option<std::fs::Metadata>) -> io::Result<Digest> {
+        let meta = match meta {
+            Some(m) => m,
+            None => std::fs::metadata(abs)?,
+        };
+        let stamp = Stamp::of(&meta);
+        if let Some((s, h)) = self.entries.get(key) {
+            if *s == stamp && !racy(&stamp) {
+                return Ok(h.clone());
+            }
+        }
+        let h = hash_file(abs)?;
+        self.record(key, stamp, h.clone());
+        Ok(h)
+    }
+
+    /// The memoized hash for `key`, if its stamp still matches.
+    pub fn lookup(&self, key: &str, stamp: &Stamp) -> Option<Digest> {
+        match self.entries.get(key) {
+            Some((s, h)) if s == stamp && !racy(stamp) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    /// Records a hash known to be right for the stamp.
+    pub fn record(&mut self, key: &str, stamp: Stamp, hash: Digest) {
+        self.entries.insert(key.to_string(), (stamp, hash.clone()));
+        self.changed.insert(key.to_string(), (stamp, hash));
+    }
+
+    /// Entries added or updated since loading, for saving.
+    pub fn take_changed(&mut self) -> Vec<(String, Stamp, Digest)> {
+        self.changed.drain().map(|(k, (s, h))| (k, s, h)).collect()
+    }
+}
+
+/// On a filesystem with whole-second mtimes, a file modified within the last
+/// 2 seconds could be modified again within the same tick without its stamp
+/// changing; don't trust the memo for it (git's "racy clean"). Sub-second
+/// mtimes show a fine-grained filesystem, where the window is negligible.
+fn racy(stamp: &Stamp) -> bool {
+    if stamp.mtime_ns % 1_000_000_000 != 0 {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    now - stamp.mtime_ns < 2_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_skips_unchanged_and_catches_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, "one").unwrap();
+        let mut memo = Memo::default();
+        let h1 = memo.hash("a.txt", &f, None).unwrap();
+        assert_eq!(h1, hash_bytes(b"one"));
+        std::fs::write(&f, "two!").unwrap();
+        let h2 = memo.hash("a.txt", &f, None).unwrap();
+        assert_eq!(h2, hash_bytes(b"two!"));
+    }
+
+    #[test]
+    fn large_files_hash_the_same_as_small_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("big.bin");
+        let data: Vec<u8> = (0..3 * MMAP_THRESHOLD as usize).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&f, &data).unwrap();
+        assert_eq!(hash_file(&f).unwrap(), hash_bytes(&data));
+    }
+}

@@ -1,0 +1,289 @@
+//! Freshness: for each stage, whether its recorded result still holds, can
+//! be restored from the run-cache, or must be recomputed — and why.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::cache::ManifestEntry;
+use crate::config::{Pipeline, Source, StageDef};
+use crate::fingerprint::{StageFingerprint, StaleReason, FINGERPRINT_SCHEMA};
+use crate::graph::StageGraph;
+use crate::hash::{Digest, Memo, Stamp};
+use crate::workspace::{LockEntry, LockFile, Workspace};
+
+/// What to do with a stage.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Fresh,
+    /// Outputs for this exact fingerprint are in the run-cache.
+    Restore(LockEntry),
+    Run,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub fingerprint: StageFingerprint,
+    pub key: Digest,
+    pub verdict: Verdict,
+    pub reasons: Vec<StaleReason>,
+}
+
+/// The memo, shared by worker threads.
+#[derive(Debug, Default)]
+pub struct SharedMemo(pub Mutex<Memo>);
+
+impl SharedMemo {
+    pub fn new(m: Memo) -> Self {
+        Self(Mutex::new(m))
+    }
+
+    pub fn into_inner(self) -> Memo {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The content hash of a workspace path (file or folder).
+    pub fn hash_path(&self, root: &Path, rel: &str) -> io::Result<(Digest, u64, bool)> {
+        let abs = root.join(rel);
+        let meta = std::fs::metadata(&abs)?;
+        if meta.is_dir() {
+            let mut entries = Vec::new();
+            let mut total = 0;
+            for (r, a) in crate::cache::walk_files(&abs)? {
+                let m = std::fs::metadata(&a)?;
+                let key = format!("{rel}/{r}");
+                let hash = self.hash_file(&key, &a, m.clone())?;
+                total += m.len();
+                entries.push(ManifestEntry {
+                    path: r,
+                    hash,
+                    size: m.len(),
+                    exec: m.permissions().mode() & 0o111 != 0,
+                });
+            }
+            let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
+            Ok((crate::hash::hash_bytes(&manifest), total, true))
+        } else {
+            let size = meta.len();
+            Ok((self.hash_file(rel, &abs, meta)?, size, false))
+        }
+    }
+
+    fn hash_file(&self, key: &str, abs: &Path, meta: std::fs::Metadata) -> io::Result<Digest> {
+        let stamp = Stamp::of(&meta);
+        {
+            let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = memo.lookup(key, &stamp) {
+                return Ok(h);
+            }
+        }
+        // Hash without holding the lock, so threads hash in parallel.
+        let h = crate::hash::hash_file(abs)?;
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(key, stamp, h.clone());
+        Ok(h)
+    }
+
+    pub fn record(&self, key: &str, stamp: Stamp, hash: Digest) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(key, stamp, hash);
+    }
+}
+
+/// An input that vanished between validation and use.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read input `{path}`: {source}")]
+pub struct InputError {
+    pub path: String,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Computes the fingerprint of stage `s`. `upstream` gives the content hash
+/// of another stage's output (None when that stage has no result yet).
+pub fn fingerprint(
+    ws: &Workspace,
+    p: &Pipeline,
+    s: &StageDef,
+    memo: &SharedMemo,
+    upstream: &dyn Fn(usize, usize) -> Option<Digest>,
+) -> Result<StageFingerprint, InputError> {
+    let mut inputs = BTreeMap::new();
+    for inp in &s.inputs {
+        let h = match inp.source {
+            Source::Stage { stage, output } => upstream(stage, output).unwrap_or_default(),
+            Source::File(ref f) => {
+                let root = if Path::new(f).is_absolute() { Path::new("/") } else { ws.root.as_path() };
+                memo.hash_path(root, f)
+                    .map_err(|source| InputError {
+                        path: f.clone(),
+                        source,
+                    })?
+                    .0
+            }
+        };
+        inputs.insert(inp.key.clone(), h);
+    }
+    let _ = p;
+    Ok(StageFingerprint {
+        schema: FINGERPRINT_SCHEMA,
+        kind: s.kind.clone(),
+        version: s.version,
+        config: s.config.clone(),
+        params: s.params.clone(),
+        inputs,
+        outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
+    })
+}
+
+/// Decides what to do with a stage given its fingerprint and its record.
+pub fn assess(
+    ws: &Workspace,
+    p: &Pipeline,
+    s: &StageDef,
+    fp: StageFingerprint,
+    recorded: Option<&LockEntry>,
+    memo: &SharedMemo,
+    force: bool,
+) -> Assessment {
+    let key = fp.key();
+    let upstream_of = |input_key: &str| -> Option<String> {
+        s.inputs.iter().find(|i| i.key == input_key).and_then(|i| match i.source {
+            Source::Stage { stage, .. } => Some(p.stages[stage].id.clone()),
+            Source::File(_) => None,
+        })
+    };
+    let mut reasons = Vec::new();
+    let outputs_ok = match recorded {
+        Some(rec) if rec.key == key => {
+            for (path, out) in &rec.outs {
+                match memo.hash_path(&ws.root, path) {
+                    Err(_) => reasons.push(StaleReason::OutputMissing { path: path.clone() }),
+                    Ok((h, _, _)) if h != out.hash => reasons.push(StaleReason::OutputModified { path: path.clone() }),
+                    Ok(_) => {}
+                }
+            }
+            reasons.is_empty()
+        }
+        Some(rec) => {
+            reasons = fp.diff(&rec.fingerprint, &upstream_of);
+            false
+        }
+        None => {
+            reasons.push(StaleReason::FirstRun);
+            false
+        }
+    };
+    if force {
+        return Assessment {
+            fingerprint: fp,
+            key,
+            verdict: Verdict::Run,
+            reasons: vec![StaleReason::Forced],
+        };
+    }
+    if outputs_ok {
+        return Assessment {
+            fingerprint: fp,
+            key,
+            verdict: Verdict::Fresh,
+            reasons,
+        };
+    }
+    let cached = match recorded {
+        Some(rec) if rec.key == key => Some(rec.clone()),
+        _ => ws.run_cache(&key),
+    };
+    let verdict = match cached {
+        Some(entry) if entry.outs.values().all(|o| ws.cache.has_output(o)) => Verdict::Restore(entry),
+        _ => Verdict::Run,
+    };
+    Assessment {
+        fingerprint: fp,
+        key,
+        verdict,
+        reasons,
+    }
+}
+
+/// One stage's line in `mlcycle status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStatus {
+    pub stage: String,
+    /// `fresh`, `restorable` (outputs in the run-cache) or `stale`.
+    pub state: &'static str,
+    pub reasons: Vec<StaleReason>,
+}
+
+/// What a run would do, without running or writing anything but the memo.
+pub fn status(
+    ws: &Workspace,
+    p: &Pipeline,
+    graph: &StageGraph,
+    lock: &LockFile,
+    memo: &SharedMemo,
+    selected: &[bool],
+) -> Result<Vec<StageStatus>, InputError> {
+    let n = p.stages.len();
+    // Output hashes each stage will present downstream, where known.
+    let mut outs: Vec<Option<&LockEntry>> = vec![None; n];
+    let mut stale = vec![false; n];
+    let mut result = Vec::new();
+    for &i in graph.order() {
+        if !selected[i] {
+            continue;
+        }
+        let s = &p.stages[i];
+        let recorded = lock.stages.get(&s.id);
+        let up = |stage: usize, output: usize| -> Option<Digest> {
+            let path = &p.stages[stage].outputs[output].path;
+            outs[stage].and_then(|e| e.outs.get(path)).map(|o| o.hash.clone())
+        };
+        let fp = fingerprint(ws, p, s, memo, &up)?;
+        let a = assess(ws, p, s, fp, recorded, memo, false);
+        let mut reasons = a.reasons;
+        let stale_ups: Vec<&str> = graph
+            .upstream(i)
+            .filter(|&u| stale[u])
+            .map(|u| p.stages[u].id.as_str())
+            .collect();
+        let mut state = match a.verdict {
+            Verdict::Fresh => "fresh",
+            Verdict::Restore(_) => "restorable",
+            Verdict::Run => "stale",
+        };
+        if !stale_ups.is_empty() {
+            // Inputs may change when the upstream reruns; the input hashes
+            // compared above are the upstream's old outputs.
+            let mut ups: Vec<&str> = stale_ups;
+            ups.sort();
+            ups.dedup();
+            for u in ups {
+                reasons.push(StaleReason::UpstreamStale { upstream: u.to_string() });
+            }
+            if state == "fresh" {
+                state = "stale";
+            }
+        }
+        if state == "fresh" {
+            reasons.clear();
+        } else {
+            stale[i] = true;
+        }
+        outs[i] = recorded;
+        result.push(StageStatus {
+            stage: s.id.clone(),
+            state,
+            reasons,
+        });
+    }
+    Ok(result)
+}

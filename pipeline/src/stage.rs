@@ -1,0 +1,149 @@
+//! The `Stage` trait: what a built-in or custom Rust stage implements.
+//!
+//! A [`StageFactory`] is registered under a kind name (`util.import`). For
+//! each `uses:` stage in a pipeline, the engine hands the factory the stage's
+//! `with:` mapping; the factory checks it and returns a [`Stage`] whose
+//! [`Stage::params`] (defaults filled in) go into the stage's fingerprint.
+//! At run time the engine calls [`Stage::run`] with a [`RunContext`]: input
+//! paths in, output paths to write.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// An input or output port of a stage kind.
+#[derive(Debug, Clone, Copy)]
+pub struct PortSpec {
+    /// Port name, used in `inputs:` and in `stage.port` references.
+    pub name: &'static str,
+    /// File name the artifact is written to under `artifacts/<stage>/`.
+    /// For inputs this is unused.
+    pub file: &'static str,
+    /// Whether an input port must be wired.
+    pub required: bool,
+    /// One line for `mlcycle stages KIND`.
+    pub doc: &'static str,
+}
+
+/// A documented parameter of a stage kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamDoc {
+    pub name: &'static str,
+    /// Type and default as shown to users, e.g. `string (required)` or `integer = 3`.
+    pub ty: &'static str,
+    pub doc: &'static str,
+}
+
+/// A `with:` value that the factory refused.
+#[derive(Debug, Clone)]
+pub struct ParamError {
+    /// Keys inside `with:` leading to the bad value (empty: the whole mapping).
+    pub path: Vec<String>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl ParamError {
+    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+        Self {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            message: message.into(),
+            help: None,
+        }
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Why a stage failed at run time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StageError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl StageError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            help: None,
+        }
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<std::io::Error> for StageError {
+    fn from(e: std::io::Error) -> Self {
+        StageError::new(e.to_string())
+    }
+}
+
+/// What a running stage sees.
+pub struct RunContext<'a> {
+    /// The stage's id in the pipeline.
+    pub stage: &'a str,
+    /// The workspace root; relative paths in params are relative to it.
+    pub workspace: &'a Path,
+    /// Input port → file path (already verified against the cache).
+    pub inputs: BTreeMap<String, PathBuf>,
+    /// Output port → file path to write.
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// Writes a line to the stage's log (shown prefixed by the stage name).
+    pub log: &'a (dyn Fn(&str) + Sync),
+}
+
+impl RunContext<'_> {
+    /// The path of an input port the factory declared.
+    pub fn input(&self, port: &str) -> Result<&Path, StageError> {
+        self.inputs
+            .get(port)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| StageError::new(format!("input port `{port}` is not wired")))
+    }
+    /// The path to write an output port to.
+    pub fn output(&self, port: &str) -> Result<&Path, StageError> {
+        self.outputs
+            .get(port)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| StageError::new(format!("output port `{port}` is not declared")))
+    }
+}
+
+/// A configured stage, ready to run.
+pub trait Stage: Send + Sync + fmt::Debug {
+    /// The checked params, defaults filled in. They are part of the
+    /// fingerprint: any change reruns the stage.
+    fn params(&self) -> Value;
+    /// Files in the workspace that the stage reads besides its input ports
+    /// (e.g. the CSV that an import stage loads). Their content is hashed into
+    /// the fingerprint.
+    fn file_deps(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError>;
+}
+
+/// Builds stages of one kind from their `with:` params.
+pub trait StageFactory: Send + Sync {
+    /// The kind name used in `uses:`, e.g. `util.import`.
+    fn kind(&self) -> &'static str;
+    /// One line for `mlcycle stages`.
+    fn summary(&self) -> &'static str;
+    /// Implementation version: bump it when the stage's output for the same
+    /// inputs changes, so cached results are recomputed.
+    fn version(&self) -> u32;
+    fn inputs(&self) -> &'static [PortSpec];
+    fn outputs(&self) -> &'static [PortSpec];
+    fn param_docs(&self) -> &'static [ParamDoc];
+    /// Checks `with:` (a mapping, `{}` when absent) and builds the stage.
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError>;
+}

@@ -1,0 +1,379 @@
+//! The state a workspace keeps on disk: `mlcycle.lock`, the journal of the
+//! run in progress, the writer lock, the cache and the database.
+//!
+//! ```text
+//! mlcycle.lock            per stage: fingerprint, key, output hashes (for git)
+//! .mlcycle/cache/         content-addressed objects, run-cache entries
+//! .mlcycle/journal.jsonl  stages finished (or started) by the current run
+//! .mlcycle/writer.lock    held by the one process that may write
+//! .mlcycle/mlcycle.db     run history and the file-hash memo (SQLite)
+//! .mlcycle/runs/ID/       per-run stage logs
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, OutRecord};
+use crate::fingerprint::StageFingerprint;
+
+pub const LOCK_FILE: &str = "mlcycle.lock";
+const LOCK_SCHEMA: u32 = 1;
+
+/// One stage's record in `mlcycle.lock` and in the run-cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockEntry {
+    pub key: String,
+    pub fingerprint: StageFingerprint,
+    /// Output path → stored content.
+    pub outs: BTreeMap<String, OutRecord>,
+}
+
+/// `mlcycle.lock`: the last recorded result of every stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockFile {
+    pub schema: u32,
+    pub stages: BTreeMap<String, LockEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalLine {
+    stage: String,
+    /// `None`: the stage started; its old record no longer holds.
+    entry: Option<LockEntry>,
+}
+
+/// Errors reading or writing workspace state.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StateError {
+    #[error("cannot read {path}: {source}")]
+    #[diagnostic(code(mlcycle::state::read), help("if the file was edited by hand, restore it from git or delete it (every stage then reruns or is restored from the cache)"))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a valid lock file: {source}")]
+    #[diagnostic(code(mlcycle::state::lock_format), help("restore it from git, or delete it: stages are then restored from the run-cache or rerun"))]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    #[diagnostic(code(mlcycle::state::write))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("another mlcycle process is writing to this workspace{holder}")]
+    #[diagnostic(code(mlcycle::state::busy), help("wait for it to finish, or run without `--no-wait` to wait automatically"))]
+    Busy { holder: String },
+}
+
+/// A workspace's paths.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub cache: Cache,
+}
+
+/// The exclusive writer lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+impl Workspace {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let state = root.join(".mlcycle");
+        Self {
+            cache: Cache::new(state.join("cache")),
+            root,
+            state,
+        }
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+    pub fn journal_path(&self) -> PathBuf {
+        self.state.join("journal.jsonl")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.state.join("mlcycle.db")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.state.join("runs")
+    }
+    fn run_cache_path(&self, key: &str) -> PathBuf {
+        self.cache.root().join("runs").join(&key[..2.min(key.len())]).join(key)
+    }
+
+    /// Creates `.mlcycle/` with a `.gitignore` so its contents stay out of git.
+    pub fn ensure_state_dir(&self) -> Result<(), StateError> {
+        let w = |source| StateError::Write {
+            path: self.state.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.state).map_err(w)?;
+        let gi = self.state.join(".gitignore");
+        if !gi.exists() {
+            fs::write(&gi, "*\n").map_err(w)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the writer lock. When another process holds it, calls
+    /// `on_wait` once and blocks (or fails at once when `wait` is false).
+    pub fn lock_writer(&self, wait: bool, on_wait: impl FnOnce(&str)) -> Result<WriterLock, StateError> {
+        self.ensure_state_dir()?;
+        let path = self.state.join("writer.lock");
+        let w = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(w)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                if !wait {
+                    return Err(StateError::Busy { holder });
+                }
+                on_wait(&holder);
+                file.lock().map_err(w)?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(w(e)),
+        }
+        file.set_len(0).map_err(w)?;
+        let _ = writeln!(file, "pid {}", std::process::id());
+        Ok(WriterLock { _file: file })
+    }
+
+    /// Reads `mlcycle.lock` with the journal of an unfinished run applied.
+    pub fn read_lock(&self) -> Result<LockFile, StateError> {
+        let path = self.lock_path();
+        let mut lock = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<LockFile>(&bytes).map_err(|source| StateError::Parse {
+                path: path.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => LockFile {
+                schema: LOCK_SCHEMA,
+                ..Default::default()
+            },
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        self.apply_journal(&mut lock)?;
+        Ok(lock)
+    }
+
+    fn apply_journal(&self, lock: &mut LockFile) -> Result<(), StateError> {
+        let path = self.journal_path();
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        for line in io::BufReader::new(file).lines() {
+            let Ok(line) = line else { break };
+            // A line cut short by a crash is the end of the journal.
+            let Ok(j) = serde_json::from_str::<JournalLine>(&line) else { break };
+            match j.entry {
+                Some(e) => {
+                    lock.stages.insert(j.stage, e);
+                }
+                None => {
+                    lock.stages.remove(&j.stage);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `mlcycle.lock` atomically and clears the journal.
+    pub fn write_lock(&self, lock: &LockFile) -> Result<(), StateError> {
+        let path = self.lock_path();
+        let mut bytes = serde_json::to_vec_pretty(&LockFile {
+            schema: LOCK_SCHEMA,
+            stages: lock.stages.clone(),
+        })
+        .expect("lock serializes");
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })?;
+        match fs::remove_file(self.journal_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write {
+                path: self.journal_path(),
+                source,
+            }),
+        }
+    }
+
+    /// Opens the journal for appending.
+    pub fn open_journal(&self) -> Result<Journal, StateError> {
+        self.ensure_state_dir()?;
+        let path = self.journal_path();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| StateError::Write { path, source })?;
+        Ok(Journal { file })
+    }
+
+    /// Saves a run-cache entry: this key produced these outputs.
+    pub fn save_run_cache(&self, entry: &LockEntry) -> io::Result<()> {
+        let path = self.run_cache_path(&entry.key);
+        if path.exists() {
+            return Ok(());
+        }
+        fs::create_dir_all(path.parent().expect("run-cache entry has a parent"))?;
+        let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        write_atomic(&path, &bytes)
+    }
+
+    /// The run-cache entry for `key`, if one was saved.
+    pub fn run_cache(&self, key: &str) -> Option<LockEntry> {
+        let bytes = fs::read(self.run_cache_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every run-cache entry.
+    pub fn run_cache_entries(&self) -> Vec<(PathBuf, LockEntry)> {
+        let mut out = Vec::new();
+        let dir = self.cache.root().join("runs");
+        for prefix in fs::read_dir(dir).into_iter().flatten().flatten() {
+            for e in fs::read_dir(prefix.path()).into_iter().flatten().flatten() {
+                if let Ok(bytes) = fs::read(e.path()) {
+                    if let Ok(entry) = serde_json::from_slice::<LockEntry>(&bytes) {
+                        out.push((e.path(), entry));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The append-only record of a run in progress. A killed run leaves it
+/// behind, and the next reader applies it over `mlcycle.lock`.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+}
+
+impl Journal {
+    /// Records that `stage` started: its previous record no longer holds.
+    pub fn started(&mut self, stage: &str) -> io::Result<()> {
+        self.append(&JournalLine {
+            stage: stage.into(),
+            entry: None,
+        })
+    }
+    /// Records a finished stage.
+    pub fn finished(&mut self, stage: &str, entry: &LockEntry) -> io::Result<()> {
+        self.append(&JournalLine {
+            stage: stage.into(),
+            entry: Some(entry.clone()),
+        })
+    }
+    fn append(&mut self, line: &JournalLine) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        // One write per line: a kill leaves whole lines or a cut last line.
+        self.file.write_all(&bytes)
+    }
+}
+
+/// Writes `bytes` to `path` via a temp file, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::FINGERPRINT_SCHEMA;
+
+    fn entry(key: &str) -> LockEntry {
+        LockEntry {
+            key: key.into(),
+            fingerprint: StageFingerprint {
+                schema: FINGERPRINT_SCHEMA,
+                kind: "command".into(),
+                version: 0,
+                config: Default::default(),
+                params: Default::default(),
+                inputs: Default::default(),
+                outputs: vec![],
+            },
+            outs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn journal_overrides_lock_and_a_started_stage_loses_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        let mut lock = LockFile::default();
+        lock.stages.insert("a".into(), entry("k1"));
+        lock.stages.insert("b".into(), entry("k2"));
+        ws.write_lock(&lock).unwrap();
+        let mut j = ws.open_journal().unwrap();
+        j.finished("a", &entry("k3")).unwrap();
+        j.started("b").unwrap();
+        drop(j);
+        // A torn last line, as a kill -9 mid-write would leave.
+        let mut f = OpenOptions::new().append(true).open(ws.journal_path()).unwrap();
+        f.write_all(b"{\"stage\":\"a\",\"ent").unwrap();
+        let read = ws.read_lock().unwrap();
+        assert_eq!(read.stages["a"].key, "k3");
+        assert!(!read.stages.contains_key("b"));
+        ws.write_lock(&read).unwrap();
+        assert!(!ws.journal_path().exists());
+    }
+
+    #[test]
+    fn second_writer_is_refused_without_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        let _held = ws.lock_writer(false, |_| {}).unwrap();
+        let err = ws.lock_writer(false, |_| {}).unwrap_err();
+        assert!(matches!(err, StateError::Busy { .. }), "{err}");
+    }
+}

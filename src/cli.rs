@@ -1,0 +1,151 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Incremental, parallel ML pipelines declared in YAML.
+///
+/// Exit codes: 0 success (for `status`: everything fresh); 1 a stage failed
+/// (for `status`: something would rerun); 2 bad usage or an invalid pipeline;
+/// 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "mlcycle", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Workspace folder (holding mlcycle.yaml); default: the current folder.
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// More output: every stage's reasons, debug logs (-vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the pipeline: every stale stage, in parallel where the DAG allows.
+    Run(RunArgs),
+    /// Show what a run would do, and why, without running anything.
+    ///
+    /// Exits 0 when every selected stage is fresh, 1 when something would rerun.
+    Status(StatusArgs),
+    /// Print the DAG (mermaid, dot or text).
+    Dag(DagArgs),
+    /// Check the pipeline file and report every problem at once.
+    Validate(TargetArgs),
+    /// Delete cache objects that nothing references.
+    Gc(GcArgs),
+    /// List recorded runs, or show one.
+    Runs(RunsArgs),
+    /// List stage kinds, or describe one.
+    Stages(StagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// A workspace folder (or pipeline file), then stage names to select.
+    /// Selecting a stage selects what it needs too.
+    #[arg(value_name = "DIR|STAGE")]
+    pub args: Vec<String>,
+    /// Override a param for this invocation (`-p train.lr=0.1`; typed as YAML).
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Also run what depends on the selected stages.
+    #[arg(long)]
+    pub downstream: bool,
+    /// Rerun the selected stages even when fresh.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Stages run at the same time (default: number of CPUs).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// After a failure, let independent branches finish.
+    #[arg(short, long)]
+    pub keep_going: bool,
+    /// Fail at once if another mlcycle process is writing the workspace.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Also consider what depends on the selected stages.
+    #[arg(long)]
+    pub downstream: bool,
+    /// Print the status as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DagFormat {
+    Mermaid,
+    Dot,
+    Text,
+}
+
+#[derive(Debug, Args)]
+pub struct DagArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: DagFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// A workspace folder.
+    pub dir: Option<PathBuf>,
+    /// Also drop run-cache entries (and their objects) that mlcycle.lock
+    /// does not use: reverting a param then reruns instead of restoring.
+    #[arg(long)]
+    pub workspace_only: bool,
+    /// Only say what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fail at once if another mlcycle process is writing the workspace.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub show: Option<RunsCmd>,
+    /// How many runs to list.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCmd {
+    /// Show one run: every stage's outcome, duration and reasons.
+    Show {
+        /// Run id (from `mlcycle runs`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StagesArgs {
+    /// A stage kind to describe.
+    pub kind: Option<String>,
+}

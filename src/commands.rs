@@ -1,0 +1,504 @@
+//! The subcommands.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use miette::{Diagnostic, Report};
+use mlcycle_pipeline::config::PIPELINE_FILE;
+use mlcycle_pipeline::db::Db;
+use mlcycle_pipeline::exec::{self, RunOptions};
+use mlcycle_pipeline::hash::Memo;
+use mlcycle_pipeline::plan::{self, SharedMemo};
+use mlcycle_pipeline::summary::{fmt_duration, Outcome};
+use mlcycle_pipeline::{load_pipeline, LoadOptions, Pipeline, StageGraph, StageRegistry, Workspace};
+
+use crate::cli::{Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, StagesArgs, StatusArgs, TargetArgs};
+use crate::report::TermReporter;
+
+const EXIT_STAGE_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// A failure to report, with the exit code it implies.
+struct Fail {
+    report: Report,
+    code: u8,
+}
+
+impl<E: Diagnostic + Send + Sync + 'static> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail {
+            report: Report::new(e),
+            code: EXIT_USAGE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+enum CliError {
+    #[error("no {PIPELINE_FILE} in {dir}")]
+    #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder, or name one: `mlcycle run path/to/workspace` or `-C path`"))]
+    NoPipeline { dir: String },
+    #[error("`{arg}` is not KEY=VALUE")]
+    #[diagnostic(code(mlcycle::cli::param), help("write overrides as `-p train.lr=0.1`"))]
+    BadParam { arg: String },
+    #[error("no run {id} in this workspace")]
+    #[diagnostic(code(mlcycle::cli::no_run), help("`mlcycle runs` lists the recorded runs"))]
+    NoRun { id: i64 },
+    #[error("unknown stage kind `{kind}`")]
+    #[diagnostic(code(mlcycle::cli::unknown_kind))]
+    UnknownKind {
+        kind: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("{0}")]
+    #[diagnostic(code(mlcycle::cli::io))]
+    Io(String),
+}
+
+pub fn main(registry: StageRegistry) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().terminal_links(false).build())
+    }))
+    .ok();
+    let res = match &cli.command {
+        Cmd::Run(a) => cmd_run(&cli, a, &registry),
+        Cmd::Status(a) => cmd_status(&cli, a, &registry),
+        Cmd::Dag(a) => cmd_dag(&cli, &a.target, a.format, &registry),
+        Cmd::Validate(a) => cmd_validate(&cli, a, &registry),
+        Cmd::Gc(a) => cmd_gc(&cli, a, &registry),
+        Cmd::Runs(a) => cmd_runs(&cli, a),
+        Cmd::Stages(a) => cmd_stages(a, &registry),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info,mlcycle=debug,mlcycle_pipeline=debug",
+            _ => "debug,mlcycle=trace,mlcycle_pipeline=trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Splits positional args into a workspace (the first, when it is a folder
+/// or a YAML file) and stage names.
+fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
+    let mut dir = cli.dir.clone();
+    let mut file = None;
+    let mut targets = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let p = Path::new(a);
+        if i == 0 && p.is_dir() {
+            dir = Some(match &dir {
+                Some(d) => d.join(p),
+                None => p.to_path_buf(),
+            });
+        } else if i == 0 && p.is_file() && (a.ends_with(".yaml") || a.ends_with(".yml")) {
+            file = Some(p.to_path_buf());
+        } else {
+            targets.push(a.clone());
+        }
+    }
+    let file = match file {
+        Some(f) => f,
+        None => {
+            let d = dir.unwrap_or_else(|| PathBuf::from("."));
+            let f = d.join(PIPELINE_FILE);
+            if !f.is_file() {
+                return Err(CliError::NoPipeline {
+                    dir: if d == Path::new(".") { "the current folder".into() } else { d.display().to_string() },
+                }
+                .into());
+            }
+            f
+        }
+    };
+    Ok((file, targets))
+}
+
+fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(CliError::BadParam { arg: p.clone() }.into()),
+        })
+        .collect()
+}
+
+fn load(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<(Pipeline, Vec<String>), Fail> {
+    let (file, targets) = locate(cli, &t.args)?;
+    let overrides = parse_overrides(&t.params)?;
+    let p = load_pipeline(
+        &file,
+        &LoadOptions {
+            registry,
+            overrides: &overrides,
+        },
+    )?;
+    Ok((p, targets))
+}
+
+fn open_memo(ws: &Workspace) -> (Option<Db>, Memo) {
+    if !ws.db_path().exists() {
+        return (None, Memo::default());
+    }
+    match Db::open(&ws.db_path()) {
+        Ok(db) => {
+            let memo = db.load_memo().unwrap_or_default();
+            (Some(db), memo)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not open the workspace database; hashing without the memo.");
+            (None, Memo::default())
+        }
+    }
+}
+
+fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (p, targets) = load(cli, &a.target, registry)?;
+    let graph = StageGraph::build(&p);
+    let selected = graph.select(&p, &targets, a.downstream)?;
+    let ws = Workspace::new(&p.root);
+    let quiet = cli.quiet || a.json;
+    let _writer = ws.lock_writer(!a.no_wait, |holder| {
+        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
+    })?;
+    let lock = ws.read_lock()?;
+    let mut db = Db::open(&ws.db_path())?;
+    let memo = db.load_memo()?;
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let run_id = db.start_run(&command.join(" "), &p.name)?;
+    if let Err(e) = ws.cache.clean_tmp() {
+        tracing::debug!(error = %e, "Could not clean cache temp files.");
+    }
+    install_interrupt_handler();
+    let reporter = TermReporter::new(quiet, cli.verbose > 0);
+    let opts = RunOptions {
+        jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        force: a.force,
+        keep_going: a.keep_going,
+        selected,
+        log_dir: ws.runs_dir().join(run_id.to_string()),
+        run_id: Some(run_id),
+    };
+    let out = exec::run(&ws, &p, &graph, lock, memo, &opts, &reporter)?;
+    reporter.finish();
+    let mut memo = out.memo;
+    ws.write_lock(&out.lock)?;
+    db.save_memo(memo.take_changed())?;
+    db.finish_run(run_id, &out.summary)?;
+    let s = &out.summary;
+
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(s).expect("summary serializes"));
+    } else {
+        for r in &s.stages {
+            if let Outcome::Failed { error, stderr_tail, log } = &r.outcome {
+                let mut msg = format!("stage `{}` failed: {error}", r.stage);
+                if !stderr_tail.is_empty() {
+                    msg.push_str("\n  last lines of its stderr:");
+                    for l in stderr_tail {
+                        msg.push_str(&format!("\n  | {l}"));
+                    }
+                }
+                if let Some(log) = log {
+                    msg.push_str(&format!("\n  full log: {log}"));
+                }
+                eprintln!("{msg}");
+            }
+        }
+        if !cli.quiet {
+            print!("{}", s.table(cli.verbose > 0));
+            let _ = std::io::stdout().flush();
+        }
+    }
+    Ok(if s.interrupted {
+        EXIT_INTERRUPTED
+    } else if s.succeeded() {
+        0
+    } else {
+        EXIT_STAGE_FAILED
+    })
+}
+
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if exec::interrupted() {
+            eprintln!("Interrupted again: exiting now. The next run redoes unfinished stages.");
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!("Interrupt: stopping running stages (press Ctrl-C again to exit at once)…");
+        exec::interrupt(Duration::from_secs(5));
+    });
+}
+
+fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (p, targets) = load(cli, &a.target, registry)?;
+    let graph = StageGraph::build(&p);
+    let selected = graph.select(&p, &targets, a.downstream)?;
+    let ws = Workspace::new(&p.root);
+    let lock = ws.read_lock()?;
+    let (db, memo) = open_memo(&ws);
+    let memo = SharedMemo::new(memo);
+    let st = plan::status(&ws, &p, &graph, &lock, &memo, &selected).map_err(|e| Fail {
+        report: Report::msg(e.to_string()),
+        code: EXIT_USAGE,
+    })?;
+    if let Some(mut db) = db {
+        // Best effort: the memo only saves work next time.
+        let _ = db.save_memo(memo.into_inner().take_changed());
+    }
+    let stale: Vec<_> = st.iter().filter(|s| s.state != "fresh").collect();
+    if a.json {
+        let v = serde_json::json!({
+            "pipeline": p.name,
+            "up_to_date": stale.is_empty(),
+            "stages": st,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else if !cli.quiet {
+        let mut out = String::new();
+        let rows: Vec<_> = if cli.verbose > 0 { st.iter().collect() } else { stale.clone() };
+        if !rows.is_empty() {
+            let w = rows.iter().map(|r| r.stage.chars().count()).max().unwrap_or(5).max(5);
+            out.push_str(&format!("{:<w$}  {:<10}  REASON\n", "STAGE", "STATE"));
+            for r in rows {
+                let why: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
+                out.push_str(&format!("{:<w$}  {:<10}  {}\n", r.stage, r.state, why.join("; ")));
+            }
+        }
+        if stale.is_empty() {
+            out.push_str(&format!("all {} stages fresh\n", st.len()));
+        } else {
+            out.push_str(&format!("{} of {} stages would run or be restored\n", stale.len(), st.len()));
+        }
+        print!("{out}");
+    }
+    Ok(if stale.is_empty() { 0 } else { 1 })
+}
+
+fn cmd_dag(cli: &Cli, t: &TargetArgs, format: DagFormat, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (p, _) = load(cli, t, registry)?;
+    let g = StageGraph::build(&p);
+    let s = match format {
+        DagFormat::Mermaid => g.mermaid(&p),
+        DagFormat::Dot => g.dot(&p),
+        DagFormat::Text => g.text(&p),
+    };
+    print!("{s}");
+    Ok(0)
+}
+
+fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (p, _) = load(cli, t, registry)?;
+    let edges: usize = p
+        .stages
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .filter(|i| matches!(i.source, mlcycle_pipeline::config::Source::Stage { .. }))
+                .count()
+        })
+        .sum();
+    if !cli.quiet {
+        println!("pipeline `{}` is valid: {} stages, {} stage-to-stage inputs", p.name, p.stages.len(), edges);
+    }
+    Ok(0)
+}
+
+fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let args: Vec<String> = a.dir.iter().map(|d| d.display().to_string()).collect();
+    let (p, _) = load(cli, &TargetArgs { args, params: vec![] }, registry)?;
+    let ws = Workspace::new(&p.root);
+    let _writer = ws.lock_writer(!a.no_wait, |holder| {
+        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
+    })?;
+    let lock = ws.read_lock()?;
+    let mut keep = HashSet::new();
+    for e in lock.stages.values() {
+        for o in e.outs.values() {
+            ws.cache.referenced(o, &mut keep);
+        }
+    }
+    let lock_keys: HashSet<&str> = lock.stages.values().map(|e| e.key.as_str()).collect();
+    let mut dropped_entries = 0;
+    for (path, entry) in ws.run_cache_entries() {
+        if a.workspace_only && !lock_keys.contains(entry.key.as_str()) {
+            dropped_entries += 1;
+            if !a.dry_run {
+                let _ = std::fs::remove_file(&path);
+            }
+            continue;
+        }
+        for o in entry.outs.values() {
+            ws.cache.referenced(o, &mut keep);
+        }
+    }
+    let objects = ws.cache.objects().map_err(|e| CliError::Io(format!("cannot list the cache: {e}")))?;
+    let (mut n, mut bytes, mut kept) = (0usize, 0u64, 0usize);
+    for (hash, size) in &objects {
+        if keep.contains(hash) {
+            kept += 1;
+            continue;
+        }
+        n += 1;
+        bytes += size;
+        if !a.dry_run {
+            if let Err(e) = ws.cache.remove(hash) {
+                tracing::warn!(object = %hash, error = %e, "Could not delete object.");
+            }
+        }
+    }
+    let tmp = if a.dry_run { 0 } else { ws.cache.clean_tmp().unwrap_or(0) };
+    if !cli.quiet {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        println!(
+            "{verb} {n} unreferenced objects ({}), {dropped_entries} run-cache entries, {tmp} temp files; kept {kept} objects",
+            human_bytes(bytes)
+        );
+    }
+    Ok(0)
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !dir.join(PIPELINE_FILE).is_file() {
+        return Err(CliError::NoPipeline { dir: dir.display().to_string() }.into());
+    }
+    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
+    if !ws.db_path().exists() {
+        if a.json {
+            println!("[]");
+        } else {
+            println!("no runs recorded yet");
+        }
+        return Ok(0);
+    }
+    let db = Db::open(&ws.db_path())?;
+    match &a.show {
+        None => {
+            let runs = db.runs(a.limit)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
+                return Ok(0);
+            }
+            println!("{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}", "ID", "STARTED", "STATUS", "TIME", "RAN", "FRESH", "RESTORED", "FAILED", "SKIPPED");
+            for r in runs {
+                let t = r.duration_ms.map(|d| fmt_duration(Duration::from_millis(d as u64))).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}",
+                    r.id, r.started_at, r.status, t, r.ran, r.fresh, r.restored, r.failed, r.skipped
+                );
+            }
+        }
+        Some(RunsCmd::Show { id }) => {
+            let Some((run, stages)) = db.run(*id)? else {
+                return Err(CliError::NoRun { id: *id }.into());
+            };
+            if a.json {
+                let v = serde_json::json!({"run": run, "stages": stages});
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                return Ok(0);
+            }
+            println!("run {}  {}  {}", run.id, run.status, run.started_at);
+            println!("command: mlcycle {}", run.command);
+            let w = stages.iter().map(|s| s.stage.chars().count()).max().unwrap_or(5).max(5);
+            println!("{:<w$}  {:<8}  {:>9}  REASON", "STAGE", "OUTCOME", "TIME");
+            for s in stages {
+                let why = match &s.detail {
+                    Some(d) => d.clone(),
+                    None => s.reasons.join("; "),
+                };
+                println!("{:<w$}  {:<8}  {:>9}  {}", s.stage, s.outcome, fmt_duration(Duration::from_millis(s.duration_ms as u64)), why);
+            }
+            let logs = ws.runs_dir().join(run.id.to_string());
+            if logs.is_dir() {
+                println!("stage logs: {}", logs.strip_prefix(&ws.root).unwrap_or(&logs).display());
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    match &a.kind {
+        None => {
+            let w = registry.kinds().map(|f| f.kind().len()).max().unwrap_or(7).max(7);
+            println!("{:<w$}  run a command (`run:` stages; see docs/pipeline-yaml.md)", "command");
+            for f in registry.kinds() {
+                println!("{:<w$}  {}", f.kind(), f.summary());
+            }
+        }
+        Some(kind) => {
+            let Some(f) = registry.get(kind) else {
+                let help = registry.suggest(kind).map(|s| format!("did you mean `{s}`?"));
+                return Err(CliError::UnknownKind { kind: kind.clone(), help }.into());
+            };
+            println!("{} (version {})\n  {}\n", f.kind(), f.version(), f.summary());
+            println!("inputs:");
+            if f.inputs().is_empty() {
+                println!("  (none)");
+            }
+            for p in f.inputs() {
+                println!("  {:<12} {}{}", p.name, p.doc, if p.required { "" } else { " (optional)" });
+            }
+            println!("outputs:");
+            for p in f.outputs() {
+                println!("  {:<12} {} (artifacts/<stage>/{})", p.name, p.doc, p.file);
+            }
+            println!("params (with:):");
+            if f.param_docs().is_empty() {
+                println!("  (none)");
+            }
+            for p in f.param_docs() {
+                println!("  {:<12} {:<20} {}", p.name, p.ty, p.doc);
+            }
+        }
+    }
+    Ok(0)
+}
