@@ -14,9 +14,13 @@ use mlcycle_pipeline::exec::{self, RunOptions};
 use mlcycle_pipeline::hash::Memo;
 use mlcycle_pipeline::plan::{self, SharedMemo};
 use mlcycle_pipeline::summary::{fmt_duration, Outcome};
-use mlcycle_pipeline::{load_pipeline, LoadOptions, Pipeline, StageGraph, StageRegistry, Workspace};
+use mlcycle_pipeline::{
+    load_pipeline, LoadOptions, Pipeline, StageGraph, StageRegistry, Workspace,
+};
 
-use crate::cli::{Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, StagesArgs, StatusArgs, TargetArgs};
+use crate::cli::{
+    Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, StagesArgs, StatusArgs, TargetArgs,
+};
 use crate::report::TermReporter;
 
 const EXIT_STAGE_FAILED: u8 = 1;
@@ -44,10 +48,16 @@ enum CliError {
     #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder, or name one: `mlcycle run path/to/workspace` or `-C path`"))]
     NoPipeline { dir: String },
     #[error("`{arg}` is not KEY=VALUE")]
-    #[diagnostic(code(mlcycle::cli::param), help("write overrides as `-p train.lr=0.1`"))]
+    #[diagnostic(
+        code(mlcycle::cli::param),
+        help("write overrides as `-p train.lr=0.1`")
+    )]
     BadParam { arg: String },
     #[error("no run {id} in this workspace")]
-    #[diagnostic(code(mlcycle::cli::no_run), help("`mlcycle runs` lists the recorded runs"))]
+    #[diagnostic(
+        code(mlcycle::cli::no_run),
+        help("`mlcycle runs` lists the recorded runs")
+    )]
     NoRun { id: i64 },
     #[error("unknown stage kind `{kind}`")]
     #[diagnostic(code(mlcycle::cli::unknown_kind))]
@@ -65,7 +75,11 @@ pub fn main(registry: StageRegistry) -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
     miette::set_hook(Box::new(|_| {
-        Box::new(miette::MietteHandlerOpts::new().terminal_links(false).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .build(),
+        )
     }))
     .ok();
     let res = match &cli.command {
@@ -98,7 +112,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -134,7 +149,11 @@ fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
             let f = d.join(PIPELINE_FILE);
             if !f.is_file() {
                 return Err(CliError::NoPipeline {
-                    dir: if d == Path::new(".") { "the current folder".into() } else { d.display().to_string() },
+                    dir: if d == Path::new(".") {
+                        "the current folder".into()
+                    } else {
+                        d.display().to_string()
+                    },
                 }
                 .into());
             }
@@ -154,7 +173,11 @@ fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
         .collect()
 }
 
-fn load(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<(Pipeline, Vec<String>), Fail> {
+fn load(
+    cli: &Cli,
+    t: &TargetArgs,
+    registry: &StageRegistry,
+) -> Result<(Pipeline, Vec<String>), Fail> {
     let (file, targets) = locate(cli, &t.args)?;
     let overrides = parse_overrides(&t.params)?;
     let p = load_pipeline(
@@ -203,7 +226,11 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     install_interrupt_handler();
     let reporter = TermReporter::new(quiet, cli.verbose > 0);
     let opts = RunOptions {
-        jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        jobs: a.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
         force: a.force,
         keep_going: a.keep_going,
         selected,
@@ -219,10 +246,18 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     let s = &out.summary;
 
     if a.json {
-        println!("{}", serde_json::to_string_pretty(s).expect("summary serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(s).expect("summary serializes")
+        );
     } else {
         for r in &s.stages {
-            if let Outcome::Failed { error, stderr_tail, log } = &r.outcome {
+            if let Outcome::Failed {
+                error,
+                stderr_tail,
+                log,
+            } = &r.outcome
+            {
                 let mut msg = format!("stage `{}` failed: {error}", r.stage);
                 if !stderr_tail.is_empty() {
                     msg.push_str("\n  last lines of its stderr:");
@@ -287,26 +322,49 @@ fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8,
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else if !cli.quiet {
         let mut out = String::new();
-        let rows: Vec<_> = if cli.verbose > 0 { st.iter().collect() } else { stale.clone() };
+        let rows: Vec<_> = if cli.verbose > 0 {
+            st.iter().collect()
+        } else {
+            stale.clone()
+        };
         if !rows.is_empty() {
-            let w = rows.iter().map(|r| r.stage.chars().count()).max().unwrap_or(5).max(5);
+            let w = rows
+                .iter()
+                .map(|r| r.stage.chars().count())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             out.push_str(&format!("{:<w$}  {:<10}  REASON\n", "STAGE", "STATE"));
             for r in rows {
                 let why: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
-                out.push_str(&format!("{:<w$}  {:<10}  {}\n", r.stage, r.state, why.join("; ")));
+                out.push_str(&format!(
+                    "{:<w$}  {:<10}  {}\n",
+                    r.stage,
+                    r.state,
+                    why.join("; ")
+                ));
             }
         }
         if stale.is_empty() {
             out.push_str(&format!("all {} stages fresh\n", st.len()));
         } else {
-            out.push_str(&format!("{} of {} stages would run or be restored\n", stale.len(), st.len()));
+            out.push_str(&format!(
+                "{} of {} stages would run or be restored\n",
+                stale.len(),
+                st.len()
+            ));
         }
         print!("{out}");
     }
     Ok(if stale.is_empty() { 0 } else { 1 })
 }
 
-fn cmd_dag(cli: &Cli, t: &TargetArgs, format: DagFormat, registry: &StageRegistry) -> Result<u8, Fail> {
+fn cmd_dag(
+    cli: &Cli,
+    t: &TargetArgs,
+    format: DagFormat,
+    registry: &StageRegistry,
+) -> Result<u8, Fail> {
     let (p, _) = load(cli, t, registry)?;
     let g = StageGraph::build(&p);
     let s = match format {
@@ -331,14 +389,26 @@ fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u
         })
         .sum();
     if !cli.quiet {
-        println!("pipeline `{}` is valid: {} stages, {} stage-to-stage inputs", p.name, p.stages.len(), edges);
+        println!(
+            "pipeline `{}` is valid: {} stages, {} stage-to-stage inputs",
+            p.name,
+            p.stages.len(),
+            edges
+        );
     }
     Ok(0)
 }
 
 fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let args: Vec<String> = a.dir.iter().map(|d| d.display().to_string()).collect();
-    let (p, _) = load(cli, &TargetArgs { args, params: vec![] }, registry)?;
+    let (p, _) = load(
+        cli,
+        &TargetArgs {
+            args,
+            params: vec![],
+        },
+        registry,
+    )?;
     let ws = Workspace::new(&p.root);
     let _writer = ws.lock_writer(!a.no_wait, |holder| {
         eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
@@ -364,7 +434,10 @@ fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
             ws.cache.referenced(o, &mut keep);
         }
     }
-    let objects = ws.cache.objects().map_err(|e| CliError::Io(format!("cannot list the cache: {e}")))?;
+    let objects = ws
+        .cache
+        .objects()
+        .map_err(|e| CliError::Io(format!("cannot list the cache: {e}")))?;
     let (mut n, mut bytes, mut kept) = (0usize, 0u64, 0usize);
     for (hash, size) in &objects {
         if keep.contains(hash) {
@@ -379,7 +452,11 @@ fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
             }
         }
     }
-    let tmp = if a.dry_run { 0 } else { ws.cache.clean_tmp().unwrap_or(0) };
+    let tmp = if a.dry_run {
+        0
+    } else {
+        ws.cache.clean_tmp().unwrap_or(0)
+    };
     if !cli.quiet {
         let verb = if a.dry_run { "would remove" } else { "removed" };
         println!(
@@ -408,7 +485,10 @@ fn human_bytes(b: u64) -> String {
 fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if !dir.join(PIPELINE_FILE).is_file() {
-        return Err(CliError::NoPipeline { dir: dir.display().to_string() }.into());
+        return Err(CliError::NoPipeline {
+            dir: dir.display().to_string(),
+        }
+        .into());
     }
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     if !ws.db_path().exists() {
@@ -427,12 +507,26 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
                 println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
                 return Ok(0);
             }
-            println!("{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}", "ID", "STARTED", "STATUS", "TIME", "RAN", "FRESH", "RESTORED", "FAILED", "SKIPPED");
+            println!(
+                "{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}",
+                "ID", "STARTED", "STATUS", "TIME", "RAN", "FRESH", "RESTORED", "FAILED", "SKIPPED"
+            );
             for r in runs {
-                let t = r.duration_ms.map(|d| fmt_duration(Duration::from_millis(d as u64))).unwrap_or_else(|| "-".into());
+                let t = r
+                    .duration_ms
+                    .map(|d| fmt_duration(Duration::from_millis(d as u64)))
+                    .unwrap_or_else(|| "-".into());
                 println!(
                     "{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}",
-                    r.id, r.started_at, r.status, t, r.ran, r.fresh, r.restored, r.failed, r.skipped
+                    r.id,
+                    r.started_at,
+                    r.status,
+                    t,
+                    r.ran,
+                    r.fresh,
+                    r.restored,
+                    r.failed,
+                    r.skipped
                 );
             }
         }
@@ -447,18 +541,32 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
             }
             println!("run {}  {}  {}", run.id, run.status, run.started_at);
             println!("command: mlcycle {}", run.command);
-            let w = stages.iter().map(|s| s.stage.chars().count()).max().unwrap_or(5).max(5);
+            let w = stages
+                .iter()
+                .map(|s| s.stage.chars().count())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             println!("{:<w$}  {:<8}  {:>9}  REASON", "STAGE", "OUTCOME", "TIME");
             for s in stages {
                 let why = match &s.detail {
                     Some(d) => d.clone(),
                     None => s.reasons.join("; "),
                 };
-                println!("{:<w$}  {:<8}  {:>9}  {}", s.stage, s.outcome, fmt_duration(Duration::from_millis(s.duration_ms as u64)), why);
+                println!(
+                    "{:<w$}  {:<8}  {:>9}  {}",
+                    s.stage,
+                    s.outcome,
+                    fmt_duration(Duration::from_millis(s.duration_ms as u64)),
+                    why
+                );
             }
             let logs = ws.runs_dir().join(run.id.to_string());
             if logs.is_dir() {
-                println!("stage logs: {}", logs.strip_prefix(&ws.root).unwrap_or(&logs).display());
+                println!(
+                    "stage logs: {}",
+                    logs.strip_prefix(&ws.root).unwrap_or(&logs).display()
+                );
             }
         }
     }
@@ -468,24 +576,48 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
 fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     match &a.kind {
         None => {
-            let w = registry.kinds().map(|f| f.kind().len()).max().unwrap_or(7).max(7);
-            println!("{:<w$}  run a command (`run:` stages; see docs/pipeline-yaml.md)", "command");
+            let w = registry
+                .kinds()
+                .map(|f| f.kind().len())
+                .max()
+                .unwrap_or(7)
+                .max(7);
+            println!(
+                "{:<w$}  run a command (`run:` stages; see docs/pipeline-yaml.md)",
+                "command"
+            );
             for f in registry.kinds() {
                 println!("{:<w$}  {}", f.kind(), f.summary());
             }
         }
         Some(kind) => {
             let Some(f) = registry.get(kind) else {
-                let help = registry.suggest(kind).map(|s| format!("did you mean `{s}`?"));
-                return Err(CliError::UnknownKind { kind: kind.clone(), help }.into());
+                let help = registry
+                    .suggest(kind)
+                    .map(|s| format!("did you mean `{s}`?"));
+                return Err(CliError::UnknownKind {
+                    kind: kind.clone(),
+                    help,
+                }
+                .into());
             };
-            println!("{} (version {})\n  {}\n", f.kind(), f.version(), f.summary());
+            println!(
+                "{} (version {})\n  {}\n",
+                f.kind(),
+                f.version(),
+                f.summary()
+            );
             println!("inputs:");
             if f.inputs().is_empty() {
                 println!("  (none)");
             }
             for p in f.inputs() {
-                println!("  {:<12} {}{}", p.name, p.doc, if p.required { "" } else { " (optional)" });
+                println!(
+                    "  {:<12} {}{}",
+                    p.name,
+                    p.doc,
+                    if p.required { "" } else { " (optional)" }
+                );
             }
             println!("outputs:");
             for p in f.outputs() {

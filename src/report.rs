@@ -85,7 +85,9 @@ impl Reporter for TermReporter {
         if self.verbose && !self.quiet {
             match &r.outcome {
                 Outcome::Fresh => self.say(&format!("✓ {}: fresh", r.stage)),
-                Outcome::Restored => self.say(&format!("✓ {}: restored from the run-cache", r.stage)),
+                Outcome::Restored => {
+                    self.say(&format!("✓ {}: restored from the run-cache", r.stage))
+                }
                 _ => {}
             }
         }

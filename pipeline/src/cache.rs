@@ -75,7 +75,9 @@ impl Cache {
 
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{}-{n}", std::process::id()))
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()))
     }
 
     /// Stores the file at `src`, returning its hash and size. The copy is
@@ -184,7 +186,9 @@ impl Cache {
         fs::create_dir_all(parent)?;
         let tmp = parent.join(format!(
             ".{}.mlcycle-tmp-{}",
-            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            dest.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
             TMP_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
@@ -197,7 +201,10 @@ impl Cache {
                     actual,
                 }));
             }
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))?;
+            fs::set_permissions(
+                &tmp,
+                fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
+            )?;
             if dest.is_dir() {
                 fs::remove_dir_all(dest)?;
             }
@@ -300,7 +307,11 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
         for e in fs::read_dir(&abs)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let r = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             let ft = e.file_type()?;
             if ft.is_dir() {
                 stack.push((r, e.path()));
@@ -349,7 +360,9 @@ mod tests {
         let obj = cache.object_path(&h);
         fs::set_permissions(&obj, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&obj, "tampered").unwrap();
-        let err = cache.restore_file(&h, &dir.path().join("x"), false).unwrap_err();
+        let err = cache
+            .restore_file(&h, &dir.path().join("x"), false)
+            .unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
         assert!(!obj.exists());
         assert!(!dir.path().join("x").exists());

@@ -44,7 +44,11 @@ impl StageFingerprint {
 
     /// Every difference from `old` (the recorded fingerprint) to `self`.
     /// `upstream` names the stage that produces an input, for messages.
-    pub fn diff(&self, old: &StageFingerprint, upstream: &dyn Fn(&str) -> Option<String>) -> Vec<StaleReason> {
+    pub fn diff(
+        &self,
+        old: &StageFingerprint,
+        upstream: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<StaleReason> {
         let mut out = Vec::new();
         if old.schema != self.schema {
             out.push(StaleReason::FormatChanged);
@@ -157,23 +161,52 @@ pub enum StaleReason {
     Forced,
     /// The record was written by another fingerprint format.
     FormatChanged,
-    KindChanged { old: String, new: String },
-    ImplementationChanged { old: u32, new: u32 },
-    ParamChanged { key: String, old: Option<String>, new: Option<String> },
+    KindChanged {
+        old: String,
+        new: String,
+    },
+    ImplementationChanged {
+        old: u32,
+        new: u32,
+    },
+    ParamChanged {
+        key: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
     /// The command, env or a `with:` value changed.
-    ConfigChanged { field: String, old: Option<String>, new: Option<String> },
+    ConfigChanged {
+        field: String,
+        old: Option<String>,
+        new: Option<String>,
+    },
     /// An input produced by another stage has new content.
-    InputChanged { input: String, upstream: String },
+    InputChanged {
+        input: String,
+        upstream: String,
+    },
     /// A file the stage reads changed.
-    FileChanged { path: String },
-    InputAdded { input: String },
-    InputRemoved { input: String },
+    FileChanged {
+        path: String,
+    },
+    InputAdded {
+        input: String,
+    },
+    InputRemoved {
+        input: String,
+    },
     OutputsChanged,
-    OutputMissing { path: String },
-    OutputModified { path: String },
+    OutputMissing {
+        path: String,
+    },
+    OutputModified {
+        path: String,
+    },
     /// (status only) an upstream stage will rerun, which may change this
     /// stage's inputs.
-    UpstreamStale { upstream: String },
+    UpstreamStale {
+        upstream: String,
+    },
 }
 
 impl fmt::Display for StaleReason {
@@ -183,7 +216,9 @@ impl fmt::Display for StaleReason {
             StaleReason::FirstRun => write!(f, "first run"),
             StaleReason::Forced => write!(f, "forced"),
             StaleReason::FormatChanged => write!(f, "recorded fingerprint has another format"),
-            StaleReason::KindChanged { old, new } => write!(f, "stage kind changed: {old} -> {new}"),
+            StaleReason::KindChanged { old, new } => {
+                write!(f, "stage kind changed: {old} -> {new}")
+            }
             StaleReason::ImplementationChanged { old, new } => {
                 write!(f, "stage implementation changed: version {old} -> {new}")
             }
@@ -200,7 +235,10 @@ impl fmt::Display for StaleReason {
                 },
             },
             StaleReason::InputChanged { input, upstream } => {
-                write!(f, "input `{input}` changed (stage `{upstream}` produced new output)")
+                write!(
+                    f,
+                    "input `{input}` changed (stage `{upstream}` produced new output)"
+                )
             }
             StaleReason::FileChanged { path } => write!(f, "file `{path}` changed"),
             StaleReason::InputAdded { input } => write!(f, "new input `{input}`"),
@@ -208,7 +246,9 @@ impl fmt::Display for StaleReason {
             StaleReason::OutputsChanged => write!(f, "declared outputs changed"),
             StaleReason::OutputMissing { path } => write!(f, "output `{path}` missing"),
             StaleReason::OutputModified { path } => write!(f, "output `{path}` modified"),
-            StaleReason::UpstreamStale { upstream } => write!(f, "upstream `{upstream}` will rerun"),
+            StaleReason::UpstreamStale { upstream } => {
+                write!(f, "upstream `{upstream}` will rerun")
+            }
         }
     }
 }
@@ -225,7 +265,11 @@ mod tests {
             version: 0,
             config: [("run".to_string(), json!("python train.py"))].into(),
             params: [("train.lr".to_string(), json!(0.01))].into(),
-            inputs: [("prep.data".to_string(), "aa".to_string()), ("train.py".to_string(), "bb".to_string())].into(),
+            inputs: [
+                ("prep.data".to_string(), "aa".to_string()),
+                ("train.py".to_string(), "bb".to_string()),
+            ]
+            .into(),
             outputs: vec!["model.bin".into()],
         }
     }
@@ -262,9 +306,11 @@ mod tests {
     #[test]
     fn with_params_diff_by_key() {
         let mut old = fp();
-        old.config.insert("with".into(), json!({"alpha": 1, "beta": 2}));
+        old.config
+            .insert("with".into(), json!({"alpha": 1, "beta": 2}));
         let mut new = old.clone();
-        new.config.insert("with".into(), json!({"alpha": 3, "beta": 2}));
+        new.config
+            .insert("with".into(), json!({"alpha": 3, "beta": 2}));
         let r = new.diff(&old, &|_| None);
         assert_eq!(r[0].to_string(), "param `alpha` changed: 1 -> 3");
     }
@@ -274,6 +320,9 @@ mod tests {
         let old = fp();
         let mut new = fp();
         new.version = 2;
-        assert_eq!(new.diff(&old, &|_| None)[0].to_string(), "stage implementation changed: version 0 -> 2");
+        assert_eq!(
+            new.diff(&old, &|_| None)[0].to_string(),
+            "stage implementation changed: version 0 -> 2"
+        );
     }
 }

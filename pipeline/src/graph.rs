@@ -36,7 +36,12 @@ pub fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
                         let mut cycle: Vec<usize> = stack[pos..].iter().map(|(s, _)| *s).collect();
                         cycle.reverse();
                         // Start at the first-declared stage, for stable messages.
-                        let min = cycle.iter().enumerate().min_by_key(|(_, s)| **s).map(|(i, _)| i).unwrap_or(0);
+                        let min = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, s)| **s)
+                            .map(|(i, _)| i)
+                            .unwrap_or(0);
                         cycle.rotate_left(min);
                         return Some(cycle);
                     }
@@ -164,7 +169,12 @@ impl StageGraph {
     pub fn mermaid(&self, p: &Pipeline) -> String {
         let mut s = String::from("flowchart TD\n");
         for (i, st) in p.stages.iter().enumerate() {
-            let _ = writeln!(s, "    n{i}[\"{}<br/><i>{}</i>\"]", escape_mermaid(&st.id), escape_mermaid(&st.kind));
+            let _ = writeln!(
+                s,
+                "    n{i}[\"{}<br/><i>{}</i>\"]",
+                escape_mermaid(&st.id),
+                escape_mermaid(&st.kind)
+            );
         }
         for e in self.edges(p) {
             let _ = writeln!(s, "    n{} -->|{}| n{}", e.0, escape_mermaid(&e.2), e.1);
@@ -174,9 +184,18 @@ impl StageGraph {
 
     /// Graphviz dot.
     pub fn dot(&self, p: &Pipeline) -> String {
-        let mut s = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n", escape_dot(&p.name));
+        let mut s = format!(
+            "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n",
+            escape_dot(&p.name)
+        );
         for st in &p.stages {
-            let _ = writeln!(s, "    \"{}\" [label=\"{}\\n{}\"];", escape_dot(&st.id), escape_dot(&st.id), escape_dot(&st.kind));
+            let _ = writeln!(
+                s,
+                "    \"{}\" [label=\"{}\\n{}\"];",
+                escape_dot(&st.id),
+                escape_dot(&st.id),
+                escape_dot(&st.kind)
+            );
         }
         for (a, b, label) in self.edges(p) {
             let _ = writeln!(
@@ -202,7 +221,10 @@ impl StageGraph {
                 .iter()
                 .map(|inp| match inp.source {
                     Source::Stage { stage, output } => {
-                        format!("{}.{}", p.stages[stage].id, p.stages[stage].outputs[output].name)
+                        format!(
+                            "{}.{}",
+                            p.stages[stage].id, p.stages[stage].outputs[output].name
+                        )
                     }
                     Source::File(ref f) => f.clone(),
                 })
@@ -226,7 +248,9 @@ impl StageGraph {
                     .inputs
                     .iter()
                     .filter_map(|inp| match inp.source {
-                        Source::Stage { stage, output } if stage == a => Some(p.stages[a].outputs[output].name.as_str()),
+                        Source::Stage { stage, output } if stage == a => {
+                            Some(p.stages[a].outputs[output].name.as_str())
+                        }
                         _ => None,
                     })
                     .collect();
@@ -245,9 +269,14 @@ fn declaration_topo_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
     use std::collections::BinaryHeap;
     let n = graph.node_count();
     let mut indeg: Vec<usize> = (0..n)
-        .map(|i| graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).count())
+        .map(|i| {
+            graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                .count()
+        })
         .collect();
-    let mut heap: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut heap: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = heap.pop() {
         order.push(i);
@@ -260,7 +289,8 @@ fn declaration_topo_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
     }
     if order.len() < n {
         // Unreachable for a validated pipeline (cycles are refused on load).
-        order.extend((0..n).filter(|i| !order.contains(i)));
+        let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+        order.extend((0..n).filter(|i| !placed.contains(i)));
     }
     order
 }

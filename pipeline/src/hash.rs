@@ -53,7 +53,10 @@ impl Stamp {
     pub fn of(meta: &std::fs::Metadata) -> Self {
         Stamp {
             size: meta.len(),
-            mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
             inode: meta.ino(),
         }
     }
@@ -76,7 +79,12 @@ impl Memo {
 
     /// The hash of the file at `abs` (memo key `key`), read only when its
     /// stamp differs from the memo's. `meta` may be passed when known.
-    pub fn hash(&mut self, key: &str, abs: &Path, meta: Option<std::fs::Metadata>) -> io::Result<Digest> {
+    pub fn hash(
+        &mut self,
+        key: &str,
+        abs: &Path,
+        meta: Option<std::fs::Metadata>,
+    ) -> io::Result<Digest> {
         let meta = match meta {
             Some(m) => m,
             None => std::fs::metadata(abs)?,
@@ -148,7 +156,9 @@ mod tests {
     fn large_files_hash_the_same_as_small_ones() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("big.bin");
-        let data: Vec<u8> = (0..3 * MMAP_THRESHOLD as usize).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..3 * MMAP_THRESHOLD as usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
         std::fs::write(&f, &data).unwrap();
         assert_eq!(hash_file(&f).unwrap(), hash_bytes(&data));
     }

@@ -38,9 +38,9 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
             lit.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| format!("`${{` is not closed in `{s}`; add `}}` or write `$${{` for a literal"))?;
+            let end = tail.find('}').ok_or_else(|| {
+                format!("`${{` is not closed in `{s}`; add `}}` or write `$${{` for a literal")
+            })?;
             let inner = tail[..end].trim();
             let (ns, name) = inner.split_once('.').ok_or_else(|| {
                 format!("`${{{inner}}}` must name `params.KEY`, `inputs.NAME` or `outputs.NAME`")

@@ -99,7 +99,10 @@ mod tests {
         assert!(set_existing(&mut p, "train.lr", json!(0.1)));
         assert!(!set_existing(&mut p, "train.momentum", json!(0.9)));
         assert_eq!(p["train"]["lr"], json!(0.1));
-        assert_eq!(all_keys(&p), vec!["train", "train.lr", "train.epochs", "seed"]);
+        assert_eq!(
+            all_keys(&p),
+            vec!["train", "train.lr", "train.epochs", "seed"]
+        );
     }
 
     #[test]

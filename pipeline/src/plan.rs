@@ -121,7 +121,11 @@ pub fn fingerprint(
         let h = match inp.source {
             Source::Stage { stage, output } => upstream(stage, output).unwrap_or_default(),
             Source::File(ref f) => {
-                let root = if Path::new(f).is_absolute() { Path::new("/") } else { ws.root.as_path() };
+                let root = if Path::new(f).is_absolute() {
+                    Path::new("/")
+                } else {
+                    ws.root.as_path()
+                };
                 memo.hash_path(root, f)
                     .map_err(|source| InputError {
                         path: f.clone(),
@@ -156,10 +160,13 @@ pub fn assess(
 ) -> Assessment {
     let key = fp.key();
     let upstream_of = |input_key: &str| -> Option<String> {
-        s.inputs.iter().find(|i| i.key == input_key).and_then(|i| match i.source {
-            Source::Stage { stage, .. } => Some(p.stages[stage].id.clone()),
-            Source::File(_) => None,
-        })
+        s.inputs
+            .iter()
+            .find(|i| i.key == input_key)
+            .and_then(|i| match i.source {
+                Source::Stage { stage, .. } => Some(p.stages[stage].id.clone()),
+                Source::File(_) => None,
+            })
     };
     let mut reasons = Vec::new();
     let outputs_ok = match recorded {
@@ -167,7 +174,9 @@ pub fn assess(
             for (path, out) in &rec.outs {
                 match memo.hash_path(&ws.root, path) {
                     Err(_) => reasons.push(StaleReason::OutputMissing { path: path.clone() }),
-                    Ok((h, _, _)) if h != out.hash => reasons.push(StaleReason::OutputModified { path: path.clone() }),
+                    Ok((h, _, _)) if h != out.hash => {
+                        reasons.push(StaleReason::OutputModified { path: path.clone() })
+                    }
                     Ok(_) => {}
                 }
             }
@@ -203,7 +212,9 @@ pub fn assess(
         _ => ws.run_cache(&key),
     };
     let verdict = match cached {
-        Some(entry) if entry.outs.values().all(|o| ws.cache.has_output(o)) => Verdict::Restore(entry),
+        Some(entry) if entry.outs.values().all(|o| ws.cache.has_output(o)) => {
+            Verdict::Restore(entry)
+        }
         _ => Verdict::Run,
     };
     Assessment {
@@ -245,7 +256,9 @@ pub fn status(
         let recorded = lock.stages.get(&s.id);
         let up = |stage: usize, output: usize| -> Option<Digest> {
             let path = &p.stages[stage].outputs[output].path;
-            outs[stage].and_then(|e| e.outs.get(path)).map(|o| o.hash.clone())
+            outs[stage]
+                .and_then(|e| e.outs.get(path))
+                .map(|o| o.hash.clone())
         };
         let fp = fingerprint(ws, p, s, memo, &up)?;
         let a = assess(ws, p, s, fp, recorded, memo, false);
@@ -267,7 +280,9 @@ pub fn status(
             ups.sort();
             ups.dedup();
             for u in ups {
-                reasons.push(StaleReason::UpstreamStale { upstream: u.to_string() });
+                reasons.push(StaleReason::UpstreamStale {
+                    upstream: u.to_string(),
+                });
             }
             if state == "fresh" {
                 state = "stale";

@@ -19,7 +19,11 @@ pub enum Outcome {
     /// It ran and succeeded.
     Ran,
     /// It ran and failed.
-    Failed { error: String, stderr_tail: Vec<String>, log: Option<String> },
+    Failed {
+        error: String,
+        stderr_tail: Vec<String>,
+        log: Option<String>,
+    },
     /// It did not run because of another stage.
     Skipped { because: String },
 }
@@ -95,7 +99,11 @@ impl RunSummary {
     }
 
     pub fn succeeded(&self) -> bool {
-        !self.interrupted && self.stages.iter().all(|s| !matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        !self.interrupted
+            && self
+                .stages
+                .iter()
+                .all(|s| !matches!(s.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }))
     }
 
     pub fn status(&self) -> &'static str {
@@ -118,8 +126,17 @@ impl RunSummary {
             .collect();
         let mut out = String::new();
         if !rows.is_empty() {
-            let w_stage = rows.iter().map(|r| r.stage.chars().count()).max().unwrap_or(5).max(5);
-            let _ = writeln!(out, "{:<w_stage$}  {:<8}  {:>9}  {}", "STAGE", "OUTCOME", "TIME", "REASON");
+            let w_stage = rows
+                .iter()
+                .map(|r| r.stage.chars().count())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            let _ = writeln!(
+                out,
+                "{:<w_stage$}  {:<8}  {:>9}  REASON",
+                "STAGE", "OUTCOME", "TIME"
+            );
             for r in rows {
                 let reason = match &r.outcome {
                     Outcome::Failed { error, .. } => error.clone(),
@@ -160,7 +177,11 @@ impl RunSummary {
         let _ = writeln!(
             out,
             "{}{} in {}",
-            if self.interrupted { "interrupted: " } else { "" },
+            if self.interrupted {
+                "interrupted: "
+            } else {
+                ""
+            },
             parts.join(", "),
             fmt_duration(self.duration)
         );

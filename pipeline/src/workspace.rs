@@ -71,7 +71,10 @@ pub enum StateError {
         source: io::Error,
     },
     #[error("another mlcycle process is writing to this workspace{holder}")]
-    #[diagnostic(code(mlcycle::state::busy), help("wait for it to finish, or run without `--no-wait` to wait automatically"))]
+    #[diagnostic(
+        code(mlcycle::state::busy),
+        help("wait for it to finish, or run without `--no-wait` to wait automatically")
+    )]
     Busy { holder: String },
 }
 
@@ -113,7 +116,11 @@ impl Workspace {
         self.state.join("runs")
     }
     fn run_cache_path(&self, key: &str) -> PathBuf {
-        self.cache.root().join("runs").join(&key[..2.min(key.len())]).join(key)
+        self.cache
+            .root()
+            .join("runs")
+            .join(&key[..2.min(key.len())])
+            .join(key)
     }
 
     /// Creates `.mlcycle/` with a `.gitignore` so its contents stay out of git.
@@ -132,7 +139,11 @@ impl Workspace {
 
     /// Takes the writer lock. When another process holds it, calls
     /// `on_wait` once and blocks (or fails at once when `wait` is false).
-    pub fn lock_writer(&self, wait: bool, on_wait: impl FnOnce(&str)) -> Result<WriterLock, StateError> {
+    pub fn lock_writer(
+        &self,
+        wait: bool,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<WriterLock, StateError> {
         self.ensure_state_dir()?;
         let path = self.state.join("writer.lock");
         let w = |source| StateError::Write {
@@ -172,10 +183,12 @@ impl Workspace {
     pub fn read_lock(&self) -> Result<LockFile, StateError> {
         let path = self.lock_path();
         let mut lock = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<LockFile>(&bytes).map_err(|source| StateError::Parse {
-                path: path.clone(),
-                source,
-            })?,
+            Ok(bytes) => {
+                serde_json::from_slice::<LockFile>(&bytes).map_err(|source| StateError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => LockFile {
                 schema: LOCK_SCHEMA,
                 ..Default::default()
@@ -196,7 +209,9 @@ impl Workspace {
         for line in io::BufReader::new(file).lines() {
             let Ok(line) = line else { break };
             // A line cut short by a crash is the end of the journal.
-            let Ok(j) = serde_json::from_str::<JournalLine>(&line) else { break };
+            let Ok(j) = serde_json::from_str::<JournalLine>(&line) else {
+                break;
+            };
             match j.entry {
                 Some(e) => {
                     lock.stages.insert(j.stage, e);
@@ -310,7 +325,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = (|| {
@@ -359,7 +376,10 @@ mod tests {
         j.started("b").unwrap();
         drop(j);
         // A torn last line, as a kill -9 mid-write would leave.
-        let mut f = OpenOptions::new().append(true).open(ws.journal_path()).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(ws.journal_path())
+            .unwrap();
         f.write_all(b"{\"stage\":\"a\",\"ent").unwrap();
         let read = ws.read_lock().unwrap();
         assert_eq!(read.stages["a"].key, "k3");

@@ -32,13 +32,27 @@ mod tests {
         let mut n = 0;
         for f in r.kinds() {
             n += 1;
-            assert!(f.kind().contains('.'), "kind `{}` should be `phase.name`", f.kind());
+            assert!(
+                f.kind().contains('.'),
+                "kind `{}` should be `phase.name`",
+                f.kind()
+            );
             assert!(!f.summary().is_empty(), "`{}` has no summary", f.kind());
             for p in f.inputs().iter().chain(f.outputs()) {
-                assert!(!p.doc.is_empty(), "port `{}` of `{}` is undocumented", p.name, f.kind());
+                assert!(
+                    !p.doc.is_empty(),
+                    "port `{}` of `{}` is undocumented",
+                    p.name,
+                    f.kind()
+                );
             }
             for p in f.param_docs() {
-                assert!(!p.doc.is_empty(), "param `{}` of `{}` is undocumented", p.name, f.kind());
+                assert!(
+                    !p.doc.is_empty(),
+                    "param `{}` of `{}` is undocumented",
+                    p.name,
+                    f.kind()
+                );
             }
         }
         assert_eq!(n, 2);

@@ -2,7 +2,9 @@
 
 use std::fs;
 
-use mlcycle_pipeline::{ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory};
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -178,7 +180,9 @@ mod tests {
 
     #[test]
     fn unknown_param_names_the_key() {
-        let e = Import.build(&serde_json::json!({"path": "a", "pth": 1})).unwrap_err();
+        let e = Import
+            .build(&serde_json::json!({"path": "a", "pth": 1}))
+            .unwrap_err();
         assert_eq!(e.path, vec!["pth"]);
         assert!(e.message.contains("unknown field"));
     }

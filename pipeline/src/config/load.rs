@@ -29,7 +29,10 @@ pub enum LoadFailure {
     /// Following the aliases would build more than [`MAX_EXPANDED_NODES`] nodes.
     AliasBomb { nodes: u64, offset: usize },
     /// The text is not valid YAML (or not valid UTF-8).
-    Syntax { message: String, offset: Option<usize> },
+    Syntax {
+        message: String,
+        offset: Option<usize>,
+    },
 }
 
 /// Reads `path` to a string, refusing files over [`MAX_FILE_BYTES`].
@@ -75,9 +78,11 @@ pub fn parse(text: &str) -> Result<Value, LoadFailure> {
 /// `abc` a string), for `-p key=value` overrides.
 pub fn parse_scalar(text: &str) -> Value {
     match serde_norway::from_str::<serde_norway::Value>(text) {
-        Ok(v @ (serde_norway::Value::Bool(_)
-        | serde_norway::Value::Number(_)
-        | serde_norway::Value::String(_))) => to_json(v).unwrap_or(Value::String(text.into())),
+        Ok(
+            v @ (serde_norway::Value::Bool(_)
+            | serde_norway::Value::Number(_)
+            | serde_norway::Value::String(_)),
+        ) => to_json(v).unwrap_or(Value::String(text.into())),
         Ok(serde_norway::Value::Null) if text.trim().is_empty() => Value::String(String::new()),
         Ok(serde_norway::Value::Null) => Value::Null,
         _ => Value::String(text.to_string()),
@@ -106,7 +111,9 @@ fn to_json(value: serde_norway::Value) -> Result<Value, String> {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 serde_json::Number::from_f64(f)
                     .map(Value::Number)
-                    .ok_or_else(|| format!("the number `{f}` is not finite; write it as a string"))?
+                    .ok_or_else(|| {
+                        format!("the number `{f}` is not finite; write it as a string")
+                    })?
             }
         }
         Y::String(s) => Value::String(s),

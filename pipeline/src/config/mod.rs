@@ -109,9 +109,11 @@ pub enum Action {
 impl fmt::Debug for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Command { argv, shell, .. } => {
-                f.debug_struct("Command").field("argv", argv).field("shell", shell).finish()
-            }
+            Action::Command { argv, shell, .. } => f
+                .debug_struct("Command")
+                .field("argv", argv)
+                .field("shell", shell)
+                .finish(),
             Action::Builtin(s) => f.debug_tuple("Builtin").field(s).finish(),
         }
     }
@@ -191,7 +193,7 @@ impl fmt::Display for ConfigError {
         write!(
             f,
             "{} has {} problem{}",
-            self.file.display(),
+            self.file.to_string_lossy().trim_start_matches("./"),
             n,
             if n == 1 { "" } else { "s" }
         )
@@ -255,7 +257,9 @@ impl ConfigError {
                 let (src, idx, text, name) = indexes
                     .iter()
                     .find(|(k, ..)| *k == issue.file)
-                    .map(|(_, src, idx, text)| (src.clone(), Some(idx), *text, src.name().to_string()))
+                    .map(|(_, src, idx, text)| {
+                        (src.clone(), Some(idx), *text, src.name().to_string())
+                    })
                     .unwrap_or_else(|| {
                         (
                             Arc::new(NamedSource::new(file.display().to_string(), String::new())),
@@ -285,7 +289,13 @@ impl ConfigError {
     }
 
     /// An issue at a byte offset, for syntax errors found by the parser.
-    pub(crate) fn at_offset(file: &Path, name: &str, text: &str, issue: Issue, offset: Option<usize>) -> Self {
+    pub(crate) fn at_offset(
+        file: &Path,
+        name: &str,
+        text: &str,
+        issue: Issue,
+        offset: Option<usize>,
+    ) -> Self {
         let span = offset.map(|o| {
             let o = o.min(text.len().saturating_sub(1));
             (o, 1)
@@ -295,7 +305,7 @@ impl ConfigError {
             file: file.to_path_buf(),
             issues: vec![LocatedIssue {
                 issue,
-                src: Arc::new(NamedSource::new(name.to_string(), text.to_string()).with_language("yaml")),
+                src: Arc::new(NamedSource::new(name, text.to_string()).with_language("yaml")),
                 span,
                 line_col,
                 file_name: name.to_string(),
@@ -307,6 +317,11 @@ impl ConfigError {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }

@@ -65,10 +65,13 @@ pub enum Part {
     Value,
 }
 
+/// A byte range `(start, end)`.
+type Range = (usize, usize);
+
 /// Byte ranges of each node's key (when it is a mapping value) and value.
 #[derive(Debug, Default)]
 pub struct SpanIndex {
-    nodes: HashMap<YamlPath, (Option<(usize, usize)>, (usize, usize))>,
+    nodes: HashMap<YamlPath, (Option<Range>, Range)>,
 }
 
 impl SpanIndex {
@@ -138,7 +141,10 @@ impl Builder<'_> {
 
     /// Where the next value goes, and the key span if it is a mapping value.
     /// Returns `None` when the event is a mapping key.
-    fn slot(&mut self, scalar_key: Option<(&str, (usize, usize))>) -> Option<(YamlPath, Option<(usize, usize)>)> {
+    fn slot(
+        &mut self,
+        scalar_key: Option<(&str, (usize, usize))>,
+    ) -> Option<(YamlPath, Option<(usize, usize)>)> {
         match self.stack.last_mut() {
             None => Some((YamlPath::root(), None)),
             Some(Frame::Seq { path, next, .. }) => {

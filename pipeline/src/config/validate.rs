@@ -43,7 +43,13 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
     };
     let root = file
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."));
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut v = Validator {
@@ -156,7 +162,12 @@ impl Validator<'_> {
         });
     }
 
-    fn pipeline(&mut self, doc: &Value, overrides: &[(String, String)], file: &Path) -> Option<Pipeline> {
+    fn pipeline(
+        &mut self,
+        doc: &Value,
+        overrides: &[(String, String)],
+        file: &Path,
+    ) -> Option<Pipeline> {
         let root_path = YamlPath::root();
         let Some(top) = doc.as_object() else {
             self.push(
@@ -243,7 +254,8 @@ impl Validator<'_> {
                 }
             }
         }
-        let mut sorted: Vec<(&str, (usize, usize))> = by_path.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut sorted: Vec<(&str, (usize, usize))> =
+            by_path.iter().map(|(k, v)| (*k, *v)).collect();
         sorted.sort();
         for w in sorted.windows(2) {
             let (a, (sa, _)) = w[0];
@@ -265,7 +277,10 @@ impl Validator<'_> {
                     d.id
                 ),
                 "written twice",
-                Some("each file may have one producer; give one of the stages another output path".into()),
+                Some(
+                    "each file may have one producer; give one of the stages another output path"
+                        .into(),
+                ),
             );
         }
 
@@ -276,22 +291,18 @@ impl Validator<'_> {
                 out_index.entry(o.path.as_str()).or_insert((si, oi));
             }
         }
-        let mut defs = Vec::with_capacity(drafts.len());
-        for d in &drafts {
-            if let Some(def) = self.finish(d, &drafts, &ids, &out_index) {
-                defs.push(def);
-            }
-        }
-        if !self.issues.is_empty() || defs.len() != drafts.len() {
-            return None;
-        }
+        let defs: Vec<Option<StageDef>> = drafts
+            .iter()
+            .map(|d| self.finish(d, &drafts, &ids, &out_index))
+            .collect();
 
-        // Cycles.
+        // Cycles, among the stages that resolved (so they are reported
+        // together with every other problem).
         let deps: Vec<Vec<usize>> = defs
             .iter()
             .map(|s| {
-                s.inputs
-                    .iter()
+                s.iter()
+                    .flat_map(|s| s.inputs.iter())
                     .filter_map(|i| match i.source {
                         Source::Stage { stage, .. } => Some(stage),
                         Source::File(_) => None,
@@ -303,7 +314,7 @@ impl Validator<'_> {
             let chain: Vec<&str> = cycle
                 .iter()
                 .chain(cycle.first())
-                .map(|&i| defs[i].id.as_str())
+                .map(|&i| drafts[i].id.as_str())
                 .collect();
             let first = &drafts[cycle[0]];
             self.push(
@@ -314,8 +325,11 @@ impl Validator<'_> {
                 "this stage depends on itself through the chain",
                 Some("a stage cannot read, directly or not, what it writes; remove one of the dependencies in the chain".into()),
             );
+        }
+        if !self.issues.is_empty() || defs.iter().any(Option::is_none) {
             return None;
         }
+        let defs: Vec<StageDef> = defs.into_iter().flatten().collect();
 
         Some(Pipeline {
             name,
@@ -357,7 +371,14 @@ impl Validator<'_> {
         if let Some(pf) = top.get("params_file") {
             let p = YamlPath::root().key("params_file");
             match pf.as_str() {
-                None => self.push("type", &p, Part::Value, "`params_file` must be a path".into(), "not a string", None),
+                None => self.push(
+                    "type",
+                    &p,
+                    Part::Value,
+                    "`params_file` must be a path".into(),
+                    "not a string",
+                    None,
+                ),
                 Some(rel) => {
                     let full = self.root.join(rel);
                     let name = Path::new(rel).to_string_lossy().into_owned();
@@ -388,8 +409,19 @@ impl Validator<'_> {
                         ),
                         Err(other) => {
                             let e = failure(&full, &name, "", other);
-                            let msg = e.issues.first().map(|i| i.issue.message.clone()).unwrap_or_default();
-                            self.push("params_file", &p, Part::Value, format!("params file `{rel}`: {msg}"), "this file", None);
+                            let msg = e
+                                .issues
+                                .first()
+                                .map(|i| i.issue.message.clone())
+                                .unwrap_or_default();
+                            self.push(
+                                "params_file",
+                                &p,
+                                Part::Value,
+                                format!("params file `{rel}`: {msg}"),
+                                "this file",
+                                None,
+                            );
                         }
                     }
                 }
@@ -435,9 +467,18 @@ impl Validator<'_> {
         }
     }
 
-    fn draft<'d>(&mut self, id: &str, decl: &'d Value, stages_path: &YamlPath) -> Option<Draft<'d>> {
+    fn draft<'d>(
+        &mut self,
+        id: &str,
+        decl: &'d Value,
+        stages_path: &YamlPath,
+    ) -> Option<Draft<'d>> {
         let path = stages_path.key(id);
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             self.push(
                 "stage_name",
                 &path,
@@ -483,7 +524,11 @@ impl Validator<'_> {
             );
             return None;
         }
-        let (wrong, right) = if has_run { (USES_ONLY, "run") } else { (RUN_ONLY, "uses") };
+        let (wrong, right) = if has_run {
+            (USES_ONLY, "run")
+        } else {
+            (RUN_ONLY, "uses")
+        };
         for k in wrong {
             if decl.contains_key(*k) {
                 let help = if has_run {
@@ -506,7 +551,14 @@ impl Validator<'_> {
         if has_uses {
             let kind_path = path.key("uses");
             match decl["uses"].as_str() {
-                None => self.push("type", &kind_path, Part::Value, "`uses` must be a stage kind name".into(), "not a string", None),
+                None => self.push(
+                    "type",
+                    &kind_path,
+                    Part::Value,
+                    "`uses` must be a stage kind name".into(),
+                    "not a string",
+                    None,
+                ),
                 Some(kind) => match self.registry.get(kind) {
                     Some(f) => {
                         for port in f.outputs() {
@@ -519,8 +571,12 @@ impl Validator<'_> {
                     }
                     None => {
                         let help = match self.registry.suggest(kind) {
-                            Some(s) => format!("did you mean `{s}`? `mlcycle stages` lists every kind"),
-                            None if kind == COMMAND_KIND => "command stages are written with `run:`".to_string(),
+                            Some(s) => {
+                                format!("did you mean `{s}`? `mlcycle stages` lists every kind")
+                            }
+                            None if kind == COMMAND_KIND => {
+                                "command stages are written with `run:`".to_string()
+                            }
                             None => "`mlcycle stages` lists every kind".to_string(),
                         };
                         self.push(
@@ -549,16 +605,27 @@ impl Validator<'_> {
 
     fn run_outputs(&mut self, id: &str, decl: &Map<String, Value>, path: &YamlPath) -> Vec<Output> {
         let mut outs = Vec::new();
-        let Some(list) = decl.get("outs") else { return outs };
+        let Some(list) = decl.get("outs") else {
+            return outs;
+        };
         let lpath = path.key("outs");
         let Some(list) = list.as_array() else {
-            self.push("type", &lpath, Part::Value, "`outs` must be a list of paths".into(), "expected a list", None);
+            self.push(
+                "type",
+                &lpath,
+                Part::Value,
+                "`outs` must be a list of paths".into(),
+                "expected a list",
+                None,
+            );
             return outs;
         };
         let mut names: HashMap<String, usize> = HashMap::new();
         for (i, item) in list.iter().enumerate() {
             let ipath = lpath.index(i);
-            let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else { continue };
+            let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else {
+                continue;
+            };
             let norm = match normalize_output(&self.root, &raw) {
                 Ok(p) => p,
                 Err(why) => {
@@ -590,7 +657,12 @@ impl Validator<'_> {
     }
 
     /// A list item that is either `"value"` or `{name: "value"}`.
-    fn named_entry(&mut self, item: &Value, path: &YamlPath, what: &str) -> Option<(Option<String>, String)> {
+    fn named_entry(
+        &mut self,
+        item: &Value,
+        path: &YamlPath,
+        what: &str,
+    ) -> Option<(Option<String>, String)> {
         match item {
             Value::String(s) => Some((None, s.clone())),
             Value::Object(m) if m.len() == 1 => {
@@ -598,7 +670,14 @@ impl Validator<'_> {
                 match v.as_str() {
                     Some(s) => Some((Some(k.clone()), s.to_string())),
                     None => {
-                        self.push("type", &path.key(k), Part::Value, format!("`{what}` entries must be paths (strings)"), "not a string", None);
+                        self.push(
+                            "type",
+                            &path.key(k),
+                            Part::Value,
+                            format!("`{what}` entries must be paths (strings)"),
+                            "not a string",
+                            None,
+                        );
                         None
                     }
                 }
@@ -628,82 +707,149 @@ impl Validator<'_> {
         ids: &HashMap<&str, usize>,
         out_index: &HashMap<&str, (usize, usize)>,
     ) -> Option<(String, Source)> {
-        let exists_as_file = !raw.is_empty() && self.root.join(raw).exists();
-        if let Some((sid, port)) = raw.split_once('.') {
-            if let Some(&si) = ids.get(sid) {
-                if exists_as_file && !raw.contains('/') {
-                    self.push(
-                        "ambiguous_ref",
-                        path,
-                        Part::Value,
-                        format!("`{raw}` in stage `{}` is both a file in the workspace and output `{port}` of stage `{sid}`", stage.id),
-                        "ambiguous",
-                        Some(format!("write `./{raw}` for the file or rename the file")),
-                    );
-                    return None;
+        // As a reference: `stage.port`.
+        let mut unknown_port: Option<(usize, &str)> = None;
+        let as_ref = raw.split_once('.').and_then(|(sid, port)| {
+            let &si = ids.get(sid)?;
+            match drafts[si].outputs.iter().position(|o| o.name == port) {
+                Some(oi) => Some((si, oi)),
+                None => {
+                    unknown_port = Some((si, port));
+                    None
                 }
-                let target = &drafts[si];
-                return match target.outputs.iter().position(|o| o.name == port) {
-                    Some(oi) => Some((target.outputs[oi].path.clone(), Source::Stage { stage: si, output: oi })),
-                    None => {
-                        let names: Vec<&str> = target.outputs.iter().map(|o| o.name.as_str()).collect();
-                        let mut help = did_you_mean(port, &names);
-                        if help.is_empty() {
-                            help = if names.is_empty() {
-                                format!("stage `{sid}` declares no outputs")
-                            } else {
-                                format!("stage `{sid}` has outputs: {}", names.join(", "))
-                            };
-                        }
-                        self.push(
-                            "unknown_port",
-                            path,
-                            Part::Value,
-                            format!("stage `{sid}` has no output `{port}` (referenced by stage `{}`)", stage.id),
-                            "unknown output",
-                            Some(help),
-                        );
-                        None
-                    }
-                };
             }
-        }
-        let norm = match normalize_any(raw) {
-            Some(p) => p,
-            None => {
-                self.push("dep_path", path, Part::Value, format!("stage `{}` has an empty dependency", stage.id), "empty", None);
+        });
+        // As a path: another stage's output (or a file inside an output
+        // folder), or a file that exists.
+        let norm = normalize_any(raw);
+        let as_path: Option<(String, Source)> = norm.as_ref().and_then(|norm| {
+            if let Some(&(si, oi)) = out_index.get(norm.as_str()) {
+                return Some((
+                    norm.clone(),
+                    Source::Stage {
+                        stage: si,
+                        output: oi,
+                    },
+                ));
+            }
+            let mut prefix = norm.as_str();
+            while let Some(i) = prefix.rfind('/') {
+                prefix = &prefix[..i];
+                if let Some(&(si, oi)) = out_index.get(prefix) {
+                    return Some((
+                        norm.clone(),
+                        Source::Stage {
+                            stage: si,
+                            output: oi,
+                        },
+                    ));
+                }
+            }
+            let full = if Path::new(norm).is_absolute() {
+                PathBuf::from(norm)
+            } else {
+                self.root.join(norm)
+            };
+            full.exists()
+                .then(|| (norm.clone(), Source::File(norm.clone())))
+        });
+        match (as_ref, as_path) {
+            (Some((si, oi)), Some((_, src)))
+                if src
+                    != (Source::Stage {
+                        stage: si,
+                        output: oi,
+                    }) =>
+            {
+                let port = &drafts[si].outputs[oi].name;
+                self.push(
+                    "ambiguous_ref",
+                    path,
+                    Part::Value,
+                    format!(
+                        "`{raw}` in stage `{}` is both output `{port}` of stage `{}` and the path of another input",
+                        stage.id, drafts[si].id
+                    ),
+                    "ambiguous",
+                    Some(format!("write `./{raw}` for the path, or rename the file")),
+                );
                 return None;
             }
-        };
-        if let Some(&(si, oi)) = out_index.get(norm.as_str()) {
-            return Some((norm, Source::Stage { stage: si, output: oi }));
-        }
-        // A file inside another stage's output folder.
-        let mut prefix = norm.as_str();
-        while let Some(i) = prefix.rfind('/') {
-            prefix = &prefix[..i];
-            if let Some(&(si, oi)) = out_index.get(prefix) {
-                return Some((norm, Source::Stage { stage: si, output: oi }));
+            (Some((si, oi)), _) => {
+                return Some((
+                    drafts[si].outputs[oi].path.clone(),
+                    Source::Stage {
+                        stage: si,
+                        output: oi,
+                    },
+                ));
             }
+            (None, Some(found)) => return Some(found),
+            (None, None) => {}
         }
-        if self.root.join(&norm).exists() {
-            return Some((norm.clone(), Source::File(norm)));
+        if norm.is_none() {
+            self.push(
+                "dep_path",
+                path,
+                Part::Value,
+                format!("stage `{}` has an empty dependency", stage.id),
+                "empty",
+                None,
+            );
+            return None;
+        }
+        if let Some((si, port)) = unknown_port {
+            let target = &drafts[si];
+            let names: Vec<&str> = target.outputs.iter().map(|o| o.name.as_str()).collect();
+            let mut help = did_you_mean(port, &names);
+            if help.is_empty() {
+                help = if names.is_empty() {
+                    format!("stage `{}` declares no outputs", target.id)
+                } else {
+                    format!("stage `{}` has outputs: {}", target.id, names.join(", "))
+                };
+            }
+            self.push(
+                "unknown_port",
+                path,
+                Part::Value,
+                format!(
+                    "stage `{}` has no output `{port}` (referenced by stage `{}`)",
+                    target.id, stage.id
+                ),
+                "unknown output",
+                Some(help),
+            );
+            return None;
         }
         let refs: Vec<String> = drafts
             .iter()
-            .flat_map(|d| d.outputs.iter().flat_map(move |o| [format!("{}.{}", d.id, o.name), o.path.clone()]))
+            .flat_map(|d| {
+                d.outputs
+                    .iter()
+                    .flat_map(move |o| [format!("{}.{}", d.id, o.name), o.path.clone()])
+            })
             .collect();
         let mut help = did_you_mean(raw, &refs);
         if help.is_empty() {
             help = "create the file, or refer to another stage's output as `stage.port` or by its path".into();
         }
-        let looks_like_ref = raw.split_once('.').is_some_and(|(a, _)| !a.contains('/') && !raw.contains('/'));
-        let message = if looks_like_ref {
-            format!("stage `{}` depends on `{raw}`, which is neither a file nor a stage output", stage.id)
+        let message = if let Some((sid, _)) = raw.split_once('.').filter(|_| !raw.contains('/')) {
+            format!(
+                "stage `{}` depends on `{raw}`: there is no such file, and no stage named `{sid}`",
+                stage.id
+            )
         } else {
             format!("stage `{}` depends on missing file `{raw}`", stage.id)
         };
-        self.push("missing_input", path, Part::Value, message, "not found", Some(help));
+        self.push(
+            "missing_input",
+            path,
+            Part::Value,
+            message,
+            "not found",
+            Some(help),
+        );
         None
     }
 
@@ -723,25 +869,59 @@ impl Validator<'_> {
             if let Some(list) = d.decl.get("deps") {
                 let lpath = d.path.key("deps");
                 match list.as_array() {
-                    None => self.push("type", &lpath, Part::Value, "`deps` must be a list".into(), "expected a list", None),
+                    None => self.push(
+                        "type",
+                        &lpath,
+                        Part::Value,
+                        "`deps` must be a list".into(),
+                        "expected a list",
+                        None,
+                    ),
                     Some(list) => {
                         for (i, item) in list.iter().enumerate() {
                             let ipath = lpath.index(i);
-                            let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else { continue };
-                            let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index) else { continue };
+                            let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else {
+                                continue;
+                            };
+                            let Some((p, source)) =
+                                self.resolve(d, &raw, &ipath, drafts, ids, out_index)
+                            else {
+                                continue;
+                            };
                             let name = name.unwrap_or_else(|| match &source {
-                                Source::Stage { stage, output } => drafts[*stage].outputs[*output].name.clone(),
+                                Source::Stage { stage, output } => {
+                                    drafts[*stage].outputs[*output].name.clone()
+                                }
                                 Source::File(f) => stem(f),
                             });
                             if inputs.iter().any(|x| x.key == raw) {
-                                self.push("duplicate_dep", &ipath, Part::Value, format!("stage `{}` lists `{raw}` twice", d.id), "listed twice", None);
+                                self.push(
+                                    "duplicate_dep",
+                                    &ipath,
+                                    Part::Value,
+                                    format!("stage `{}` lists `{raw}` twice", d.id),
+                                    "listed twice",
+                                    None,
+                                );
                                 continue;
                             }
                             if item.is_object() && inputs.iter().any(|x| x.name == name) {
-                                self.push("port_fed_twice", &ipath, Part::Value, format!("input `{name}` of stage `{}` is fed twice", d.id), "second feed", Some("give each dep its own name".into()));
+                                self.push(
+                                    "port_fed_twice",
+                                    &ipath,
+                                    Part::Value,
+                                    format!("input `{name}` of stage `{}` is fed twice", d.id),
+                                    "second feed",
+                                    Some("give each dep its own name".into()),
+                                );
                                 continue;
                             }
-                            inputs.push(Input { key: raw, name, path: p, source });
+                            inputs.push(Input {
+                                key: raw,
+                                name,
+                                path: p,
+                                source,
+                            });
                         }
                     }
                 }
@@ -749,12 +929,26 @@ impl Validator<'_> {
             if let Some(list) = d.decl.get("params") {
                 let lpath = d.path.key("params");
                 match list.as_array() {
-                    None => self.push("type", &lpath, Part::Value, "`params` must be a list of param keys".into(), "expected a list", None),
+                    None => self.push(
+                        "type",
+                        &lpath,
+                        Part::Value,
+                        "`params` must be a list of param keys".into(),
+                        "expected a list",
+                        None,
+                    ),
                     Some(list) => {
                         for (i, item) in list.iter().enumerate() {
                             match item.as_str() {
                                 Some(k) => self.use_param(d, k, &lpath.index(i), &mut stage_params),
-                                None => self.push("type", &lpath.index(i), Part::Value, "param keys must be strings like `train.lr`".into(), "not a string", None),
+                                None => self.push(
+                                    "type",
+                                    &lpath.index(i),
+                                    Part::Value,
+                                    "param keys must be strings like `train.lr`".into(),
+                                    "not a string",
+                                    None,
+                                ),
                             }
                         }
                     }
@@ -768,8 +962,17 @@ impl Validator<'_> {
                     for (i, x) in a.iter().enumerate() {
                         match x {
                             Value::String(s) => t.push((s.clone(), d.path.key("run").index(i))),
-                            Value::Number(_) | Value::Bool(_) => t.push((x.to_string(), d.path.key("run").index(i))),
-                            _ => self.push("type", &d.path.key("run").index(i), Part::Value, "argv items must be strings".into(), "not a string", None),
+                            Value::Number(_) | Value::Bool(_) => {
+                                t.push((x.to_string(), d.path.key("run").index(i)))
+                            }
+                            _ => self.push(
+                                "type",
+                                &d.path.key("run").index(i),
+                                Part::Value,
+                                "argv items must be strings".into(),
+                                "not a string",
+                                None,
+                            ),
                         }
                     }
                     (t, false)
@@ -788,7 +991,8 @@ impl Validator<'_> {
             };
             let mut argv = Vec::new();
             for (t, p) in &templates {
-                if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, shell, &mut stage_params) {
+                if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, shell, &mut stage_params)
+                {
                     argv.push(s);
                 }
             }
@@ -797,18 +1001,40 @@ impl Validator<'_> {
             if let Some(e) = d.decl.get("env") {
                 let epath = d.path.key("env");
                 match e.as_object() {
-                    None => self.push("type", &epath, Part::Value, "`env` must be a mapping of variable names to values".into(), "expected a mapping", None),
+                    None => self.push(
+                        "type",
+                        &epath,
+                        Part::Value,
+                        "`env` must be a mapping of variable names to values".into(),
+                        "expected a mapping",
+                        None,
+                    ),
                     Some(m) => {
                         for (k, v) in m {
                             let t = match v {
                                 Value::String(s) => s.clone(),
                                 Value::Number(_) | Value::Bool(_) => v.to_string(),
                                 _ => {
-                                    self.push("type", &epath.key(k), Part::Value, "env values must be scalars".into(), "not a scalar", None);
+                                    self.push(
+                                        "type",
+                                        &epath.key(k),
+                                        Part::Value,
+                                        "env values must be scalars".into(),
+                                        "not a scalar",
+                                        None,
+                                    );
                                     continue;
                                 }
                             };
-                            if let Some(s) = self.render(d, &t, &epath.key(k), &inputs, &d.outputs, false, &mut stage_params) {
+                            if let Some(s) = self.render(
+                                d,
+                                &t,
+                                &epath.key(k),
+                                &inputs,
+                                &d.outputs,
+                                false,
+                                &mut stage_params,
+                            ) {
                                 env.push((k.clone(), s));
                             }
                             env_templates.insert(k.clone(), Value::String(t));
@@ -821,11 +1047,19 @@ impl Validator<'_> {
                 if shell {
                     Value::String(templates.first().map(|t| t.0.clone()).unwrap_or_default())
                 } else {
-                    Value::Array(templates.iter().map(|t| Value::String(t.0.clone())).collect())
+                    Value::Array(
+                        templates
+                            .iter()
+                            .map(|t| Value::String(t.0.clone()))
+                            .collect(),
+                    )
                 },
             );
             if !env_templates.is_empty() {
-                config.insert("env".into(), Value::Object(env_templates.into_iter().collect()));
+                config.insert(
+                    "env".into(),
+                    Value::Object(env_templates.into_iter().collect()),
+                );
             }
             if self.issues.len() > before {
                 return None;
@@ -848,7 +1082,14 @@ impl Validator<'_> {
         if let Some(map) = d.decl.get("inputs") {
             let ipath = d.path.key("inputs");
             match map.as_object() {
-                None => self.push("type", &ipath, Part::Value, "`inputs` must map port names to `stage.port` or a path".into(), "expected a mapping", None),
+                None => self.push(
+                    "type",
+                    &ipath,
+                    Part::Value,
+                    "`inputs` must map port names to `stage.port` or a path".into(),
+                    "expected a mapping",
+                    None,
+                ),
                 Some(map) => {
                     for (port, v) in map {
                         let ppath = ipath.key(port);
@@ -862,33 +1103,72 @@ impl Validator<'_> {
                                     format!("`{}` takes: {}", factory.kind(), names.join(", "))
                                 };
                             }
-                            self.push("unknown_input_port", &ppath, Part::Key, format!("stage `{}` ({}) has no input port `{port}`", d.id, factory.kind()), "unknown port", Some(help));
+                            self.push(
+                                "unknown_input_port",
+                                &ppath,
+                                Part::Key,
+                                format!(
+                                    "stage `{}` ({}) has no input port `{port}`",
+                                    d.id,
+                                    factory.kind()
+                                ),
+                                "unknown port",
+                                Some(help),
+                            );
                             continue;
                         }
                         let Some(raw) = v.as_str() else {
-                            self.push("type", &ppath, Part::Value, "an input must be `stage.port` or a path".into(), "not a reference", None);
+                            self.push(
+                                "type",
+                                &ppath,
+                                Part::Value,
+                                "an input must be `stage.port` or a path".into(),
+                                "not a reference",
+                                None,
+                            );
                             continue;
                         };
-                        if let Some((p, source)) = self.resolve(d, raw, &ppath, drafts, ids, out_index) {
-                            inputs.push(Input { key: port.clone(), name: port.clone(), path: p, source });
+                        if let Some((p, source)) =
+                            self.resolve(d, raw, &ppath, drafts, ids, out_index)
+                        {
+                            inputs.push(Input {
+                                key: port.clone(),
+                                name: port.clone(),
+                                path: p,
+                                source,
+                            });
                         }
                     }
                 }
             }
         }
         for p in ports.iter().filter(|p| p.required) {
-            if !inputs.iter().any(|i| i.key == p.name) && !d.decl.get("inputs").and_then(|m| m.get(p.name)).is_some() {
+            if !inputs.iter().any(|i| i.key == p.name)
+                && d.decl.get("inputs").and_then(|m| m.get(p.name)).is_none()
+            {
                 self.push(
                     "missing_input_port",
                     &d.path.key("uses"),
                     Part::Key,
-                    format!("stage `{}` ({}) needs input `{}`", d.id, factory.kind(), p.name),
+                    format!(
+                        "stage `{}` ({}) needs input `{}`",
+                        d.id,
+                        factory.kind(),
+                        p.name
+                    ),
                     "input not wired",
-                    Some(format!("add `inputs: {{{}: <stage>.<port>}}`: {}", p.name, p.doc)),
+                    Some(format!(
+                        "add `inputs: {{{}: <stage>.<port>}}`: {}",
+                        p.name, p.doc
+                    )),
                 );
             }
         }
-        let mut with = d.decl.get("with").cloned().unwrap_or(Value::Object(Map::new()));
+        let mut with = d
+            .decl
+            .get("with")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
         if with.is_null() {
             with = Value::Object(Map::new());
         }
@@ -905,14 +1185,21 @@ impl Validator<'_> {
                 for f in stage.file_deps() {
                     match normalize_any(&f) {
                         Some(norm) if self.root.join(&norm).exists() => inputs.push(Input {
-                            key: format!("file:{norm}"),
+                            key: norm.clone(),
                             name: stem(&norm),
                             path: norm.clone(),
                             source: Source::File(norm),
                         }),
                         _ => {
                             file_deps_ok = false;
-                            self.push("missing_input", &wpath, Part::Key, format!("stage `{}` reads missing file `{f}`", d.id), "here", Some("paths are relative to the workspace root".into()));
+                            self.push(
+                                "missing_input",
+                                &wpath,
+                                Part::Key,
+                                format!("stage `{}` reads missing file `{f}`", d.id),
+                                "here",
+                                Some("paths are relative to the workspace root".into()),
+                            );
                         }
                     }
                 }
@@ -935,14 +1222,36 @@ impl Validator<'_> {
                 for seg in &e.path {
                     p = p.key(seg.clone());
                 }
-                let part = if e.path.is_empty() { Part::Key } else { Part::Value };
-                self.push("bad_param", &p, part, format!("stage `{}` ({}): {}", d.id, factory.kind(), e.message), "here", e.help.or_else(|| Some(format!("`mlcycle stages {}` lists its params", factory.kind()))));
+                let part = if e.path.is_empty() || e.message.starts_with("unknown field") {
+                    Part::Key
+                } else {
+                    Part::Value
+                };
+                self.push(
+                    "bad_param",
+                    &p,
+                    part,
+                    format!("stage `{}` ({}): {}", d.id, factory.kind(), e.message),
+                    "here",
+                    e.help.or_else(|| {
+                        Some(format!(
+                            "`mlcycle stages {}` lists its params",
+                            factory.kind()
+                        ))
+                    }),
+                );
                 None
             }
         }
     }
 
-    fn use_param(&mut self, d: &Draft<'_>, key: &str, path: &YamlPath, into: &mut BTreeMap<String, Value>) {
+    fn use_param(
+        &mut self,
+        d: &Draft<'_>,
+        key: &str,
+        path: &YamlPath,
+        into: &mut BTreeMap<String, Value>,
+    ) {
         match params::get(&self.params, key) {
             Some(v) => {
                 into.insert(key.to_string(), v.clone());
@@ -979,7 +1288,14 @@ impl Validator<'_> {
         let pieces = match interp::parse(template) {
             Ok(p) => p,
             Err(e) => {
-                self.push("interpolation", path, Part::Value, format!("stage `{}`: {e}", d.id), "here", None);
+                self.push(
+                    "interpolation",
+                    path,
+                    Part::Value,
+                    format!("stage `{}`: {e}", d.id),
+                    "here",
+                    None,
+                );
                 return None;
             }
         };
@@ -1007,7 +1323,15 @@ impl Validator<'_> {
                                 help = if count > 1 {
                                     "name the entries: `- NAME: path`".into()
                                 } else {
-                                    format!("known {}: {}", ns.as_str(), if names.is_empty() { "none".into() } else { names.join(", ") })
+                                    format!(
+                                        "known {}: {}",
+                                        ns.as_str(),
+                                        if names.is_empty() {
+                                            "none".into()
+                                        } else {
+                                            names.join(", ")
+                                        }
+                                    )
                                 };
                             }
                             self.push(
@@ -1029,32 +1353,69 @@ impl Validator<'_> {
         let params = &self.params;
         Some(interp::render(&pieces, |ns, name| {
             let raw = match ns {
-                Namespace::Params => params::get(params, name).map(params::to_arg).unwrap_or_default(),
-                Namespace::Inputs => inputs.iter().find(|i| i.name == name).map(|i| i.path.clone()).unwrap_or_default(),
-                Namespace::Outputs => outputs.iter().find(|o| o.name == name).map(|o| o.path.clone()).unwrap_or_default(),
+                Namespace::Params => params::get(params, name)
+                    .map(params::to_arg)
+                    .unwrap_or_default(),
+                Namespace::Inputs => inputs
+                    .iter()
+                    .find(|i| i.name == name)
+                    .map(|i| i.path.clone())
+                    .unwrap_or_default(),
+                Namespace::Outputs => outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .map(|o| o.path.clone())
+                    .unwrap_or_default(),
             };
             if quote {
-                shlex::try_quote(&raw).map(|c| c.into_owned()).unwrap_or(raw)
+                shlex::try_quote(&raw)
+                    .map(|c| c.into_owned())
+                    .unwrap_or(raw)
             } else {
                 raw
             }
         }))
     }
 
-    fn interpolate_with(&mut self, d: &Draft<'_>, v: &mut Value, path: &YamlPath, stage_params: &mut BTreeMap<String, Value>) {
+    fn interpolate_with(
+        &mut self,
+        d: &Draft<'_>,
+        v: &mut Value,
+        path: &YamlPath,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) {
         match v {
             Value::String(s) if s.contains("${") => {
                 let pieces = match interp::parse(s) {
                     Ok(p) => p,
                     Err(e) => {
-                        self.push("interpolation", path, Part::Value, format!("stage `{}`: {e}", d.id), "here", None);
+                        self.push(
+                            "interpolation",
+                            path,
+                            Part::Value,
+                            format!("stage `{}`: {e}", d.id),
+                            "here",
+                            None,
+                        );
                         return;
                     }
                 };
                 for p in &pieces {
                     if let Piece::Ref(ns, name) = p {
                         if *ns != Namespace::Params {
-                            self.push("interpolation", path, Part::Value, format!("stage `{}`: `with:` values may use `${{params.…}}` only", d.id), "here", Some("built-in stages receive their inputs through `inputs:`".into()));
+                            self.push(
+                                "interpolation",
+                                path,
+                                Part::Value,
+                                format!(
+                                    "stage `{}`: `with:` values may use `${{params.…}}` only",
+                                    d.id
+                                ),
+                                "here",
+                                Some(
+                                    "built-in stages receive their inputs through `inputs:`".into(),
+                                ),
+                            );
                             return;
                         }
                         let n = self.issues.len();
@@ -1066,11 +1427,15 @@ impl Validator<'_> {
                 }
                 // A string that is exactly one reference keeps the param's type.
                 if let [Piece::Ref(Namespace::Params, name)] = pieces.as_slice() {
-                    *v = params::get(&self.params, name).cloned().unwrap_or(Value::Null);
+                    *v = params::get(&self.params, name)
+                        .cloned()
+                        .unwrap_or(Value::Null);
                 } else {
                     let params = &self.params;
                     *v = Value::String(interp::render(&pieces, |_, name| {
-                        params::get(params, name).map(params::to_arg).unwrap_or_default()
+                        params::get(params, name)
+                            .map(params::to_arg)
+                            .unwrap_or_default()
                     }));
                 }
             }
@@ -1131,7 +1496,13 @@ pub(crate) fn normalize_any(p: &str) -> Option<String> {
         }
     }
     let joined = parts.join("/");
-    Some(if absolute { format!("/{joined}") } else if joined.is_empty() { ".".into() } else { joined })
+    Some(if absolute {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    })
 }
 
 /// Normalizes an output path, refusing anything that would write outside
@@ -1151,7 +1522,11 @@ pub(crate) fn normalize_output(root: &Path, p: &str) -> Result<String, String> {
     if norm == ".." || norm.starts_with("../") {
         return Err("is outside the workspace".into());
     }
-    if norm == ".mlcycle" || norm.starts_with(".mlcycle/") || norm == super::PIPELINE_FILE || norm == "mlcycle.lock" {
+    if norm == ".mlcycle"
+        || norm.starts_with(".mlcycle/")
+        || norm == super::PIPELINE_FILE
+        || norm == "mlcycle.lock"
+    {
         return Err("is a file mlcycle owns".into());
     }
     // Walk the existing part of the path: a symlink on the way may lead out.

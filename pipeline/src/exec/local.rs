@@ -112,7 +112,7 @@ pub struct RunOutput {
 
 enum Msg {
     Started(usize),
-    Done(usize, StageResult, Option<LockEntry>),
+    Done(usize, Box<(StageResult, Option<LockEntry>)>),
 }
 
 struct Job {
@@ -141,7 +141,11 @@ pub fn run(
     let mut journal = ws.open_journal()?;
     let memo = SharedMemo::new(memo);
     // The record each stage presents downstream during this run.
-    let mut current: Vec<Option<LockEntry>> = p.stages.iter().map(|s| lock.stages.get(&s.id).cloned()).collect();
+    let mut current: Vec<Option<LockEntry>> = p
+        .stages
+        .iter()
+        .map(|s| lock.stages.get(&s.id).cloned())
+        .collect();
     let mut results: Vec<StageResult> = Vec::with_capacity(total);
     let jobs = opts.jobs.max(1);
 
@@ -161,7 +165,10 @@ pub fn run(
                 let Ok(job) = job else { break };
                 let i = job.stage;
                 let (result, entry) = process(ws, p, job, memo, opts, reporter, &msg_tx);
-                if msg_tx.send(Msg::Done(i, result, entry)).is_err() {
+                if msg_tx
+                    .send(Msg::Done(i, Box::new((result, entry))))
+                    .is_err()
+                {
                     break;
                 }
             });
@@ -186,7 +193,11 @@ pub fn run(
                 results.push(r);
             }
             if stopping {
-                let why = if interrupted() { "run interrupted".to_string() } else { "run stopped after a failure".to_string() };
+                let why = if interrupted() {
+                    "run interrupted".to_string()
+                } else {
+                    "run stopped after a failure".to_string()
+                };
                 for i in queue.drain_unstarted() {
                     pending_skips.push_back((i, why.clone()));
                 }
@@ -201,7 +212,8 @@ pub fn run(
                     for inp in &s.inputs {
                         if let Source::Stage { stage, output } = inp.source {
                             let path = &p.stages[stage].outputs[output].path;
-                            if let Some(h) = current[stage].as_ref().and_then(|e| e.outs.get(path)) {
+                            if let Some(h) = current[stage].as_ref().and_then(|e| e.outs.get(path))
+                            {
                                 upstream.push(((stage, output), h.hash.clone()));
                             }
                         }
@@ -224,19 +236,24 @@ pub fn run(
             match msg {
                 Msg::Started(i) => {
                     // Invalidate the record before the stage touches its outputs.
-                    journal.started(&p.stages[i].id).map_err(|source| StateError::Write {
-                        path: ws.journal_path(),
-                        source,
-                    })?;
+                    journal
+                        .started(&p.stages[i].id)
+                        .map_err(|source| StateError::Write {
+                            path: ws.journal_path(),
+                            source,
+                        })?;
                 }
-                Msg::Done(i, result, entry) => {
+                Msg::Done(i, done) => {
+                    let (result, entry) = *done;
                     in_flight -= 1;
                     let failed = matches!(result.outcome, Outcome::Failed { .. });
                     if let Some(e) = &entry {
                         if !matches!(result.outcome, Outcome::Fresh) {
-                            journal.finished(&p.stages[i].id, e).map_err(|source| StateError::Write {
-                                path: ws.journal_path(),
-                                source,
+                            journal.finished(&p.stages[i].id, e).map_err(|source| {
+                                StateError::Write {
+                                    path: ws.journal_path(),
+                                    source,
+                                }
                             })?;
                             lock.stages.insert(p.stages[i].id.clone(), e.clone());
                         }
@@ -246,7 +263,8 @@ pub fn run(
                         lock.stages.remove(&p.stages[i].id);
                         current[i] = None;
                         for d in queue.cancel_dependents(i) {
-                            pending_skips.push_back((d, format!("upstream `{}` failed", p.stages[i].id)));
+                            pending_skips
+                                .push_back((d, format!("upstream `{}` failed", p.stages[i].id)));
                         }
                         if !opts.keep_going {
                             stopping = true;
@@ -290,21 +308,22 @@ fn process(
 ) -> (StageResult, Option<LockEntry>) {
     let t0 = Instant::now();
     let s = &p.stages[job.stage];
-    let fail = |error: String, tail: Vec<String>, log: Option<String>, reasons: Vec<StaleReason>| {
-        (
-            StageResult {
-                stage: s.id.clone(),
-                outcome: Outcome::Failed {
-                    error,
-                    stderr_tail: tail,
-                    log,
+    let fail =
+        |error: String, tail: Vec<String>, log: Option<String>, reasons: Vec<StaleReason>| {
+            (
+                StageResult {
+                    stage: s.id.clone(),
+                    outcome: Outcome::Failed {
+                        error,
+                        stderr_tail: tail,
+                        log,
+                    },
+                    duration: t0.elapsed(),
+                    reasons,
                 },
-                duration: t0.elapsed(),
-                reasons,
-            },
-            None,
-        )
-    };
+                None,
+            )
+        };
     let up = |stage: usize, output: usize| -> Option<String> {
         job.upstream
             .iter()
@@ -376,11 +395,21 @@ fn process(
             Err(_) => Ok(()),
         };
         if let Err(e) = removed {
-            return fail(format!("cannot remove old output `{}`: {e}", o.path), vec![], None, a.reasons);
+            return fail(
+                format!("cannot remove old output `{}`: {e}", o.path),
+                vec![],
+                None,
+                a.reasons,
+            );
         }
         if let Some(parent) = abs.parent() {
             if let Err(e) = fs::create_dir_all(parent) {
-                return fail(format!("cannot create folder for output `{}`: {e}", o.path), vec![], None, a.reasons);
+                return fail(
+                    format!("cannot create folder for output `{}`: {e}", o.path),
+                    vec![],
+                    None,
+                    a.reasons,
+                );
             }
         }
     }
@@ -391,7 +420,9 @@ fn process(
         .display()
         .to_string();
     let res = match &s.action {
-        Action::Command { argv, shell, env } => run_command(ws, s, argv, *shell, env, &log_path, reporter),
+        Action::Command { argv, shell, env } => {
+            run_command(ws, s, argv, *shell, env, &log_path, reporter)
+        }
         Action::Builtin(stage) => run_builtin(ws, s, stage.as_ref(), &log_path, reporter),
     };
     if let Err((error, tail)) = res {
@@ -406,7 +437,10 @@ fn process(
             Ok(m) => m,
             Err(_) => {
                 return fail(
-                    format!("the stage succeeded but did not write its declared output `{}`", o.path),
+                    format!(
+                        "the stage succeeded but did not write its declared output `{}`",
+                        o.path
+                    ),
                     vec![],
                     Some(log_shown),
                     a.reasons,
@@ -422,14 +456,25 @@ fn process(
                         memo.record(&o.path, Stamp::of(&after), hash.clone());
                     }
                 }
-                OutRecord { hash, size, dir: false }
+                OutRecord {
+                    hash,
+                    size,
+                    dir: false,
+                }
             })
         };
         match stored {
             Ok(rec) => {
                 outs.insert(o.path.clone(), rec);
             }
-            Err(e) => return fail(format!("cannot store output `{}` in the cache: {e}", o.path), vec![], Some(log_shown), a.reasons),
+            Err(e) => {
+                return fail(
+                    format!("cannot store output `{}` in the cache: {e}", o.path),
+                    vec![],
+                    Some(log_shown),
+                    a.reasons,
+                )
+            }
         }
     }
     let entry = LockEntry {
@@ -458,7 +503,12 @@ const TAIL_LINES: usize = 20;
 
 fn open_log(path: &Path) -> Result<File, Failure> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| (format!("cannot create log folder {}: {e}", parent.display()), vec![]))?;
+        fs::create_dir_all(parent).map_err(|e| {
+            (
+                format!("cannot create log folder {}: {e}", parent.display()),
+                vec![],
+            )
+        })?;
     }
     File::create(path).map_err(|e| (format!("cannot create log {}: {e}", path.display()), vec![]))
 }
@@ -506,7 +556,11 @@ fn run_command(
         return Err(("run interrupted".into(), vec![]));
     }
     let mut child = cmd.spawn().map_err(|e| {
-        let prog = if shell { "sh".to_string() } else { argv[0].clone() };
+        let prog = if shell {
+            "sh".to_string()
+        } else {
+            argv[0].clone()
+        };
         (format!("cannot start `{prog}`: {e}"), vec![])
     })?;
     let pid = child.id() as i32;
@@ -530,7 +584,12 @@ fn run_command(
         child.wait()
     });
     register_child(pid, false);
-    let tail: Vec<String> = tail.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+    let tail: Vec<String> = tail
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
     let status = status.map_err(|e| (format!("cannot wait for the command: {e}"), tail.clone()))?;
     if status.success() {
         return Ok(());
@@ -538,7 +597,9 @@ fn run_command(
     use std::os::unix::process::ExitStatusExt;
     let why = match (status.code(), status.signal()) {
         (Some(c), _) => format!("command exited with code {c}"),
-        (None, Some(sig)) if interrupted() => format!("command stopped by signal {sig} (run interrupted)"),
+        (None, Some(sig)) if interrupted() => {
+            format!("command stopped by signal {sig} (run interrupted)")
+        }
         (None, Some(sig)) => format!("command killed by signal {sig}"),
         _ => "command failed".to_string(),
     };
@@ -580,7 +641,13 @@ fn pump(
 
 fn env_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -600,8 +667,16 @@ fn run_builtin(
     let ctx = RunContext {
         stage: &s.id,
         workspace: &ws.root,
-        inputs: s.inputs.iter().map(|i| (i.key.clone(), ws.root.join(&i.path))).collect(),
-        outputs: s.outputs.iter().map(|o| (o.name.clone(), ws.root.join(&o.path))).collect(),
+        inputs: s
+            .inputs
+            .iter()
+            .map(|i| (i.key.clone(), ws.root.join(&i.path)))
+            .collect(),
+        outputs: s
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), ws.root.join(&o.path)))
+            .collect(),
         log: &logger,
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.run(&ctx))) {

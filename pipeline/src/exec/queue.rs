@@ -146,7 +146,8 @@ mod tests {
     #[test]
     fn unselected_stages_are_ignored() {
         let deps = diamond();
-        let mut q = DependencyQueue::new(&deps, &[0, 1, 2, 3, 4], &[true, true, false, false, false]);
+        let mut q =
+            DependencyQueue::new(&deps, &[0, 1, 2, 3, 4], &[true, true, false, false, false]);
         assert_eq!(q.pop(), Some(0));
         q.finish(0);
         assert_eq!(q.pop(), Some(1));

@@ -1,0 +1,179 @@
+//! Crashes, interrupts and concurrent writers never leave a stage looking
+//! fresh when it is not.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Ws;
+
+const SLOW: &str = r#"
+stages:
+  fast:
+    run: echo fast > out/fast.txt
+    outs: [out/fast.txt]
+  slow:
+    run: echo $$ > slow.pid; sleep 30; echo slow > out/slow.txt
+    deps: [fast.fast]
+    outs: [out/slow.txt]
+  after:
+    run: cp out/slow.txt out/after.txt
+    deps: [slow.slow]
+    outs: [out/after.txt]
+"#;
+
+fn wait_for(ws: &Ws, rel: &str) {
+    let t = Instant::now();
+    while !ws.exists(rel) || ws.read(rel).trim().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {rel}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: i32, sig: i32) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[test]
+fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
+    let ws = Ws::new(SLOW);
+    let mut child = ws
+        .cmd(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "slow.pid");
+    kill(child.id() as i32, 9);
+    child.wait().unwrap();
+    // The orphaned command is still sleeping; stop it as a crash would leave it.
+    let pid: i32 = ws.read("slow.pid").trim().parse().unwrap();
+    kill(pid, 9);
+
+    let st = ws.run(&["status", "-v"]);
+    assert_eq!(st.code, 1);
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("fast ") && l.contains("fresh")),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("slow ") && l.contains("stale")),
+        "{}",
+        st.stdout
+    );
+
+    // Make the slow stage quick and rerun: `fast` stays fresh.
+    ws.write("mlcycle.yaml", &SLOW.replace("sleep 30", "sleep 0"));
+    let r = ws.run(&["run", "-v"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("fast").as_deref(), Some("fresh"), "{}", r.stdout);
+    assert_eq!(r.outcome("slow").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("after").as_deref(), Some("ran"));
+}
+
+#[test]
+fn ctrl_c_stops_children_and_the_stage_is_not_recorded() {
+    let ws = Ws::new(SLOW);
+    let child = ws
+        .cmd(&["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "slow.pid");
+    let started = Instant::now();
+    kill(child.id() as i32, 2);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run did not stop promptly"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    // The child process group was stopped.
+    let pid = ws.read("slow.pid").trim().to_string();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "stage command {pid} still running"
+    );
+    assert!(!ws.exists("out/slow.txt"));
+    let st = ws.run(&["status", "-v"]);
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("fast ") && l.contains("fresh")),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("slow ") && l.contains("stale")),
+        "{}",
+        st.stdout
+    );
+}
+
+#[test]
+fn a_second_writer_waits_and_says_so() {
+    let ws = Ws::new(&SLOW.replace("sleep 30", "sleep 1"));
+    let first = ws
+        .cmd(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "slow.pid");
+    let r = ws.run(&["run", "--no-wait"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("another mlcycle process is writing to this workspace"),
+        "{}",
+        r.stderr
+    );
+    let second = ws.run(&["run"]);
+    assert!(
+        second
+            .stderr
+            .contains("Waiting for another mlcycle process"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains("3 fresh"), "{}", second.stdout);
+    let mut first = first;
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    // Each stage waits (up to 20 s) for the other to have started: they can
+    // only both succeed if they run concurrently.
+    let wait = |me: &str, other: &str| {
+        format!("touch {me}.started; i=0; while [ ! -e {other}.started ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done; test -e {other}.started && echo > {me}.txt")
+    };
+    let ws = Ws::new(&format!(
+        "stages:\n  a:\n    run: '{}'\n    outs: [a.txt]\n  b:\n    run: '{}'\n    outs: [b.txt]\n",
+        wait("a", "b"),
+        wait("b", "a")
+    ));
+    let r = ws.run(&["run", "-j", "2"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

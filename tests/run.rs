@@ -1,0 +1,399 @@
+//! End-to-end runs on temp workspaces: incremental reruns, reasons, the
+//! run-cache, early cutoff, failures, targets.
+
+mod common;
+
+use common::Ws;
+
+const CHAIN: &str = r#"
+name: t
+params:
+  scale: 2
+  train: {lr: 0.01, epochs: 3}
+stages:
+  prepare:
+    run: awk '{ print $1 * ${params.scale} }' data/in.txt > ${outputs.scaled}
+    deps: [data/in.txt]
+    outs: [out/scaled.txt]
+  left:
+    run: wc -l < ${inputs.scaled} > ${outputs.left}
+    deps: [prepare.scaled]
+    outs: [out/left.txt]
+  right:
+    run: sort -n ${inputs.scaled} | tail -n 1 > ${outputs.right}
+    deps: [prepare.scaled]
+    outs: [out/right.txt]
+  train:
+    run: echo "lr=${params.train.lr} $(cat out/left.txt) $(cat out/right.txt)" > ${outputs.model}
+    deps: [left.left, right.right]
+    outs: [out/model.txt]
+  report:
+    run: cat ${inputs.model} > ${outputs.report}
+    deps: [train.model]
+    outs: [out/report.txt]
+"#;
+
+fn chain() -> Ws {
+    let ws = Ws::new(CHAIN);
+    ws.write("data/in.txt", "1\n2\n3\n");
+    ws
+}
+
+#[test]
+fn first_run_runs_everything_second_run_nothing() {
+    let ws = chain();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for s in ["prepare", "left", "right", "train", "report"] {
+        assert_eq!(r.outcome(s).as_deref(), Some("ran"), "{s}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("first run"));
+    assert_eq!(ws.read("out/report.txt"), "lr=0.01 3 6\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("5 fresh"), "{}", r.stdout);
+    let s = ws.run(&["status"]);
+    assert_eq!(s.code, 0, "{}", s.stdout);
+    assert!(s.stdout.contains("all 5 stages fresh"));
+    assert!(ws.exists("mlcycle.lock"));
+}
+
+#[test]
+fn param_override_reruns_only_its_readers_and_what_follows() {
+    let ws = chain();
+    ws.run(&["run"]);
+    let r = ws.run(&["run", "-p", "train.lr=0.1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("train").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("report").as_deref(), Some("ran"));
+    assert!(
+        r.stdout.contains("param `train.lr` changed: 0.01 -> 0.1"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("3 fresh"), "{}", r.stdout);
+    assert_eq!(ws.read("out/report.txt"), "lr=0.1 3 6\n");
+}
+
+#[test]
+fn reverting_a_param_restores_outputs_from_the_run_cache() {
+    let ws = chain();
+    ws.run(&["run"]);
+    ws.run(&["run", "-p", "train.lr=0.1"]);
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1);
+    assert!(st.stdout.contains("restorable"), "{}", st.stdout);
+    let r = ws.run(&["run"]);
+    assert_eq!(
+        r.outcome("train").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(ws.read("out/report.txt"), "lr=0.01 3 6\n");
+}
+
+#[test]
+fn identical_output_leaves_dependents_fresh() {
+    let ws = chain();
+    ws.run(&["run"]);
+    // Same line count and the same maximum after scaling: `left` and
+    // `right` rerun but write identical bytes.
+    ws.write("data/in.txt", "2\n1\n3\n");
+    let r = ws.run(&["run", "-v"]);
+    assert_eq!(r.outcome("prepare").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("left").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("train").as_deref(), Some("fresh"), "{}", r.stdout);
+    assert_eq!(r.outcome("report").as_deref(), Some("fresh"));
+    assert!(r.stdout.contains("file `data/in.txt` changed"));
+}
+
+#[test]
+fn status_lists_reasons_and_exits_one_when_stale() {
+    let ws = chain();
+    let st = ws.run(&["status", "--json"]);
+    assert_eq!(st.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(v["up_to_date"], false);
+    assert_eq!(v["stages"][0]["reasons"][0]["reason"], "first_run");
+    ws.run(&["run"]);
+    ws.write("data/in.txt", "5\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1);
+    assert!(
+        st.stdout.contains("file `data/in.txt` changed"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.contains("upstream `prepare` will rerun"),
+        "{}",
+        st.stdout
+    );
+}
+
+#[test]
+fn modified_or_missing_outputs_are_restored() {
+    let ws = chain();
+    ws.run(&["run"]);
+    ws.write("out/report.txt", "tampered\n");
+    std::fs::remove_file(ws.path().join("out/left.txt")).unwrap();
+    let st = ws.run(&["status"]);
+    assert!(
+        st.stdout.contains("output `out/report.txt` modified"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.contains("output `out/left.txt` missing"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(
+        r.outcome("report").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.outcome("left").as_deref(), Some("restored"));
+    assert_eq!(ws.read("out/report.txt"), "lr=0.01 3 6\n");
+}
+
+#[test]
+fn targets_select_what_they_need_and_downstream_adds_dependents() {
+    let ws = chain();
+    let r = ws.run(&["run", "left"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.outcome("prepare").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("left").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("right"), None);
+    let r = ws.run(&["run", "right", "--downstream"]);
+    assert_eq!(r.outcome("right").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("report").as_deref(), Some("ran"));
+    let r = ws.run(&["run", "trian"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `train`?"), "{}", r.stderr);
+}
+
+#[test]
+fn force_reruns_fresh_stages() {
+    let ws = chain();
+    ws.run(&["run"]);
+    let r = ws.run(&["run", "--force", "left"]);
+    assert_eq!(r.outcome("left").as_deref(), Some("ran"));
+    assert!(r.stdout.contains("forced"));
+}
+
+#[test]
+fn a_failed_stage_fails_the_run_and_skips_its_dependents() {
+    let ws = Ws::new(
+        r#"
+stages:
+  bad:
+    run: echo "something broke" >&2; exit 3
+    outs: [out/bad.txt]
+  after:
+    run: cp out/bad.txt out/after.txt
+    deps: [bad.bad]
+    outs: [out/after.txt]
+  other:
+    run: sleep 0.3; echo ok > out/other.txt
+    outs: [out/other.txt]
+"#,
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("stage `bad` failed: command exited with code 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("| something broke"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("full log: .mlcycle/runs/"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.outcome("after").as_deref(), Some("skipped"));
+    assert!(r.stdout.contains("upstream `bad` failed"));
+    // Without --keep-going the independent stage is not started after the failure.
+    assert_eq!(
+        r.outcome("other").as_deref(),
+        Some("skipped"),
+        "{}",
+        r.stdout
+    );
+
+    let r = ws.run(&["run", "-j", "1", "--keep-going"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.outcome("other").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("after").as_deref(), Some("skipped"));
+}
+
+#[test]
+fn a_stage_that_does_not_write_its_output_fails() {
+    let ws = Ws::new("stages:\n  lazy:\n    run: 'true'\n    outs: [out/x.txt]\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("did not write its declared output `out/x.txt`"),
+        "{}",
+        r.stderr
+    );
+    // And it is not recorded as fresh.
+    assert_eq!(ws.run(&["status"]).code, 1);
+}
+
+#[test]
+fn argv_form_env_and_interpolation() {
+    let ws = Ws::new(
+        r#"
+params:
+  greeting: "hello world; rm -rf /"
+stages:
+  a:
+    run: echo ${params.greeting} > ${outputs.msg}
+    outs: [out dir/msg.txt]
+  b:
+    run: [sh, -c, 'printf "%s|%s|%s" "$GREETING" "$1" "$MLCYCLE_STAGE" > "$MLCYCLE_OUT_B"', x, '${inputs.msg}']
+    deps: [a.msg]
+    outs: [out/b.txt]
+    env:
+      GREETING: ${params.greeting}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The shell string got the param quoted: one argument, nothing executed.
+    assert_eq!(ws.read("out dir/msg.txt"), "hello world; rm -rf /\n");
+    assert_eq!(
+        ws.read("out/b.txt"),
+        "hello world; rm -rf /|out dir/msg.txt|b"
+    );
+}
+
+#[test]
+fn builtin_stages_run_in_process() {
+    let ws = Ws::new(
+        r#"
+stages:
+  raw:
+    uses: util.import
+    with: {path: data/words.txt}
+  count:
+    uses: util.wc
+    inputs: {data: raw.data}
+    with: {skip_header: true}
+"#,
+    );
+    ws.write("data/words.txt", "header\na b c\nd e\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let m: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/count/metrics.json")).unwrap();
+    assert_eq!(m["lines"], 2);
+    assert_eq!(m["words"], 5);
+    ws.write("data/words.txt", "header\na b c\nd e f\n");
+    let r = ws.run(&["run"]);
+    assert!(
+        r.stdout.contains("file `data/words.txt` changed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.outcome("count").as_deref(), Some("ran"));
+}
+
+#[test]
+fn runs_are_recorded_in_history() {
+    let ws = chain();
+    ws.run(&["run"]);
+    ws.run(&["run", "-p", "train.lr=0.5"]);
+    let r = ws.run(&["runs"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.lines().count() >= 3, "{}", r.stdout);
+    let r = ws.run(&["runs", "show", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("param `train.lr` changed: 0.01 -> 0.5"),
+        "{}",
+        r.stdout
+    );
+    let r = ws.run(&["runs", "show", "99"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no run 99"));
+}
+
+#[test]
+fn gc_removes_only_unreferenced_objects() {
+    let ws = chain();
+    ws.run(&["run"]);
+    ws.run(&["run", "-p", "train.lr=0.7"]);
+    // Plant an orphan object.
+    let orphan = ws.path().join(".mlcycle/cache/objects/00/orphan");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, "x").unwrap();
+    let r = ws.run(&["gc"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("removed 1 unreferenced objects"),
+        "{}",
+        r.stdout
+    );
+    // The run-cache still restores the old result.
+    let r = ws.run(&["run"]);
+    assert_eq!(
+        r.outcome("train").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    // --workspace-only drops what the lock does not use.
+    let r = ws.run(&["gc", "--workspace-only"]);
+    assert!(r.stdout.contains("run-cache entries"), "{}", r.stdout);
+    let r = ws.run(&["run", "-p", "train.lr=0.7"]);
+    assert_eq!(r.outcome("train").as_deref(), Some("ran"), "{}", r.stdout);
+}
+
+#[test]
+fn editing_a_restored_output_never_reaches_the_cache() {
+    let ws = chain();
+    ws.run(&["run"]);
+    std::fs::remove_file(ws.path().join("out/report.txt")).unwrap();
+    ws.run(&["run"]);
+    ws.write("out/report.txt", "edited\n");
+    std::fs::remove_file(ws.path().join("out/report.txt")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("report").as_deref(), Some("restored"));
+    assert_eq!(ws.read("out/report.txt"), "lr=0.01 3 6\n");
+}
+
+#[test]
+fn directory_outputs_are_cached_whole() {
+    let ws = Ws::new(
+        r#"
+stages:
+  split:
+    run: mkdir -p out/parts && echo a > out/parts/a.txt && echo b > out/parts/b.txt
+    outs: [out/parts]
+  join:
+    run: cat out/parts/a.txt out/parts/b.txt > out/joined.txt
+    deps: [out/parts/a.txt]
+    outs: [out/joined.txt]
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    std::fs::remove_dir_all(ws.path().join("out/parts")).unwrap();
+    let r = ws.run(&["run", "-v"]);
+    assert_eq!(
+        r.outcome("split").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.outcome("join").as_deref(), Some("fresh"));
+    assert_eq!(ws.read("out/parts/b.txt"), "b\n");
+}

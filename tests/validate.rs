@@ -1,0 +1,186 @@
+//! Bad input: every problem is reported at once, with file:line:column, the
+//! stage, and what to do. Snapshots keep the wording honest.
+
+mod common;
+
+use common::Ws;
+
+/// `mlcycle validate` output with the temp path removed.
+fn validate(ws: &Ws, args: &[&str]) -> (i32, String) {
+    let mut a = vec!["validate"];
+    a.extend_from_slice(args);
+    let r = ws.run(&a);
+    let text = r.stderr.replace(&ws.path().display().to_string(), "[WS]");
+    (r.code, text)
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let ws = Ws::new(
+        r#"name: bad
+params:
+  train:
+    lr: 0.1
+stagse: {}
+stages:
+  prep:
+    run: cat in.txt > out/a.txt
+    deps: [in.txt, missing.csv]
+    outs: [out/a.txt]
+    param: [x]
+  train:
+    run: echo ${params.train.lrr} > out/m.txt
+    deps: [prep.aa]
+    outs: [out/a.txt, ../escape.txt, /etc/x]
+  both:
+    uses: util.import
+    run: echo
+  eval:
+    uses: util.imprt
+  a:
+    run: cat ${inputs.b} > out/b.txt
+    deps: [b.c]
+    outs: [out/b.txt]
+  b:
+    run: cat out/b.txt > out/c.txt
+    deps: [out/b.txt]
+    outs: [out/c.txt]
+"#,
+    );
+    ws.write("in.txt", "x\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn malformed_yaml_points_at_the_spot() {
+    let ws = Ws::new("name: x\nstages:\n  a:\n    run: [echo, hi\n  b: {}\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn unknown_param_override_is_refused_with_a_suggestion() {
+    let ws = Ws::new("params: {train: {lr: 0.1}}\nstages:\n  a:\n    run: echo ${params.train.lr} > o.txt\n    outs: [o.txt]\n");
+    let (code, text) = validate(&ws, &["-p", "train.lrr=3"]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("the pipeline has no param `train.lrr`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `train.lr`?"), "{text}");
+    let r = ws.run(&["run", "-p", "train.lr"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not KEY=VALUE"), "{}", r.stderr);
+}
+
+#[test]
+fn output_through_a_symlink_out_of_the_workspace_is_refused() {
+    let ws = Ws::new("stages:\n  a:\n    run: echo > link/x\n    outs: [link/x]\n");
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("link")).unwrap();
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(text.contains("goes through symlink `link`"), "{text}");
+    assert!(text.contains("leads outside"), "{text}");
+}
+
+#[test]
+fn a_cycle_prints_the_whole_chain() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: cp c.txt a.txt\n    deps: [c.txt]\n    outs: [a.txt]\n  b:\n    run: cp a.txt b.txt\n    deps: [a.a]\n    outs: [b.txt]\n  c:\n    run: cp b.txt c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("the stages form a cycle: a → b → c → a"),
+        "{text}"
+    );
+    assert!(text.contains("[mlcycle.yaml:2:3]"), "{text}");
+}
+
+#[test]
+fn a_50_mb_pipeline_file_is_refused_before_parsing() {
+    let ws = Ws::new("");
+    let mut big = String::from("name: big\nparams:\n  blob: \"");
+    big.push_str(&"x".repeat(50 * 1024 * 1024));
+    big.push_str("\"\nstages: {}\n");
+    ws.write("mlcycle.yaml", &big);
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("the file is 50.0 MiB; pipeline files are capped at 8 MiB"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_alias_bomb_is_refused_without_expanding_it() {
+    let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        y.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    y.push_str("stages: {}\n");
+    let ws = Ws::new(&y);
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("YAML aliases expand this document to more than"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_stage_shapes_and_bad_with_params() {
+    let ws = Ws::new(
+        r#"stages:
+  nothing: {}
+  mixed:
+    run: echo hi > o.txt
+    outs: [o.txt]
+    with: {x: 1}
+  imp:
+    uses: util.import
+    with: {pth: data.csv}
+  wc:
+    uses: util.wc
+    inputs: {dta: imp.data}
+  argv:
+    run: []
+"#,
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn missing_pipeline_file_says_where_it_looked() {
+    let ws = Ws::new("");
+    std::fs::remove_file(ws.path().join("mlcycle.yaml")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no mlcycle.yaml in the current folder"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_valid_pipeline_validates() {
+    let ws = Ws::new("params: {n: 3}\nstages:\n  a:\n    run: seq ${params.n} > a.txt\n    outs: [a.txt]\n  b:\n    run: wc -l a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("is valid: 2 stages, 1 stage-to-stage inputs"),
+        "{}",
+        r.stdout
+    );
+}
