@@ -207,7 +207,13 @@ fn open_memo(ws: &Workspace) -> (Option<Db>, Memo) {
 }
 
 fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let t = std::time::Instant::now();
     let (p, targets) = load(cli, &a.target, registry)?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        stages = p.stages.len(),
+        "Loaded the pipeline."
+    );
     let graph = StageGraph::build(&p);
     let selected = graph.select(&p, &targets, a.downstream)?;
     let ws = Workspace::new(&p.root);
@@ -237,12 +243,18 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
         log_dir: ws.runs_dir().join(run_id.to_string()),
         run_id: Some(run_id),
     };
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ready to run.");
     let out = exec::run(&ws, &p, &graph, lock, memo, &opts, &reporter)?;
     reporter.finish();
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ran the stages.");
     let mut memo = out.memo;
-    ws.write_lock(&out.lock)?;
+    if out.lock_changed || ws.journal_path().exists() {
+        ws.write_lock(&out.lock)?;
+    }
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Wrote the lock file.");
     db.save_memo(memo.take_changed())?;
     db.finish_run(run_id, &out.summary)?;
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Recorded the run.");
     let s = &out.summary;
 
     if a.json {
@@ -297,17 +309,48 @@ fn install_interrupt_handler() {
 }
 
 fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let t = std::time::Instant::now();
+    // Read the lock file and the memo on another core while the pipeline
+    // file is parsed: status takes no writer lock, so nothing waits.
+    let (file, _) = locate(cli, &a.target.args)?;
+    let root = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| CliError::Io(format!("cannot open the workspace: {e}")))?;
+    let ws = Workspace::new(&root);
+    let preload = {
+        let ws = ws.clone();
+        std::thread::spawn(move || {
+            let lock = ws.read_lock();
+            let (db, memo) = open_memo(&ws);
+            (lock, db, memo)
+        })
+    };
     let (p, targets) = load(cli, &a.target, registry)?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        stages = p.stages.len(),
+        "Loaded the pipeline."
+    );
     let graph = StageGraph::build(&p);
     let selected = graph.select(&p, &targets, a.downstream)?;
-    let ws = Workspace::new(&p.root);
-    let lock = ws.read_lock()?;
-    let (db, memo) = open_memo(&ws);
+    let (lock, db, memo) = preload.join().expect("the preload thread does not panic");
+    let lock = lock?;
     let memo = SharedMemo::new(memo);
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "Read the lock file and the memo."
+    );
     let st = plan::status(&ws, &p, &graph, &lock, &memo, &selected).map_err(|e| Fail {
         report: Report::msg(e.to_string()),
         code: EXIT_USAGE,
     })?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "Assessed every stage."
+    );
     if let Some(mut db) = db {
         // Best effort: the memo only saves work next time.
         let _ = db.save_memo(memo.into_inner().take_changed());

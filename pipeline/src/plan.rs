@@ -243,40 +243,42 @@ pub fn status(
     memo: &SharedMemo,
     selected: &[bool],
 ) -> Result<Vec<StageStatus>, InputError> {
-    let n = p.stages.len();
-    // Output hashes each stage will present downstream, where known.
-    let mut outs: Vec<Option<&LockEntry>> = vec![None; n];
-    let mut stale = vec![false; n];
-    let mut result = Vec::new();
-    for &i in graph.order() {
-        if !selected[i] {
-            continue;
-        }
-        let s = &p.stages[i];
-        let recorded = lock.stages.get(&s.id);
-        let up = |stage: usize, output: usize| -> Option<Digest> {
-            let path = &p.stages[stage].outputs[output].path;
-            outs[stage]
-                .and_then(|e| e.outs.get(path))
-                .map(|o| o.hash.clone())
-        };
-        let fp = fingerprint(ws, p, s, memo, &up)?;
-        let a = assess(ws, p, s, fp, recorded, memo, false);
+    use rayon::prelude::*;
+    // Each stage is judged against the outputs its upstream stages have on
+    // record, so every stage can be assessed independently, in parallel.
+    let up = |stage: usize, output: usize| -> Option<Digest> {
+        let path = &p.stages[stage].outputs[output].path;
+        lock.stages
+            .get(&p.stages[stage].id)
+            .and_then(|e| e.outs.get(path))
+            .map(|o| o.hash.clone())
+    };
+    let assessed: Vec<(usize, Assessment)> = graph
+        .order()
+        .par_iter()
+        .filter(|&&i| selected[i])
+        .map(|&i| {
+            let s = &p.stages[i];
+            let fp = fingerprint(ws, p, s, memo, &up)?;
+            Ok((i, assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false)))
+        })
+        .collect::<Result<_, InputError>>()?;
+    // Then, in order, a stage downstream of a stale one may change too.
+    let mut stale = vec![false; p.stages.len()];
+    let mut result = Vec::with_capacity(assessed.len());
+    for (i, a) in assessed {
         let mut reasons = a.reasons;
-        let stale_ups: Vec<&str> = graph
-            .upstream(i)
-            .filter(|&u| stale[u])
-            .map(|u| p.stages[u].id.as_str())
-            .collect();
         let mut state = match a.verdict {
             Verdict::Fresh => "fresh",
             Verdict::Restore(_) => "restorable",
             Verdict::Run => "stale",
         };
-        if !stale_ups.is_empty() {
-            // Inputs may change when the upstream reruns; the input hashes
-            // compared above are the upstream's old outputs.
-            let mut ups: Vec<&str> = stale_ups;
+        let mut ups: Vec<&str> = graph
+            .upstream(i)
+            .filter(|&u| stale[u])
+            .map(|u| p.stages[u].id.as_str())
+            .collect();
+        if !ups.is_empty() {
             ups.sort();
             ups.dedup();
             for u in ups {
@@ -293,9 +295,8 @@ pub fn status(
         } else {
             stale[i] = true;
         }
-        outs[i] = recorded;
         result.push(StageStatus {
-            stage: s.id.clone(),
+            stage: p.stages[i].id.clone(),
             state,
             reasons,
         });

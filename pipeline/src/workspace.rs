@@ -227,9 +227,14 @@ impl Workspace {
     /// Writes `mlcycle.lock` atomically and clears the journal.
     pub fn write_lock(&self, lock: &LockFile) -> Result<(), StateError> {
         let path = self.lock_path();
-        let mut bytes = serde_json::to_vec_pretty(&LockFile {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            schema: u32,
+            stages: &'a BTreeMap<String, LockEntry>,
+        }
+        let mut bytes = serde_json::to_vec_pretty(&Out {
             schema: LOCK_SCHEMA,
-            stages: lock.stages.clone(),
+            stages: &lock.stages,
         })
         .expect("lock serializes");
         bytes.push(b'\n');

@@ -57,20 +57,39 @@ pub fn read_capped(path: &Path) -> Result<String, LoadFailure> {
 pub fn parse(text: &str) -> Result<Value, LoadFailure> {
     // Anchors are the only way to expand a document; without one the
     // expansion check has nothing to find, so skip its extra parse.
-    if text.contains('&') {
+    if may_have_anchor(text) {
         check_alias_expansion(text)?;
     }
-    let value: serde_norway::Value =
-        serde_norway::from_str(text).map_err(|e| LoadFailure::Syntax {
-            message: strip_location(&e.to_string()),
-            offset: e.location().map(|l| l.index()),
-        })?;
-    if matches!(value, serde_norway::Value::Null) {
+    // Deserialize straight into the JSON value tree the rest of the engine
+    // uses (mappings keep their order): no intermediate YAML tree.
+    let value: Value = serde_norway::from_str(text).map_err(|e| LoadFailure::Syntax {
+        message: strip_location(&e.to_string()),
+        offset: e.location().map(|l| l.index()),
+    })?;
+    if value.is_null() {
         return Ok(Value::Object(Default::default()));
     }
-    to_json(value).map_err(|message| LoadFailure::Syntax {
-        message,
-        offset: None,
+    Ok(value)
+}
+
+/// Whether `text` may define a YAML anchor (`&name` where a node starts).
+/// A cheap scan that errs towards yes: `a && b` inside a command is not an
+/// anchor, so most pipelines skip the extra, positioned parse.
+fn may_have_anchor(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'&'
+            && (i == 0
+                || matches!(
+                    b[i - 1],
+                    b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b'-' | b':'
+                ))
+            && b.get(i + 1).is_some_and(|&n| {
+                !matches!(
+                    n,
+                    b' ' | b'\t' | b'\r' | b'\n' | b'&' | b',' | b'[' | b']' | b'{' | b'}'
+                )
+            })
     })
 }
 
@@ -257,6 +276,14 @@ mod tests {
             Err(LoadFailure::AliasBomb { nodes, .. }) => assert!(nodes > MAX_EXPANDED_NODES),
             other => panic!("expected an alias bomb, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn anchor_scan() {
+        assert!(may_have_anchor("a: &x 1\nb: *x\n"));
+        assert!(may_have_anchor("- &x [1]\n"));
+        assert!(!may_have_anchor("run: make && make test\n"));
+        assert!(!may_have_anchor("run: sleep 1 & wait\n"));
     }
 
     #[test]

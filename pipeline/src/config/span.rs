@@ -9,8 +9,6 @@ use std::fmt;
 
 use saphyr_parser::{Event, Parser, SpannedEventReceiver};
 
-use super::load::char_to_byte;
-
 /// One step into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Seg {
@@ -79,7 +77,7 @@ impl SpanIndex {
     /// spans found before the error.
     pub fn build(text: &str) -> Self {
         let mut b = Builder {
-            text,
+            offsets: CharOffsets::new(text),
             index: SpanIndex::default(),
             stack: Vec::new(),
             anchors: HashMap::new(),
@@ -124,18 +122,45 @@ enum Frame {
     },
 }
 
-struct Builder<'t> {
-    text: &'t str,
+/// Converts saphyr's character positions to byte offsets in O(1).
+struct CharOffsets {
+    /// `None` for ASCII text, where the two are equal.
+    table: Option<Vec<usize>>,
+    len: usize,
+}
+
+impl CharOffsets {
+    fn new(text: &str) -> Self {
+        let table = (!text.is_ascii()).then(|| {
+            let mut t: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+            t.push(text.len());
+            t
+        });
+        Self {
+            table,
+            len: text.len(),
+        }
+    }
+    fn byte(&self, chars: usize) -> usize {
+        match &self.table {
+            None => chars.min(self.len),
+            Some(t) => t.get(chars).copied().unwrap_or(self.len),
+        }
+    }
+}
+
+struct Builder {
+    offsets: CharOffsets,
     index: SpanIndex,
     stack: Vec<Frame>,
     anchors: HashMap<usize, String>,
 }
 
-impl Builder<'_> {
+impl Builder {
     fn range(&self, span: &saphyr_parser::Span) -> (usize, usize) {
         (
-            char_to_byte(self.text, span.start.index()),
-            char_to_byte(self.text, span.end.index()),
+            self.offsets.byte(span.start.index()),
+            self.offsets.byte(span.end.index()),
         )
     }
 
@@ -169,7 +194,7 @@ impl Builder<'_> {
     }
 }
 
-impl<'a> SpannedEventReceiver<'a> for Builder<'_> {
+impl<'a> SpannedEventReceiver<'a> for Builder {
     fn on_event(&mut self, ev: Event<'a>, span: saphyr_parser::Span) {
         let r = self.range(&span);
         match ev {

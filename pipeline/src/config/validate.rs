@@ -1,7 +1,7 @@
 //! Every check made on a pipeline before anything runs. Problems are
 //! collected as [`Issue`]s and reported together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,6 +58,7 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         root: root.clone(),
         params: Value::Object(Map::new()),
         params_source: None,
+        safe_dirs: HashSet::new(),
     };
     let pipeline = v.pipeline(&doc, opts.overrides, file);
     if v.issues.is_empty() {
@@ -138,6 +139,8 @@ struct Validator<'r> {
     root: PathBuf,
     params: Value,
     params_source: Option<(String, String)>,
+    /// Folders already checked not to be symlinks leading out.
+    safe_dirs: HashSet<PathBuf>,
 }
 
 impl Validator<'_> {
@@ -626,7 +629,7 @@ impl Validator<'_> {
             let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else {
                 continue;
             };
-            let norm = match normalize_output(&self.root, &raw) {
+            let norm = match normalize_output(&self.root, &raw, &mut self.safe_dirs) {
                 Ok(p) => p,
                 Err(why) => {
                     self.push(
@@ -1508,7 +1511,12 @@ pub(crate) fn normalize_any(p: &str) -> Option<String> {
 /// Normalizes an output path, refusing anything that would write outside
 /// the workspace: absolute paths, `..` escapes, and symlinked folders that
 /// lead out of it.
-pub(crate) fn normalize_output(root: &Path, p: &str) -> Result<String, String> {
+/// `root` must be canonical; `checked` remembers folders already found safe.
+pub(crate) fn normalize_output(
+    root: &Path,
+    p: &str,
+    checked: &mut HashSet<PathBuf>,
+) -> Result<String, String> {
     if p.trim().is_empty() {
         return Err("is empty".into());
     }
@@ -1529,14 +1537,19 @@ pub(crate) fn normalize_output(root: &Path, p: &str) -> Result<String, String> {
     {
         return Err("is a file mlcycle owns".into());
     }
-    // Walk the existing part of the path: a symlink on the way may lead out.
-    let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    // Walk the existing folders on the way: a symlink among them may lead
+    // out. (The last component needs no check: outputs are deleted before
+    // their stage runs, so a symlink there is replaced, not followed.)
     let mut cur = root.to_path_buf();
-    for part in norm.split('/') {
+    let parts: Vec<&str> = norm.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
         cur.push(part);
+        if checked.contains(&cur) {
+            continue;
+        }
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(&canon_root) => {}
+                Ok(target) if target.starts_with(root) => {}
                 Ok(target) => {
                     return Err(format!(
                         "goes through symlink `{}`, which leads outside the workspace (to {})",
@@ -1554,6 +1567,7 @@ pub(crate) fn normalize_output(root: &Path, p: &str) -> Result<String, String> {
             Ok(_) => {}
             Err(_) => break,
         }
+        checked.insert(cur.clone());
     }
     Ok(norm)
 }
@@ -1579,12 +1593,15 @@ mod tests {
     #[test]
     fn refuses_outputs_outside() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(normalize_output(dir.path(), "../x").is_err());
-        assert!(normalize_output(dir.path(), "a/../../x").is_err());
-        assert!(normalize_output(dir.path(), "/etc/passwd").is_err());
-        assert_eq!(normalize_output(dir.path(), "a/./b").unwrap(), "a/b");
-        std::os::unix::fs::symlink("/tmp", dir.path().join("link")).unwrap();
-        let e = normalize_output(dir.path(), "link/x").unwrap_err();
+        let root = dir.path().canonicalize().unwrap();
+        let mut c = HashSet::new();
+        assert!(normalize_output(&root, "../x", &mut c).is_err());
+        assert!(normalize_output(&root, "a/../../x", &mut c).is_err());
+        assert!(normalize_output(&root, "/etc/passwd", &mut c).is_err());
+        assert_eq!(normalize_output(&root, "a/./b", &mut c).unwrap(), "a/b");
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+        let e = normalize_output(&root, "link/x", &mut c).unwrap_err();
         assert!(e.contains("symlink"), "{e}");
     }
 }

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use super::queue::DependencyQueue;
 use crate::cache::OutRecord;
-use crate::config::{Action, Pipeline, Source, StageDef};
+use crate::config::{Action, Pipeline, StageDef};
 use crate::fingerprint::StaleReason;
 use crate::graph::StageGraph;
 use crate::hash::{Memo, Stamp};
-use crate::plan::{self, SharedMemo, Verdict};
+use crate::plan::{self, Assessment, SharedMemo, Verdict};
 use crate::stage::RunContext;
 use crate::summary::{Outcome, RunSummary, StageResult};
 use crate::workspace::{LockEntry, LockFile, StateError, Workspace};
@@ -107,6 +107,9 @@ pub enum RunError {
 pub struct RunOutput {
     pub summary: RunSummary,
     pub lock: LockFile,
+    /// Whether `lock` differs from the lock the run started with (a no-op
+    /// run leaves `mlcycle.lock` untouched).
+    pub lock_changed: bool,
     pub memo: Memo,
 }
 
@@ -117,9 +120,8 @@ enum Msg {
 
 struct Job {
     stage: usize,
-    /// (stage, output) → hash of upstream outputs, as produced in this run.
-    upstream: Vec<((usize, usize), String)>,
-    recorded: Option<LockEntry>,
+    assessment: Assessment,
+    t0: Instant,
 }
 
 /// Runs the selected stages of `p`.
@@ -140,14 +142,12 @@ pub fn run(
     reporter.begin(total);
     let mut journal = ws.open_journal()?;
     let memo = SharedMemo::new(memo);
-    // The record each stage presents downstream during this run.
-    let mut current: Vec<Option<LockEntry>> = p
-        .stages
-        .iter()
-        .map(|s| lock.stages.get(&s.id).cloned())
-        .collect();
     let mut results: Vec<StageResult> = Vec::with_capacity(total);
     let jobs = opts.jobs.max(1);
+    let journal_err = |source| StateError::Write {
+        path: ws.journal_path(),
+        source,
+    };
 
     std::thread::scope(|scope| -> Result<(), RunError> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -164,7 +164,7 @@ pub fn run(
                 };
                 let Ok(job) = job else { break };
                 let i = job.stage;
-                let (result, entry) = process(ws, p, job, memo, opts, reporter, &msg_tx);
+                let (result, entry) = execute(ws, p, job, memo, opts, reporter, &msg_tx);
                 if msg_tx
                     .send(Msg::Done(i, Box::new((result, entry))))
                     .is_err()
@@ -177,105 +177,113 @@ pub fn run(
 
         let mut in_flight = 0usize;
         let mut stopping = false;
-        let mut pending_skips: VecDeque<(usize, String)> = VecDeque::new();
+        // Results decided without a worker (fresh stages, failures to
+        // fingerprint, skips), handled like worker results.
+        let mut local: VecDeque<(usize, StageResult, Option<LockEntry>)> = VecDeque::new();
         loop {
             if !stopping && interrupted() {
                 stopping = true;
             }
-            while let Some((i, because)) = pending_skips.pop_front() {
-                let r = StageResult {
-                    stage: p.stages[i].id.clone(),
-                    outcome: Outcome::Skipped { because },
-                    duration: Duration::ZERO,
-                    reasons: vec![],
-                };
-                reporter.finished(&r);
-                results.push(r);
-            }
             if stopping {
                 let why = if interrupted() {
-                    "run interrupted".to_string()
+                    "run interrupted"
                 } else {
-                    "run stopped after a failure".to_string()
+                    "run stopped after a failure"
                 };
                 for i in queue.drain_unstarted() {
-                    pending_skips.push_back((i, why.clone()));
-                }
-                if !pending_skips.is_empty() {
-                    continue;
+                    local.push_back((i, skipped(p, i, why.to_string()), None));
                 }
             } else {
-                while in_flight < jobs {
+                while in_flight < jobs && local.is_empty() {
                     let Some(i) = queue.pop() else { break };
+                    // Deciding is cheap (the memo spares re-reading files), so
+                    // it happens here; only real work goes to a worker.
+                    let t0 = Instant::now();
                     let s = &p.stages[i];
-                    let mut upstream = Vec::new();
-                    for inp in &s.inputs {
-                        if let Source::Stage { stage, output } = inp.source {
-                            let path = &p.stages[stage].outputs[output].path;
-                            if let Some(h) = current[stage].as_ref().and_then(|e| e.outs.get(path))
-                            {
-                                upstream.push(((stage, output), h.hash.clone()));
-                            }
-                        }
-                    }
-                    let job = Job {
-                        stage: i,
-                        upstream,
-                        recorded: lock.stages.get(&s.id).cloned(),
+                    let up = |stage: usize, output: usize| -> Option<String> {
+                        let path = &p.stages[stage].outputs[output].path;
+                        // The lock holds what each stage presents downstream now.
+                        lock.stages
+                            .get(&p.stages[stage].id)
+                            .and_then(|e| e.outs.get(path))
+                            .map(|o| o.hash.clone())
                     };
-                    if job_tx.send(job).is_err() {
+                    let fp = match plan::fingerprint(ws, p, s, &memo, &up) {
+                        Ok(fp) => fp,
+                        Err(e) => {
+                            local.push_back((i, failed(s, e.to_string(), t0), None));
+                            break;
+                        }
+                    };
+                    let a = plan::assess(ws, p, s, fp, lock.stages.get(&s.id), &memo, opts.force);
+                    if matches!(a.verdict, Verdict::Fresh) {
+                        let r = StageResult {
+                            stage: s.id.clone(),
+                            outcome: Outcome::Fresh,
+                            duration: t0.elapsed(),
+                            reasons: vec![],
+                        };
+                        local.push_back((i, r, None));
+                        break;
+                    }
+                    if job_tx
+                        .send(Job {
+                            stage: i,
+                            assessment: a,
+                            t0,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                     in_flight += 1;
                 }
             }
-            if in_flight == 0 {
+            let (i, result, entry) = if let Some(x) = local.pop_front() {
+                x
+            } else if in_flight > 0 {
+                match msg_rx.recv() {
+                    Ok(Msg::Started(i)) => {
+                        // Invalidate the record before the stage touches its outputs.
+                        journal.started(&p.stages[i].id).map_err(journal_err)?;
+                        continue;
+                    }
+                    Ok(Msg::Done(i, done)) => {
+                        in_flight -= 1;
+                        let (r, e) = *done;
+                        (i, r, e)
+                    }
+                    Err(_) => break,
+                }
+            } else {
                 break;
-            }
-            let Ok(msg) = msg_rx.recv() else { break };
-            match msg {
-                Msg::Started(i) => {
-                    // Invalidate the record before the stage touches its outputs.
-                    journal
-                        .started(&p.stages[i].id)
-                        .map_err(|source| StateError::Write {
-                            path: ws.journal_path(),
-                            source,
-                        })?;
+            };
+            let id = &p.stages[i].id;
+            match &result.outcome {
+                Outcome::Failed { .. } => {
+                    lock.stages.remove(id);
+                    for d in queue.cancel_dependents(i) {
+                        local.push_back((
+                            d,
+                            skipped(p, d, format!("upstream `{id}` failed")),
+                            None,
+                        ));
+                    }
+                    if !opts.keep_going {
+                        stopping = true;
+                    }
                 }
-                Msg::Done(i, done) => {
-                    let (result, entry) = *done;
-                    in_flight -= 1;
-                    let failed = matches!(result.outcome, Outcome::Failed { .. });
-                    if let Some(e) = &entry {
-                        if !matches!(result.outcome, Outcome::Fresh) {
-                            journal.finished(&p.stages[i].id, e).map_err(|source| {
-                                StateError::Write {
-                                    path: ws.journal_path(),
-                                    source,
-                                }
-                            })?;
-                            lock.stages.insert(p.stages[i].id.clone(), e.clone());
-                        }
-                        current[i] = Some(e.clone());
+                Outcome::Skipped { .. } => {}
+                Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
+                    if let Some(e) = entry {
+                        journal.finished(id, &e).map_err(journal_err)?;
+                        lock.stages.insert(id.clone(), e);
                     }
-                    if failed {
-                        lock.stages.remove(&p.stages[i].id);
-                        current[i] = None;
-                        for d in queue.cancel_dependents(i) {
-                            pending_skips
-                                .push_back((d, format!("upstream `{}` failed", p.stages[i].id)));
-                        }
-                        if !opts.keep_going {
-                            stopping = true;
-                        }
-                    } else {
-                        queue.finish(i);
-                    }
-                    reporter.finished(&result);
-                    results.push(result);
+                    queue.finish(i);
                 }
             }
+            reporter.finished(&result);
+            results.push(result);
         }
         drop(job_tx);
         Ok(())
@@ -283,8 +291,12 @@ pub fn run(
 
     // Forget stages that are no longer in the pipeline.
     let ids: HashSet<&str> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    let before = lock.stages.len();
     lock.stages.retain(|k, _| ids.contains(k.as_str()));
+    let lock_changed =
+        lock.stages.len() != before || results.iter().any(|r| r.outcome != Outcome::Fresh);
     Ok(RunOutput {
+        lock_changed,
         summary: RunSummary {
             run_id: opts.run_id,
             interrupted: interrupted(),
@@ -296,8 +308,30 @@ pub fn run(
     })
 }
 
-/// Assesses and, if needed, runs one stage (on a worker thread).
-fn process(
+fn skipped(p: &Pipeline, i: usize, because: String) -> StageResult {
+    StageResult {
+        stage: p.stages[i].id.clone(),
+        outcome: Outcome::Skipped { because },
+        duration: Duration::ZERO,
+        reasons: vec![],
+    }
+}
+
+fn failed(s: &StageDef, error: String, t0: Instant) -> StageResult {
+    StageResult {
+        stage: s.id.clone(),
+        outcome: Outcome::Failed {
+            error,
+            stderr_tail: vec![],
+            log: None,
+        },
+        duration: t0.elapsed(),
+        reasons: vec![],
+    }
+}
+
+/// Restores or runs one stale stage (on a worker thread).
+fn execute(
     ws: &Workspace,
     p: &Pipeline,
     job: Job,
@@ -306,8 +340,9 @@ fn process(
     reporter: &dyn Reporter,
     msg: &mpsc::Sender<Msg>,
 ) -> (StageResult, Option<LockEntry>) {
-    let t0 = Instant::now();
+    let t0 = job.t0;
     let s = &p.stages[job.stage];
+    let a = job.assessment;
     let fail =
         |error: String, tail: Vec<String>, log: Option<String>, reasons: Vec<StaleReason>| {
             (
@@ -324,17 +359,6 @@ fn process(
                 None,
             )
         };
-    let up = |stage: usize, output: usize| -> Option<String> {
-        job.upstream
-            .iter()
-            .find(|(k, _)| *k == (stage, output))
-            .map(|(_, h)| h.clone())
-    };
-    let fp = match plan::fingerprint(ws, p, s, memo, &up) {
-        Ok(fp) => fp,
-        Err(e) => return fail(e.to_string(), vec![], None, vec![]),
-    };
-    let a = plan::assess(ws, p, s, fp, job.recorded.as_ref(), memo, opts.force);
     let done = |outcome: Outcome, entry: LockEntry, reasons: Vec<StaleReason>| {
         (
             StageResult {
@@ -346,43 +370,28 @@ fn process(
             Some(entry),
         )
     };
-    match a.verdict {
-        Verdict::Fresh => {
-            let entry = job.recorded.clone().expect("a fresh stage has a record");
-            return done(Outcome::Fresh, entry, vec![]);
-        }
-        Verdict::Restore(entry) => {
-            let mut ok = true;
-            for (path, rec) in &entry.outs {
-                let abs = ws.root.join(path);
-                if let Err(e) = ws.cache.restore(rec, &abs) {
-                    tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
-                    ok = false;
-                    break;
-                }
-                record_stamp(memo, &ws.root, path, rec);
+    if let Verdict::Restore(entry) = &a.verdict {
+        let mut ok = true;
+        for (path, rec) in &entry.outs {
+            let abs = ws.root.join(path);
+            if let Err(e) = ws.cache.restore(rec, &abs) {
+                tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
+                ok = false;
+                break;
             }
-            if ok {
-                let mut entry = entry;
-                entry.fingerprint = a.fingerprint;
-                return done(Outcome::Restored, entry, a.reasons);
-            }
+            record_stamp(memo, &ws.root, path, rec);
         }
-        Verdict::Run => {}
+        if ok {
+            let mut entry = entry.clone();
+            entry.fingerprint = a.fingerprint;
+            entry.key = a.key;
+            return done(Outcome::Restored, entry, a.reasons);
+        }
     }
     if interrupted() {
-        return (
-            StageResult {
-                stage: s.id.clone(),
-                outcome: Outcome::Skipped {
-                    because: "run interrupted".into(),
-                },
-                duration: Duration::ZERO,
-                reasons: a.reasons,
-            },
-            None,
-        );
+        return (skipped(p, job.stage, "run interrupted".into()), None);
     }
+    let _ = p;
 
     // Run it.
     let _ = msg.send(Msg::Started(job.stage));
