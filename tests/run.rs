@@ -126,7 +126,7 @@ fn status_lists_reasons_and_exits_one_when_stale() {
         st.stdout
     );
     assert!(
-        st.stdout.contains("upstream `prepare` will rerun"),
+        st.stdout.contains("upstream `prepare` is out of date"),
         "{}",
         st.stdout
     );

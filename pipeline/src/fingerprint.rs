@@ -202,7 +202,7 @@ pub enum StaleReason {
     OutputModified {
         path: String,
     },
-    /// (status only) an upstream stage will rerun, which may change this
+    /// (status only) an upstream stage is stale or restorable, which may change this
     /// stage's inputs.
     UpstreamStale {
         upstream: String,
@@ -247,7 +247,7 @@ impl fmt::Display for StaleReason {
             StaleReason::OutputMissing { path } => write!(f, "output `{path}` missing"),
             StaleReason::OutputModified { path } => write!(f, "output `{path}` modified"),
             StaleReason::UpstreamStale { upstream } => {
-                write!(f, "upstream `{upstream}` will rerun")
+                write!(f, "upstream `{upstream}` is out of date")
             }
         }
     }
