@@ -14,12 +14,14 @@ pub struct TermReporter {
     verbose: bool,
     bar: Option<ProgressBar>,
     lock: Mutex<()>,
+    running: Mutex<Vec<String>>,
 }
 
 impl TermReporter {
     pub fn new(quiet: bool, verbose: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
             b.set_style(
                 ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
                     .expect("valid template")
@@ -32,6 +34,7 @@ impl TermReporter {
             verbose,
             bar,
             lock: Mutex::new(()),
+            running: Mutex::new(Vec::new()),
         }
     }
 
@@ -64,7 +67,9 @@ impl Reporter for TermReporter {
             return;
         }
         if let Some(b) = &self.bar {
-            b.set_message(format!("running {stage}"));
+            let mut r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            r.push(stage.to_string());
+            b.set_message(format!("running {}", r.join(", ")));
         }
         if self.verbose {
             let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
@@ -81,6 +86,15 @@ impl Reporter for TermReporter {
     fn finished(&self, r: &StageResult) {
         if let Some(b) = &self.bar {
             b.inc(1);
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = running.iter().position(|s| *s == r.stage) {
+                running.remove(i);
+                b.set_message(if running.is_empty() {
+                    String::new()
+                } else {
+                    format!("running {}", running.join(", "))
+                });
+            }
         }
         if self.verbose && !self.quiet {
             match &r.outcome {

@@ -397,3 +397,64 @@ stages:
     assert_eq!(r.outcome("join").as_deref(), Some("fresh"));
     assert_eq!(ws.read("out/parts/b.txt"), "b\n");
 }
+
+#[test]
+fn params_file_is_merged_under_inline_params() {
+    let ws = Ws::new(
+        r#"
+params_file: params.yaml
+params:
+  train: {epochs: 2}
+stages:
+  t:
+    run: echo "${params.train.lr} ${params.train.epochs}" > ${outputs.t}
+    outs: [out/t.txt]
+"#,
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.5\n  epochs: 9\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ws.read("out/t.txt"), "0.5 2\n");
+    ws.write("params.yaml", "train:\n  lr: 0.25\n  epochs: 9\n");
+    let r = ws.run(&["run"]);
+    assert!(
+        r.stdout.contains("param `train.lr` changed: 0.5 -> 0.25"),
+        "{}",
+        r.stdout
+    );
+    ws.write("params.yaml", "train: [oops\n");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("params file `params.yaml`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn json_summary_for_scripts_and_quiet_prints_nothing() {
+    let ws = chain();
+    let r = ws.run(&["run", "--json"]);
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["stages"].as_array().unwrap().len(), 5);
+    assert_eq!(v["stages"][0]["outcome"], "ran");
+    assert_eq!(v["stages"][0]["reasons"][0]["reason"], "first_run");
+    let r = ws.run(&["run", "-q"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn a_missing_program_is_a_clear_stage_failure() {
+    let ws = Ws::new("stages:\n  a:\n    run: [no-such-program-xyz, --flag]\n    outs: [a.txt]\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("cannot start `no-such-program-xyz`"),
+        "{}",
+        r.stderr
+    );
+}
