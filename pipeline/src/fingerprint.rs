@@ -116,6 +116,20 @@ impl StageFingerprint {
         if old.outputs != self.outputs {
             out.push(StaleReason::OutputsChanged);
         }
+        // A `with:` value taken from a pipeline param changes with it: say it once.
+        let param_changes: Vec<(Option<String>, Option<String>)> = out
+            .iter()
+            .filter_map(|r| match r {
+                StaleReason::ParamChanged { old, new, .. } => Some((old.clone(), new.clone())),
+                _ => None,
+            })
+            .collect();
+        out.retain(|r| match r {
+            StaleReason::ConfigChanged { field, old, new } if field.starts_with("with.") => {
+                !param_changes.contains(&(old.clone(), new.clone()))
+            }
+            _ => true,
+        });
         if out.is_empty() {
             out.push(StaleReason::FormatChanged);
         }
@@ -313,6 +327,22 @@ mod tests {
             .insert("with".into(), json!({"alpha": 3, "beta": 2}));
         let r = new.diff(&old, &|_| None);
         assert_eq!(r[0].to_string(), "param `alpha` changed: 1 -> 3");
+    }
+
+    #[test]
+    fn param_fed_into_with_is_reported_once() {
+        let mut old = fp();
+        old.params = [("prefix".to_string(), json!("a"))].into();
+        old.config.insert("with".into(), json!({"prefix": "a"}));
+        let mut new = old.clone();
+        new.params = [("prefix".to_string(), json!("b"))].into();
+        new.config.insert("with".into(), json!({"prefix": "b"}));
+        let r: Vec<String> = new
+            .diff(&old, &|_| None)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(r, vec!["param `prefix` changed: \"a\" -> \"b\""]);
     }
 
     #[test]
