@@ -224,6 +224,7 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     let lock = ws.read_lock()?;
     let mut db = Db::open(&ws.db_path())?;
     let memo = db.load_memo()?;
+    db.mark_abandoned()?;
     let command: Vec<String> = std::env::args().skip(1).collect();
     let run_id = db.start_run(&command.join(" "), &p.name)?;
     if let Err(e) = ws.cache.clean_tmp() {

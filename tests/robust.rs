@@ -84,6 +84,13 @@ fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
     assert_eq!(r.outcome("fast").as_deref(), Some("fresh"), "{}", r.stdout);
     assert_eq!(r.outcome("slow").as_deref(), Some("ran"));
     assert_eq!(r.outcome("after").as_deref(), Some("ran"));
+    // The killed run is recorded as such.
+    let runs = ws.run(&["runs"]);
+    assert!(
+        runs.stdout.lines().any(|l| l.contains(" killed ")),
+        "{}",
+        runs.stdout
+    );
 }
 
 #[test]

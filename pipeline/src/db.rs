@@ -168,6 +168,14 @@ impl Db {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Marks runs still recorded as running as `killed`. Call it holding
+    /// the writer lock: then no run can really be in progress.
+    pub fn mark_abandoned(&self) -> Result<usize, DbError> {
+        self.conn
+            .execute("UPDATE runs SET status='killed' WHERE status='running'", [])
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the start of a run and returns its id.
     pub fn start_run(&self, command: &str, pipeline: &str) -> Result<i64, DbError> {
         self.conn

@@ -111,7 +111,6 @@ pub struct InputError {
 /// of another stage's output (None when that stage has no result yet).
 pub fn fingerprint(
     ws: &Workspace,
-    p: &Pipeline,
     s: &StageDef,
     memo: &SharedMemo,
     upstream: &dyn Fn(usize, usize) -> Option<Digest>,
@@ -136,7 +135,6 @@ pub fn fingerprint(
         };
         inputs.insert(inp.key.clone(), h);
     }
-    let _ = p;
     Ok(StageFingerprint {
         schema: FINGERPRINT_SCHEMA,
         kind: s.kind.clone(),
@@ -259,7 +257,7 @@ pub fn status(
         .filter(|&&i| selected[i])
         .map(|&i| {
             let s = &p.stages[i];
-            let fp = fingerprint(ws, p, s, memo, &up)?;
+            let fp = fingerprint(ws, s, memo, &up)?;
             Ok((i, assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false)))
         })
         .collect::<Result<_, InputError>>()?;

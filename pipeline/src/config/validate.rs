@@ -205,7 +205,7 @@ impl Validator<'_> {
             }
         };
 
-        self.load_params(top, file);
+        self.load_params(top);
         self.apply_overrides(overrides);
 
         let stages_path = root_path.key("stages");
@@ -369,7 +369,7 @@ impl Validator<'_> {
         }
     }
 
-    fn load_params(&mut self, top: &Map<String, Value>, file: &Path) {
+    fn load_params(&mut self, top: &Map<String, Value>) {
         let mut merged = Value::Object(Map::new());
         if let Some(pf) = top.get("params_file") {
             let p = YamlPath::root().key("params_file");
@@ -444,7 +444,6 @@ impl Validator<'_> {
                 );
             }
         }
-        let _ = file;
         self.params = merged;
     }
 

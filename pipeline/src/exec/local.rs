@@ -208,7 +208,7 @@ pub fn run(
                             .and_then(|e| e.outs.get(path))
                             .map(|o| o.hash.clone())
                     };
-                    let fp = match plan::fingerprint(ws, p, s, &memo, &up) {
+                    let fp = match plan::fingerprint(ws, s, &memo, &up) {
                         Ok(fp) => fp,
                         Err(e) => {
                             local.push_back((i, failed(s, e.to_string(), t0), None));
@@ -391,7 +391,6 @@ fn execute(
     if interrupted() {
         return (skipped(p, job.stage, "run interrupted".into()), None);
     }
-    let _ = p;
 
     // Run it.
     let _ = msg.send(Msg::Started(job.stage));
