@@ -181,7 +181,10 @@ pub fn assess(
             reasons.is_empty()
         }
         Some(rec) => {
-            reasons = fp.diff(&rec.fingerprint, &upstream_of);
+            reasons = match rec.fingerprint() {
+                Some(old) => fp.diff(&old, &upstream_of),
+                None => vec![StaleReason::FormatChanged],
+            };
             false
         }
         None => {

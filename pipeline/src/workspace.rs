@@ -16,6 +16,7 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::cache::{Cache, OutRecord};
 use crate::fingerprint::StageFingerprint;
@@ -24,12 +25,51 @@ pub const LOCK_FILE: &str = "mlcycle.lock";
 const LOCK_SCHEMA: u32 = 1;
 
 /// One stage's record in `mlcycle.lock` and in the run-cache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockEntry {
     pub key: String,
-    pub fingerprint: StageFingerprint,
+    /// The fingerprint the key was computed from, kept as raw JSON: it is
+    /// only parsed when the key no longer matches and the reasons are needed,
+    /// so reading the lock of a large pipeline stays cheap.
+    #[serde(serialize_with = "pretty_raw")]
+    fingerprint: Box<RawValue>,
     /// Output path → stored content.
     pub outs: BTreeMap<String, OutRecord>,
+}
+
+impl LockEntry {
+    pub fn new(
+        key: String,
+        fingerprint: &StageFingerprint,
+        outs: BTreeMap<String, OutRecord>,
+    ) -> Self {
+        Self {
+            key,
+            fingerprint: serde_json::value::to_raw_value(fingerprint)
+                .expect("fingerprints serialize"),
+            outs,
+        }
+    }
+
+    /// The recorded fingerprint; `None` when it is in an unreadable format.
+    pub fn fingerprint(&self) -> Option<StageFingerprint> {
+        serde_json::from_str(self.fingerprint.get()).ok()
+    }
+
+    /// Replaces the fingerprint (and key) of a restored entry.
+    pub fn set_fingerprint(&mut self, key: String, fingerprint: &StageFingerprint) {
+        self.key = key;
+        self.fingerprint =
+            serde_json::value::to_raw_value(fingerprint).expect("fingerprints serialize");
+    }
+}
+
+/// Writes the raw fingerprint as a nested value, so the pretty-printed lock
+/// file shows one field per line.
+fn pretty_raw<S: serde::Serializer>(raw: &RawValue, s: S) -> Result<S::Ok, S::Error> {
+    let v: serde_json::Value =
+        serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)?;
+    v.serialize(s)
 }
 
 /// `mlcycle.lock`: the last recorded result of every stage.
@@ -353,19 +393,29 @@ mod tests {
     use crate::fingerprint::FINGERPRINT_SCHEMA;
 
     fn entry(key: &str) -> LockEntry {
-        LockEntry {
-            key: key.into(),
-            fingerprint: StageFingerprint {
-                schema: FINGERPRINT_SCHEMA,
-                kind: "command".into(),
-                version: 0,
-                config: Default::default(),
-                params: Default::default(),
-                inputs: Default::default(),
-                outputs: vec![],
-            },
-            outs: Default::default(),
-        }
+        let fp = StageFingerprint {
+            schema: FINGERPRINT_SCHEMA,
+            kind: "command".into(),
+            version: 0,
+            config: Default::default(),
+            params: Default::default(),
+            inputs: Default::default(),
+            outputs: vec![],
+        };
+        LockEntry::new(key.into(), &fp, Default::default())
+    }
+
+    #[test]
+    fn the_lock_file_is_pretty_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        let mut lock = LockFile::default();
+        lock.stages.insert("a".into(), entry("k1"));
+        ws.write_lock(&lock).unwrap();
+        let text = std::fs::read_to_string(ws.lock_path()).unwrap();
+        assert!(text.contains("\n        \"kind\": \"command\","), "{text}");
+        let back = ws.read_lock().unwrap();
+        assert_eq!(back.stages["a"].fingerprint().unwrap().kind, "command");
     }
 
     #[test]

@@ -383,8 +383,7 @@ fn execute(
         }
         if ok {
             let mut entry = entry.clone();
-            entry.fingerprint = a.fingerprint;
-            entry.key = a.key;
+            entry.set_fingerprint(a.key, &a.fingerprint);
             return done(Outcome::Restored, entry, a.reasons);
         }
     }
@@ -485,11 +484,7 @@ fn execute(
             }
         }
     }
-    let entry = LockEntry {
-        key: a.key,
-        fingerprint: a.fingerprint,
-        outs,
-    };
+    let entry = LockEntry::new(a.key, &a.fingerprint, outs);
     if let Err(e) = ws.save_run_cache(&entry) {
         tracing::warn!(stage = %s.id, error = %e, "Could not save the run-cache entry.");
     }
