@@ -373,7 +373,8 @@ def bench_hash(reps: int, big_mib: int) -> None:
 
     mlcycle: a one-stage pipeline whose deps include the file; after one run
     the hash memo (.mlcycle/mlcycle.db) is deleted before each timed
-    `mlcycle status -q`, so that status must hash the file again."""
+    `mlcycle status -q`, so that status must hash the file again. A no-op
+    run then rewrites the memo, for the "memo kept" rows."""
     big = os.path.join(WORK, "big.bin")
     size = big_mib << 20
     if not os.path.exists(big) or os.path.getsize(big) != size:
@@ -411,6 +412,7 @@ def bench_hash(reps: int, big_mib: int) -> None:
         if os.path.exists(memo):
             os.remove(memo)
         record("mlcycle", case, "hash", rep, status, timed(status, ws, lg, 600))
+    sh([MLCYCLE, "run", "-q"], ws, lg)   # status only reads the memo; a run writes it
     for rep in range(1, reps + 1):
         record("mlcycle", case, "status, memo kept", rep, status, timed(status, ws, lg, 600))
     shutil.rmtree(ws, ignore_errors=True)

@@ -69,6 +69,9 @@ enum CliError {
     #[error("{0}")]
     #[diagnostic(code(mlcycle::cli::io))]
     Io(String),
+    #[error("{0}")]
+    #[diagnostic(code(mlcycle::cli::usage))]
+    Usage(String),
 }
 
 pub fn main(registry: StageRegistry) -> ExitCode {
@@ -130,14 +133,18 @@ fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
     let mut file = None;
     let mut targets = Vec::new();
     for (i, a) in args.iter().enumerate() {
-        let p = Path::new(a);
-        if i == 0 && p.is_dir() {
-            dir = Some(match &dir {
-                Some(d) => d.join(p),
-                None => p.to_path_buf(),
-            });
+        // Relative to `-C DIR` when given.
+        let p = match &cli.dir {
+            Some(d) => d.join(a),
+            None => PathBuf::from(a),
+        };
+        // The first argument names the workspace when it is a folder holding
+        // a pipeline (a stage may share its name with a plain folder) or a
+        // YAML file; anything else is a stage name.
+        if i == 0 && p.join(PIPELINE_FILE).is_file() {
+            dir = Some(p);
         } else if i == 0 && p.is_file() && (a.ends_with(".yaml") || a.ends_with(".yml")) {
-            file = Some(p.to_path_buf());
+            file = Some(p);
         } else {
             targets.push(a.clone());
         }
@@ -238,7 +245,15 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
                 .map(|n| n.get())
                 .unwrap_or(2)
         }),
-        force: a.force,
+        // `--force` applies to the stages named, or to all when none are.
+        forced: if targets.is_empty() {
+            vec![a.force; p.stages.len()]
+        } else {
+            p.stages
+                .iter()
+                .map(|s| a.force && targets.contains(&s.id))
+                .collect()
+        },
         keep_going: a.keep_going,
         selected,
         log_dir: ws.runs_dir().join(run_id.to_string()),
@@ -301,7 +316,8 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
 fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         if exec::interrupted() {
-            eprintln!("Interrupted again: exiting now. The next run redoes unfinished stages.");
+            eprintln!("Interrupted again: killing running commands and exiting now. The next run redoes unfinished stages.");
+            exec::kill_all();
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
         eprintln!("Interrupt: stopping running stages (press Ctrl-C again to exit at once)…");
@@ -409,19 +425,26 @@ fn cmd_dag(
     format: DagFormat,
     registry: &StageRegistry,
 ) -> Result<u8, Fail> {
-    let (p, _) = load(cli, t, registry)?;
+    let (p, targets) = load(cli, t, registry)?;
     let g = StageGraph::build(&p);
+    let keep = g.select(&p, &targets, false)?;
     let s = match format {
-        DagFormat::Mermaid => g.mermaid(&p),
-        DagFormat::Dot => g.dot(&p),
-        DagFormat::Text => g.text(&p),
+        DagFormat::Mermaid => g.mermaid(&p, &keep),
+        DagFormat::Dot => g.dot(&p, &keep),
+        DagFormat::Text => g.text(&p, &keep),
     };
     print!("{s}");
     Ok(0)
 }
 
 fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let (p, _) = load(cli, t, registry)?;
+    let (p, targets) = load(cli, t, registry)?;
+    if let Some(name) = targets.first() {
+        return Err(CliError::Usage(format!(
+            "`validate` checks the whole pipeline and takes no stage names (got `{name}`); pass a workspace folder or nothing"
+        ))
+        .into());
+    }
     let edges: usize = p
         .stages
         .iter()
@@ -536,6 +559,9 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
     }
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     if !ws.db_path().exists() {
+        if let Some(RunsCmd::Show { id }) = &a.show {
+            return Err(CliError::NoRun { id: *id }.into());
+        }
         if a.json {
             println!("[]");
         } else {

@@ -16,5 +16,12 @@ pub use mlcycle_pipeline::StageRegistry;
 
 /// Runs the CLI with the given stage registry and returns the exit code.
 pub fn main_with_registry(registry: StageRegistry) -> ExitCode {
+    // `mlcycle status --json | head -1` should end quietly, as other Unix
+    // tools do, rather than panic on the closed pipe.
+    // SAFETY: restoring a signal's default disposition has no memory-safety
+    // preconditions; it happens before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     commands::main(registry)
 }

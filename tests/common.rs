@@ -73,6 +73,18 @@ impl Ws {
         c
     }
 
+    /// Runs mlcycle from another folder.
+    pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+        let o = Command::new(bin())
+            .current_dir(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run mlcycle");
+        Run::from(o)
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd(args).output().expect("run mlcycle"))
     }

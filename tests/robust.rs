@@ -184,3 +184,34 @@ fn independent_stages_run_at_the_same_time() {
     let r = ws.run(&["run", "-j", "2"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn regression_a_second_ctrl_c_kills_commands_that_ignore_sigterm() {
+    let ws = Ws::new("stages:\n  stubborn:\n    run: trap '' TERM; echo $$ > pid; sleep 30; echo > out.txt\n    outs: [out.txt]\n");
+    let child = ws
+        .cmd(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "pid");
+    kill(child.id() as i32, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child.id() as i32, 2);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let pid = ws.read("pid").trim().to_string();
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie is reaped by init shortly; a live process would remain.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "command {pid} survived the second Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -458,3 +458,108 @@ fn a_missing_program_is_a_clear_stage_failure() {
         r.stderr
     );
 }
+
+#[test]
+fn regression_a_stage_may_share_its_name_with_a_folder() {
+    let ws = Ws::new("stages:\n  data:\n    run: cat data/in.txt > out.txt\n    deps: [data/in.txt]\n    outs: [out.txt]\n");
+    ws.write("data/in.txt", "x\n");
+    let r = ws.run(&["run", "data"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.outcome("data").as_deref(), Some("ran"));
+    // And `-C DIR` applies to a pipeline file given as the first argument.
+    let parent = ws.path().parent().unwrap();
+    let name = ws.path().file_name().unwrap().to_str().unwrap();
+    let r = common::Ws::run_in(parent, &["-C", name, "status", "mlcycle.yaml"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn regression_restored_files_keep_their_executable_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new("stages:\n  tool:\n    run: printf '#!/bin/sh\\necho hi\\n' > bin/tool.sh && chmod +x bin/tool.sh\n    outs: [bin/tool.sh]\n");
+    ws.run(&["run"]);
+    std::fs::remove_file(ws.path().join("bin/tool.sh")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(
+        r.outcome("tool").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    let mode = std::fs::metadata(ws.path().join("bin/tool.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "mode {mode:o}");
+}
+
+#[test]
+fn regression_a_failed_stage_says_so_and_keeps_its_old_reasons() {
+    let ws = Ws::new("params: {n: 1}\nstages:\n  s:\n    run: test ${params.n} -lt 5 && echo ${params.n} > s.txt\n    outs: [s.txt]\n");
+    ws.run(&["run"]);
+    let r = ws.run(&["run", "-p", "n=7"]);
+    assert_eq!(r.code, 1);
+    let st = ws.run(&["status", "-p", "n=7"]);
+    assert!(
+        st.stdout.contains("its last run did not finish"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.contains("param `n` changed: 1 -> 7"),
+        "{}",
+        st.stdout
+    );
+    // Back at the old value, the old result is restored, not trusted as is.
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+}
+
+#[test]
+fn regression_renaming_a_dep_reruns_the_stage() {
+    let ws = Ws::new("stages:\n  s:\n    run: cat $MLCYCLE_IN_LABELS > s.txt\n    deps: [{labels: in.txt}]\n    outs: [s.txt]\n");
+    ws.write("in.txt", "x\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write(
+        "mlcycle.yaml",
+        &std::fs::read_to_string(ws.path().join("mlcycle.yaml"))
+            .unwrap()
+            .replace("{labels: in.txt}", "{lbl: in.txt}"),
+    );
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1, "{}", st.stdout);
+    assert!(st.stdout.contains("names.inputs"), "{}", st.stdout);
+}
+
+#[test]
+fn regression_force_applies_to_the_named_stages_only() {
+    let ws = chain();
+    ws.run(&["run"]);
+    let r = ws.run(&["run", "-v", "--force", "train"]);
+    assert_eq!(r.outcome("train").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(
+        r.outcome("prepare").as_deref(),
+        Some("fresh"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn regression_dag_renders_the_selected_stages() {
+    let ws = chain();
+    let r = ws.run(&["dag", "--format", "text", "left"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout,
+        "prepare (command) <- data/in.txt\nleft (command) <- prepare.scaled\n"
+    );
+}
+
+#[test]
+fn regression_runs_show_before_any_run_is_an_error() {
+    let ws = chain();
+    let r = ws.run(&["runs", "show", "5"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no run 5"), "{}", r.stderr);
+}

@@ -184,3 +184,71 @@ fn a_valid_pipeline_validates() {
         r.stdout
     );
 }
+
+#[test]
+fn regression_output_inside_another_stages_output_folder_is_refused() {
+    // `out.txt` sorts between `out` and `out/x.txt`; the check must not rely on order.
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: mkdir -p out\n    outs: [out]\n  b:\n    run: echo > out/x.txt\n    outs: [out/x.txt]\n  c:\n    run: echo > out.txt\n    outs: [out.txt]\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("stage `b` writes `out/x.txt`, which stage `a` also writes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn regression_duplicate_yaml_keys_are_refused() {
+    let ws = Ws::new("stages:\n  a:\n    run: echo 1 > a.txt\n    outs: [a.txt]\n  a:\n    run: echo 2 > a.txt\n    outs: [a.txt]\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("the key `a` appears twice in the same mapping"),
+        "{text}"
+    );
+    assert!(text.contains("[mlcycle.yaml:"), "{text}");
+}
+
+#[test]
+fn regression_non_finite_params_are_refused() {
+    let ws = Ws::new("params: {x: .inf}\nstages: {}\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(text.contains("is not a finite number"), "{text}");
+}
+
+#[test]
+fn regression_params_file_syntax_errors_have_a_position() {
+    let ws = Ws::new("params_file: params.yaml\nstages: {}\n");
+    ws.write("params.yaml", "train:\n  lr: [1, 2\n  epochs: 3\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("params file `params.yaml`: invalid YAML"),
+        "{text}"
+    );
+    assert!(text.contains("[params.yaml:"), "{text}");
+}
+
+#[test]
+fn regression_named_dep_clashes_are_caught_in_either_order() {
+    let ws = Ws::new("stages:\n  a:\n    run: cat ${inputs.x}\n    deps: [{x: a.txt}, b/x.txt]\n");
+    ws.write("a.txt", "a");
+    ws.write("b/x.txt", "b");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("input `x` of stage `a` is fed twice"),
+        "{text}"
+    );
+}
+
+#[test]
+fn regression_validate_refuses_stage_names() {
+    let ws = Ws::new("stages:\n  a:\n    run: echo > a.txt\n    outs: [a.txt]\n");
+    let (code, text) = validate(&ws, &["nosuch"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("takes no stage names"), "{text}");
+}

@@ -27,6 +27,9 @@ pub struct OutRecord {
     /// Present (and true) for folders.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dir: bool,
+    /// Present (and true) for executable files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
 }
 
 /// One file of a folder manifest.
@@ -160,6 +163,7 @@ impl Cache {
             hash,
             size: total,
             dir: true,
+            exec: false,
         })
     }
 
@@ -219,7 +223,7 @@ impl Cache {
     /// Restores a stored output (file or folder) at `dest`.
     pub fn restore(&self, rec: &OutRecord, dest: &Path) -> io::Result<()> {
         if !rec.dir {
-            return self.restore_file(&rec.hash, dest, false);
+            return self.restore_file(&rec.hash, dest, rec.exec);
         }
         let entries = self.manifest(&rec.hash)?;
         if dest.exists() {
@@ -319,7 +323,7 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
                 out.push((r, e.path()));
             } else if ft.is_symlink() {
                 return Err(io::Error::other(format!(
-                    "output folder {} holds a symlink ({r}); outputs must be regular files",
+                    "folder {} holds a symlink ({r}); mlcycle hashes and stores regular files only",
                     dir.display()
                 )));
             }

@@ -173,6 +173,8 @@ pub enum StaleReason {
     FirstRun,
     /// `--force` was given.
     Forced,
+    /// The stage's last run failed or was interrupted.
+    Unfinished,
     /// The record was written by another fingerprint format.
     FormatChanged,
     KindChanged {
@@ -229,6 +231,10 @@ impl fmt::Display for StaleReason {
         match self {
             StaleReason::FirstRun => write!(f, "first run"),
             StaleReason::Forced => write!(f, "forced"),
+            StaleReason::Unfinished => write!(
+                f,
+                "its last run did not finish (it failed or was interrupted)"
+            ),
             StaleReason::FormatChanged => write!(f, "recorded fingerprint has another format"),
             StaleReason::KindChanged { old, new } => {
                 write!(f, "stage kind changed: {old} -> {new}")

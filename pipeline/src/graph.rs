@@ -165,10 +165,10 @@ impl StageGraph {
         Ok(keep)
     }
 
-    /// Mermaid flowchart (renders on GitHub).
-    pub fn mermaid(&self, p: &Pipeline) -> String {
+    /// Mermaid flowchart (renders on GitHub) of the stages in `keep`.
+    pub fn mermaid(&self, p: &Pipeline, keep: &[bool]) -> String {
         let mut s = String::from("flowchart TD\n");
-        for (i, st) in p.stages.iter().enumerate() {
+        for (i, st) in p.stages.iter().enumerate().filter(|(i, _)| keep[*i]) {
             let _ = writeln!(
                 s,
                 "    n{i}[\"{}<br/><i>{}</i>\"]",
@@ -176,19 +176,25 @@ impl StageGraph {
                 escape_mermaid(&st.kind)
             );
         }
-        for e in self.edges(p) {
+        for e in self.edges(p, keep) {
             let _ = writeln!(s, "    n{} -->|{}| n{}", e.0, escape_mermaid(&e.2), e.1);
         }
         s
     }
 
-    /// Graphviz dot.
-    pub fn dot(&self, p: &Pipeline) -> String {
+    /// Graphviz dot, of the stages in `keep`.
+    pub fn dot(&self, p: &Pipeline, keep: &[bool]) -> String {
         let mut s = format!(
             "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box];\n",
             escape_dot(&p.name)
         );
-        for st in &p.stages {
+        for st in p
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(_, s)| s)
+        {
             let _ = writeln!(
                 s,
                 "    \"{}\" [label=\"{}\\n{}\"];",
@@ -197,7 +203,7 @@ impl StageGraph {
                 escape_dot(&st.kind)
             );
         }
-        for (a, b, label) in self.edges(p) {
+        for (a, b, label) in self.edges(p, keep) {
             let _ = writeln!(
                 s,
                 "    \"{}\" -> \"{}\" [label=\"{}\"];",
@@ -210,10 +216,10 @@ impl StageGraph {
         s
     }
 
-    /// Plain text: stages in run order, each with what it reads.
-    pub fn text(&self, p: &Pipeline) -> String {
+    /// Plain text: the stages in `keep`, in run order, each with what it reads.
+    pub fn text(&self, p: &Pipeline, keep: &[bool]) -> String {
         let mut s = String::new();
-        for &i in &self.order {
+        for &i in self.order.iter().filter(|&&i| keep[i]) {
             let st = &p.stages[i];
             let _ = write!(s, "{} ({})", st.id, st.kind);
             let ups: Vec<String> = st
@@ -238,10 +244,11 @@ impl StageGraph {
     }
 
     /// (producer, consumer, "port" label) for every edge, in a stable order.
-    fn edges(&self, p: &Pipeline) -> Vec<(usize, usize, String)> {
+    fn edges(&self, p: &Pipeline, keep: &[bool]) -> Vec<(usize, usize, String)> {
         let mut out: Vec<(usize, usize, String)> = self
             .graph
             .edge_references()
+            .filter(|e| keep[e.source().index()] && keep[e.target().index()])
             .map(|e| {
                 let (a, b) = (e.source().index(), e.target().index());
                 let ports: BTreeSet<&str> = p.stages[b]

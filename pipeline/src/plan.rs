@@ -168,6 +168,19 @@ pub fn assess(
     };
     let mut reasons = Vec::new();
     let outputs_ok = match recorded {
+        Some(rec) if rec.unfinished => {
+            reasons.push(StaleReason::Unfinished);
+            if rec.key != key {
+                if let Some(old) = rec.fingerprint() {
+                    reasons.extend(
+                        fp.diff(&old, &upstream_of)
+                            .into_iter()
+                            .filter(|r| *r != StaleReason::FormatChanged),
+                    );
+                }
+            }
+            false
+        }
         Some(rec) if rec.key == key => {
             for (path, out) in &rec.outs {
                 match memo.hash_path(&ws.root, path) {
@@ -209,7 +222,7 @@ pub fn assess(
         };
     }
     let cached = match recorded {
-        Some(rec) if rec.key == key => Some(rec.clone()),
+        Some(rec) if rec.key == key && !rec.unfinished => Some(rec.clone()),
         _ => ws.run_cache(&key),
     };
     let verdict = match cached {

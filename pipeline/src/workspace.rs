@@ -35,6 +35,10 @@ pub struct LockEntry {
     fingerprint: Box<RawValue>,
     /// Output path → stored content.
     pub outs: BTreeMap<String, OutRecord>,
+    /// The stage started again but did not finish (it failed, or the run
+    /// was interrupted or killed): the record must not count as fresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
 }
 
 impl LockEntry {
@@ -48,6 +52,7 @@ impl LockEntry {
             fingerprint: serde_json::value::to_raw_value(fingerprint)
                 .expect("fingerprints serialize"),
             outs,
+            unfinished: false,
         }
     }
 
@@ -59,6 +64,7 @@ impl LockEntry {
     /// Replaces the fingerprint (and key) of a restored entry.
     pub fn set_fingerprint(&mut self, key: String, fingerprint: &StageFingerprint) {
         self.key = key;
+        self.unfinished = false;
         self.fingerprint =
             serde_json::value::to_raw_value(fingerprint).expect("fingerprints serialize");
     }
@@ -257,7 +263,9 @@ impl Workspace {
                     lock.stages.insert(j.stage, e);
                 }
                 None => {
-                    lock.stages.remove(&j.stage);
+                    if let Some(e) = lock.stages.get_mut(&j.stage) {
+                        e.unfinished = true;
+                    }
                 }
             }
         }
@@ -438,7 +446,7 @@ mod tests {
         f.write_all(b"{\"stage\":\"a\",\"ent").unwrap();
         let read = ws.read_lock().unwrap();
         assert_eq!(read.stages["a"].key, "k3");
-        assert!(!read.stages.contains_key("b"));
+        assert!(read.stages["b"].unfinished);
         ws.write_lock(&read).unwrap();
         assert!(!ws.journal_path().exists());
     }

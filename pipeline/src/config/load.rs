@@ -62,10 +62,12 @@ pub fn parse(text: &str) -> Result<Value, LoadFailure> {
     }
     // Deserialize straight into the JSON value tree the rest of the engine
     // uses (mappings keep their order): no intermediate YAML tree.
-    let value: Value = serde_norway::from_str(text).map_err(|e| LoadFailure::Syntax {
-        message: strip_location(&e.to_string()),
-        offset: e.location().map(|l| l.index()),
-    })?;
+    let value: Value = serde_norway::from_str::<Strict>(text)
+        .map(|s| s.0)
+        .map_err(|e| LoadFailure::Syntax {
+            message: strip_location(&e.to_string()),
+            offset: e.location().map(|l| l.index()),
+        })?;
     if value.is_null() {
         return Ok(Value::Object(Default::default()));
     }
@@ -105,6 +107,91 @@ pub fn parse_scalar(text: &str) -> Value {
         Ok(serde_norway::Value::Null) if text.trim().is_empty() => Value::String(String::new()),
         Ok(serde_norway::Value::Null) => Value::Null,
         _ => Value::String(text.to_string()),
+    }
+}
+
+/// A value tree that refuses what a plain `serde_json::Value` would accept
+/// silently: a key given twice in one mapping (the last would win) and
+/// numbers that are not finite (`.inf`, `.nan`, which JSON cannot hold).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| {
+                E::custom(format!(
+                    "`{v}` is not a finite number; quote it to use it as a string"
+                ))
+            })
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(Strict(k)) = map.next_key()? {
+            let key = match k {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Null => "null".to_string(),
+                _ => {
+                    return Err(serde::de::Error::custom(
+                        "mapping keys must be plain scalars",
+                    ))
+                }
+            };
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{key}` appears twice in the same mapping"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -299,6 +386,23 @@ mod tests {
         assert_eq!(parse_scalar("true"), Value::Bool(true));
         assert_eq!(parse_scalar("adam"), Value::from("adam"));
         assert_eq!(parse_scalar("[1"), Value::from("[1"));
+    }
+
+    #[test]
+    fn duplicate_keys_and_non_finite_numbers_are_refused() {
+        match parse("stages:\n  a: {run: x}\n  a: {run: y}\n") {
+            Err(LoadFailure::Syntax { message, offset }) => {
+                assert!(message.contains("`a` appears twice"), "{message}");
+                assert!(offset.is_some());
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        match parse("x: .inf\n") {
+            Err(LoadFailure::Syntax { message, .. }) => {
+                assert!(message.contains("not a finite number"), "{message}")
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
     }
 
     #[test]

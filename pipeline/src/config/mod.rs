@@ -136,6 +136,8 @@ pub struct Issue {
     pub path: Option<YamlPath>,
     pub part: Part,
     pub label: String,
+    /// A byte offset, for problems found by the parser (used when `path` is None).
+    pub offset: Option<usize>,
 }
 
 /// A problem placed in its source file.
@@ -208,7 +210,7 @@ impl Diagnostic for ConfigError {
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(
-            "fix the problems above; `mlcycle validate` checks the file without running anything",
+            "fix the problems listed below; `mlcycle validate` checks the file without running anything",
         ))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
@@ -268,8 +270,11 @@ impl ConfigError {
                             file.display().to_string(),
                         )
                     });
-                let span = match (&issue.path, idx) {
-                    (Some(p), Some(idx)) => idx.locate(p, issue.part),
+                let span = match (&issue.path, idx, issue.offset) {
+                    (Some(p), Some(idx), _) => idx.locate(p, issue.part),
+                    (None, Some(_), Some(o)) if !text.is_empty() => {
+                        Some((o.min(text.len() - 1), 1))
+                    }
                     _ => None,
                 };
                 let line_col = span.map(|(o, _)| line_col(text, o));

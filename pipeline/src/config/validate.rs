@@ -119,6 +119,7 @@ fn failure(file: &Path, name: &str, text: &str, f: LoadFailure) -> ConfigError {
         path: None,
         part: Part::Value,
         label: "here".into(),
+        offset,
     };
     ConfigError::at_offset(file, name, text, issue, offset)
 }
@@ -162,6 +163,7 @@ impl Validator<'_> {
             path: Some(path.clone()),
             part,
             label: label.to_string(),
+            offset: None,
         });
     }
 
@@ -257,14 +259,20 @@ impl Validator<'_> {
                 }
             }
         }
-        let mut sorted: Vec<(&str, (usize, usize))> =
-            by_path.iter().map(|(k, v)| (*k, *v)).collect();
-        sorted.sort();
-        for w in sorted.windows(2) {
-            let (a, (sa, _)) = w[0];
-            let (b, (sb, ob)) = w[1];
-            if b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/' && sa != sb {
-                conflicts.push((sb, ob, sa, b.to_string()));
+        // An output inside another stage's output folder: look each path's
+        // ancestors up (sorting would miss `out` / `out.txt` / `out/x.txt`).
+        for (si, d) in drafts.iter().enumerate() {
+            for (oi, o) in d.outputs.iter().enumerate() {
+                let mut prefix = o.path.as_str();
+                while let Some(i) = prefix.rfind('/') {
+                    prefix = &prefix[..i];
+                    if let Some(&(sj, _)) = by_path.get(prefix) {
+                        if sj != si {
+                            conflicts.push((si, oi, sj, o.path.clone()));
+                        }
+                        break;
+                    }
+                }
             }
         }
         for (si, oi, sj, p) in conflicts {
@@ -385,31 +393,22 @@ impl Validator<'_> {
                 Some(rel) => {
                     let full = self.root.join(rel);
                     let name = Path::new(rel).to_string_lossy().into_owned();
-                    match load::read_capped(&full).and_then(|t| load::parse(&t).map(|v| (t, v))) {
-                        Ok((text, value)) => {
-                            if value.is_object() {
-                                merged = value;
-                            } else {
-                                self.issues.push(Issue {
-                                    code: "type",
-                                    message: format!("params file `{rel}` must hold a mapping"),
-                                    help: None,
-                                    file: FileKey::Params,
-                                    path: Some(YamlPath::root()),
-                                    part: Part::Value,
-                                    label: "expected a mapping".into(),
-                                });
-                            }
-                            self.params_source = Some((name, text));
+                    let text = match load::read_capped(&full) {
+                        Ok(t) => Some(t),
+                        Err(LoadFailure::Io(e)) => {
+                            self.push(
+                                "params_file",
+                                &p,
+                                Part::Value,
+                                format!("cannot read params file `{rel}`: {e}"),
+                                "this file",
+                                Some(
+                                    "the path is relative to the folder of the pipeline file"
+                                        .into(),
+                                ),
+                            );
+                            None
                         }
-                        Err(LoadFailure::Io(e)) => self.push(
-                            "params_file",
-                            &p,
-                            Part::Value,
-                            format!("cannot read params file `{rel}`: {e}"),
-                            "this file",
-                            Some("the path is relative to the folder of the pipeline file".into()),
-                        ),
                         Err(other) => {
                             let e = failure(&full, &name, "", other);
                             let msg = e
@@ -425,7 +424,31 @@ impl Validator<'_> {
                                 "this file",
                                 None,
                             );
+                            None
                         }
+                    };
+                    if let Some(text) = text {
+                        match load::parse(&text) {
+                            Ok(value) if value.is_object() => merged = value,
+                            Ok(_) => self.params_issue(
+                                format!("params file `{rel}` must hold a mapping"),
+                                None,
+                            ),
+                            Err(LoadFailure::Syntax { message, offset }) => self.params_issue(
+                                format!("params file `{rel}`: invalid YAML: {message}"),
+                                offset,
+                            ),
+                            Err(other) => {
+                                let e = failure(&full, &name, "", other);
+                                let msg = e
+                                    .issues
+                                    .first()
+                                    .map(|i| i.issue.message.clone())
+                                    .unwrap_or_default();
+                                self.params_issue(format!("params file `{rel}`: {msg}"), None)
+                            }
+                        }
+                        self.params_source = Some((name, text));
                     }
                 }
             }
@@ -447,6 +470,23 @@ impl Validator<'_> {
         self.params = merged;
     }
 
+    fn params_issue(&mut self, message: String, offset: Option<usize>) {
+        self.issues.push(Issue {
+            code: "params_file",
+            message,
+            help: None,
+            file: FileKey::Params,
+            path: if offset.is_some() {
+                None
+            } else {
+                Some(YamlPath::root())
+            },
+            part: Part::Value,
+            label: "here".into(),
+            offset,
+        });
+    }
+
     fn apply_overrides(&mut self, overrides: &[(String, String)]) {
         for (key, raw) in overrides {
             let value = load::parse_scalar(raw);
@@ -464,6 +504,7 @@ impl Validator<'_> {
                     path: Some(YamlPath::root().key("params")),
                     part: Part::Key,
                     label: "params are declared here".into(),
+                    offset: None,
                 });
             }
         }
@@ -502,6 +543,16 @@ impl Validator<'_> {
             return None;
         };
         self.unknown_keys(decl, &path, STAGE_KEYS, "key", &format!(" in stage `{id}`"));
+        if decl.get("desc").is_some_and(|d| !d.is_string()) {
+            self.push(
+                "type",
+                &path.key("desc"),
+                Part::Value,
+                format!("`desc` of stage `{id}` must be a string"),
+                "not a string",
+                None,
+            );
+        }
         let has_run = decl.contains_key("run");
         let has_uses = decl.contains_key("uses");
         if has_run && has_uses {
@@ -769,7 +820,7 @@ impl Validator<'_> {
                     path,
                     Part::Value,
                     format!(
-                        "`{raw}` in stage `{}` is both output `{port}` of stage `{}` and the path of another input",
+                        "`{raw}` in stage `{}` is both output `{port}` of stage `{}` and an existing path",
                         stage.id, drafts[si].id
                     ),
                     "ambiguous",
@@ -836,7 +887,15 @@ impl Validator<'_> {
         if help.is_empty() {
             help = "create the file, or refer to another stage's output as `stage.port` or by its path".into();
         }
-        let message = if let Some((sid, _)) = raw.split_once('.').filter(|_| !raw.contains('/')) {
+        // `trian.model` (close to a stage name) reads as a mistyped
+        // reference; `missing.csv` as a missing file.
+        let near_stage = raw
+            .split_once('.')
+            .filter(|_| !raw.contains('/'))
+            .and_then(|(sid, _)| {
+                crate::suggest::closest(sid, drafts.iter().map(|d| d.id.as_str())).map(|_| sid)
+            });
+        let message = if let Some(sid) = near_stage {
             format!(
                 "stage `{}` depends on `{raw}`: there is no such file, and no stage named `{sid}`",
                 stage.id
@@ -880,6 +939,7 @@ impl Validator<'_> {
                         None,
                     ),
                     Some(list) => {
+                        let mut explicit: HashSet<String> = HashSet::new();
                         for (i, item) in list.iter().enumerate() {
                             let ipath = lpath.index(i);
                             let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else {
@@ -907,7 +967,14 @@ impl Validator<'_> {
                                 );
                                 continue;
                             }
-                            if item.is_object() && inputs.iter().any(|x| x.name == name) {
+                            // A name given explicitly must be unique among the deps.
+                            let clash = inputs.iter().any(|x| {
+                                x.name == name && (item.is_object() || explicit.contains(&x.name))
+                            });
+                            if item.is_object() {
+                                explicit.insert(name.clone());
+                            }
+                            if clash {
                                 self.push(
                                     "port_fed_twice",
                                     &ipath,
@@ -1063,6 +1130,15 @@ impl Validator<'_> {
                     Value::Object(env_templates.into_iter().collect()),
                 );
             }
+            // The names commands see (`${inputs.x}`, `MLCYCLE_IN_X`): renaming
+            // one changes what the command reads, so it reruns the stage.
+            config.insert(
+                "names".into(),
+                serde_json::json!({
+                    "inputs": inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+                    "outputs": d.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+                }),
+            );
             if self.issues.len() > before {
                 return None;
             }
@@ -1320,11 +1396,13 @@ impl Validator<'_> {
                         if count != 1 {
                             ok = false;
                             let what = if count == 0 { "no" } else { "more than one" };
-                            let mut help = did_you_mean(name, &names);
+                            let mut help = if count > 1 {
+                                "several entries have this name; name them: `- NAME: path`".into()
+                            } else {
+                                did_you_mean(name, &names)
+                            };
                             if help.is_empty() {
-                                help = if count > 1 {
-                                    "name the entries: `- NAME: path`".into()
-                                } else {
+                                help = {
                                     format!(
                                         "known {}: {}",
                                         ns.as_str(),

@@ -8,6 +8,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,6 +41,11 @@ pub fn interrupt(grace: Duration) {
         std::thread::sleep(grace);
         signal_children(libc::SIGKILL);
     });
+}
+
+/// Sends SIGKILL to every running command's process group at once.
+pub fn kill_all() {
+    signal_children(libc::SIGKILL);
 }
 
 /// Whether [`interrupt`] was called.
@@ -87,7 +93,8 @@ pub trait Reporter: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub jobs: usize,
-    pub force: bool,
+    /// Per stage: rerun even when fresh.
+    pub forced: Vec<bool>,
     pub keep_going: bool,
     /// Which stages to consider (from [`StageGraph::select`]).
     pub selected: Vec<bool>,
@@ -215,7 +222,8 @@ pub fn run(
                             break;
                         }
                     };
-                    let a = plan::assess(ws, p, s, fp, lock.stages.get(&s.id), &memo, opts.force);
+                    let a =
+                        plan::assess(ws, p, s, fp, lock.stages.get(&s.id), &memo, opts.forced[i]);
                     if matches!(a.verdict, Verdict::Fresh) {
                         let r = StageResult {
                             stage: s.id.clone(),
@@ -261,7 +269,11 @@ pub fn run(
             let id = &p.stages[i].id;
             match &result.outcome {
                 Outcome::Failed { .. } => {
-                    lock.stages.remove(id);
+                    // Keep the old fingerprint, so the next run can say what
+                    // changed, but never let the record pass as fresh.
+                    if let Some(e) = lock.stages.get_mut(id) {
+                        e.unfinished = true;
+                    }
                     for d in queue.cancel_dependents(i) {
                         local.push_back((
                             d,
@@ -467,6 +479,7 @@ fn execute(
                     hash,
                     size,
                     dir: false,
+                    exec: meta.permissions().mode() & 0o111 != 0,
                 }
             })
         };

@@ -3,5 +3,5 @@
 pub mod local;
 pub mod queue;
 
-pub use local::{interrupt, interrupted, run, Reporter, RunError, RunOptions, RunOutput};
+pub use local::{interrupt, interrupted, kill_all, run, Reporter, RunError, RunOptions, RunOutput};
 pub use queue::DependencyQueue;
