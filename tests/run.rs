@@ -563,3 +563,16 @@ fn regression_runs_show_before_any_run_is_an_error() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no run 5"), "{}", r.stderr);
 }
+
+#[test]
+fn regression_a_command_line_over_128_kib_still_runs() {
+    // Linux refuses a single argument over 128 KiB (E2BIG): a gather stage
+    // over thousands of files reaches that.
+    let long = format!("echo ok > o.txt # {}", "x".repeat(140_000));
+    let ws = Ws::new(&format!(
+        "stages:\n  gather:\n    run: '{long}'\n    outs: [o.txt]\n"
+    ));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ws.read("o.txt"), "ok\n");
+}

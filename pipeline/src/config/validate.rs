@@ -939,7 +939,10 @@ impl Validator<'_> {
                         None,
                     ),
                     Some(list) => {
-                        let mut explicit: HashSet<String> = HashSet::new();
+                        // Sets, not scans: a gather stage may have thousands of deps.
+                        let mut keys: HashSet<String> = HashSet::new();
+                        // Name → whether some dep was given that name explicitly.
+                        let mut names: HashMap<String, bool> = HashMap::new();
                         for (i, item) in list.iter().enumerate() {
                             let ipath = lpath.index(i);
                             let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else {
@@ -956,7 +959,7 @@ impl Validator<'_> {
                                 }
                                 Source::File(f) => stem(f),
                             });
-                            if inputs.iter().any(|x| x.key == raw) {
+                            if !keys.insert(raw.clone()) {
                                 self.push(
                                     "duplicate_dep",
                                     &ipath,
@@ -968,12 +971,12 @@ impl Validator<'_> {
                                 continue;
                             }
                             // A name given explicitly must be unique among the deps.
-                            let clash = inputs.iter().any(|x| {
-                                x.name == name && (item.is_object() || explicit.contains(&x.name))
-                            });
-                            if item.is_object() {
-                                explicit.insert(name.clone());
-                            }
+                            let clash = match names.get(&name) {
+                                Some(&was_explicit) => item.is_object() || was_explicit,
+                                None => false,
+                            };
+                            let entry = names.entry(name.clone()).or_insert(false);
+                            *entry |= item.is_object();
                             if clash {
                                 self.push(
                                     "port_fed_twice",

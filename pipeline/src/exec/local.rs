@@ -517,6 +517,9 @@ type Failure = (String, Vec<String>);
 
 const TAIL_LINES: usize = 20;
 
+/// Command lines longer than this run from a script file (see run_command).
+const MAX_INLINE_SCRIPT: usize = 64 * 1024;
+
 fn open_log(path: &Path) -> Result<File, Failure> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| {
@@ -539,7 +542,20 @@ fn run_command(
     reporter: &dyn Reporter,
 ) -> Result<(), Failure> {
     let log = Arc::new(Mutex::new(open_log(log_path)?));
-    let mut cmd = if shell {
+    let mut cmd = if shell && argv[0].len() > MAX_INLINE_SCRIPT {
+        // Linux caps one argument at 128 KiB: a long command line (a gather
+        // stage over thousands of files) runs from a script file instead.
+        let script = log_path.with_extension("sh");
+        fs::write(&script, &argv[0]).map_err(|e| {
+            (
+                format!("cannot write the command to {}: {e}", script.display()),
+                vec![],
+            )
+        })?;
+        let mut c = Command::new("sh");
+        c.arg(script);
+        c
+    } else if shell {
         let mut c = Command::new("sh");
         c.arg("-c").arg(&argv[0]);
         c
