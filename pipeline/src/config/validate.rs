@@ -124,6 +124,16 @@ fn failure(file: &Path, name: &str, text: &str, f: LoadFailure) -> ConfigError {
     ConfigError::at_offset(file, name, text, issue, offset)
 }
 
+/// The one-line message for a load failure of a secondary file.
+fn failure_message(file: &Path, name: &str, f: LoadFailure) -> String {
+    failure(file, name, "", f)
+        .issues
+        .into_iter()
+        .next()
+        .map(|i| i.issue.message)
+        .unwrap_or_default()
+}
+
 /// A stage after the first pass: its outputs are known, its inputs not yet.
 struct Draft<'d> {
     id: String,
@@ -410,12 +420,7 @@ impl Validator<'_> {
                             None
                         }
                         Err(other) => {
-                            let e = failure(&full, &name, "", other);
-                            let msg = e
-                                .issues
-                                .first()
-                                .map(|i| i.issue.message.clone())
-                                .unwrap_or_default();
+                            let msg = failure_message(&full, &name, other);
                             self.push(
                                 "params_file",
                                 &p,
@@ -438,15 +443,13 @@ impl Validator<'_> {
                                 format!("params file `{rel}`: invalid YAML: {message}"),
                                 offset,
                             ),
-                            Err(other) => {
-                                let e = failure(&full, &name, "", other);
-                                let msg = e
-                                    .issues
-                                    .first()
-                                    .map(|i| i.issue.message.clone())
-                                    .unwrap_or_default();
-                                self.params_issue(format!("params file `{rel}`: {msg}"), None)
-                            }
+                            Err(other) => self.params_issue(
+                                format!(
+                                    "params file `{rel}`: {}",
+                                    failure_message(&full, &name, other)
+                                ),
+                                None,
+                            ),
                         }
                         self.params_source = Some((name, text));
                     }
