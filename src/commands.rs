@@ -187,11 +187,15 @@ fn load(
 ) -> Result<(Pipeline, Vec<String>), Fail> {
     let (file, targets) = locate(cli, &t.args)?;
     let overrides = parse_overrides(&t.params)?;
+    // Once the workspace has state, keep the parsed pipeline there.
+    let state = file.parent().unwrap_or(Path::new(".")).join(".mlcycle");
+    let parse_cache = state.is_dir().then(|| state.join("parsed-pipeline.json"));
     let p = load_pipeline(
         &file,
         &LoadOptions {
             registry,
             overrides: &overrides,
+            parse_cache: parse_cache.as_deref(),
         },
     )?;
     Ok((p, targets))

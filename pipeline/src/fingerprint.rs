@@ -35,11 +35,51 @@ pub struct StageFingerprint {
     pub outputs: Vec<String>,
 }
 
+/// A borrowed view with the same serialized form as [`StageFingerprint`],
+/// so a key can be computed without copying a stage's config and params.
+#[derive(Serialize)]
+pub struct FingerprintRef<'a> {
+    pub schema: u32,
+    pub kind: &'a str,
+    pub version: u32,
+    pub config: &'a BTreeMap<String, Value>,
+    pub params: &'a BTreeMap<String, Value>,
+    pub inputs: &'a BTreeMap<String, Digest>,
+    pub outputs: Vec<&'a str>,
+}
+
+impl FingerprintRef<'_> {
+    /// BLAKE3 of the canonical JSON, streamed into the hasher.
+    pub fn key(&self) -> Digest {
+        struct HashWriter(blake3::Hasher);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashWriter(blake3::Hasher::new());
+        serde_json::to_writer(&mut w, self).expect("fingerprints serialize");
+        w.0.finalize().to_hex().to_string()
+    }
+}
+
 impl StageFingerprint {
     /// The fingerprint's key: BLAKE3 of its canonical JSON.
     pub fn key(&self) -> Digest {
-        let bytes = serde_json::to_vec(self).expect("fingerprints serialize");
-        crate::hash::hash_bytes(&bytes)
+        FingerprintRef {
+            schema: self.schema,
+            kind: &self.kind,
+            version: self.version,
+            config: &self.config,
+            params: &self.params,
+            inputs: &self.inputs,
+            outputs: self.outputs.iter().map(String::as_str).collect(),
+        }
+        .key()
     }
 
     /// Every difference from `old` (the recorded fingerprint) to `self`.
@@ -297,6 +337,11 @@ mod tests {
     #[test]
     fn same_fingerprint_same_key() {
         assert_eq!(fp().key(), fp().key());
+        // The streamed key is the hash of the serialized fingerprint.
+        assert_eq!(
+            fp().key(),
+            crate::hash::hash_bytes(&serde_json::to_vec(&fp()).unwrap())
+        );
         let mut other = fp();
         other.params.insert("train.lr".into(), json!(0.1));
         assert_ne!(fp().key(), other.key());

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cache::ManifestEntry;
 use crate::config::{Pipeline, Source, StageDef};
-use crate::fingerprint::{StageFingerprint, StaleReason, FINGERPRINT_SCHEMA};
+use crate::fingerprint::{FingerprintRef, StageFingerprint, StaleReason, FINGERPRINT_SCHEMA};
 use crate::graph::StageGraph;
 use crate::hash::{Digest, Memo, Stamp};
 use crate::workspace::{LockEntry, LockFile, Workspace};
@@ -27,7 +27,8 @@ pub enum Verdict {
 
 #[derive(Debug, Clone)]
 pub struct Assessment {
-    pub fingerprint: StageFingerprint,
+    /// Built only when the stage is not fresh (it is then recorded).
+    pub fingerprint: Option<StageFingerprint>,
     pub key: Digest,
     pub verdict: Verdict,
     pub reasons: Vec<StaleReason>,
@@ -107,14 +108,49 @@ pub struct InputError {
     pub source: io::Error,
 }
 
-/// Computes the fingerprint of stage `s`. `upstream` gives the content hash
-/// of another stage's output (None when that stage has no result yet).
-pub fn fingerprint(
+/// A stage with the content hashes of its inputs: everything its
+/// fingerprint needs, without copying the stage's definition.
+pub struct StageInputs<'a> {
+    pub stage: &'a StageDef,
+    pub inputs: BTreeMap<String, Digest>,
+}
+
+impl StageInputs<'_> {
+    pub fn key(&self) -> Digest {
+        FingerprintRef {
+            schema: FINGERPRINT_SCHEMA,
+            kind: &self.stage.kind,
+            version: self.stage.version,
+            config: &self.stage.config,
+            params: &self.stage.params,
+            inputs: &self.inputs,
+            outputs: self.stage.outputs.iter().map(|o| o.path.as_str()).collect(),
+        }
+        .key()
+    }
+
+    pub fn to_fingerprint(&self) -> StageFingerprint {
+        let s = self.stage;
+        StageFingerprint {
+            schema: FINGERPRINT_SCHEMA,
+            kind: s.kind.clone(),
+            version: s.version,
+            config: s.config.clone(),
+            params: s.params.clone(),
+            inputs: self.inputs.clone(),
+            outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
+        }
+    }
+}
+
+/// Hashes the inputs of stage `s`. `upstream` gives the content hash of
+/// another stage's output (None when that stage has no result yet).
+pub fn fingerprint<'a>(
     ws: &Workspace,
-    s: &StageDef,
+    s: &'a StageDef,
     memo: &SharedMemo,
     upstream: &dyn Fn(usize, usize) -> Option<Digest>,
-) -> Result<StageFingerprint, InputError> {
+) -> Result<StageInputs<'a>, InputError> {
     let mut inputs = BTreeMap::new();
     for inp in &s.inputs {
         let h = match inp.source {
@@ -135,15 +171,7 @@ pub fn fingerprint(
         };
         inputs.insert(inp.key.clone(), h);
     }
-    Ok(StageFingerprint {
-        schema: FINGERPRINT_SCHEMA,
-        kind: s.kind.clone(),
-        version: s.version,
-        config: s.config.clone(),
-        params: s.params.clone(),
-        inputs,
-        outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
-    })
+    Ok(StageInputs { stage: s, inputs })
 }
 
 /// Decides what to do with a stage given its fingerprint and its record.
@@ -151,12 +179,12 @@ pub fn assess(
     ws: &Workspace,
     p: &Pipeline,
     s: &StageDef,
-    fp: StageFingerprint,
+    inputs: StageInputs<'_>,
     recorded: Option<&LockEntry>,
     memo: &SharedMemo,
     force: bool,
 ) -> Assessment {
-    let key = fp.key();
+    let key = inputs.key();
     let upstream_of = |input_key: &str| -> Option<String> {
         s.inputs
             .iter()
@@ -173,7 +201,9 @@ pub fn assess(
             if rec.key != key {
                 if let Some(old) = rec.fingerprint() {
                     reasons.extend(
-                        fp.diff(&old, &upstream_of)
+                        inputs
+                            .to_fingerprint()
+                            .diff(&old, &upstream_of)
                             .into_iter()
                             .filter(|r| *r != StaleReason::FormatChanged),
                     );
@@ -195,7 +225,7 @@ pub fn assess(
         }
         Some(rec) => {
             reasons = match rec.fingerprint() {
-                Some(old) => fp.diff(&old, &upstream_of),
+                Some(old) => inputs.to_fingerprint().diff(&old, &upstream_of),
                 None => vec![StaleReason::FormatChanged],
             };
             false
@@ -207,7 +237,7 @@ pub fn assess(
     };
     if force {
         return Assessment {
-            fingerprint: fp,
+            fingerprint: Some(inputs.to_fingerprint()),
             key,
             verdict: Verdict::Run,
             reasons: vec![StaleReason::Forced],
@@ -215,7 +245,7 @@ pub fn assess(
     }
     if outputs_ok {
         return Assessment {
-            fingerprint: fp,
+            fingerprint: None,
             key,
             verdict: Verdict::Fresh,
             reasons,
@@ -232,7 +262,7 @@ pub fn assess(
         _ => Verdict::Run,
     };
     Assessment {
-        fingerprint: fp,
+        fingerprint: Some(inputs.to_fingerprint()),
         key,
         verdict,
         reasons,

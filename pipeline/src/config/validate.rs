@@ -28,6 +28,10 @@ pub struct LoadOptions<'a> {
     pub registry: &'a StageRegistry,
     /// `-p key=value` overrides, as given.
     pub overrides: &'a [(String, String)],
+    /// A file where the parsed pipeline is kept, keyed by the BLAKE3 hash of
+    /// its text, so an unchanged pipeline skips the YAML parser (JSON parses
+    /// several times faster). `None`: always parse.
+    pub parse_cache: Option<&'a Path>,
 }
 
 /// Reads, checks and builds the pipeline at `file`.
@@ -37,9 +41,15 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         Ok(t) => t,
         Err(f) => return Err(failure(file, &name, "", f)),
     };
-    let doc = match load::parse(&text) {
-        Ok(d) => d,
-        Err(f) => return Err(failure(file, &name, &text, f)),
+    let doc = match cached_parse(opts.parse_cache, &text) {
+        Some(d) => d,
+        None => match load::parse(&text) {
+            Ok(d) => {
+                save_parse(opts.parse_cache, &text, &d);
+                d
+            }
+            Err(f) => return Err(failure(file, &name, &text, f)),
+        },
     };
     let root = file
         .parent()
@@ -71,6 +81,32 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         sources.push((FileKey::Params, pname, ptext));
     }
     Err(ConfigError::locate(file, &sources, v.issues))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ParsedPipeline {
+    hash: String,
+    value: Value,
+}
+
+fn cached_parse(cache: Option<&Path>, text: &str) -> Option<Value> {
+    let bytes = std::fs::read(cache?).ok()?;
+    let parsed: ParsedPipeline = serde_json::from_slice(&bytes).ok()?;
+    (parsed.hash == crate::hash::hash_bytes(text.as_bytes())).then_some(parsed.value)
+}
+
+fn save_parse(cache: Option<&Path>, text: &str, value: &Value) {
+    let Some(path) = cache else { return };
+    let parsed = ParsedPipeline {
+        hash: crate::hash::hash_bytes(text.as_bytes()),
+        value: value.clone(),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&parsed) {
+        // Best effort: without the cache the next load parses the YAML again.
+        if let Err(e) = crate::workspace::write_atomic(path, &bytes) {
+            tracing::debug!(path = %path.display(), error = %e, "Could not cache the parsed pipeline.");
+        }
+    }
 }
 
 fn display_name(file: &Path) -> String {

@@ -395,7 +395,12 @@ fn execute(
         }
         if ok {
             let mut entry = entry.clone();
-            entry.set_fingerprint(a.key, &a.fingerprint);
+            entry.set_fingerprint(
+                a.key,
+                a.fingerprint
+                    .as_ref()
+                    .expect("a stale stage carries its fingerprint"),
+            );
             return done(Outcome::Restored, entry, a.reasons);
         }
     }
@@ -497,7 +502,13 @@ fn execute(
             }
         }
     }
-    let entry = LockEntry::new(a.key, &a.fingerprint, outs);
+    let entry = LockEntry::new(
+        a.key,
+        a.fingerprint
+            .as_ref()
+            .expect("a stale stage carries its fingerprint"),
+        outs,
+    );
     if let Err(e) = ws.save_run_cache(&entry) {
         tracing::warn!(stage = %s.id, error = %e, "Could not save the run-cache entry.");
     }
