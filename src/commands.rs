@@ -273,6 +273,7 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     }
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Wrote the lock file.");
     db.save_memo(memo.take_changed())?;
+    db.save_run_cache(&out.run_cache)?;
     db.finish_run(run_id, &out.summary)?;
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Recorded the run.");
     let s = &out.summary;
@@ -331,37 +332,24 @@ fn install_interrupt_handler() {
 
 fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let t = std::time::Instant::now();
-    // Read the lock file and the memo on another core while the pipeline
-    // file is parsed: status takes no writer lock, so nothing waits.
-    let (file, _) = locate(cli, &a.target.args)?;
-    let root = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .map_err(|e| CliError::Io(format!("cannot open the workspace: {e}")))?;
-    let ws = Workspace::new(&root);
-    let preload = {
-        let ws = ws.clone();
-        std::thread::spawn(move || {
-            let lock = ws.read_lock();
-            let (db, memo) = open_memo(&ws);
-            (lock, db, memo)
-        })
-    };
     let (p, targets) = load(cli, &a.target, registry)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         stages = p.stages.len(),
+        rss_mb = rss_mb(),
         "Loaded the pipeline."
     );
     let graph = StageGraph::build(&p);
     let selected = graph.select(&p, &targets, a.downstream)?;
-    let (lock, db, memo) = preload.join().expect("the preload thread does not panic");
-    let lock = lock?;
+    // Sequential on purpose: reading the lock while the pipeline is parsed
+    // saves ~20 ms at 10 000 stages but raises peak memory by as much.
+    let ws = Workspace::new(&p.root);
+    let lock = ws.read_lock()?;
+    let (db, memo) = open_memo(&ws);
     let memo = SharedMemo::new(memo);
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
+        rss_mb = rss_mb(),
         "Read the lock file and the memo."
     );
     let st = plan::status(&ws, &p, &graph, &lock, &memo, &selected).map_err(|e| Fail {
@@ -370,6 +358,7 @@ fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8,
     })?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
+        rss_mb = rss_mb(),
         "Assessed every stage."
     );
     if let Some(mut db) = db {
@@ -420,6 +409,10 @@ fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8,
         }
         print!("{out}");
     }
+    // The process ends now: let the OS reclaim the plan's many small
+    // allocations instead of freeing them one by one.
+    std::mem::forget(p);
+    std::mem::forget(lock);
     Ok(if stale.is_empty() { 0 } else { 1 })
 }
 
@@ -492,18 +485,28 @@ fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
         }
     }
     let lock_keys: HashSet<&str> = lock.stages.values().map(|e| e.key.as_str()).collect();
-    let mut dropped_entries = 0;
-    for (path, entry) in ws.run_cache_entries() {
+    let mut dropped = Vec::new();
+    let mut db = ws
+        .db_path()
+        .exists()
+        .then(|| Db::open(&ws.db_path()))
+        .transpose()?;
+    let entries = match &db {
+        Some(db) => db.run_cache_entries()?,
+        None => Vec::new(),
+    };
+    for entry in entries {
         if a.workspace_only && !lock_keys.contains(entry.key.as_str()) {
-            dropped_entries += 1;
-            if !a.dry_run {
-                let _ = std::fs::remove_file(&path);
-            }
+            dropped.push(entry.key);
             continue;
         }
         for o in entry.outs.values() {
             ws.cache.referenced(o, &mut keep);
         }
+    }
+    let dropped_entries = dropped.len();
+    if let (Some(db), false) = (&mut db, a.dry_run) {
+        db.remove_run_cache(&dropped)?;
     }
     let objects = ws
         .cache
@@ -707,4 +710,13 @@ fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
         }
     }
     Ok(0)
+}
+
+/// Resident memory in MiB, for debug logs.
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096 / 1048576)
+        .unwrap_or(0)
 }

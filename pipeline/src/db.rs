@@ -10,6 +10,38 @@ use serde::Serialize;
 
 use crate::hash::{Digest, Memo, Stamp};
 use crate::summary::{RunSummary, StageResult};
+use crate::workspace::LockEntry;
+
+thread_local! {
+    /// One read connection per thread for run-cache lookups, which happen
+    /// on the coordinator and on status's worker threads.
+    static LOOKUP: std::cell::RefCell<Option<(PathBuf, Connection)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The run-cache entry for `key` in the database at `path`, if any.
+pub fn lookup_run_cache(path: &Path, key: &str) -> Option<LockEntry> {
+    if !path.exists() {
+        return None;
+    }
+    LOOKUP.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(p, _)| p != path) {
+            let conn =
+                Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .ok()?;
+            let _ = conn.busy_timeout(Duration::from_secs(30));
+            *cell = Some((path.to_path_buf(), conn));
+        }
+        let (_, conn) = cell.as_ref()?;
+        let text: String = conn
+            .query_row("SELECT entry FROM run_cache WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()??;
+        serde_json::from_str(&text).ok()
+    })
+}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("workspace database {path}: {source}")]
@@ -43,6 +75,10 @@ CREATE TABLE IF NOT EXISTS stage_runs (
     reasons TEXT NOT NULL,
     detail TEXT,
     PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS run_cache (
+    key TEXT PRIMARY KEY,
+    entry TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS file_memo (
     path TEXT PRIMARY KEY,
@@ -166,6 +202,68 @@ impl Db {
             }
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Adds run-cache entries (fingerprint key → outputs); keys already
+    /// present are kept. One transaction per run: a run-cache entry per stage
+    /// would cost a file (an inode) or a commit per stage.
+    pub fn save_run_cache<'e>(
+        &mut self,
+        entries: impl IntoIterator<Item = &'e LockEntry>,
+    ) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let e = |source| DbError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO run_cache (key, entry) VALUES (?1, ?2)")
+                .map_err(e)?;
+            for entry in entries {
+                if entry.unfinished {
+                    continue;
+                }
+                let json = serde_json::to_string(entry).expect("entries serialize");
+                stmt.execute(params![entry.key, json]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Every run-cache entry.
+    pub fn run_cache_entries(&self) -> Result<Vec<LockEntry>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT entry FROM run_cache")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.err(e))?;
+            if let Ok(entry) = serde_json::from_str(&text) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes run-cache entries by key.
+    pub fn remove_run_cache(&mut self, keys: &[String]) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let e = |source| DbError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        for k in keys {
+            tx.execute("DELETE FROM run_cache WHERE key = ?1", [k])
+                .map_err(e)?;
+        }
+        tx.commit().map_err(e)
     }
 
     /// Marks runs still recorded as running as `killed`. Call it holding

@@ -161,13 +161,6 @@ impl Workspace {
     pub fn runs_dir(&self) -> PathBuf {
         self.state.join("runs")
     }
-    fn run_cache_path(&self, key: &str) -> PathBuf {
-        self.cache
-            .root()
-            .join("runs")
-            .join(&key[..2.min(key.len())])
-            .join(key)
-    }
 
     /// Creates `.mlcycle/` with a `.gitignore` so its contents stay out of git.
     pub fn ensure_state_dir(&self) -> Result<(), StateError> {
@@ -309,37 +302,10 @@ impl Workspace {
         Ok(Journal { file })
     }
 
-    /// Saves a run-cache entry: this key produced these outputs.
-    pub fn save_run_cache(&self, entry: &LockEntry) -> io::Result<()> {
-        let path = self.run_cache_path(&entry.key);
-        if path.exists() {
-            return Ok(());
-        }
-        fs::create_dir_all(path.parent().expect("run-cache entry has a parent"))?;
-        let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;
-        write_atomic(&path, &bytes)
-    }
-
-    /// The run-cache entry for `key`, if one was saved.
+    /// The run-cache entry for `key`, if one was saved (in the database;
+    /// see [`crate::db::Db::save_run_cache`]).
     pub fn run_cache(&self, key: &str) -> Option<LockEntry> {
-        let bytes = fs::read(self.run_cache_path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Every run-cache entry.
-    pub fn run_cache_entries(&self) -> Vec<(PathBuf, LockEntry)> {
-        let mut out = Vec::new();
-        let dir = self.cache.root().join("runs");
-        for prefix in fs::read_dir(dir).into_iter().flatten().flatten() {
-            for e in fs::read_dir(prefix.path()).into_iter().flatten().flatten() {
-                if let Ok(bytes) = fs::read(e.path()) {
-                    if let Ok(entry) = serde_json::from_slice::<LockEntry>(&bytes) {
-                        out.push((e.path(), entry));
-                    }
-                }
-            }
-        }
-        out
+        crate::db::lookup_run_cache(&self.db_path(), key)
     }
 }
 

@@ -117,6 +117,9 @@ pub struct RunOutput {
     /// Whether `lock` differs from the lock the run started with (a no-op
     /// run leaves `mlcycle.lock` untouched).
     pub lock_changed: bool,
+    /// Records to keep in the run-cache: every new result, and every record
+    /// a new one replaced.
+    pub run_cache: Vec<LockEntry>,
     pub memo: Memo,
 }
 
@@ -150,6 +153,7 @@ pub fn run(
     let mut journal = ws.open_journal()?;
     let memo = SharedMemo::new(memo);
     let mut results: Vec<StageResult> = Vec::with_capacity(total);
+    let mut run_cache: Vec<LockEntry> = Vec::new();
     let jobs = opts.jobs.max(1);
     let journal_err = |source| StateError::Write {
         path: ws.journal_path(),
@@ -289,7 +293,12 @@ pub fn run(
                 Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
                     if let Some(e) = entry {
                         journal.finished(id, &e).map_err(journal_err)?;
-                        lock.stages.insert(id.clone(), e);
+                        if let Some(old) = lock.stages.insert(id.clone(), e.clone()) {
+                            run_cache.push(old);
+                        }
+                        if matches!(result.outcome, Outcome::Ran) {
+                            run_cache.push(e);
+                        }
                     }
                     queue.finish(i);
                 }
@@ -309,6 +318,7 @@ pub fn run(
         lock.stages.len() != before || results.iter().any(|r| r.outcome != Outcome::Fresh);
     Ok(RunOutput {
         lock_changed,
+        run_cache,
         summary: RunSummary {
             run_id: opts.run_id,
             interrupted: interrupted(),
@@ -450,7 +460,9 @@ fn execute(
         Action::Builtin(stage) => run_builtin(ws, s, stage.as_ref(), &log_path, reporter),
     };
     if let Err((error, tail)) = res {
-        return fail(error, tail, Some(log_shown), a.reasons);
+        // A stage that printed nothing has no log file to point at.
+        let log = log_path.exists().then_some(log_shown);
+        return fail(error, tail, log, a.reasons);
     }
 
     // Store the outputs.
@@ -466,7 +478,7 @@ fn execute(
                         o.path
                     ),
                     vec![],
-                    Some(log_shown),
+                    log_path.exists().then(|| log_shown.clone()),
                     a.reasons,
                 )
             }
@@ -496,7 +508,7 @@ fn execute(
                 return fail(
                     format!("cannot store output `{}` in the cache: {e}", o.path),
                     vec![],
-                    Some(log_shown),
+                    log_path.exists().then(|| log_shown.clone()),
                     a.reasons,
                 )
             }
@@ -509,9 +521,6 @@ fn execute(
             .expect("a stale stage carries its fingerprint"),
         outs,
     );
-    if let Err(e) = ws.save_run_cache(&entry) {
-        tracing::warn!(stage = %s.id, error = %e, "Could not save the run-cache entry.");
-    }
     done(Outcome::Ran, entry, a.reasons)
 }
 
@@ -531,16 +540,37 @@ const TAIL_LINES: usize = 20;
 /// Command lines longer than this run from a script file (see run_command).
 const MAX_INLINE_SCRIPT: usize = 64 * 1024;
 
-fn open_log(path: &Path) -> Result<File, Failure> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| {
-            (
-                format!("cannot create log folder {}: {e}", parent.display()),
-                vec![],
-            )
-        })?;
+/// A stage's log file, created on its first line: a quiet stage leaves none.
+struct StageLog {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl StageLog {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+        }
     }
-    File::create(path).map_err(|e| (format!("cannot create log {}: {e}", path.display()), vec![]))
+
+    fn line(&mut self, prefix: &str, line: &str) {
+        if self.file.is_none() {
+            if let Some(parent) = self.path.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+            match File::create(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "Cannot create the stage log.");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{prefix}{line}");
+        }
+    }
 }
 
 fn run_command(
@@ -552,11 +582,14 @@ fn run_command(
     log_path: &Path,
     reporter: &dyn Reporter,
 ) -> Result<(), Failure> {
-    let log = Arc::new(Mutex::new(open_log(log_path)?));
+    let log = Arc::new(Mutex::new(StageLog::new(log_path)));
     let mut cmd = if shell && argv[0].len() > MAX_INLINE_SCRIPT {
         // Linux caps one argument at 128 KiB: a long command line (a gather
         // stage over thousands of files) runs from a script file instead.
         let script = log_path.with_extension("sh");
+        if let Some(parent) = script.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
         fs::write(&script, &argv[0]).map_err(|e| {
             (
                 format!("cannot write the command to {}: {e}", script.display()),
@@ -653,7 +686,7 @@ fn pump(
     stream: impl Read,
     stage: &str,
     is_err: bool,
-    log: &Mutex<File>,
+    log: &Mutex<StageLog>,
     tail: Option<&Mutex<VecDeque<String>>>,
     reporter: &dyn Reporter,
 ) {
@@ -667,10 +700,9 @@ fn pump(
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r']);
-        {
-            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(f, "{}{}", if is_err { "! " } else { "  " }, line);
-        }
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(if is_err { "! " } else { "  " }, line);
         if let Some(t) = tail {
             let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
             if t.len() == TAIL_LINES {
@@ -701,10 +733,11 @@ fn run_builtin(
     log_path: &Path,
     reporter: &dyn Reporter,
 ) -> Result<(), Failure> {
-    let log = Mutex::new(open_log(log_path)?);
+    let log = Mutex::new(StageLog::new(log_path));
     let logger = |line: &str| {
-        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(f, "  {line}");
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line("  ", line);
         reporter.line(&s.id, line, false);
     };
     let ctx = RunContext {
