@@ -109,23 +109,29 @@ def stage(name: str, deps: list[str], cat_args: str | None = None) -> Stage:
     return Stage(name, deps, out, f"{{ cat {cat}; echo {name}; }} > {out} && echo {name} >> .runlog")
 
 
+def case_size(case: str) -> int:
+    """N of a chain-N or wide-N case name; exits on any other name."""
+    shape, _, n = case.partition("-")
+    if shape not in ("chain", "wide") or not n.isdigit() or int(n) < 1:
+        raise SystemExit(f"unknown case {case!r} (expected chain-N or wide-N)")
+    return int(n)
+
+
 def make_workload(case: str) -> Workload:
     """chain-N or wide-N, see the module docstring."""
-    shape, n = case.split("-")[0], int(case.split("-")[1])
+    n = case_size(case)
     mid = max(1, n // 2)
-    if shape == "chain":
+    if case.startswith("chain-"):
         stages, prev = [], "data/input.txt"
         for i in range(1, n + 1):
             stages.append(stage(f"s{i}", [prev] + (["data/mid.txt"] if i == mid else [])))
             prev = stages[-1].out
         return Workload(case, stages, n - mid + 1)
-    if shape == "wide":
-        stages = [stage("src", ["data/input.txt"])]
-        for i in range(1, n + 1):
-            stages.append(stage(f"w{i:05d}", ["out/src.txt"] + (["data/mid.txt"] if i == mid else [])))
-        stages.append(stage("gather", [s.out for s in stages[1:]], cat_args="out/w*.txt"))
-        return Workload(case, stages, 2)
-    raise SystemExit(f"unknown case {case!r} (expected chain-N or wide-N)")
+    stages = [stage("src", ["data/input.txt"])]
+    for i in range(1, n + 1):
+        stages.append(stage(f"w{i:05d}", ["out/src.txt"] + (["data/mid.txt"] if i == mid else [])))
+    stages.append(stage("gather", [s.out for s in stages[1:]], cat_args="out/w*.txt"))
+    return Workload(case, stages, 2)
 
 
 def yaml_single(s: str) -> str:
@@ -494,7 +500,7 @@ def overhead(case: str) -> tuple[float, float] | None:
     ml, bare = median_wall("mlcycle", case, "cold"), median_wall("bare", case, "cold")
     if ml is None or bare is None:
         return None
-    n = int(case.split("-")[1])
+    n = case_size(case)
     cpu = [statistics.median(r["cpu_s"] for r in rows(t, case, "cold")) for t in ("mlcycle", "bare")]
     return (ml - bare) / n * 1000, (cpu[0] - cpu[1]) / n * 1000
 
@@ -622,6 +628,17 @@ def version_of(cmd: list[str]) -> str:
         return "unavailable"
 
 
+def mlcycle_version() -> str:
+    """`mlcycle --version` and where the binary comes from: this checkout's
+    release build, or a binary given by $MLCYCLE (whose commit is not known)."""
+    head = version_of(["git", "rev-parse", "--short", "HEAD"])
+    if MLCYCLE != os.path.join(ROOT, "target", "release", "mlcycle"):
+        return f"{version_of([MLCYCLE, '--version'])} (binary given by $MLCYCLE; checkout at {head})"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{version_of([MLCYCLE, '--version'])} (built from {head}{' + local changes' if dirty else ''})"
+
+
 def machine() -> dict:
     m = {"cores": os.cpu_count(), "platform": platform.platform(), "loadavg_start": os.getloadavg()}
     with open("/proc/cpuinfo") as f:
@@ -646,6 +663,8 @@ def parse_args() -> argparse.Namespace:
     sizes = [100, 1000] if a.quick else [100, 1000, 10000]
     a.cases = [c for c in (a.cases.split(",") if a.cases else
                            [f"{s}-{n}" for n in sizes for s in ("chain", "wide")]) if c]
+    for case in a.cases:   # refuse a bad name before anything runs
+        case_size(case)
     a.dvc_max_n = 100 if a.quick else DVC_MAX_N
     if a.quick:
         a.reps, a.big_mib = 1, 256
@@ -660,8 +679,7 @@ def main() -> None:
         raise SystemExit("dvc not found: run through bench/engine.sh, or pass --no-dvc")
     os.makedirs(WORK, exist_ok=True)
     t0 = time.monotonic()
-    versions = {"mlcycle": f"{version_of([MLCYCLE, '--version'])} "
-                           f"(commit {version_of(['git', 'rev-parse', '--short', 'HEAD'])})",
+    versions = {"mlcycle": mlcycle_version(),
                 "dvc": "dvc not run" if a.no_dvc else "dvc " + version_of(["dvc", "--version"]),
                 "b3sum": version_of(["b3sum", "--version"]),
                 "python": "Python " + platform.python_version(),
@@ -671,10 +689,8 @@ def main() -> None:
                  "machine": machine(), "versions": versions})
     log(json.dumps(META))
     for case in a.cases:
-        wl_n = int(case.split("-")[1])
-        make_workload(case)   # validates the name before anything runs
         tools = (["bare"] if case.startswith("chain-") else []) + ["mlcycle"]
-        if not a.no_dvc and wl_n <= a.dvc_max_n:
+        if not a.no_dvc and case_size(case) <= a.dvc_max_n:
             tools.append("dvc")
         for tool in tools:
             bench_case(tool, case, a.reps, a.bound)
