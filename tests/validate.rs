@@ -252,3 +252,25 @@ fn regression_validate_refuses_stage_names() {
     assert_eq!(code, 2);
     assert!(text.contains("takes no stage names"), "{text}");
 }
+
+#[test]
+fn a_reference_that_is_also_a_file_is_ambiguous() {
+    let ws = Ws::new(
+        "stages:\n  data:\n    run: echo > out/csv.txt\n    outs: [out/csv.txt]\n  use:\n    run: cat data.csv > u.txt\n    deps: [data.csv]\n    outs: [u.txt]\n",
+    );
+    ws.write("data.csv", "a,b\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("is both output `csv` of stage `data`"),
+        "{text}"
+    );
+    assert!(text.contains("write `./data.csv`"), "{text}");
+    // The suggested spelling resolves to the file.
+    let yaml = std::fs::read_to_string(ws.path().join("mlcycle.yaml")).unwrap();
+    ws.write(
+        "mlcycle.yaml",
+        &yaml.replace("deps: [data.csv]", "deps: [./data.csv]"),
+    );
+    assert_eq!(validate(&ws, &[]).0, 0);
+}
