@@ -43,6 +43,8 @@ pub enum Cmd {
     Runs(RunsArgs),
     /// List stage kinds, or describe one.
     Stages(StagesArgs),
+    /// Show an artifact: a table's schema and first rows, or a JSON file.
+    Show(ShowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +147,19 @@ pub enum RunsCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The artifact, as `STAGE.PORT` (e.g. `data.data`).
+    pub artifact: String,
+    /// How many rows of a table to print.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub rows: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct StagesArgs {
     /// A stage kind to describe.
     pub kind: Option<String>,
+    /// Print the whole catalogue as Markdown (docs/stages.md).
+    #[arg(long, conflicts_with = "kind")]
+    pub markdown: bool,
 }

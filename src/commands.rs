@@ -19,7 +19,8 @@ use mlcycle_pipeline::{
 };
 
 use crate::cli::{
-    Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, StagesArgs, StatusArgs, TargetArgs,
+    Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, ShowArgs, StagesArgs, StatusArgs,
+    TargetArgs,
 };
 use crate::report::TermReporter;
 
@@ -93,6 +94,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Gc(a) => cmd_gc(&cli, a, &registry),
         Cmd::Runs(a) => cmd_runs(&cli, a),
         Cmd::Stages(a) => cmd_stages(a, &registry),
+        Cmd::Show(a) => cmd_show(&cli, a, &registry),
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -650,7 +652,76 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
     Ok(0)
 }
 
+fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (p, _) = load(
+        cli,
+        &TargetArgs {
+            args: vec![],
+            params: vec![],
+        },
+        registry,
+    )?;
+    let usage = || {
+        CliError::Usage(format!(
+            "`{}` is not `STAGE.PORT`; `mlcycle dag --format text` lists the stages",
+            a.artifact
+        ))
+    };
+    let (sid, port) = a.artifact.split_once('.').ok_or_else(usage)?;
+    let Some(stage) = p.stages.iter().find(|s| s.id == sid) else {
+        let help = mlcycle_pipeline::suggest::closest(sid, p.stages.iter().map(|s| s.id.as_str()))
+            .map(|s| format!("did you mean `{s}`?"));
+        return Err(CliError::Usage(format!(
+            "the pipeline has no stage `{sid}`{}",
+            help.map(|h| format!("; {h}")).unwrap_or_default()
+        ))
+        .into());
+    };
+    let Some(out) = stage.outputs.iter().find(|o| o.name == port) else {
+        let names: Vec<&str> = stage.outputs.iter().map(|o| o.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "stage `{sid}` has no output `{port}` (it has: {})",
+            names.join(", ")
+        ))
+        .into());
+    };
+    let path = p.root.join(&out.path);
+    if !path.exists() {
+        return Err(CliError::Usage(format!(
+            "`{}` has not been produced yet ({} is missing); run `mlcycle run {sid}` first",
+            a.artifact, out.path
+        ))
+        .into());
+    }
+    let text = if out.path.ends_with(".arrow") {
+        mlcycle_stages::table::Table::read_arrow(&path)
+            .map_err(|e| CliError::Io(e.to_string()))?
+            .preview(a.rows)
+    } else if path.is_dir() {
+        let files =
+            mlcycle_pipeline::cache::walk_files(&path).map_err(|e| CliError::Io(e.to_string()))?;
+        files.iter().map(|(r, _)| format!("{r}\n")).collect()
+    } else {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| CliError::Io(format!("cannot read {}: {e}", out.path)))?;
+        match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => format!(
+                "{} ({} bytes of binary data)\n",
+                out.path,
+                e.as_bytes().len()
+            ),
+        }
+    };
+    print!("{text}");
+    Ok(0)
+}
+
 fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    if a.markdown {
+        print!("{}", mlcycle_stages::catalogue_markdown(registry));
+        return Ok(0);
+    }
     match &a.kind {
         None => {
             let w = registry

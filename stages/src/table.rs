@@ -1,0 +1,537 @@
+//! The `table` artifact: named columns, numeric or categorical, with an
+//! optional target column.
+//!
+//! On disk a table is an Arrow IPC file (`.arrow`, also called Feather v2),
+//! which pandas (`pd.read_feather`) and polars (`pl.read_ipc`) open directly.
+//! The target column's name is kept in the schema metadata under
+//! `mlcycle.target`. CSV is the format on the way in and out.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+
+/// Schema metadata key holding the target column's name.
+pub const TARGET_KEY: &str = "mlcycle.target";
+
+/// A column's values. Missing numeric values are NaN; missing categories `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    Numeric(Vec<f64>),
+    Categorical(Vec<Option<String>>),
+}
+
+impl ColumnData {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ColumnData::Numeric(_) => "numeric",
+            ColumnData::Categorical(_) => "categorical",
+        }
+    }
+
+    /// The value at `row`, as shown to people.
+    pub fn display(&self, row: usize) -> String {
+        match self {
+            ColumnData::Numeric(v) if v[row].is_nan() => String::new(),
+            ColumnData::Numeric(v) => format_number(v[row]),
+            ColumnData::Categorical(v) => v[row].clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data: ColumnData,
+}
+
+/// Named columns of equal length.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub columns: Vec<Column>,
+    pub target: Option<String>,
+}
+
+/// What can go wrong reading or writing a table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: String, message: String },
+    #[error("{path}, line {line}: {message}")]
+    Row {
+        path: String,
+        line: u64,
+        message: String,
+    },
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// Column name → `numeric` or `categorical`; other columns are inferred:
+    /// numeric when every non-empty value parses as a number.
+    pub types: HashMap<String, String>,
+    pub delimiter: Option<u8>,
+}
+
+impl Table {
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map(|c| c.data.len()).unwrap_or(0)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// Reads a CSV file with a header row.
+    pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table, TableError> {
+        let shown = path.display().to_string();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .delimiter(opts.delimiter.unwrap_or(b','))
+            .from_path(path)
+            .map_err(|e| csv_error(&shown, e))?;
+        let headers: Vec<String> = rdr
+            .headers()
+            .map_err(|e| csv_error(&shown, e))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
+            return Err(TableError::Format {
+                path: shown,
+                message: "the file has no header row".into(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for h in &headers {
+            if h.is_empty() || !seen.insert(h) {
+                return Err(TableError::Format {
+                    path: shown,
+                    message: format!("column names must be non-empty and unique (found `{h}`)"),
+                });
+            }
+        }
+        for (name, ty) in &opts.types {
+            if !headers.contains(name) {
+                let hint = mlcycle_pipeline::suggest::did_you_mean(name, &headers);
+                return Err(TableError::Format {
+                    path: shown,
+                    message: format!(
+                        "`types` names column `{name}`, which the file does not have {hint}"
+                    )
+                    .trim_end()
+                    .to_string(),
+                });
+            }
+            if ty != "numeric" && ty != "categorical" {
+                return Err(TableError::Format {
+                    path: shown,
+                    message: format!(
+                        "column type `{ty}` for `{name}` must be `numeric` or `categorical`"
+                    ),
+                });
+            }
+        }
+        let mut raw: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+        let mut lines: Vec<u64> = Vec::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| csv_error(&shown, e))?;
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            if rec.len() != headers.len() {
+                return Err(TableError::Row {
+                    path: shown,
+                    line,
+                    message: format!("{} fields, the header has {}", rec.len(), headers.len()),
+                });
+            }
+            for (i, v) in rec.iter().enumerate() {
+                raw[i].push(v.trim().to_string());
+            }
+            lines.push(line);
+        }
+        let mut columns = Vec::with_capacity(headers.len());
+        for (name, values) in headers.into_iter().zip(raw) {
+            let declared = opts.types.get(&name).map(String::as_str);
+            let numeric = match declared {
+                Some("numeric") => true,
+                Some(_) => false,
+                None => values
+                    .iter()
+                    .all(|v| is_missing(v) || v.parse::<f64>().is_ok()),
+            };
+            let data = if numeric {
+                let mut out = Vec::with_capacity(values.len());
+                for (v, line) in values.iter().zip(&lines) {
+                    if is_missing(v) {
+                        out.push(f64::NAN);
+                        continue;
+                    }
+                    match v.parse::<f64>() {
+                        Ok(x) if x.is_finite() => out.push(x),
+                        Ok(_) => {
+                            return Err(TableError::Row {
+                                path: shown,
+                                line: *line,
+                                message: format!("column `{name}`: `{v}` is not a finite number"),
+                            })
+                        }
+                        Err(_) => {
+                            return Err(TableError::Row {
+                                path: shown,
+                                line: *line,
+                                message: format!(
+                                    "column `{name}` is numeric, but `{v}` is not a number; fix the value or declare the column `categorical` under `types:`"
+                                ),
+                            })
+                        }
+                    }
+                }
+                ColumnData::Numeric(out)
+            } else {
+                ColumnData::Categorical(
+                    values
+                        .into_iter()
+                        .map(|v| (!is_missing(&v)).then_some(v))
+                        .collect(),
+                )
+            };
+            columns.push(Column { name, data });
+        }
+        Ok(Table {
+            columns,
+            target: None,
+        })
+    }
+
+    /// Writes a CSV file with a header row.
+    pub fn write_csv(&self, path: &Path) -> Result<(), TableError> {
+        let shown = path.display().to_string();
+        let mut w = csv::Writer::from_path(path).map_err(|e| csv_error(&shown, e))?;
+        w.write_record(self.names())
+            .map_err(|e| csv_error(&shown, e))?;
+        for row in 0..self.n_rows() {
+            w.write_record(self.columns.iter().map(|c| c.data.display(row)))
+                .map_err(|e| csv_error(&shown, e))?;
+        }
+        w.flush().map_err(|source| TableError::Io {
+            path: shown,
+            source,
+        })
+    }
+
+    /// Writes an Arrow IPC file.
+    pub fn write_arrow(&self, path: &Path) -> Result<(), TableError> {
+        let shown = path.display().to_string();
+        let fmt = |e: arrow_schema::ArrowError| TableError::Format {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| match c.data {
+                ColumnData::Numeric(_) => Field::new(&c.name, DataType::Float64, true),
+                ColumnData::Categorical(_) => Field::new(&c.name, DataType::Utf8, true),
+            })
+            .collect();
+        let mut meta = HashMap::new();
+        if let Some(t) = &self.target {
+            meta.insert(TARGET_KEY.to_string(), t.clone());
+        }
+        let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|c| -> ArrayRef {
+                match &c.data {
+                    ColumnData::Numeric(v) => Arc::new(Float64Array::from(
+                        v.iter()
+                            .map(|x| (!x.is_nan()).then_some(*x))
+                            .collect::<Vec<_>>(),
+                    )),
+                    ColumnData::Categorical(v) => Arc::new(StringArray::from(
+                        v.iter().map(|x| x.as_deref()).collect::<Vec<_>>(),
+                    )),
+                }
+            })
+            .collect();
+        let batch = if arrays.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            RecordBatch::try_new(schema.clone(), arrays).map_err(fmt)?
+        };
+        let file = File::create(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut w = arrow_ipc::writer::FileWriter::try_new(file, &schema).map_err(fmt)?;
+        w.write(&batch).map_err(fmt)?;
+        w.finish().map_err(fmt)
+    }
+
+    /// Reads an Arrow IPC file written by [`Table::write_arrow`] (or by
+    /// pandas/polars with float and string columns).
+    pub fn read_arrow(path: &Path) -> Result<Table, TableError> {
+        let shown = path.display().to_string();
+        let fmt = |message: String| TableError::Format {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let reader = arrow_ipc::reader::FileReader::try_new(file, None)
+            .map_err(|e| fmt(format!("not an Arrow IPC file: {e}")))?;
+        let schema = reader.schema();
+        let target = schema.metadata().get(TARGET_KEY).cloned();
+        let mut columns: Vec<Column> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let data = match f.data_type() {
+                    DataType::Utf8 => Ok(ColumnData::Categorical(Vec::new())),
+                    t if t.is_numeric() => Ok(ColumnData::Numeric(Vec::new())),
+                    other => Err(fmt(format!(
+                        "column `{}` has type {other}; tables hold numbers and strings",
+                        f.name()
+                    ))),
+                }?;
+                Ok(Column {
+                    name: f.name().clone(),
+                    data,
+                })
+            })
+            .collect::<Result<_, TableError>>()?;
+        for batch in reader {
+            let batch = batch.map_err(|e| fmt(e.to_string()))?;
+            for (col, array) in columns.iter_mut().zip(batch.columns()) {
+                match &mut col.data {
+                    ColumnData::Numeric(v) => {
+                        let vals = numeric_values(array.as_ref()).ok_or_else(|| {
+                            fmt(format!(
+                                "column `{}` has an unsupported number type",
+                                col.name
+                            ))
+                        })?;
+                        v.extend(vals);
+                    }
+                    ColumnData::Categorical(v) => {
+                        let a = array.as_string_opt::<i32>().ok_or_else(|| {
+                            fmt(format!(
+                                "column `{}` is not a UTF-8 string column",
+                                col.name
+                            ))
+                        })?;
+                        v.extend(
+                            (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Table { columns, target })
+    }
+
+    /// A text rendering of the schema and the first `rows` rows.
+    pub fn preview(&self, rows: usize) -> String {
+        let mut s = format!("{} rows × {} columns", self.n_rows(), self.columns.len());
+        if let Some(t) = &self.target {
+            s.push_str(&format!(", target `{t}`"));
+        }
+        s.push('\n');
+        for c in &self.columns {
+            s.push_str(&format!("  {:<20} {}\n", c.name, c.data.type_name()));
+        }
+        let n = rows.min(self.n_rows());
+        if n == 0 {
+            return s;
+        }
+        let cells: Vec<Vec<String>> = (0..n)
+            .map(|r| self.columns.iter().map(|c| c.data.display(r)).collect())
+            .collect();
+        let widths: Vec<usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                cells
+                    .iter()
+                    .map(|r| r[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(c.name.len())
+            })
+            .collect();
+        s.push('\n');
+        let line = |vals: Vec<&str>| {
+            vals.iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:>w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        s.push_str(&line(self.names()));
+        s.push('\n');
+        for r in &cells {
+            s.push_str(&line(r.iter().map(String::as_str).collect()));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The values of a numeric Arrow array as f64, nulls as NaN.
+fn numeric_values(array: &dyn Array) -> Option<Vec<f64>> {
+    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+    fn collect<T: arrow_array::ArrowPrimitiveType>(
+        a: &arrow_array::PrimitiveArray<T>,
+        f: impl Fn(T::Native) -> f64,
+    ) -> Vec<f64> {
+        (0..a.len())
+            .map(|i| {
+                if a.is_null(i) {
+                    f64::NAN
+                } else {
+                    f(a.value(i))
+                }
+            })
+            .collect()
+    }
+    if let Some(a) = array.as_primitive_opt::<Float64Type>() {
+        return Some(collect(a, |x| x));
+    }
+    if let Some(a) = array.as_primitive_opt::<Float32Type>() {
+        return Some(collect(a, f64::from));
+    }
+    if let Some(a) = array.as_primitive_opt::<Int64Type>() {
+        return Some(collect(a, |x| x as f64));
+    }
+    if let Some(a) = array.as_primitive_opt::<Int32Type>() {
+        return Some(collect(a, f64::from));
+    }
+    None
+}
+
+fn is_missing(v: &str) -> bool {
+    v.is_empty()
+        || v.eq_ignore_ascii_case("na")
+        || v.eq_ignore_ascii_case("nan")
+        || v.eq_ignore_ascii_case("null")
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+fn csv_error(path: &str, e: csv::Error) -> TableError {
+    match e.position() {
+        Some(p) => TableError::Row {
+            path: path.to_string(),
+            line: p.line(),
+            message: e.to_string(),
+        },
+        None => TableError::Format {
+            path: path.to_string(),
+            message: e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_types_are_inferred_and_missing_values_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "area,city,price\n120,Oslo,300\n,Bergen,\n80.5,,150\n").unwrap();
+        let t = Table::read_csv(&p, &CsvOptions::default()).unwrap();
+        assert_eq!(t.n_rows(), 3);
+        match &t.column("area").unwrap().data {
+            ColumnData::Numeric(v) => {
+                assert_eq!(v[0], 120.0);
+                assert!(v[1].is_nan());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            t.column("city").unwrap().data,
+            ColumnData::Categorical(vec![Some("Oslo".into()), Some("Bergen".into()), None])
+        );
+    }
+
+    #[test]
+    fn a_bad_number_names_the_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "area,price\n120,300\n90,abc\n").unwrap();
+        let mut opts = CsvOptions::default();
+        opts.types.insert("price".into(), "numeric".into());
+        let e = Table::read_csv(&p, &opts).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("column `price`"), "{e}");
+    }
+
+    #[test]
+    fn arrow_roundtrip_keeps_types_missing_values_and_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Table {
+            columns: vec![
+                Column {
+                    name: "x".into(),
+                    data: ColumnData::Numeric(vec![1.5, f64::NAN, 3.0]),
+                },
+                Column {
+                    name: "c".into(),
+                    data: ColumnData::Categorical(vec![Some("a".into()), None, Some("b".into())]),
+                },
+            ],
+            target: Some("x".into()),
+        };
+        let p = dir.path().join("t.arrow");
+        t.write_arrow(&p).unwrap();
+        let back = Table::read_arrow(&p).unwrap();
+        assert_eq!(back.target.as_deref(), Some("x"));
+        assert_eq!(back.columns[1], t.columns[1]);
+        match &back.columns[0].data {
+            ColumnData::Numeric(v) => assert!(v[0] == 1.5 && v[1].is_nan() && v[2] == 3.0),
+            other => panic!("{other:?}"),
+        }
+        // Writing is deterministic: same table, same bytes.
+        let p2 = dir.path().join("t2.arrow");
+        t.write_arrow(&p2).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&p2).unwrap());
+    }
+}

@@ -1,0 +1,112 @@
+//! Dataset stages and `mlcycle show`.
+
+mod common;
+
+use common::Ws;
+
+#[test]
+fn csv_to_table_and_show() {
+    let ws = Ws::new(
+        "stages:\n  houses:\n    uses: dataset.csv\n    with: {path: data/houses.csv, target: price}\n",
+    );
+    ws.write(
+        "data/houses.csv",
+        "area,city,price\n120,Oslo,300000\n80.5,Bergen,210000\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("houses | read 2 rows × 3 columns from data/houses.csv"),
+        "{}",
+        r.stderr
+    );
+    let s = ws.run(&["show", "houses.data"]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    insta::assert_snapshot!(s.stdout, @r"
+    2 rows × 3 columns, target `price`
+      area                 numeric
+      city                 categorical
+      price                numeric
+
+    area    city   price
+     120    Oslo  300000
+    80.5  Bergen  210000
+    ");
+    // Editing the CSV reruns the stage.
+    ws.write("data/houses.csv", "area,city,price\n121,Oslo,300000\n");
+    let r = ws.run(&["run"]);
+    assert!(
+        r.stdout.contains("file `data/houses.csv` changed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_missing_target_column_is_named_with_a_suggestion() {
+    let ws =
+        Ws::new("stages:\n  d:\n    uses: dataset.csv\n    with: {path: d.csv, target: prise}\n");
+    ws.write("d.csv", "area,price\n1,2\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("target column `prise` is not in d.csv"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("did you mean `price`?"), "{}", r.stderr);
+}
+
+#[test]
+fn a_non_numeric_value_in_a_numeric_column_names_line_and_column() {
+    let ws = Ws::new(
+        "stages:\n  d:\n    uses: dataset.csv\n    with: {path: d.csv, types: {price: numeric}}\n",
+    );
+    ws.write("d.csv", "area,price\n1,2\n3,four\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("column `price` is numeric, but `four` is not a number"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn synthetic_data_is_byte_identical_for_the_same_seed() {
+    let ws = Ws::new(
+        "params: {seed: 1}\nstages:\n  houses:\n    uses: dataset.synthetic\n    with: {kind: house_prices, rows: 100, seed: \"${params.seed}\"}\n  count:\n    run: wc -c < ${inputs.data} > ${outputs.n}\n    deps: [houses.data]\n    outs: [n.txt]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let first = std::fs::read(ws.path().join("artifacts/houses/data.arrow")).unwrap();
+    // A forced rerun writes the same bytes, so `count` stays fresh.
+    let r = ws.run(&["run", "-v", "--force", "--downstream", "houses"]);
+    assert_eq!(r.outcome("houses").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("count").as_deref(), Some("fresh"), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read(ws.path().join("artifacts/houses/data.arrow")).unwrap(),
+        first
+    );
+    // Another seed, other data.
+    let r = ws.run(&["run", "-p", "seed=2"]);
+    assert_eq!(r.outcome("count").as_deref(), Some("ran"), "{}", r.stdout);
+}
+
+#[test]
+fn show_explains_what_it_cannot_show() {
+    let ws = Ws::new("stages:\n  blobs:\n    uses: dataset.synthetic\n    with: {kind: blobs}\n");
+    let r = ws.run(&["show", "blobs.data"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("has not been produced yet"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.run(&["show", "blob.data"]);
+    assert!(r.stderr.contains("did you mean `blobs`?"), "{}", r.stderr);
+    let r = ws.run(&["show", "blobs.model"]);
+    assert!(r.stderr.contains("has no output `model`"), "{}", r.stderr);
+}
