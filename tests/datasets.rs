@@ -110,3 +110,39 @@ fn show_explains_what_it_cannot_show() {
     let r = ws.run(&["show", "blobs.model"]);
     assert!(r.stderr.contains("has no output `model`"), "{}", r.stderr);
 }
+
+#[test]
+fn split_writes_seeded_disjoint_tables() {
+    let ws = Ws::new(
+        "stages:\n  blobs:\n    uses: dataset.synthetic\n    with: {kind: blobs, rows: 60, classes: 3}\n  split:\n    uses: preprocess.split\n    inputs: {data: blobs.data}\n    with: {test: 0.2, validation: 0.1, stratify: true}\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("split | 60 rows: 42 train, 12 test, 6 validation"),
+        "{}",
+        r.stderr
+    );
+    let s = ws.run(&["show", "split.test", "-n", "0"]);
+    assert!(
+        s.stdout.starts_with("12 rows × 4 columns, target `class`"),
+        "{}",
+        s.stdout
+    );
+}
+
+#[test]
+fn stratifying_a_numeric_target_is_explained() {
+    let ws = Ws::new(
+        "stages:\n  h:\n    uses: dataset.synthetic\n    with: {kind: house_prices}\n  split:\n    uses: preprocess.split\n    inputs: {data: h.data}\n    with: {stratify: true}\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("`stratify` needs a categorical target; `price` is numeric"),
+        "{}",
+        r.stderr
+    );
+}

@@ -5,6 +5,7 @@
 //! engine itself and need no registration.
 
 pub mod dataset;
+pub mod preprocess;
 pub mod table;
 pub mod util;
 
@@ -14,6 +15,7 @@ use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};
 pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKind> {
     registry.register(dataset::Csv)?;
     registry.register(dataset::Synthetic)?;
+    registry.register(preprocess::Split)?;
     registry.register(util::Import)?;
     registry.register(util::Wc)?;
     Ok(())
@@ -112,7 +114,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, 4);
+        assert_eq!(n, 5);
     }
 
     #[test]

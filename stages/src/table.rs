@@ -108,6 +108,28 @@ impl Table {
         self.columns.iter().map(|c| c.name.as_str()).collect()
     }
 
+    /// The rows at `rows`, in that order.
+    pub fn take(&self, rows: &[usize]) -> Table {
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    data: match &c.data {
+                        ColumnData::Numeric(v) => {
+                            ColumnData::Numeric(rows.iter().map(|&i| v[i]).collect())
+                        }
+                        ColumnData::Categorical(v) => {
+                            ColumnData::Categorical(rows.iter().map(|&i| v[i].clone()).collect())
+                        }
+                    },
+                })
+                .collect(),
+            target: self.target.clone(),
+        }
+    }
+
     /// Reads a CSV file with a header row.
     pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table, TableError> {
         let shown = path.display().to_string();
