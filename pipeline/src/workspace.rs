@@ -265,7 +265,8 @@ impl Workspace {
         Ok(())
     }
 
-    /// Writes `mlcycle.lock` atomically and clears the journal.
+    /// Writes `mlcycle.lock` atomically and clears the journal. The JSON is
+    /// streamed to the temp file rather than built in memory first.
     pub fn write_lock(&self, lock: &LockFile) -> Result<(), StateError> {
         let path = self.lock_path();
         #[derive(Serialize)]
@@ -273,13 +274,15 @@ impl Workspace {
             schema: u32,
             stages: &'a BTreeMap<String, LockEntry>,
         }
-        let mut bytes = serde_json::to_vec_pretty(&Out {
+        let out = Out {
             schema: LOCK_SCHEMA,
             stages: &lock.stages,
+        };
+        write_atomic_with(&path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &out).map_err(io::Error::other)?;
+            w.write_all(b"\n")
         })
-        .expect("lock serializes");
-        bytes.push(b'\n');
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })?;
+        .map_err(|source| StateError::Write { path, source })?;
         match fs::remove_file(self.journal_path()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -341,6 +344,14 @@ impl Journal {
 
 /// Writes `bytes` to `path` via a temp file, fsync and rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Writes to `path` via a temp file (filled by `fill`), fsync and rename.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -350,8 +361,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut w = io::BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

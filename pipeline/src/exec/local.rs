@@ -117,9 +117,11 @@ pub struct RunOutput {
     /// Whether `lock` differs from the lock the run started with (a no-op
     /// run leaves `mlcycle.lock` untouched).
     pub lock_changed: bool,
-    /// Records to keep in the run-cache: every new result, and every record
-    /// a new one replaced.
-    pub run_cache: Vec<LockEntry>,
+    /// Records a new result replaced in the lock, to keep in the run-cache
+    /// (the new results themselves are the lock entries of `ran`).
+    pub replaced: Vec<LockEntry>,
+    /// Stages that ran: their lock entries are new run-cache entries.
+    pub ran: Vec<String>,
     pub memo: Memo,
 }
 
@@ -153,7 +155,8 @@ pub fn run(
     let mut journal = ws.open_journal()?;
     let memo = SharedMemo::new(memo);
     let mut results: Vec<StageResult> = Vec::with_capacity(total);
-    let mut run_cache: Vec<LockEntry> = Vec::new();
+    let mut replaced: Vec<LockEntry> = Vec::new();
+    let mut ran: Vec<String> = Vec::new();
     let jobs = opts.jobs.max(1);
     let journal_err = |source| StateError::Write {
         path: ws.journal_path(),
@@ -293,11 +296,11 @@ pub fn run(
                 Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
                     if let Some(e) = entry {
                         journal.finished(id, &e).map_err(journal_err)?;
-                        if let Some(old) = lock.stages.insert(id.clone(), e.clone()) {
-                            run_cache.push(old);
+                        if let Some(old) = lock.stages.insert(id.clone(), e) {
+                            replaced.push(old);
                         }
                         if matches!(result.outcome, Outcome::Ran) {
-                            run_cache.push(e);
+                            ran.push(id.clone());
                         }
                     }
                     queue.finish(i);
@@ -318,7 +321,8 @@ pub fn run(
         lock.stages.len() != before || results.iter().any(|r| r.outcome != Outcome::Fresh);
     Ok(RunOutput {
         lock_changed,
-        run_cache,
+        replaced,
+        ran,
         summary: RunSummary {
             run_id: opts.run_id,
             interrupted: interrupted(),
