@@ -1172,15 +1172,27 @@ impl Validator<'_> {
                     Value::Object(env_templates.into_iter().collect()),
                 );
             }
-            // The names commands see (`${inputs.x}`, `MLCYCLE_IN_X`): renaming
-            // one changes what the command reads, so it reruns the stage.
-            config.insert(
-                "names".into(),
-                serde_json::json!({
-                    "inputs": inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
-                    "outputs": d.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
-                }),
-            );
+            // Names given to deps and outs (`- labels: in.txt`) are what the
+            // command sees (`${inputs.labels}`, `MLCYCLE_IN_LABELS`): renaming
+            // one reruns the stage. Default names follow from the paths, which
+            // are fingerprinted already, so only explicit names are kept.
+            let explicit = |list: &str| -> Map<String, Value> {
+                d.decl
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| item.as_object().filter(|m| m.len() == 1))
+                    .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect()
+            };
+            let (named_in, named_out) = (explicit("deps"), explicit("outs"));
+            if !named_in.is_empty() || !named_out.is_empty() {
+                config.insert(
+                    "names".into(),
+                    serde_json::json!({"inputs": named_in, "outputs": named_out}),
+                );
+            }
             if self.issues.len() > before {
                 return None;
             }
