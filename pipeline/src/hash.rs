@@ -66,14 +66,15 @@ impl Stamp {
 #[derive(Debug, Default)]
 pub struct Memo {
     entries: HashMap<String, (Stamp, Digest)>,
-    changed: HashMap<String, (Stamp, Digest)>,
+    /// Keys added or updated since loading (values live in `entries`).
+    changed: std::collections::HashSet<String>,
 }
 
 impl Memo {
     pub fn from_entries(entries: HashMap<String, (Stamp, Digest)>) -> Self {
         Self {
             entries,
-            changed: HashMap::new(),
+            changed: Default::default(),
         }
     }
 
@@ -110,13 +111,19 @@ impl Memo {
 
     /// Records a hash known to be right for the stamp.
     pub fn record(&mut self, key: &str, stamp: Stamp, hash: Digest) {
-        self.entries.insert(key.to_string(), (stamp, hash.clone()));
-        self.changed.insert(key.to_string(), (stamp, hash));
+        self.entries.insert(key.to_string(), (stamp, hash));
+        self.changed.insert(key.to_string());
     }
 
     /// Entries added or updated since loading, for saving.
     pub fn take_changed(&mut self) -> Vec<(String, Stamp, Digest)> {
-        self.changed.drain().map(|(k, (s, h))| (k, s, h)).collect()
+        let keys: Vec<String> = self.changed.drain().collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let (s, h) = self.entries.get(&k)?.clone();
+                Some((k, s, h))
+            })
+            .collect()
     }
 }
 
