@@ -48,6 +48,12 @@ enum CliError {
     #[error("no {PIPELINE_FILE} in {dir}")]
     #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder, or name one: `mlcycle run path/to/workspace` or `-C path`"))]
     NoPipeline { dir: String },
+    #[error("`{arg}` is not a workspace: {what}")]
+    #[diagnostic(
+        code(mlcycle::cli::not_a_workspace),
+        help("a workspace is a folder with an mlcycle.yaml at its root; stage names have no `/`")
+    )]
+    NotAWorkspace { arg: String, what: String },
     #[error("`{arg}` is not KEY=VALUE")]
     #[diagnostic(
         code(mlcycle::cli::param),
@@ -147,6 +153,9 @@ fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
             dir = Some(p);
         } else if i == 0 && p.is_file() && (a.ends_with(".yaml") || a.ends_with(".yml")) {
             file = Some(p);
+        } else if i == 0 && a.contains('/') {
+            // Stage names have no `/`: this was meant as a workspace.
+            return Err(not_a_workspace(a, &p));
         } else {
             targets.push(a.clone());
         }
@@ -157,6 +166,11 @@ fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
             let d = dir.unwrap_or_else(|| PathBuf::from("."));
             let f = d.join(PIPELINE_FILE);
             if !f.is_file() {
+                // `mlcycle run examples/chian`: the first argument was meant as
+                // a workspace; say what is wrong with it rather than with `.`.
+                if let Some(first) = args.first().filter(|a| d.join(a).is_dir()) {
+                    return Err(not_a_workspace(first, &d.join(first)));
+                }
                 return Err(CliError::NoPipeline {
                     dir: if d == Path::new(".") {
                         "the current folder".into()
@@ -170,6 +184,19 @@ fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
         }
     };
     Ok((file, targets))
+}
+
+fn not_a_workspace(arg: &str, p: &Path) -> Fail {
+    let what = if p.is_dir() {
+        format!("{} holds no {PIPELINE_FILE}", p.display())
+    } else {
+        format!("there is no folder {}", p.display())
+    };
+    CliError::NotAWorkspace {
+        arg: arg.to_string(),
+        what,
+    }
+    .into()
 }
 
 fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {

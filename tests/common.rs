@@ -24,7 +24,8 @@ impl Run {
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     }
-    /// The outcome column of `stage` in the run summary table.
+    /// The second column of `stage`'s row: its outcome in a run summary,
+    /// its state in `status -v`.
     pub fn outcome(&self, stage: &str) -> Option<String> {
         self.stdout.lines().find_map(|l| {
             let mut it = l.split_whitespace();

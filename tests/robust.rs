@@ -62,17 +62,15 @@ fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
 
     let st = ws.run(&["status", "-v"]);
     assert_eq!(st.code, 1);
-    assert!(
-        st.stdout
-            .lines()
-            .any(|l| l.starts_with("fast ") && l.contains("fresh")),
+    assert_eq!(
+        st.outcome("fast").as_deref(),
+        Some("fresh"),
         "{}",
         st.stdout
     );
-    assert!(
-        st.stdout
-            .lines()
-            .any(|l| l.starts_with("slow ") && l.contains("stale")),
+    assert_eq!(
+        st.outcome("slow").as_deref(),
+        Some("stale"),
         "{}",
         st.stdout
     );
@@ -121,17 +119,15 @@ fn ctrl_c_stops_children_and_the_stage_is_not_recorded() {
     );
     assert!(!ws.exists("out/slow.txt"));
     let st = ws.run(&["status", "-v"]);
-    assert!(
-        st.stdout
-            .lines()
-            .any(|l| l.starts_with("fast ") && l.contains("fresh")),
+    assert_eq!(
+        st.outcome("fast").as_deref(),
+        Some("fresh"),
         "{}",
         st.stdout
     );
-    assert!(
-        st.stdout
-            .lines()
-            .any(|l| l.starts_with("slow ") && l.contains("stale")),
+    assert_eq!(
+        st.outcome("slow").as_deref(),
+        Some("stale"),
         "{}",
         st.stdout
     );

@@ -160,6 +160,29 @@ fn wrong_stage_shapes_and_bad_with_params() {
 }
 
 #[test]
+fn a_mistyped_workspace_path_is_named() {
+    let ws = Ws::new("stages: {}\n");
+    std::fs::create_dir(ws.path().join("examples")).unwrap();
+    let r = ws.run(&["run", "examples/chian"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("`examples/chian` is not a workspace: there is no folder examples/chian"),
+        "{}",
+        r.stderr
+    );
+    // Outside any workspace, a folder without a pipeline is named too.
+    std::fs::remove_file(ws.path().join("mlcycle.yaml")).unwrap();
+    let r = ws.run(&["run", "examples"]);
+    assert!(
+        r.stderr
+            .contains("`examples` is not a workspace: ./examples holds no mlcycle.yaml"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn missing_pipeline_file_says_where_it_looked() {
     let ws = Ws::new("");
     std::fs::remove_file(ws.path().join("mlcycle.yaml")).unwrap();
