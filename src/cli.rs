@@ -45,6 +45,26 @@ pub enum Cmd {
     Stages(StagesArgs),
     /// Show an artifact: a table's schema and first rows, or a JSON file.
     Show(ShowArgs),
+    /// Score rows from a CSV file with a model bundle, offline.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The bundle folder a `deploy.bundle` stage wrote
+    /// (e.g. `artifacts/bundle/bundle`).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Rows to score: a CSV file with a header row holding the model's
+    /// input columns (`-` reads standard input).
+    #[arg(long, value_name = "CSV")]
+    pub input: PathBuf,
+    /// Write the scored rows (CSV) here instead of standard output.
+    #[arg(short, long, value_name = "CSV")]
+    pub output: Option<PathBuf>,
+    /// Print one JSON object per row instead of CSV.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

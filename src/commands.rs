@@ -19,8 +19,8 @@ use mlcycle_pipeline::{
 };
 
 use crate::cli::{
-    Cli, Cmd, DagFormat, GcArgs, RunArgs, RunsArgs, RunsCmd, ShowArgs, StagesArgs, StatusArgs,
-    TargetArgs,
+    Cli, Cmd, DagFormat, GcArgs, PredictArgs, RunArgs, RunsArgs, RunsCmd, ShowArgs, StagesArgs,
+    StatusArgs, TargetArgs,
 };
 use crate::report::TermReporter;
 
@@ -66,6 +66,9 @@ enum CliError {
         help("`mlcycle runs` lists the recorded runs")
     )]
     NoRun { id: i64 },
+    #[error("{message}")]
+    #[diagnostic(code(mlcycle::cli::predict), help("{help}"))]
+    Predict { message: String, help: String },
     #[error("unknown stage kind `{kind}`")]
     #[diagnostic(code(mlcycle::cli::unknown_kind))]
     UnknownKind {
@@ -101,6 +104,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Runs(a) => cmd_runs(&cli, a),
         Cmd::Stages(a) => cmd_stages(a, &registry),
         Cmd::Show(a) => cmd_show(&cli, a, &registry),
+        Cmd::Predict(a) => cmd_predict(a),
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -759,6 +763,97 @@ fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fai
         }
     };
     print!("{text}");
+    Ok(0)
+}
+
+fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
+    use mlcycle_stages::deploy::Bundle;
+    let bundle = Bundle::load(&a.bundle).map_err(|e| CliError::Predict {
+        message: e.to_string(),
+        help: "rebuild the bundle with `mlcycle run`; a bundle is the folder with bundle.json"
+            .into(),
+    })?;
+    // `-` reads standard input through a temporary file (the CSV reader
+    // reports line numbers from a path).
+    let stdin_copy;
+    let input: &std::path::Path = if a.input.as_os_str() == "-" {
+        let mut tmp = tempfile::NamedTempFile::new().map_err(|e| CliError::Io(e.to_string()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
+            .map_err(|e| CliError::Io(format!("cannot read standard input: {e}")))?;
+        stdin_copy = tmp.into_temp_path();
+        &stdin_copy
+    } else {
+        &a.input
+    };
+    let needs = || {
+        bundle
+            .model
+            .inputs
+            .iter()
+            .map(|c| format!("{} ({})", c.name, c.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shown = a.input.display().to_string();
+    let shown = if shown == "-" {
+        "standard input".to_string()
+    } else {
+        shown
+    };
+    let rows = bundle.read_csv(input).map_err(|e| CliError::Predict {
+        message: e.replace(&input.display().to_string(), &shown),
+        help: format!("the model needs columns: {}", needs()),
+    })?;
+    let pred = bundle.predict(&rows).map_err(|e| CliError::Predict {
+        message: format!("cannot score {shown}: {e}"),
+        help: format!(
+            "the model `{}` (version {}) needs columns: {}",
+            bundle.manifest.name,
+            bundle.manifest.version,
+            needs()
+        ),
+    })?;
+    let scored = bundle.with_predictions(&rows, &pred);
+    tracing::info!(
+        rows = rows.n_rows(),
+        model = %bundle.manifest.name,
+        version = %bundle.manifest.version,
+        "Scored rows"
+    );
+    let text = if a.json {
+        let mut s = String::new();
+        for r in 0..scored.n_rows() {
+            let mut obj = serde_json::Map::new();
+            for c in &scored.columns {
+                let v = match &c.data {
+                    mlcycle_stages::table::ColumnData::Numeric(v) if v[r].is_finite() => {
+                        serde_json::json!(v[r])
+                    }
+                    mlcycle_stages::table::ColumnData::Numeric(_) => serde_json::Value::Null,
+                    mlcycle_stages::table::ColumnData::Categorical(v) => serde_json::json!(v[r]),
+                };
+                obj.insert(c.name.clone(), v);
+            }
+            s.push_str(&serde_json::Value::Object(obj).to_string());
+            s.push('\n');
+        }
+        s
+    } else {
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| CliError::Io(e.to_string()))?;
+        scored
+            .write_csv(tmp.path())
+            .map_err(|e| CliError::Io(e.to_string()))?;
+        std::fs::read_to_string(tmp.path()).map_err(|e| CliError::Io(e.to_string()))?
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| CliError::Io(format!("cannot write {}: {e}", p.display())))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
     Ok(0)
 }
 

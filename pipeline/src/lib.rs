@@ -29,5 +29,7 @@ pub mod workspace;
 pub use config::{load_pipeline, ConfigError, LoadOptions, Pipeline};
 pub use graph::StageGraph;
 pub use registry::StageRegistry;
-pub use stage::{ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory};
+pub use stage::{
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
 pub use workspace::Workspace;

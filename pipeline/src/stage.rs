@@ -25,6 +25,85 @@ pub struct PortSpec {
     pub required: bool,
     /// One line for `mlcycle stages KIND`.
     pub doc: &'static str,
+    /// What the port carries. Wiring an output to an input of another
+    /// artifact type is a validation error; [`Artifact::Any`] matches all.
+    pub artifact: Artifact,
+}
+
+impl PortSpec {
+    /// An input port.
+    pub const fn input(
+        name: &'static str,
+        artifact: Artifact,
+        required: bool,
+        doc: &'static str,
+    ) -> Self {
+        PortSpec {
+            name,
+            file: "",
+            required,
+            doc,
+            artifact,
+        }
+    }
+
+    /// An output port written to `file` under the stage's artifact folder.
+    pub const fn output(
+        name: &'static str,
+        file: &'static str,
+        artifact: Artifact,
+        doc: &'static str,
+    ) -> Self {
+        PortSpec {
+            name,
+            file,
+            required: true,
+            doc,
+            artifact,
+        }
+    }
+}
+
+/// The type of artifact a port carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// Any file or folder (command stages, `util.*`).
+    Any,
+    /// A table: named numeric and categorical columns, optional target.
+    Table,
+    /// A fitted preprocessing step.
+    Transform,
+    /// A fitted model with its input schema.
+    Model,
+    /// Metrics as JSON.
+    Metrics,
+    /// A plot (SVG and PNG).
+    Plot,
+    /// A Markdown report.
+    Report,
+    /// A deployable model bundle (a folder).
+    Bundle,
+}
+
+impl Artifact {
+    /// The name shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Artifact::Any => "any",
+            Artifact::Table => "table",
+            Artifact::Transform => "transform",
+            Artifact::Model => "model",
+            Artifact::Metrics => "metrics",
+            Artifact::Plot => "plot",
+            Artifact::Report => "report",
+            Artifact::Bundle => "bundle",
+        }
+    }
+
+    /// Whether an output of type `self` may feed an input of type `input`.
+    pub fn fits(self, input: Artifact) -> bool {
+        self == input || self == Artifact::Any || input == Artifact::Any
+    }
 }
 
 /// A documented parameter of a stage kind.

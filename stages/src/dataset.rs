@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -13,12 +13,12 @@ use serde_json::Value;
 use crate::table::{Column, ColumnData, CsvOptions, Table};
 use crate::util::parse_with;
 
-const TABLE_OUT: &[PortSpec] = &[PortSpec {
-    name: "data",
-    file: "data.arrow",
-    required: true,
-    doc: "the table (Arrow IPC; pandas `read_feather`, polars `read_ipc`)",
-}];
+const TABLE_OUT: &[PortSpec] = &[PortSpec::output(
+    "data",
+    "data.arrow",
+    Artifact::Table,
+    "the table (Arrow IPC; pandas `read_feather`, polars `read_ipc`)",
+)];
 
 /// `dataset.csv`: a CSV file as a table.
 #[derive(Debug)]
@@ -275,7 +275,7 @@ impl StageFactory for Synthetic {
 }
 
 /// A standard normal sample (Box–Muller).
-fn normal(rng: &mut impl Rng) -> f64 {
+pub(crate) fn normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
     let u2: f64 = rng.gen();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -307,6 +307,7 @@ impl SyntheticStage {
                 Table {
                     columns: vec![numeric("area", area), numeric("price", price)],
                     target: Some("price".into()),
+                    transforms: vec![],
                 }
             }
             SyntheticKind::Regression => {
@@ -333,6 +334,7 @@ impl SyntheticStage {
                 Table {
                     columns,
                     target: Some("y".into()),
+                    transforms: vec![],
                 }
             }
             SyntheticKind::Blobs => {
@@ -364,6 +366,7 @@ impl SyntheticStage {
                 Table {
                     columns,
                     target: Some("class".into()),
+                    transforms: vec![],
                 }
             }
         }
@@ -434,5 +437,177 @@ mod tests {
             .build(&serde_json::json!({"path": "a.csv", "types": {"x": "float"}}))
             .unwrap_err();
         assert_eq!(e.path, vec!["types", "x"]);
+    }
+}
+
+/// `dataset.builtin`: the data sets that ship with linfa-datasets.
+#[derive(Debug)]
+pub struct Builtin;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuiltinParams {
+    name: String,
+    /// linnerud: which of its three targets.
+    #[serde(default)]
+    target: Option<String>,
+}
+
+#[derive(Debug)]
+struct BuiltinStage(BuiltinParams);
+
+const BUILTIN_NAMES: &[&str] = &["iris", "diabetes", "winequality", "linnerud"];
+const LINNERUD_TARGETS: &[&str] = &["Weight", "Waist", "Pulse"];
+
+impl StageFactory for Builtin {
+    fn kind(&self) -> &'static str {
+        "dataset.builtin"
+    }
+    fn summary(&self) -> &'static str {
+        "A classic data set bundled in the binary: iris, diabetes, winequality, linnerud (linfa-datasets)"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        &[]
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        TABLE_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "name",
+                ty: "string (required)",
+                doc: "`iris` (150 × 4 → species), `diabetes` (442 × 10 → progression), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)",
+            },
+            ParamDoc {
+                name: "target",
+                ty: "string = Weight",
+                doc: "linnerud only: `Weight`, `Waist` or `Pulse`",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: BuiltinParams = parse_with(with)?;
+        if !BUILTIN_NAMES.contains(&p.name.as_str()) {
+            let near = mlcycle_pipeline::suggest::did_you_mean(&p.name, BUILTIN_NAMES);
+            return Err(
+                ParamError::new(&["name"], format!("no built-in data set `{}`", p.name)).with_help(
+                    if near.is_empty() {
+                        format!("choose one of: {}", BUILTIN_NAMES.join(", "))
+                    } else {
+                        near
+                    },
+                ),
+            );
+        }
+        match (&p.target, p.name.as_str()) {
+            (Some(t), "linnerud") if !LINNERUD_TARGETS.contains(&t.as_str()) => {
+                return Err(
+                    ParamError::new(&["target"], format!("linnerud has no target `{t}`"))
+                        .with_help(format!("choose one of: {}", LINNERUD_TARGETS.join(", "))),
+                )
+            }
+            (Some(_), "linnerud") | (None, _) => {}
+            (Some(_), _) => {
+                return Err(ParamError::new(
+                    &["target"],
+                    format!(
+                        "`target` applies to linnerud only; `{}` has one target",
+                        p.name
+                    ),
+                ))
+            }
+        }
+        Ok(Box::new(BuiltinStage(p)))
+    }
+}
+
+impl BuiltinStage {
+    fn table(&self) -> Table {
+        let numeric = |name: &str, v: Vec<f64>| Column {
+            name: name.to_string(),
+            data: ColumnData::Numeric(v),
+        };
+        let features = |records: &ndarray::Array2<f64>, names: &[String]| -> Vec<Column> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| numeric(n, records.column(j).to_vec()))
+                .collect()
+        };
+        let (mut columns, target) = match self.0.name.as_str() {
+            "iris" => {
+                let d = linfa_datasets::iris();
+                let species = ["setosa", "versicolor", "virginica"];
+                let mut c = features(&d.records, d.feature_names());
+                c.push(Column {
+                    name: "species".into(),
+                    data: ColumnData::Categorical(
+                        d.targets
+                            .iter()
+                            .map(|&t| Some(species[t].to_string()))
+                            .collect(),
+                    ),
+                });
+                (c, "species")
+            }
+            "diabetes" => {
+                let d = linfa_datasets::diabetes();
+                let mut c = features(&d.records, d.feature_names());
+                c.push(numeric("progression", d.targets.to_vec()));
+                (c, "progression")
+            }
+            "winequality" => {
+                let d = linfa_datasets::winequality();
+                let mut c = features(&d.records, d.feature_names());
+                c.push(Column {
+                    name: "quality".into(),
+                    data: ColumnData::Categorical(
+                        d.targets.iter().map(|t| Some(t.to_string())).collect(),
+                    ),
+                });
+                (c, "quality")
+            }
+            _ => {
+                let d = linfa_datasets::linnerud();
+                let want = self.0.target.as_deref().unwrap_or("Weight");
+                let j = LINNERUD_TARGETS
+                    .iter()
+                    .position(|t| *t == want)
+                    .unwrap_or(0);
+                let mut c = features(&d.records, d.feature_names());
+                c.push(numeric(want, d.targets.column(j).to_vec()));
+                (c, want)
+            }
+        };
+        for c in &mut columns {
+            c.name = c.name.replace(' ', "_");
+        }
+        Table {
+            columns,
+            target: Some(target.to_string()),
+            transforms: vec![],
+        }
+    }
+}
+
+impl Stage for BuiltinStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t = self.table();
+        (ctx.log)(&format!(
+            "{}: {} rows × {} columns, target `{}`",
+            self.0.name,
+            t.n_rows(),
+            t.columns.len(),
+            t.target.as_deref().unwrap_or_default()
+        ));
+        t.write_arrow(ctx.output("data")?)
+            .map_err(|e| StageError::new(e.to_string()))
     }
 }

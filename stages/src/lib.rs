@@ -5,8 +5,16 @@
 //! engine itself and need no registration.
 
 pub mod dataset;
+pub mod deploy;
+pub mod evaluate;
+pub mod features;
+pub mod model;
+pub mod plot;
 pub mod preprocess;
 pub mod table;
+pub mod train;
+pub mod transform;
+pub mod tree;
 pub mod util;
 
 use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};
@@ -15,7 +23,24 @@ use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};
 pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKind> {
     registry.register(dataset::Csv)?;
     registry.register(dataset::Synthetic)?;
+    registry.register(dataset::Builtin)?;
+    registry.register(preprocess::Clean)?;
     registry.register(preprocess::Split)?;
+    registry.register(preprocess::Scale)?;
+    registry.register(preprocess::Augment)?;
+    registry.register(features::Select)?;
+    registry.register(features::OneHot)?;
+    registry.register(features::Polynomial)?;
+    registry.register(features::Pca)?;
+    registry.register(features::Apply)?;
+    for t in train::trainers() {
+        registry.register(t)?;
+    }
+    registry.register(evaluate::Regression)?;
+    registry.register(evaluate::Classification)?;
+    registry.register(evaluate::Compare)?;
+    registry.register(deploy::BundleFactory)?;
+    registry.register(util::ExportCsv)?;
     registry.register(util::Import)?;
     registry.register(util::Wc)?;
     Ok(())
@@ -114,7 +139,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, 5);
+        assert_eq!(n, 28);
     }
 
     #[test]

@@ -15,8 +15,12 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
+use crate::transform::Transform;
+
 /// Schema metadata key holding the target column's name.
 pub const TARGET_KEY: &str = "mlcycle.target";
+/// Schema metadata key holding the applied transform chain (JSON).
+pub const TRANSFORMS_KEY: &str = "mlcycle.transforms";
 
 /// A column's values. Missing numeric values are NaN; missing categories `None`.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +69,9 @@ pub struct Column {
 pub struct Table {
     pub columns: Vec<Column>,
     pub target: Option<String>,
+    /// Fitted preprocessing steps applied to these rows so far, in order
+    /// (schema metadata `mlcycle.transforms`).
+    pub transforms: Vec<Transform>,
 }
 
 /// What can go wrong reading or writing a table.
@@ -127,6 +134,7 @@ impl Table {
                 })
                 .collect(),
             target: self.target.clone(),
+            transforms: self.transforms.clone(),
         }
     }
 
@@ -248,6 +256,7 @@ impl Table {
         Ok(Table {
             columns,
             target: None,
+            transforms: Vec::new(),
         })
     }
 
@@ -285,6 +294,12 @@ impl Table {
         let mut meta = HashMap::new();
         if let Some(t) = &self.target {
             meta.insert(TARGET_KEY.to_string(), t.clone());
+        }
+        if !self.transforms.is_empty() {
+            meta.insert(
+                TRANSFORMS_KEY.to_string(),
+                serde_json::to_string(&self.transforms).expect("transforms serialize"),
+            );
         }
         let schema = Arc::new(Schema::new_with_metadata(fields, meta));
         let arrays: Vec<ArrayRef> = self
@@ -333,6 +348,14 @@ impl Table {
             .map_err(|e| fmt(format!("not an Arrow IPC file: {e}")))?;
         let schema = reader.schema();
         let target = schema.metadata().get(TARGET_KEY).cloned();
+        let transforms = match schema.metadata().get(TRANSFORMS_KEY) {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                fmt(format!(
+                    "the transform chain in its metadata is unreadable ({e}); was it written by a newer mlcycle?"
+                ))
+            })?,
+        };
         let mut columns: Vec<Column> = schema
             .fields()
             .iter()
@@ -378,7 +401,11 @@ impl Table {
                 }
             }
         }
-        Ok(Table { columns, target })
+        Ok(Table {
+            columns,
+            target,
+            transforms,
+        })
     }
 
     /// A text rendering of the schema and the first `rows` rows.
@@ -468,11 +495,29 @@ fn is_missing(v: &str) -> bool {
         || v.eq_ignore_ascii_case("null")
 }
 
-fn format_number(x: f64) -> String {
+pub fn format_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
     } else {
         format!("{x}")
+    }
+}
+
+/// A number for people: 6 significant digits, no trailing zeros.
+pub fn short(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-4..15).contains(&mag) {
+        return format!("{x:.5e}");
+    }
+    let decimals = (5 - mag).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }
 
@@ -493,6 +538,15 @@ fn csv_error(path: &str, e: csv::Error) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_numbers_keep_six_digits() {
+        assert_eq!(short(486544403.6654981), "486544404");
+        assert_eq!(short(0.9836496439159657), "0.98365");
+        assert_eq!(short(22057.751555), "22057.8");
+        assert_eq!(short(2.0), "2");
+        assert_eq!(short(1.5e-7), "1.50000e-7");
+    }
 
     #[test]
     fn csv_types_are_inferred_and_missing_values_kept() {
@@ -541,6 +595,9 @@ mod tests {
                 },
             ],
             target: Some("x".into()),
+            transforms: vec![crate::transform::Transform::Drop {
+                columns: vec!["gone".into()],
+            }],
         };
         let p = dir.path().join("t.arrow");
         t.write_arrow(&p).unwrap();

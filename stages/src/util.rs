@@ -3,7 +3,7 @@
 use std::fs;
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,12 +41,12 @@ struct ImportParams {
 #[derive(Debug)]
 struct ImportStage(ImportParams);
 
-const IMPORT_OUT: &[PortSpec] = &[PortSpec {
-    name: "data",
-    file: "data",
-    required: true,
-    doc: "a copy of the file",
-}];
+const IMPORT_OUT: &[PortSpec] = &[PortSpec::output(
+    "data",
+    "data",
+    Artifact::Any,
+    "a copy of the file",
+)];
 
 impl StageFactory for Import {
     fn kind(&self) -> &'static str {
@@ -110,18 +110,13 @@ struct WcParams {
 #[derive(Debug)]
 struct WcStage(WcParams);
 
-const WC_IN: &[PortSpec] = &[PortSpec {
-    name: "data",
-    file: "",
-    required: true,
-    doc: "a text file",
-}];
-const WC_OUT: &[PortSpec] = &[PortSpec {
-    name: "metrics",
-    file: "metrics.json",
-    required: true,
-    doc: "`{\"lines\": N, \"words\": N, \"bytes\": N}`",
-}];
+const WC_IN: &[PortSpec] = &[PortSpec::input("data", Artifact::Any, true, "a text file")];
+const WC_OUT: &[PortSpec] = &[PortSpec::output(
+    "metrics",
+    "metrics.json",
+    Artifact::Metrics,
+    "`{\"lines\": N, \"words\": N, \"bytes\": N}`",
+)];
 
 impl StageFactory for Wc {
     fn kind(&self) -> &'static str {
@@ -191,5 +186,139 @@ mod tests {
     fn missing_param_is_reported() {
         let e = Import.build(&serde_json::json!({})).unwrap_err();
         assert!(e.message.contains("missing field `path`"), "{}", e.message);
+    }
+}
+
+/// Reads the table wired to input `port`.
+pub fn read_table(ctx: &RunContext<'_>, port: &str) -> Result<crate::table::Table, StageError> {
+    crate::table::Table::read_arrow(ctx.input(port)?).map_err(|e| StageError::new(e.to_string()))
+}
+
+/// Writes `t` to output `port`.
+pub fn write_table(
+    ctx: &RunContext<'_>,
+    port: &str,
+    t: &crate::table::Table,
+) -> Result<(), StageError> {
+    t.write_arrow(ctx.output(port)?)
+        .map_err(|e| StageError::new(e.to_string()))
+}
+
+/// The table's non-target column names (of one type when `numeric` is set).
+pub fn feature_names(t: &crate::table::Table, numeric: Option<bool>) -> Vec<String> {
+    t.columns
+        .iter()
+        .filter(|c| t.target.as_deref() != Some(c.name.as_str()))
+        .filter(|c| match numeric {
+            None => true,
+            Some(n) => matches!(c.data, crate::table::ColumnData::Numeric(_)) == n,
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Checks that `names` are feature columns of `t` of the wanted type; the
+/// error names the column and suggests the nearest one.
+pub fn check_columns(
+    t: &crate::table::Table,
+    names: &[String],
+    numeric: Option<bool>,
+    param: &str,
+) -> Result<(), StageError> {
+    for n in names {
+        let Some(c) = t.column(n) else {
+            let all = t.names();
+            let near = mlcycle_pipeline::suggest::did_you_mean(n, &all);
+            return Err(StageError::new(format!(
+                "`{param}` names column `{n}`, which is not in the table"
+            ))
+            .with_help(if near.is_empty() {
+                format!("columns: {}", all.join(", "))
+            } else {
+                format!("{near}; columns: {}", all.join(", "))
+            }));
+        };
+        if t.target.as_deref() == Some(n.as_str()) {
+            return Err(StageError::new(format!(
+                "`{param}` names the target column `{n}`; targets are never transformed"
+            )));
+        }
+        if let Some(want) = numeric {
+            let is = matches!(c.data, crate::table::ColumnData::Numeric(_));
+            if is != want {
+                return Err(StageError::new(format!(
+                    "column `{n}` is {}; `{param}` needs {} columns",
+                    c.data.type_name(),
+                    if want { "numeric" } else { "categorical" }
+                ))
+                .with_help(if want {
+                    "encode it first with `features.one_hot`"
+                } else {
+                    "give it `types: {column: categorical}` in the dataset stage"
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `util.export_csv`: a table as CSV, for tools that read CSV (a Python
+/// script with the standard library, a spreadsheet).
+#[derive(Debug)]
+pub struct ExportCsv;
+
+#[derive(Debug)]
+struct ExportCsvStage;
+
+const EXPORT_IN: &[PortSpec] = &[PortSpec::input(
+    "data",
+    Artifact::Table,
+    true,
+    "the table to export",
+)];
+const EXPORT_OUT: &[PortSpec] = &[PortSpec::output(
+    "data",
+    "data.csv",
+    Artifact::Any,
+    "the same rows as CSV with a header row (missing values are empty)",
+)];
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+impl StageFactory for ExportCsv {
+    fn kind(&self) -> &'static str {
+        "util.export_csv"
+    }
+    fn summary(&self) -> &'static str {
+        "Write a table as CSV, for scripts and tools that read CSV"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        EXPORT_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        EXPORT_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let _: NoParams = parse_with(with)?;
+        Ok(Box::new(ExportCsvStage))
+    }
+}
+
+impl Stage for ExportCsvStage {
+    fn params(&self) -> Value {
+        serde_json::json!({})
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t = read_table(ctx, "data")?;
+        t.write_csv(ctx.output("data")?)
+            .map_err(|e| StageError::new(e.to_string()))
     }
 }

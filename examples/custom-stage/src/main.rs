@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use mlcycle::pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,18 +28,18 @@ struct UpperParams {
 #[derive(Debug)]
 struct UpperStage(UpperParams);
 
-const INPUTS: &[PortSpec] = &[PortSpec {
-    name: "text",
-    file: "",
-    required: true,
-    doc: "a UTF-8 text file",
-}];
-const OUTPUTS: &[PortSpec] = &[PortSpec {
-    name: "text",
-    file: "upper.txt",
-    required: true,
-    doc: "the same text, upper-cased, each line prefixed",
-}];
+const INPUTS: &[PortSpec] = &[PortSpec::input(
+    "text",
+    Artifact::Any,
+    true,
+    "a UTF-8 text file",
+)];
+const OUTPUTS: &[PortSpec] = &[PortSpec::output(
+    "text",
+    "upper.txt",
+    Artifact::Any,
+    "the same text, upper-cased, each line prefixed",
+)];
 
 impl StageFactory for Upper {
     fn kind(&self) -> &'static str {

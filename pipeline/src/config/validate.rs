@@ -13,7 +13,7 @@ use super::{Action, ConfigError, FileKey, Input, Issue, Output, Pipeline, Source
 use crate::interp::{self, Namespace, Piece};
 use crate::params;
 use crate::registry::{StageRegistry, COMMAND_KIND};
-use crate::stage::StageFactory;
+use crate::stage::{Artifact, StageFactory};
 use crate::suggest::did_you_mean;
 
 const TOP_KEYS: &[&str] = &["name", "params", "params_file", "stages"];
@@ -1263,6 +1263,43 @@ impl Validator<'_> {
                         if let Some((p, source)) =
                             self.resolve(d, raw, &ppath, drafts, ids, out_index)
                         {
+                            let want = ports
+                                .iter()
+                                .find(|p| p.name == port)
+                                .map(|p| p.artifact)
+                                .unwrap_or(Artifact::Any);
+                            if let Source::Stage { stage, output } = &source {
+                                let up = &drafts[*stage];
+                                let oname = up.outputs[*output].name.as_str();
+                                let have = up
+                                    .factory
+                                    .as_ref()
+                                    .and_then(|f| f.outputs().iter().find(|o| o.name == oname))
+                                    .map(|o| o.artifact)
+                                    .unwrap_or(Artifact::Any);
+                                if !have.fits(want) {
+                                    self.push(
+                                        "artifact_mismatch",
+                                        &ppath,
+                                        Part::Value,
+                                        format!(
+                                            "stage `{}` ({}) wants a {} on input `{port}`, but `{}.{oname}` is a {}",
+                                            d.id,
+                                            factory.kind(),
+                                            want.as_str(),
+                                            up.id,
+                                            have.as_str()
+                                        ),
+                                        "wrong artifact type",
+                                        Some(format!(
+                                            "wire a stage output that produces a {}; `mlcycle stages {}` lists the ports",
+                                            want.as_str(),
+                                            factory.kind()
+                                        )),
+                                    );
+                                    continue;
+                                }
+                            }
                             inputs.push(Input {
                                 key: port.clone(),
                                 name: port.clone(),

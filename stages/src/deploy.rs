@@ -1,0 +1,376 @@
+//! `deploy.bundle`: a self-contained, versioned model bundle, and the
+//! loader that `mlcycle predict` (and serving) use.
+//!
+//! A bundle is a folder:
+//! - `model.json`: the model, its preprocessing and input schema;
+//! - `metrics.json`: the evaluation metrics, when wired;
+//! - `MODEL_CARD.md`: what it is, what it needs, how well it did;
+//! - `bundle.json`: the manifest — name, version (the first 12 hex digits
+//!   of the model's BLAKE3), schema and the BLAKE3 of every file, checked
+//!   on every load.
+
+use std::path::Path;
+
+use mlcycle_pipeline::{
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Extra, Model, Predictions, Task};
+use crate::table::{short, Column, ColumnData, CsvOptions, Table};
+use crate::util::parse_with;
+
+/// Schema version of `bundle.json`.
+pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
+
+/// `bundle.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub schema_version: u32,
+    pub name: String,
+    pub version: String,
+    pub kind: String,
+    pub task: Task,
+    pub trained_by: String,
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// A loaded, verified bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub model: Model,
+    pub metrics: Option<Value>,
+}
+
+/// Why a bundle cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path} is not a model bundle: {reason}")]
+    NotABundle { path: String, reason: String },
+    #[error("bundle file `{file}` does not match its manifest (BLAKE3 {found}, expected {expected}): the bundle was modified or is corrupt")]
+    Corrupt {
+        file: String,
+        found: String,
+        expected: String,
+    },
+    #[error("{0}")]
+    Model(String),
+}
+
+impl Bundle {
+    /// Loads a bundle folder, verifying every file against the manifest.
+    pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let not = |reason: String| BundleError::NotABundle {
+            path: dir.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(dir.join("bundle.json")).map_err(|e| {
+            not(format!(
+                "cannot read bundle.json ({e}); point --bundle at the folder a `deploy.bundle` stage wrote"
+            ))
+        })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| not(format!("bundle.json: {e}")))?;
+        if manifest.format != "mlcycle.bundle" {
+            return Err(not(format!("bundle.json has format `{}`", manifest.format)));
+        }
+        if manifest.schema_version == 0 || manifest.schema_version > BUNDLE_SCHEMA_VERSION {
+            return Err(not(format!(
+                "bundle schema version {}; this mlcycle reads 1 to {BUNDLE_SCHEMA_VERSION}",
+                manifest.schema_version
+            )));
+        }
+        let mut texts = std::collections::BTreeMap::new();
+        for (file, expected) in &manifest.files {
+            if file.contains('/') || file.contains("..") {
+                return Err(not(format!(
+                    "the manifest names a file outside the bundle: {file}"
+                )));
+            }
+            let bytes = std::fs::read(dir.join(file))
+                .map_err(|e| not(format!("cannot read {file}: {e}")))?;
+            let found = blake3::hash(&bytes).to_hex().to_string();
+            if &found != expected {
+                return Err(BundleError::Corrupt {
+                    file: file.clone(),
+                    found,
+                    expected: expected.clone(),
+                });
+            }
+            texts.insert(file.clone(), String::from_utf8_lossy(&bytes).into_owned());
+        }
+        let model_text = texts
+            .get("model.json")
+            .ok_or_else(|| not("the manifest lists no model.json".into()))?;
+        let model = Model::from_json(model_text)
+            .map_err(|e| BundleError::Model(format!("model.json: {e}")))?;
+        let metrics = texts
+            .get("metrics.json")
+            .and_then(|t| serde_json::from_str(t).ok());
+        Ok(Bundle {
+            manifest,
+            model,
+            metrics,
+        })
+    }
+
+    /// Reads rows to score from a CSV file, typed by the model's schema.
+    pub fn read_csv(&self, path: &Path) -> Result<Table, String> {
+        // Type the model's columns as it expects (a number in a
+        // categorical column stays a category); only those in the header,
+        // so a missing column is reported by the schema check.
+        let header: Vec<String> = csv::Reader::from_path(path)
+            .and_then(|mut r| r.headers().map(|h| h.iter().map(str::to_string).collect()))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut opts = CsvOptions::default();
+        for c in &self.model.inputs {
+            if header.contains(&c.name) {
+                opts.types.insert(c.name.clone(), c.ty.clone());
+            }
+        }
+        Table::read_csv(path, &opts).map_err(|e| e.to_string())
+    }
+
+    /// Scores `t`; unknown or missing columns are errors that name them.
+    pub fn predict(&self, t: &Table) -> Result<Predictions, String> {
+        let x = self
+            .model
+            .prepare(t, Extra::Refuse)
+            .map_err(|e| e.to_string())?;
+        self.model.predict(&x).map_err(|e| e.to_string())
+    }
+
+    /// `t` with a `prediction` column (and `probability` for classifiers
+    /// that have one) appended.
+    pub fn with_predictions(&self, t: &Table, p: &Predictions) -> Table {
+        let mut out = t.clone();
+        match p {
+            Predictions::Values(v) => out.columns.push(Column {
+                name: "prediction".into(),
+                data: ColumnData::Numeric(v.clone()),
+            }),
+            Predictions::Classes { ids, proba } => {
+                out.columns.push(Column {
+                    name: "prediction".into(),
+                    data: ColumnData::Categorical(
+                        ids.iter()
+                            .map(|&i| Some(self.model.classes.get(i).cloned().unwrap_or_default()))
+                            .collect(),
+                    ),
+                });
+                if let Some(pr) = proba {
+                    out.columns.push(Column {
+                        name: "probability".into(),
+                        data: ColumnData::Numeric(ids.iter().zip(pr).map(|(&i, p)| p[i]).collect()),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `deploy.bundle`.
+#[derive(Debug)]
+pub struct BundleFactory;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleParams {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Debug)]
+struct BundleStage(BundleParams);
+
+const BUNDLE_IN: &[PortSpec] = &[
+    PortSpec::input("model", Artifact::Model, true, "the model to ship"),
+    PortSpec::input(
+        "metrics",
+        Artifact::Metrics,
+        false,
+        "its evaluation metrics, copied into the bundle and the model card",
+    ),
+];
+const BUNDLE_OUT: &[PortSpec] = &[PortSpec::output(
+    "bundle",
+    "bundle",
+    Artifact::Bundle,
+    "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md`",
+)];
+
+impl StageFactory for BundleFactory {
+    fn kind(&self) -> &'static str {
+        "deploy.bundle"
+    }
+    fn summary(&self) -> &'static str {
+        "Write a self-contained, versioned model bundle (model, preprocessing, schema, metrics, model card) for `mlcycle predict`"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        BUNDLE_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        BUNDLE_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "name",
+                ty: "string = the stage name",
+                doc: "the model's name in the manifest and the card",
+            },
+            ParamDoc {
+                name: "description",
+                ty: "string",
+                doc: "a paragraph for the model card: what it is for, its limits",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: BundleParams = parse_with(with)?;
+        if p.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(ParamError::new(&["name"], "`name` is empty"));
+        }
+        Ok(Box::new(BundleStage(p)))
+    }
+}
+
+impl Stage for BundleStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let model_path = ctx.input("model")?;
+        let model = Model::read(model_path).map_err(|e| StageError::new(e.to_string()))?;
+        let model_bytes = std::fs::read(model_path).map_err(|e| StageError::new(e.to_string()))?;
+        let metrics: Option<Value> = match ctx.inputs.get("metrics") {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    StageError::new(format!("cannot read metrics {}: {e}", p.display()))
+                })?;
+                Some(serde_json::from_str(&text).map_err(|e| {
+                    StageError::new(format!("`metrics` is not JSON: {e}"))
+                        .with_help("wire an `evaluate.*` stage's `metrics` output here")
+                })?)
+            }
+        };
+        let dir = ctx.output("bundle")?;
+        std::fs::create_dir_all(dir).map_err(|e| StageError::new(e.to_string()))?;
+        let name = self.0.name.clone().unwrap_or_else(|| ctx.stage.to_string());
+        let version = blake3::hash(&model_bytes).to_hex()[..12].to_string();
+        let mut files = std::collections::BTreeMap::new();
+        let mut put = |file: &str, bytes: &[u8]| -> Result<(), StageError> {
+            std::fs::write(dir.join(file), bytes)
+                .map_err(|e| StageError::new(format!("cannot write {file}: {e}")))?;
+            files.insert(file.to_string(), blake3::hash(bytes).to_hex().to_string());
+            Ok(())
+        };
+        put("model.json", &model_bytes)?;
+        if let Some(m) = &metrics {
+            let mut s = serde_json::to_string_pretty(m).expect("metrics serialize");
+            s.push('\n');
+            put("metrics.json", s.as_bytes())?;
+        }
+        let card = model_card(
+            &name,
+            &version,
+            &model,
+            metrics.as_ref(),
+            self.0.description.as_deref(),
+        );
+        put("MODEL_CARD.md", card.as_bytes())?;
+        let manifest = Manifest {
+            format: "mlcycle.bundle".into(),
+            schema_version: BUNDLE_SCHEMA_VERSION,
+            name: name.clone(),
+            version: version.clone(),
+            kind: model.kind.clone(),
+            task: model.task,
+            trained_by: model.lineage.stage.clone(),
+            files,
+        };
+        let mut s = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
+        s.push('\n');
+        std::fs::write(dir.join("bundle.json"), s).map_err(|e| StageError::new(e.to_string()))?;
+        (ctx.log)(&format!(
+            "bundle `{name}` version {version} ({})",
+            model.kind
+        ));
+        Ok(())
+    }
+}
+
+fn model_card(
+    name: &str,
+    version: &str,
+    m: &Model,
+    metrics: Option<&Value>,
+    description: Option<&str>,
+) -> String {
+    let mut s = format!("# Model card: {name}\n\n");
+    if let Some(d) = description {
+        s.push_str(d.trim());
+        s.push_str("\n\n");
+    }
+    s.push_str(&format!(
+        "| | |\n|---|---|\n| version | `{version}` |\n| algorithm | `{}` |\n| task | {} |\n| trained by stage | `{}` |\n| training rows | {} |\n| training data (BLAKE3) | `{}` |\n",
+        m.kind,
+        m.task.as_str(),
+        m.lineage.stage,
+        m.lineage.rows,
+        m.lineage.data_hash
+    ));
+    if let Some(t) = &m.target {
+        s.push_str(&format!("| target | `{t}` |\n"));
+    }
+    if !m.classes.is_empty() {
+        s.push_str(&format!("| classes | {} |\n", m.classes.join(", ")));
+    }
+    s.push_str("\n## Inputs\n\n| column | type |\n|---|---|\n");
+    for c in &m.inputs {
+        s.push_str(&format!("| `{}` | {} |\n", c.name, c.ty));
+    }
+    if !m.transforms.is_empty() {
+        s.push_str("\n## Preprocessing (applied by the model itself)\n\n");
+        for (i, t) in m.transforms.iter().enumerate() {
+            let cols = t.reads();
+            s.push_str(&format!(
+                "{}. `{}`{}\n",
+                i + 1,
+                t.op(),
+                if cols.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", cols.join(", "))
+                }
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n## Parameters\n\n```json\n{}\n```\n",
+        serde_json::to_string_pretty(&m.params).unwrap_or_default()
+    ));
+    if let Some(Value::Object(mm)) = metrics {
+        s.push_str("\n## Metrics (held-out rows)\n\n| metric | value |\n|---|---|\n");
+        for (k, v) in mm {
+            if let Some(x) = v.as_f64() {
+                s.push_str(&format!("| {k} | {} |\n", short(x)));
+            }
+        }
+    }
+    s.push_str(
+        "\n## Use\n\n```sh\nmlcycle predict --bundle <this folder> --input rows.csv\n```\n\n\
+         `rows.csv` needs the input columns above (the target may be present and is ignored).\n",
+    );
+    s
+}

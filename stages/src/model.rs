@@ -1,0 +1,581 @@
+//! The `model` artifact: a fitted model with everything needed to score raw
+//! rows — its input schema, the preprocessing chain it was trained behind,
+//! the class names, its params and the lineage of the data it saw.
+//!
+//! On disk it is `model.json` (schema in `docs/artifacts.md`). The fitted
+//! part is plain numbers where the model is a formula (linear and logistic
+//! models, trees, centroids) and linfa's own serde form elsewhere (naive
+//! Bayes, SVM). It is data, never code: loading it executes nothing.
+
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayView1};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::table::{ColumnData, Table};
+use crate::transform::{raw_inputs, Transform};
+use crate::tree::Tree;
+
+/// Current schema version of `model.json`.
+pub const MODEL_SCHEMA_VERSION: u32 = 1;
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Regression,
+    Classification,
+    Clustering,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Regression => "regression",
+            Task::Classification => "classification",
+            Task::Clustering => "clustering",
+        }
+    }
+}
+
+/// A raw input column the model needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputColumn {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The stage that trained the model.
+    pub stage: String,
+    /// BLAKE3 of the training table file.
+    pub data_hash: String,
+    pub rows: usize,
+}
+
+/// The fitted parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "snake_case")]
+pub enum Fitted {
+    /// `y = coefficients · x + intercept`.
+    Linear {
+        coefficients: Vec<f64>,
+        intercept: f64,
+    },
+    /// Class scores `s_k = coefficients[k] · x + intercepts[k]`, probabilities
+    /// by softmax (binary models have a zero row for the first class).
+    Softmax {
+        coefficients: Vec<Vec<f64>>,
+        intercepts: Vec<f64>,
+    },
+    /// One classification tree (see [`Tree`]).
+    Tree { tree: Tree },
+    /// Trees whose leaf class probabilities are averaged.
+    Forest { trees: Vec<Tree> },
+    /// linfa's `GaussianNb<f64, usize>` in its serde form.
+    GaussianNb { model: Value },
+    /// linfa's `Svm<f64, bool>`, one per class (one-vs-rest), or one for a
+    /// binary problem (true = second class).
+    Svm { machines: Vec<Value> },
+    /// Nearest centroid.
+    Centroids { centroids: Vec<Vec<f64>> },
+}
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Always `mlcycle.model`.
+    pub format: String,
+    pub schema_version: u32,
+    /// The stage kind that trained it, e.g. `train.linear_regression`.
+    pub kind: String,
+    pub task: Task,
+    /// Raw columns a scored table must have.
+    pub inputs: Vec<InputColumn>,
+    /// Columns in the training data that the model ignores on purpose.
+    #[serde(default)]
+    pub ignored: Vec<String>,
+    /// Preprocessing applied to raw rows before `features` are taken.
+    pub transforms: Vec<Transform>,
+    /// The model's feature columns (after `transforms`), in matrix order.
+    pub features: Vec<String>,
+    pub target: Option<String>,
+    /// Class names, index = class id (classification and clustering).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    pub params: Value,
+    pub lineage: Lineage,
+    pub fitted: Fitted,
+}
+
+/// Predictions for a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictions {
+    Values(Vec<f64>),
+    /// Class ids and, per row, the probability of each class.
+    Classes {
+        ids: Vec<usize>,
+        proba: Option<Vec<Vec<f64>>>,
+    },
+}
+
+/// Why a model cannot score a table, or cannot be loaded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Load(String),
+    #[error("the table lacks column(s) the model needs: {}", .0.join(", "))]
+    MissingColumns(Vec<String>),
+    #[error("the table has column(s) the model was not trained on: {}", .0.join(", "))]
+    ExtraColumns(Vec<String>),
+    #[error("column `{column}` is {found}, but the model was trained on a {want} column")]
+    ColumnType {
+        column: String,
+        found: String,
+        want: String,
+    },
+    #[error("column `{column}` has {count} missing or non-finite value(s) (first at row {row})")]
+    NotFinite {
+        column: String,
+        count: usize,
+        row: usize,
+    },
+    #[error("the table was preprocessed differently from the model's training data ({0})")]
+    Chain(String),
+    #[error("{0}")]
+    Apply(String),
+}
+
+/// How strictly [`Model::prepare`] treats columns the model does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    /// Unknown columns are an error (scoring, serving).
+    Refuse,
+    /// Unknown columns are ignored (evaluation on a split that carries
+    /// every column of the data set).
+    Ignore,
+}
+
+impl Model {
+    /// Loads and checks `model.json`.
+    pub fn read(path: &Path) -> Result<Model, ModelError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        Model::from_json(&text).map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses a model document, checking its format and schema version.
+    pub fn from_json(text: &str) -> Result<Model, String> {
+        let head: Value =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON model file: {e}"))?;
+        match head.get("format").and_then(Value::as_str) {
+            Some("mlcycle.model") => {}
+            Some(other) => return Err(format!("a `{other}` file, not a model")),
+            None => return Err("not a model file (no `format: mlcycle.model`)".into()),
+        }
+        let v = head
+            .get("schema_version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if v == 0 || v > MODEL_SCHEMA_VERSION as u64 {
+            return Err(format!(
+                "model schema version {v}; this mlcycle reads version 1 to {MODEL_SCHEMA_VERSION}: \
+                 use the mlcycle that wrote it, or retrain"
+            ));
+        }
+        serde_json::from_value(head).map_err(|e| format!("malformed model: {e}"))
+    }
+
+    /// Writes `model.json` (pretty, stable key order).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut s = serde_json::to_string_pretty(self).expect("models serialize");
+        s.push('\n');
+        std::fs::write(path, s)
+    }
+
+    /// Builds the schema part of a model from its training table.
+    // Each argument is a distinct part of the document; a builder would
+    // only rename them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn describe(
+        kind: &str,
+        task: Task,
+        train: &Table,
+        features: &[String],
+        classes: Vec<String>,
+        params: Value,
+        lineage: Lineage,
+        fitted: Fitted,
+    ) -> Model {
+        let (need, ignored) = raw_inputs(&train.transforms, features);
+        // Types of raw columns: a column that still exists untransformed
+        // tells its type; otherwise the step that read it decides.
+        let inputs = need
+            .into_iter()
+            .map(|name| {
+                let ty = raw_type(&train.transforms, &name, train);
+                InputColumn { name, ty }
+            })
+            .collect();
+        Model {
+            format: "mlcycle.model".into(),
+            schema_version: MODEL_SCHEMA_VERSION,
+            kind: kind.into(),
+            task,
+            inputs,
+            ignored,
+            transforms: train.transforms.clone(),
+            features: features.to_vec(),
+            target: train.target.clone(),
+            classes,
+            params,
+            lineage,
+            fitted,
+        }
+    }
+
+    /// Checks `t` against the input schema, applies the transforms the
+    /// table has not had yet, and returns the feature matrix.
+    pub fn prepare(&self, t: &Table, extra: Extra) -> Result<Array2<f64>, ModelError> {
+        // The table may already carry a prefix of the model's chain (a
+        // scaled test split); apply the rest.
+        let done = t.transforms.len();
+        if done > self.transforms.len() || t.transforms[..] != self.transforms[..done] {
+            return Err(ModelError::Chain(format!(
+                "the table has {} preprocessing step(s) the model did not see; pass the raw table",
+                done
+            )));
+        }
+        let mut t = t.clone();
+        if done == 0 {
+            let missing: Vec<String> = self
+                .inputs
+                .iter()
+                .filter(|c| t.column(&c.name).is_none())
+                .map(|c| c.name.clone())
+                .collect();
+            if !missing.is_empty() {
+                return Err(ModelError::MissingColumns(missing));
+            }
+            for c in &self.inputs {
+                let col = t.column(&c.name).expect("checked above");
+                if col.data.type_name() != c.ty {
+                    return Err(ModelError::ColumnType {
+                        column: c.name.clone(),
+                        found: col.data.type_name().into(),
+                        want: c.ty.clone(),
+                    });
+                }
+            }
+            if extra == Extra::Refuse {
+                let extras: Vec<String> = t
+                    .names()
+                    .into_iter()
+                    .filter(|n| {
+                        !self.inputs.iter().any(|c| c.name == *n)
+                            && !self.ignored.iter().any(|c| c == n)
+                            && self.target.as_deref() != Some(*n)
+                    })
+                    .map(str::to_string)
+                    .collect();
+                if !extras.is_empty() {
+                    return Err(ModelError::ExtraColumns(extras));
+                }
+            }
+            // Drop what the model does not read, so that transforms see
+            // only known columns.
+            let keep: Vec<&str> = self.inputs.iter().map(|c| c.name.as_str()).collect();
+            t.columns.retain(|c| keep.contains(&c.name.as_str()));
+        }
+        for step in &self.transforms[done..] {
+            if let Transform::Drop { .. } = step {
+                continue;
+            }
+            step.apply(&mut t)
+                .map_err(|e| ModelError::Apply(e.to_string()))?;
+        }
+        matrix(&t, &self.features)
+    }
+
+    /// Scores a feature matrix built by [`Model::prepare`].
+    pub fn predict(&self, x: &Array2<f64>) -> Result<Predictions, ModelError> {
+        Ok(match &self.fitted {
+            Fitted::Linear {
+                coefficients,
+                intercept,
+            } => {
+                let w = Array1::from(coefficients.clone());
+                Predictions::Values((x.dot(&w) + *intercept).to_vec())
+            }
+            Fitted::Softmax {
+                coefficients,
+                intercepts,
+            } => {
+                let proba: Vec<Vec<f64>> = x
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        let s: Vec<f64> = coefficients
+                            .iter()
+                            .zip(intercepts)
+                            .map(|(w, b)| dot(w, r) + b)
+                            .collect();
+                        softmax(&s)
+                    })
+                    .collect();
+                classes_from_proba(proba)
+            }
+            Fitted::Tree { tree } => {
+                classes_from_proba(x.rows().into_iter().map(|r| tree.proba(r)).collect())
+            }
+            Fitted::Forest { trees } => {
+                let proba = x
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        let mut p = vec![0.0; self.classes.len()];
+                        for t in trees {
+                            for (a, b) in p.iter_mut().zip(t.proba(r)) {
+                                *a += b;
+                            }
+                        }
+                        p.iter_mut().for_each(|a| *a /= trees.len() as f64);
+                        p
+                    })
+                    .collect();
+                classes_from_proba(proba)
+            }
+            Fitted::GaussianNb { model } => {
+                use linfa::traits::Predict;
+                let nb: linfa_bayes::GaussianNb<f64, usize> = serde_json::from_value(model.clone())
+                    .map_err(|e| ModelError::Load(format!("naive Bayes parameters: {e}")))?;
+                let ids: Array1<usize> = nb.predict(x);
+                Predictions::Classes {
+                    ids: ids.to_vec(),
+                    proba: None,
+                }
+            }
+            Fitted::Svm { machines } => {
+                let svms: Vec<linfa_svm::Svm<f64, bool>> = machines
+                    .iter()
+                    .map(|m| serde_json::from_value(m.clone()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| ModelError::Load(format!("SVM parameters: {e}")))?;
+                let ids = x
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        let scores: Vec<f64> =
+                            svms.iter().map(|s| s.weighted_sum(&r) - s.rho).collect();
+                        if svms.len() == 1 {
+                            usize::from(scores[0] >= 0.0)
+                        } else {
+                            argmax(&scores)
+                        }
+                    })
+                    .collect();
+                Predictions::Classes { ids, proba: None }
+            }
+            Fitted::Centroids { centroids } => {
+                let ids = x
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        let d: Vec<f64> = centroids
+                            .iter()
+                            .map(|c| -c.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                            .collect();
+                        argmax(&d)
+                    })
+                    .collect();
+                Predictions::Classes { ids, proba: None }
+            }
+        })
+    }
+}
+
+fn raw_type(chain: &[Transform], name: &str, train: &Table) -> String {
+    for step in chain {
+        if step.reads().iter().any(|r| r == name) {
+            return match step {
+                Transform::OneHot { .. } => "categorical".into(),
+                Transform::Impute { columns, values } => {
+                    let i = columns.iter().position(|c| c == name).unwrap_or(0);
+                    match values.get(i) {
+                        Some(crate::transform::Fill::Category(_)) => "categorical".into(),
+                        _ => "numeric".into(),
+                    }
+                }
+                _ => "numeric".into(),
+            };
+        }
+    }
+    train
+        .column(name)
+        .map(|c| c.data.type_name().to_string())
+        .unwrap_or_else(|| "numeric".into())
+}
+
+fn dot(w: &[f64], r: ArrayView1<f64>) -> f64 {
+    w.iter().zip(r).map(|(a, b)| a * b).sum()
+}
+
+/// Softmax, stable against overflow.
+pub fn softmax(s: &[f64]) -> Vec<f64> {
+    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / z).collect()
+}
+
+/// Index of the largest value; the first one wins a tie.
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn classes_from_proba(proba: Vec<Vec<f64>>) -> Predictions {
+    Predictions::Classes {
+        ids: proba.iter().map(|p| argmax(p)).collect(),
+        proba: Some(proba),
+    }
+}
+
+/// The feature matrix of `names` from `t`: numeric, finite, no gaps.
+pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
+    let n = t.n_rows();
+    let mut x = Array2::zeros((n, names.len()));
+    for (j, name) in names.iter().enumerate() {
+        let col = t
+            .column(name)
+            .ok_or_else(|| ModelError::MissingColumns(vec![name.clone()]))?;
+        let ColumnData::Numeric(v) = &col.data else {
+            return Err(ModelError::ColumnType {
+                column: name.clone(),
+                found: "categorical".into(),
+                want: "numeric".into(),
+            });
+        };
+        let bad: Vec<usize> = (0..n).filter(|&i| !v[i].is_finite()).collect();
+        if let Some(&row) = bad.first() {
+            return Err(ModelError::NotFinite {
+                column: name.clone(),
+                count: bad.len(),
+                row: row + 1,
+            });
+        }
+        for i in 0..n {
+            x[[i, j]] = v[i];
+        }
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Column;
+
+    fn table() -> Table {
+        Table {
+            columns: vec![
+                Column {
+                    name: "area".into(),
+                    data: ColumnData::Numeric(vec![1.0, 2.0]),
+                },
+                Column {
+                    name: "price".into(),
+                    data: ColumnData::Numeric(vec![3.0, 5.0]),
+                },
+            ],
+            target: Some("price".into()),
+            transforms: vec![Transform::Scale {
+                method: "standard".into(),
+                columns: vec!["area".into()],
+                offsets: vec![1.0],
+                scales: vec![2.0],
+            }],
+        }
+    }
+
+    fn model() -> Model {
+        Model::describe(
+            "train.linear_regression",
+            Task::Regression,
+            &table(),
+            &["area".to_string()],
+            vec![],
+            Value::Null,
+            Lineage {
+                stage: "ols".into(),
+                data_hash: "00".into(),
+                rows: 2,
+            },
+            Fitted::Linear {
+                coefficients: vec![1.0],
+                intercept: 3.0,
+            },
+        )
+    }
+
+    #[test]
+    fn raw_rows_are_transformed_before_scoring() {
+        let m = model();
+        assert_eq!(m.inputs[0].name, "area");
+        let mut raw = table();
+        raw.transforms.clear();
+        let x = m.prepare(&raw, Extra::Refuse).unwrap();
+        assert_eq!(x.column(0).to_vec(), vec![0.0, 2.0]);
+        assert_eq!(m.predict(&x).unwrap(), Predictions::Values(vec![3.0, 5.0]));
+        // An already-scaled table is not scaled twice.
+        let mut scaled = table();
+        scaled.columns[0].data = ColumnData::Numeric(vec![0.0, 2.0]);
+        let x2 = m.prepare(&scaled, Extra::Refuse).unwrap();
+        assert_eq!(x2, x);
+    }
+
+    #[test]
+    fn schema_problems_name_the_columns() {
+        let m = model();
+        let mut raw = table();
+        raw.transforms.clear();
+        raw.columns[0].name = "size".into();
+        let e = m.prepare(&raw, Extra::Ignore).unwrap_err();
+        assert_eq!(e, ModelError::MissingColumns(vec!["area".into()]));
+        let mut raw = table();
+        raw.transforms.clear();
+        raw.columns.push(Column {
+            name: "rooms".into(),
+            data: ColumnData::Numeric(vec![1.0, 1.0]),
+        });
+        assert_eq!(
+            m.prepare(&raw, Extra::Refuse).unwrap_err(),
+            ModelError::ExtraColumns(vec!["rooms".into()])
+        );
+        assert!(m.prepare(&raw, Extra::Ignore).is_ok());
+    }
+
+    #[test]
+    fn loading_checks_format_and_version() {
+        let m = model();
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(Model::from_json(&text).unwrap(), m);
+        let newer = text.replace("\"schema_version\":1", "\"schema_version\":99");
+        assert!(Model::from_json(&newer)
+            .unwrap_err()
+            .contains("schema version 99"));
+        assert!(Model::from_json("{\"format\": \"mlcycle.transform\"}")
+            .unwrap_err()
+            .contains("not a model"));
+    }
+}

@@ -1,0 +1,573 @@
+//! The `transform` artifact: fitted preprocessing steps.
+//!
+//! A transform is fitted on the training rows only and then applied,
+//! unchanged, to every other table: the test split, the rows a bundle
+//! scores, the rows a server receives. Every table carries the chain of
+//! transforms applied to it so far (Arrow schema metadata
+//! `mlcycle.transforms`), and a model stores that chain, so a model always
+//! takes raw rows and applies its own preprocessing — no leakage, and no
+//! preprocessing to forget at serving time.
+//!
+//! On disk a transform artifact is `transform.json`:
+//! `{"format": "mlcycle.transform", "schema_version": 1, "steps": [...]}`,
+//! each step a JSON object tagged by `op` (see [`Transform`]).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::table::{Column, ColumnData, Table};
+
+/// Schema version of `transform.json` and of the chain in table metadata.
+pub const TRANSFORM_SCHEMA_VERSION: u32 = 1;
+
+/// A value that fills a missing cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Fill {
+    Number(f64),
+    Category(String),
+}
+
+/// One fitted preprocessing step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Transform {
+    /// Fill missing values of `columns[i]` with `values[i]`.
+    Impute {
+        columns: Vec<String>,
+        values: Vec<Fill>,
+    },
+    /// `x' = (x - offset) * scale` per column (standard, min-max, max-abs).
+    Scale {
+        method: String,
+        columns: Vec<String>,
+        offsets: Vec<f64>,
+        scales: Vec<f64>,
+    },
+    /// Divide each row's `columns` by their L2 norm.
+    Normalize { columns: Vec<String> },
+    /// Replace categorical `column` by one 0/1 column per category, named
+    /// `column=category`. An unseen category gives all zeros, or an error
+    /// when `unknown` is `error`.
+    OneHot {
+        column: String,
+        categories: Vec<String>,
+        unknown: String,
+    },
+    /// Add products of `columns` up to `degree` (named `a*b`, `a^2`).
+    Polynomial {
+        columns: Vec<String>,
+        degree: u32,
+        interaction_only: bool,
+    },
+    /// Replace `columns` by their projections `pc1..pcK` onto the
+    /// principal components (`components` is K rows of len(columns)).
+    Pca {
+        columns: Vec<String>,
+        mean: Vec<f64>,
+        components: Vec<Vec<f64>>,
+    },
+    /// Columns deliberately left out of the model's features.
+    Drop { columns: Vec<String> },
+}
+
+/// Why a transform could not be applied to a table.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("column `{column}` is missing (the `{op}` step needs it)")]
+    Missing { column: String, op: &'static str },
+    #[error("column `{column}` is {found}; the `{op}` step needs a {want} column")]
+    Type {
+        column: String,
+        found: &'static str,
+        want: &'static str,
+        op: &'static str,
+    },
+    #[error("column `{column}` has the category `{value}`, unseen when the one-hot encoder was fitted (known: {known})")]
+    UnknownCategory {
+        column: String,
+        value: String,
+        known: String,
+    },
+}
+
+impl Transform {
+    /// Short name of the step.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Transform::Impute { .. } => "impute",
+            Transform::Scale { .. } => "scale",
+            Transform::Normalize { .. } => "normalize",
+            Transform::OneHot { .. } => "one_hot",
+            Transform::Polynomial { .. } => "polynomial",
+            Transform::Pca { .. } => "pca",
+            Transform::Drop { .. } => "drop",
+        }
+    }
+
+    /// Columns this step reads.
+    pub fn reads(&self) -> Vec<String> {
+        match self {
+            Transform::Impute { columns, .. }
+            | Transform::Scale { columns, .. }
+            | Transform::Normalize { columns }
+            | Transform::Polynomial { columns, .. }
+            | Transform::Pca { columns, .. } => columns.clone(),
+            Transform::OneHot { column, .. } => vec![column.clone()],
+            Transform::Drop { .. } => vec![],
+        }
+    }
+
+    /// Columns this step creates (not counting columns it changes in place).
+    pub fn creates(&self) -> Vec<String> {
+        match self {
+            Transform::OneHot {
+                column, categories, ..
+            } => categories.iter().map(|c| format!("{column}={c}")).collect(),
+            Transform::Polynomial {
+                columns,
+                degree,
+                interaction_only,
+            } => polynomial_terms(columns.len(), *degree, *interaction_only)
+                .iter()
+                .map(|t| term_name(columns, t))
+                .collect(),
+            Transform::Pca { components, .. } => {
+                (1..=components.len()).map(|i| format!("pc{i}")).collect()
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Applies the step to `t` in place.
+    pub fn apply(&self, t: &mut Table) -> Result<(), ApplyError> {
+        let op = self.op();
+        match self {
+            Transform::Impute { columns, values } => {
+                for (name, fill) in columns.iter().zip(values) {
+                    let col = column_mut(t, name, op)?;
+                    match (&mut col.data, fill) {
+                        (ColumnData::Numeric(v), Fill::Number(x)) => {
+                            v.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = *x)
+                        }
+                        (ColumnData::Categorical(v), Fill::Category(c)) => v
+                            .iter_mut()
+                            .filter(|v| v.is_none())
+                            .for_each(|v| *v = Some(c.clone())),
+                        (data, fill) => {
+                            return Err(ApplyError::Type {
+                                column: name.clone(),
+                                found: data.type_name(),
+                                want: match fill {
+                                    Fill::Number(_) => "numeric",
+                                    Fill::Category(_) => "categorical",
+                                },
+                                op,
+                            })
+                        }
+                    }
+                }
+            }
+            Transform::Scale {
+                columns,
+                offsets,
+                scales,
+                ..
+            } => {
+                for ((name, off), sc) in columns.iter().zip(offsets).zip(scales) {
+                    let v = numeric_mut(t, name, op)?;
+                    v.iter_mut().for_each(|x| *x = (*x - off) * sc);
+                }
+            }
+            Transform::Normalize { columns } => {
+                for name in columns {
+                    numeric(t, name, op)?;
+                }
+                let idx: Vec<usize> = columns
+                    .iter()
+                    .map(|n| t.columns.iter().position(|c| &c.name == n).unwrap())
+                    .collect();
+                for row in 0..t.n_rows() {
+                    let norm = idx
+                        .iter()
+                        .map(|&i| match &t.columns[i].data {
+                            ColumnData::Numeric(v) => v[row] * v[row],
+                            _ => 0.0,
+                        })
+                        .sum::<f64>()
+                        .sqrt();
+                    if norm > 0.0 {
+                        for &i in &idx {
+                            if let ColumnData::Numeric(v) = &mut t.columns[i].data {
+                                v[row] /= norm;
+                            }
+                        }
+                    }
+                }
+            }
+            Transform::OneHot {
+                column,
+                categories,
+                unknown,
+            } => {
+                let pos = t
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == column)
+                    .ok_or_else(|| ApplyError::Missing {
+                        column: column.clone(),
+                        op,
+                    })?;
+                let ColumnData::Categorical(values) = &t.columns[pos].data else {
+                    return Err(ApplyError::Type {
+                        column: column.clone(),
+                        found: "numeric",
+                        want: "categorical",
+                        op,
+                    });
+                };
+                let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; categories.len()];
+                for (row, v) in values.iter().enumerate() {
+                    let Some(v) = v else { continue };
+                    match categories.iter().position(|c| c == v) {
+                        Some(k) => new[k][row] = 1.0,
+                        None if unknown == "error" => {
+                            return Err(ApplyError::UnknownCategory {
+                                column: column.clone(),
+                                value: v.clone(),
+                                known: categories.join(", "),
+                            })
+                        }
+                        None => {}
+                    }
+                }
+                let cols = categories
+                    .iter()
+                    .zip(new)
+                    .map(|(c, v)| Column {
+                        name: format!("{column}={c}"),
+                        data: ColumnData::Numeric(v),
+                    })
+                    .collect::<Vec<_>>();
+                t.columns.splice(pos..=pos, cols);
+            }
+            Transform::Polynomial {
+                columns,
+                degree,
+                interaction_only,
+            } => {
+                let vals: Vec<Vec<f64>> = columns
+                    .iter()
+                    .map(|n| numeric(t, n, op).map(|v| v.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                let n = t.n_rows();
+                for term in polynomial_terms(columns.len(), *degree, *interaction_only) {
+                    let v = (0..n)
+                        .map(|r| term.iter().map(|&i| vals[i][r]).product())
+                        .collect();
+                    insert_before_target(
+                        t,
+                        Column {
+                            name: term_name(columns, &term),
+                            data: ColumnData::Numeric(v),
+                        },
+                    );
+                }
+            }
+            Transform::Pca {
+                columns,
+                mean,
+                components,
+            } => {
+                let vals: Vec<Vec<f64>> = columns
+                    .iter()
+                    .map(|n| numeric(t, n, op).map(|v| v.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                let n = t.n_rows();
+                t.columns.retain(|c| !columns.contains(&c.name));
+                for (k, comp) in components.iter().enumerate() {
+                    let v = (0..n)
+                        .map(|r| {
+                            comp.iter()
+                                .enumerate()
+                                .map(|(j, w)| (vals[j][r] - mean[j]) * w)
+                                .sum()
+                        })
+                        .collect();
+                    insert_before_target(
+                        t,
+                        Column {
+                            name: format!("pc{}", k + 1),
+                            data: ColumnData::Numeric(v),
+                        },
+                    );
+                }
+            }
+            Transform::Drop { columns } => t.columns.retain(|c| !columns.contains(&c.name)),
+        }
+        Ok(())
+    }
+}
+
+/// Applies `steps` in order and records them in the table's chain.
+pub fn apply_all(steps: &[Transform], t: &mut Table) -> Result<(), ApplyError> {
+    for s in steps {
+        s.apply(t)?;
+        t.transforms.push(s.clone());
+    }
+    Ok(())
+}
+
+/// The raw columns a model with `features` (after `chain`) needs, in the
+/// order of the chain's own column lists, plus the columns the chain drops on purpose.
+pub fn raw_inputs(chain: &[Transform], features: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut need: Vec<String> = features.to_vec();
+    let mut dropped = BTreeSet::new();
+    for step in chain.iter().rev() {
+        let created = step.creates();
+        need.retain(|n| !created.contains(n));
+        if let Transform::Drop { columns } = step {
+            dropped.extend(columns.iter().cloned());
+        }
+        let uses = !created.is_empty() || step.reads().iter().any(|r| need.contains(r));
+        if uses {
+            for r in step.reads() {
+                if !need.contains(&r) {
+                    need.push(r);
+                }
+            }
+        }
+    }
+    (need, dropped.into_iter().collect())
+}
+
+/// Reads `transform.json`.
+pub fn read_steps(path: &Path) -> Result<Vec<Transform>, String> {
+    #[derive(Deserialize)]
+    struct File {
+        format: String,
+        schema_version: u32,
+        steps: Vec<Transform>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let f: File = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a transform artifact: {e}", path.display()))?;
+    if f.format != "mlcycle.transform" {
+        return Err(format!(
+            "{} is a `{}` file, not a transform",
+            path.display(),
+            f.format
+        ));
+    }
+    if f.schema_version > TRANSFORM_SCHEMA_VERSION {
+        return Err(format!(
+            "{} has transform schema version {}; this mlcycle reads up to {}: upgrade mlcycle",
+            path.display(),
+            f.schema_version,
+            TRANSFORM_SCHEMA_VERSION
+        ));
+    }
+    Ok(f.steps)
+}
+
+/// Writes `transform.json`.
+pub fn write_steps(path: &Path, steps: &[Transform]) -> std::io::Result<()> {
+    let v = serde_json::json!({
+        "format": "mlcycle.transform",
+        "schema_version": TRANSFORM_SCHEMA_VERSION,
+        "steps": steps,
+    });
+    let mut s = serde_json::to_string_pretty(&v).expect("transforms serialize");
+    s.push('\n');
+    std::fs::write(path, s)
+}
+
+/// Index tuples of the polynomial terms of degree 2..=`degree`.
+fn polynomial_terms(n: usize, degree: u32, interaction_only: bool) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    for _ in 2..=degree {
+        let mut next = Vec::new();
+        for t in &cur {
+            let last = *t.last().unwrap();
+            let start = if interaction_only { last + 1 } else { last };
+            for j in start..n {
+                let mut u = t.clone();
+                u.push(j);
+                next.push(u);
+            }
+        }
+        out.extend(next.iter().cloned());
+        cur = next;
+    }
+    out
+}
+
+fn term_name(columns: &[String], term: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < term.len() {
+        let mut k = 1;
+        while i + k < term.len() && term[i + k] == term[i] {
+            k += 1;
+        }
+        let name = &columns[term[i]];
+        parts.push(if k == 1 {
+            name.clone()
+        } else {
+            format!("{name}^{k}")
+        });
+        i += k;
+    }
+    parts.join("*")
+}
+
+fn insert_before_target(t: &mut Table, col: Column) {
+    let pos = t
+        .target
+        .as_ref()
+        .and_then(|n| t.columns.iter().position(|c| &c.name == n))
+        .unwrap_or(t.columns.len());
+    t.columns.insert(pos, col);
+}
+
+fn column_mut<'t>(
+    t: &'t mut Table,
+    name: &str,
+    op: &'static str,
+) -> Result<&'t mut Column, ApplyError> {
+    t.columns
+        .iter_mut()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ApplyError::Missing {
+            column: name.to_string(),
+            op,
+        })
+}
+
+fn numeric<'t>(t: &'t Table, name: &str, op: &'static str) -> Result<&'t [f64], ApplyError> {
+    match t.column(name).map(|c| &c.data) {
+        None => Err(ApplyError::Missing {
+            column: name.to_string(),
+            op,
+        }),
+        Some(ColumnData::Numeric(v)) => Ok(v),
+        Some(ColumnData::Categorical(_)) => Err(ApplyError::Type {
+            column: name.to_string(),
+            found: "categorical",
+            want: "numeric",
+            op,
+        }),
+    }
+}
+
+fn numeric_mut<'t>(
+    t: &'t mut Table,
+    name: &str,
+    op: &'static str,
+) -> Result<&'t mut Vec<f64>, ApplyError> {
+    match &mut column_mut(t, name, op)?.data {
+        ColumnData::Numeric(v) => Ok(v),
+        ColumnData::Categorical(_) => Err(ApplyError::Type {
+            column: name.to_string(),
+            found: "categorical",
+            want: "numeric",
+            op,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Table {
+        Table {
+            columns: vec![
+                Column {
+                    name: "a".into(),
+                    data: ColumnData::Numeric(vec![1.0, 2.0, f64::NAN]),
+                },
+                Column {
+                    name: "b".into(),
+                    data: ColumnData::Numeric(vec![3.0, 4.0, 5.0]),
+                },
+                Column {
+                    name: "c".into(),
+                    data: ColumnData::Categorical(vec![Some("x".into()), None, Some("y".into())]),
+                },
+                Column {
+                    name: "y".into(),
+                    data: ColumnData::Numeric(vec![0.0, 1.0, 2.0]),
+                },
+            ],
+            target: Some("y".into()),
+            transforms: vec![],
+        }
+    }
+
+    #[test]
+    fn polynomial_terms_match_sklearn_order() {
+        let cols = vec!["a".to_string(), "b".to_string()];
+        let names: Vec<String> = polynomial_terms(2, 2, false)
+            .iter()
+            .map(|t| term_name(&cols, t))
+            .collect();
+        assert_eq!(names, ["a^2", "a*b", "b^2"]);
+        assert_eq!(polynomial_terms(3, 3, true).len(), 4);
+    }
+
+    #[test]
+    fn chain_applies_and_traces_raw_inputs() {
+        let mut tab = t();
+        let chain = vec![
+            Transform::Impute {
+                columns: vec!["a".into()],
+                values: vec![Fill::Number(0.0)],
+            },
+            Transform::OneHot {
+                column: "c".into(),
+                categories: vec!["x".into(), "y".into()],
+                unknown: "ignore".into(),
+            },
+            Transform::Polynomial {
+                columns: vec!["a".into(), "b".into()],
+                degree: 2,
+                interaction_only: true,
+            },
+        ];
+        apply_all(&chain, &mut tab).unwrap();
+        assert_eq!(tab.names(), ["a", "b", "c=x", "c=y", "a*b", "y"]);
+        assert_eq!(
+            tab.column("a*b").unwrap().data,
+            ColumnData::Numeric(vec![3.0, 8.0, 0.0])
+        );
+        assert_eq!(tab.transforms.len(), 3);
+        let features: Vec<String> = ["c=x", "a*b"].iter().map(|s| s.to_string()).collect();
+        let (need, _) = raw_inputs(&chain, &features);
+        assert_eq!(need, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn missing_and_mistyped_columns_are_named() {
+        let mut tab = t();
+        let e = Transform::Scale {
+            method: "standard".into(),
+            columns: vec!["zz".into()],
+            offsets: vec![0.0],
+            scales: vec![1.0],
+        }
+        .apply(&mut tab)
+        .unwrap_err();
+        assert!(e.to_string().contains("`zz` is missing"), "{e}");
+        let e = Transform::Normalize {
+            columns: vec!["c".into()],
+        }
+        .apply(&mut tab)
+        .unwrap_err();
+        assert!(e.to_string().contains("categorical"), "{e}");
+    }
+}

@@ -1,0 +1,302 @@
+//! Classification trees (CART) and random forests.
+//!
+//! linfa-trees 0.8.1 is not reproducible: it sums impurities over a
+//! `HashMap` in random order and breaks ties by that order, so the same
+//! data gives different trees run to run, which breaks byte-identical
+//! artifacts and cache keys. This implementation counts classes in arrays,
+//! sorts with the row index as a tie-break, and keeps the first best split,
+//! so the same data and seed always give the same tree.
+//!
+//! A tree is stored as parallel arrays, like scikit-learn's `tree_`:
+//! node `i` splits on `feature[i]` at `threshold[i]` (`x < threshold` goes
+//! `left`), or is a leaf (`feature[i] == -1`) with class probabilities
+//! `value[i]`.
+
+use ndarray::{Array2, ArrayView1};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A fitted tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Tree {
+    pub feature: Vec<i32>,
+    pub threshold: Vec<f64>,
+    pub left: Vec<u32>,
+    pub right: Vec<u32>,
+    /// Class probabilities at leaves (empty at inner nodes).
+    pub value: Vec<Vec<f64>>,
+}
+
+/// Split quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    Gini,
+    Entropy,
+}
+
+/// Tree-growing settings.
+#[derive(Debug, Clone)]
+pub struct TreeParams {
+    pub max_depth: Option<usize>,
+    pub min_samples_split: usize,
+    pub min_samples_leaf: usize,
+    pub criterion: Criterion,
+    /// Features tried at each split (None = all).
+    pub max_features: Option<usize>,
+    pub seed: u64,
+}
+
+impl Tree {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.feature.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.feature.is_empty()
+    }
+
+    /// Number of leaves.
+    pub fn leaves(&self) -> usize {
+        self.feature.iter().filter(|f| **f < 0).count()
+    }
+
+    /// Class probabilities for one row.
+    pub fn proba(&self, x: ArrayView1<f64>) -> Vec<f64> {
+        let mut i = 0;
+        while self.feature[i] >= 0 {
+            i = if x[self.feature[i] as usize] < self.threshold[i] {
+                self.left[i]
+            } else {
+                self.right[i]
+            } as usize;
+        }
+        self.value[i].clone()
+    }
+
+    /// Grows a tree on the rows `rows` of `x` (labels `y` in 0..n_classes).
+    pub fn fit(
+        x: &Array2<f64>,
+        y: &[usize],
+        n_classes: usize,
+        rows: Vec<usize>,
+        p: &TreeParams,
+    ) -> Tree {
+        let mut b = Builder {
+            x,
+            y,
+            k: n_classes,
+            p,
+            tree: Tree::default(),
+            rng: Xoshiro256PlusPlus::seed_from_u64(p.seed),
+            features: (0..x.ncols()).collect(),
+        };
+        b.grow(rows, 0);
+        b.tree
+    }
+}
+
+struct Builder<'a> {
+    x: &'a Array2<f64>,
+    y: &'a [usize],
+    k: usize,
+    p: &'a TreeParams,
+    tree: Tree,
+    rng: Xoshiro256PlusPlus,
+    features: Vec<usize>,
+}
+
+impl Builder<'_> {
+    fn impurity(&self, counts: &[f64], n: f64) -> f64 {
+        match self.p.criterion {
+            Criterion::Gini => 1.0 - counts.iter().map(|c| (c / n) * (c / n)).sum::<f64>(),
+            Criterion::Entropy => -counts
+                .iter()
+                .filter(|c| **c > 0.0)
+                .map(|c| (c / n) * (c / n).log2())
+                .sum::<f64>(),
+        }
+    }
+
+    fn push_leaf(&mut self, counts: &[f64], n: f64) -> u32 {
+        let id = self.tree.feature.len() as u32;
+        self.tree.feature.push(-1);
+        self.tree.threshold.push(0.0);
+        self.tree.left.push(0);
+        self.tree.right.push(0);
+        self.tree.value.push(counts.iter().map(|c| c / n).collect());
+        id
+    }
+
+    fn grow(&mut self, rows: Vec<usize>, depth: usize) -> u32 {
+        let n = rows.len() as f64;
+        let mut counts = vec![0.0; self.k];
+        for &r in &rows {
+            counts[self.y[r]] += 1.0;
+        }
+        let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
+        if pure
+            || rows.len() < self.p.min_samples_split
+            || rows.len() < 2 * self.p.min_samples_leaf
+            || self.p.max_depth.is_some_and(|d| depth >= d)
+        {
+            return self.push_leaf(&counts, n);
+        }
+        let parent = self.impurity(&counts, n);
+        // Candidate features, shuffled by the seeded RNG when sampling.
+        let tried: Vec<usize> = match self.p.max_features {
+            Some(m) if m < self.features.len() => {
+                let mut f = self.features.clone();
+                f.shuffle(&mut self.rng);
+                f.truncate(m);
+                f.sort_unstable();
+                f
+            }
+            _ => self.features.clone(),
+        };
+        let min_leaf = self.p.min_samples_leaf.max(1);
+        let mut best: Option<(f64, usize, f64)> = None; // (score, feature, threshold)
+        let mut order = rows.clone();
+        for &f in &tried {
+            order.sort_by(|&a, &b| self.x[[a, f]].total_cmp(&self.x[[b, f]]).then(a.cmp(&b)));
+            let mut left = vec![0.0; self.k];
+            let mut right = counts.clone();
+            for i in 0..order.len() - 1 {
+                let r = order[i];
+                left[self.y[r]] += 1.0;
+                right[self.y[r]] -= 1.0;
+                let (a, b) = (self.x[[r, f]], self.x[[order[i + 1], f]]);
+                if a == b || i + 1 < min_leaf || order.len() - i - 1 < min_leaf {
+                    continue;
+                }
+                let nl = (i + 1) as f64;
+                let nr = n - nl;
+                let score = (nl * self.impurity(&left, nl) + nr * self.impurity(&right, nr)) / n;
+                if best.is_none_or(|(s, _, _)| score < s - 1e-12) {
+                    let mut t = a / 2.0 + b / 2.0;
+                    if t <= a {
+                        t = b;
+                    }
+                    best = Some((score, f, t));
+                }
+            }
+        }
+        let Some((score, f, t)) = best else {
+            return self.push_leaf(&counts, n);
+        };
+        if parent - score <= 1e-12 {
+            return self.push_leaf(&counts, n);
+        }
+        let id = self.tree.feature.len();
+        self.tree.feature.push(f as i32);
+        self.tree.threshold.push(t);
+        self.tree.left.push(0);
+        self.tree.right.push(0);
+        self.tree.value.push(Vec::new());
+        let (l, r): (Vec<usize>, Vec<usize>) = rows.into_iter().partition(|&r| self.x[[r, f]] < t);
+        let li = self.grow(l, depth + 1);
+        let ri = self.grow(r, depth + 1);
+        self.tree.left[id] = li;
+        self.tree.right[id] = ri;
+        id as u32
+    }
+}
+
+/// Grows `n_trees` trees on bootstrap samples, in parallel; tree `i` uses
+/// seed `seed + i`, so the forest does not depend on the thread count.
+pub fn fit_forest(
+    x: &Array2<f64>,
+    y: &[usize],
+    n_classes: usize,
+    n_trees: usize,
+    bootstrap: bool,
+    p: &TreeParams,
+) -> Vec<Tree> {
+    let n = x.nrows();
+    (0..n_trees)
+        .into_par_iter()
+        .map(|i| {
+            let seed = p.seed.wrapping_add(i as u64);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+            let rows: Vec<usize> = if bootstrap {
+                (0..n).map(|_| rng.gen_range(0..n)).collect()
+            } else {
+                (0..n).collect()
+            };
+            let tp = TreeParams { seed, ..p.clone() };
+            Tree::fit(x, y, n_classes, rows, &tp)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> (Array2<f64>, Vec<usize>) {
+        let mut x = Array2::zeros((200, 2));
+        let mut y = vec![0; 200];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        for i in 0..200 {
+            let a: f64 = rng.gen_range(-1.0..1.0);
+            let b: f64 = rng.gen_range(-1.0..1.0);
+            x[[i, 0]] = a;
+            x[[i, 1]] = b;
+            y[i] = usize::from(a + b > 0.0) + usize::from(a > 0.5);
+        }
+        (x, y)
+    }
+
+    fn params() -> TreeParams {
+        TreeParams {
+            max_depth: None,
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+            criterion: Criterion::Gini,
+            max_features: None,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_tree_fits_its_training_data_and_is_reproducible() {
+        let (x, y) = data();
+        let t = Tree::fit(&x, &y, 3, (0..200).collect(), &params());
+        for (i, want) in y.iter().enumerate() {
+            let p = t.proba(x.row(i));
+            assert_eq!(crate::model::argmax(&p), *want);
+        }
+        let again = Tree::fit(&x, &y, 3, (0..200).collect(), &params());
+        assert_eq!(t, again);
+    }
+
+    #[test]
+    fn depth_limit_is_respected() {
+        let (x, y) = data();
+        let p = TreeParams {
+            max_depth: Some(1),
+            ..params()
+        };
+        let t = Tree::fit(&x, &y, 3, (0..200).collect(), &p);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.leaves(), 2);
+    }
+
+    #[test]
+    fn forests_are_seeded() {
+        let (x, y) = data();
+        let p = TreeParams {
+            max_features: Some(1),
+            ..params()
+        };
+        let a = fit_forest(&x, &y, 3, 8, true, &p);
+        let b = fit_forest(&x, &y, 3, 8, true, &p);
+        assert_eq!(a, b);
+        let c = fit_forest(&x, &y, 3, 8, true, &TreeParams { seed: 5, ..p });
+        assert_ne!(a, c);
+    }
+}
