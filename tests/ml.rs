@@ -1,0 +1,390 @@
+//! The built-in ML stages end to end: the examples, reproducibility, and a
+//! clear error for each kind of bad input.
+
+mod common;
+
+use std::path::Path;
+
+use common::Ws;
+
+/// Copies an example's sources (not its outputs) into a temp workspace.
+fn example(name: &str) -> Ws {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    let ws = Ws::new("");
+    copy_sources(&src, ws.path());
+    ws
+}
+
+fn copy_sources(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["artifacts", ".mlcycle", "mlcycle.lock", "out"].contains(&name.as_str()) {
+            continue;
+        }
+        let dst = to.join(&name);
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_sources(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn metric(ws: &Ws, file: &str, key: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_str(&ws.read(file)).unwrap();
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{file} has no {key}: {v}"))
+}
+
+#[test]
+fn house_prices_example_trains_evaluates_bundles_and_predicts() {
+    let ws = example("house-prices");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // clean removed the three bad rows and said so
+    let report: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/clean/report.json")).unwrap();
+    assert_eq!(report["rows_out"], 100, "{report}");
+    assert_eq!(report["duplicates"], 1, "{report}");
+    // OLS and SGD reach the same quality on the held-out rows
+    let ols = metric(&ws, "artifacts/eval_ols/metrics.json", "r2");
+    let sgd = metric(&ws, "artifacts/eval_sgd/metrics.json", "r2");
+    assert!(ols > 0.95, "OLS R² {ols}");
+    assert!((ols - sgd).abs() < 0.01, "OLS {ols} vs SGD {sgd}");
+    // the SGD loss is logged every 100 epochs and drawn
+    assert!(r.stderr.contains("epoch   100/1000"), "{}", r.stderr);
+    for f in ["loss.csv", "loss.svg", "loss.png"] {
+        assert!(ws.exists(&format!("artifacts/sgd/loss/{f}")), "{f}");
+    }
+    for f in ["fit", "predicted_vs_actual", "residuals"] {
+        assert!(
+            ws.exists(&format!("artifacts/eval_ols/plots/{f}.png")),
+            "{f}"
+        );
+    }
+    let card = ws.read("artifacts/bundle/bundle/MODEL_CARD.md");
+    assert!(card.contains("| `area` | numeric |"), "{card}");
+
+    ws.write("rows.csv", "area\n100\n200\n");
+    let p = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "rows.csv",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let prices: Vec<f64> = p
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    // price ≈ 50 000 + 3 000 × area
+    assert!((prices[0] - 350_000.0).abs() < 30_000.0, "{}", p.stdout);
+    assert!((prices[1] - 650_000.0).abs() < 30_000.0, "{}", p.stdout);
+
+    let again = ws.run(&["status"]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+}
+
+#[test]
+fn iris_example_compares_two_classifiers_and_bundles_the_better() {
+    let ws = example("iris");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let cmp: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/compare/comparison.json")).unwrap();
+    let (a, b) = (
+        cmp["challenger"]["accuracy"].as_f64().unwrap(),
+        cmp["reference"]["accuracy"].as_f64().unwrap(),
+    );
+    assert!(a > 0.85 && b > 0.85, "{cmp}");
+    let bundled: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/bundle/bundle/model.json")).unwrap();
+    let want = if cmp["passed"] == true {
+        "train.random_forest"
+    } else {
+        "train.logistic_regression"
+    };
+    assert_eq!(bundled["kind"], want);
+    for f in ["confusion.svg", "confusion.png"] {
+        assert!(
+            ws.exists(&format!("artifacts/eval_forest/plots/{f}")),
+            "{f}"
+        );
+    }
+    ws.write(
+        "flowers.csv",
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+    );
+    let p = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "flowers.csv",
+        "--json",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    assert!(
+        p.stdout.contains(r#""prediction":"setosa""#),
+        "{}",
+        p.stdout
+    );
+    assert!(
+        p.stdout.contains(r#""prediction":"virginica""#),
+        "{}",
+        p.stdout
+    );
+}
+
+const EVERY_TRAINER: &str = r#"
+name: every-trainer
+stages:
+  reg:
+    uses: dataset.synthetic
+    with: {kind: regression, rows: 300, features: 4, seed: 3}
+  blobs:
+    uses: dataset.synthetic
+    with: {kind: blobs, rows: 300, features: 3, classes: 3, seed: 3}
+  ols: {uses: train.linear_regression, inputs: {train: reg.data}}
+  enet: {uses: train.elastic_net, inputs: {train: reg.data}, with: {alpha: 0.1}}
+  sgd: {uses: train.sgd_regression, inputs: {train: reg.data}, with: {epochs: 50}}
+  logistic: {uses: train.logistic_regression, inputs: {train: blobs.data}}
+  tree: {uses: train.decision_tree, inputs: {train: blobs.data}}
+  forest: {uses: train.random_forest, inputs: {train: blobs.data}, with: {trees: 20}}
+  bayes: {uses: train.naive_bayes, inputs: {train: blobs.data}}
+  svm: {uses: train.svm, inputs: {train: blobs.data}}
+  kmeans: {uses: train.kmeans, inputs: {train: blobs.data}}
+  eval_tree: {uses: evaluate.classification, inputs: {model: tree.model, test: blobs.data}}
+  eval_svm: {uses: evaluate.classification, inputs: {model: svm.model, test: blobs.data}}
+  eval_bayes: {uses: evaluate.classification, inputs: {model: bayes.model, test: blobs.data}}
+"#;
+
+#[test]
+fn every_trainer_gives_byte_identical_models_for_the_same_inputs() {
+    let a = Ws::new(EVERY_TRAINER);
+    let b = Ws::new(EVERY_TRAINER);
+    for ws in [&a, &b] {
+        let r = ws.run(&["run", "--jobs", "4"]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    }
+    for stage in [
+        "ols", "enet", "sgd", "logistic", "tree", "forest", "bayes", "svm", "kmeans",
+    ] {
+        let file = format!("artifacts/{stage}/model.json");
+        assert_eq!(a.read(&file), b.read(&file), "{stage} is not reproducible");
+    }
+    // well-separated blobs: the classifiers must do well on what they saw
+    for e in ["eval_tree", "eval_svm", "eval_bayes"] {
+        let acc = metric(&a, &format!("artifacts/{e}/metrics.json"), "accuracy");
+        assert!(acc > 0.9, "{e}: accuracy {acc}");
+    }
+}
+
+#[test]
+fn a_classifier_given_a_continuous_target_says_what_to_use() {
+    let ws = Ws::new(
+        r#"
+stages:
+  houses: {uses: dataset.synthetic, with: {kind: house_prices}}
+  clf: {uses: train.logistic_regression, inputs: {train: houses.data}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("is a classifier, but the target `price` is continuous"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("train.linear_regression"), "{}", r.stderr);
+}
+
+#[test]
+fn non_finite_and_categorical_features_are_named_with_the_fix() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  ols: {uses: train.linear_regression, inputs: {train: data.data}}
+"#,
+    );
+    // Infinity is refused where it is read, with its line.
+    ws.write("d.csv", "x,y\n1,2\ninf,3\n3,4\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("line 3: column `x`: `inf` is not a finite number"),
+        "{}",
+        r.stderr
+    );
+    // A gap reaches the trainer, which names the column and row.
+    ws.write("d.csv", "x,y\n1,2\n,3\n3,4\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("column `x` has 1 missing or non-finite value(s) (first at row 2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("preprocess.clean"), "{}", r.stderr);
+
+    ws.write("d.csv", "x,c,y\n1,a,2\n2,b,3\n3,a,4\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("column `c` is categorical"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("features.one_hot"), "{}", r.stderr);
+}
+
+#[test]
+fn cleaning_everything_away_is_an_error_with_the_counts() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  clean: {uses: preprocess.clean, inputs: {data: data.data}}
+"#,
+    );
+    ws.write("d.csv", "x,y\n1,\n2,\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("no rows are left after cleaning (of 2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("missing_rows_dropped"), "{}", r.stderr);
+}
+
+#[test]
+fn a_model_scored_on_a_table_without_its_columns_names_them() {
+    let ws = Ws::new(
+        r#"
+stages:
+  houses: {uses: dataset.synthetic, with: {kind: house_prices}}
+  other: {uses: dataset.synthetic, with: {kind: regression, features: 2}}
+  ols: {uses: train.linear_regression, inputs: {train: houses.data}}
+  eval: {uses: evaluate.regression, inputs: {model: ols.model, test: other.data}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("the table lacks column(s) the model needs: area"),
+        "{}",
+        r.stderr
+    );
+    ws.run(&["run", "ols"]);
+    ws.write("rows.csv", "area,rooms\n50,2\n");
+    ws.write(
+        "mlcycle.yaml",
+        r#"
+stages:
+  houses: {uses: dataset.synthetic, with: {kind: house_prices}}
+  ols: {uses: train.linear_regression, inputs: {train: houses.data}}
+  bundle: {uses: deploy.bundle, inputs: {model: ols.model}}
+"#,
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let p = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "rows.csv",
+    ]);
+    assert_eq!(p.code, 2);
+    assert!(
+        p.stderr.contains("the model was not trained"),
+        "{}",
+        p.stderr
+    );
+    assert!(p.stderr.contains("on: rooms"), "{}", p.stderr);
+}
+
+#[test]
+fn a_tampered_bundle_is_refused() {
+    let ws = Ws::new(
+        r#"
+stages:
+  houses: {uses: dataset.synthetic, with: {kind: house_prices}}
+  ols: {uses: train.linear_regression, inputs: {train: houses.data}}
+  bundle: {uses: deploy.bundle, inputs: {model: ols.model}}
+"#,
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let model = ws.path().join("artifacts/bundle/bundle/model.json");
+    let mut perms = std::fs::metadata(&model).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&model, perms).unwrap();
+    let text = std::fs::read_to_string(&model)
+        .unwrap()
+        .replace("\"intercept\"", "\"intercept\" ");
+    std::fs::write(&model, text).unwrap();
+    ws.write("rows.csv", "area\n50\n");
+    let p = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "rows.csv",
+    ]);
+    assert_eq!(p.code, 2);
+    assert!(
+        p.stderr.contains("does not match its manifest"),
+        "{}",
+        p.stderr
+    );
+}
+
+#[test]
+fn wiring_a_model_into_a_table_port_is_a_validation_error() {
+    let ws = Ws::new(
+        "stages:\n  houses:\n    uses: dataset.synthetic\n    with: {kind: house_prices}\n  ols:\n    uses: train.linear_regression\n    inputs: {train: houses.data}\n  split:\n    uses: preprocess.split\n    inputs: {data: ols.model}\n",
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn a_scaler_is_fitted_on_training_rows_only() {
+    // The test split is scored through the model's own copy of the
+    // scaler fitted on train; scaling train and test separately would
+    // shift the test rows. The test rows here are far from the training
+    // rows, so a leak would show as a large error.
+    let ws = Ws::new(
+        r#"
+stages:
+  train: {uses: dataset.csv, with: {path: train.csv, target: y}}
+  test: {uses: dataset.csv, with: {path: test.csv, target: y}}
+  scale: {uses: preprocess.scale, inputs: {data: train.data}}
+  ols: {uses: train.linear_regression, inputs: {train: scale.data}}
+  eval: {uses: evaluate.regression, inputs: {model: ols.model, test: test.data}}
+"#,
+    );
+    ws.write("train.csv", "x,y\n1,3\n2,5\n3,7\n4,9\n");
+    ws.write("test.csv", "x,y\n100,201\n200,401\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mse = metric(&ws, "artifacts/eval/metrics.json", "mse");
+    assert!(mse < 1e-6, "mse {mse}");
+    let steps = ws.read("artifacts/scale/transform.json");
+    assert!(steps.contains("\"op\": \"scale\""), "{steps}");
+}
