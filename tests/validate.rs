@@ -297,3 +297,20 @@ fn a_reference_that_is_also_a_file_is_ambiguous() {
     );
     assert_eq!(validate(&ws, &[]).0, 0);
 }
+
+#[test]
+fn regression_a_missing_script_named_after_its_stage_is_a_missing_file() {
+    // `fit.py` in stage `fit` used to read as "stage `fit` has no output
+    // `py`": a stage's own outputs are never its inputs.
+    let ws = Ws::new(
+        "stages:\n  fit:\n    run: python3 fit.py > ${outputs.m}\n    deps: [fit.py]\n    outs: [m.json]\n  other:\n    run: cat fit.py\n    deps: [fit.py]\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("stage `fit` depends on missing file `fit.py`"),
+        "{text}"
+    );
+    // From another stage it reads as a reference, and says both readings.
+    assert!(text.contains("if `fit.py` is meant as a file"), "{text}");
+}

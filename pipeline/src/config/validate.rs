@@ -890,6 +890,9 @@ impl Validator<'_> {
             );
             return None;
         }
+        // `fit.py` in stage `fit` is a missing script, not a reference to
+        // the stage's own output (which a stage cannot depend on).
+        let unknown_port = unknown_port.filter(|(si, _)| drafts[*si].id != stage.id);
         if let Some((si, port)) = unknown_port {
             let target = &drafts[si];
             let names: Vec<&str> = target.outputs.iter().map(|o| o.name.as_str()).collect();
@@ -900,6 +903,9 @@ impl Validator<'_> {
                 } else {
                     format!("stage `{}` has outputs: {}", target.id, names.join(", "))
                 };
+                help.push_str(&format!(
+                    "; if `{raw}` is meant as a file, it does not exist"
+                ));
             }
             self.push(
                 "unknown_port",
@@ -916,6 +922,7 @@ impl Validator<'_> {
         }
         let refs: Vec<String> = drafts
             .iter()
+            .filter(|d| d.id != stage.id)
             .flat_map(|d| {
                 d.outputs
                     .iter()
@@ -931,6 +938,7 @@ impl Validator<'_> {
         let near_stage = raw
             .split_once('.')
             .filter(|_| !raw.contains('/'))
+            .filter(|(sid, _)| !ids.contains_key(sid))
             .and_then(|(sid, _)| {
                 crate::suggest::closest(sid, drafts.iter().map(|d| d.id.as_str())).map(|_| sid)
             });
