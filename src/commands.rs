@@ -901,15 +901,22 @@ fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
             }
             for p in f.inputs() {
                 println!(
-                    "  {:<12} {}{}",
+                    "  {:<12} [{}] {}{}",
                     p.name,
+                    p.artifact.as_str(),
                     p.doc,
                     if p.required { "" } else { " (optional)" }
                 );
             }
             println!("outputs:");
             for p in f.outputs() {
-                println!("  {:<12} {} (artifacts/<stage>/{})", p.name, p.doc, p.file);
+                println!(
+                    "  {:<12} [{}] {} (artifacts/<stage>/{})",
+                    p.name,
+                    p.artifact.as_str(),
+                    p.doc,
+                    p.file
+                );
             }
             println!("params (with:):");
             if f.param_docs().is_empty() {

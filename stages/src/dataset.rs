@@ -123,26 +123,125 @@ impl Stage for CsvStage {
                     .replace(&ctx.workspace.display().to_string(), "."),
             )
         })?;
-        if let Some(target) = &self.0.target {
-            if t.column(target).is_none() {
-                let names = t.names();
-                return Err(StageError::new(format!(
-                    "target column `{target}` is not in {} {}",
-                    self.0.path,
-                    mlcycle_pipeline::suggest::did_you_mean(target, &names)
-                ))
-                .with_help(format!("the columns are: {}", names.join(", "))));
-            }
-            t.target = Some(target.clone());
+        finish_read(ctx, &mut t, self.0.target.as_deref(), &self.0.path)
+    }
+}
+
+/// Sets the target (checking it exists), logs, and writes the table.
+fn finish_read(
+    ctx: &RunContext<'_>,
+    t: &mut Table,
+    target: Option<&str>,
+    path: &str,
+) -> Result<(), StageError> {
+    if let Some(target) = target {
+        if t.column(target).is_none() {
+            let names = t.names();
+            return Err(StageError::new(format!(
+                "target column `{target}` is not in {path} {}",
+                mlcycle_pipeline::suggest::did_you_mean(target, &names)
+            ))
+            .with_help(format!("the columns are: {}", names.join(", "))));
         }
-        (ctx.log)(&format!(
-            "read {} rows × {} columns from {}",
-            t.n_rows(),
-            t.columns.len(),
-            self.0.path
-        ));
-        t.write_arrow(ctx.output("data")?)
-            .map_err(|e| StageError::new(e.to_string()))
+        t.target = Some(target.to_string());
+    }
+    (ctx.log)(&format!(
+        "read {} rows × {} columns from {path}",
+        t.n_rows(),
+        t.columns.len(),
+    ));
+    t.write_arrow(ctx.output("data")?)
+        .map_err(|e| StageError::new(e.to_string()))
+}
+
+/// `dataset.parquet`: a Parquet file as a table.
+#[cfg(feature = "parquet")]
+#[derive(Debug)]
+pub struct Parquet;
+
+#[cfg(feature = "parquet")]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParquetParams {
+    path: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    types: std::collections::BTreeMap<String, String>,
+}
+
+#[cfg(feature = "parquet")]
+#[derive(Debug)]
+struct ParquetStage(ParquetParams);
+
+#[cfg(feature = "parquet")]
+impl StageFactory for Parquet {
+    fn kind(&self) -> &'static str {
+        "dataset.parquet"
+    }
+    fn summary(&self) -> &'static str {
+        "Read a Parquet file into a table (numbers stay numeric, text and booleans become categorical)"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        &[]
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        TABLE_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "path",
+                ty: "string (required)",
+                doc: "Parquet file, relative to the workspace",
+            },
+            ParamDoc {
+                name: "target",
+                ty: "string = none",
+                doc: "the column to predict",
+            },
+            ParamDoc {
+                name: "types",
+                ty: "map = {}",
+                doc: "column → `numeric` or `categorical`, overriding the file's types (e.g. integer class codes as `categorical`)",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: ParquetParams = parse_with(with)?;
+        for (col, ty) in &p.types {
+            if ty != "numeric" && ty != "categorical" {
+                return Err(ParamError::new(
+                    &["types", col],
+                    format!("type `{ty}` of column `{col}` must be `numeric` or `categorical`"),
+                ));
+            }
+        }
+        Ok(Box::new(ParquetStage(p)))
+    }
+}
+
+#[cfg(feature = "parquet")]
+impl Stage for ParquetStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn file_deps(&self) -> Vec<String> {
+        vec![self.0.path.clone()]
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let path = ctx.workspace.join(&self.0.path);
+        let types = self.0.types.clone().into_iter().collect::<HashMap<_, _>>();
+        let mut t = Table::read_parquet(&path, &types).map_err(|e| {
+            StageError::new(
+                e.to_string()
+                    .replace(&ctx.workspace.display().to_string(), "."),
+            )
+        })?;
+        finish_read(ctx, &mut t, self.0.target.as_deref(), &self.0.path)
     }
 }
 
@@ -480,7 +579,7 @@ impl StageFactory for Builtin {
             ParamDoc {
                 name: "name",
                 ty: "string (required)",
-                doc: "`iris` (150 × 4 → species), `diabetes` (442 × 10 → progression), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)",
+                doc: "`iris` (150 × 4 → species), `diabetes` (441 × 10 → progression; linfa-datasets 0.8.1 skips the first of the usual 442 rows), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)",
             },
             ParamDoc {
                 name: "target",

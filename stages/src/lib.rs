@@ -22,6 +22,8 @@ use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};
 /// Adds every built-in stage kind to `registry`.
 pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKind> {
     registry.register(dataset::Csv)?;
+    #[cfg(feature = "parquet")]
+    registry.register(dataset::Parquet)?;
     registry.register(dataset::Synthetic)?;
     registry.register(dataset::Builtin)?;
     registry.register(preprocess::Clean)?;
@@ -57,7 +59,9 @@ pub fn catalogue_markdown(registry: &StageRegistry) -> String {
          Port names follow one convention across stages: `data` for a whole\n\
          table, `train` / `test` / `validation` for splits, `model`, `transform`\n\
          and `metrics`. An output port is written to `artifacts/<stage>/<file>`\n\
-         and referred to by other stages as `<stage>.<port>`.\n\n\
+         and referred to by other stages as `<stage>.<port>`. An output feeds\n\
+         only inputs of the same artifact type (`any` matches every type);\n\
+         [artifacts.md](artifacts.md) describes each format.\n\n\
          `run:` stages (any command, any language) are described in\n\
          [pipeline-yaml.md](pipeline-yaml.md).\n",
     );
@@ -71,14 +75,27 @@ pub fn catalogue_markdown(registry: &StageRegistry) -> String {
         );
         let _ = writeln!(
             s,
-            "| port | direction | file | description |\n|---|---|---|---|"
+            "| port | direction | artifact | file | description |\n|---|---|---|---|---|"
         );
         for p in f.inputs() {
             let req = if p.required { "" } else { " (optional)" };
-            let _ = writeln!(s, "| `{}` | in | | {}{req} |", p.name, p.doc);
+            let _ = writeln!(
+                s,
+                "| `{}` | in | {} | | {}{req} |",
+                p.name,
+                p.artifact.as_str(),
+                p.doc
+            );
         }
         for p in f.outputs() {
-            let _ = writeln!(s, "| `{}` | out | `{}` | {} |", p.name, p.file, p.doc);
+            let _ = writeln!(
+                s,
+                "| `{}` | out | {} | `{}` | {} |",
+                p.name,
+                p.artifact.as_str(),
+                p.file,
+                p.doc
+            );
         }
         if !f.param_docs().is_empty() {
             let _ = writeln!(
@@ -139,7 +156,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, 28);
+        assert_eq!(n, if cfg!(feature = "parquet") { 29 } else { 28 });
     }
 
     #[test]

@@ -408,6 +408,116 @@ impl Table {
         })
     }
 
+    /// Reads a Parquet file. Numeric columns (integers, floats, decimals)
+    /// become numeric, text, dictionary and boolean columns categorical;
+    /// `types` may override either way.
+    #[cfg(feature = "parquet")]
+    pub fn read_parquet(path: &Path, types: &HashMap<String, String>) -> Result<Table, TableError> {
+        use arrow_cast::cast::{cast_with_options, CastOptions};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let shown = path.display().to_string();
+        let fmt = |message: String| TableError::Format {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| fmt(format!("not a readable Parquet file: {e}")))?;
+        let schema = arrow_array::RecordBatchReader::schema(&reader);
+        for name in types.keys() {
+            if schema.field_with_name(name).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(fmt(format!(
+                    "`types` names column `{name}`, which the file does not have {}",
+                    mlcycle_pipeline::suggest::did_you_mean(name, &names)
+                )));
+            }
+        }
+        let mut columns: Vec<Column> = Vec::new();
+        for f in schema.fields() {
+            let declared = types.get(f.name()).map(String::as_str);
+            let numeric = match declared {
+                Some("numeric") => true,
+                Some(_) => false,
+                None => match f.data_type() {
+                    t if t.is_numeric() => true,
+                    DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Boolean
+                    | DataType::Dictionary(_, _) => false,
+                    other => {
+                        return Err(fmt(format!(
+                            "column `{}` has type {other}; tables hold numbers and text",
+                            f.name()
+                        )))
+                    }
+                },
+            };
+            columns.push(Column {
+                name: f.name().clone(),
+                data: if numeric {
+                    ColumnData::Numeric(Vec::new())
+                } else {
+                    ColumnData::Categorical(Vec::new())
+                },
+            });
+        }
+        let strict = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let mut row0 = 0usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| fmt(e.to_string()))?;
+            for (col, array) in columns.iter_mut().zip(batch.columns()) {
+                match &mut col.data {
+                    ColumnData::Numeric(v) => {
+                        let a =
+                            cast_with_options(array, &DataType::Float64, &strict).map_err(|e| {
+                                fmt(format!(
+                                    "column `{}` (rows {}..{}): not readable as numbers: {e}",
+                                    col.name,
+                                    row0 + 1,
+                                    row0 + batch.num_rows()
+                                ))
+                            })?;
+                        let a = a.as_primitive::<arrow_array::types::Float64Type>();
+                        for i in 0..a.len() {
+                            let x = if a.is_null(i) { f64::NAN } else { a.value(i) };
+                            if x.is_infinite() {
+                                return Err(fmt(format!(
+                                    "column `{}`, row {}: {x} is not a finite number",
+                                    col.name,
+                                    row0 + i + 1
+                                )));
+                            }
+                            v.push(x);
+                        }
+                    }
+                    ColumnData::Categorical(v) => {
+                        let a = cast_with_options(array, &DataType::Utf8, &strict)
+                            .map_err(|e| fmt(format!("column `{}`: {e}", col.name)))?;
+                        let a = a.as_string::<i32>();
+                        v.extend(
+                            (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())),
+                        );
+                    }
+                }
+            }
+            row0 += batch.num_rows();
+        }
+        Ok(Table {
+            columns,
+            target: None,
+            transforms: Vec::new(),
+        })
+    }
+
     /// A text rendering of the schema and the first `rows` rows.
     pub fn preview(&self, rows: usize) -> String {
         let mut s = format!("{} rows × {} columns", self.n_rows(), self.columns.len());
@@ -538,6 +648,53 @@ fn csv_error(path: &str, e: csv::Error) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn parquet_columns_are_typed_and_overridable() {
+        use arrow_array::{BooleanArray, Int32Array};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+                Arc::new(StringArray::from(vec![Some("a"), Some("b"), None])),
+                Arc::new(BooleanArray::from(vec![true, false, true])),
+            ],
+        )
+        .unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&p).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let t = Table::read_parquet(&p, &HashMap::new()).unwrap();
+        assert_eq!(t.columns[0].data.type_name(), "numeric");
+        assert!(
+            matches!(&t.columns[0].data, ColumnData::Numeric(v) if v[1].is_nan() && v[2] == 3.0)
+        );
+        assert_eq!(
+            t.columns[1].data,
+            ColumnData::Categorical(vec![Some("a".into()), Some("b".into()), None])
+        );
+        assert_eq!(t.columns[2].data.display(0), "true");
+        let types = HashMap::from([("n".to_string(), "categorical".to_string())]);
+        let t = Table::read_parquet(&p, &types).unwrap();
+        assert_eq!(t.columns[0].data.display(2), "3");
+        let types = HashMap::from([("s".to_string(), "numeric".to_string())]);
+        let e = Table::read_parquet(&p, &types).unwrap_err().to_string();
+        assert!(
+            e.contains("column `s`") && e.contains("not readable as numbers"),
+            "{e}"
+        );
+        let types = HashMap::from([("zz".to_string(), "numeric".to_string())]);
+        assert!(Table::read_parquet(&p, &types).is_err());
+    }
 
     #[test]
     fn short_numbers_keep_six_digits() {
