@@ -388,3 +388,34 @@ stages:
     let steps = ws.read("artifacts/scale/transform.json");
     assert!(steps.contains("\"op\": \"scale\""), "{steps}");
 }
+
+#[test]
+fn python_stage_example_mixes_a_python_model_with_built_in_stages() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let ws = example("python-stage");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // the built-in evaluator scored the model written by Python
+    let r2 = metric(&ws, "artifacts/evaluate/metrics.json", "r2");
+    assert!((0.35..0.6).contains(&r2), "R² {r2}");
+    assert!(ws.read("out/report.md").contains("R²"));
+    // a param only the Python stage reads reruns it and what follows, only
+    let r = ws.run(&["run", "-p", "ridge.alpha=10"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for stage in ["fit", "evaluate", "report"] {
+        assert_eq!(
+            r.outcome(stage).as_deref(),
+            Some("ran"),
+            "{stage}: {}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("3 ran, 3 fresh"), "{}", r.stdout);
+}
