@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayView1};
+use ndarray::{Array1, Array2, ArrayView1, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -251,7 +251,6 @@ impl Model {
                 done
             )));
         }
-        let mut t = t.clone();
         if done == 0 {
             let missing: Vec<String> = self
                 .inputs
@@ -287,11 +286,24 @@ impl Model {
                     return Err(ModelError::ExtraColumns(extras));
                 }
             }
-            // Drop what the model does not read, so that transforms see
-            // only known columns.
-            let keep: Vec<&str> = self.inputs.iter().map(|c| c.name.as_str()).collect();
-            t.columns.retain(|c| keep.contains(&c.name.as_str()));
         }
+        // Work on a copy of the columns the model reads (of every column
+        // when the table is partly transformed already), so transforms see
+        // only known columns and nothing else is copied.
+        let mut t = if done == 0 {
+            Table {
+                columns: t
+                    .columns
+                    .iter()
+                    .filter(|c| self.inputs.iter().any(|i| i.name == c.name))
+                    .cloned()
+                    .collect(),
+                target: None,
+                transforms: vec![],
+            }
+        } else {
+            t.clone()
+        };
         for step in &self.transforms[done..] {
             if let Transform::Drop { .. } = step {
                 continue;
@@ -454,8 +466,9 @@ fn classes_from_proba(proba: Vec<Vec<f64>>) -> Predictions {
 /// The feature matrix of `names` from `t`: numeric, finite, no gaps.
 pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
     let n = t.n_rows();
-    let mut x = Array2::zeros((n, names.len()));
-    for (j, name) in names.iter().enumerate() {
+    // Column-major: each column is one contiguous copy.
+    let mut data: Vec<f64> = Vec::with_capacity(n * names.len());
+    for name in names {
         let col = t
             .column(name)
             .ok_or_else(|| ModelError::MissingColumns(vec![name.clone()]))?;
@@ -474,11 +487,9 @@ pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
                 row: row + 1,
             });
         }
-        for i in 0..n {
-            x[[i, j]] = v[i];
-        }
+        data.extend_from_slice(v);
     }
-    Ok(x)
+    Ok(Array2::from_shape_vec((n, names.len()).f(), data).expect("n × k values"))
 }
 
 #[cfg(test)]

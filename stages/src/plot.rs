@@ -55,6 +55,10 @@ fn range(v: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The most points a scatter draws: beyond it, an evenly spaced sample (the
+/// title says so), which keeps an SVG of a million rows small.
+pub const MAX_POINTS: usize = 5000;
+
 /// A scatter of `points` with optional line segments drawn over it.
 pub fn scatter(
     dir: &Path,
@@ -64,6 +68,16 @@ pub fn scatter(
     points: &[(f64, f64)],
     lines: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
+    let sampled: Vec<(f64, f64)>;
+    let title_owned;
+    let (points, title) = if points.len() > MAX_POINTS {
+        let step = points.len().div_ceil(MAX_POINTS);
+        sampled = points.iter().step_by(step).copied().collect();
+        title_owned = format!("{title} ({} of {} rows)", sampled.len(), points.len());
+        (&sampled[..], title_owned.as_str())
+    } else {
+        (points, title)
+    };
     let xs = points
         .iter()
         .map(|p| p.0)

@@ -15,6 +15,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
+use rayon::prelude::*;
+
 use crate::transform::Transform;
 
 /// Schema metadata key holding the target column's name.
@@ -188,71 +190,100 @@ impl Table {
                 });
             }
         }
-        let mut raw: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
-        let mut lines: Vec<u64> = Vec::new();
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| csv_error(&shown, e))?;
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            if rec.len() != headers.len() {
-                return Err(TableError::Row {
-                    path: shown,
-                    line,
-                    message: format!("{} fields, the header has {}", rec.len(), headers.len()),
-                });
+        // One pass parses numbers as they stream by (no string per cell);
+        // a column that turns out to hold text is read again as text. A
+        // large file without quotes is cut at line ends and its pieces
+        // parsed in parallel.
+        let declared: Vec<Option<&str>> = headers
+            .iter()
+            .map(|h| opts.types.get(h).map(String::as_str))
+            .collect();
+        let body_start = rdr.position().byte() as usize;
+        drop(rdr);
+        let buf = std::fs::read(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let body = &buf[body_start.min(buf.len())..];
+        let delimiter = opts.delimiter.unwrap_or(b',');
+        let first_line = 1 + buf[..body_start.min(buf.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        let pieces = split_at_lines(body, first_line);
+        let parsed: Vec<Result<Vec<Acc>, TableError>> = pieces
+            .par_iter()
+            .map(|(chunk, line0)| {
+                parse_chunk(chunk, *line0, delimiter, &headers, &declared, &shown)
+            })
+            .collect();
+        let mut acc: Vec<Acc> = Vec::new();
+        for part in parsed {
+            let part = part?;
+            if acc.is_empty() {
+                acc = part;
+                continue;
             }
-            for (i, v) in rec.iter().enumerate() {
-                raw[i].push(v.trim().to_string());
-            }
-            lines.push(line);
-        }
-        let mut columns = Vec::with_capacity(headers.len());
-        for (name, values) in headers.into_iter().zip(raw) {
-            let declared = opts.types.get(&name).map(String::as_str);
-            let numeric = match declared {
-                Some("numeric") => true,
-                Some(_) => false,
-                None => values
-                    .iter()
-                    .all(|v| is_missing(v) || v.parse::<f64>().is_ok()),
-            };
-            let data = if numeric {
-                let mut out = Vec::with_capacity(values.len());
-                for (v, line) in values.iter().zip(&lines) {
-                    if is_missing(v) {
-                        out.push(f64::NAN);
-                        continue;
-                    }
-                    match v.parse::<f64>() {
-                        Ok(x) if x.is_finite() => out.push(x),
-                        Ok(_) => {
-                            return Err(TableError::Row {
-                                path: shown,
-                                line: *line,
-                                message: format!("column `{name}`: `{v}` is not a finite number"),
-                            })
-                        }
-                        Err(_) => {
-                            return Err(TableError::Row {
-                                path: shown,
-                                line: *line,
-                                message: format!(
-                                    "column `{name}` is numeric, but `{v}` is not a number; fix the value or declare the column `categorical` under `types:`"
-                                ),
-                            })
-                        }
-                    }
+            for (a, b) in acc.iter_mut().zip(part) {
+                match (a, b) {
+                    (Acc::Num(x), Acc::Num(y)) => x.extend(y),
+                    (Acc::Text(x), Acc::Text(y)) => x.extend(y),
+                    (a, _) => *a = Acc::NotNumeric,
                 }
-                ColumnData::Numeric(out)
-            } else {
-                ColumnData::Categorical(
-                    values
-                        .into_iter()
-                        .map(|v| (!is_missing(&v)).then_some(v))
-                        .collect(),
-                )
-            };
-            columns.push(Column { name, data });
+            }
         }
+        if acc.is_empty() {
+            acc = declared
+                .iter()
+                .map(|d| match d {
+                    Some("categorical") => Acc::Text(Vec::new()),
+                    _ => Acc::Num(Vec::new()),
+                })
+                .collect();
+        }
+        let utf8 = |b: &[u8], line: u64, name: &str| -> Result<String, TableError> {
+            String::from_utf8(b.to_vec()).map_err(|_| TableError::Row {
+                path: shown.clone(),
+                line,
+                message: format!("column `{name}`: the value is not valid UTF-8"),
+            })
+        };
+        let mut rec = csv::ByteRecord::new();
+        if acc.iter().any(|a| matches!(a, Acc::NotNumeric)) {
+            let mut again = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delimiter)
+                .from_reader(body);
+            let redo: Vec<usize> = (0..acc.len())
+                .filter(|&i| matches!(acc[i], Acc::NotNumeric))
+                .collect();
+            let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); redo.len()];
+            while again
+                .read_byte_record(&mut rec)
+                .map_err(|e| csv_error(&shown, e))?
+            {
+                let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
+                for (k, &i) in redo.iter().enumerate() {
+                    let s = utf8(rec[i].trim_ascii(), line, &headers[i])?;
+                    text[k].push((!is_missing(&s)).then_some(s));
+                }
+            }
+            for (k, i) in redo.into_iter().enumerate() {
+                acc[i] = Acc::Text(std::mem::take(&mut text[k]));
+            }
+        }
+        let columns = headers
+            .into_iter()
+            .zip(acc)
+            .map(|(name, a)| Column {
+                name,
+                data: match a {
+                    Acc::Num(v) => ColumnData::Numeric(v),
+                    Acc::Text(v) => ColumnData::Categorical(v),
+                    Acc::NotNumeric => unreachable!("re-read as text above"),
+                },
+            })
+            .collect();
         Ok(Table {
             columns,
             target: None,
@@ -307,11 +338,16 @@ impl Table {
             .iter()
             .map(|c| -> ArrayRef {
                 match &c.data {
-                    ColumnData::Numeric(v) => Arc::new(Float64Array::from(
-                        v.iter()
-                            .map(|x| (!x.is_nan()).then_some(*x))
-                            .collect::<Vec<_>>(),
-                    )),
+                    ColumnData::Numeric(v) => {
+                        // Values as they are, with a validity mask only when
+                        // there are gaps (NaN = missing).
+                        let nulls = v.iter().any(|x| x.is_nan()).then(|| {
+                            arrow_buffer::NullBuffer::from(
+                                v.iter().map(|x| !x.is_nan()).collect::<Vec<bool>>(),
+                            )
+                        });
+                        Arc::new(Float64Array::new(v.clone().into(), nulls))
+                    }
                     ColumnData::Categorical(v) => Arc::new(StringArray::from(
                         v.iter().map(|x| x.as_deref()).collect::<Vec<_>>(),
                     )),
@@ -584,6 +620,9 @@ fn numeric_values(array: &dyn Array) -> Option<Vec<f64>> {
             .collect()
     }
     if let Some(a) = array.as_primitive_opt::<Float64Type>() {
+        if a.null_count() == 0 {
+            return Some(a.values().to_vec());
+        }
         return Some(collect(a, |x| x));
     }
     if let Some(a) = array.as_primitive_opt::<Float32Type>() {
@@ -629,6 +668,131 @@ pub fn short(x: f64) -> String {
     } else {
         s
     }
+}
+
+/// A column while a CSV file is parsed.
+enum Acc {
+    Num(Vec<f64>),
+    Text(Vec<Option<String>>),
+    /// Held a value that is not a number: to be read again as text.
+    NotNumeric,
+}
+
+/// Pieces of a CSV body cut at line ends, each with its first line number;
+/// one piece when the file is small or has quotes (a quoted field may hold
+/// a line break).
+fn split_at_lines(body: &[u8], first_line: u64) -> Vec<(&[u8], u64)> {
+    const MIN_PIECE: usize = 4 << 20;
+    let threads = rayon::current_num_threads().max(1);
+    if body.len() < 2 * MIN_PIECE || threads == 1 || body.contains(&b'"') {
+        return vec![(body, first_line)];
+    }
+    let target = (body.len() / (threads * 2)).max(MIN_PIECE);
+    let mut out = Vec::new();
+    let (mut start, mut line) = (0usize, first_line);
+    while start < body.len() {
+        let mut end = (start + target).min(body.len());
+        if end < body.len() {
+            end += body[end..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(body.len() - end, |i| i + 1);
+        }
+        let piece = &body[start..end];
+        out.push((piece, line));
+        line += piece.iter().filter(|&&b| b == b'\n').count() as u64;
+        start = end;
+    }
+    out
+}
+
+/// Parses CSV records (no header) into one accumulator per column.
+fn parse_chunk(
+    chunk: &[u8],
+    first_line: u64,
+    delimiter: u8,
+    headers: &[String],
+    declared: &[Option<&str>],
+    shown: &str,
+) -> Result<Vec<Acc>, TableError> {
+    let mut acc: Vec<Acc> = declared
+        .iter()
+        .map(|d| match d {
+            Some("categorical") => Acc::Text(Vec::new()),
+            _ => Acc::Num(Vec::new()),
+        })
+        .collect();
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(chunk);
+    let mut rec = csv::ByteRecord::new();
+    let row_error = |line: u64, message: String| TableError::Row {
+        path: shown.to_string(),
+        line,
+        message,
+    };
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(match e.position() {
+                    Some(p) => row_error(first_line + p.line() - 1, e.to_string()),
+                    None => csv_error(shown, e),
+                })
+            }
+        }
+        let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
+        if rec.len() != headers.len() {
+            return Err(row_error(
+                line,
+                format!("{} fields, the header has {}", rec.len(), headers.len()),
+            ));
+        }
+        for (i, field) in rec.iter().enumerate() {
+            let v = field.trim_ascii();
+            match &mut acc[i] {
+                Acc::NotNumeric => {}
+                Acc::Text(out) => {
+                    let s = String::from_utf8(v.to_vec()).map_err(|_| {
+                        row_error(
+                            line,
+                            format!("column `{}`: the value is not valid UTF-8", headers[i]),
+                        )
+                    })?;
+                    out.push((!is_missing(&s)).then_some(s));
+                }
+                Acc::Num(out) => {
+                    let text = std::str::from_utf8(v).unwrap_or("\u{fffd}");
+                    if is_missing(text) {
+                        out.push(f64::NAN);
+                        continue;
+                    }
+                    match text.parse::<f64>() {
+                        Ok(x) if x.is_finite() => out.push(x),
+                        Ok(_) => {
+                            return Err(row_error(
+                                line,
+                                format!("column `{}`: `{text}` is not a finite number", headers[i]),
+                            ))
+                        }
+                        Err(_) if declared[i] == Some("numeric") => {
+                            return Err(row_error(
+                                line,
+                                format!(
+                                    "column `{}` is numeric, but `{text}` is not a number; fix the value or declare the column `categorical` under `types:`",
+                                    headers[i]
+                                ),
+                            ))
+                        }
+                        Err(_) => acc[i] = Acc::NotNumeric,
+                    }
+                }
+            }
+        }
+    }
+    Ok(acc)
 }
 
 fn csv_error(path: &str, e: csv::Error) -> TableError {
@@ -694,6 +858,59 @@ mod tests {
         );
         let types = HashMap::from([("zz".to_string(), "numeric".to_string())]);
         assert!(Table::read_parquet(&p, &types).is_err());
+    }
+
+    #[test]
+    fn a_column_that_turns_to_text_late_keeps_its_original_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "x,code\n1,1.50\n2,007\n3,\n4,B12\n").unwrap();
+        let t = Table::read_csv(&p, &CsvOptions::default()).unwrap();
+        assert_eq!(t.columns[0].data.type_name(), "numeric");
+        assert_eq!(
+            t.columns[1].data,
+            ColumnData::Categorical(vec![
+                Some("1.50".into()),
+                Some("007".into()),
+                None,
+                Some("B12".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn a_large_file_is_parsed_in_pieces_with_the_right_lines() {
+        // Over 8 MiB without quotes: parsed in pieces in parallel.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.csv");
+        let rows = 600_000;
+        let mut text = String::from("a,b,c\n");
+        for i in 0..rows {
+            let c = if i == rows - 5 {
+                "x".to_string()
+            } else {
+                i.to_string()
+            };
+            text.push_str(&format!("{i},{}.25,{c}\n", i % 97));
+        }
+        assert!(text.len() > 8 << 20);
+        std::fs::write(&p, &text).unwrap();
+        let t = Table::read_csv(&p, &CsvOptions::default()).unwrap();
+        assert_eq!(t.n_rows(), rows);
+        let ColumnData::Numeric(a) = &t.columns[0].data else {
+            panic!("a is numeric")
+        };
+        assert!(a.iter().enumerate().all(|(i, v)| *v == i as f64));
+        assert_eq!(t.columns[2].data.type_name(), "categorical");
+        assert_eq!(t.columns[2].data.display(rows - 5), "x");
+        assert_eq!(t.columns[2].data.display(rows - 1), (rows - 1).to_string());
+        // A bad value deep in the file is reported at its own line.
+        let opts = CsvOptions {
+            types: HashMap::from([("c".to_string(), "numeric".to_string())]),
+            ..Default::default()
+        };
+        let e = Table::read_csv(&p, &opts).unwrap_err().to_string();
+        assert!(e.contains(&format!("line {}", rows - 5 + 2)), "{e}");
     }
 
     #[test]
