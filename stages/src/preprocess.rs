@@ -411,6 +411,48 @@ impl StageFactory for Clean {
     }
 }
 
+/// `: 1 duplicate, 1 with a missing value, 2 outliers (price), 3 values imputed`.
+fn describe_removals(r: &serde_json::Map<String, Value>) -> String {
+    let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let per = |k: &str| -> Vec<(String, u64)> {
+        r.get(k)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(c, v)| (c.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    if n("duplicates") > 0 {
+        parts.push(format!("{} duplicate(s)", n("duplicates")));
+    }
+    if n("missing_rows_dropped") > 0 {
+        parts.push(format!(
+            "{} with a missing value",
+            n("missing_rows_dropped")
+        ));
+    }
+    let out = per("outliers");
+    if !out.is_empty() {
+        let total: u64 = out.iter().map(|p| p.1).sum();
+        let cols: Vec<&str> = out.iter().map(|p| p.0.as_str()).collect();
+        parts.push(format!("{total} outlier row(s) ({})", cols.join(", ")));
+    }
+    let imp = per("imputed");
+    if !imp.is_empty() {
+        let total: u64 = imp.iter().map(|p| p.1).sum();
+        let cols: Vec<&str> = imp.iter().map(|p| p.0.as_str()).collect();
+        parts.push(format!("{total} value(s) imputed ({})", cols.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -638,10 +680,9 @@ impl Stage for CleanStage {
         }
         report.insert("rows_out".into(), t.n_rows().into());
         (ctx.log)(&format!(
-            "{} rows in, {} out; {}",
-            rows_in,
+            "{rows_in} rows in, {} out{}",
             t.n_rows(),
-            serde_json::to_string(&report).unwrap_or_default()
+            describe_removals(&report)
         ));
         if t.n_rows() == 0 {
             return Err(StageError::new(format!(
