@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+"""ML benchmark: mlcycle's built-in ML stages against scikit-learn.
+
+Run it through bench/ml.sh, which builds mlcycle (or takes $MLCYCLE) and
+prepares bench/.venv-ml (scikit-learn, numpy, pandas, pinned there).
+
+Data (generated afresh into bench/work/ml/data/ on every run, numpy, seeded):
+  reg-N  20 features x1..x20 on very different scales, y = X·w + b + noise
+         (noise sd = half the signal's sd, so R² ≈ 0.8)
+  clf-N  the same kind of features; label = 1 if a linear score plus noise
+         is > 0, else 0 (noise sd = half the score's sd: accuracy ≈ 0.85)
+Each data set is split 80/20 (first rows / last rows) into train.csv and
+test.csv; both tools read exactly these files.
+
+Cases, each end to end from the CSV files on disk to a metric on test.csv:
+  linreg  standard scaler + linear regression (OLS)   on --rows       R²
+  logreg  standard scaler + logistic regression       on --rows       accuracy
+          (--logistic-rows slow-rows moves it to --slow-rows)
+  tree    standard scaler + decision tree classifier  on --slow-rows  accuracy
+
+mlcycle: one generated workspace per case (bench/work/ml/cases/CASE/mlcycle/)
+with dataset.csv (train and test as two stages), preprocess.scale, train.*,
+evaluate.*; the time is the whole `mlcycle run --json` process, cold (.mlcycle/,
+artifacts/ and mlcycle.lock deleted before every run); the metric is read from
+artifacts/evaluate/metrics.json.
+scikit-learn: a generated script (bench/work/ml/cases/CASE/sklearn/run.py,
+runnable by hand) in a fresh Python process: pandas.read_csv of both files,
+make_pipeline(StandardScaler(), MODEL).fit on train, the metric on test.
+
+Matching settings (the constants below):
+  logistic: mlcycle `alpha` is the L2 weight in  sum(log-loss) + alpha/2·|w|²
+            (linfa-logistic, intercept not penalized); scikit-learn minimizes
+            C·sum(log-loss) + 1/2·|w|², so C = 1/alpha exactly. Both L-BFGS,
+            at most 100 iterations, tolerance 1e-4.
+  tree:     max_depth 10, gini, min_samples_split 2, min_samples_leaf 1.
+
+Measures per run: wall time (monotonic clock around the child process), peak
+RSS ("Maximum resident set size" of /usr/bin/time -v), exit status, the
+metric, and the
+breakdown each tool reports (mlcycle: per-stage ms from --json; the script:
+import / read / fit / score seconds). Runs alternate mlcycle, scikit-learn
+within each repeat; figures are medians over --repeat runs.
+
+Peak memory and wait4: ml.json also keeps wait4's ru_maxrss of each child
+(`wait4_peak_mib`), but on Linux that figure is floored at this script's own
+RSS when it forked (exec keeps the pre-exec high-water mark, and this
+process has numpy and pandas loaded: about 100 MiB), so it overstates a small
+mlcycle run. /usr/bin/time forks from a tiny process and has no such floor;
+wait4 is only the fallback when /usr/bin/time is missing (apt-get install time).
+
+Outputs: bench/results/ml.json (raw runs), bench/results/ml-summary.md
+(the Markdown summary, also printed on stdout).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, "work", "ml")
+DATA = os.path.join(WORK, "data")
+RESULTS = os.path.join(HERE, "results")
+MLCYCLE = os.path.abspath(os.environ.get("MLCYCLE")
+                          or os.path.join(ROOT, "target", "release", "mlcycle"))
+TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+FEATURES = 20
+TEST_SHARE = 0.2
+SEEDS = {"reg": 1, "clf": 2}
+ALPHA = 1.0             # mlcycle train.logistic_regression L2 weight; sklearn C = 1 / ALPHA
+MAX_ITER = 100
+TOL = 1e-4
+TREE_DEPTH = 10
+TREE_SEED = 42
+TOOLS = ["mlcycle", "sklearn"]
+QUALITY_TOLERANCE_PCT = 1.0   # the issue's target: metric within 1 % of scikit-learn's
+
+RUNS: list[dict] = []
+META: dict = {}
+
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    title: str
+    data: str                 # "reg" or "clf"
+    rows: int                 # rows generated (train + test)
+    metric: str               # key in mlcycle's metrics.json
+    trainer: str              # mlcycle stage kind
+    trainer_with: dict = field(default_factory=dict)
+    sk_import: str = ""
+    sk_model: str = ""
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.data}-{self.rows}"
+
+    @property
+    def target(self) -> str:
+        return "y" if self.data == "reg" else "label"
+
+    @property
+    def evaluator(self) -> str:
+        return "evaluate.regression" if self.data == "reg" else "evaluate.classification"
+
+    @property
+    def sk_metric(self) -> str:
+        return "r2_score" if self.metric == "r2" else "accuracy_score"
+
+
+def make_cases(a: argparse.Namespace) -> list[Case]:
+    logistic_rows = a.rows if a.logistic_rows == "rows" else a.slow_rows
+    all_cases = [
+        Case("linreg", "standard scaler + linear regression", "reg", a.rows, "r2",
+             "train.linear_regression", {},
+             "from sklearn.linear_model import LinearRegression", "LinearRegression()"),
+        Case("logreg", "standard scaler + logistic regression", "clf", logistic_rows, "accuracy",
+             "train.logistic_regression",
+             {"alpha": ALPHA, "max_iterations": MAX_ITER, "tolerance": TOL},
+             "from sklearn.linear_model import LogisticRegression",
+             f"LogisticRegression(C={1 / ALPHA!r}, max_iter={MAX_ITER}, tol={TOL!r})"),
+        Case("tree", "standard scaler + decision tree", "clf", a.slow_rows, "accuracy",
+             "train.decision_tree",
+             {"max_depth": TREE_DEPTH, "criterion": "gini", "min_samples_split": 2,
+              "min_samples_leaf": 1, "seed": TREE_SEED},
+             "from sklearn.tree import DecisionTreeClassifier",
+             f"DecisionTreeClassifier(max_depth={TREE_DEPTH}, criterion='gini', "
+             f"min_samples_split=2, min_samples_leaf=1, random_state={TREE_SEED})"),
+    ]
+    return [c for c in all_cases if c.name in a.cases]
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+def generate(kind: str, rows: int) -> dict:
+    """Write DATA/<kind>-<rows>/{train,test}.csv; return a description."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(SEEDS[kind])
+    mean = rng.uniform(-10, 10, FEATURES)
+    scale = 10 ** rng.uniform(-1, 2, FEATURES)          # 0.1 .. 100: scaling matters
+    weights = rng.normal(0, 1, FEATURES)
+    z = rng.standard_normal((rows, FEATURES))
+    x = mean + scale * z
+    signal = z @ weights                                   # linear in x as well
+    noise = rng.normal(0, 0.5 * signal.std(), rows)
+    df = pd.DataFrame(x, columns=[f"x{i}" for i in range(1, FEATURES + 1)])
+    if kind == "reg":
+        df["y"] = 3.0 + signal + noise
+    else:
+        df["label"] = (signal + noise > 0).astype(np.int64)
+    folder = os.path.join(DATA, f"{kind}-{rows}")
+    os.makedirs(folder, exist_ok=True)
+    n_train = rows - int(round(rows * TEST_SHARE))
+    df.iloc[:n_train].to_csv(os.path.join(folder, "train.csv"), index=False, float_format="%.6f")
+    df.iloc[n_train:].to_csv(os.path.join(folder, "test.csv"), index=False, float_format="%.6f")
+    desc = {"rows": rows, "train_rows": n_train, "test_rows": rows - n_train,
+            "train_mib": round(os.path.getsize(os.path.join(folder, "train.csv")) / 2**20, 1),
+            "test_mib": round(os.path.getsize(os.path.join(folder, "test.csv")) / 2**20, 1)}
+    if kind == "clf":
+        desc["share_of_1"] = round(float(df["label"].mean()), 4)
+    return desc
+
+
+# --------------------------------------------------------------------------
+# Workspaces
+# --------------------------------------------------------------------------
+def case_dir(case: Case, tool: str) -> str:
+    return os.path.join(WORK, "cases", case.name, tool)
+
+
+def data_path(case: Case, split: str, ws: str) -> str:
+    """The CSV file, relative to the workspace `ws`."""
+    return os.path.relpath(os.path.join(DATA, case.dataset, f"{split}.csv"), ws)
+
+
+def flow(d: dict) -> str:
+    """A YAML flow mapping of simple values."""
+    def val(v):
+        return json.dumps(v) if isinstance(v, str) else (flow(v) if isinstance(v, dict) else repr(v))
+    return "{" + ", ".join(f"{k}: {val(v)}" for k, v in d.items()) + "}"
+
+
+def render_mlcycle(case: Case) -> str:
+    ws = case_dir(case, "mlcycle")
+    types = {"types": {case.target: "categorical"}} if case.data == "clf" else {}
+    lines = [f"# Generated by bench/ml.py: {case.title}, {case.rows} rows ({case.dataset}).",
+             f"name: ml-bench-{case.name}",
+             "stages:"]
+    for split in ("train", "test"):
+        lines += [f"  {split}_data:",
+                  "    uses: dataset.csv",
+                  f"    with: {flow({'path': data_path(case, split, ws), 'target': case.target, **types})}"]
+    lines += ["  scale:",
+              "    uses: preprocess.scale",
+              "    inputs: {data: train_data.data}",
+              "    with: {method: standard}",
+              "  fit:",
+              f"    uses: {case.trainer}",
+              "    inputs: {train: scale.data}"]
+    if case.trainer_with:
+        lines.append(f"    with: {flow(case.trainer_with)}")
+    lines += ["  evaluate:",
+              f"    uses: {case.evaluator}",
+              "    inputs: {model: fit.model, test: test_data.data}"]
+    return "\n".join(lines) + "\n"
+
+
+SKLEARN_SCRIPT = '''\
+# Generated by bench/ml.py: {title}, {rows} rows ({dataset}), in scikit-learn.
+# Run from this folder; writes metrics.json.
+import json
+import time
+
+t0 = time.perf_counter()
+import pandas as pd
+from sklearn.metrics import {sk_metric}
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+{sk_import}
+
+t1 = time.perf_counter()
+train = pd.read_csv({train!r})
+test = pd.read_csv({test!r})
+t2 = time.perf_counter()
+model = make_pipeline(StandardScaler(), {sk_model})
+model.fit(train.drop(columns=[{target!r}]).to_numpy(), train[{target!r}].to_numpy())
+t3 = time.perf_counter()
+value = {sk_metric}(test[{target!r}].to_numpy(), model.predict(test.drop(columns=[{target!r}]).to_numpy()))
+t4 = time.perf_counter()
+with open("metrics.json", "w") as f:
+    json.dump({{"{metric}": float(value), "rows": len(test),
+               "phases_s": {{"import": t1 - t0, "read": t2 - t1, "fit": t3 - t2, "score": t4 - t3}}}}, f, indent=1)
+'''
+
+
+def render_sklearn(case: Case) -> str:
+    ws = case_dir(case, "sklearn")
+    return SKLEARN_SCRIPT.format(title=case.title, rows=case.rows, dataset=case.dataset,
+                                 sk_metric=case.sk_metric, sk_import=case.sk_import,
+                                 sk_model=case.sk_model, target=case.target, metric=case.metric,
+                                 train=data_path(case, "train", ws), test=data_path(case, "test", ws))
+
+
+def prepare(case: Case) -> None:
+    for tool, name, text in (("mlcycle", "mlcycle.yaml", render_mlcycle(case)),
+                             ("sklearn", "run.py", render_sklearn(case))):
+        ws = case_dir(case, tool)
+        shutil.rmtree(ws, ignore_errors=True)
+        os.makedirs(ws)
+        write(os.path.join(ws, name), text)
+
+
+def make_cold(tool: str, ws: str) -> None:
+    """Remove everything a previous run left, so the next run starts cold."""
+    names = [".mlcycle", "artifacts", "mlcycle.lock"] if tool == "mlcycle" else ["metrics.json"]
+    for n in names:
+        p = os.path.join(ws, n)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+
+
+def command(tool: str) -> list[str]:
+    if tool == "mlcycle":
+        return [MLCYCLE, "run", "--json"]
+    return [sys.executable, "run.py"]
+
+
+# --------------------------------------------------------------------------
+# Running and timing
+# --------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def shown(cmd: list[str]) -> str:
+    return " ".join("mlcycle" if c == MLCYCLE else ("python" if c == sys.executable else c)
+                    for c in cmd)
+
+
+def timed(cmd: list[str], cwd: str, stem: str, bound: float) -> dict:
+    """Run `cmd` once: wall, peak RSS, exit status. stdout goes to stem.out,
+    stderr to stem.err, /usr/bin/time's report to stem.time. The process
+    group is killed after `bound` seconds."""
+    wrapped = [TIME_BIN, "-v", "-o", stem + ".time", *cmd] if TIME_BIN else cmd
+    if os.path.exists(stem + ".time"):
+        os.remove(stem + ".time")
+    with open(stem + ".out", "wb") as out, open(stem + ".err", "wb") as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(wrapped, cwd=cwd, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        watchdog = threading.Timer(bound, kill)
+        watchdog.start()
+        # wait4, not proc.wait: it also gives the rusage (ru_maxrss = the
+        # largest single process among the child and those it waited for)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    r = {"wall_s": round(wall, 4), "rc": proc.returncode, "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+         "wait4_peak_mib": round(ru.ru_maxrss / 1024, 1), "peak_mib": None}
+    if TIME_BIN and os.path.exists(stem + ".time"):
+        with open(stem + ".time") as f:
+            text = f.read()
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        if m:
+            r["peak_mib"] = round(int(m.group(1)) / 1024, 1)
+    if r["peak_mib"] is None:
+        r["peak_mib"] = r["wait4_peak_mib"]
+    if killed.is_set():
+        r["exceeded"] = True
+    return r
+
+
+def tail(path: str, n: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "\n".join(f.read().rstrip().splitlines()[-n:])
+    except FileNotFoundError:
+        return ""
+
+
+def run_once(case: Case, tool: str, rep: int, bound: float) -> dict:
+    ws = case_dir(case, tool)
+    logdir = os.path.join(WORK, "logs")
+    os.makedirs(logdir, exist_ok=True)
+    stem = os.path.join(logdir, f"{case.name}-{tool}-{rep}")
+    make_cold(tool, ws)
+    cmd = command(tool)
+    r = timed(cmd, ws, stem, bound)
+    row = {"case": case.name, "tool": tool, "rep": rep, "rows": case.rows,
+           "dataset": case.dataset, "cmd": shown(cmd), "cwd": os.path.relpath(ws, ROOT),
+           **r, "metric": case.metric, "value": None, "breakdown": {}}
+    metrics = os.path.join(ws, "artifacts", "evaluate", "metrics.json") if tool == "mlcycle" \
+        else os.path.join(ws, "metrics.json")
+    try:
+        with open(metrics) as f:
+            m = json.load(f)
+        row["value"] = m.get(case.metric)
+        if tool == "sklearn":
+            row["breakdown"] = {k: round(v * 1000, 1) for k, v in m["phases_s"].items()}
+    except (OSError, ValueError, KeyError):
+        pass
+    if tool == "mlcycle":
+        try:
+            with open(stem + ".out") as f:
+                summary = json.load(f)
+            row["breakdown"] = {s["stage"]: s.get("duration_ms") for s in summary["stages"]}
+            bad = [s["stage"] + ": " + s["outcome"] for s in summary["stages"] if s["outcome"] != "ran"]
+            if bad:
+                row["stage_outcomes"] = bad
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    if row["rc"] != 0 or row["value"] is None or r.get("exceeded"):
+        row["error"] = tail(stem + ".err") or tail(stem + ".out")
+    RUNS.append(row)
+    save_json()
+    value = f"{row['value']:.4f}" if isinstance(row["value"], (int, float)) else "–"
+    flag = " EXCEEDED" if r.get("exceeded") else (" FAILED" if "error" in row else "")
+    log(f"  {case.name:7s} {tool:8s} #{rep} wall={r['wall_s']:.2f}s peak={r['peak_mib']}MiB "
+        f"rc={row['rc']} {case.metric}={value}{flag}")
+    if "error" in row:
+        log(f"    $ (cd {row['cwd']} && {row['cmd']})\n" + "\n".join("    " + l for l in row["error"].splitlines()))
+    return row
+
+
+def save_json() -> None:
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "ml.json"), "w") as f:
+        json.dump({"meta": META, "runs": RUNS}, f, indent=1)
+
+
+# --------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------
+def rows_of(case: str, tool: str, ok_only: bool = True) -> list[dict]:
+    return [r for r in RUNS if r["case"] == case and r["tool"] == tool
+            and (not ok_only or ("error" not in r))]
+
+
+def med(case: str, tool: str, key: str) -> float | None:
+    vals = [r[key] for r in rows_of(case, tool) if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_s(x: float | None) -> str:
+    return "–" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
+
+
+def split_text(case: Case) -> str:
+    d = META["data"][case.dataset]
+    return f"{d['train_rows']:,} / {d['test_rows']:,}".replace(",", " ")
+
+
+def comparison(case: str) -> tuple[float | None, float | None]:
+    """(time ratio mlcycle/sklearn, metric difference in % of sklearn's)."""
+    t = [med(case, tool, "wall_s") for tool in TOOLS]
+    v = [med(case, tool, "value") for tool in TOOLS]
+    ratio = t[0] / t[1] if None not in t and t[1] > 0 else None
+    diff = 100 * (v[0] - v[1]) / abs(v[1]) if None not in v and v[1] != 0 else None
+    return ratio, diff
+
+
+def main_table(cases: list[Case]) -> list[str]:
+    out = ["| case | rows (train / test) | tool | time s (median) | min–max | peak RSS MiB | metric | "
+           "time mlcycle / sklearn | metric diff % |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for c in cases:
+        ratio, diff = comparison(c.name)
+        for tool in TOOLS:
+            ok, every = rows_of(c.name, tool), rows_of(c.name, tool, ok_only=False)
+            walls = [r["wall_s"] for r in ok]
+            peaks = [r["peak_mib"] for r in ok if r["peak_mib"] is not None]
+            value = med(c.name, tool, "value")
+            failed = len(every) - len(ok)
+            cells = [f"{c.name}: {c.title}", split_text(c),
+                     tool + (f" ({failed} of {len(every)} runs failed)" if failed else ""),
+                     fmt_s(statistics.median(walls)) if walls else "FAILED",
+                     f"{min(walls):.3f}–{max(walls):.3f}" if walls else "–",
+                     f"{max(peaks):.0f}" if peaks else "–",
+                     f"{c.metric} {value:.4f}" if value is not None else f"{c.metric} –"]
+            if tool == "mlcycle":
+                cells += [f"{ratio:.2f}×" if ratio is not None else "–",
+                          f"{diff:+.2f}" if diff is not None else "–"]
+            else:
+                cells += ["", ""]
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def targets_table(cases: list[Case]) -> list[str]:
+    out = ["| case | at least as fast as scikit-learn end to end | quality no more than 1 % below | result |",
+           "|---|---|---|---|"]
+    for c in cases:
+        ratio, diff = comparison(c.name)
+        fast = None if ratio is None else ratio <= 1.0
+        # Every metric here is higher-is-better: being better than
+        # scikit-learn is not a failure.
+        good = None if diff is None else diff >= -QUALITY_TOLERANCE_PCT
+        verdict = "not measured" if None in (fast, good) else ("PASS" if fast and good else "FAIL")
+        if rows_of(c.name, "mlcycle", ok_only=False) and not rows_of(c.name, "mlcycle"):
+            verdict = "FAIL (every mlcycle run failed, see below)"
+        out.append(f"| {c.name} | {'–' if ratio is None else f'{ratio:.2f}× sklearn time'} | "
+                   f"{'–' if diff is None else f'{diff:+.2f} %'} | {verdict} |")
+    return out
+
+
+def breakdown_table(cases: list[Case]) -> list[str]:
+    out = ["| case | tool | breakdown, ms (median) |", "|---|---|---|"]
+    for c in cases:
+        for tool in TOOLS:
+            ok = rows_of(c.name, tool)
+            keys = list(ok[0]["breakdown"]) if ok else []
+            parts = []
+            for k in keys:
+                vals = [r["breakdown"].get(k) for r in ok if r["breakdown"].get(k) is not None]
+                if vals:
+                    parts.append(f"{k} {statistics.median(vals):,.0f}".replace(",", " "))
+            out.append(f"| {c.name} | {tool} | {', '.join(parts) or '–'} |")
+    return out
+
+
+def failures() -> list[str]:
+    out = []
+    for r in RUNS:
+        if "error" in r:
+            out += [f"- {r['case']} / {r['tool']} run {r['rep']}: rc={r['rc']}"
+                    + (" (killed at the bound)" if r.get("exceeded") else ""),
+                    f"  `cd {r['cwd']} && {r['cmd']}`", "", "  ```",
+                    *["  " + line for line in (r["error"] or "(no output)").splitlines()], "  ```"]
+    return out
+
+
+def summarize(cases: list[Case]) -> str:
+    m, v, a = META["machine"], META["versions"], META["args"]
+    logistic = next((c for c in cases if c.name == "logreg"), None)
+    parts = [
+        "# mlcycle ML stages against scikit-learn",
+        "",
+        f"Run {META['date_utc']} with `{' '.join(META['argv'])}`; total {META.get('total_s', '?')} s.",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB RAM, {m['platform']}; "
+        f"load average {m['loadavg_start'][0]:.2f} at start, {META.get('loadavg_end', [0])[0]:.2f} at end.",
+        "Versions: " + "; ".join(v.values()) + ".",
+        "",
+        f"Data: {FEATURES} features, numpy-seeded, split 80/20 into train.csv / test.csv read by both tools "
+        f"(page cache warm). Each figure is the median of {a['repeat']} cold run(s) of the whole process: "
+        "`mlcycle run` with .mlcycle/, artifacts/ and mlcycle.lock removed first, and a fresh "
+        "`python run.py` (imports included). Peak RSS: the largest of the runs, "
+        + ("from `/usr/bin/time -v`." if TIME_BIN else
+           "from wait4's ru_maxrss (/usr/bin/time missing: floored at the benchmark's own RSS, "
+           "about 100 MiB, see bench/ml.py)."),
+        "",
+        "Settings: scaler = standard (fit on train only) in every case; logistic regression "
+        f"alpha {ALPHA} (mlcycle) ↔ C = 1/alpha = {1 / ALPHA} (scikit-learn), L-BFGS, "
+        f"max {MAX_ITER} iterations, tolerance {TOL}; decision tree max_depth {TREE_DEPTH}, gini."
+        + (f" Logistic regression runs on {'--rows' if a['logistic_rows'] == 'rows' else '--slow-rows'} "
+           f"({logistic.rows:,} rows).".replace(",", " ") if logistic else ""),
+        "",
+        "## Side by side",
+        "", *main_table(cases), "",
+        "## Targets (every built-in stage at least as fast as scikit-learn end to end, quality within 1 %)",
+        "", *targets_table(cases), "",
+        "## Where the time goes",
+        "",
+        "mlcycle: each stage's duration from `mlcycle run --json` (train and test data are read in "
+        "parallel); scikit-learn: the script's phases.",
+        "", *breakdown_table(cases), "",
+    ]
+    fails = failures()
+    if fails:
+        parts += ["## Failed runs", "", *fails, ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+def version_of(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        return (out.stdout.strip() or out.stderr.strip()).splitlines()[0] if out.returncode == 0 else "unavailable"
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unavailable"
+
+
+def mlcycle_version() -> str:
+    head = version_of(["git", "rev-parse", "--short", "HEAD"])
+    if MLCYCLE != os.path.join(ROOT, "target", "release", "mlcycle"):
+        return f"{version_of([MLCYCLE, '--version'])} (binary given by $MLCYCLE: {MLCYCLE}; checkout at {head})"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{version_of([MLCYCLE, '--version'])} (release, built from {head}{' + local changes' if dirty else ''})"
+
+
+def python_versions() -> dict:
+    from importlib.metadata import version
+    return {p: f"{p} {version(p)}" for p in ("scikit-learn", "numpy", "pandas", "scipy")}
+
+
+def machine() -> dict:
+    m = {"cores": os.cpu_count(), "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+    with open("/proc/cpuinfo") as f:
+        m["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    with open("/proc/meminfo") as f:
+        m["mem_gib"] = round(int(f.readline().split()[1]) / (1 << 20), 1)
+    return m
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="mlcycle ML stages against scikit-learn (see the module docstring)")
+    ap.add_argument("--rows", type=int, default=1_000_000,
+                    help="rows generated for linreg and logreg, train + test (default 1000000)")
+    ap.add_argument("--slow-rows", type=int, default=100_000,
+                    help="rows for the decision tree, train + test (default 100000)")
+    ap.add_argument("--repeat", type=int, default=3, help="cold runs per case and tool (default 3)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: --rows 20000 --slow-rows 5000 --repeat 1")
+    ap.add_argument("--logistic-rows", choices=["rows", "slow-rows"], default="rows",
+                    help="which size logistic regression runs on (default rows)")
+    ap.add_argument("--cases", default="linreg,logreg,tree",
+                    help="comma list of linreg, logreg, tree (default all)")
+    ap.add_argument("--bound", type=float, default=3600,
+                    help="seconds one run may take before it is killed (default 3600)")
+    a = ap.parse_args()
+    if a.quick:
+        a.rows, a.slow_rows, a.repeat = 20_000, 5_000, 1
+    a.cases = [c for c in a.cases.split(",") if c]
+    for c in a.cases:
+        if c not in ("linreg", "logreg", "tree"):
+            ap.error(f"unknown case {c!r} (expected linreg, logreg, tree)")
+    if min(a.rows, a.slow_rows) < 10 or a.repeat < 1:
+        ap.error("--rows and --slow-rows must be at least 10, --repeat at least 1")
+    return a
+
+
+def main() -> None:
+    a = parse_args()
+    if not os.access(MLCYCLE, os.X_OK):
+        raise SystemExit(f"mlcycle binary not found: {MLCYCLE} (run through bench/ml.sh)")
+    t0 = time.monotonic()
+    cases = make_cases(a)
+    META.update({"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "argv": ["bench/ml.sh", *sys.argv[1:]], "args": vars(a),
+                 "machine": machine(),
+                 "versions": {"mlcycle": mlcycle_version(), **python_versions(),
+                              "python": "Python " + platform.python_version(),
+                              "time": "peak RSS by " + (TIME_BIN + " -v" if TIME_BIN else "wait4")},
+                 "settings": {"alpha": ALPHA, "C": 1 / ALPHA, "max_iter": MAX_ITER, "tol": TOL,
+                              "tree_max_depth": TREE_DEPTH, "features": FEATURES,
+                              "test_share": TEST_SHARE, "seeds": SEEDS},
+                 "data": {}})
+    log(json.dumps({k: META[k] for k in ("argv", "versions")}))
+    for old in ("data", "cases", "logs"):       # nothing from an earlier run is reused
+        shutil.rmtree(os.path.join(WORK, old), ignore_errors=True)
+    for c in cases:
+        if c.dataset not in META["data"]:
+            g0 = time.monotonic()
+            META["data"][c.dataset] = generate(c.data, c.rows)
+            log(f"generated {c.dataset}: {META['data'][c.dataset]} in {time.monotonic() - g0:.1f} s")
+    for c in cases:
+        prepare(c)
+    for c in cases:
+        log(f"== {c.name}: {c.title}, {c.rows} rows")
+        for rep in range(1, a.repeat + 1):
+            for tool in TOOLS:
+                run_once(c, tool, rep, a.bound)
+    META["loadavg_end"] = os.getloadavg()
+    META["total_s"] = round(time.monotonic() - t0, 1)
+    save_json()
+    summary = summarize(cases)
+    write(os.path.join(RESULTS, "ml-summary.md"), summary)
+    print(summary)
+    log(f"total {META['total_s']} s -> bench/results/ml-summary.md, bench/results/ml.json")
+
+
+if __name__ == "__main__":
+    main()
