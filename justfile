@@ -17,10 +17,15 @@ lint:
 test:
     cargo test --workspace
 
-# Run the example pipeline twice: the second run finds every stage fresh.
+# Run the house-price example twice (the second run finds every stage fresh), then score two rows.
 demo:
-    cargo run --release -- run examples/chain
-    cargo run --release -- run examples/chain
+    cargo run --release -- run examples/house-prices
+    cargo run --release -- run examples/house-prices
+    printf 'area\n60\n120\n' | cargo run --release -q -- predict --bundle examples/house-prices/artifacts/bundle/bundle --input -
+
+# ML benchmark against scikit-learn (see docs/performance.md); `just bench-ml --quick` for a smoke run.
+bench-ml *ARGS:
+    bash bench/ml.sh {{ARGS}}
 
 # Engine benchmark against DVC (see docs/performance.md); `just bench-engine --quick` for a smoke run.
 bench-engine *ARGS:
