@@ -28,6 +28,9 @@ struct SplitParams {
     /// Keep each class's share in every split (categorical targets).
     #[serde(default)]
     stratify: bool,
+    /// Number of cross-validation folds of the training rows (0 = none).
+    #[serde(default)]
+    folds: usize,
 }
 
 fn default_test() -> f64 {
@@ -59,6 +62,12 @@ const SPLIT_OUT: &[PortSpec] = &[
         "validation.arrow",
         Artifact::Table,
         "the validation rows (none when `validation` is 0)",
+    ),
+    PortSpec::output(
+        "folds",
+        "folds.arrow",
+        Artifact::Table,
+        "k-fold assignment of the training rows: `row` (0-based, in `train`) and `fold` (0..k); empty when `folds` is 0",
     ),
 ];
 
@@ -100,6 +109,11 @@ impl StageFactory for Split {
                 ty: "bool = false",
                 doc: "keep each class's share in every split (needs a categorical target)",
             },
+            ParamDoc {
+                name: "folds",
+                ty: "integer = 0",
+                doc: "also assign the training rows to this many cross-validation folds (seeded; stratified with `stratify`), written to `folds`",
+            },
         ]
     }
     fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
@@ -111,6 +125,12 @@ impl StageFactory for Split {
                     format!("`{name}` must be a share in [0, 1), got {v}"),
                 ));
             }
+        }
+        if p.folds == 1 {
+            return Err(ParamError::new(
+                &["folds"],
+                "`folds` must be 0 (none) or at least 2",
+            ));
         }
         if p.test + p.validation >= 1.0 {
             return Err(ParamError::new(
@@ -191,12 +211,75 @@ impl Stage for SplitStage {
             test.len(),
             validation.len()
         ));
+        let folds = self.folds(&t, &train)?;
         for (port, rows) in [("train", train), ("test", test), ("validation", validation)] {
             t.take(&rows)
                 .write_arrow(ctx.output(port)?)
                 .map_err(|e| StageError::new(e.to_string()))?;
         }
-        Ok(())
+        let (rows, fold): (Vec<f64>, Vec<f64>) = folds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as f64, *f as f64))
+            .unzip();
+        Table {
+            columns: vec![
+                crate::table::Column {
+                    name: "row".into(),
+                    data: ColumnData::Numeric(rows),
+                },
+                crate::table::Column {
+                    name: "fold".into(),
+                    data: ColumnData::Numeric(fold),
+                },
+            ],
+            target: None,
+            transforms: vec![],
+        }
+        .write_arrow(ctx.output("folds")?)
+        .map_err(|e| StageError::new(e.to_string()))
+    }
+}
+
+impl SplitStage {
+    /// The fold of each training row (rows in `train` order): shuffled by
+    /// the seed, dealt round-robin — within each class when stratified.
+    fn folds(&self, t: &Table, train: &[usize]) -> Result<Vec<usize>, StageError> {
+        let k = self.0.folds;
+        if k == 0 {
+            return Ok(vec![]);
+        }
+        if train.len() < k {
+            return Err(StageError::new(format!(
+                "{} training rows cannot make {k} folds",
+                train.len()
+            ))
+            .with_help("lower `folds`"));
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.0.seed ^ 0xf01d);
+        let groups: Vec<Vec<usize>> = match (
+            &self.0.stratify,
+            t.target.as_deref().and_then(|n| t.column(n)),
+        ) {
+            (true, Some(col)) => {
+                let mut by: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+                for (pos, &r) in train.iter().enumerate() {
+                    by.entry(col.data.display(r)).or_default().push(pos);
+                }
+                by.into_values().collect()
+            }
+            _ => vec![(0..train.len()).collect()],
+        };
+        let mut fold = vec![0; train.len()];
+        let mut next = 0;
+        for mut g in groups {
+            g.shuffle(&mut rng);
+            for pos in g {
+                fold[pos] = next % k;
+                next += 1;
+            }
+        }
+        Ok(fold)
     }
 }
 
@@ -258,6 +341,23 @@ mod tests {
             .unwrap();
         let a = test.iter().filter(|&&i| i % 4 == 0).count();
         assert_eq!((a, test.len()), (5, 20));
+    }
+
+    #[test]
+    fn folds_are_balanced_seeded_and_stratified() {
+        let t = table(100);
+        let s = stage(serde_json::json!({"test": 0.2, "folds": 4, "stratify": true}));
+        let [train, _, _] = s.split(&t).unwrap();
+        let f = s.folds(&t, &train).unwrap();
+        assert_eq!(f.len(), 80);
+        for k in 0..4 {
+            let members: Vec<usize> = (0..80).filter(|&i| f[i] == k).collect();
+            assert_eq!(members.len(), 20);
+            // class `a` (every 4th row) spread evenly: 20 in train, 5 per fold
+            let a = members.iter().filter(|&&i| train[i] % 4 == 0).count();
+            assert_eq!(a, 5, "fold {k}");
+        }
+        assert_eq!(s.folds(&t, &train).unwrap(), f);
     }
 
     #[test]
