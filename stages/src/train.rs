@@ -39,6 +39,8 @@ type CheckFn = fn(&Value) -> Result<Value, ParamError>;
 /// A training stage kind, described by data.
 pub struct Trainer {
     kind: &'static str,
+    /// Bumped when the same data and params would give a different model.
+    version: u32,
     summary: &'static str,
     task: Task,
     docs: &'static [ParamDoc],
@@ -90,7 +92,7 @@ impl StageFactory for Trainer {
         self.summary
     }
     fn version(&self) -> u32 {
-        1
+        self.version
     }
     fn inputs(&self) -> &'static [PortSpec] {
         TRAIN_IN
@@ -1177,6 +1179,7 @@ pub fn trainers() -> Vec<Trainer> {
     vec![
         Trainer {
             kind: "train.linear_regression",
+            version: 2, // 2: normal equations by Cholesky (was QR)
             summary: "Ordinary least squares linear regression (normal equations by Cholesky; linfa-linear's QR for collinear features)",
             task: Task::Regression,
             docs: &[doc!("fit_intercept", "bool = true", "fit an intercept term")],
@@ -1186,6 +1189,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.elastic_net",
+            version: 1,
             summary: "Linear regression with L1 and L2 penalties; ridge and lasso are its special cases (linfa-elasticnet)",
             task: Task::Regression,
             docs: &[
@@ -1200,6 +1204,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.sgd_regression",
+            version: 1,
             summary: "Linear regression by mini-batch gradient descent: initialize, forward, loss, gradient step, repeat",
             task: Task::Regression,
             docs: &[
@@ -1218,6 +1223,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.logistic_regression",
+            version: 2, // 2: binary by Newton's method (was L-BFGS)
             summary: "Logistic regression: binary by Newton's method, multinomial by linfa-logistic's L-BFGS",
             task: Task::Classification,
             docs: &[
@@ -1231,6 +1237,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.decision_tree",
+            version: 1,
             summary: "A classification tree (CART), reproducible",
             task: Task::Classification,
             docs: &[
@@ -1246,6 +1253,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.random_forest",
+            version: 1,
             summary: "A random forest: bagged trees on random feature subsets, trained in parallel",
             task: Task::Classification,
             docs: &[
@@ -1264,6 +1272,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.naive_bayes",
+            version: 1,
             summary: "Gaussian naive Bayes classifier (linfa-bayes)",
             task: Task::Classification,
             docs: &[doc!("var_smoothing", "number = 1e-9", "added to variances for stability")],
@@ -1273,6 +1282,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.svm",
+            version: 1,
             summary: "Support vector classifier, one-vs-rest for several classes (linfa-svm)",
             task: Task::Classification,
             docs: &[
@@ -1287,6 +1297,7 @@ pub fn trainers() -> Vec<Trainer> {
         },
         Trainer {
             kind: "train.kmeans",
+            version: 1,
             summary: "k-means clustering, best of several k-means++ runs (linfa-clustering)",
             task: Task::Clustering,
             docs: &[
