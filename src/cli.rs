@@ -47,6 +47,48 @@ pub enum Cmd {
     Show(ShowArgs),
     /// Score rows from a CSV file with a model bundle, offline.
     Predict(PredictArgs),
+    /// The model registry: versions, the champion, promotions, rollbacks.
+    Models(ModelsArgs),
+    /// Promotion decisions run by run: candidate and champion scores, rows, verdict.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ModelsCmd>,
+    /// Print as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// Make version N the champion.
+    Promote {
+        /// The version (from `mlcycle models`).
+        version: i64,
+        /// Why, for the record.
+        #[arg(long, default_value = "promoted by hand")]
+        reason: String,
+    },
+    /// Make the champion that the current one replaced the champion again.
+    Rollback {
+        /// Why, for the record.
+        #[arg(long, default_value = "rolled back by hand")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the deciding metric over the decisions, as
+    /// DIR/history.svg and DIR/history.png.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

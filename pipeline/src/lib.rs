@@ -18,6 +18,7 @@ pub mod fingerprint;
 pub mod graph;
 pub mod hash;
 pub mod interp;
+pub mod models;
 pub mod params;
 pub mod plan;
 pub mod registry;

@@ -177,6 +177,8 @@ pub struct RunContext<'a> {
     pub outputs: BTreeMap<String, PathBuf>,
     /// Writes a line to the stage's log (shown prefixed by the stage name).
     pub log: &'a (dyn Fn(&str) + Sync),
+    /// The run's id in the workspace's run history, when it has one.
+    pub run_id: Option<i64>,
 }
 
 impl RunContext<'_> {

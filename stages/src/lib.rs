@@ -42,6 +42,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(evaluate::Classification)?;
     registry.register(evaluate::Compare)?;
     registry.register(deploy::BundleFactory)?;
+    registry.register(deploy::Promote)?;
     registry.register(util::ExportCsv)?;
     registry.register(util::Import)?;
     registry.register(util::Wc)?;
@@ -156,7 +157,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 29 } else { 28 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 30 } else { 29 });
     }
 
     #[test]

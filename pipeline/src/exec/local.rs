@@ -461,7 +461,9 @@ fn execute(
         Action::Command { argv, shell, env } => {
             run_command(ws, s, argv, *shell, env, &log_path, reporter)
         }
-        Action::Builtin(stage) => run_builtin(ws, s, stage.as_ref(), &log_path, reporter),
+        Action::Builtin(stage) => {
+            run_builtin(ws, s, stage.as_ref(), &log_path, reporter, opts.run_id)
+        }
     };
     if let Err((error, tail)) = res {
         // A stage that printed nothing has no log file to point at.
@@ -736,6 +738,7 @@ fn run_builtin(
     stage: &dyn crate::stage::Stage,
     log_path: &Path,
     reporter: &dyn Reporter,
+    run_id: Option<i64>,
 ) -> Result<(), Failure> {
     let log = Mutex::new(StageLog::new(log_path));
     let logger = |line: &str| {
@@ -758,6 +761,7 @@ fn run_builtin(
             .map(|o| (o.name.clone(), ws.root.join(&o.path)))
             .collect(),
         log: &logger,
+        run_id,
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.run(&ctx))) {
         Ok(Ok(())) => Ok(()),
