@@ -51,6 +51,33 @@ pub enum Cmd {
     Models(ModelsArgs),
     /// Promotion decisions run by run: candidate and champion scores, rows, verdict.
     History(HistoryArgs),
+    /// Serve the champion model over HTTP (predict, MLflow invocations, feedback).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the log line says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Serve this bundle folder instead of the registry's champion.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Close a connection whose request headers take longer (seconds).
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// The most feedback records the log accepts; then 429.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub feedback_quota: u64,
 }
 
 #[derive(Debug, Args)]

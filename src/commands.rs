@@ -20,7 +20,7 @@ use mlcycle_pipeline::{
 
 use crate::cli::{
     Cli, Cmd, DagFormat, GcArgs, HistoryArgs, ModelsArgs, ModelsCmd, PredictArgs, RunArgs,
-    RunsArgs, RunsCmd, ShowArgs, StagesArgs, StatusArgs, TargetArgs,
+    RunsArgs, RunsCmd, ServeArgs, ShowArgs, StagesArgs, StatusArgs, TargetArgs,
 };
 use crate::report::TermReporter;
 
@@ -107,6 +107,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Predict(a) => cmd_predict(a),
         Cmd::Models(a) => cmd_models(&cli, a),
         Cmd::History(a) => cmd_history(&cli, a),
+        Cmd::Serve(a) => cmd_serve(&cli, a),
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -916,6 +917,58 @@ fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
         .map_err(CliError::Io)?;
         eprintln!("wrote {0}/history.svg and {0}/history.png", dir.display());
     }
+    Ok(0)
+}
+
+fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
+    if a.bundle.is_none() && !dir.join(PIPELINE_FILE).is_file() {
+        return Err(CliError::NoPipeline {
+            dir: dir.display().to_string(),
+        }
+        .into());
+    }
+    let addr: std::net::SocketAddr = format!("{}:{}", a.host, a.port)
+        .parse()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            (a.host.as_str(), a.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or(())
+        })
+        .map_err(|_| CliError::Usage(format!("`{}` is not a host to listen on", a.host)))?;
+    if !(a.header_timeout > 0.0 && a.header_timeout.is_finite()) {
+        return Err(CliError::Usage(
+            "`--header-timeout` must be a positive number of seconds".into(),
+        )
+        .into());
+    }
+    let state = ws
+        .db_path()
+        .parent()
+        .expect("the db is in a folder")
+        .to_path_buf();
+    std::fs::create_dir_all(&state).map_err(|e| CliError::Io(e.to_string()))?;
+    crate::serve::serve(crate::serve::ServeOptions {
+        addr,
+        workers: a
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        max_body: a.max_body,
+        header_timeout: std::time::Duration::from_secs_f64(a.header_timeout),
+        feedback_quota: a.feedback_quota,
+        bundle: a.bundle.clone(),
+        feedback_log: ws.root.join("feedback").join("labels.jsonl"),
+        state,
+        poll: std::time::Duration::from_millis(500),
+    })
+    .map_err(|e| CliError::Predict {
+        message: e,
+        help: "`mlcycle models` shows the registry; `--bundle DIR` serves a bundle folder".into(),
+    })?;
     Ok(0)
 }
 

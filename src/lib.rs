@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod report;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -26,6 +26,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(dataset::Parquet)?;
     registry.register(dataset::Synthetic)?;
     registry.register(dataset::Builtin)?;
+    registry.register(dataset::Feedback)?;
     registry.register(preprocess::Clean)?;
     registry.register(preprocess::Split)?;
     registry.register(preprocess::Scale)?;
@@ -157,7 +158,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 30 } else { 29 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 31 } else { 30 });
     }
 
     #[test]

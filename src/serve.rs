@@ -1,0 +1,867 @@
+//! `mlcycle serve`: the champion model over HTTP, with durable prediction
+//! and feedback logs.
+//!
+//! - Connections are served by hyper with a header read timeout (axum alone
+//!   never closes a client that sends its headers slowly), behind an accept
+//!   loop that drains in-flight requests on SIGTERM or Ctrl-C.
+//! - The model is swapped atomically when the registry's champion changes:
+//!   a request holds the `Arc` of the model it started with.
+//! - Every acknowledged prediction is committed to `.mlcycle/serve.db`
+//!   (SQLite, WAL, synchronous=FULL) before the response is sent; one writer
+//!   thread commits in batches, so a burst costs one fsync per batch. Every
+//!   acknowledged feedback record is appended to `feedback/labels.jsonl` and
+//!   fsynced first: that file is what `dataset.feedback` reads, so the
+//!   pipeline reruns from there exactly when labelled feedback arrived.
+
+// Handlers return `Result<_, Response>`: the error is the HTTP response,
+// built once per failed request; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mlcycle_stages::deploy::Bundle;
+use mlcycle_stages::model::Predictions;
+use mlcycle_stages::table::{Column, ColumnData, Table};
+use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub workers: usize,
+    pub max_body: usize,
+    pub header_timeout: Duration,
+    pub feedback_quota: u64,
+    /// Serve this bundle instead of the registry's champion.
+    pub bundle: Option<PathBuf>,
+    /// The workspace state folder (`.mlcycle`).
+    pub state: PathBuf,
+    /// The labelled-feedback log that `dataset.feedback` reads.
+    pub feedback_log: PathBuf,
+    pub poll: Duration,
+}
+
+/// The model being served.
+struct Loaded {
+    bundle: Bundle,
+    /// Registry version, or None for `--bundle`.
+    version: Option<i64>,
+    label: String,
+}
+
+struct Metrics {
+    requests: HashMap<&'static str, u64>,
+    errors: HashMap<u16, u64>,
+    /// Latency histogram buckets (seconds) of /predict and /invocations.
+    buckets: Vec<(f64, u64)>,
+    latency_sum: f64,
+    latency_count: u64,
+    feedback: u64,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        Metrics {
+            requests: HashMap::new(),
+            errors: HashMap::new(),
+            buckets: [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+            ]
+            .iter()
+            .map(|b| (*b, 0))
+            .collect(),
+            latency_sum: 0.0,
+            latency_count: 0,
+            feedback: 0,
+        }
+    }
+}
+
+struct AppState {
+    model: RwLock<Arc<Loaded>>,
+    log: LogWriter,
+    feedback_log: Mutex<std::fs::File>,
+    metrics: Mutex<Metrics>,
+    seq: AtomicU64,
+    epoch: u64,
+    quota: u64,
+}
+
+/// A record for the durable log.
+enum Record {
+    Prediction {
+        id: String,
+        version: String,
+        inputs: String,
+        output: String,
+    },
+}
+
+/// Records to commit, and where to say they are on disk.
+type Job = (Vec<Record>, oneshot::Sender<Result<(), String>>);
+
+struct LogWriter {
+    tx: std::sync::mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl LogWriter {
+    fn open(path: &Path) -> Result<LogWriter, String> {
+        let conn = open_log(path)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mlcycle-log".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(x) => batch.push(x),
+                            Err(_) => break,
+                        }
+                    }
+                    let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
+                    for (_, ack) in batch {
+                        let _ = ack.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(LogWriter {
+            tx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Commits `records`; returns once they are on disk.
+    async fn write(&self, records: Vec<Record>) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send((records, ack))
+            .map_err(|_| "the log writer stopped".to_string())?;
+        done.await
+            .map_err(|_| "the log writer stopped".to_string())?
+    }
+}
+
+fn open_log(path: &Path) -> Result<rusqlite::Connection, String> {
+    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS predictions (
+            id TEXT PRIMARY KEY, model_version TEXT NOT NULL, inputs TEXT NOT NULL,
+            output TEXT NOT NULL, at TEXT NOT NULL);
+",
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn commit(
+    conn: &mut rusqlite::Connection,
+    batch: &[Job],
+) -> rusqlite::Result<()> {
+    let at = mlcycle_pipeline::db::now_rfc3339();
+    let tx = conn.transaction()?;
+    {
+        let mut p = tx.prepare_cached(
+            "INSERT INTO predictions (id, model_version, inputs, output, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (records, _) in batch {
+            for r in records {
+                match r {
+                    Record::Prediction {
+                        id,
+                        version,
+                        inputs,
+                        output,
+                    } => {
+                        p.execute(rusqlite::params![id, version, inputs, output, at])?;
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()
+}
+
+/// An error response: `{"error": ..., "detail": ...}`.
+fn problem(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "detail": detail.into()})),
+    )
+        .into_response()
+}
+
+fn load_champion(opts: &ServeOptions) -> Result<Loaded, String> {
+    if let Some(dir) = &opts.bundle {
+        let bundle = Bundle::load(dir).map_err(|e| e.to_string())?;
+        let label = bundle.manifest.version.clone();
+        return Ok(Loaded {
+            bundle,
+            version: None,
+            label,
+        });
+    }
+    let reg =
+        mlcycle_pipeline::models::ModelRegistry::open(&opts.state).map_err(|e| e.to_string())?;
+    let champion = reg.champion().map_err(|e| e.to_string())?.ok_or_else(|| {
+        "there is no champion model: run a pipeline with a `deploy.promote` stage, \
+         `mlcycle models promote N`, or serve a bundle with `--bundle DIR`"
+            .to_string()
+    })?;
+    let bundle = Bundle::load(&champion.path)
+        .map_err(|e| format!("champion version {}: {e}", champion.version))?;
+    Ok(Loaded {
+        bundle,
+        version: Some(champion.version),
+        label: champion.version.to_string(),
+    })
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; in-flight requests finish.
+pub fn serve(opts: ServeOptions) -> Result<(), String> {
+    let loaded = load_champion(&opts)?;
+    let log = LogWriter::open(&opts.state.join("serve.db"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.workers.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(run(opts, loaded, log))
+}
+
+async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), String> {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    tracing::info!(
+        model = %loaded.bundle.manifest.name,
+        version = %loaded.label,
+        log = %log.path.display(),
+        "Serving model"
+    );
+    if let Some(parent) = opts.feedback_log.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let feedback_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&opts.feedback_log)
+        .map_err(|e| format!("cannot open {}: {e}", opts.feedback_log.display()))?;
+    let stored_feedback = std::fs::read(&opts.feedback_log)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0);
+    let mut m = Metrics::new();
+    m.feedback = stored_feedback;
+    let state = Arc::new(AppState {
+        model: RwLock::new(Arc::new(loaded)),
+        log,
+        feedback_log: Mutex::new(feedback_file),
+        metrics: Mutex::new(m),
+        seq: AtomicU64::new(0),
+        epoch,
+        quota: opts.feedback_quota,
+    });
+    // Follow the registry's champion.
+    if opts.bundle.is_none() {
+        let st = state.clone();
+        let o = opts.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(o.poll).await;
+                let current = st.model.read().expect("model lock").version;
+                let o2 = o.clone();
+                let next = tokio::task::spawn_blocking(move || {
+                    let reg = mlcycle_pipeline::models::ModelRegistry::open(&o2.state).ok()?;
+                    let v = reg.champion_version().ok()??;
+                    (Some(v) != current).then(|| load_champion(&o2))
+                })
+                .await
+                .ok()
+                .flatten();
+                match next {
+                    Some(Ok(l)) => {
+                        tracing::info!(version = %l.label, "Switched to the new champion");
+                        *st.model.write().expect("model lock") = Arc::new(l);
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "Cannot load the new champion; still serving the old one")
+                    }
+                    None => {}
+                }
+            }
+        });
+    }
+    let app = Router::new()
+        .route("/predict", post(predict))
+        .route("/invocations", post(invocations))
+        .route("/feedback", post(feedback))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/metadata", get(metadata))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(opts.max_body))
+        .with_state(state.clone());
+
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // A line scripts can wait for.
+    eprintln!("listening on http://{local}");
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => {
+                eprintln!("shutting down: finishing in-flight requests");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            eprintln!("gave up waiting for open connections after 30 s");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn count(state: &AppState, route: &'static str, status: StatusCode, started: Option<Instant>) {
+    let mut m = state.metrics.lock().expect("metrics lock");
+    *m.requests.entry(route).or_default() += 1;
+    if !status.is_success() {
+        *m.errors.entry(status.as_u16()).or_default() += 1;
+    }
+    if let Some(t) = started {
+        let s = t.elapsed().as_secs_f64();
+        m.latency_sum += s;
+        m.latency_count += 1;
+        for (b, n) in m.buckets.iter_mut() {
+            if s <= *b {
+                *n += 1;
+            }
+        }
+    }
+}
+
+/// Checks the request is JSON and parses it.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send `Content-Type: application/json` (got `{ct}`)"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Rows (objects by feature name) → a table typed by the model's schema.
+fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
+    let unprocessable = |detail: String| {
+        problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_instances",
+            detail,
+        )
+    };
+    if rows.is_empty() {
+        return Err(unprocessable("no rows to score".into()));
+    }
+    let model = &loaded.bundle.model;
+    let mut missing = std::collections::BTreeSet::new();
+    let mut extra = std::collections::BTreeSet::new();
+    let mut columns: Vec<Column> = model
+        .inputs
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            data: if c.ty == "numeric" {
+                ColumnData::Numeric(Vec::with_capacity(rows.len()))
+            } else {
+                ColumnData::Categorical(Vec::with_capacity(rows.len()))
+            },
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let Some(obj) = row.as_object() else {
+            return Err(unprocessable(format!(
+                "row {i} is not an object of feature values"
+            )));
+        };
+        for k in obj.keys() {
+            let known = model.inputs.iter().any(|c| &c.name == k)
+                || model.ignored.iter().any(|c| c == k)
+                || model.target.as_deref() == Some(k.as_str());
+            if !known {
+                extra.insert(k.clone());
+            }
+        }
+        for col in &mut columns {
+            match (obj.get(&col.name), &mut col.data) {
+                (None, _) => {
+                    missing.insert(col.name.clone());
+                }
+                (Some(Value::Number(n)), ColumnData::Numeric(v)) => {
+                    v.push(n.as_f64().unwrap_or(f64::NAN));
+                }
+                (Some(other), ColumnData::Numeric(_)) => {
+                    return Err(unprocessable(format!(
+                        "row {i}: `{}` must be a finite number, got {other}",
+                        col.name
+                    )));
+                }
+                (Some(Value::String(s)), ColumnData::Categorical(v)) => v.push(Some(s.clone())),
+                (Some(Value::Null), ColumnData::Categorical(v)) => v.push(None),
+                (Some(other), ColumnData::Categorical(v)) => v.push(Some(other.to_string())),
+            }
+        }
+    }
+    if !missing.is_empty() || !extra.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "missing feature(s): {}",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !extra.is_empty() {
+            parts.push(format!(
+                "unknown feature(s): {}",
+                extra.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let need: Vec<String> = model
+            .inputs
+            .iter()
+            .map(|c| format!("{} ({})", c.name, c.ty))
+            .collect();
+        return Err(unprocessable(format!(
+            "{}; the model takes: {}",
+            parts.join("; "),
+            need.join(", ")
+        )));
+    }
+    Ok(Table {
+        columns,
+        target: None,
+        transforms: vec![],
+    })
+}
+
+/// Scores rows and logs each prediction durably; returns the predictions
+/// as JSON values with their ids.
+async fn score(
+    state: &AppState,
+    rows: &[Value],
+) -> Result<(Arc<Loaded>, Vec<(String, Value)>), Response> {
+    let loaded = state.model.read().expect("model lock").clone();
+    let t = rows_to_table(&loaded, rows)?;
+    let pred = loaded
+        .bundle
+        .predict(&t)
+        .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_instances", e))?;
+    let values: Vec<Value> = match pred {
+        Predictions::Values(v) => v.into_iter().map(|x| json!(x)).collect(),
+        Predictions::Classes { ids, .. } => ids
+            .into_iter()
+            .map(|i| {
+                json!(loaded
+                    .bundle
+                    .model
+                    .classes
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_default())
+            })
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(values.len());
+    let mut records = Vec::with_capacity(values.len());
+    for (row, v) in rows.iter().zip(values) {
+        let n = state.seq.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:x}-{n:x}", state.epoch);
+        records.push(Record::Prediction {
+            id: id.clone(),
+            version: loaded.label.clone(),
+            inputs: row.to_string(),
+            output: v.to_string(),
+        });
+        out.push((id, v));
+    }
+    state.log.write(records).await.map_err(|e| {
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            format!("the prediction could not be recorded: {e}"),
+        )
+    })?;
+    Ok((loaded, out))
+}
+
+async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let t0 = Instant::now();
+    let r = async {
+        let v = json_body(&headers, &body)?;
+        let rows = v
+            .get("instances")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_instances",
+                    "expected {\"instances\": [{\"feature\": value, …}, …]}",
+                )
+            })?;
+        let (loaded, preds) = score(&state, rows).await?;
+        Ok::<_, Response>(
+            Json(json!({
+                "model_version": loaded.label,
+                "model": loaded.bundle.manifest.name,
+                "predictions": preds
+                    .into_iter()
+                    .map(|(id, p)| json!({"prediction_id": id, "prediction": p}))
+                    .collect::<Vec<_>>(),
+            }))
+            .into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(|e| e);
+    count(&state, "predict", r.status(), Some(t0));
+    r
+}
+
+/// MLflow scoring-server request shapes → rows by feature name.
+fn mlflow_rows(v: &Value) -> Result<Vec<Value>, String> {
+    let obj = v.as_object().ok_or("expected a JSON object")?;
+    if let Some(split) = obj.get("dataframe_split") {
+        let cols = split
+            .get("columns")
+            .and_then(Value::as_array)
+            .ok_or("`dataframe_split` needs `columns`")?;
+        let data = split
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or("`dataframe_split` needs `data`")?;
+        return data
+            .iter()
+            .map(|r| {
+                let r = r.as_array().ok_or("each `data` row must be a list")?;
+                if r.len() != cols.len() {
+                    return Err("a `data` row and `columns` differ in length");
+                }
+                let m: Map<String, Value> = cols
+                    .iter()
+                    .zip(r)
+                    .map(|(c, v)| (c.as_str().unwrap_or_default().to_string(), v.clone()))
+                    .collect();
+                Ok(Value::Object(m))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(str::to_string);
+    }
+    if let Some(records) = obj.get("dataframe_records") {
+        return records
+            .as_array()
+            .cloned()
+            .ok_or_else(|| "`dataframe_records` must be a list of objects".into());
+    }
+    for key in ["instances", "inputs"] {
+        match obj.get(key) {
+            Some(Value::Array(a)) => return Ok(a.clone()),
+            Some(Value::Object(cols)) => {
+                // {"col": [v, …], …}: columns of equal length
+                let n = cols
+                    .values()
+                    .filter_map(Value::as_array)
+                    .map(Vec::len)
+                    .max()
+                    .unwrap_or(0);
+                return (0..n)
+                    .map(|i| {
+                        let m: Map<String, Value> = cols
+                            .iter()
+                            .map(|(c, v)| {
+                                (
+                                    c.clone(),
+                                    v.as_array()
+                                        .and_then(|a| a.get(i))
+                                        .cloned()
+                                        .unwrap_or(Value::Null),
+                                )
+                            })
+                            .collect();
+                        Ok(Value::Object(m))
+                    })
+                    .collect();
+            }
+            Some(_) => {
+                return Err(format!(
+                    "`{key}` must be a list of rows or an object of columns"
+                ))
+            }
+            None => {}
+        }
+    }
+    Err("expected one of `dataframe_split`, `dataframe_records`, `instances`, `inputs`".into())
+}
+
+async fn invocations(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t0 = Instant::now();
+    let r = async {
+        let v = json_body(&headers, &body)?;
+        let rows = mlflow_rows(&v)
+            .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e))?;
+        let (_, preds) = score(&state, &rows).await?;
+        Ok::<_, Response>(
+            Json(json!({"predictions": preds.into_iter().map(|(_, p)| p).collect::<Vec<_>>()}))
+                .into_response(),
+        )
+    }
+    .await
+    .unwrap_or_else(|e| e);
+    count(&state, "invocations", r.status(), Some(t0));
+    r
+}
+
+async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let r = async {
+        let v = json_body(&headers, &body)?;
+        let label = v
+            .get("label")
+            .cloned()
+            .filter(|l| !l.is_null())
+            .ok_or_else(|| {
+                problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_feedback",
+                    "expected {\"prediction_id\": …, \"label\": …} or {\"row\": {…}, \"label\": …}",
+                )
+            })?;
+        if let Value::Number(n) = &label {
+            if n.as_f64().is_none_or(|x| !x.is_finite()) {
+                return Err(problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_feedback",
+                    "`label` must be finite",
+                ));
+            }
+        }
+        {
+            let m = state.metrics.lock().expect("metrics lock");
+            if m.feedback >= state.quota {
+                return Err(problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "feedback_quota",
+                    format!(
+                        "the feedback log holds its quota of {} records; raise --feedback-quota",
+                        state.quota
+                    ),
+                ));
+            }
+        }
+        let loaded = state.model.read().expect("model lock").clone();
+        let (prediction_id, row, version) =
+            match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
+                (Some(id), _) => {
+                    let id = id.to_string();
+                    let log = state.log.path.clone();
+                    let lookup = id.clone();
+                    let found = tokio::task::spawn_blocking(move || -> Option<(String, String)> {
+                        let conn = rusqlite::Connection::open(log).ok()?;
+                        conn.query_row(
+                            "SELECT inputs, model_version FROM predictions WHERE id = ?1",
+                            [lookup],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .ok()
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| {
+                        problem(
+                            StatusCode::NOT_FOUND,
+                            "unknown_prediction",
+                            format!("no prediction `{id}` was made by this server"),
+                        )
+                    })?;
+                    let row: Value = serde_json::from_str(&found.0).unwrap_or(Value::Null);
+                    (Some(id), row, Some(found.1))
+                }
+                (None, Some(row)) if row.is_object() => {
+                    rows_to_table(&loaded, std::slice::from_ref(row))?;
+                    (None, row.clone(), None)
+                }
+                _ => {
+                    return Err(problem(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_feedback",
+                        "give `prediction_id` (from /predict) or `row` (the features) with `label`",
+                    ))
+                }
+            };
+        let line = json!({
+            "row": row,
+            "label": label,
+            "prediction_id": prediction_id,
+            "model_version": version,
+            "at": mlcycle_pipeline::db::now_rfc3339(),
+        })
+        .to_string();
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = st.feedback_log.lock().expect("feedback log lock");
+            f.write_all(format!("{line}\n").as_bytes())?;
+            f.sync_data()
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", e))?;
+        state.metrics.lock().expect("metrics lock").feedback += 1;
+        Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
+    };
+    let r = r.await.unwrap_or_else(|e| e);
+    count(&state, "feedback", r.status(), None);
+    r
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let loaded = state.model.read().expect("model lock").clone();
+    Json(json!({"status": "ready", "model_version": loaded.label})).into_response()
+}
+
+async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+    let l = state.model.read().expect("model lock").clone();
+    let m = &l.bundle.model;
+    Json(json!({
+        "model": l.bundle.manifest.name,
+        "model_version": l.label,
+        "registry_version": l.version,
+        "bundle_version": l.bundle.manifest.version,
+        "kind": m.kind,
+        "task": m.task.as_str(),
+        "inputs": m.inputs,
+        "target": m.target,
+        "classes": m.classes,
+        "metrics": l.bundle.metrics,
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = state.metrics.lock().expect("metrics lock");
+    let mut s = String::new();
+    s.push_str(
+        "# HELP mlcycle_requests_total Requests by route.\n# TYPE mlcycle_requests_total counter\n",
+    );
+    let mut routes: Vec<_> = m.requests.iter().collect();
+    routes.sort();
+    for (r, n) in routes {
+        s.push_str(&format!("mlcycle_requests_total{{route=\"{r}\"}} {n}\n"));
+    }
+    s.push_str("# HELP mlcycle_errors_total Error responses by status.\n# TYPE mlcycle_errors_total counter\n");
+    let mut errors: Vec<_> = m.errors.iter().collect();
+    errors.sort();
+    for (c, n) in errors {
+        s.push_str(&format!("mlcycle_errors_total{{status=\"{c}\"}} {n}\n"));
+    }
+    s.push_str("# HELP mlcycle_predict_latency_seconds Latency of scoring requests.\n# TYPE mlcycle_predict_latency_seconds histogram\n");
+    for (b, n) in &m.buckets {
+        s.push_str(&format!(
+            "mlcycle_predict_latency_seconds_bucket{{le=\"{b}\"}} {n}\n"
+        ));
+    }
+    s.push_str(&format!(
+        "mlcycle_predict_latency_seconds_bucket{{le=\"+Inf\"}} {0}\nmlcycle_predict_latency_seconds_sum {1}\nmlcycle_predict_latency_seconds_count {0}\n",
+        m.latency_count, m.latency_sum
+    ));
+    s.push_str(&format!(
+        "# HELP mlcycle_feedback_total Feedback records stored.\n# TYPE mlcycle_feedback_total counter\nmlcycle_feedback_total {}\n",
+        m.feedback
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+}

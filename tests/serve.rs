@@ -1,0 +1,315 @@
+//! `mlcycle serve`: endpoints, hardening, hot swap, durability.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Ws;
+
+const PIPELINE: &str = r#"
+params:
+  noise: 20000
+stages:
+  houses:
+    uses: dataset.synthetic
+    with: {kind: house_prices, rows: 200, noise: "${params.noise}"}
+  split:
+    uses: preprocess.split
+    inputs: {data: houses.data}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: split.train}
+  bundle:
+    uses: deploy.bundle
+    inputs: {model: ols.model}
+  promote:
+    uses: deploy.promote
+    inputs: {bundle: bundle.bundle, test: split.test}
+"#;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(ws: &Ws, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = ws
+        .cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the server exited");
+        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+            break rest.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // keep draining stderr so the server never blocks on it
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    Server { child, port }
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(port: u16, method: &str, path: &str, ctype: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn post(port: u16, path: &str, body: &str) -> (u16, String) {
+    http(port, "POST", path, "application/json", body)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn trained() -> Ws {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    ws
+}
+
+#[test]
+fn predicts_in_our_shape_and_mlflow_shapes() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    let (code, body) = post(
+        s.port,
+        "/predict",
+        r#"{"instances": [{"area": 100}, {"area": 200}]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["model_version"], "1");
+    let p = v["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 2);
+    let a = p[0]["prediction"].as_f64().unwrap();
+    assert!((a - 350_000.0).abs() < 30_000.0, "{body}");
+    assert_ne!(p[0]["prediction_id"], p[1]["prediction_id"]);
+    for req in [
+        r#"{"dataframe_split": {"columns": ["area"], "data": [[100], [200]]}}"#,
+        r#"{"dataframe_records": [{"area": 100}, {"area": 200}]}"#,
+        r#"{"instances": [{"area": 100}, {"area": 200}]}"#,
+        r#"{"inputs": {"area": [100, 200]}}"#,
+    ] {
+        let (code, body) = post(s.port, "/invocations", req);
+        assert_eq!(code, 200, "{req}: {body}");
+        let preds = json(&body)["predictions"].clone();
+        assert_eq!(preds[0].as_f64().unwrap(), a, "{req}");
+        assert_eq!(preds.as_array().unwrap().len(), 2, "{req}");
+    }
+    let (code, body) = http(s.port, "GET", "/metadata", "", "");
+    assert_eq!(code, 200);
+    assert_eq!(json(&body)["inputs"][0]["name"], "area");
+    assert_eq!(http(s.port, "GET", "/health", "", "").0, 200);
+    assert_eq!(http(s.port, "GET", "/ready", "", "").0, 200);
+    let (_, metrics) = http(s.port, "GET", "/metrics", "", "");
+    assert!(
+        metrics.contains("mlcycle_requests_total{route=\"invocations\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mlcycle_predict_latency_seconds_count 5"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_say_why() {
+    let ws = trained();
+    let s = start(&ws, &["--max-body", "1000", "--feedback-quota", "1"]);
+    let big = format!(
+        r#"{{"instances": [{{"area": 1}}], "pad": "{}"}}"#,
+        "x".repeat(5000)
+    );
+    assert_eq!(post(s.port, "/predict", &big).0, 413);
+    let (code, body) = http(s.port, "POST", "/predict", "text/plain", "{}");
+    assert_eq!(code, 415, "{body}");
+    let (code, body) = post(s.port, "/predict", "{not json");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = post(s.port, "/predict", r#"{"instances": [{"size": 3}]}"#);
+    assert_eq!(code, 422);
+    assert!(body.contains("missing feature(s): area"), "{body}");
+    assert!(body.contains("unknown feature(s): size"), "{body}");
+    let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": "NaN"}]}"#);
+    assert_eq!(code, 422);
+    assert!(body.contains("must be a finite number"), "{body}");
+    let (code, body) = post(
+        s.port,
+        "/feedback",
+        r#"{"prediction_id": "nope", "label": 1}"#,
+    );
+    assert_eq!(code, 404, "{body}");
+    let (_, body) = post(s.port, "/predict", r#"{"instances": [{"area": 100}]}"#);
+    let id = json(&body)["predictions"][0]["prediction_id"].clone();
+    let fb = format!(r#"{{"prediction_id": {id}, "label": 330000}}"#);
+    assert_eq!(post(s.port, "/feedback", &fb).0, 200);
+    let (code, body) = post(s.port, "/feedback", &fb);
+    assert_eq!(code, 429, "the quota of 1 is reached: {body}");
+    let log = ws.read("feedback/labels.jsonl");
+    assert_eq!(log.lines().count(), 1);
+    assert!(log.contains(r#""row":{"area":100}"#), "{log}");
+}
+
+#[test]
+fn a_client_that_sends_headers_slowly_is_disconnected() {
+    let ws = trained();
+    let s = start(&ws, &["--header-timeout", "1"]);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        t.elapsed()
+    );
+    let _ = n;
+}
+
+#[test]
+fn a_new_champion_is_served_without_a_restart() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    let r = ws.run(&["run", "-p", "noise=2000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("promoted version 2"), "{}", r.stderr);
+    let t = Instant::now();
+    loop {
+        let (_, body) = http(s.port, "GET", "/ready", "", "");
+        if json(&body)["model_version"] == "2" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_acknowledged_prediction_survives_sigkill() {
+    let ws = trained();
+    let mut s = start(&ws, &[]);
+    let port = s.port;
+    let acked = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for i in 0..400 {
+            let body = format!(r#"{{"instances": [{{"area": {}}}]}}"#, 50 + i % 150);
+            let mut c = match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(c) => c,
+                Err(_) => break,
+            };
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let req = format!(
+                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if c.write_all(req.as_bytes()).is_err() {
+                break;
+            }
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            if !out.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+            ids.push(
+                v["predictions"][0]["prediction_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        ids
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    s.child.kill().unwrap(); // SIGKILL
+    let _ = s.child.wait();
+    let ids = acked.join().unwrap();
+    assert!(
+        !ids.is_empty(),
+        "no prediction was acknowledged before the kill"
+    );
+    let db = rusqlite::Connection::open(ws.path().join(".mlcycle/serve.db")).unwrap();
+    for id in &ids {
+        let n: i64 = db
+            .query_row(
+                "SELECT count(*) FROM predictions WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "acknowledged prediction {id} was lost");
+    }
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let ws = trained();
+    let mut s = start(&ws, &[]);
+    assert_eq!(
+        post(s.port, "/predict", r#"{"instances": [{"area": 100}]}"#).0,
+        200
+    );
+    let pid = s.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let t = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serving_without_a_champion_says_what_to_do() {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["serve", "--port", "0"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("there is no champion model"),
+        "{}",
+        r.stderr
+    );
+}
