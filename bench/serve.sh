@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Serving benchmark: `mlcycle serve` against `mlflow models serve` (the
+# scikit-learn flavour of the same linear model), load-tested with wrk on
+# loopback in the same run. See docs/performance.md.
+#
+# Usage: bash bench/serve.sh [--duration S] [--connections N] [--quick]
+#   MLCYCLE=path/to/mlcycle   use this binary instead of `cargo build --release`
+# Needs wrk (apt-get install wrk). Creates bench/.venv-serve (mlflow,
+# scikit-learn) on first use. Results: bench/results/serve-summary.md and
+# bench/results/serve.json.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+VENV="$HERE/.venv-serve"
+if [ -z "${MLCYCLE:-}" ]; then
+  (cd "$ROOT" && cargo build --release)
+  MLCYCLE="$ROOT/target/release/mlcycle"
+fi
+export MLCYCLE
+command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install wrk)" >&2; exit 1; }
+if [ ! -x "$VENV/bin/mlflow" ]; then
+  echo "creating $VENV with mlflow and scikit-learn (first use only)" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "mlflow==3.*" "scikit-learn==1.9.1" pandas
+fi
+mkdir -p "$HERE/results"
+exec "$VENV/bin/python" "$HERE/serve.py" "$@"
