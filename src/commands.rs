@@ -874,14 +874,22 @@ fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
         println!("no promotion decisions yet: a `deploy.promote` stage makes them");
     } else {
         println!(
-            "{:>4}  {:>7}  {:<10}  {:>9}  {:>8}  {:<22}  {:<8}  MESSAGE",
-            "RUN", "ROWS", "METRIC", "CANDIDATE", "CHAMPION", "SCORES (NEW / CHAMPION)", "DECISION"
+            "{:>4}  {:>10}  {:>9}  {:<10}  {:>9}  {:>8}  {:<22}  {:<8}  MESSAGE",
+            "RUN",
+            "TRAIN ROWS",
+            "TEST ROWS",
+            "METRIC",
+            "CANDIDATE",
+            "CHAMPION",
+            "SCORES (NEW / CHAMPION)",
+            "DECISION"
         );
         for d in &decisions {
             let num = |v: Option<f64>| v.map_or("-".to_string(), mlcycle_stages::table::short);
             println!(
-                "{:>4}  {:>7}  {:<10}  {:>9}  {:>8}  {:<23}  {:<8}  {}",
+                "{:>4}  {:>10}  {:>9}  {:<10}  {:>9}  {:>8}  {:<23}  {:<8}  {}",
                 d.run_id.map_or("-".to_string(), |r| r.to_string()),
+                d.train_rows.map_or("-".to_string(), |r| r.to_string()),
                 d.rows,
                 d.metric,
                 format!("v{}", d.candidate),

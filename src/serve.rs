@@ -175,10 +175,7 @@ fn open_log(path: &Path) -> Result<rusqlite::Connection, String> {
     Ok(conn)
 }
 
-fn commit(
-    conn: &mut rusqlite::Connection,
-    batch: &[Job],
-) -> rusqlite::Result<()> {
+fn commit(conn: &mut rusqlite::Connection, batch: &[Job]) -> rusqlite::Result<()> {
     let at = mlcycle_pipeline::db::now_rfc3339();
     let tx = conn.transaction()?;
     {
@@ -424,6 +421,14 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
+        // `1e999` is valid JSON syntax but no finite number.
+        if e.to_string().contains("number out of range") {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_instances",
+                format!("a number is not finite: {e}"),
+            );
+        }
         problem(
             StatusCode::BAD_REQUEST,
             "malformed_json",

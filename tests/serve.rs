@@ -169,6 +169,8 @@ fn bad_requests_get_the_right_status_and_say_why() {
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": "NaN"}]}"#);
     assert_eq!(code, 422);
     assert!(body.contains("must be a finite number"), "{body}");
+    let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": 1e999}]}"#);
+    assert_eq!(code, 422, "infinity: {body}");
     let (code, body) = post(
         s.port,
         "/feedback",
@@ -224,12 +226,13 @@ fn a_new_champion_is_served_without_a_restart() {
 }
 
 #[test]
-fn every_acknowledged_prediction_survives_sigkill() {
+fn every_acknowledged_prediction_and_label_survives_sigkill() {
     let ws = trained();
     let mut s = start(&ws, &[]);
     let port = s.port;
     let acked = std::thread::spawn(move || {
         let mut ids = Vec::new();
+        let mut labelled = Vec::new();
         for i in 0..400 {
             let body = format!(r#"{{"instances": [{{"area": {}}}]}}"#, 50 + i % 150);
             let mut c = match TcpStream::connect(("127.0.0.1", port)) {
@@ -251,23 +254,54 @@ fn every_acknowledged_prediction_survives_sigkill() {
             }
             let v: serde_json::Value =
                 serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-            ids.push(
-                v["predictions"][0]["prediction_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            );
+            let id = v["predictions"][0]["prediction_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            ids.push(id.clone());
+            // every other prediction gets its label
+            if i % 2 == 0 {
+                let body = format!(r#"{{"prediction_id": "{id}", "label": {}}}"#, 1000 + i);
+                let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+                    break;
+                };
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let req = format!(
+                    "POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if c.write_all(req.as_bytes()).is_err() {
+                    break;
+                }
+                let mut out = String::new();
+                let _ = c.read_to_string(&mut out);
+                if !out.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+                labelled.push(id);
+            }
         }
-        ids
+        (ids, labelled)
     });
     std::thread::sleep(Duration::from_millis(300));
     s.child.kill().unwrap(); // SIGKILL
     let _ = s.child.wait();
-    let ids = acked.join().unwrap();
+    let (ids, labelled) = acked.join().unwrap();
     assert!(
         !ids.is_empty(),
         "no prediction was acknowledged before the kill"
     );
+    assert!(
+        !labelled.is_empty(),
+        "no feedback was acknowledged before the kill"
+    );
+    let log = ws.read("feedback/labels.jsonl");
+    for id in &labelled {
+        assert!(
+            log.contains(&format!(r#""prediction_id":"{id}""#)),
+            "acknowledged feedback for {id} was lost"
+        );
+    }
     let db = rusqlite::Connection::open(ws.path().join(".mlcycle/serve.db")).unwrap();
     for id in &ids {
         let n: i64 = db

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     champion_value  REAL,
     promoted    INTEGER NOT NULL,
     rows        INTEGER NOT NULL,
+    train_rows  INTEGER,
     message     TEXT NOT NULL,
     at          TEXT NOT NULL
 );
@@ -110,7 +111,10 @@ pub struct Decision {
     pub candidate_value: Option<f64>,
     pub champion_value: Option<f64>,
     pub promoted: bool,
+    /// Held-out rows the decision was made on.
     pub rows: i64,
+    /// Rows the candidate was trained on (the data set's size).
+    pub train_rows: Option<i64>,
     pub message: String,
     pub at: String,
 }
@@ -329,8 +333,8 @@ impl ModelRegistry {
     /// Records a promotion decision.
     pub fn record_decision(&mut self, d: &Decision) -> Result<(), RegistryError> {
         self.conn.execute(
-            "INSERT INTO decisions (run_id, stage, candidate, champion, metric, candidate_value, champion_value, promoted, rows, message, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO decisions (run_id, stage, candidate, champion, metric, candidate_value, champion_value, promoted, rows, message, at, train_rows)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 d.run_id,
                 d.stage,
@@ -342,7 +346,8 @@ impl ModelRegistry {
                 d.promoted,
                 d.rows,
                 d.message,
-                d.at
+                d.at,
+                d.train_rows
             ],
         )?;
         Ok(())
@@ -351,7 +356,7 @@ impl ModelRegistry {
     /// Every promotion decision, oldest first.
     pub fn decisions(&self) -> Result<Vec<Decision>, RegistryError> {
         let mut st = self.conn.prepare(
-            "SELECT run_id, stage, candidate, champion, metric, candidate_value, champion_value, promoted, rows, message, at
+            "SELECT run_id, stage, candidate, champion, metric, candidate_value, champion_value, promoted, rows, message, at, train_rows
              FROM decisions ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
@@ -367,6 +372,7 @@ impl ModelRegistry {
                 rows: r.get(8)?,
                 message: r.get(9)?,
                 at: r.get(10)?,
+                train_rows: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -595,6 +595,7 @@ impl Stage for PromoteStage {
             champion_value: champ_value,
             promoted,
             rows: test.n_rows() as i64,
+            train_rows: Some(bundle.model.lineage.rows as i64),
             message: message.clone(),
             at: mlcycle_pipeline::db::now_rfc3339(),
         })
