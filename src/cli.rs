@@ -53,6 +53,9 @@ pub enum Cmd {
     History(HistoryArgs),
     /// Serve the champion model over HTTP (predict, MLflow invocations, feedback).
     Serve(ServeArgs),
+    /// Run one stage of a run as a Slurm job does (used by `--executor slurm`).
+    #[command(hide = true)]
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +172,30 @@ pub struct RunArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Where stages run: here, or as Slurm jobs (the workspace must be on
+    /// a filesystem every node shares).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    pub executor: Executor,
+    /// An extra `sbatch` argument for every job (repeatable), e.g.
+    /// `--slurm-arg=--partition=debug`.
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
+/// `mlcycle exec`: what a Slurm job runs.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The stage to run.
+    pub stage: String,
+    /// The driver's run id (its job spec is in that run's folder).
+    #[arg(long)]
+    pub run: i64,
 }
 
 #[derive(Debug, Args)]

@@ -19,8 +19,9 @@ use mlcycle_pipeline::{
 };
 
 use crate::cli::{
-    Cli, Cmd, DagFormat, GcArgs, HistoryArgs, ModelsArgs, ModelsCmd, PredictArgs, RunArgs,
-    RunsArgs, RunsCmd, ServeArgs, ShowArgs, StagesArgs, StatusArgs, TargetArgs,
+    Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, ModelsArgs, ModelsCmd,
+    PredictArgs, RunArgs, RunsArgs, RunsCmd, ServeArgs, ShowArgs, StagesArgs, StatusArgs,
+    TargetArgs,
 };
 use crate::report::TermReporter;
 
@@ -108,6 +109,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Models(a) => cmd_models(&cli, a),
         Cmd::History(a) => cmd_history(&cli, a),
         Cmd::Serve(a) => cmd_serve(&cli, a),
+        Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -307,6 +309,24 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
         selected,
         log_dir: ws.runs_dir().join(run_id.to_string()),
         run_id: Some(run_id),
+        slurm: match a.executor {
+            Executor::Local => None,
+            Executor::Slurm => {
+                let tool =
+                    |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
+                Some(mlcycle_pipeline::exec::slurm::SlurmOptions {
+                    binary: std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?,
+                    root: ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()),
+                    sbatch: tool("MLCYCLE_SBATCH", "sbatch"),
+                    squeue: tool("MLCYCLE_SQUEUE", "squeue"),
+                    scontrol: tool("MLCYCLE_SCONTROL", "scontrol"),
+                    scancel: tool("MLCYCLE_SCANCEL", "scancel"),
+                    extra: a.slurm_args.clone(),
+                    params: a.target.params.clone(),
+                    poll: std::time::Duration::from_millis(200),
+                })
+            }
+        },
     };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ready to run.");
     let out = exec::run(&ws, &p, &graph, lock, memo, &opts, &reporter)?;
@@ -926,6 +946,127 @@ fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
         eprintln!("wrote {0}/history.svg and {0}/history.png", dir.display());
     }
     Ok(0)
+}
+
+/// Runs one stage as a Slurm job: checks that the inputs are those the
+/// driver planned with, runs the stage, and leaves a record for the driver.
+fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    use mlcycle_pipeline::exec::slurm::{self, JobRecord, JobSpec};
+    let t0 = std::time::Instant::now();
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
+    let log_dir = ws.runs_dir().join(a.run.to_string());
+    let record_to = slurm::record_path(&log_dir, &a.stage);
+    let finish = |r: JobRecord| -> Result<u8, Fail> {
+        let ok = r.ok;
+        if let Some(e) = &r.error {
+            eprintln!("{}: {e}", a.stage);
+        }
+        slurm::write_json(&record_to, &r).map_err(|e| CliError::Io(e.to_string()))?;
+        Ok(if ok { 0 } else { 1 })
+    };
+    let failed = |error: String| JobRecord {
+        ok: false,
+        error: Some(error),
+        stderr_tail: vec![],
+        duration_ms: t0.elapsed().as_millis() as u64,
+        entry: None,
+    };
+    let spec: JobSpec = match std::fs::read_to_string(slurm::spec_path(&log_dir, &a.stage))
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => return finish(failed(format!("cannot read the job spec: {e}"))),
+    };
+    let target = TargetArgs {
+        args: vec![dir.display().to_string()],
+        params: spec.params.clone(),
+    };
+    let (p, _) = match load(cli, &target, registry) {
+        Ok(x) => x,
+        Err(f) => {
+            return finish(failed(format!(
+                "the pipeline does not load here: {:?}",
+                f.report
+            )))
+        }
+    };
+    let Some(i) = p.stages.iter().position(|s| s.id == a.stage) else {
+        return finish(failed(format!("the pipeline has no stage `{}`", a.stage)));
+    };
+    let graph = StageGraph::build(&p);
+    // Verify the inputs before running: the fingerprint of what this node
+    // sees must be the one the driver planned with.
+    let memo = mlcycle_pipeline::plan::SharedMemo::new(Default::default());
+    let up = |stage: usize, output: usize| -> Option<String> {
+        let path = &p.stages[stage].outputs[output].path;
+        spec.upstream
+            .get(&p.stages[stage].id)
+            .and_then(|e| e.outs.get(path))
+            .map(|o| o.hash.clone())
+    };
+    let s = &p.stages[i];
+    let seen = mlcycle_pipeline::plan::fingerprint(&ws, s, &memo, &up)
+        .map(|fp| mlcycle_pipeline::plan::assess(&ws, &p, s, fp, None, &memo, true).key);
+    match seen {
+        Ok(k) if k == spec.key => {}
+        Ok(_) => {
+            return finish(failed(
+                "the inputs on this node differ from those the driver planned with \
+                 (is the workspace on a filesystem every node shares?)"
+                    .into(),
+            ))
+        }
+        Err(e) => return finish(failed(format!("cannot read the inputs: {e}"))),
+    }
+    let mut lock = ws.read_lock()?;
+    lock.stages = spec.upstream.clone();
+    let mut selected = vec![false; p.stages.len()];
+    selected[i] = true;
+    let mut forced = vec![false; p.stages.len()];
+    forced[i] = true;
+    let opts = RunOptions {
+        jobs: 1,
+        forced,
+        keep_going: false,
+        selected,
+        log_dir: log_dir.clone(),
+        run_id: Some(a.run),
+        slurm: None,
+    };
+    install_interrupt_handler();
+    let reporter = TermReporter::new(false, false);
+    let out = exec::run(
+        &ws,
+        &p,
+        &graph,
+        lock,
+        memo.0.into_inner().unwrap_or_default(),
+        &opts,
+        &reporter,
+    )?;
+    reporter.finish();
+    let result = out.summary.stages.iter().find(|r| r.stage == a.stage);
+    match result.map(|r| &r.outcome) {
+        Some(Outcome::Ran) | Some(Outcome::Restored) | Some(Outcome::Fresh) => finish(JobRecord {
+            ok: true,
+            error: None,
+            stderr_tail: vec![],
+            duration_ms: t0.elapsed().as_millis() as u64,
+            entry: out.lock.stages.get(&a.stage).cloned(),
+        }),
+        Some(Outcome::Failed {
+            error, stderr_tail, ..
+        }) => finish(JobRecord {
+            ok: false,
+            error: Some(error.clone()),
+            stderr_tail: stderr_tail.clone(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            entry: None,
+        }),
+        _ => finish(failed("the stage did not run".into())),
+    }
 }
 
 fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {

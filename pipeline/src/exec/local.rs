@@ -5,6 +5,7 @@
 //! built-ins in-process, `run:` stages as child processes in their own
 //! process group — and store its outputs in the cache.
 
+use std::collections::BTreeMap;
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -101,6 +102,8 @@ pub struct RunOptions {
     /// Folder for this run's stage logs.
     pub log_dir: PathBuf,
     pub run_id: Option<i64>,
+    /// Run stages as Slurm jobs instead of here.
+    pub slurm: Option<super::slurm::SlurmOptions>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -134,6 +137,8 @@ struct Job {
     stage: usize,
     assessment: Assessment,
     t0: Instant,
+    /// Lock records of the upstream stages (for a Slurm job's spec).
+    upstream: BTreeMap<String, LockEntry>,
 }
 
 /// Runs the selected stages of `p`.
@@ -241,11 +246,23 @@ pub fn run(
                         local.push_back((i, r, None));
                         break;
                     }
+                    let upstream = if opts.slurm.is_some() {
+                        graph
+                            .upstream(i)
+                            .filter_map(|u| {
+                                let id = &p.stages[u].id;
+                                lock.stages.get(id).map(|e| (id.clone(), e.clone()))
+                            })
+                            .collect()
+                    } else {
+                        BTreeMap::new()
+                    };
                     if job_tx
                         .send(Job {
                             stage: i,
                             assessment: a,
                             t0,
+                            upstream,
                         })
                         .is_err()
                     {
@@ -425,6 +442,22 @@ fn execute(
     // Run it.
     let _ = msg.send(Msg::Started(job.stage));
     reporter.started(&s.id, &a.reasons);
+    if let Some(slurm) = &opts.slurm {
+        let spec = super::slurm::JobSpec {
+            stage: s.id.clone(),
+            run_id: opts.run_id.unwrap_or(0),
+            key: a.key.clone(),
+            upstream: job.upstream,
+            params: slurm.params.clone(),
+        };
+        return match super::slurm::run_job(slurm, &opts.log_dir, &spec, &[]) {
+            Ok((entry, job_id)) => {
+                reporter.line(&s.id, &format!("done as Slurm job {job_id}"), false);
+                done(Outcome::Ran, entry, a.reasons)
+            }
+            Err(f) => fail(f.error, f.stderr_tail, f.log, a.reasons),
+        };
+    }
     for o in &s.outputs {
         let abs = ws.root.join(&o.path);
         let removed = match fs::symlink_metadata(&abs) {

@@ -1,0 +1,362 @@
+//! Running stages as Slurm jobs (driver-managed).
+//!
+//! The driver plans exactly as a local run does; fresh and restorable
+//! stages never reach Slurm. A stage that must run becomes one job that
+//! re-invokes the same binary on a compute node — `mlcycle exec STAGE
+//! --run ID` — in the workspace, which must be on a filesystem every node
+//! shares. The driver writes a job spec (the fingerprint key it expects and
+//! the lock records of the upstream stages) next to the run's logs; the job
+//! recomputes the stage's fingerprint from the files it sees, refuses to
+//! run when it differs, runs the stage, publishes its outputs to the cache
+//! (temp file + fsync + rename, as locally) and writes a record of the
+//! outcome. The driver takes the outcome from that record, not from
+//! `sacct` (many clusters have no accounting database); Slurm's own job
+//! state only explains a job that ended without one (out of memory, time
+//! limit, cancelled).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::workspace::LockEntry;
+
+/// How to reach Slurm.
+#[derive(Debug, Clone)]
+pub struct SlurmOptions {
+    /// The mlcycle binary the jobs run (it must exist on every node).
+    pub binary: PathBuf,
+    /// The workspace root, as the nodes see it.
+    pub root: PathBuf,
+    pub sbatch: String,
+    pub squeue: String,
+    pub scontrol: String,
+    pub scancel: String,
+    /// Extra `sbatch` arguments for every job (e.g. `--partition=debug`).
+    pub extra: Vec<String>,
+    /// `-p key=value` overrides of the driver, replayed by each job.
+    pub params: Vec<String>,
+    pub poll: Duration,
+}
+
+/// What the driver tells a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub stage: String,
+    pub run_id: i64,
+    /// The fingerprint key the driver computed.
+    pub key: String,
+    /// Lock records of the stages this one reads from.
+    pub upstream: BTreeMap<String, LockEntry>,
+    pub params: Vec<String>,
+}
+
+/// What a job leaves for the driver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub ok: bool,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub stderr_tail: Vec<String>,
+    pub duration_ms: u64,
+    pub entry: Option<LockEntry>,
+}
+
+/// The folder of one run's job specs and records.
+pub fn jobs_dir(log_dir: &Path) -> PathBuf {
+    log_dir.join("jobs")
+}
+
+pub fn spec_path(log_dir: &Path, stage: &str) -> PathBuf {
+    jobs_dir(log_dir).join(format!("{stage}.spec.json"))
+}
+
+pub fn record_path(log_dir: &Path, stage: &str) -> PathBuf {
+    jobs_dir(log_dir).join(format!("{stage}.record.json"))
+}
+
+/// Writes `value` as JSON by temp file + rename, so a reader never sees
+/// half of it.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let text = serde_json::to_vec_pretty(value).expect("job files serialize");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// A job that did not succeed.
+#[derive(Debug)]
+pub struct JobFailure {
+    pub error: String,
+    pub stderr_tail: Vec<String>,
+    pub log: Option<String>,
+}
+
+/// Submits the job for `spec` and waits for its record.
+pub fn run_job(
+    slurm: &SlurmOptions,
+    log_dir: &Path,
+    spec: &JobSpec,
+    resources: &[String],
+) -> Result<(LockEntry, String), JobFailure> {
+    let fail = |error: String| JobFailure {
+        error,
+        stderr_tail: vec![],
+        log: None,
+    };
+    let spec_file = spec_path(log_dir, &spec.stage);
+    let record = record_path(log_dir, &spec.stage);
+    let _ = std::fs::remove_file(&record);
+    write_json(&spec_file, spec).map_err(|e| fail(format!("cannot write the job spec: {e}")))?;
+    let out_log = log_dir.join(format!("{}.slurm.log", spec.stage));
+    let command = format!(
+        "exec {} -C {} exec {} --run {}",
+        shell_quote(&slurm.binary.display().to_string()),
+        shell_quote(&slurm.root.display().to_string()),
+        shell_quote(&spec.stage),
+        spec.run_id
+    );
+    let mut sbatch = Command::new(&slurm.sbatch);
+    sbatch
+        .arg("--parsable")
+        .arg("--kill-on-invalid-dep=yes")
+        .arg(format!("--job-name=mlcycle-{}-{}", spec.run_id, spec.stage))
+        .arg(format!("--output={}", out_log.display()))
+        .arg(format!("--chdir={}", slurm.root.display()))
+        .args(resources)
+        .args(&slurm.extra)
+        .arg(format!("--wrap={command}"));
+    let out = sbatch
+        .output()
+        .map_err(|e| fail(format!("cannot run `{}`: {e}", slurm.sbatch)))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "sbatch refused the job: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let job_id = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if job_id.is_empty() {
+        return Err(fail("sbatch printed no job id".into()));
+    }
+    track(&job_id, true);
+    let asked: Vec<String> = resources.iter().chain(&slurm.extra).cloned().collect();
+    let result = wait(slurm, &job_id, &record, &out_log, &asked);
+    track(&job_id, false);
+    result.map(|e| (e, job_id))
+}
+
+/// Waits for the job's record; when the job is gone without one, asks
+/// Slurm why.
+fn wait(
+    slurm: &SlurmOptions,
+    job_id: &str,
+    record: &Path,
+    out_log: &Path,
+    resources: &[String],
+) -> Result<LockEntry, JobFailure> {
+    let mut last_state_check = Instant::now();
+    let mut gone_since: Option<Instant> = None;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(record) {
+            if let Ok(r) = serde_json::from_str::<JobRecord>(&text) {
+                return match (r.ok, r.entry) {
+                    (true, Some(e)) => Ok(e),
+                    _ => {
+                        let mut error = r.error.unwrap_or_else(|| "the job failed".into());
+                        // A command killed by the node's memory limit
+                        // exits with a plain signal; Slurm knows why.
+                        if let Some(state) = final_state(slurm, job_id) {
+                            if matches!(state.as_str(), "OUT_OF_MEMORY" | "TIMEOUT" | "CANCELLED") {
+                                error = format!(
+                                    "{}; {error}",
+                                    explain(job_id, Some(&state), resources)
+                                );
+                            }
+                        }
+                        Err(JobFailure {
+                            error,
+                            stderr_tail: r.stderr_tail,
+                            log: Some(out_log.display().to_string()),
+                        })
+                    }
+                };
+            }
+        }
+        if crate::exec::local::interrupted() {
+            let _ = Command::new(&slurm.scancel).arg(job_id).output();
+            return Err(JobFailure {
+                error: format!("run interrupted: Slurm job {job_id} cancelled"),
+                stderr_tail: vec![],
+                log: Some(out_log.display().to_string()),
+            });
+        }
+        if last_state_check.elapsed() >= Duration::from_secs(1) {
+            last_state_check = Instant::now();
+            let state = job_state(slurm, job_id);
+            let ended = match state.as_deref() {
+                None => true,
+                Some(s) => !matches!(
+                    s,
+                    "PENDING"
+                        | "RUNNING"
+                        | "CONFIGURING"
+                        | "COMPLETING"
+                        | "SUSPENDED"
+                        | "REQUEUED"
+                        | "RESIZING"
+                ),
+            };
+            if ended {
+                // The record may land a moment after the job ends on a
+                // shared filesystem: give it a few seconds.
+                let since = *gone_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(5) {
+                    return Err(JobFailure {
+                        error: explain(job_id, state.as_deref(), resources),
+                        stderr_tail: tail(out_log),
+                        log: Some(out_log.display().to_string()),
+                    });
+                }
+            }
+        }
+        std::thread::sleep(slurm.poll);
+    }
+}
+
+/// The job's state once it has ended (waits up to 10 s for it to end).
+fn final_state(slurm: &SlurmOptions, job_id: &str) -> Option<String> {
+    let t = Instant::now();
+    loop {
+        let state = job_state(slurm, job_id);
+        let running = matches!(
+            state.as_deref(),
+            Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")
+        );
+        if !running || t.elapsed() > Duration::from_secs(10) {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The job's state from `scontrol show job` (or `squeue -t all`).
+fn job_state(slurm: &SlurmOptions, job_id: &str) -> Option<String> {
+    if let Ok(out) = Command::new(&slurm.scontrol)
+        .args(["show", "job", job_id])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(s) = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("JobState="))
+        {
+            return Some(s.to_string());
+        }
+    }
+    let out = Command::new(&slurm.squeue)
+        .args(["-h", "-t", "all", "-j", job_id, "-o", "%T"])
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn explain(job_id: &str, state: Option<&str>, resources: &[String]) -> String {
+    let asked = |flag: &str| {
+        resources
+            .iter()
+            .find_map(|r| r.strip_prefix(flag))
+            .map(|v| format!(" (asked for {v})"))
+            .unwrap_or_default()
+    };
+    match state {
+        Some("OUT_OF_MEMORY") => format!(
+            "killed by Slurm: out of memory{} (job {job_id})",
+            asked("--mem=")
+        ),
+        Some("TIMEOUT") => format!(
+            "killed by Slurm: time limit reached{} (job {job_id})",
+            asked("--time=")
+        ),
+        Some("CANCELLED") => format!("the Slurm job {job_id} was cancelled"),
+        Some("NODE_FAIL") => format!("the node of Slurm job {job_id} failed"),
+        Some(s) => format!("the Slurm job {job_id} ended ({s}) without a result"),
+        None => format!("the Slurm job {job_id} disappeared without a result"),
+    }
+}
+
+fn tail(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(10)..]
+                .iter()
+                .map(|l| l.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Jobs in flight, for cancelling them all on Ctrl-C.
+static JOBS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn track(id: &str, add: bool) {
+    let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    if add {
+        jobs.push(id.to_string());
+    } else {
+        jobs.retain(|j| j != id);
+    }
+}
+
+/// Cancels every job this process submitted that is still in flight, by
+/// job id (never by name).
+pub fn cancel_all(scancel: &str) {
+    let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !jobs.is_empty() {
+        let _ = Command::new(scancel).args(&jobs).output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_name_the_slurm_cause_and_the_request() {
+        let r = vec!["--mem=2G".to_string(), "--time=5".to_string()];
+        assert_eq!(
+            explain("12", Some("OUT_OF_MEMORY"), &r),
+            "killed by Slurm: out of memory (asked for 2G) (job 12)"
+        );
+        assert!(explain("12", Some("TIMEOUT"), &r).contains("time limit reached (asked for 5)"));
+        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
+        assert_eq!(shell_quote("/usr/bin/mlcycle"), "/usr/bin/mlcycle");
+    }
+}

@@ -1,0 +1,150 @@
+//! `--executor slurm` against a real Slurm cluster (`.ci/run` starts a
+//! one-node cluster with ../shared/slurm/start-local-slurm.sh). Each test
+//! says it is skipped, and passes, where `sbatch` is absent.
+
+mod common;
+
+use std::process::Command;
+
+use common::Ws;
+
+fn have_slurm() -> bool {
+    let ok = Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("skipped: no reachable Slurm cluster (sinfo failed or is not installed)");
+    }
+    ok
+}
+
+const DIAMOND: &str = r#"
+params:
+  k: 3
+stages:
+  src:
+    run: seq 1 20 > ${outputs.nums}
+    outs: [out/nums.txt]
+  left:
+    run: awk '{ print $1 * ${params.k} }' ${inputs.nums} > ${outputs.left}
+    deps: [src.nums]
+    outs: [out/left.txt]
+  right:
+    run: awk '{ print $1 + 1 }' ${inputs.nums} > ${outputs.right}
+    deps: [src.nums]
+    outs: [out/right.txt]
+  join:
+    run: paste ${inputs.left} ${inputs.right} > ${outputs.join}
+    deps: [left.left, right.right]
+    outs: [out/join.txt]
+  houses:
+    uses: dataset.synthetic
+    with: {kind: house_prices}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: houses.data}
+"#;
+
+fn jobs(stderr: &str) -> usize {
+    stderr.matches("done as Slurm job").count()
+}
+
+#[test]
+fn a_diamond_on_slurm_equals_the_local_run_and_reruns_only_what_changed() {
+    if !have_slurm() {
+        return;
+    }
+    let local = Ws::new(DIAMOND);
+    assert_eq!(local.run(&["run"]).code, 0);
+    let ws = Ws::new(DIAMOND);
+    let r = ws.run(&["run", "--executor", "slurm"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(jobs(&r.stderr), 6, "{}", r.stderr);
+    for f in [
+        "out/nums.txt",
+        "out/left.txt",
+        "out/right.txt",
+        "out/join.txt",
+        "artifacts/houses/data.arrow",
+        "artifacts/ols/model.json",
+    ] {
+        assert_eq!(
+            std::fs::read(ws.path().join(f)).unwrap(),
+            std::fs::read(local.path().join(f)).unwrap(),
+            "{f} differs from the local run"
+        );
+    }
+    // Nothing changed: nothing is submitted.
+    let r = ws.run(&["run", "--executor", "slurm"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(jobs(&r.stderr), 0, "{}", r.stderr);
+    assert!(r.stdout.contains("6 fresh"), "{}", r.stdout);
+    // A param only `left` reads: `left` and `join` are submitted, no more.
+    let r = ws.run(&["run", "--executor", "slurm", "-p", "k=5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(jobs(&r.stderr), 2, "{}", r.stderr);
+    assert_eq!(r.outcome("left").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("join").as_deref(), Some("ran"));
+    // The same result as running it here.
+    assert_eq!(local.run(&["run", "-p", "k=5"]).code, 0);
+    assert_eq!(
+        std::fs::read(ws.path().join("out/join.txt")).unwrap(),
+        std::fs::read(local.path().join("out/join.txt")).unwrap()
+    );
+}
+
+#[test]
+fn a_failing_job_stops_its_dependents_and_an_oom_kill_is_named() {
+    if !have_slurm() {
+        return;
+    }
+    let ws = Ws::new(
+        r#"
+stages:
+  a:
+    run: echo "something broke" >&2; exit 3
+    outs: [out/a.txt]
+  b:
+    run: cat ${inputs.a} > ${outputs.b}
+    deps: [a.a]
+    outs: [out/b.txt]
+  hog:
+    run: python3 -c "x = bytearray(800 * 1024 * 1024); import time; time.sleep(2)" && touch ${outputs.m}
+    outs: [out/m.txt]
+"#,
+    );
+    let r = ws.run(&[
+        "run",
+        "--executor",
+        "slurm",
+        "--keep-going",
+        "--slurm-arg=--mem=100M",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("stage `a` failed: command exited with code 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("something broke"), "{}", r.stderr);
+    assert_eq!(r.outcome("b").as_deref(), Some("skipped"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("killed by Slurm: out of memory (asked for 100M)"),
+        "{}",
+        r.stderr
+    );
+    // `b` was never submitted, so nothing of this run is left in the queue.
+    let q = Command::new("squeue")
+        .args(["-h", "-o", "%j"])
+        .output()
+        .unwrap();
+    let queued = String::from_utf8_lossy(&q.stdout).to_string();
+    assert!(
+        !queued.contains("-b\n") && !queued.ends_with("-b"),
+        "{queued}"
+    );
+}
