@@ -173,9 +173,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     /// Where stages run: here, or as Slurm jobs (the workspace must be on
-    /// a filesystem every node shares).
-    #[arg(long, value_enum, default_value_t = Executor::Local)]
-    pub executor: Executor,
+    /// a filesystem every node shares). Default: `executor:` in
+    /// mlcycle.yaml, else local.
+    #[arg(long, value_enum)]
+    pub executor: Option<Executor>,
     /// An extra `sbatch` argument for every job (repeatable), e.g.
     /// `--slurm-arg=--partition=debug`.
     #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]

@@ -309,7 +309,13 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
         selected,
         log_dir: ws.runs_dir().join(run_id.to_string()),
         run_id: Some(run_id),
-        slurm: match a.executor {
+        slurm: match a
+            .executor
+            .unwrap_or(if p.executor.as_deref() == Some("slurm") {
+                Executor::Slurm
+            } else {
+                Executor::Local
+            }) {
             Executor::Local => None,
             Executor::Slurm => {
                 let tool =
@@ -323,6 +329,11 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
                     scancel: tool("MLCYCLE_SCANCEL", "scancel"),
                     extra: a.slurm_args.clone(),
                     params: a.target.params.clone(),
+                    resources: p
+                        .resources
+                        .iter()
+                        .map(|(id, r)| (id.clone(), r.sbatch_args()))
+                        .collect(),
                     poll: std::time::Duration::from_millis(200),
                 })
             }

@@ -102,6 +102,8 @@ fn a_failing_job_stops_its_dependents_and_an_oom_kill_is_named() {
     }
     let ws = Ws::new(
         r#"
+executor: slurm
+resources: {time: 90s}
 stages:
   a:
     run: echo "something broke" >&2; exit 3
@@ -113,15 +115,11 @@ stages:
   hog:
     run: python3 -c "x = bytearray(800 * 1024 * 1024); import time; time.sleep(2)" && touch ${outputs.m}
     outs: [out/m.txt]
+    resources: {mem: 100M}
 "#,
     );
-    let r = ws.run(&[
-        "run",
-        "--executor",
-        "slurm",
-        "--keep-going",
-        "--slurm-arg=--mem=100M",
-    ]);
+    // `executor: slurm` in the file: no flag needed.
+    let r = ws.run(&["run", "--keep-going"]);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr
@@ -137,6 +135,21 @@ stages:
         "{}",
         r.stderr
     );
+    // The pipeline-wide `time: 90s` reached Slurm as 2 whole minutes.
+    let log = ws.read(".mlcycle/runs/1/a.slurm.log");
+    let _ = log;
+    let jobs = Command::new("squeue")
+        .args(["-h", "-t", "all", "-o", "%i %j %l"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&jobs.stdout).to_string();
+    let a_line = listing
+        .lines()
+        .filter(|l| l.contains("-a"))
+        .next_back()
+        .unwrap_or_default()
+        .to_string();
+    assert!(a_line.ends_with("2:00"), "{listing}");
     // `b` was never submitted, so nothing of this run is left in the queue.
     let q = Command::new("squeue")
         .args(["-h", "-o", "%j"])

@@ -314,3 +314,13 @@ fn regression_a_missing_script_named_after_its_stage_is_a_missing_file() {
     // From another stage it reads as a reference, and says both readings.
     assert!(text.contains("if `fit.py` is meant as a file"), "{text}");
 }
+
+#[test]
+fn bad_executor_and_resources_are_all_reported_with_suggestions() {
+    let ws = Ws::new(
+        "executor: cluster\nresources: {tim: 5}\nstages:\n  a:\n    run: echo\n    resources: {mem: lots, cpus: 0}\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    insta::assert_snapshot!(text);
+}

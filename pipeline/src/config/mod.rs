@@ -5,6 +5,7 @@
 //! turned into a [`Pipeline`] whose stages are ready to fingerprint and run.
 
 pub mod load;
+pub mod resources;
 pub mod span;
 mod validate;
 
@@ -36,6 +37,10 @@ pub struct Pipeline {
     pub params: Value,
     /// Stages in declaration order.
     pub stages: Vec<StageDef>,
+    /// `executor:` — `local` (default) or `slurm`.
+    pub executor: Option<String>,
+    /// Per stage id: its `resources:` over the pipeline-wide defaults.
+    pub resources: std::collections::BTreeMap<String, resources::Resources>,
 }
 
 impl Pipeline {

@@ -16,9 +16,25 @@ use crate::registry::{StageRegistry, COMMAND_KIND};
 use crate::stage::{Artifact, StageFactory};
 use crate::suggest::did_you_mean;
 
-const TOP_KEYS: &[&str] = &["name", "params", "params_file", "stages"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "params",
+    "params_file",
+    "stages",
+    "executor",
+    "resources",
+];
 const STAGE_KEYS: &[&str] = &[
-    "uses", "with", "inputs", "run", "deps", "outs", "params", "env", "desc",
+    "uses",
+    "with",
+    "inputs",
+    "run",
+    "deps",
+    "outs",
+    "params",
+    "env",
+    "desc",
+    "resources",
 ];
 const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env"];
 const USES_ONLY: &[&str] = &["with", "inputs"];
@@ -383,6 +399,40 @@ impl Validator<'_> {
                 Some("a stage cannot read, directly or not, what it writes; remove one of the dependencies in the chain".into()),
             );
         }
+        // Where stages run: `executor:` and `resources:` (defaults, then
+        // per stage).
+        let executor = match top.get("executor") {
+            None => None,
+            Some(Value::String(e)) if e == "local" || e == "slurm" => Some(e.clone()),
+            Some(other) => {
+                self.push(
+                    "executor",
+                    &root_path.key("executor"),
+                    Part::Value,
+                    format!("`executor` must be `local` or `slurm`, got {other}"),
+                    "unknown executor",
+                    Some("`mlcycle run --executor` overrides it for one run".into()),
+                );
+                None
+            }
+        };
+        let defaults = match top.get("resources") {
+            None => super::resources::Resources::default(),
+            Some(v) => self
+                .resources(v, &root_path.key("resources"), "the pipeline")
+                .unwrap_or_default(),
+        };
+        let mut resources = std::collections::BTreeMap::new();
+        for d in &drafts {
+            let own = match d.decl.get("resources") {
+                None => super::resources::Resources::default(),
+                Some(v) => self
+                    .resources(v, &d.path.key("resources"), &format!("stage `{}`", d.id))
+                    .unwrap_or_default(),
+            };
+            resources.insert(d.id.clone(), defaults.overlay(&own));
+        }
+
         if !self.issues.is_empty() || defs.iter().any(Option::is_none) {
             return None;
         }
@@ -394,7 +444,41 @@ impl Validator<'_> {
             file: file.to_path_buf(),
             params: std::mem::take(&mut self.params),
             stages: defs,
+            executor,
+            resources,
         })
+    }
+
+    /// Checks a `resources:` mapping, reporting each bad key at its place.
+    fn resources(
+        &mut self,
+        v: &Value,
+        path: &YamlPath,
+        owner: &str,
+    ) -> Option<super::resources::Resources> {
+        match super::resources::Resources::parse(v) {
+            Ok(r) => Some(r),
+            Err(problems) => {
+                for (key, message, help) in problems {
+                    let (p, part) = if key.is_empty() {
+                        (path.clone(), Part::Value)
+                    } else if message.starts_with("unknown") {
+                        (path.key(key), Part::Key)
+                    } else {
+                        (path.key(key), Part::Value)
+                    };
+                    self.push(
+                        "resources",
+                        &p,
+                        part,
+                        format!("{owner}: {message}"),
+                        "here",
+                        Some(help),
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn unknown_keys(

@@ -450,7 +450,8 @@ fn execute(
             upstream: job.upstream,
             params: slurm.params.clone(),
         };
-        return match super::slurm::run_job(slurm, &opts.log_dir, &spec, &[]) {
+        let resources = slurm.resources.get(&s.id).map(Vec::as_slice).unwrap_or(&[]);
+        return match super::slurm::run_job(slurm, &opts.log_dir, &spec, resources) {
             Ok((entry, job_id)) => {
                 reporter.line(&s.id, &format!("done as Slurm job {job_id}"), false);
                 done(Outcome::Ran, entry, a.reasons)

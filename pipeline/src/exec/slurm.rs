@@ -38,6 +38,8 @@ pub struct SlurmOptions {
     pub extra: Vec<String>,
     /// `-p key=value` overrides of the driver, replayed by each job.
     pub params: Vec<String>,
+    /// Per stage id: its `sbatch` resource arguments.
+    pub resources: BTreeMap<String, Vec<String>>,
     pub poll: Duration,
 }
 
