@@ -136,8 +136,6 @@ stages:
         r.stderr
     );
     // The pipeline-wide `time: 90s` reached Slurm as 2 whole minutes.
-    let log = ws.read(".mlcycle/runs/1/a.slurm.log");
-    let _ = log;
     let jobs = Command::new("squeue")
         .args(["-h", "-t", "all", "-o", "%i %j %l"])
         .output()
@@ -145,8 +143,7 @@ stages:
     let listing = String::from_utf8_lossy(&jobs.stdout).to_string();
     let a_line = listing
         .lines()
-        .filter(|l| l.contains("-a"))
-        .next_back()
+        .rfind(|l| l.contains("-a"))
         .unwrap_or_default()
         .to_string();
     assert!(a_line.ends_with("2:00"), "{listing}");
