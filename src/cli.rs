@@ -260,6 +260,10 @@ pub enum RunsCmd {
     Show {
         /// Run id (from `mlcycle runs`).
         id: i64,
+        /// Print this stage's logs instead: its output, and under Slurm the
+        /// job's own log.
+        #[arg(long, value_name = "STAGE")]
+        logs: Option<String>,
     },
 }
 

@@ -651,7 +651,7 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
     }
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     if !ws.db_path().exists() {
-        if let Some(RunsCmd::Show { id }) = &a.show {
+        if let Some(RunsCmd::Show { id, .. }) = &a.show {
             return Err(CliError::NoRun { id: *id }.into());
         }
         if a.json {
@@ -692,10 +692,41 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
                 );
             }
         }
-        Some(RunsCmd::Show { id }) => {
+        Some(RunsCmd::Show { id, logs }) => {
             let Some((run, stages)) = db.run(*id)? else {
                 return Err(CliError::NoRun { id: *id }.into());
             };
+            if let Some(stage) = logs {
+                let dir = ws.runs_dir().join(id.to_string());
+                let mut found = false;
+                for (file, title) in [
+                    (format!("{stage}.log"), "output"),
+                    (format!("{stage}.slurm.log"), "Slurm job log"),
+                ] {
+                    let path = dir.join(&file);
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        found = true;
+                        println!("== {stage}: {title} ({})", path.display());
+                        print!("{text}");
+                        if !text.ends_with('\n') && !text.is_empty() {
+                            println!();
+                        }
+                    }
+                }
+                if !found {
+                    let known: Vec<&str> = stages.iter().map(|s| s.stage.as_str()).collect();
+                    return Err(CliError::Usage(format!(
+                        "run {id} kept no log for stage `{stage}`{}",
+                        if known.contains(&stage.as_str()) {
+                            " (it was fresh or restored, or wrote nothing)".to_string()
+                        } else {
+                            format!("; the run's stages: {}", known.join(", "))
+                        }
+                    ))
+                    .into());
+                }
+                return Ok(0);
+            }
             if a.json {
                 let v = serde_json::json!({"run": run, "stages": stages});
                 println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -1058,6 +1089,8 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
         &reporter,
     )?;
     reporter.finish();
+    // The job's log says what happened, whatever the stage printed.
+    print!("{}", out.summary.table(true));
     let result = out.summary.stages.iter().find(|r| r.stage == a.stage);
     match result.map(|r| &r.outcome) {
         Some(Outcome::Ran) | Some(Outcome::Restored) | Some(Outcome::Fresh) => finish(JobRecord {

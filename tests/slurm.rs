@@ -62,6 +62,16 @@ fn a_diamond_on_slurm_equals_the_local_run_and_reruns_only_what_changed() {
     let r = ws.run(&["run", "--executor", "slurm"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(jobs(&r.stderr), 6, "{}", r.stderr);
+    // The summary names each stage's job, and the job's log is kept.
+    assert!(
+        r.stdout.lines().next().unwrap().contains("JOB"),
+        "{}",
+        r.stdout
+    );
+    let logs = ws.run(&["runs", "show", "1", "--logs", "left"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(logs.stdout.contains("Slurm job log"), "{}", logs.stdout);
+    assert!(logs.stdout.contains("left   ran"), "{}", logs.stdout);
     for f in [
         "out/nums.txt",
         "out/left.txt",

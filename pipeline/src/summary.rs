@@ -57,6 +57,9 @@ pub struct StageResult {
     pub duration: Duration,
     /// Why it ran (or was restored); empty when fresh.
     pub reasons: Vec<StaleReason>,
+    /// The Slurm job that ran it, under `--executor slurm`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub job: Option<String>,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -132,11 +135,26 @@ impl RunSummary {
                 .max()
                 .unwrap_or(5)
                 .max(5);
-            let _ = writeln!(
-                out,
-                "{:<w_stage$}  {:<8}  {:>9}  REASON",
-                "STAGE", "OUTCOME", "TIME"
-            );
+            let jobs = rows.iter().any(|r| r.job.is_some());
+            let w_job = rows
+                .iter()
+                .filter_map(|r| r.job.as_ref().map(|j| j.len()))
+                .max()
+                .unwrap_or(0)
+                .max(3);
+            if jobs {
+                let _ = writeln!(
+                    out,
+                    "{:<w_stage$}  {:<8}  {:>9}  {:<w_job$}  REASON",
+                    "STAGE", "OUTCOME", "TIME", "JOB"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:<w_stage$}  {:<8}  {:>9}  REASON",
+                    "STAGE", "OUTCOME", "TIME"
+                );
+            }
             for r in rows {
                 let reason = match &r.outcome {
                     Outcome::Failed { error, .. } => error.clone(),
@@ -148,14 +166,26 @@ impl RunSummary {
                         .collect::<Vec<_>>()
                         .join("; "),
                 };
-                let _ = writeln!(
-                    out,
-                    "{:<w_stage$}  {:<8}  {:>9}  {}",
-                    r.stage,
-                    r.outcome.label(),
-                    fmt_duration(r.duration),
-                    reason
-                );
+                if jobs {
+                    let _ = writeln!(
+                        out,
+                        "{:<w_stage$}  {:<8}  {:>9}  {:<w_job$}  {}",
+                        r.stage,
+                        r.outcome.label(),
+                        fmt_duration(r.duration),
+                        r.job.as_deref().unwrap_or("-"),
+                        reason
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{:<w_stage$}  {:<8}  {:>9}  {}",
+                        r.stage,
+                        r.outcome.label(),
+                        fmt_duration(r.duration),
+                        reason
+                    );
+                }
             }
         }
         let c = self.counts();
@@ -215,12 +245,14 @@ mod tests {
             stages: vec![
                 StageResult {
                     stage: "prep".into(),
+                    job: None,
                     outcome: Outcome::Fresh,
                     duration: Duration::ZERO,
                     reasons: vec![],
                 },
                 StageResult {
                     stage: "train".into(),
+                    job: None,
                     outcome: Outcome::Ran,
                     duration: Duration::from_millis(1200),
                     reasons: vec![StaleReason::ParamChanged {
@@ -231,6 +263,7 @@ mod tests {
                 },
                 StageResult {
                     stage: "eval".into(),
+                    job: None,
                     outcome: Outcome::Skipped {
                         because: "upstream `train` failed".into(),
                     },

@@ -239,6 +239,7 @@ pub fn run(
                     if matches!(a.verdict, Verdict::Fresh) {
                         let r = StageResult {
                             stage: s.id.clone(),
+                            job: None,
                             outcome: Outcome::Fresh,
                             duration: t0.elapsed(),
                             reasons: vec![],
@@ -354,6 +355,7 @@ pub fn run(
 fn skipped(p: &Pipeline, i: usize, because: String) -> StageResult {
     StageResult {
         stage: p.stages[i].id.clone(),
+        job: None,
         outcome: Outcome::Skipped { because },
         duration: Duration::ZERO,
         reasons: vec![],
@@ -363,6 +365,7 @@ fn skipped(p: &Pipeline, i: usize, because: String) -> StageResult {
 fn failed(s: &StageDef, error: String, t0: Instant) -> StageResult {
     StageResult {
         stage: s.id.clone(),
+        job: None,
         outcome: Outcome::Failed {
             error,
             stderr_tail: vec![],
@@ -391,6 +394,7 @@ fn execute(
             (
                 StageResult {
                     stage: s.id.clone(),
+                    job: None,
                     outcome: Outcome::Failed {
                         error,
                         stderr_tail: tail,
@@ -406,6 +410,7 @@ fn execute(
         (
             StageResult {
                 stage: s.id.clone(),
+                job: None,
                 outcome,
                 duration: t0.elapsed(),
                 reasons,
@@ -454,9 +459,15 @@ fn execute(
         return match super::slurm::run_job(slurm, &opts.log_dir, &spec, resources) {
             Ok((entry, job_id)) => {
                 reporter.line(&s.id, &format!("done as Slurm job {job_id}"), false);
-                done(Outcome::Ran, entry, a.reasons)
+                let (mut r, e) = done(Outcome::Ran, entry, a.reasons);
+                r.job = Some(job_id);
+                (r, e)
             }
-            Err(f) => fail(f.error, f.stderr_tail, f.log, a.reasons),
+            Err(f) => {
+                let (mut r, e) = fail(f.error, f.stderr_tail, f.log, a.reasons);
+                r.job = f.job;
+                (r, e)
+            }
         };
     }
     for o in &s.outputs {

@@ -102,6 +102,8 @@ pub struct JobFailure {
     pub error: String,
     pub stderr_tail: Vec<String>,
     pub log: Option<String>,
+    /// The Slurm job id, once submitted.
+    pub job: Option<String>,
 }
 
 /// Submits the job for `spec` and waits for its record.
@@ -115,6 +117,7 @@ pub fn run_job(
         error,
         stderr_tail: vec![],
         log: None,
+        job: None,
     };
     let spec_file = spec_path(log_dir, &spec.stage);
     let record = record_path(log_dir, &spec.stage);
@@ -160,7 +163,10 @@ pub fn run_job(
     let asked: Vec<String> = resources.iter().chain(&slurm.extra).cloned().collect();
     let result = wait(slurm, &job_id, &record, &out_log, &asked);
     track(&job_id, false);
-    result.map(|e| (e, job_id))
+    result.map(|e| (e, job_id.clone())).map_err(|f| JobFailure {
+        job: Some(job_id),
+        ..f
+    })
 }
 
 /// Waits for the job's record; when the job is gone without one, asks
@@ -195,6 +201,7 @@ fn wait(
                             error,
                             stderr_tail: r.stderr_tail,
                             log: Some(out_log.display().to_string()),
+                            job: None,
                         })
                     }
                 };
@@ -206,6 +213,7 @@ fn wait(
                 error: format!("run interrupted: Slurm job {job_id} cancelled"),
                 stderr_tail: vec![],
                 log: Some(out_log.display().to_string()),
+                job: None,
             });
         }
         if last_state_check.elapsed() >= Duration::from_secs(1) {
@@ -233,6 +241,7 @@ fn wait(
                         error: explain(job_id, state.as_deref(), resources),
                         stderr_tail: tail(out_log),
                         log: Some(out_log.display().to_string()),
+                        job: None,
                     });
                 }
             }
