@@ -177,6 +177,11 @@ pub struct RunArgs {
     /// mlcycle.yaml, else local.
     #[arg(long, value_enum)]
     pub executor: Option<Executor>,
+    /// With Slurm: submit every stage up front, each job depending on its
+    /// upstream jobs (`afterok`), and return; `mlcycle runs show ID` follows
+    /// the run and records its result when it is over.
+    #[arg(long)]
+    pub detach: bool,
     /// An extra `sbatch` argument for every job (repeatable), e.g.
     /// `--slurm-arg=--partition=debug`.
     #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -264,6 +269,9 @@ pub enum RunsCmd {
         /// job's own log.
         #[arg(long, value_name = "STAGE")]
         logs: Option<String>,
+        /// For a detached Slurm run: wait until every job is over.
+        #[arg(long)]
+        wait: bool,
     },
 }
 

@@ -340,6 +340,50 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
         },
     };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ready to run.");
+    if a.detach {
+        let Some(slurm) = &opts.slurm else {
+            return Err(CliError::Usage(
+                "`--detach` needs the Slurm executor (`--executor slurm` or `executor: slurm`)"
+                    .into(),
+            )
+            .into());
+        };
+        let shared = mlcycle_pipeline::plan::SharedMemo::new(memo);
+        let d = mlcycle_pipeline::exec::slurm::submit_detached(
+            &ws,
+            &p,
+            &graph,
+            &lock,
+            &shared,
+            &opts.selected,
+            &opts.forced,
+            &opts.log_dir,
+            run_id,
+            slurm,
+        )
+        .map_err(CliError::Io)?;
+        db.save_memo(shared.0.into_inner().unwrap_or_default().take_changed())?;
+        db.mark_detached(run_id)?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"run_id": run_id, "jobs": d.jobs.iter().map(|(s, j)| serde_json::json!({"stage": s, "job": j})).collect::<Vec<_>>()})
+            );
+        } else if d.jobs.is_empty() {
+            println!("nothing to submit: every selected stage is fresh");
+        } else {
+            println!(
+                "run {run_id}: submitted {} job(s) to Slurm ({}); follow it with `mlcycle runs show {run_id} --wait`",
+                d.jobs.len(),
+                d.jobs
+                    .iter()
+                    .map(|(s, j)| format!("{s} {j}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        return Ok(0);
+    }
     let out = exec::run(&ws, &p, &graph, lock, memo, &opts, &reporter)?;
     reporter.finish();
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ran the stages.");
@@ -692,10 +736,15 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
                 );
             }
         }
-        Some(RunsCmd::Show { id, logs }) => {
+        Some(RunsCmd::Show { id, logs, wait }) => {
             let Some((run, stages)) = db.run(*id)? else {
                 return Err(CliError::NoRun { id: *id }.into());
             };
+            let log_dir = ws.runs_dir().join(id.to_string());
+            if logs.is_none() && mlcycle_pipeline::exec::slurm::detached_path(&log_dir).exists() {
+                drop(db);
+                return follow_detached(&ws, *id, *wait, a.json);
+            }
             if let Some(stage) = logs {
                 let dir = ws.runs_dir().join(id.to_string());
                 let mut found = false;
@@ -1009,6 +1058,7 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
     };
     let failed = |error: String| JobRecord {
         ok: false,
+        outcome: None,
         error: Some(error),
         stderr_tail: vec![],
         duration_ms: t0.elapsed().as_millis() as u64,
@@ -1038,36 +1088,64 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
         return finish(failed(format!("the pipeline has no stage `{}`", a.stage)));
     };
     let graph = StageGraph::build(&p);
-    // Verify the inputs before running: the fingerprint of what this node
-    // sees must be the one the driver planned with.
-    let memo = mlcycle_pipeline::plan::SharedMemo::new(Default::default());
-    let up = |stage: usize, output: usize| -> Option<String> {
-        let path = &p.stages[stage].outputs[output].path;
-        spec.upstream
-            .get(&p.stages[stage].id)
-            .and_then(|e| e.outs.get(path))
-            .map(|o| o.hash.clone())
-    };
-    let s = &p.stages[i];
-    let seen = mlcycle_pipeline::plan::fingerprint(&ws, s, &memo, &up)
-        .map(|fp| mlcycle_pipeline::plan::assess(&ws, &p, s, fp, None, &memo, true).key);
-    match seen {
-        Ok(k) if k == spec.key => {}
-        Ok(_) => {
-            return finish(failed(
-                "the inputs on this node differ from those the driver planned with \
-                 (is the workspace on a filesystem every node shares?)"
-                    .into(),
-            ))
+    let detached = spec.key.is_empty();
+    let mut upstream = spec.upstream.clone();
+    for u in &spec.upstream_jobs {
+        match std::fs::read_to_string(slurm::record_path(&log_dir, u))
+            .ok()
+            .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
+        {
+            Some(JobRecord {
+                ok: true,
+                entry: Some(e),
+                ..
+            }) => {
+                upstream.insert(u.clone(), e);
+            }
+            _ => {
+                return finish(failed(format!(
+                    "upstream stage `{u}` left no successful result"
+                )))
+            }
         }
-        Err(e) => return finish(failed(format!("cannot read the inputs: {e}"))),
+    }
+    let memo = mlcycle_pipeline::plan::SharedMemo::new(Default::default());
+    if !detached {
+        // Verify the inputs before running: the fingerprint of what this
+        // node sees must be the one the driver planned with.
+        let up = |stage: usize, output: usize| -> Option<String> {
+            let path = &p.stages[stage].outputs[output].path;
+            upstream
+                .get(&p.stages[stage].id)
+                .and_then(|e| e.outs.get(path))
+                .map(|o| o.hash.clone())
+        };
+        let s = &p.stages[i];
+        let seen = mlcycle_pipeline::plan::fingerprint(&ws, s, &memo, &up)
+            .map(|fp| mlcycle_pipeline::plan::assess(&ws, &p, s, fp, None, &memo, true).key);
+        match seen {
+            Ok(k) if k == spec.key => {}
+            Ok(_) => {
+                return finish(failed(
+                    "the inputs on this node differ from those the driver planned with \
+                     (is the workspace on a filesystem every node shares?)"
+                        .into(),
+                ))
+            }
+            Err(e) => return finish(failed(format!("cannot read the inputs: {e}"))),
+        }
     }
     let mut lock = ws.read_lock()?;
-    lock.stages = spec.upstream.clone();
+    lock.stages = upstream;
+    if let Some(own) = &spec.own {
+        lock.stages.insert(a.stage.clone(), own.clone());
+    }
     let mut selected = vec![false; p.stages.len()];
     selected[i] = true;
     let mut forced = vec![false; p.stages.len()];
-    forced[i] = true;
+    // A driver-managed job runs because the driver decided so; a detached
+    // one decides here, now that its inputs exist.
+    forced[i] = !detached || spec.forced;
     let opts = RunOptions {
         jobs: 1,
         forced,
@@ -1093,8 +1171,9 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
     print!("{}", out.summary.table(true));
     let result = out.summary.stages.iter().find(|r| r.stage == a.stage);
     match result.map(|r| &r.outcome) {
-        Some(Outcome::Ran) | Some(Outcome::Restored) | Some(Outcome::Fresh) => finish(JobRecord {
+        Some(o @ (Outcome::Ran | Outcome::Restored | Outcome::Fresh)) => finish(JobRecord {
             ok: true,
+            outcome: Some(o.label().to_string()),
             error: None,
             stderr_tail: vec![],
             duration_ms: t0.elapsed().as_millis() as u64,
@@ -1104,12 +1183,198 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
             error, stderr_tail, ..
         }) => finish(JobRecord {
             ok: false,
+            outcome: Some("failed".into()),
             error: Some(error.clone()),
             stderr_tail: stderr_tail.clone(),
             duration_ms: t0.elapsed().as_millis() as u64,
             entry: None,
         }),
         _ => finish(failed("the stage did not run".into())),
+    }
+}
+
+/// Shows a detached Slurm run's jobs; once all are over, records the result
+/// in `mlcycle.lock` and the run history.
+fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8, Fail> {
+    use mlcycle_pipeline::exec::slurm::{self, Detached, JobState};
+    let log_dir = ws.runs_dir().join(id.to_string());
+    let path = slurm::detached_path(&log_dir);
+    let read = || -> Result<Detached, Fail> {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| CliError::Io(format!("cannot read {}", path.display())).into())
+    };
+    let tool = |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
+    let opts = slurm::SlurmOptions {
+        binary: PathBuf::new(),
+        root: ws.root.clone(),
+        sbatch: tool("MLCYCLE_SBATCH", "sbatch"),
+        squeue: tool("MLCYCLE_SQUEUE", "squeue"),
+        scontrol: tool("MLCYCLE_SCONTROL", "scontrol"),
+        scancel: tool("MLCYCLE_SCANCEL", "scancel"),
+        extra: vec![],
+        params: vec![],
+        resources: Default::default(),
+        poll: std::time::Duration::from_millis(500),
+    };
+    loop {
+        let d = read()?;
+        let states: Vec<(String, String, JobState)> = d
+            .jobs
+            .iter()
+            .map(|(s, j)| {
+                (
+                    s.clone(),
+                    j.clone(),
+                    slurm::detached_state(&opts, &log_dir, s, j),
+                )
+            })
+            .collect();
+        let active = states
+            .iter()
+            .any(|(_, _, st)| matches!(st, JobState::Active(_)));
+        if active && wait {
+            std::thread::sleep(opts.poll);
+            continue;
+        }
+        let rows: Vec<serde_json::Value> = states
+            .iter()
+            .map(|(s, j, st)| {
+                let (state, detail) = match st {
+                    JobState::Done(r) if r.ok => (
+                        r.outcome.clone().unwrap_or_else(|| "ran".into()),
+                        String::new(),
+                    ),
+                    JobState::Done(r) => {
+                        ("failed".to_string(), r.error.clone().unwrap_or_default())
+                    }
+                    JobState::Active(s) => (s.to_lowercase(), String::new()),
+                    JobState::Lost(why) => ("failed".to_string(), why.clone()),
+                };
+                serde_json::json!({"stage": s, "job": j, "state": state, "detail": detail})
+            })
+            .collect();
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"run_id": id, "over": !active, "jobs": rows})
+            );
+        } else {
+            let w = d
+                .jobs
+                .iter()
+                .map(|(s, _)| s.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            println!("{:<w$}  {:>8}  {:<10}  DETAIL", "STAGE", "JOB", "STATE");
+            for r in &rows {
+                println!(
+                    "{:<w$}  {:>8}  {:<10}  {}",
+                    r["stage"].as_str().unwrap_or(""),
+                    r["job"].as_str().unwrap_or(""),
+                    r["state"].as_str().unwrap_or(""),
+                    r["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
+        if active {
+            if !json {
+                println!("run {id} is still going; `--wait` follows it to the end");
+            }
+            return Ok(0);
+        }
+        let failed = rows.iter().any(|r| r["state"] == "failed");
+        if !d.finalized {
+            // Record the result, as a local run would at its end.
+            let _writer = ws.lock_writer(true, |holder| {
+                eprintln!(
+                    "Waiting for another mlcycle process to finish with this workspace{holder}…"
+                );
+            })?;
+            let mut lock = ws.read_lock()?;
+            let mut results = Vec::new();
+            for (s, _, st) in &states {
+                let (outcome, entry) = match st {
+                    JobState::Done(r) if r.ok => (
+                        match r.outcome.as_deref() {
+                            Some("fresh") => Outcome::Fresh,
+                            Some("restored") => Outcome::Restored,
+                            _ => Outcome::Ran,
+                        },
+                        r.entry.clone(),
+                    ),
+                    JobState::Done(r) => (
+                        Outcome::Failed {
+                            error: r.error.clone().unwrap_or_default(),
+                            stderr_tail: r.stderr_tail.clone(),
+                            log: None,
+                        },
+                        None,
+                    ),
+                    JobState::Lost(why) => (
+                        Outcome::Failed {
+                            error: why.clone(),
+                            stderr_tail: vec![],
+                            log: None,
+                        },
+                        None,
+                    ),
+                    JobState::Active(_) => unreachable!("the run is over"),
+                };
+                match entry {
+                    Some(e) => {
+                        lock.stages.insert(s.clone(), e);
+                    }
+                    None => {
+                        if let Some(e) = lock.stages.get_mut(s) {
+                            e.unfinished = true;
+                        }
+                    }
+                }
+                let duration = match st {
+                    JobState::Done(r) => std::time::Duration::from_millis(r.duration_ms),
+                    _ => std::time::Duration::ZERO,
+                };
+                results.push(mlcycle_pipeline::summary::StageResult {
+                    stage: s.clone(),
+                    job: Some(
+                        d.jobs
+                            .iter()
+                            .find(|(x, _)| x == s)
+                            .map(|(_, j)| j.clone())
+                            .unwrap_or_default(),
+                    ),
+                    outcome,
+                    duration,
+                    reasons: vec![],
+                });
+            }
+            ws.write_lock(&lock)?;
+            let mut db = Db::open(&ws.db_path())?;
+            db.finish_run(
+                id,
+                &mlcycle_pipeline::summary::RunSummary {
+                    run_id: Some(id),
+                    interrupted: false,
+                    duration: results.iter().map(|r| r.duration).sum(),
+                    stages: results,
+                },
+            )?;
+            slurm::write_json(
+                &path,
+                &Detached {
+                    jobs: d.jobs.clone(),
+                    finalized: true,
+                },
+            )
+            .map_err(|e| CliError::Io(e.to_string()))?;
+            if !json {
+                println!("run {id} is over; its result is recorded in mlcycle.lock");
+            }
+        }
+        return Ok(if failed { EXIT_STAGE_FAILED } else { 0 });
     }
 }
 

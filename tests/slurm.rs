@@ -168,3 +168,54 @@ stages:
         "{queued}"
     );
 }
+
+#[test]
+fn a_detached_run_is_followed_to_its_end_and_cancels_what_cannot_run() {
+    if !have_slurm() {
+        return;
+    }
+    let ws = Ws::new(DIAMOND);
+    let r = ws.run(&["run", "--executor", "slurm", "--detach"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("submitted 6 job(s)"), "{}", r.stdout);
+    let f = ws.run(&["runs", "show", "1", "--wait"]);
+    assert_eq!(f.code, 0, "{}\n{}", f.stdout, f.stderr);
+    assert!(
+        f.stdout.contains("is over; its result is recorded"),
+        "{}",
+        f.stdout
+    );
+    // The lock now has every stage: nothing is stale.
+    assert_eq!(ws.run(&["status"]).code, 0);
+    let local = Ws::new(DIAMOND);
+    assert_eq!(local.run(&["run"]).code, 0);
+    assert_eq!(
+        std::fs::read(ws.path().join("out/join.txt")).unwrap(),
+        std::fs::read(local.path().join("out/join.txt")).unwrap()
+    );
+    // Nothing to do: nothing is submitted.
+    let r = ws.run(&["run", "--executor", "slurm", "--detach"]);
+    assert!(r.stdout.contains("nothing to submit"), "{}", r.stdout);
+
+    // A failing upstream job: Slurm cancels its dependents
+    // (--kill-on-invalid-dep), none is left pending.
+    let bad = Ws::new(
+        r#"
+stages:
+  a:
+    run: sleep 1; exit 4
+    outs: [out/a.txt]
+  b:
+    run: cat ${inputs.a} > ${outputs.b}
+    deps: [a.a]
+    outs: [out/b.txt]
+"#,
+    );
+    let r = bad.run(&["run", "--executor", "slurm", "--detach"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f = bad.run(&["runs", "show", "1", "--wait"]);
+    assert_eq!(f.code, 1, "{}", f.stdout);
+    let b_line = f.stdout.lines().find(|l| l.starts_with("b ")).unwrap();
+    assert!(b_line.contains("cancelled"), "{}", f.stdout);
+    assert_eq!(bad.run(&["status"]).code, 1);
+}

@@ -274,6 +274,19 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// Marks a run whose stages were handed to Slurm (`--detach`): it is
+    /// finished from this process's point of view, and is completed later
+    /// by [`Db::finish_run`] when it is followed to its end.
+    pub fn mark_detached(&self, id: i64) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status='detached', finished_at=?2 WHERE id=?1",
+                params![id, now_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the start of a run and returns its id.
     pub fn start_run(&self, command: &str, pipeline: &str) -> Result<i64, DbError> {
         self.conn

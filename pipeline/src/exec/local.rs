@@ -454,6 +454,9 @@ fn execute(
             key: a.key.clone(),
             upstream: job.upstream,
             params: slurm.params.clone(),
+            upstream_jobs: vec![],
+            own: None,
+            forced: true,
         };
         let resources = slurm.resources.get(&s.id).map(Vec::as_slice).unwrap_or(&[]);
         return match super::slurm::run_job(slurm, &opts.log_dir, &spec, resources) {

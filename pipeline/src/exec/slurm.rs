@@ -53,12 +53,198 @@ pub struct JobSpec {
     /// Lock records of the stages this one reads from.
     pub upstream: BTreeMap<String, LockEntry>,
     pub params: Vec<String>,
+    /// Detached runs: upstream stages that are jobs of this run (their
+    /// records hold their lock entries).
+    #[serde(default)]
+    pub upstream_jobs: Vec<String>,
+    /// Detached runs: this stage's lock record when the run was submitted
+    /// (the job may find it still fresh).
+    #[serde(default)]
+    pub own: Option<LockEntry>,
+    #[serde(default)]
+    pub forced: bool,
+}
+
+/// A detached run: its jobs, for `mlcycle runs show` to follow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detached {
+    /// (stage, job id), in submission order.
+    pub jobs: Vec<(String, String)>,
+    #[serde(default)]
+    pub finalized: bool,
+}
+
+pub fn detached_path(log_dir: &Path) -> PathBuf {
+    log_dir.join("detached.json")
+}
+
+/// Submits every stage of a detached run up front, each job depending
+/// (`afterok`) on the jobs of its upstream stages. Stages fresh when the
+/// run is submitted, with no submitted stage upstream, get no job.
+#[allow(clippy::too_many_arguments)]
+pub fn submit_detached(
+    ws: &crate::workspace::Workspace,
+    p: &crate::config::Pipeline,
+    graph: &crate::graph::StageGraph,
+    lock: &crate::workspace::LockFile,
+    memo: &crate::plan::SharedMemo,
+    selected: &[bool],
+    forced: &[bool],
+    log_dir: &Path,
+    run_id: i64,
+    slurm: &SlurmOptions,
+) -> Result<Detached, String> {
+    use crate::plan::{assess, fingerprint, Verdict};
+    let mut job_of: BTreeMap<usize, String> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for &i in graph.order() {
+        if !selected[i] {
+            continue;
+        }
+        let s = &p.stages[i];
+        let ups: Vec<usize> = graph.upstream(i).collect();
+        let waiting: Vec<usize> = ups
+            .iter()
+            .copied()
+            .filter(|u| job_of.contains_key(u))
+            .collect();
+        if waiting.is_empty() && !forced[i] {
+            let up = |stage: usize, output: usize| -> Option<String> {
+                let path = &p.stages[stage].outputs[output].path;
+                lock.stages
+                    .get(&p.stages[stage].id)
+                    .and_then(|e| e.outs.get(path))
+                    .map(|o| o.hash.clone())
+            };
+            let fp = fingerprint(ws, s, memo, &up).map_err(|e| format!("stage `{}`: {e}", s.id))?;
+            let a = assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false);
+            if matches!(a.verdict, Verdict::Fresh) {
+                continue;
+            }
+        }
+        let spec = JobSpec {
+            stage: s.id.clone(),
+            run_id,
+            key: String::new(),
+            upstream: ups
+                .iter()
+                .filter(|u| !job_of.contains_key(u))
+                .filter_map(|&u| {
+                    let id = &p.stages[u].id;
+                    lock.stages.get(id).map(|e| (id.clone(), e.clone()))
+                })
+                .collect(),
+            params: slurm.params.clone(),
+            upstream_jobs: waiting.iter().map(|&u| p.stages[u].id.clone()).collect(),
+            own: lock.stages.get(&s.id).cloned(),
+            forced: forced[i],
+        };
+        write_json(&spec_path(log_dir, &s.id), &spec)
+            .map_err(|e| format!("cannot write the job spec of `{}`: {e}", s.id))?;
+        let mut deps: Vec<String> = waiting.iter().map(|u| job_of[u].clone()).collect();
+        deps.sort();
+        let resources = slurm.resources.get(&s.id).cloned().unwrap_or_default();
+        let mut extra = resources;
+        if !deps.is_empty() {
+            extra.push(format!("--dependency=afterok:{}", deps.join(":")));
+        }
+        let job = submit(slurm, log_dir, &s.id, run_id, &extra)?;
+        job_of.insert(i, job.clone());
+        jobs.push((s.id.clone(), job));
+    }
+    let d = Detached {
+        jobs,
+        finalized: false,
+    };
+    write_json(&detached_path(log_dir), &d).map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
+/// One `sbatch`; returns the job id.
+fn submit(
+    slurm: &SlurmOptions,
+    log_dir: &Path,
+    stage: &str,
+    run_id: i64,
+    extra: &[String],
+) -> Result<String, String> {
+    let out_log = log_dir.join(format!("{stage}.slurm.log"));
+    let command = format!(
+        "exec {} -C {} exec {} --run {}",
+        shell_quote(&slurm.binary.display().to_string()),
+        shell_quote(&slurm.root.display().to_string()),
+        shell_quote(stage),
+        run_id
+    );
+    let out = Command::new(&slurm.sbatch)
+        .arg("--parsable")
+        .arg("--kill-on-invalid-dep=yes")
+        .arg(format!("--job-name=mlcycle-{run_id}-{stage}"))
+        .arg(format!("--output={}", out_log.display()))
+        .arg(format!("--chdir={}", slurm.root.display()))
+        .args(extra)
+        .args(&slurm.extra)
+        .arg(format!("--wrap={command}"))
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", slurm.sbatch))?;
+    if !out.status.success() {
+        return Err(format!(
+            "sbatch refused the job of `{stage}`: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let id = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if id.is_empty() {
+        return Err("sbatch printed no job id".into());
+    }
+    Ok(id)
+}
+
+/// Where a detached job stands.
+#[derive(Debug, Clone)]
+pub enum JobState {
+    /// Its record: the job is over.
+    Done(JobRecord),
+    /// Still queued or running (Slurm's state).
+    Active(String),
+    /// Gone from Slurm without a record: why.
+    Lost(String),
+}
+
+/// The state of a detached job.
+pub fn detached_state(slurm: &SlurmOptions, log_dir: &Path, stage: &str, job: &str) -> JobState {
+    if let Some(r) = std::fs::read_to_string(record_path(log_dir, stage))
+        .ok()
+        .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
+    {
+        return JobState::Done(r);
+    }
+    match job_state(slurm, job) {
+        Some(s)
+            if matches!(
+                s.as_str(),
+                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+            ) =>
+        {
+            JobState::Active(s)
+        }
+        state => JobState::Lost(explain(job, state.as_deref(), &[])),
+    }
 }
 
 /// What a job leaves for the driver.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
     pub ok: bool,
+    /// `ran`, `restored` or `fresh` (a detached job may find its stage
+    /// fresh once its inputs are known).
+    #[serde(default)]
+    pub outcome: Option<String>,
     pub error: Option<String>,
     #[serde(default)]
     pub stderr_tail: Vec<String>,
@@ -124,41 +310,7 @@ pub fn run_job(
     let _ = std::fs::remove_file(&record);
     write_json(&spec_file, spec).map_err(|e| fail(format!("cannot write the job spec: {e}")))?;
     let out_log = log_dir.join(format!("{}.slurm.log", spec.stage));
-    let command = format!(
-        "exec {} -C {} exec {} --run {}",
-        shell_quote(&slurm.binary.display().to_string()),
-        shell_quote(&slurm.root.display().to_string()),
-        shell_quote(&spec.stage),
-        spec.run_id
-    );
-    let mut sbatch = Command::new(&slurm.sbatch);
-    sbatch
-        .arg("--parsable")
-        .arg("--kill-on-invalid-dep=yes")
-        .arg(format!("--job-name=mlcycle-{}-{}", spec.run_id, spec.stage))
-        .arg(format!("--output={}", out_log.display()))
-        .arg(format!("--chdir={}", slurm.root.display()))
-        .args(resources)
-        .args(&slurm.extra)
-        .arg(format!("--wrap={command}"));
-    let out = sbatch
-        .output()
-        .map_err(|e| fail(format!("cannot run `{}`: {e}", slurm.sbatch)))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "sbatch refused the job: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let job_id = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    if job_id.is_empty() {
-        return Err(fail("sbatch printed no job id".into()));
-    }
+    let job_id = submit(slurm, log_dir, &spec.stage, spec.run_id, resources).map_err(fail)?;
     track(&job_id, true);
     let asked: Vec<String> = resources.iter().chain(&slurm.extra).cloned().collect();
     let result = wait(slurm, &job_id, &record, &out_log, &asked);
