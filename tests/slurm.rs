@@ -219,3 +219,61 @@ stages:
     assert!(b_line.contains("cancelled"), "{}", f.stdout);
     assert_eq!(bad.run(&["status"]).code, 1);
 }
+
+#[test]
+fn ctrl_c_cancels_the_runs_jobs() {
+    if !have_slurm() {
+        return;
+    }
+    let ws = Ws::new(
+        "stages:\n  interrupted_slow:\n    run: sleep 60; echo > ${outputs.o}\n    outs: [{o: out/o.txt}]\n",
+    );
+    let mut child = ws
+        .cmd(&["run", "--executor", "slurm"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || {
+        let q = Command::new("squeue")
+            .args(["-h", "-o", "%j %T"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&q.stdout)
+            .lines()
+            .any(|l| l.contains("-interrupted_slow RUNNING"))
+    };
+    let t = std::time::Instant::now();
+    while !running() {
+        assert!(t.elapsed().as_secs() < 30, "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    // Cancelled: it leaves the queue (it may show as completing briefly).
+    let t = std::time::Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-o", "%j %T"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&q.stdout).to_string();
+        let alive = text.lines().any(|l| {
+            l.contains("-interrupted_slow ") && (l.ends_with("RUNNING") || l.ends_with("PENDING"))
+        });
+        if !alive {
+            break;
+        }
+        assert!(
+            t.elapsed().as_secs() < 10,
+            "the job is still queued: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -139,7 +139,7 @@ pub fn submit_detached(
             own: lock.stages.get(&s.id).cloned(),
             forced: forced[i],
         };
-        write_json(&spec_path(log_dir, &s.id), &spec)
+        write_json_with(&spec_path(log_dir, &s.id), &spec, false)
             .map_err(|e| format!("cannot write the job spec of `{}`: {e}", s.id))?;
         let mut deps: Vec<String> = waiting.iter().map(|u| job_of[u].clone()).collect();
         deps.sort();
@@ -265,9 +265,15 @@ pub fn record_path(log_dir: &Path, stage: &str) -> PathBuf {
     jobs_dir(log_dir).join(format!("{stage}.record.json"))
 }
 
-/// Writes `value` as JSON by temp file + rename, so a reader never sees
-/// half of it.
+/// Writes `value` as JSON by temp file + fsync + rename, so a reader never
+/// sees half of it and a job's record survives the node.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    write_json_with(path, value, true)
+}
+
+/// [`write_json`], with the fsync optional: a job spec is read by the job
+/// moments later, and is rewritten if the driver is restarted.
+pub fn write_json_with<T: Serialize>(path: &Path, value: &T, sync: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -277,7 +283,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&text)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)
 }
@@ -308,7 +316,8 @@ pub fn run_job(
     let spec_file = spec_path(log_dir, &spec.stage);
     let record = record_path(log_dir, &spec.stage);
     let _ = std::fs::remove_file(&record);
-    write_json(&spec_file, spec).map_err(|e| fail(format!("cannot write the job spec: {e}")))?;
+    write_json_with(&spec_file, spec, false)
+        .map_err(|e| fail(format!("cannot write the job spec: {e}")))?;
     let out_log = log_dir.join(format!("{}.slurm.log", spec.stage));
     let job_id = submit(slurm, log_dir, &spec.stage, spec.run_id, resources).map_err(fail)?;
     track(&job_id, true);
