@@ -228,7 +228,7 @@ fn ctrl_c_cancels_the_runs_jobs() {
     let ws = Ws::new(
         "stages:\n  interrupted_slow:\n    run: sleep 60; echo > ${outputs.o}\n    outs: [{o: out/o.txt}]\n",
     );
-    let mut child = ws
+    let child = ws
         .cmd(&["run", "--executor", "slurm"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
