@@ -274,7 +274,7 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     );
     let graph = StageGraph::build(&p);
     let selected = graph.select(&p, &targets, a.downstream)?;
-    let ws = Workspace::new(&p.root);
+    let ws = Workspace::for_pipeline(&p);
     let quiet = cli.quiet || a.json;
     let _writer = ws.lock_writer(!a.no_wait, |holder| {
         eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
@@ -468,7 +468,7 @@ fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8,
     // The lock file and the memo are read side by side once the pipeline is
     // loaded: reading them while it loads would save a little more time but
     // hold both in memory at once (a peak over 100 MB at 10 000 stages).
-    let ws = Workspace::new(&p.root);
+    let ws = Workspace::for_pipeline(&p);
     let (lock, (db, memo)) = std::thread::scope(|sc| {
         let lock = sc.spawn(|| ws.read_lock());
         let memo = open_memo(&ws);
@@ -602,7 +602,7 @@ fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
         },
         registry,
     )?;
-    let ws = Workspace::new(&p.root);
+    let ws = Workspace::for_pipeline(&p);
     let _writer = ws.lock_writer(!a.no_wait, |holder| {
         eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
     })?;
@@ -1084,6 +1084,7 @@ fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fai
             )))
         }
     };
+    let ws = Workspace::for_pipeline(&p);
     let Some(i) = p.stages.iter().position(|s| s.id == a.stage) else {
         return finish(failed(format!("the pipeline has no stage `{}`", a.stage)));
     };

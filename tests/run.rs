@@ -576,3 +576,22 @@ fn regression_a_command_line_over_128_kib_still_runs() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(ws.read("o.txt"), "ok\n");
 }
+
+#[test]
+fn cache_dir_puts_the_cache_elsewhere() {
+    let shared = tempfile::tempdir().unwrap();
+    let ws = Ws::new(&format!(
+        "cache_dir: {}\nstages:\n  a:\n    run: echo hi > ${{outputs.o}}\n    outs: [{{o: out/a.txt}}]\n",
+        shared.path().join("cache").display()
+    ));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let objects = shared.path().join("cache").join("objects");
+    assert!(objects.is_dir(), "no objects in the cache_dir");
+    assert!(!ws.exists(".mlcycle/cache/objects"), "objects went to .mlcycle/cache");
+    // A deleted output comes back from the cache in cache_dir.
+    std::fs::remove_file(ws.path().join("out/a.txt")).unwrap();
+    let r = ws.run(&["run", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ws.read("out/a.txt"), "hi\n");
+}

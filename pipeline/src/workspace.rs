@@ -139,6 +139,15 @@ pub struct WriterLock {
 }
 
 impl Workspace {
+    /// The workspace of a loaded pipeline, with its `cache_dir:` if set.
+    pub fn for_pipeline(p: &crate::config::Pipeline) -> Self {
+        let mut ws = Self::new(&p.root);
+        if let Some(dir) = &p.cache_dir {
+            ws.cache = Cache::new(dir.clone());
+        }
+        ws
+    }
+
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let state = root.join(".mlcycle");

@@ -37,6 +37,9 @@ pub struct Pipeline {
     pub params: Value,
     /// Stages in declaration order.
     pub stages: Vec<StageDef>,
+    /// `cache_dir:` — the content-addressed cache, when not in
+    /// `.mlcycle/cache` (absolute, or resolved against the workspace).
+    pub cache_dir: Option<PathBuf>,
     /// `executor:` — `local` (default) or `slurm`.
     pub executor: Option<String>,
     /// Per stage id: its `resources:` over the pipeline-wide defaults.

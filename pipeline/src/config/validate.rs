@@ -23,6 +23,7 @@ const TOP_KEYS: &[&str] = &[
     "stages",
     "executor",
     "resources",
+    "cache_dir",
 ];
 const STAGE_KEYS: &[&str] = &[
     "uses",
@@ -416,6 +417,28 @@ impl Validator<'_> {
                 None
             }
         };
+        let cache_dir = match top.get("cache_dir") {
+            None => None,
+            Some(Value::String(d)) if !d.trim().is_empty() => {
+                let p = Path::new(d.trim());
+                Some(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    self.root.join(p)
+                })
+            }
+            Some(other) => {
+                self.push(
+                    "type",
+                    &root_path.key("cache_dir"),
+                    Part::Value,
+                    format!("`cache_dir` must be a folder path, got {other}"),
+                    "not a path",
+                    Some("e.g. `cache_dir: /shared/mlcycle-cache`".into()),
+                );
+                None
+            }
+        };
         let defaults = match top.get("resources") {
             None => super::resources::Resources::default(),
             Some(v) => self
@@ -444,6 +467,7 @@ impl Validator<'_> {
             file: file.to_path_buf(),
             params: std::mem::take(&mut self.params),
             stages: defs,
+            cache_dir,
             executor,
             resources,
         })
