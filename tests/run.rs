@@ -588,7 +588,10 @@ fn cache_dir_puts_the_cache_elsewhere() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let objects = shared.path().join("cache").join("objects");
     assert!(objects.is_dir(), "no objects in the cache_dir");
-    assert!(!ws.exists(".mlcycle/cache/objects"), "objects went to .mlcycle/cache");
+    assert!(
+        !ws.exists(".mlcycle/cache/objects"),
+        "objects went to .mlcycle/cache"
+    );
     // A deleted output comes back from the cache in cache_dir.
     std::fs::remove_file(ws.path().join("out/a.txt")).unwrap();
     let r = ws.run(&["run", "-v"]);
