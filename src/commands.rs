@@ -582,11 +582,14 @@ fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u
         })
         .sum();
     if !cli.quiet {
+        let plural = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
         println!(
-            "pipeline `{}` is valid: {} stages, {} stage-to-stage inputs",
+            "pipeline `{}` is valid: {}, {}",
             p.name,
-            p.stages.len(),
-            edges
+            plural(p.stages.len(), "stage", "stages"),
+            plural(edges, "stage-to-stage input", "stage-to-stage inputs")
         );
     }
     Ok(0)

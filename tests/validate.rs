@@ -202,7 +202,7 @@ fn a_valid_pipeline_validates() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout
-            .contains("is valid: 2 stages, 1 stage-to-stage inputs"),
+            .contains("is valid: 2 stages, 1 stage-to-stage input"),
         "{}",
         r.stdout
     );
