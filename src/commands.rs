@@ -582,9 +582,8 @@ fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u
         })
         .sum();
     if !cli.quiet {
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         println!(
             "pipeline `{}` is valid: {}, {}",
             p.name,
