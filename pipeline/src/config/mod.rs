@@ -42,7 +42,8 @@ pub struct Pipeline {
     pub cache_dir: Option<PathBuf>,
     /// `executor:` — `local` (default) or `slurm`.
     pub executor: Option<String>,
-    /// Per stage id: its `resources:` over the pipeline-wide defaults.
+    /// Per stage id: its `resources:` over the pipeline-wide defaults (only
+    /// stages that ask for something).
     pub resources: std::collections::BTreeMap<String, resources::Resources>,
 }
 

@@ -453,7 +453,12 @@ impl Validator<'_> {
                     .resources(v, &d.path.key("resources"), &format!("stage `{}`", d.id))
                     .unwrap_or_default(),
             };
-            resources.insert(d.id.clone(), defaults.overlay(&own));
+            let r = defaults.overlay(&own);
+            // Only stages that ask for something: a 10 000-stage pipeline
+            // without resources carries no map entries.
+            if r != super::resources::Resources::default() {
+                resources.insert(d.id.clone(), r);
+            }
         }
 
         if !self.issues.is_empty() || defs.iter().any(Option::is_none) {
