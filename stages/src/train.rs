@@ -171,11 +171,14 @@ impl Stage for TrainStage {
                 .collect(),
             _ => vec![],
         };
-        let data_hash = blake3::hash(
-            &std::fs::read(path).map_err(|e| StageError::new(format!("cannot read train: {e}")))?,
-        )
-        .to_hex()
-        .to_string();
+        // Memory-mapped and hashed on every core: the training table of a
+        // large data set is hundreds of megabytes.
+        let data_hash = blake3::Hasher::new()
+            .update_mmap_rayon(path)
+            .map_err(|e| StageError::new(format!("cannot read train: {e}")))?
+            .finalize()
+            .to_hex()
+            .to_string();
         let model = Model::describe(
             self.kind,
             self.task,
@@ -800,7 +803,9 @@ fn logistic_newton(
         let gw = x.t().dot(&r) + alpha * &w;
         let gb = r.sum();
         let gmax = gw.iter().fold(gb.abs(), |m, g| m.max(g.abs()));
-        if gmax <= tolerance {
+        // The tolerance applies to the mean gradient, as scikit-learn's
+        // does: the summed one grows with the number of rows.
+        if gmax <= tolerance * n as f64 {
             break;
         }
         // Hessian [XᵀSX + αI, XᵀS1; 1ᵀSX, Σs] with S = diag(p(1 − p)).
@@ -1229,7 +1234,7 @@ pub fn trainers() -> Vec<Trainer> {
             docs: &[
                 doc!("alpha", "number = 1.0", "L2 penalty"),
                 doc!("max_iterations", "integer = 100", "solver iterations at most"),
-                doc!("tolerance", "number = 0.0001", "stop when no gradient component is larger"),
+                doc!("tolerance", "number = 0.0001", "stop when no component of the mean gradient is larger"),
             ],
             outputs: MODEL_OUT,
             check: check::<LogisticParams>,
