@@ -317,26 +317,19 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
                 Executor::Local
             }) {
             Executor::Local => None,
-            Executor::Slurm => {
-                let tool =
-                    |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
-                Some(mlcycle_pipeline::exec::slurm::SlurmOptions {
-                    binary: std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?,
-                    root: ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()),
-                    sbatch: tool("MLCYCLE_SBATCH", "sbatch"),
-                    squeue: tool("MLCYCLE_SQUEUE", "squeue"),
-                    scontrol: tool("MLCYCLE_SCONTROL", "scontrol"),
-                    scancel: tool("MLCYCLE_SCANCEL", "scancel"),
-                    extra: a.slurm_args.clone(),
-                    params: a.target.params.clone(),
-                    resources: p
-                        .resources
-                        .iter()
-                        .map(|(id, r)| (id.clone(), r.sbatch_args()))
-                        .collect(),
-                    poll: std::time::Duration::from_millis(200),
-                })
-            }
+            Executor::Slurm => Some(mlcycle_pipeline::exec::slurm::SlurmOptions {
+                extra: a.slurm_args.clone(),
+                params: a.target.params.clone(),
+                resources: p
+                    .resources
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.sbatch_args()))
+                    .collect(),
+                ..mlcycle_pipeline::exec::slurm::SlurmOptions::from_env(
+                    std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?,
+                    ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()),
+                )
+            }),
         },
     };
     tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ready to run.");
@@ -1208,18 +1201,9 @@ fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8
             .and_then(|t| serde_json::from_str(&t).ok())
             .ok_or_else(|| CliError::Io(format!("cannot read {}", path.display())).into())
     };
-    let tool = |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
     let opts = slurm::SlurmOptions {
-        binary: PathBuf::new(),
-        root: ws.root.clone(),
-        sbatch: tool("MLCYCLE_SBATCH", "sbatch"),
-        squeue: tool("MLCYCLE_SQUEUE", "squeue"),
-        scontrol: tool("MLCYCLE_SCONTROL", "scontrol"),
-        scancel: tool("MLCYCLE_SCANCEL", "scancel"),
-        extra: vec![],
-        params: vec![],
-        resources: Default::default(),
         poll: std::time::Duration::from_millis(500),
+        ..slurm::SlurmOptions::from_env(PathBuf::new(), ws.root.clone())
     };
     loop {
         let d = read()?;

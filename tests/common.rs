@@ -90,3 +90,28 @@ impl Ws {
         Run::from(self.cmd(args).output().expect("run mlcycle"))
     }
 }
+
+/// A small pipeline that trains, bundles and promotes a house-price model
+/// (the model registry and serving tests share it); `noise` changes how
+/// good the model is.
+pub const PROMOTE_PIPELINE: &str = r#"
+params:
+  noise: 20000
+stages:
+  houses:
+    uses: dataset.synthetic
+    with: {kind: house_prices, rows: 200, noise: "${params.noise}"}
+  split:
+    uses: preprocess.split
+    inputs: {data: houses.data}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: split.train}
+  bundle:
+    uses: deploy.bundle
+    inputs: {model: ols.model}
+  promote:
+    uses: deploy.promote
+    inputs: {bundle: bundle.bundle, test: split.test}
+    with: {gate: {metric: r2, must_beat_champion_by: 0.0}}
+"#;

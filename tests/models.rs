@@ -4,27 +4,7 @@ mod common;
 
 use common::Ws;
 
-const PIPELINE: &str = r#"
-params:
-  noise: 20000
-stages:
-  houses:
-    uses: dataset.synthetic
-    with: {kind: house_prices, rows: 200, noise: "${params.noise}"}
-  split:
-    uses: preprocess.split
-    inputs: {data: houses.data}
-  ols:
-    uses: train.linear_regression
-    inputs: {train: split.train}
-  bundle:
-    uses: deploy.bundle
-    inputs: {model: ols.model}
-  promote:
-    uses: deploy.promote
-    inputs: {bundle: bundle.bundle, test: split.test}
-    with: {gate: {metric: r2, must_beat_champion_by: 0.0}}
-"#;
+const PIPELINE: &str = common::PROMOTE_PIPELINE;
 
 fn decision(ws: &Ws) -> serde_json::Value {
     serde_json::from_str(&ws.read("artifacts/promote/decision.json")).unwrap()

@@ -9,26 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::Ws;
 
-const PIPELINE: &str = r#"
-params:
-  noise: 20000
-stages:
-  houses:
-    uses: dataset.synthetic
-    with: {kind: house_prices, rows: 200, noise: "${params.noise}"}
-  split:
-    uses: preprocess.split
-    inputs: {data: houses.data}
-  ols:
-    uses: train.linear_regression
-    inputs: {train: split.train}
-  bundle:
-    uses: deploy.bundle
-    inputs: {model: ols.model}
-  promote:
-    uses: deploy.promote
-    inputs: {bundle: bundle.bundle, test: split.test}
-"#;
+const PIPELINE: &str = common::PROMOTE_PIPELINE;
 
 struct Server {
     child: Child,
@@ -87,6 +68,22 @@ fn http(port: u16, method: &str, path: &str, ctype: &str, body: &str) -> (u16, S
         .unwrap_or(0);
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// The body of a 200 response, or `None` once the server is gone (or
+/// answers anything else).
+fn acknowledged(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+        .then(|| out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 fn post(port: u16, path: &str, body: &str) -> (u16, String) {
@@ -235,25 +232,10 @@ fn every_acknowledged_prediction_and_label_survives_sigkill() {
         let mut labelled = Vec::new();
         for i in 0..400 {
             let body = format!(r#"{{"instances": [{{"area": {}}}]}}"#, 50 + i % 150);
-            let mut c = match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(c) => c,
-                Err(_) => break,
+            let Some(out) = acknowledged(port, "/predict", &body) else {
+                break;
             };
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let req = format!(
-                "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            if c.write_all(req.as_bytes()).is_err() {
-                break;
-            }
-            let mut out = String::new();
-            let _ = c.read_to_string(&mut out);
-            if !out.starts_with("HTTP/1.1 200") {
-                break;
-            }
-            let v: serde_json::Value =
-                serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             let id = v["predictions"][0]["prediction_id"]
                 .as_str()
                 .unwrap()
@@ -262,20 +244,7 @@ fn every_acknowledged_prediction_and_label_survives_sigkill() {
             // every other prediction gets its label
             if i % 2 == 0 {
                 let body = format!(r#"{{"prediction_id": "{id}", "label": {}}}"#, 1000 + i);
-                let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
-                    break;
-                };
-                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let req = format!(
-                    "POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                if c.write_all(req.as_bytes()).is_err() {
-                    break;
-                }
-                let mut out = String::new();
-                let _ = c.read_to_string(&mut out);
-                if !out.starts_with("HTTP/1.1 200") {
+                if acknowledged(port, "/feedback", &body).is_none() {
                     break;
                 }
                 labelled.push(id);

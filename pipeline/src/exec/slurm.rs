@@ -43,6 +43,27 @@ pub struct SlurmOptions {
     pub poll: Duration,
 }
 
+impl SlurmOptions {
+    /// Options for `root`, with the Slurm commands from `MLCYCLE_SBATCH`,
+    /// `MLCYCLE_SQUEUE`, `MLCYCLE_SCONTROL` and `MLCYCLE_SCANCEL` when set
+    /// (a benchmark's fake `sbatch`), else from `PATH`.
+    pub fn from_env(binary: PathBuf, root: PathBuf) -> Self {
+        let tool = |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
+        SlurmOptions {
+            binary,
+            root,
+            sbatch: tool("MLCYCLE_SBATCH", "sbatch"),
+            squeue: tool("MLCYCLE_SQUEUE", "squeue"),
+            scontrol: tool("MLCYCLE_SCONTROL", "scontrol"),
+            scancel: tool("MLCYCLE_SCANCEL", "scancel"),
+            extra: vec![],
+            params: vec![],
+            resources: BTreeMap::new(),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
 /// What the driver tells a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobSpec {
