@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::preprocess::{FIT_IN, FIT_OUT};
-use crate::table::ColumnData;
+use crate::table::{ColumnData, Table};
 use crate::transform::{apply_all, read_steps, write_steps, Transform};
 use crate::util::{check_columns, feature_names, parse_with, read_table, write_table};
 
-fn finish(ctx: &RunContext<'_>, step: Transform) -> Result<(), StageError> {
-    let mut t = read_table(ctx, "data")?;
+/// Applies the fitted `step` to `t` (the stage's input, already read),
+/// writes the table and the transform.
+fn finish(ctx: &RunContext<'_>, mut t: Table, step: Transform) -> Result<(), StageError> {
     apply_all(std::slice::from_ref(&step), &mut t).map_err(|e| StageError::new(e.to_string()))?;
     (ctx.log)(&format!(
         "{} columns: {}",
@@ -125,7 +126,7 @@ impl Stage for SelectStage {
             }
             _ => unreachable!("checked at build"),
         };
-        finish(ctx, Transform::Drop { columns: dropped })
+        finish(ctx, t, Transform::Drop { columns: dropped })
     }
 }
 
@@ -184,13 +185,7 @@ impl Stage for OneHotStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = read_table(ctx, "data")?;
-        let columns = match &self.0.columns {
-            Some(c) => {
-                check_columns(&t, c, Some(false), "columns")?;
-                c.clone()
-            }
-            None => feature_names(&t, Some(false)),
-        };
+        let columns = crate::util::chosen_columns(&t, &self.0.columns, false, "columns")?;
         if columns.is_empty() {
             return Err(StageError::new(
                 "the table has no categorical feature columns to encode",
@@ -283,18 +278,13 @@ impl Stage for PolyStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;
-        let columns = match &self.0.columns {
-            Some(c) => {
-                check_columns(&t, c, Some(true), "columns")?;
-                c.clone()
-            }
-            None => feature_names(&t, Some(true)),
-        };
+        let columns = crate::util::chosen_columns(&t, &self.0.columns, true, "columns")?;
         if columns.is_empty() {
             return Err(StageError::new("the table has no numeric feature columns"));
         }
         finish(
             ctx,
+            t,
             Transform::Polynomial {
                 columns,
                 degree: self.0.degree,
@@ -356,13 +346,7 @@ impl Stage for PcaStage {
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use linfa::traits::Fit;
         let t = read_table(ctx, "data")?;
-        let columns = match &self.0.columns {
-            Some(c) => {
-                check_columns(&t, c, Some(true), "columns")?;
-                c.clone()
-            }
-            None => feature_names(&t, Some(true)),
-        };
+        let columns = crate::util::chosen_columns(&t, &self.0.columns, true, "columns")?;
         if self.0.components > columns.len() {
             return Err(StageError::new(format!(
                 "{} components asked of {} column(s)",
@@ -392,6 +376,7 @@ impl Stage for PcaStage {
         ));
         finish(
             ctx,
+            t,
             Transform::Pca {
                 columns,
                 mean: pca.mean().to_vec(),

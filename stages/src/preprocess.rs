@@ -894,13 +894,7 @@ impl Stage for ScaleStage {
         use linfa::traits::Fit;
         use linfa_preprocessing::linear_scaling::LinearScaler;
         let mut t = crate::util::read_table(ctx, "data")?;
-        let columns = match &self.0.columns {
-            Some(c) => {
-                crate::util::check_columns(&t, c, Some(true), "columns")?;
-                c.clone()
-            }
-            None => crate::util::feature_names(&t, Some(true)),
-        };
+        let columns = crate::util::chosen_columns(&t, &self.0.columns, true, "columns")?;
         if columns.is_empty() {
             return Err(StageError::new(
                 "the table has no numeric feature columns to scale",

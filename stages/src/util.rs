@@ -322,3 +322,20 @@ impl Stage for ExportCsvStage {
             .map_err(|e| StageError::new(e.to_string()))
     }
 }
+
+/// The columns a stage works on: those named in `param` (checked to exist,
+/// be features and have the wanted type), or every feature of that type.
+pub fn chosen_columns(
+    t: &crate::table::Table,
+    named: &Option<Vec<String>>,
+    numeric: bool,
+    param: &str,
+) -> Result<Vec<String>, StageError> {
+    match named {
+        Some(c) => {
+            check_columns(t, c, Some(numeric), param)?;
+            Ok(c.clone())
+        }
+        None => Ok(feature_names(t, Some(numeric))),
+    }
+}
