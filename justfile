@@ -13,9 +13,13 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Run every test.
+# Run every test (in the release profile: they reuse its build).
 test:
-    cargo test --workspace
+    cargo test --workspace --release
+
+# Build the binary we ship (thin LTO), in target/dist/.
+dist:
+    cargo build --profile dist
 
 # Run the house-price example twice (the second run finds every stage fresh), then score two rows.
 demo:
