@@ -1,6 +1,5 @@
 //! The subcommands.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,14 +8,13 @@ use std::time::Duration;
 use clap::Parser;
 use miette::{Diagnostic, Report};
 use mlcycle_pipeline::config::PIPELINE_FILE;
-use mlcycle_pipeline::db::Db;
-use mlcycle_pipeline::exec::{self, RunOptions};
-use mlcycle_pipeline::hash::Memo;
-use mlcycle_pipeline::plan::{self, SharedMemo};
-use mlcycle_pipeline::summary::{fmt_duration, Outcome};
-use mlcycle_pipeline::{
-    load_pipeline, LoadOptions, Pipeline, StageGraph, StageRegistry, Workspace,
-};
+use mlcycle_pipeline::exec::slurm::{self, detached, SlurmOptions};
+use mlcycle_pipeline::exec::Interrupt;
+use mlcycle_pipeline::history::History;
+use mlcycle_pipeline::plan::StageStatus;
+use mlcycle_pipeline::session::{GcOptions, Submitted};
+use mlcycle_pipeline::summary::{fmt_duration, Outcome, RunSummary};
+use mlcycle_pipeline::{RunRequest, Session, SessionOptions, StageRegistry, Workspace};
 
 use crate::cli::{
     Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, ModelsArgs, ModelsCmd,
@@ -218,214 +216,94 @@ fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
         .collect()
 }
 
-fn load(
+fn open(
     cli: &Cli,
     t: &TargetArgs,
     registry: &StageRegistry,
-) -> Result<(Pipeline, Vec<String>), Fail> {
+) -> Result<(Session, Vec<String>), Fail> {
     let (file, targets) = locate(cli, &t.args)?;
     let overrides = parse_overrides(&t.params)?;
-    // Once the workspace has state, keep the parsed pipeline there.
-    let state = file.parent().unwrap_or(Path::new(".")).join(".mlcycle");
-    let parse_cache = state.is_dir().then(|| state.join("parsed-pipeline.json"));
-    let p = load_pipeline(
+    let session = Session::open(
         &file,
-        &LoadOptions {
+        &SessionOptions {
             registry,
             overrides: &overrides,
-            parse_cache: parse_cache.as_deref(),
         },
     )?;
-    Ok((p, targets))
-}
-
-fn open_memo(ws: &Workspace) -> (Option<Db>, Memo) {
-    if !ws.db_path().exists() {
-        return (None, Memo::default());
-    }
-    match Db::open(&ws.db_path()) {
-        Ok(db) => {
-            let memo = db.load_memo().unwrap_or_default();
-            (Some(db), memo)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not open the workspace database; hashing without the memo.");
-            (None, Memo::default())
-        }
-    }
+    Ok((session, targets))
 }
 
 fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let t = std::time::Instant::now();
-    // A run creates the workspace state first, so that even the first run
-    // keeps the parsed pipeline for the commands that follow.
-    let (file, _) = locate(cli, &a.target.args)?;
-    Workspace::new(
-        file.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )
-    .ensure_state_dir()?;
-    let (p, targets) = load(cli, &a.target, registry)?;
+    let (session, targets) = open(cli, &a.target, registry)?;
+    let p = session.pipeline();
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         stages = p.stages.len(),
         "Loaded the pipeline."
     );
-    let graph = StageGraph::build(&p);
-    let selected = graph.select(&p, &targets, a.downstream)?;
-    let ws = Workspace::for_pipeline(&p);
-    let quiet = cli.quiet || a.json;
-    let _writer = ws.lock_writer(!a.no_wait, |holder| {
-        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
-    })?;
-    let lock = ws.read_lock()?;
-    let mut db = Db::open(&ws.db_path())?;
-    let memo = db.load_memo()?;
-    db.mark_abandoned()?;
-    let command: Vec<String> = std::env::args().skip(1).collect();
-    let run_id = db.start_run(&command.join(" "), &p.name)?;
-    if let Err(e) = ws.cache.clean_tmp() {
-        tracing::debug!(error = %e, "Could not clean cache temp files.");
-    }
-    install_interrupt_handler();
-    let reporter = TermReporter::new(quiet, cli.verbose > 0);
-    let opts = RunOptions {
-        jobs: a.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        }),
-        // `--force` applies to the stages named, or to all when none are.
-        forced: if targets.is_empty() {
-            vec![a.force; p.stages.len()]
+    let ws = session.workspace();
+    let interrupt = Interrupt::new();
+    let slurm = match a
+        .executor
+        .unwrap_or(if p.executor.as_deref() == Some("slurm") {
+            Executor::Slurm
         } else {
-            p.stages
+            Executor::Local
+        }) {
+        Executor::Local => None,
+        Executor::Slurm => Some(SlurmOptions {
+            extra: a.slurm_args.clone(),
+            params: a.target.params.clone(),
+            resources: p
+                .resources
                 .iter()
-                .map(|s| a.force && targets.contains(&s.id))
-                .collect()
-        },
-        keep_going: a.keep_going,
-        selected,
-        log_dir: ws.runs_dir().join(run_id.to_string()),
-        run_id: Some(run_id),
-        slurm: match a
-            .executor
-            .unwrap_or(if p.executor.as_deref() == Some("slurm") {
-                Executor::Slurm
-            } else {
-                Executor::Local
-            }) {
-            Executor::Local => None,
-            Executor::Slurm => Some(mlcycle_pipeline::exec::slurm::SlurmOptions {
-                extra: a.slurm_args.clone(),
-                params: a.target.params.clone(),
-                resources: p
-                    .resources
-                    .iter()
-                    .map(|(id, r)| (id.clone(), r.sbatch_args()))
-                    .collect(),
-                ..mlcycle_pipeline::exec::slurm::SlurmOptions::from_env(
-                    std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?,
-                    ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()),
-                )
-            }),
-        },
-    };
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ready to run.");
-    if a.detach {
-        let Some(slurm) = &opts.slurm else {
-            return Err(CliError::Usage(
-                "`--detach` needs the Slurm executor (`--executor slurm` or `executor: slurm`)"
-                    .into(),
+                .map(|(id, r)| (id.clone(), r.sbatch_args()))
+                .collect(),
+            ..SlurmOptions::from_env(
+                std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?,
+                ws.root.canonicalize().unwrap_or_else(|_| ws.root.clone()),
             )
-            .into());
-        };
-        let shared = mlcycle_pipeline::plan::SharedMemo::new(memo);
-        let d = mlcycle_pipeline::exec::slurm::submit_detached(
-            &ws,
-            &p,
-            &graph,
-            &lock,
-            &shared,
-            &opts.selected,
-            &opts.forced,
-            &opts.log_dir,
-            run_id,
-            slurm,
-        )
-        .map_err(CliError::Io)?;
-        db.save_memo(shared.0.into_inner().unwrap_or_default().take_changed())?;
-        db.mark_detached(run_id)?;
-        if a.json {
-            println!(
-                "{}",
-                serde_json::json!({"run_id": run_id, "jobs": d.jobs.iter().map(|(s, j)| serde_json::json!({"stage": s, "job": j})).collect::<Vec<_>>()})
-            );
-        } else if d.jobs.is_empty() {
-            println!("nothing to submit: every selected stage is fresh");
-        } else {
-            println!(
-                "run {run_id}: submitted {} job(s) to Slurm ({}); follow it with `mlcycle runs show {run_id} --wait`",
-                d.jobs.len(),
-                d.jobs
-                    .iter()
-                    .map(|(s, j)| format!("{s} {j}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        }),
+    };
+    let req = RunRequest {
+        targets,
+        downstream: a.downstream,
+        force: a.force,
+        jobs: a.jobs,
+        keep_going: a.keep_going,
+        no_wait: a.no_wait,
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        slurm,
+        interrupt: interrupt.clone(),
+    };
+    let reporter = TermReporter::new(cli.quiet || a.json, cli.verbose > 0);
+    if a.detach {
+        let d = session.submit_detached(&req, &reporter)?;
+        print_submitted(&d, a.json);
         return Ok(0);
     }
-    let out = exec::run(&ws, &p, &graph, lock, memo, &opts, &reporter)?;
-    reporter.finish();
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Ran the stages.");
-    let mut memo = out.memo;
-    if out.lock_changed || ws.journal_path().exists() {
-        ws.write_lock(&out.lock)?;
-    }
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Wrote the lock file.");
-    db.save_memo(memo.take_changed())?;
-    db.save_run_cache(
-        out.replaced
-            .iter()
-            .chain(out.ran.iter().filter_map(|id| out.lock.stages.get(id))),
-    )?;
-    db.finish_run(run_id, &out.summary)?;
-    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "Recorded the run.");
-    let s = &out.summary;
-
+    install_interrupt_handler(interrupt);
+    let s = session.run(&req, &reporter)?.summary;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "Ran and recorded the run."
+    );
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(s).expect("summary serializes")
+            serde_json::to_string_pretty(&s).expect("summary serializes")
         );
     } else {
-        for r in &s.stages {
-            if let Outcome::Failed {
-                error,
-                stderr_tail,
-                log,
-            } = &r.outcome
-            {
-                let mut msg = format!("stage `{}` failed: {error}", r.stage);
-                if !stderr_tail.is_empty() {
-                    msg.push_str("\n  last lines of its stderr:");
-                    for l in stderr_tail {
-                        msg.push_str(&format!("\n  | {l}"));
-                    }
-                }
-                if let Some(log) = log {
-                    msg.push_str(&format!("\n  full log: {log}"));
-                }
-                eprintln!("{msg}");
-            }
-        }
+        print_failures(&s);
         if !cli.quiet {
             print!("{}", s.table(cli.verbose > 0));
             let _ = std::io::stdout().flush();
         }
     }
+    // The process ends now: let the OS reclaim the pipeline's many small
+    // allocations instead of freeing them one by one.
+    std::mem::forget(session);
     Ok(if s.interrupted {
         EXIT_INTERRUPTED
     } else if s.succeeded() {
@@ -435,107 +313,132 @@ fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Result<u8, Fail>
     })
 }
 
-fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if exec::interrupted() {
+fn print_submitted(d: &Submitted, json: bool) {
+    let run_id = d.run_id;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"run_id": run_id, "jobs": d.jobs.iter().map(|(s, j)| serde_json::json!({"stage": s, "job": j})).collect::<Vec<_>>()})
+        );
+    } else if d.jobs.is_empty() {
+        println!("nothing to submit: every selected stage is fresh");
+    } else {
+        println!(
+            "run {run_id}: submitted {} job(s) to Slurm ({}); follow it with `mlcycle runs show {run_id} --wait`",
+            d.jobs.len(),
+            d.jobs
+                .iter()
+                .map(|(s, j)| format!("{s} {j}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+/// Each failed stage with the tail of its stderr and where its log is.
+fn print_failures(s: &RunSummary) {
+    for r in &s.stages {
+        if let Outcome::Failed {
+            error,
+            stderr_tail,
+            log,
+        } = &r.outcome
+        {
+            let mut msg = format!("stage `{}` failed: {error}", r.stage);
+            if !stderr_tail.is_empty() {
+                msg.push_str("\n  last lines of its stderr:");
+                for l in stderr_tail {
+                    msg.push_str(&format!("\n  | {l}"));
+                }
+            }
+            if let Some(log) = log {
+                msg.push_str(&format!("\n  full log: {log}"));
+            }
+            eprintln!("{msg}");
+        }
+    }
+}
+
+fn install_interrupt_handler(interrupt: Interrupt) {
+    let _ = ctrlc::set_handler(move || {
+        if interrupt.is_set() {
             eprintln!("Interrupted again: killing running commands and exiting now. The next run redoes unfinished stages.");
-            exec::kill_all();
+            interrupt.kill_all();
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
         eprintln!("Interrupt: stopping running stages (press Ctrl-C again to exit at once)…");
-        exec::interrupt(Duration::from_secs(5));
+        interrupt.interrupt(Duration::from_secs(5));
     });
 }
 
 fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let t = std::time::Instant::now();
-    let (p, targets) = load(cli, &a.target, registry)?;
+    let (session, targets) = open(cli, &a.target, registry)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
-        stages = p.stages.len(),
+        stages = session.pipeline().stages.len(),
         rss_mb = rss_mb(),
         "Loaded the pipeline."
     );
-    let graph = StageGraph::build(&p);
-    let selected = graph.select(&p, &targets, a.downstream)?;
-    // The lock file and the memo are read side by side once the pipeline is
-    // loaded: reading them while it loads would save a little more time but
-    // hold both in memory at once (a peak over 100 MB at 10 000 stages).
-    let ws = Workspace::for_pipeline(&p);
-    let (lock, (db, memo)) = std::thread::scope(|sc| {
-        let lock = sc.spawn(|| ws.read_lock());
-        let memo = open_memo(&ws);
-        (lock.join().expect("reading the lock does not panic"), memo)
-    });
-    let lock = lock?;
-    let memo = SharedMemo::new(memo);
-    tracing::debug!(
-        ms = t.elapsed().as_secs_f64() * 1e3,
-        rss_mb = rss_mb(),
-        "Read the lock file and the memo."
-    );
-    let st = plan::status(&ws, &p, &graph, &lock, &memo, &selected).map_err(|e| Fail {
-        report: Report::msg(e.to_string()),
-        code: EXIT_USAGE,
-    })?;
+    let selected = session.select(&targets, a.downstream)?;
+    let st = session.status(&selected)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         rss_mb = rss_mb(),
         "Assessed every stage."
     );
-    if let Some(mut db) = db {
-        // Best effort: the memo only saves work next time.
-        let _ = db.save_memo(memo.into_inner().take_changed());
-    }
     let stale: Vec<_> = st.iter().filter(|s| s.state != "fresh").collect();
     if a.json {
         let v = serde_json::json!({
-            "pipeline": p.name,
+            "pipeline": session.pipeline().name,
             "up_to_date": stale.is_empty(),
             "stages": st,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else if !cli.quiet {
-        let mut out = String::new();
-        let rows: Vec<_> = if cli.verbose > 0 {
-            st.iter().collect()
-        } else {
-            stale.clone()
-        };
-        if !rows.is_empty() {
-            let w = rows
-                .iter()
-                .map(|r| r.stage.chars().count())
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            out.push_str(&format!("{:<w$}  {:<10}  REASON\n", "STAGE", "STATE"));
-            for r in rows {
-                let why: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
-                out.push_str(&format!(
-                    "{:<w$}  {:<10}  {}\n",
-                    r.stage,
-                    r.state,
-                    why.join("; ")
-                ));
-            }
-        }
-        if stale.is_empty() {
-            out.push_str(&format!("all {} stages fresh\n", st.len()));
-        } else {
-            out.push_str(&format!(
-                "{} of {} stages would run or be restored\n",
-                stale.len(),
-                st.len()
-            ));
-        }
-        print!("{out}");
+        print!("{}", status_table(&st, &stale, cli.verbose > 0));
     }
     // The process ends now: let the OS reclaim the plan's many small
     // allocations instead of freeing them one by one.
-    std::mem::forget(p);
-    std::mem::forget(lock);
+    std::mem::forget(session);
     Ok(if stale.is_empty() { 0 } else { 1 })
+}
+
+fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: bool) -> String {
+    let mut out = String::new();
+    let rows: Vec<&StageStatus> = if verbose {
+        st.iter().collect()
+    } else {
+        stale.to_vec()
+    };
+    if !rows.is_empty() {
+        let w = rows
+            .iter()
+            .map(|r| r.stage.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!("{:<w$}  {:<10}  REASON\n", "STAGE", "STATE"));
+        for r in rows {
+            let why: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
+            out.push_str(&format!(
+                "{:<w$}  {:<10}  {}\n",
+                r.stage,
+                r.state,
+                why.join("; ")
+            ));
+        }
+    }
+    if stale.is_empty() {
+        out.push_str(&format!("all {} stages fresh\n", st.len()));
+    } else {
+        out.push_str(&format!(
+            "{} of {} stages would run or be restored\n",
+            stale.len(),
+            st.len()
+        ));
+    }
+    out
 }
 
 fn cmd_dag(
@@ -544,20 +447,21 @@ fn cmd_dag(
     format: DagFormat,
     registry: &StageRegistry,
 ) -> Result<u8, Fail> {
-    let (p, targets) = load(cli, t, registry)?;
-    let g = StageGraph::build(&p);
-    let keep = g.select(&p, &targets, false)?;
+    let (session, targets) = open(cli, t, registry)?;
+    let (p, g) = (session.pipeline(), session.graph());
+    let keep = session.select(&targets, false)?;
     let s = match format {
-        DagFormat::Mermaid => g.mermaid(&p, &keep),
-        DagFormat::Dot => g.dot(&p, &keep),
-        DagFormat::Text => g.text(&p, &keep),
+        DagFormat::Mermaid => g.mermaid(p, &keep),
+        DagFormat::Dot => g.dot(p, &keep),
+        DagFormat::Text => g.text(p, &keep),
     };
     print!("{s}");
     Ok(0)
 }
 
 fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let (p, targets) = load(cli, t, registry)?;
+    let (session, targets) = open(cli, t, registry)?;
+    let p = session.pipeline();
     if let Some(name) = targets.first() {
         return Err(CliError::Usage(format!(
             "`validate` checks the whole pipeline and takes no stage names (got `{name}`); pass a workspace folder or nothing"
@@ -589,7 +493,7 @@ fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u
 
 fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let args: Vec<String> = a.dir.iter().map(|d| d.display().to_string()).collect();
-    let (p, _) = load(
+    let (session, _) = open(
         cli,
         &TargetArgs {
             args,
@@ -597,69 +501,23 @@ fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
         },
         registry,
     )?;
-    let ws = Workspace::for_pipeline(&p);
-    let _writer = ws.lock_writer(!a.no_wait, |holder| {
-        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
-    })?;
-    let lock = ws.read_lock()?;
-    let mut keep = HashSet::new();
-    for e in lock.stages.values() {
-        for o in e.outs.values() {
-            ws.cache.referenced(o, &mut keep);
-        }
-    }
-    let lock_keys: HashSet<&str> = lock.stages.values().map(|e| e.key.as_str()).collect();
-    let mut dropped = Vec::new();
-    let mut db = ws
-        .db_path()
-        .exists()
-        .then(|| Db::open(&ws.db_path()))
-        .transpose()?;
-    let entries = match &db {
-        Some(db) => db.run_cache_entries()?,
-        None => Vec::new(),
-    };
-    for entry in entries {
-        if a.workspace_only && !lock_keys.contains(entry.key.as_str()) {
-            dropped.push(entry.key);
-            continue;
-        }
-        for o in entry.outs.values() {
-            ws.cache.referenced(o, &mut keep);
-        }
-    }
-    let dropped_entries = dropped.len();
-    if let (Some(db), false) = (&mut db, a.dry_run) {
-        db.remove_run_cache(&dropped)?;
-    }
-    let objects = ws
-        .cache
-        .objects()
-        .map_err(|e| CliError::Io(format!("cannot list the cache: {e}")))?;
-    let (mut n, mut bytes, mut kept) = (0usize, 0u64, 0usize);
-    for (hash, size) in &objects {
-        if keep.contains(hash) {
-            kept += 1;
-            continue;
-        }
-        n += 1;
-        bytes += size;
-        if !a.dry_run {
-            if let Err(e) = ws.cache.remove(hash) {
-                tracing::warn!(object = %hash, error = %e, "Could not delete object.");
-            }
-        }
-    }
-    let tmp = if a.dry_run {
-        0
-    } else {
-        ws.cache.clean_tmp().unwrap_or(0)
-    };
+    let r = session.gc(
+        &GcOptions {
+            dry_run: a.dry_run,
+            workspace_only: a.workspace_only,
+            no_wait: a.no_wait,
+        },
+        &TermReporter::new(cli.quiet, false),
+    )?;
     if !cli.quiet {
         let verb = if a.dry_run { "would remove" } else { "removed" };
         println!(
-            "{verb} {n} unreferenced objects ({}), {dropped_entries} run-cache entries, {tmp} temp files; kept {kept} objects",
-            human_bytes(bytes)
+            "{verb} {} unreferenced objects ({}), {} run-cache entries, {} temp files; kept {} objects",
+            r.removed_objects,
+            human_bytes(r.removed_bytes),
+            r.removed_entries,
+            r.removed_tmp,
+            r.kept_objects
         );
     }
     Ok(0)
@@ -689,7 +547,8 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
         .into());
     }
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
-    if !ws.db_path().exists() {
+    let db = History::open(&ws)?;
+    if !db.exists() {
         if let Some(RunsCmd::Show { id, .. }) = &a.show {
             return Err(CliError::NoRun { id: *id }.into());
         }
@@ -700,7 +559,6 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
         }
         return Ok(0);
     }
-    let db = Db::open(&ws.db_path())?;
     match &a.show {
         None => {
             let runs = db.runs(a.limit)?;
@@ -735,8 +593,7 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
             let Some((run, stages)) = db.run(*id)? else {
                 return Err(CliError::NoRun { id: *id }.into());
             };
-            let log_dir = ws.runs_dir().join(id.to_string());
-            if logs.is_none() && mlcycle_pipeline::exec::slurm::detached_path(&log_dir).exists() {
+            if logs.is_none() && detached::is_detached(&ws, *id) {
                 drop(db);
                 return follow_detached(&ws, *id, *wait, a.json);
             }
@@ -811,7 +668,7 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
 }
 
 fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let (p, _) = load(
+    let (session, _) = open(
         cli,
         &TargetArgs {
             args: vec![],
@@ -819,6 +676,7 @@ fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fai
         },
         registry,
     )?;
+    let p = session.pipeline();
     let usage = || {
         CliError::Usage(format!(
             "`{}` is not `STAGE.PORT`; `mlcycle dag --format text` lists the stages",
@@ -1034,335 +892,71 @@ fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
     Ok(0)
 }
 
-/// Runs one stage as a Slurm job: checks that the inputs are those the
-/// driver planned with, runs the stage, and leaves a record for the driver.
+/// Runs one stage as a Slurm job (see `exec::slurm::job`).
 fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    use mlcycle_pipeline::exec::slurm::{self, JobRecord, JobSpec};
-    let t0 = std::time::Instant::now();
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
-    let log_dir = ws.runs_dir().join(a.run.to_string());
-    let record_to = slurm::record_path(&log_dir, &a.stage);
-    let finish = |r: JobRecord| -> Result<u8, Fail> {
-        let ok = r.ok;
-        if let Some(e) = &r.error {
-            eprintln!("{}: {e}", a.stage);
-        }
-        slurm::write_json(&record_to, &r).map_err(|e| CliError::Io(e.to_string()))?;
-        Ok(if ok { 0 } else { 1 })
-    };
-    let failed = |error: String| JobRecord {
-        ok: false,
-        outcome: None,
-        error: Some(error),
-        stderr_tail: vec![],
-        duration_ms: t0.elapsed().as_millis() as u64,
-        entry: None,
-    };
-    let spec: JobSpec = match std::fs::read_to_string(slurm::spec_path(&log_dir, &a.stage))
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        Err(e) => return finish(failed(format!("cannot read the job spec: {e}"))),
-    };
-    let target = TargetArgs {
-        args: vec![dir.display().to_string()],
-        params: spec.params.clone(),
-    };
-    let (p, _) = match load(cli, &target, registry) {
-        Ok(x) => x,
-        Err(f) => {
-            return finish(failed(format!(
-                "the pipeline does not load here: {:?}",
-                f.report
-            )))
-        }
-    };
-    let ws = Workspace::for_pipeline(&p);
-    let Some(i) = p.stages.iter().position(|s| s.id == a.stage) else {
-        return finish(failed(format!("the pipeline has no stage `{}`", a.stage)));
-    };
-    let graph = StageGraph::build(&p);
-    let detached = spec.key.is_empty();
-    let mut upstream = spec.upstream.clone();
-    for u in &spec.upstream_jobs {
-        match std::fs::read_to_string(slurm::record_path(&log_dir, u))
-            .ok()
-            .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
-        {
-            Some(JobRecord {
-                ok: true,
-                entry: Some(e),
-                ..
-            }) => {
-                upstream.insert(u.clone(), e);
-            }
-            _ => {
-                return finish(failed(format!(
-                    "upstream stage `{u}` left no successful result"
-                )))
-            }
-        }
-    }
-    let memo = mlcycle_pipeline::plan::SharedMemo::new(Default::default());
-    if !detached {
-        // Verify the inputs before running: the fingerprint of what this
-        // node sees must be the one the driver planned with.
-        let up = |stage: usize, output: usize| -> Option<String> {
-            let path = &p.stages[stage].outputs[output].path;
-            upstream
-                .get(&p.stages[stage].id)
-                .and_then(|e| e.outs.get(path))
-                .map(|o| o.hash.clone())
-        };
-        let s = &p.stages[i];
-        let seen = mlcycle_pipeline::plan::fingerprint(&ws, s, &memo, &up)
-            .map(|fp| mlcycle_pipeline::plan::assess(&ws, &p, s, fp, None, &memo, true).key);
-        match seen {
-            Ok(k) if k == spec.key => {}
-            Ok(_) => {
-                return finish(failed(
-                    "the inputs on this node differ from those the driver planned with \
-                     (is the workspace on a filesystem every node shares?)"
-                        .into(),
-                ))
-            }
-            Err(e) => return finish(failed(format!("cannot read the inputs: {e}"))),
-        }
-    }
-    let mut lock = ws.read_lock()?;
-    lock.stages = upstream;
-    if let Some(own) = &spec.own {
-        lock.stages.insert(a.stage.clone(), own.clone());
-    }
-    let mut selected = vec![false; p.stages.len()];
-    selected[i] = true;
-    let mut forced = vec![false; p.stages.len()];
-    // A driver-managed job runs because the driver decided so; a detached
-    // one decides here, now that its inputs exist.
-    forced[i] = !detached || spec.forced;
-    let opts = RunOptions {
-        jobs: 1,
-        forced,
-        keep_going: false,
-        selected,
-        log_dir: log_dir.clone(),
-        run_id: Some(a.run),
-        slurm: None,
-    };
-    install_interrupt_handler();
+    let root = dir.canonicalize().unwrap_or(dir);
+    let interrupt = Interrupt::new();
+    install_interrupt_handler(interrupt.clone());
     let reporter = TermReporter::new(false, false);
-    let out = exec::run(
-        &ws,
-        &p,
-        &graph,
-        lock,
-        memo.0.into_inner().unwrap_or_default(),
-        &opts,
+    let done = slurm::job::exec(
+        &slurm::job::JobRun {
+            root: &root,
+            stage: &a.stage,
+            run_id: a.run,
+            registry,
+            interrupt,
+        },
         &reporter,
-    )?;
-    reporter.finish();
+    )
+    .map_err(|e| CliError::Io(format!("cannot write the job's record: {e}")))?;
     // The job's log says what happened, whatever the stage printed.
-    print!("{}", out.summary.table(true));
-    let result = out.summary.stages.iter().find(|r| r.stage == a.stage);
-    match result.map(|r| &r.outcome) {
-        Some(o @ (Outcome::Ran | Outcome::Restored | Outcome::Fresh)) => finish(JobRecord {
-            ok: true,
-            outcome: Some(o.label().to_string()),
-            error: None,
-            stderr_tail: vec![],
-            duration_ms: t0.elapsed().as_millis() as u64,
-            entry: out.lock.stages.get(&a.stage).cloned(),
-        }),
-        Some(Outcome::Failed {
-            error, stderr_tail, ..
-        }) => finish(JobRecord {
-            ok: false,
-            outcome: Some("failed".into()),
-            error: Some(error.clone()),
-            stderr_tail: stderr_tail.clone(),
-            duration_ms: t0.elapsed().as_millis() as u64,
-            entry: None,
-        }),
-        _ => finish(failed("the stage did not run".into())),
+    if let Some(s) = &done.summary {
+        print!("{}", s.table(true));
     }
+    if let Some(e) = &done.record.error {
+        eprintln!("{}: {e}", a.stage);
+    }
+    Ok(if done.record.ok { 0 } else { EXIT_STAGE_FAILED })
 }
 
-/// Shows a detached Slurm run's jobs; once all are over, records the result
-/// in `mlcycle.lock` and the run history.
+/// Shows a detached Slurm run's jobs; once all are over, the library
+/// records the result in `mlcycle.lock` and the run history.
 fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8, Fail> {
-    use mlcycle_pipeline::exec::slurm::{self, Detached, JobState};
-    let log_dir = ws.runs_dir().join(id.to_string());
-    let path = slurm::detached_path(&log_dir);
-    let read = || -> Result<Detached, Fail> {
-        std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .ok_or_else(|| CliError::Io(format!("cannot read {}", path.display())).into())
-    };
-    let opts = slurm::SlurmOptions {
-        poll: std::time::Duration::from_millis(500),
-        ..slurm::SlurmOptions::from_env(PathBuf::new(), ws.root.clone())
-    };
-    loop {
-        let d = read()?;
-        let states: Vec<(String, String, JobState)> = d
+    let pr = detached::follow(ws, id, wait, |holder| {
+        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"run_id": id, "over": !pr.active, "jobs": pr.jobs})
+        );
+    } else {
+        let w = pr
             .jobs
             .iter()
-            .map(|(s, j)| {
-                (
-                    s.clone(),
-                    j.clone(),
-                    slurm::detached_state(&opts, &log_dir, s, j),
-                )
-            })
-            .collect();
-        let active = states
-            .iter()
-            .any(|(_, _, st)| matches!(st, JobState::Active(_)));
-        if active && wait {
-            std::thread::sleep(opts.poll);
-            continue;
-        }
-        let rows: Vec<serde_json::Value> = states
-            .iter()
-            .map(|(s, j, st)| {
-                let (state, detail) = match st {
-                    JobState::Done(r) if r.ok => (
-                        r.outcome.clone().unwrap_or_else(|| "ran".into()),
-                        String::new(),
-                    ),
-                    JobState::Done(r) => {
-                        ("failed".to_string(), r.error.clone().unwrap_or_default())
-                    }
-                    JobState::Active(s) => (s.to_lowercase(), String::new()),
-                    JobState::Lost(why) => ("failed".to_string(), why.clone()),
-                };
-                serde_json::json!({"stage": s, "job": j, "state": state, "detail": detail})
-            })
-            .collect();
-        if json {
+            .map(|r| r.stage.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        println!("{:<w$}  {:>8}  {:<10}  DETAIL", "STAGE", "JOB", "STATE");
+        for r in &pr.jobs {
             println!(
-                "{}",
-                serde_json::json!({"run_id": id, "over": !active, "jobs": rows})
+                "{:<w$}  {:>8}  {:<10}  {}",
+                r.stage, r.job, r.state, r.detail
             );
-        } else {
-            let w = d
-                .jobs
-                .iter()
-                .map(|(s, _)| s.len())
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            println!("{:<w$}  {:>8}  {:<10}  DETAIL", "STAGE", "JOB", "STATE");
-            for r in &rows {
-                println!(
-                    "{:<w$}  {:>8}  {:<10}  {}",
-                    r["stage"].as_str().unwrap_or(""),
-                    r["job"].as_str().unwrap_or(""),
-                    r["state"].as_str().unwrap_or(""),
-                    r["detail"].as_str().unwrap_or("")
-                );
-            }
         }
-        if active {
-            if !json {
-                println!("run {id} is still going; `--wait` follows it to the end");
-            }
-            return Ok(0);
+        if pr.active {
+            println!("run {id} is still going; `--wait` follows it to the end");
+        } else if pr.recorded {
+            println!("run {id} is over; its result is recorded in mlcycle.lock");
         }
-        let failed = rows.iter().any(|r| r["state"] == "failed");
-        if !d.finalized {
-            // Record the result, as a local run would at its end.
-            let _writer = ws.lock_writer(true, |holder| {
-                eprintln!(
-                    "Waiting for another mlcycle process to finish with this workspace{holder}…"
-                );
-            })?;
-            let mut lock = ws.read_lock()?;
-            let mut results = Vec::new();
-            for (s, _, st) in &states {
-                let (outcome, entry) = match st {
-                    JobState::Done(r) if r.ok => (
-                        match r.outcome.as_deref() {
-                            Some("fresh") => Outcome::Fresh,
-                            Some("restored") => Outcome::Restored,
-                            _ => Outcome::Ran,
-                        },
-                        r.entry.clone(),
-                    ),
-                    JobState::Done(r) => (
-                        Outcome::Failed {
-                            error: r.error.clone().unwrap_or_default(),
-                            stderr_tail: r.stderr_tail.clone(),
-                            log: None,
-                        },
-                        None,
-                    ),
-                    JobState::Lost(why) => (
-                        Outcome::Failed {
-                            error: why.clone(),
-                            stderr_tail: vec![],
-                            log: None,
-                        },
-                        None,
-                    ),
-                    JobState::Active(_) => unreachable!("the run is over"),
-                };
-                match entry {
-                    Some(e) => {
-                        lock.stages.insert(s.clone(), e);
-                    }
-                    None => {
-                        if let Some(e) = lock.stages.get_mut(s) {
-                            e.unfinished = true;
-                        }
-                    }
-                }
-                let duration = match st {
-                    JobState::Done(r) => std::time::Duration::from_millis(r.duration_ms),
-                    _ => std::time::Duration::ZERO,
-                };
-                results.push(mlcycle_pipeline::summary::StageResult {
-                    stage: s.clone(),
-                    job: Some(
-                        d.jobs
-                            .iter()
-                            .find(|(x, _)| x == s)
-                            .map(|(_, j)| j.clone())
-                            .unwrap_or_default(),
-                    ),
-                    outcome,
-                    duration,
-                    reasons: vec![],
-                });
-            }
-            ws.write_lock(&lock)?;
-            let mut db = Db::open(&ws.db_path())?;
-            db.finish_run(
-                id,
-                &mlcycle_pipeline::summary::RunSummary {
-                    run_id: Some(id),
-                    interrupted: false,
-                    duration: results.iter().map(|r| r.duration).sum(),
-                    stages: results,
-                },
-            )?;
-            slurm::write_json(
-                &path,
-                &Detached {
-                    jobs: d.jobs.clone(),
-                    finalized: true,
-                },
-            )
-            .map_err(|e| CliError::Io(e.to_string()))?;
-            if !json {
-                println!("run {id} is over; its result is recorded in mlcycle.lock");
-            }
-        }
-        return Ok(if failed { EXIT_STAGE_FAILED } else { 0 });
     }
+    Ok(if pr.active || !pr.failed {
+        0
+    } else {
+        EXIT_STAGE_FAILED
+    })
 }
 
 fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {

@@ -47,15 +47,19 @@ impl TermReporter {
             }
         }
     }
+}
 
-    pub fn finish(&self) {
+impl Reporter for TermReporter {
+    fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
-}
-
-impl Reporter for TermReporter {
+    fn waiting(&self, holder: &str) {
+        self.say(&format!(
+            "Waiting for another mlcycle process to finish with this workspace{holder}…"
+        ));
+    }
     fn begin(&self, total: usize) {
         if let Some(b) = &self.bar {
             b.set_length(total as u64);

@@ -17,11 +17,13 @@ pub mod exec;
 pub mod fingerprint;
 pub mod graph;
 pub mod hash;
+pub mod history;
 pub mod interp;
 pub mod models;
 pub mod params;
 pub mod plan;
 pub mod registry;
+pub mod session;
 pub mod stage;
 pub mod suggest;
 pub mod summary;
@@ -30,7 +32,9 @@ pub mod workspace;
 pub use config::{load_pipeline, ConfigError, LoadOptions, Pipeline};
 pub use graph::StageGraph;
 pub use registry::StageRegistry;
+pub use session::{RunRequest, Session, SessionError, SessionOptions};
 pub use stage::{
     Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
+pub use summary::RunSummary;
 pub use workspace::Workspace;

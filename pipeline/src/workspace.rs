@@ -22,6 +22,8 @@ use crate::cache::{Cache, OutRecord};
 use crate::fingerprint::StageFingerprint;
 
 pub const LOCK_FILE: &str = "mlcycle.lock";
+/// The folder of a workspace's state (cache, database, journal, logs).
+pub const STATE_DIR: &str = ".mlcycle";
 const LOCK_SCHEMA: u32 = 1;
 
 /// One stage's record in `mlcycle.lock` and in the run-cache.
@@ -150,7 +152,7 @@ impl Workspace {
 
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        let state = root.join(".mlcycle");
+        let state = root.join(STATE_DIR);
         Self {
             cache: Cache::new(state.join("cache")),
             root,

@@ -13,11 +13,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::interrupt::Interrupt;
 use super::queue::DependencyQueue;
 use crate::cache::OutRecord;
 use crate::config::{Action, Pipeline, StageDef};
@@ -29,57 +29,6 @@ use crate::stage::RunContext;
 use crate::summary::{Outcome, RunSummary, StageResult};
 use crate::workspace::{LockEntry, LockFile, StateError, Workspace};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static CHILDREN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
-
-/// Stops the current run: no new stage starts, and every running child
-/// process group gets SIGTERM, then SIGKILL after `grace`. Safe to call from
-/// a signal-handling thread.
-pub fn interrupt(grace: Duration) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    signal_children(libc::SIGTERM);
-    std::thread::spawn(move || {
-        std::thread::sleep(grace);
-        signal_children(libc::SIGKILL);
-    });
-}
-
-/// Sends SIGKILL to every running command's process group at once.
-pub fn kill_all() {
-    signal_children(libc::SIGKILL);
-}
-
-/// Whether [`interrupt`] was called.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-fn signal_children(sig: i32) {
-    let groups: Vec<i32> = CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|s| s.iter().copied().collect())
-        .unwrap_or_default();
-    for pgid in groups {
-        // SAFETY: kill(2) has no memory-safety preconditions; the negative
-        // pid names the process group of a child this process spawned.
-        unsafe {
-            libc::kill(-pgid, sig);
-        }
-    }
-}
-
-fn register_child(pid: i32, add: bool) {
-    let mut g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    let set = g.get_or_insert_with(HashSet::new);
-    if add {
-        set.insert(pid);
-    } else {
-        set.remove(&pid);
-    }
-}
-
 /// What the executor tells the user interface.
 pub trait Reporter: Send + Sync {
     /// `total` stages are selected.
@@ -89,7 +38,15 @@ pub trait Reporter: Send + Sync {
     /// A line a running stage printed (`stderr`: on its error stream).
     fn line(&self, _stage: &str, _line: &str, _stderr: bool) {}
     fn finished(&self, _result: &StageResult) {}
+    /// Another process holds the workspace (`holder` says which, when
+    /// known); the run waits for it.
+    fn waiting(&self, _holder: &str) {}
+    /// The run is over (clear progress displays).
+    fn finish(&self) {}
 }
+
+/// Reports nothing.
+impl Reporter for () {}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -104,6 +61,8 @@ pub struct RunOptions {
     pub run_id: Option<i64>,
     /// Run stages as Slurm jobs instead of here.
     pub slurm: Option<super::slurm::SlurmOptions>,
+    /// Stops the run when triggered (a Ctrl-C handler holds a clone).
+    pub interrupt: Interrupt,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -200,11 +159,11 @@ pub fn run(
         // fingerprint, skips), handled like worker results.
         let mut local: VecDeque<(usize, StageResult, Option<LockEntry>)> = VecDeque::new();
         loop {
-            if !stopping && interrupted() {
+            if !stopping && opts.interrupt.is_set() {
                 stopping = true;
             }
             if stopping {
-                let why = if interrupted() {
+                let why = if opts.interrupt.is_set() {
                     "run interrupted"
                 } else {
                     "run stopped after a failure"
@@ -343,7 +302,7 @@ pub fn run(
         ran,
         summary: RunSummary {
             run_id: opts.run_id,
-            interrupted: interrupted(),
+            interrupted: opts.interrupt.is_set(),
             duration: start.elapsed(),
             stages: results,
         },
@@ -440,7 +399,7 @@ fn execute(
             return done(Outcome::Restored, entry, a.reasons);
         }
     }
-    if interrupted() {
+    if opts.interrupt.is_set() {
         return (skipped(p, job.stage, "run interrupted".into()), None);
     }
 
@@ -459,7 +418,8 @@ fn execute(
             forced: true,
         };
         let resources = slurm.resources.get(&s.id).map(Vec::as_slice).unwrap_or(&[]);
-        return match super::slurm::run_job(slurm, &opts.log_dir, &spec, resources) {
+        return match super::slurm::run_job(slurm, &opts.log_dir, &spec, resources, &opts.interrupt)
+        {
             Ok((entry, job_id)) => {
                 reporter.line(&s.id, &format!("done as Slurm job {job_id}"), false);
                 let (mut r, e) = done(Outcome::Ran, entry, a.reasons);
@@ -507,7 +467,12 @@ fn execute(
         .to_string();
     let res = match &s.action {
         Action::Command { argv, shell, env } => {
-            run_command(ws, s, argv, *shell, env, &log_path, reporter)
+            let line = CommandLine {
+                argv,
+                shell: *shell,
+                env,
+            };
+            run_command(ws, s, line, &log_path, reporter, &opts.interrupt)
         }
         Action::Builtin(stage) => {
             run_builtin(ws, s, stage.as_ref(), &log_path, reporter, opts.run_id)
@@ -627,15 +592,23 @@ impl StageLog {
     }
 }
 
+/// What a command stage runs: `argv` (one shell string when `shell`), with
+/// extra environment variables.
+struct CommandLine<'a> {
+    argv: &'a [String],
+    shell: bool,
+    env: &'a [(String, String)],
+}
+
 fn run_command(
     ws: &Workspace,
     s: &StageDef,
-    argv: &[String],
-    shell: bool,
-    env: &[(String, String)],
+    line: CommandLine<'_>,
     log_path: &Path,
     reporter: &dyn Reporter,
+    interrupt: &Interrupt,
 ) -> Result<(), Failure> {
+    let CommandLine { argv, shell, env } = line;
     let log = Arc::new(Mutex::new(StageLog::new(log_path)));
     let mut cmd = if shell && argv[0].len() > MAX_INLINE_SCRIPT {
         // Linux caps one argument at 128 KiB: a long command line (a gather
@@ -682,7 +655,7 @@ fn run_command(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    if interrupted() {
+    if interrupt.is_set() {
         return Err(("run interrupted".into(), vec![]));
     }
     let mut child = cmd.spawn().map_err(|e| {
@@ -694,10 +667,7 @@ fn run_command(
         (format!("cannot start `{prog}`: {e}"), vec![])
     })?;
     let pid = child.id() as i32;
-    register_child(pid, true);
-    if interrupted() {
-        signal_children(libc::SIGTERM);
-    }
+    interrupt.track_group(pid, true);
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -713,7 +683,7 @@ fn run_command(
         }
         child.wait()
     });
-    register_child(pid, false);
+    interrupt.track_group(pid, false);
     let tail: Vec<String> = tail
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -727,7 +697,7 @@ fn run_command(
     use std::os::unix::process::ExitStatusExt;
     let why = match (status.code(), status.signal()) {
         (Some(c), _) => format!("command exited with code {c}"),
-        (None, Some(sig)) if interrupted() => {
+        (None, Some(sig)) if interrupt.is_set() => {
             format!("command stopped by signal {sig} (run interrupted)")
         }
         (None, Some(sig)) => format!("command killed by signal {sig}"),

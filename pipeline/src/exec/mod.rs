@@ -1,8 +1,11 @@
-//! Executing a plan: the ready queue and the local executor.
+//! Executing a plan: the ready queue, the local executor, Slurm, and the
+//! interrupt handle that stops a run.
 
+pub mod interrupt;
 pub mod local;
 pub mod queue;
 pub mod slurm;
 
-pub use local::{interrupt, interrupted, kill_all, run, Reporter, RunError, RunOptions, RunOutput};
+pub use interrupt::Interrupt;
+pub use local::{run, Reporter, RunError, RunOptions, RunOutput};
 pub use queue::DependencyQueue;

@@ -13,6 +13,9 @@
 //! `sacct` (many clusters have no accounting database); Slurm's own job
 //! state only explains a job that ended without one (out of memory, time
 //! limit, cancelled).
+//!
+//! The driver side is this module; the job side ([`job`]) runs on the node,
+//! and [`detached`] follows a `--detach` run and records its end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod detached;
+pub mod job;
+
+use crate::exec::interrupt::Interrupt;
 use crate::workspace::LockEntry;
 
 /// How to reach Slurm.
@@ -327,6 +334,7 @@ pub fn run_job(
     log_dir: &Path,
     spec: &JobSpec,
     resources: &[String],
+    interrupt: &Interrupt,
 ) -> Result<(LockEntry, String), JobFailure> {
     let fail = |error: String| JobFailure {
         error,
@@ -341,10 +349,10 @@ pub fn run_job(
         .map_err(|e| fail(format!("cannot write the job spec: {e}")))?;
     let out_log = log_dir.join(format!("{}.slurm.log", spec.stage));
     let job_id = submit(slurm, log_dir, &spec.stage, spec.run_id, resources).map_err(fail)?;
-    track(&job_id, true);
+    interrupt.track_job(&job_id, true);
     let asked: Vec<String> = resources.iter().chain(&slurm.extra).cloned().collect();
-    let result = wait(slurm, &job_id, &record, &out_log, &asked);
-    track(&job_id, false);
+    let result = wait(slurm, &job_id, &record, &out_log, &asked, interrupt);
+    interrupt.track_job(&job_id, false);
     result.map(|e| (e, job_id.clone())).map_err(|f| JobFailure {
         job: Some(job_id),
         ..f
@@ -359,6 +367,7 @@ fn wait(
     record: &Path,
     out_log: &Path,
     resources: &[String],
+    interrupt: &Interrupt,
 ) -> Result<LockEntry, JobFailure> {
     let mut last_state_check = Instant::now();
     let mut gone_since: Option<Instant> = None;
@@ -389,7 +398,7 @@ fn wait(
                 };
             }
         }
-        if crate::exec::local::interrupted() {
+        if interrupt.is_set() {
             let _ = Command::new(&slurm.scancel).arg(job_id).output();
             return Err(JobFailure {
                 error: format!("run interrupted: Slurm job {job_id} cancelled"),
@@ -513,27 +522,6 @@ fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// Jobs in flight, for cancelling them all on Ctrl-C.
-static JOBS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-fn track(id: &str, add: bool) {
-    let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-    if add {
-        jobs.push(id.to_string());
-    } else {
-        jobs.retain(|j| j != id);
-    }
-}
-
-/// Cancels every job this process submitted that is still in flight, by
-/// job id (never by name).
-pub fn cancel_all(scancel: &str) {
-    let jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if !jobs.is_empty() {
-        let _ = Command::new(scancel).args(&jobs).output();
     }
 }
 

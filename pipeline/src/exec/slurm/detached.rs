@@ -1,0 +1,220 @@
+//! Following a detached Slurm run (`mlcycle run --detach`), and recording
+//! its end in `mlcycle.lock` and the run history once every job is over.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{detached_path, detached_state, write_json, Detached, JobState, SlurmOptions};
+use crate::db::{Db, DbError};
+use crate::summary::{Outcome, RunSummary, StageResult};
+use crate::workspace::{StateError, Workspace};
+
+/// What can go wrong while following a detached run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FollowError {
+    #[error("cannot read the detached run's job list {path}")]
+    #[diagnostic(
+        code(mlcycle::slurm::detached),
+        help("the run's folder under .mlcycle/runs/ was removed or damaged")
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Db(#[from] DbError),
+}
+
+/// One job of a detached run, as `mlcycle runs show` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub stage: String,
+    pub job: String,
+    /// `ran`, `fresh`, `restored`, `failed`, or Slurm's state in lower case
+    /// (`pending`, `running`, …) while the job is active.
+    pub state: String,
+    /// Why a job failed.
+    pub detail: String,
+}
+
+/// Where a detached run stands.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub jobs: Vec<JobRow>,
+    /// Some job is still queued or running.
+    pub active: bool,
+    /// Some job failed (or was lost).
+    pub failed: bool,
+    /// This call recorded the run's end in the lock file and the history.
+    pub recorded: bool,
+}
+
+/// Whether run `id` of the workspace was submitted detached.
+pub fn is_detached(ws: &Workspace, id: i64) -> bool {
+    detached_path(&ws.runs_dir().join(id.to_string())).exists()
+}
+
+/// Looks at run `id`'s jobs, waiting for the active ones with `wait`. Once
+/// all are over, records the result (under the writer lock), as a local run
+/// would at its end; `on_lock_wait` hears about a wait for the writer lock.
+pub fn follow(
+    ws: &Workspace,
+    id: i64,
+    wait: bool,
+    on_lock_wait: impl FnOnce(&str),
+) -> Result<Progress, FollowError> {
+    let log_dir = ws.runs_dir().join(id.to_string());
+    let path = detached_path(&log_dir);
+    let opts = SlurmOptions {
+        poll: Duration::from_millis(500),
+        ..SlurmOptions::from_env(PathBuf::new(), ws.root.clone())
+    };
+    loop {
+        let d = read(&path)?;
+        let states: Vec<(String, String, JobState)> = d
+            .jobs
+            .iter()
+            .map(|(s, j)| (s.clone(), j.clone(), detached_state(&opts, &log_dir, s, j)))
+            .collect();
+        let active = states
+            .iter()
+            .any(|(_, _, st)| matches!(st, JobState::Active(_)));
+        if active && wait {
+            std::thread::sleep(opts.poll);
+            continue;
+        }
+        let jobs: Vec<JobRow> = states.iter().map(row).collect();
+        let failed = jobs.iter().any(|r| r.state == "failed");
+        let mut recorded = false;
+        if !active && !d.finalized {
+            record(ws, id, &states, on_lock_wait)?;
+            write_json(
+                &path,
+                &Detached {
+                    jobs: d.jobs.clone(),
+                    finalized: true,
+                },
+            )
+            .map_err(|source| StateError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            recorded = true;
+        }
+        return Ok(Progress {
+            jobs,
+            active,
+            failed,
+            recorded,
+        });
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Detached, FollowError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FollowError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| FollowError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
+}
+
+fn row((stage, job, st): &(String, String, JobState)) -> JobRow {
+    let (state, detail) = match st {
+        JobState::Done(r) if r.ok => (
+            r.outcome.clone().unwrap_or_else(|| "ran".into()),
+            String::new(),
+        ),
+        JobState::Done(r) => ("failed".to_string(), r.error.clone().unwrap_or_default()),
+        JobState::Active(s) => (s.to_lowercase(), String::new()),
+        JobState::Lost(why) => ("failed".to_string(), why.clone()),
+    };
+    JobRow {
+        stage: stage.clone(),
+        job: job.clone(),
+        state,
+        detail,
+    }
+}
+
+/// Writes the jobs' results into `mlcycle.lock` and the run history.
+fn record(
+    ws: &Workspace,
+    id: i64,
+    states: &[(String, String, JobState)],
+    on_lock_wait: impl FnOnce(&str),
+) -> Result<(), FollowError> {
+    let _writer = ws.lock_writer(true, on_lock_wait)?;
+    let mut lock = ws.read_lock()?;
+    let mut results = Vec::new();
+    for (s, job, st) in states {
+        let (outcome, entry, duration) = match st {
+            JobState::Done(r) if r.ok => (
+                match r.outcome.as_deref() {
+                    Some("fresh") => Outcome::Fresh,
+                    Some("restored") => Outcome::Restored,
+                    _ => Outcome::Ran,
+                },
+                r.entry.clone(),
+                Duration::from_millis(r.duration_ms),
+            ),
+            JobState::Done(r) => (
+                Outcome::Failed {
+                    error: r.error.clone().unwrap_or_default(),
+                    stderr_tail: r.stderr_tail.clone(),
+                    log: None,
+                },
+                None,
+                Duration::from_millis(r.duration_ms),
+            ),
+            JobState::Lost(why) => (
+                Outcome::Failed {
+                    error: why.clone(),
+                    stderr_tail: vec![],
+                    log: None,
+                },
+                None,
+                Duration::ZERO,
+            ),
+            JobState::Active(_) => unreachable!("the run is over"),
+        };
+        match entry {
+            Some(e) => {
+                lock.stages.insert(s.clone(), e);
+            }
+            None => {
+                if let Some(e) = lock.stages.get_mut(s) {
+                    e.unfinished = true;
+                }
+            }
+        }
+        results.push(StageResult {
+            stage: s.clone(),
+            job: Some(job.clone()),
+            outcome,
+            duration,
+            reasons: vec![],
+        });
+    }
+    ws.write_lock(&lock)?;
+    let mut db = Db::open(&ws.db_path())?;
+    db.finish_run(
+        id,
+        &RunSummary {
+            run_id: Some(id),
+            interrupted: false,
+            duration: results.iter().map(|r| r.duration).sum(),
+            stages: results,
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! A session: one workspace opened for `status`, `run` and `gc`.
+//!
+//! The session loads and validates the pipeline, builds its graph, and owns
+//! everything a run persists: it takes the writer lock, reads `mlcycle.lock`
+//! (with the journal of a killed run applied), runs the selected stages,
+//! then writes the lock file, the file-hash memo, the run-cache and the run
+//! history. A program that embeds the engine runs a pipeline in a few lines:
+//!
+//! ```no_run
+//! use mlcycle_pipeline::{Session, SessionOptions, StageRegistry};
+//! use mlcycle_pipeline::session::RunRequest;
+//!
+//! let registry = StageRegistry::new(); // or mlcycle_stages::builtin_registry()
+//! let session = Session::open("mlcycle.yaml".as_ref(), &SessionOptions::new(&registry))?;
+//! let done = session.run(&RunRequest::default(), &())?;
+//! println!("{}", done.summary.table(false));
+//! # Ok::<(), mlcycle_pipeline::session::SessionError>(())
+//! ```
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::config::{load_pipeline, ConfigError, LoadOptions, Pipeline};
+use crate::db::{Db, DbError};
+use crate::exec::slurm::{self, SlurmOptions};
+use crate::exec::{self, Interrupt, Reporter, RunError, RunOptions};
+use crate::graph::{StageGraph, UnknownTarget};
+use crate::hash::Memo;
+use crate::plan::{self, InputError, SharedMemo, StageStatus};
+use crate::registry::StageRegistry;
+use crate::summary::RunSummary;
+use crate::workspace::{StateError, Workspace, WriterLock};
+
+/// What can go wrong in a session. Each variant keeps its source and its
+/// diagnostic (code and help).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SessionError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] UnknownTarget),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    #[diagnostic(code(mlcycle::input))]
+    Input(#[from] InputError),
+    #[error("cannot submit the run to Slurm: {0}")]
+    #[diagnostic(code(mlcycle::slurm::submit))]
+    Submit(String),
+    #[error("cannot list the cache at {path}")]
+    #[diagnostic(code(mlcycle::cache::list))]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to open a session.
+#[derive(Clone, Copy)]
+pub struct SessionOptions<'a> {
+    /// The stage kinds the pipeline may use.
+    pub registry: &'a StageRegistry,
+    /// `-p key=value` overrides, as given.
+    pub overrides: &'a [(String, String)],
+}
+
+impl<'a> SessionOptions<'a> {
+    /// Options with no param overrides.
+    pub fn new(registry: &'a StageRegistry) -> Self {
+        Self {
+            registry,
+            overrides: &[],
+        }
+    }
+}
+
+/// A loaded, validated pipeline and its workspace.
+pub struct Session {
+    pipeline: Pipeline,
+    graph: StageGraph,
+    ws: Workspace,
+}
+
+/// What to run, and how.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Stage names to run (with what they need); empty: every stage.
+    pub targets: Vec<String>,
+    /// Also run what depends on the targets.
+    pub downstream: bool,
+    /// Rerun the targets (every stage when there are none) even when fresh.
+    pub force: bool,
+    /// Stages running at once; `None`: one per core.
+    pub jobs: Option<usize>,
+    /// Go on with independent stages after a failure.
+    pub keep_going: bool,
+    /// Fail at once, instead of waiting, when another process holds the
+    /// workspace.
+    pub no_wait: bool,
+    /// The command line, for the run history.
+    pub command: String,
+    /// Run stale stages as Slurm jobs.
+    pub slurm: Option<SlurmOptions>,
+    /// Stops the run when triggered.
+    pub interrupt: Interrupt,
+}
+
+/// A finished run: its summary (which carries the run id).
+#[derive(Debug)]
+pub struct RunDone {
+    pub summary: RunSummary,
+}
+
+/// The jobs of a run handed to Slurm with `--detach`.
+#[derive(Debug)]
+pub struct Submitted {
+    pub run_id: i64,
+    /// (stage, job id), in submission order.
+    pub jobs: Vec<(String, String)>,
+}
+
+/// What `gc` keeps and removes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcOptions {
+    /// Count only; delete nothing.
+    pub dry_run: bool,
+    /// Keep only what `mlcycle.lock` references: drop the run-cache entries
+    /// of other fingerprints (reverting a param then reruns).
+    pub workspace_only: bool,
+    /// Fail at once when another process holds the workspace.
+    pub no_wait: bool,
+}
+
+/// What `gc` did (or would do, with `dry_run`).
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    pub removed_objects: usize,
+    pub removed_bytes: u64,
+    pub removed_entries: usize,
+    pub removed_tmp: usize,
+    pub kept_objects: usize,
+}
+
+impl Session {
+    /// Loads and validates the pipeline file `file` (`mlcycle.yaml`).
+    ///
+    /// # Errors
+    /// Every problem of the pipeline at once ([`SessionError::Config`]).
+    pub fn open(file: &Path, opts: &SessionOptions<'_>) -> Result<Self, SessionError> {
+        // Once the workspace has state, keep the parsed pipeline there.
+        let state = file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::workspace::STATE_DIR);
+        let parse_cache = state.is_dir().then(|| state.join("parsed-pipeline.json"));
+        let pipeline = load_pipeline(
+            file,
+            &LoadOptions {
+                registry: opts.registry,
+                overrides: opts.overrides,
+                parse_cache: parse_cache.as_deref(),
+            },
+        )?;
+        let graph = StageGraph::build(&pipeline);
+        let ws = Workspace::for_pipeline(&pipeline);
+        Ok(Self {
+            pipeline,
+            graph,
+            ws,
+        })
+    }
+
+    /// The validated pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Its DAG.
+    pub fn graph(&self) -> &StageGraph {
+        &self.graph
+    }
+
+    /// Its workspace (paths of the lock file, the state folder, the cache).
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    /// The stages a command about `targets` considers (all when empty).
+    pub fn select(&self, targets: &[String], downstream: bool) -> Result<Vec<bool>, UnknownTarget> {
+        self.graph.select(&self.pipeline, targets, downstream)
+    }
+
+    /// What a run of the selected stages would do, and why. Writes nothing
+    /// but the file-hash memo (best effort: it only saves work next time).
+    pub fn status(&self, selected: &[bool]) -> Result<Vec<StageStatus>, SessionError> {
+        // The lock file and the memo are read side by side.
+        let (lock, (db, memo)) = std::thread::scope(|sc| {
+            let lock = sc.spawn(|| self.ws.read_lock());
+            let memo = open_memo(&self.ws);
+            (lock.join().expect("reading the lock does not panic"), memo)
+        });
+        let lock = lock?;
+        let memo = SharedMemo::new(memo);
+        let st = plan::status(
+            &self.ws,
+            &self.pipeline,
+            &self.graph,
+            &lock,
+            &memo,
+            selected,
+        )?;
+        if let Some(mut db) = db {
+            let _ = db.save_memo(memo.into_inner().take_changed());
+        }
+        // The caller usually exits next: let the OS reclaim the lock's many
+        // small allocations instead of freeing them one by one.
+        std::mem::forget(lock);
+        Ok(st)
+    }
+
+    /// Takes the workspace's writer lock; `reporter` hears about a wait.
+    fn writer(&self, no_wait: bool, reporter: &dyn Reporter) -> Result<WriterLock, StateError> {
+        self.ws
+            .lock_writer(!no_wait, |holder| reporter.waiting(holder))
+    }
+
+    /// Runs the stale stages among those `req` selects and records the run:
+    /// `mlcycle.lock`, the memo, the run-cache and the run history.
+    ///
+    /// # Errors
+    /// An unknown target, a busy workspace with `no_wait`, or a failure to
+    /// read or write the workspace state. A stage that fails is not an
+    /// error: it is in the summary.
+    pub fn run(&self, req: &RunRequest, reporter: &dyn Reporter) -> Result<RunDone, SessionError> {
+        let selected = self.select(&req.targets, req.downstream)?;
+        self.ws.ensure_state_dir()?;
+        let _writer = self.writer(req.no_wait, reporter)?;
+        let lock = self.ws.read_lock()?;
+        let mut db = Db::open(&self.ws.db_path())?;
+        let memo = db.load_memo()?;
+        db.mark_abandoned()?;
+        let run_id = db.start_run(&req.command, &self.pipeline.name)?;
+        if let Err(e) = self.ws.cache.clean_tmp() {
+            tracing::debug!(error = %e, "Could not clean cache temp files.");
+        }
+        let opts = self.run_options(req, selected, run_id);
+        let out = exec::run(
+            &self.ws,
+            &self.pipeline,
+            &self.graph,
+            lock,
+            memo,
+            &opts,
+            reporter,
+        )?;
+        reporter.finish();
+        let mut memo = out.memo;
+        if out.lock_changed || self.ws.journal_path().exists() {
+            self.ws.write_lock(&out.lock)?;
+        }
+        db.save_memo(memo.take_changed())?;
+        db.save_run_cache(
+            out.replaced
+                .iter()
+                .chain(out.ran.iter().filter_map(|id| out.lock.stages.get(id))),
+        )?;
+        db.finish_run(run_id, &out.summary)?;
+        Ok(RunDone {
+            summary: out.summary,
+        })
+    }
+
+    fn run_options(&self, req: &RunRequest, selected: Vec<bool>, run_id: i64) -> RunOptions {
+        let p = &self.pipeline;
+        RunOptions {
+            jobs: req.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+            // `force` applies to the stages named, or to all when none are.
+            forced: if req.targets.is_empty() {
+                vec![req.force; p.stages.len()]
+            } else {
+                p.stages
+                    .iter()
+                    .map(|s| req.force && req.targets.contains(&s.id))
+                    .collect()
+            },
+            keep_going: req.keep_going,
+            selected,
+            log_dir: self.ws.runs_dir().join(run_id.to_string()),
+            run_id: Some(run_id),
+            slurm: req.slurm.clone(),
+            interrupt: req.interrupt.clone(),
+        }
+    }
+
+    /// Hands every stale stage of the selection, and everything downstream
+    /// of one, to Slurm with `afterok` dependencies, and returns at once.
+    /// `mlcycle runs show ID --wait` follows the run and records its end.
+    pub fn submit_detached(
+        &self,
+        req: &RunRequest,
+        reporter: &dyn Reporter,
+    ) -> Result<Submitted, SessionError> {
+        let Some(slurm) = &req.slurm else {
+            return Err(SessionError::Submit(
+                "`--detach` needs the Slurm executor (`--executor slurm` or `executor: slurm`)"
+                    .into(),
+            ));
+        };
+        let selected = self.select(&req.targets, req.downstream)?;
+        self.ws.ensure_state_dir()?;
+        let _writer = self.writer(req.no_wait, reporter)?;
+        let lock = self.ws.read_lock()?;
+        let mut db = Db::open(&self.ws.db_path())?;
+        let memo = db.load_memo()?;
+        db.mark_abandoned()?;
+        let run_id = db.start_run(&req.command, &self.pipeline.name)?;
+        let opts = self.run_options(req, selected, run_id);
+        let shared = SharedMemo::new(memo);
+        let d = slurm::submit_detached(
+            &self.ws,
+            &self.pipeline,
+            &self.graph,
+            &lock,
+            &shared,
+            &opts.selected,
+            &opts.forced,
+            &opts.log_dir,
+            run_id,
+            slurm,
+        )
+        .map_err(SessionError::Submit)?;
+        db.save_memo(shared.into_inner().take_changed())?;
+        db.mark_detached(run_id)?;
+        Ok(Submitted {
+            run_id,
+            jobs: d.jobs,
+        })
+    }
+
+    /// Deletes cache objects that neither `mlcycle.lock` nor a run-cache
+    /// entry references, and stale temp files.
+    pub fn gc(&self, opts: &GcOptions, reporter: &dyn Reporter) -> Result<GcReport, SessionError> {
+        let ws = &self.ws;
+        let _writer = self.writer(opts.no_wait, reporter)?;
+        let lock = ws.read_lock()?;
+        let mut keep = HashSet::new();
+        for e in lock.stages.values() {
+            for o in e.outs.values() {
+                ws.cache.referenced(o, &mut keep);
+            }
+        }
+        let lock_keys: HashSet<&str> = lock.stages.values().map(|e| e.key.as_str()).collect();
+        let mut db = ws
+            .db_path()
+            .exists()
+            .then(|| Db::open(&ws.db_path()))
+            .transpose()?;
+        let entries = match &db {
+            Some(db) => db.run_cache_entries()?,
+            None => Vec::new(),
+        };
+        let mut dropped = Vec::new();
+        for entry in entries {
+            if opts.workspace_only && !lock_keys.contains(entry.key.as_str()) {
+                dropped.push(entry.key);
+                continue;
+            }
+            for o in entry.outs.values() {
+                ws.cache.referenced(o, &mut keep);
+            }
+        }
+        if let (Some(db), false) = (&mut db, opts.dry_run) {
+            db.remove_run_cache(&dropped)?;
+        }
+        let objects = ws.cache.objects().map_err(|source| SessionError::Cache {
+            path: ws.cache.root().to_path_buf(),
+            source,
+        })?;
+        let mut report = GcReport {
+            removed_entries: dropped.len(),
+            ..GcReport::default()
+        };
+        for (hash, size) in &objects {
+            if keep.contains(hash) {
+                report.kept_objects += 1;
+                continue;
+            }
+            report.removed_objects += 1;
+            report.removed_bytes += size;
+            if !opts.dry_run {
+                if let Err(e) = ws.cache.remove(hash) {
+                    tracing::warn!(object = %hash, error = %e, "Could not delete object.");
+                }
+            }
+        }
+        if !opts.dry_run {
+            report.removed_tmp = ws.cache.clean_tmp().unwrap_or(0);
+        }
+        Ok(report)
+    }
+}
+
+/// The workspace database and its memo, when the workspace has one; a
+/// damaged database only costs the memo.
+fn open_memo(ws: &Workspace) -> (Option<Db>, Memo) {
+    if !ws.db_path().exists() {
+        return (None, Memo::default());
+    }
+    match Db::open(&ws.db_path()) {
+        Ok(db) => {
+            let memo = db.load_memo().unwrap_or_default();
+            (Some(db), memo)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not open the workspace database; hashing without the memo.");
+            (None, Memo::default())
+        }
+    }
+}
