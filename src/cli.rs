@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "mlcycle", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
-    /// Workspace folder (holding mlcycle.yaml); default: the current folder.
+    /// Workspace folder (holding mlcycle.yaml). Every command also takes it
+    /// as its first argument; default: the nearest folder, from the current
+    /// one upward, that holds an mlcycle.yaml.
     #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// More output: every stage's reasons, debug logs (-vv: trace).
@@ -27,6 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Start a workspace: write a commented mlcycle.yaml to fill in.
+    Init(InitArgs),
     /// Run the pipeline: every stale stage, in parallel where the DAG allows.
     Run(RunArgs),
     /// Show what a run would do, and why, without running anything.
@@ -53,13 +57,42 @@ pub enum Cmd {
     History(HistoryArgs),
     /// Serve the champion model over HTTP (predict, MLflow invocations, feedback).
     Serve(ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run one stage of a run as a Slurm job does (used by `--executor slurm`).
     #[command(hide = true)]
     Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to make a workspace (created if missing); default: the
+    /// current folder.
+    #[arg(id = "init_dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Overwrite an existing mlcycle.yaml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A workspace folder given as the first argument of a command that takes
+/// no stage names.
+#[derive(Debug, Args)]
+pub struct WorkspaceArg {
+    /// A workspace folder (default: found from the current folder upward).
+    // Its own id: the global `-C` is `dir`, and clap would merge the two.
+    #[arg(id = "workspace", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -69,7 +102,8 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Serve this bundle folder instead of the registry's champion.
+    /// Serve this bundle folder instead of the registry's champion (a
+    /// folder holding one bundle, such as `artifacts/bundle`, will do).
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
     /// Largest request body in bytes; larger ones get 413.
@@ -85,6 +119,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     #[command(subcommand)]
     pub cmd: Option<ModelsCmd>,
     /// Print as JSON.
@@ -112,6 +148,8 @@ pub enum ModelsCmd {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -124,7 +162,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// The bundle folder a `deploy.bundle` stage wrote
-    /// (e.g. `artifacts/bundle/bundle`).
+    /// (e.g. `artifacts/bundle/bundle`; its parent folder will do).
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
     /// Rows to score: a CSV file with a header row holding the model's
@@ -233,8 +271,8 @@ pub struct DagArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// A workspace folder.
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     /// Also drop run-cache entries (and their objects) that mlcycle.lock
     /// does not use: reverting a param then reruns instead of restoring.
     #[arg(long)]
@@ -249,6 +287,8 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     #[command(subcommand)]
     pub show: Option<RunsCmd>,
     /// How many runs to list.
@@ -277,8 +317,10 @@ pub enum RunsCmd {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The artifact, as `STAGE.PORT` (e.g. `data.data`).
-    pub artifact: String,
+    /// A workspace folder, then the artifact as `STAGE.PORT` (e.g.
+    /// `data.data`); with no artifact, every stage's outputs are listed.
+    #[arg(value_name = "DIR|STAGE.PORT", num_args = 0..=2)]
+    pub args: Vec<String>,
     /// How many rows of a table to print.
     #[arg(short = 'n', long, default_value_t = 10)]
     pub rows: usize,

@@ -14,13 +14,14 @@ use mlcycle_pipeline::history::History;
 use mlcycle_pipeline::plan::StageStatus;
 use mlcycle_pipeline::session::{GcOptions, Submitted};
 use mlcycle_pipeline::summary::{fmt_duration, Outcome, RunSummary};
-use mlcycle_pipeline::{RunRequest, Session, SessionOptions, StageRegistry, Workspace};
+use mlcycle_pipeline::{Pipeline, RunRequest, Session, SessionOptions, StageRegistry, Workspace};
 
 use crate::cli::{
-    Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, ModelsArgs, ModelsCmd,
+    Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, InitArgs, ModelsArgs, ModelsCmd,
     PredictArgs, RunArgs, RunsArgs, RunsCmd, ServeArgs, ShowArgs, StagesArgs, StatusArgs,
-    TargetArgs,
+    TargetArgs, WorkspaceArg,
 };
+use crate::locate::{locate, locate_root, Located};
 use crate::report::TermReporter;
 
 const EXIT_STAGE_FAILED: u8 = 1;
@@ -28,7 +29,7 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure to report, with the exit code it implies.
-struct Fail {
+pub(crate) struct Fail {
     report: Report,
     code: u8,
 }
@@ -43,9 +44,9 @@ impl<E: Diagnostic + Send + Sync + 'static> From<E> for Fail {
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
-enum CliError {
+pub(crate) enum CliError {
     #[error("no {PIPELINE_FILE} in {dir}")]
-    #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder, or name one: `mlcycle run path/to/workspace` or `-C path`"))]
+    #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder (or below one), or name one: `mlcycle run path/to/workspace` or `-C path`; `mlcycle init` starts one"))]
     NoPipeline { dir: String },
     #[error("`{arg}` is not a workspace: {what}")]
     #[diagnostic(
@@ -68,6 +69,15 @@ enum CliError {
     #[error("{message}")]
     #[diagnostic(code(mlcycle::cli::predict), help("{help}"))]
     Predict { message: String, help: String },
+    #[error("{message}")]
+    #[diagnostic(code(mlcycle::serve), help("{help}"))]
+    Serve { message: String, help: String },
+    #[error("{path} already exists")]
+    #[diagnostic(
+        code(mlcycle::cli::init_exists),
+        help("this folder is a workspace already; `--force` overwrites the file")
+    )]
+    InitExists { path: String },
     #[error("unknown stage kind `{kind}`")]
     #[diagnostic(code(mlcycle::cli::unknown_kind))]
     UnknownKind {
@@ -108,6 +118,12 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::History(a) => cmd_history(&cli, a),
         Cmd::Serve(a) => cmd_serve(&cli, a),
         Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
+        Cmd::Init(a) => cmd_init(&cli, a),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "mlcycle", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match res {
         Ok(code) => ExitCode::from(code),
@@ -141,71 +157,6 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// Splits positional args into a workspace (the first, when it is a folder
-/// or a YAML file) and stage names.
-fn locate(cli: &Cli, args: &[String]) -> Result<(PathBuf, Vec<String>), Fail> {
-    let mut dir = cli.dir.clone();
-    let mut file = None;
-    let mut targets = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        // Relative to `-C DIR` when given.
-        let p = match &cli.dir {
-            Some(d) => d.join(a),
-            None => PathBuf::from(a),
-        };
-        // The first argument names the workspace when it is a folder holding
-        // a pipeline (a stage may share its name with a plain folder) or a
-        // YAML file; anything else is a stage name.
-        if i == 0 && p.join(PIPELINE_FILE).is_file() {
-            dir = Some(p);
-        } else if i == 0 && p.is_file() && (a.ends_with(".yaml") || a.ends_with(".yml")) {
-            file = Some(p);
-        } else if i == 0 && a.contains('/') {
-            // Stage names have no `/`: this was meant as a workspace.
-            return Err(not_a_workspace(a, &p));
-        } else {
-            targets.push(a.clone());
-        }
-    }
-    let file = match file {
-        Some(f) => f,
-        None => {
-            let d = dir.unwrap_or_else(|| PathBuf::from("."));
-            let f = d.join(PIPELINE_FILE);
-            if !f.is_file() {
-                // `mlcycle run examples/chian`: the first argument was meant as
-                // a workspace; say what is wrong with it rather than with `.`.
-                if let Some(first) = args.first().filter(|a| d.join(a).is_dir()) {
-                    return Err(not_a_workspace(first, &d.join(first)));
-                }
-                return Err(CliError::NoPipeline {
-                    dir: if d == Path::new(".") {
-                        "the current folder".into()
-                    } else {
-                        d.display().to_string()
-                    },
-                }
-                .into());
-            }
-            f
-        }
-    };
-    Ok((file, targets))
-}
-
-fn not_a_workspace(arg: &str, p: &Path) -> Fail {
-    let what = if p.is_dir() {
-        format!("{} holds no {PIPELINE_FILE}", p.display())
-    } else {
-        format!("there is no folder {}", p.display())
-    };
-    CliError::NotAWorkspace {
-        arg: arg.to_string(),
-        what,
-    }
-    .into()
-}
-
 fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
     params
         .iter()
@@ -221,7 +172,10 @@ fn open(
     t: &TargetArgs,
     registry: &StageRegistry,
 ) -> Result<(Session, Vec<String>), Fail> {
-    let (file, targets) = locate(cli, &t.args)?;
+    let Located {
+        file,
+        rest: targets,
+    } = locate(cli.dir.as_deref(), &t.args)?;
     let overrides = parse_overrides(&t.params)?;
     let session = Session::open(
         &file,
@@ -492,7 +446,12 @@ fn cmd_validate(cli: &Cli, t: &TargetArgs, registry: &StageRegistry) -> Result<u
 }
 
 fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let args: Vec<String> = a.dir.iter().map(|d| d.display().to_string()).collect();
+    let args: Vec<String> = a
+        .workspace
+        .dir
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     let (session, _) = open(
         cli,
         &TargetArgs {
@@ -539,13 +498,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
-    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    if !dir.join(PIPELINE_FILE).is_file() {
-        return Err(CliError::NoPipeline {
-            dir: dir.display().to_string(),
-        }
-        .into());
-    }
+    let dir = locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref())?;
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     let db = History::open(&ws)?;
     if !db.exists() {
@@ -668,22 +621,25 @@ fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
 }
 
 fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let (session, _) = open(
+    let (session, rest) = open(
         cli,
         &TargetArgs {
-            args: vec![],
+            args: a.args.clone(),
             params: vec![],
         },
         registry,
     )?;
     let p = session.pipeline();
+    let Some(artifact) = rest.first() else {
+        print!("{}", artifact_list(p));
+        return Ok(0);
+    };
     let usage = || {
         CliError::Usage(format!(
-            "`{}` is not `STAGE.PORT`; `mlcycle dag --format text` lists the stages",
-            a.artifact
+            "`{artifact}` is not `STAGE.PORT`; `mlcycle show` lists the artifacts"
         ))
     };
-    let (sid, port) = a.artifact.split_once('.').ok_or_else(usage)?;
+    let (sid, port) = artifact.split_once('.').ok_or_else(usage)?;
     let Some(stage) = p.stages.iter().find(|s| s.id == sid) else {
         let help = mlcycle_pipeline::suggest::closest(sid, p.stages.iter().map(|s| s.id.as_str()))
             .map(|s| format!("did you mean `{s}`?"));
@@ -705,7 +661,7 @@ fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fai
     if !path.exists() {
         return Err(CliError::Usage(format!(
             "`{}` has not been produced yet ({} is missing); run `mlcycle run {sid}` first",
-            a.artifact, out.path
+            artifact, out.path
         ))
         .into());
     }
@@ -733,15 +689,114 @@ fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fai
     Ok(0)
 }
 
-/// The workspace's model registry (`-C` or the current folder).
-fn open_registry(cli: &Cli) -> Result<mlcycle_pipeline::models::ModelRegistry, Fail> {
-    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    if !dir.join(PIPELINE_FILE).is_file() {
-        return Err(CliError::NoPipeline {
-            dir: dir.display().to_string(),
+/// Every stage's outputs: `STAGE.PORT`, the path, and whether it exists.
+fn artifact_list(p: &Pipeline) -> String {
+    let rows: Vec<(String, &str, &str)> = p
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.outputs.iter().map(move |o| {
+                let state = match std::fs::symlink_metadata(p.root.join(&o.path)) {
+                    Ok(_) => "present",
+                    Err(_) => "missing",
+                };
+                (format!("{}.{}", s.id, o.name), o.path.as_str(), state)
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return "the pipeline declares no outputs\n".into();
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let pw = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:<w$}  {:<pw$}  STATE\n", "ARTIFACT", "PATH");
+    for (name, path, state) in rows {
+        out.push_str(&format!("{name:<w$}  {path:<pw$}  {state}\n"));
+    }
+    out.push_str("`mlcycle show STAGE.PORT` prints one (a table's schema and first rows)\n");
+    out
+}
+
+const INIT_PIPELINE: &str = "\
+# An mlcycle pipeline: stages, what each reads and writes, and its params.
+# `mlcycle validate` checks this file; `mlcycle run` runs what is stale;
+# `mlcycle stages` lists the built-in kinds. Reference: docs/pipeline-yaml.md
+name: NAME
+
+params:
+  seed: 42
+
+stages:
+  # A built-in stage: `uses:` a kind, `with:` its params.
+  data:
+    uses: dataset.synthetic
+    with: {kind: regression, rows: 200, features: 3, seed: \"${params.seed}\"}
+  # A command in any language: declare what it reads (`deps:`) and
+  # writes (`outs:`); `${inputs.NAME}` and `${outputs.NAME}` name them.
+  rows:
+    run: wc -c < ${inputs.data} > ${outputs.bytes}
+    deps: [data.data]
+    outs: [out/bytes.txt]
+";
+
+fn cmd_init(cli: &Cli, a: &InitArgs) -> Result<u8, Fail> {
+    let dir = match (&cli.dir, &a.dir) {
+        (Some(c), Some(d)) => c.join(d),
+        (Some(c), None) => c.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => PathBuf::from("."),
+    };
+    let file = dir.join(PIPELINE_FILE);
+    if file.exists() && !a.force {
+        return Err(CliError::InitExists {
+            path: file.display().to_string(),
         }
         .into());
     }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let name = std::path::absolute(&dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .unwrap_or_else(|| "pipeline".into());
+    std::fs::write(&file, INIT_PIPELINE.replace("NAME", &name))
+        .map_err(|e| CliError::Io(format!("cannot write {}: {e}", file.display())))?;
+    Workspace::new(&dir).ensure_state_dir()?;
+    if !cli.quiet {
+        println!(
+            "wrote {}; `mlcycle run{}` runs it",
+            file.display(),
+            if dir == Path::new(".") {
+                String::new()
+            } else {
+                format!(" {}", dir.display())
+            }
+        );
+    }
+    Ok(0)
+}
+
+/// The workspace's model registry (`-C` or the current folder).
+fn open_registry(
+    cli: &Cli,
+    w: &WorkspaceArg,
+) -> Result<mlcycle_pipeline::models::ModelRegistry, Fail> {
+    let dir = locate_root(cli.dir.as_deref(), w.dir.as_deref())?;
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     let state = ws
         .db_path()
@@ -763,7 +818,7 @@ fn headline(m: &serde_json::Value) -> String {
 }
 
 fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
-    let mut reg = open_registry(cli)?;
+    let mut reg = open_registry(cli, &a.workspace)?;
     let fail = |e: mlcycle_pipeline::models::RegistryError| -> Fail {
         CliError::Usage(format!("{e}; `mlcycle models` lists the versions")).into()
     };
@@ -827,7 +882,7 @@ fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
 }
 
 fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
-    let reg = open_registry(cli)?;
+    let reg = open_registry(cli, &a.workspace)?;
     let decisions = reg.decisions().map_err(|e| CliError::Io(e.to_string()))?;
     if a.json {
         println!(
@@ -960,14 +1015,16 @@ fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8
 }
 
 fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {
-    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
-    if a.bundle.is_none() && !dir.join(PIPELINE_FILE).is_file() {
-        return Err(CliError::NoPipeline {
-            dir: dir.display().to_string(),
+    // A bundle can be served from outside any workspace: its prediction log
+    // then lives in the current (or `-C`) folder.
+    let dir = match locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref()) {
+        Ok(d) => d,
+        Err(_) if a.bundle.is_some() && a.workspace.dir.is_none() => {
+            cli.dir.clone().unwrap_or_else(|| PathBuf::from("."))
         }
-        .into());
-    }
+        Err(e) => return Err(e),
+    };
+    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
     let addr: std::net::SocketAddr = format!("{}:{}", a.host, a.port)
         .parse()
         .or_else(|_| {
@@ -1004,7 +1061,7 @@ fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {
         state,
         poll: std::time::Duration::from_millis(500),
     })
-    .map_err(|e| CliError::Predict {
+    .map_err(|e| CliError::Serve {
         message: e,
         help: "`mlcycle models` shows the registry; `--bundle DIR` serves a bundle folder".into(),
     })?;

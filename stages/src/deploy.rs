@@ -60,9 +60,33 @@ pub enum BundleError {
     Model(String),
 }
 
+/// The bundle folder `dir` names: `dir` itself when it holds a
+/// `bundle.json`, else its one sub-folder that does (a `deploy.bundle`
+/// stage's output folder, `artifacts/STAGE`, holds its bundle as
+/// `artifacts/STAGE/bundle`). Anything else is left to [`Bundle::load`]
+/// to report.
+pub fn find_bundle(dir: &Path) -> std::path::PathBuf {
+    if dir.join("bundle.json").is_file() {
+        return dir.to_path_buf();
+    }
+    let inner: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("bundle.json").is_file())
+        .collect();
+    match inner.as_slice() {
+        [one] => one.clone(),
+        _ => dir.to_path_buf(),
+    }
+}
+
 impl Bundle {
     /// Loads a bundle folder, verifying every file against the manifest.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let found = find_bundle(dir);
+        let dir = found.as_path();
         let not = |reason: String| BundleError::NotABundle {
             path: dir.display().to_string(),
             reason,

@@ -1,0 +1,178 @@
+//! One CLI convention: every command finds the workspace the same way
+//! (`-C`, a first argument, or upward from the current folder), and the
+//! small commands a new user reaches for (`init`, `completions`, `show`
+//! with no argument) exist.
+
+mod common;
+
+use common::Ws;
+
+const PIPELINE: &str = r#"
+stages:
+  data:
+    uses: dataset.synthetic
+    with: {kind: house_prices, rows: 50}
+  split:
+    uses: preprocess.split
+    inputs: {data: data.data}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: split.train}
+  bundle:
+    uses: deploy.bundle
+    inputs: {model: ols.model}
+"#;
+
+#[test]
+fn every_command_takes_the_workspace_as_its_first_argument() {
+    let ws = Ws::new(PIPELINE);
+    let parent = ws.path().parent().unwrap();
+    let name = ws.path().file_name().unwrap().to_str().unwrap();
+    let r = Ws::run_in(parent, &["run", name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for args in [
+        vec!["status", name],
+        vec!["validate", name],
+        vec!["dag", name],
+        vec!["runs", name],
+        vec!["runs", name, "show", "1"],
+        vec!["show", name],
+        vec!["show", name, "data.data"],
+        vec!["models", name],
+        vec!["history", name],
+        vec!["gc", name, "--dry-run"],
+    ] {
+        let r = Ws::run_in(parent, &args);
+        assert_eq!(
+            r.code,
+            0,
+            "mlcycle {}: {}{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
+        // `-C` says the same thing.
+        let mut with_c = vec!["-C", name, args[0]];
+        with_c.extend(&args[2..]);
+        let c = Ws::run_in(parent, &with_c);
+        assert_eq!(c.code, 0, "mlcycle {}: {}", with_c.join(" "), c.stderr);
+    }
+    let r = Ws::run_in(parent, &["runs", name]);
+    assert!(r.stdout.contains("succeeded"), "{}", r.stdout);
+}
+
+#[test]
+fn the_workspace_is_found_from_a_subfolder() {
+    let ws = Ws::new(PIPELINE);
+    let deep = ws.path().join("notes/2026");
+    std::fs::create_dir_all(&deep).unwrap();
+    let r = Ws::run_in(&deep, &["run", "split"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Outputs land in the workspace, not in the subfolder.
+    assert!(ws.exists("artifacts/split/train.arrow"));
+    assert!(!deep.join("artifacts").exists());
+    let r = Ws::run_in(&deep, &["status", "split"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = Ws::run_in(&deep, &["runs"]);
+    assert!(r.stdout.contains("succeeded"), "{}", r.stdout);
+}
+
+#[test]
+fn outside_any_workspace_the_error_says_where_it_looked_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Ws::run_in(dir.path(), &["status"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no mlcycle.yaml in the current folder or any folder above it"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("mlcycle init"), "{}", r.stderr);
+    let r = Ws::run_in(dir.path(), &["runs", "nowhere/ws"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a workspace"), "{}", r.stderr);
+}
+
+#[test]
+fn init_writes_a_pipeline_that_runs_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Ws::run_in(dir.path(), &["init", "proj"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("mlcycle run proj"), "{}", r.stdout);
+    let text = std::fs::read_to_string(dir.path().join("proj/mlcycle.yaml")).unwrap();
+    assert!(text.contains("name: proj"), "{text}");
+    let r = Ws::run_in(&dir.path().join("proj"), &["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("rows").as_deref(), Some("ran"), "{}", r.stdout);
+    let r = Ws::run_in(dir.path(), &["init", "proj"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    let r = Ws::run_in(dir.path(), &["init", "proj", "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_mlcycle()"),
+        ("zsh", "#compdef mlcycle"),
+        ("fish", "complete -c mlcycle"),
+    ] {
+        let r = Ws::run_in(dir.path(), &["completions", shell]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains(marker),
+            "{shell}: {}",
+            &r.stdout[..200.min(r.stdout.len())]
+        );
+        assert!(r.stdout.contains("status"), "{shell}");
+    }
+}
+
+#[test]
+fn show_without_an_artifact_lists_every_output() {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["run", "data"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["show"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = |a: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(a))
+            .unwrap_or_else(|| panic!("no {a} in {}", r.stdout))
+            .to_string()
+    };
+    assert!(line("data.data ").ends_with("present"), "{}", r.stdout);
+    assert!(line("ols.model ").ends_with("missing"), "{}", r.stdout);
+    assert!(line("split.test ").contains("artifacts/split/test.arrow"));
+}
+
+#[test]
+fn predict_finds_the_bundle_inside_the_stage_folder() {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    ws.write("rows.csv", "area\n60\n120\n");
+    for bundle in ["artifacts/bundle/bundle", "artifacts/bundle"] {
+        let r = ws.run(&["predict", "--bundle", bundle, "--input", "rows.csv"]);
+        assert_eq!(r.code, 0, "{bundle}: {}", r.stderr);
+        assert!(r.stdout.starts_with("area,prediction\n60,"), "{}", r.stdout);
+    }
+    let r = ws.run(&["predict", "--bundle", "artifacts", "--input", "rows.csv"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bundle.json"), "{}", r.stderr);
+}
+
+#[test]
+fn serve_errors_carry_the_serve_code() {
+    let ws = Ws::new(PIPELINE);
+    // No champion yet: nothing to serve.
+    let r = ws.run(&["serve", "--port", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("mlcycle::serve"), "{}", r.stderr);
+    assert!(!r.stderr.contains("mlcycle::cli::predict"), "{}", r.stderr);
+}
