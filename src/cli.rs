@@ -56,6 +56,7 @@ pub enum Cmd {
     /// Promotion decisions run by run: candidate and champion scores, rows, verdict.
     History(HistoryArgs),
     /// Serve the champion model over HTTP (predict, MLflow invocations, feedback).
+    #[cfg(feature = "serve")]
     Serve(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {

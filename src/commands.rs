@@ -18,8 +18,8 @@ use mlcycle_pipeline::{Pipeline, RunRequest, Session, SessionOptions, StageRegis
 
 use crate::cli::{
     Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, InitArgs, ModelsArgs, ModelsCmd,
-    PredictArgs, RunArgs, RunsArgs, RunsCmd, ServeArgs, ShowArgs, StagesArgs, StatusArgs,
-    TargetArgs, WorkspaceArg,
+    PredictArgs, RunArgs, RunsArgs, RunsCmd, ShowArgs, StagesArgs, StatusArgs, TargetArgs,
+    WorkspaceArg,
 };
 use crate::locate::{locate, locate_root, Located};
 use crate::report::TermReporter;
@@ -69,6 +69,7 @@ pub(crate) enum CliError {
     #[error("{message}")]
     #[diagnostic(code(mlcycle::cli::predict), help("{help}"))]
     Predict { message: String, help: String },
+    #[cfg(feature = "serve")]
     #[error("{message}")]
     #[diagnostic(code(mlcycle::serve), help("{help}"))]
     Serve { message: String, help: String },
@@ -116,6 +117,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Predict(a) => cmd_predict(a),
         Cmd::Models(a) => cmd_models(&cli, a),
         Cmd::History(a) => cmd_history(&cli, a),
+        #[cfg(feature = "serve")]
         Cmd::Serve(a) => cmd_serve(&cli, a),
         Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
         Cmd::Init(a) => cmd_init(&cli, a),
@@ -795,7 +797,7 @@ fn cmd_init(cli: &Cli, a: &InitArgs) -> Result<u8, Fail> {
 fn open_registry(
     cli: &Cli,
     w: &WorkspaceArg,
-) -> Result<mlcycle_pipeline::models::ModelRegistry, Fail> {
+) -> Result<mlcycle_stages::deploy::registry::ModelRegistry, Fail> {
     let dir = locate_root(cli.dir.as_deref(), w.dir.as_deref())?;
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir));
     let state = ws
@@ -803,7 +805,7 @@ fn open_registry(
         .parent()
         .expect("the db is in a folder")
         .to_path_buf();
-    mlcycle_pipeline::models::ModelRegistry::open(&state)
+    mlcycle_stages::deploy::registry::ModelRegistry::open(&state)
         .map_err(|e| CliError::Io(e.to_string()).into())
 }
 
@@ -819,7 +821,7 @@ fn headline(m: &serde_json::Value) -> String {
 
 fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
     let mut reg = open_registry(cli, &a.workspace)?;
-    let fail = |e: mlcycle_pipeline::models::RegistryError| -> Fail {
+    let fail = |e: mlcycle_stages::deploy::registry::RegistryError| -> Fail {
         CliError::Usage(format!("{e}; `mlcycle models` lists the versions")).into()
     };
     match &a.cmd {
@@ -921,7 +923,7 @@ fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
     }
     if let Some(dir) = &a.plot {
         let pts =
-            |f: &dyn Fn(&mlcycle_pipeline::models::Decision) -> Option<f64>| -> Vec<(f64, f64)> {
+            |f: &dyn Fn(&mlcycle_stages::deploy::registry::Decision) -> Option<f64>| -> Vec<(f64, f64)> {
                 decisions
                     .iter()
                     .enumerate()
@@ -1014,7 +1016,9 @@ fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8
     })
 }
 
-fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {
+#[cfg(feature = "serve")]
+fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail> {
+    use mlcycle_stages::deploy::serve;
     // A bundle can be served from outside any workspace: its prediction log
     // then lives in the current (or `-C`) folder.
     let dir = match locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref()) {
@@ -1048,7 +1052,7 @@ fn cmd_serve(cli: &Cli, a: &ServeArgs) -> Result<u8, Fail> {
         .expect("the db is in a folder")
         .to_path_buf();
     std::fs::create_dir_all(&state).map_err(|e| CliError::Io(e.to_string()))?;
-    crate::serve::serve(crate::serve::ServeOptions {
+    serve::serve(serve::ServeOptions {
         addr,
         workers: a
             .workers

@@ -9,7 +9,6 @@ mod cli;
 mod commands;
 mod locate;
 mod report;
-mod serve;
 
 use std::process::ExitCode;
 

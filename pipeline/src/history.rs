@@ -2,7 +2,7 @@
 //! by [`crate::Session`]; this side only reads.
 
 use crate::db::Db;
-pub use crate::db::{DbError, RunRow, StageRow};
+pub use crate::db::{now_rfc3339, DbError, RunRow, StageRow};
 use crate::workspace::Workspace;
 
 /// The recorded runs of a workspace.

@@ -19,7 +19,6 @@ pub mod graph;
 pub mod hash;
 pub mod history;
 pub mod interp;
-pub mod models;
 pub mod params;
 pub mod plan;
 pub mod registry;

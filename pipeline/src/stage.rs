@@ -26,7 +26,7 @@ pub struct PortSpec {
     /// One line for `mlcycle stages KIND`.
     pub doc: &'static str,
     /// What the port carries. Wiring an output to an input of another
-    /// artifact type is a validation error; [`Artifact::Any`] matches all.
+    /// artifact type is a validation error; [`Artifact::ANY`] matches all.
     pub artifact: Artifact,
 }
 
@@ -64,45 +64,30 @@ impl PortSpec {
     }
 }
 
-/// The type of artifact a port carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Artifact {
-    /// Any file or folder (command stages, `util.*`).
-    Any,
-    /// A table: named numeric and categorical columns, optional target.
-    Table,
-    /// A fitted preprocessing step.
-    Transform,
-    /// A fitted model with its input schema.
-    Model,
-    /// Metrics as JSON.
-    Metrics,
-    /// A plot (SVG and PNG).
-    Plot,
-    /// A Markdown report.
-    Report,
-    /// A deployable model bundle (a folder).
-    Bundle,
-}
+/// The type of artifact a port carries: an open name that a stage kind
+/// declares (the built-in stages declare `table`, `model`, `metrics`, …; a
+/// custom kind may declare its own). The engine only checks that an output
+/// feeds an input of the same name; [`Artifact::ANY`] fits everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Artifact(&'static str);
 
 impl Artifact {
+    /// Any file or folder (command stages, `util.*`).
+    pub const ANY: Artifact = Artifact("any");
+
+    /// The artifact type called `name` (lower case, by convention).
+    pub const fn named(name: &'static str) -> Self {
+        Artifact(name)
+    }
+
     /// The name shown to users.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Artifact::Any => "any",
-            Artifact::Table => "table",
-            Artifact::Transform => "transform",
-            Artifact::Model => "model",
-            Artifact::Metrics => "metrics",
-            Artifact::Plot => "plot",
-            Artifact::Report => "report",
-            Artifact::Bundle => "bundle",
-        }
+        self.0
     }
 
     /// Whether an output of type `self` may feed an input of type `input`.
     pub fn fits(self, input: Artifact) -> bool {
-        self == input || self == Artifact::Any || input == Artifact::Any
+        self == input || self == Artifact::ANY || input == Artifact::ANY
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -16,7 +16,7 @@ use crate::util::parse_with;
 const TABLE_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data.arrow",
-    Artifact::Table,
+    crate::ports::TABLE,
     "the table (Arrow IPC; pandas `read_feather`, polars `read_ipc`)",
 )];
 
@@ -736,7 +736,7 @@ struct FeedbackStage(FeedbackParams);
 
 const FEEDBACK_IN: &[PortSpec] = &[PortSpec::input(
     "data",
-    Artifact::Table,
+    crate::ports::TABLE,
     false,
     "a base table to append the feedback rows to (same columns)",
 )];

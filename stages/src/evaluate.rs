@@ -2,7 +2,7 @@
 //! plots, compare a challenger against a reference.
 
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -12,10 +12,10 @@ use crate::table::{short, ColumnData, Table};
 use crate::util::parse_with;
 
 const EVAL_IN: &[PortSpec] = &[
-    PortSpec::input("model", Artifact::Model, true, "the model to evaluate"),
+    PortSpec::input("model", crate::ports::MODEL, true, "the model to evaluate"),
     PortSpec::input(
         "test",
-        Artifact::Table,
+        crate::ports::TABLE,
         true,
         "held-out rows with the target (raw: the model applies its own preprocessing)",
     ),
@@ -24,13 +24,13 @@ const REG_OUT: &[PortSpec] = &[
     PortSpec::output(
         "metrics",
         "metrics.json",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         "`mse`, `rmse`, `mae`, `r2`, `rows`",
     ),
     PortSpec::output(
         "plots",
         "plots",
-        Artifact::Plot,
+        crate::ports::PLOT,
         "`predicted_vs_actual`, `residuals` and, for one input column, `fit` (SVG and PNG)",
     ),
 ];
@@ -38,13 +38,13 @@ const CLS_OUT: &[PortSpec] = &[
     PortSpec::output(
         "metrics",
         "metrics.json",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         "`accuracy`, precision / recall / F1 (macro and weighted), per class, confusion matrix, `roc_auc` (binary)",
     ),
     PortSpec::output(
         "plots",
         "plots",
-        Artifact::Plot,
+        crate::ports::PLOT,
         "`confusion` heat map and, for binary models with scores, `roc` (SVG and PNG)",
     ),
 ];
@@ -560,11 +560,11 @@ struct CompareParams {
 struct CompareStage(CompareParams);
 
 const COMPARE_IN: &[PortSpec] = &[
-    PortSpec::input("model", Artifact::Model, true, "the challenger"),
-    PortSpec::input("reference", Artifact::Model, true, "the model to beat"),
+    PortSpec::input("model", crate::ports::MODEL, true, "the challenger"),
+    PortSpec::input("reference", crate::ports::MODEL, true, "the model to beat"),
     PortSpec::input(
         "test",
-        Artifact::Table,
+        crate::ports::TABLE,
         true,
         "held-out rows both are scored on",
     ),
@@ -573,25 +573,25 @@ const COMPARE_OUT: &[PortSpec] = &[
     PortSpec::output(
         "metrics",
         "comparison.json",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         "both models' metrics, the differences and `passed`",
     ),
     PortSpec::output(
         "report",
         "comparison.md",
-        Artifact::Report,
+        crate::ports::REPORT,
         "a per-metric Markdown table and the verdict",
     ),
     PortSpec::output(
         "best",
         "best.json",
-        Artifact::Model,
+        crate::ports::MODEL,
         "the winner: the challenger when it passed, else the reference",
     ),
     PortSpec::output(
         "best_metrics",
         "best_metrics.json",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         "the winner's metrics on these rows",
     ),
 ];

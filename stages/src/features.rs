@@ -5,7 +5,7 @@
 //! rows by itself.
 
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -401,10 +401,10 @@ pub struct Apply;
 struct ApplyStage;
 
 const APPLY_IN: &[PortSpec] = &[
-    PortSpec::input("data", Artifact::Table, true, "the rows to transform"),
+    PortSpec::input("data", crate::ports::TABLE, true, "the rows to transform"),
     PortSpec::input(
         "transform",
-        Artifact::Transform,
+        crate::ports::TRANSFORM,
         true,
         "a fitted step from `preprocess.scale` or a `features.*` stage",
     ),
@@ -412,7 +412,7 @@ const APPLY_IN: &[PortSpec] = &[
 const APPLY_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data.arrow",
-    Artifact::Table,
+    crate::ports::TABLE,
     "the rows, transformed",
 )];
 

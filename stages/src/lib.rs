@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod features;
 pub mod model;
 pub mod plot;
+pub mod ports;
 pub mod preprocess;
 pub mod table;
 pub mod train;

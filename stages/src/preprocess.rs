@@ -1,7 +1,7 @@
 //! Preprocessing stages.
 
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -45,28 +45,28 @@ struct SplitStage(SplitParams);
 
 const SPLIT_IN: &[PortSpec] = &[PortSpec::input(
     "data",
-    Artifact::Table,
+    crate::ports::TABLE,
     true,
     "the table to split",
 )];
 const SPLIT_OUT: &[PortSpec] = &[
-    PortSpec::output("train", "train.arrow", Artifact::Table, "the training rows"),
+    PortSpec::output("train", "train.arrow", crate::ports::TABLE, "the training rows"),
     PortSpec::output(
         "test",
         "test.arrow",
-        Artifact::Table,
+        crate::ports::TABLE,
         "the held-out test rows",
     ),
     PortSpec::output(
         "validation",
         "validation.arrow",
-        Artifact::Table,
+        crate::ports::TABLE,
         "the validation rows (none when `validation` is 0)",
     ),
     PortSpec::output(
         "folds",
         "folds.arrow",
-        Artifact::Table,
+        crate::ports::TABLE,
         "k-fold assignment of the training rows: `row` (0-based, in `train`) and `fold` (0..k); empty when `folds` is 0",
     ),
 ];
@@ -412,16 +412,21 @@ struct CleanStage(CleanParams);
 
 const CLEAN_IN: &[PortSpec] = &[PortSpec::input(
     "data",
-    Artifact::Table,
+    crate::ports::TABLE,
     true,
     "the table to clean",
 )];
 const CLEAN_OUT: &[PortSpec] = &[
-    PortSpec::output("data", "data.arrow", Artifact::Table, "the cleaned table"),
+    PortSpec::output(
+        "data",
+        "data.arrow",
+        crate::ports::TABLE,
+        "the cleaned table",
+    ),
     PortSpec::output(
         "report",
         "report.json",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         "rows in and out, and what was removed or filled, per reason and column",
     ),
 ];
@@ -822,7 +827,7 @@ struct ScaleStage(ScaleParams);
 /// Input and outputs shared by the stages that fit a transform.
 pub(crate) const FIT_IN: &[PortSpec] = &[PortSpec::input(
     "data",
-    Artifact::Table,
+    crate::ports::TABLE,
     true,
     "the rows to fit on (the training split: fitting on test rows leaks)",
 )];
@@ -830,13 +835,13 @@ pub(crate) const FIT_OUT: &[PortSpec] = &[
     PortSpec::output(
         "data",
         "data.arrow",
-        Artifact::Table,
+        crate::ports::TABLE,
         "the rows, transformed; the step is recorded in the table",
     ),
     PortSpec::output(
         "transform",
         "transform.json",
-        Artifact::Transform,
+        crate::ports::TRANSFORM,
         "the fitted step, to apply to other tables with `features.apply`",
     ),
 ];
@@ -980,7 +985,7 @@ struct AugmentStage(AugmentParams);
 const AUGMENT_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data.arrow",
-    Artifact::Table,
+    crate::ports::TABLE,
     "the original rows followed by the added ones",
 )];
 

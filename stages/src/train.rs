@@ -3,7 +3,7 @@
 use linfa::traits::Fit;
 use linfa::{Dataset, DatasetBase};
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use ndarray::{Array1, Array2, Axis, ShapeBuilder};
 use rand::seq::SliceRandom;
@@ -59,27 +59,27 @@ struct TrainStage {
 
 const TRAIN_IN: &[PortSpec] = &[PortSpec::input(
     "train",
-    Artifact::Table,
+    crate::ports::TABLE,
     true,
     "the training rows; every column but the target is a feature",
 )];
 const MODEL_OUT: &[PortSpec] = &[PortSpec::output(
     "model",
     "model.json",
-    Artifact::Model,
+    crate::ports::MODEL,
     "the fitted model with its input schema and preprocessing (`model.json`)",
 )];
 const SGD_OUT: &[PortSpec] = &[
     PortSpec::output(
         "model",
         "model.json",
-        Artifact::Model,
+        crate::ports::MODEL,
         "the fitted model with its input schema and preprocessing (`model.json`)",
     ),
     PortSpec::output(
         "loss",
         "loss",
-        Artifact::Plot,
+        crate::ports::PLOT,
         "the training loss per epoch: `loss.csv`, `loss.svg`, `loss.png`",
     ),
 ];

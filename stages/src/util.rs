@@ -44,7 +44,7 @@ struct ImportStage(ImportParams);
 const IMPORT_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data",
-    Artifact::Any,
+    Artifact::ANY,
     "a copy of the file",
 )];
 
@@ -110,11 +110,11 @@ struct WcParams {
 #[derive(Debug)]
 struct WcStage(WcParams);
 
-const WC_IN: &[PortSpec] = &[PortSpec::input("data", Artifact::Any, true, "a text file")];
+const WC_IN: &[PortSpec] = &[PortSpec::input("data", Artifact::ANY, true, "a text file")];
 const WC_OUT: &[PortSpec] = &[PortSpec::output(
     "metrics",
     "metrics.json",
-    Artifact::Metrics,
+    crate::ports::METRICS,
     "`{\"lines\": N, \"words\": N, \"bytes\": N}`",
 )];
 
@@ -272,14 +272,14 @@ struct ExportCsvStage;
 
 const EXPORT_IN: &[PortSpec] = &[PortSpec::input(
     "data",
-    Artifact::Table,
+    crate::ports::TABLE,
     true,
     "the table to export",
 )];
 const EXPORT_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data.csv",
-    Artifact::Any,
+    Artifact::ANY,
     "the same rows as CSV with a header row (missing values are empty)",
 )];
 

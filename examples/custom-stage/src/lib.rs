@@ -40,14 +40,14 @@ struct UpperStage(UpperParams);
 
 const INPUTS: &[PortSpec] = &[PortSpec::input(
     "text",
-    Artifact::Any,
+    Artifact::ANY,
     true,
     "a UTF-8 text file",
 )];
 const OUTPUTS: &[PortSpec] = &[PortSpec::output(
     "text",
     "upper.txt",
-    Artifact::Any,
+    Artifact::ANY,
     "the same text, upper-cased, each line prefixed",
 )];
 

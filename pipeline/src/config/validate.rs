@@ -1388,7 +1388,7 @@ impl Validator<'_> {
                                 .iter()
                                 .find(|p| p.name == port)
                                 .map(|p| p.artifact)
-                                .unwrap_or(Artifact::Any);
+                                .unwrap_or(Artifact::ANY);
                             if let Source::Stage { stage, output } = &source {
                                 let up = &drafts[*stage];
                                 let oname = up.outputs[*output].name.as_str();
@@ -1397,7 +1397,7 @@ impl Validator<'_> {
                                     .as_ref()
                                     .and_then(|f| f.outputs().iter().find(|o| o.name == oname))
                                     .map(|o| o.artifact)
-                                    .unwrap_or(Artifact::Any);
+                                    .unwrap_or(Artifact::ANY);
                                 if !have.fits(want) {
                                     self.push(
                                         "artifact_mismatch",

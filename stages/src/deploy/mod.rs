@@ -11,8 +11,13 @@
 
 use std::path::Path;
 
+pub mod registry;
+#[cfg(feature = "serve")]
+pub mod serve;
+mod store;
+
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -214,10 +219,10 @@ struct BundleParams {
 struct BundleStage(BundleParams);
 
 const BUNDLE_IN: &[PortSpec] = &[
-    PortSpec::input("model", Artifact::Model, true, "the model to ship"),
+    PortSpec::input("model", crate::ports::MODEL, true, "the model to ship"),
     PortSpec::input(
         "metrics",
-        Artifact::Metrics,
+        crate::ports::METRICS,
         false,
         "its evaluation metrics, copied into the bundle and the model card",
     ),
@@ -225,7 +230,7 @@ const BUNDLE_IN: &[PortSpec] = &[
 const BUNDLE_OUT: &[PortSpec] = &[PortSpec::output(
     "bundle",
     "bundle",
-    Artifact::Bundle,
+    crate::ports::BUNDLE,
     "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md`",
 )];
 
@@ -426,10 +431,10 @@ struct PromoteParams {
 struct PromoteStage(PromoteParams);
 
 const PROMOTE_IN: &[PortSpec] = &[
-    PortSpec::input("bundle", Artifact::Bundle, true, "the candidate bundle"),
+    PortSpec::input("bundle", crate::ports::BUNDLE, true, "the candidate bundle"),
     PortSpec::input(
         "test",
-        Artifact::Table,
+        crate::ports::TABLE,
         true,
         "held-out rows on which the candidate and the champion are both scored",
     ),
@@ -437,7 +442,7 @@ const PROMOTE_IN: &[PortSpec] = &[
 const PROMOTE_OUT: &[PortSpec] = &[PortSpec::output(
     "decision",
     "decision.json",
-    Artifact::Metrics,
+    crate::ports::METRICS,
     "the candidate's version, both scores, whether it was promoted and why",
 )];
 
@@ -489,7 +494,7 @@ impl Stage for PromoteStage {
         serde_json::to_value(&self.0).expect("params serialize")
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        use mlcycle_pipeline::models::{Decision, ModelRegistry, NewModel};
+        use registry::{Decision, ModelRegistry, NewModel};
         let dir = ctx.input("bundle")?;
         let bundle = Bundle::load(dir).map_err(|e| StageError::new(e.to_string()))?;
         let test = crate::util::read_table(ctx, "test")?;
@@ -621,7 +626,7 @@ impl Stage for PromoteStage {
             rows: test.n_rows() as i64,
             train_rows: Some(bundle.model.lineage.rows as i64),
             message: message.clone(),
-            at: mlcycle_pipeline::db::now_rfc3339(),
+            at: store::now_rfc3339(),
         })
         .map_err(|e| StageError::new(e.to_string()))?;
         (ctx.log)(&message);

@@ -24,15 +24,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::registry::ModelRegistry;
+use super::{store, Bundle};
+use crate::model::Predictions;
+use crate::table::{Column, ColumnData, Table};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mlcycle_stages::deploy::Bundle;
-use mlcycle_stages::model::Predictions;
-use mlcycle_stages::table::{Column, ColumnData, Table};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
@@ -158,13 +159,7 @@ impl LogWriter {
 }
 
 fn open_log(path: &Path) -> Result<rusqlite::Connection, String> {
-    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-    conn.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| e.to_string())?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| e.to_string())?;
+    let conn = store::open(path).map_err(|e| e.to_string())?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS predictions (
             id TEXT PRIMARY KEY, model_version TEXT NOT NULL, inputs TEXT NOT NULL,
@@ -176,7 +171,7 @@ fn open_log(path: &Path) -> Result<rusqlite::Connection, String> {
 }
 
 fn commit(conn: &mut rusqlite::Connection, batch: &[Job]) -> rusqlite::Result<()> {
-    let at = mlcycle_pipeline::db::now_rfc3339();
+    let at = store::now_rfc3339();
     let tx = conn.transaction()?;
     {
         let mut p = tx.prepare_cached(
@@ -219,8 +214,7 @@ fn load_champion(opts: &ServeOptions) -> Result<Loaded, String> {
             label,
         });
     }
-    let reg =
-        mlcycle_pipeline::models::ModelRegistry::open(&opts.state).map_err(|e| e.to_string())?;
+    let reg = ModelRegistry::open(&opts.state).map_err(|e| e.to_string())?;
     let champion = reg.champion().map_err(|e| e.to_string())?.ok_or_else(|| {
         "there is no champion model: run a pipeline with a `deploy.promote` stage, \
          `mlcycle models promote N`, or serve a bundle with `--bundle DIR`"
@@ -291,7 +285,7 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
                 let current = st.model.read().expect("model lock").version;
                 let o2 = o.clone();
                 let next = tokio::task::spawn_blocking(move || {
-                    let reg = mlcycle_pipeline::models::ModelRegistry::open(&o2.state).ok()?;
+                    let reg = ModelRegistry::open(&o2.state).ok()?;
                     let v = reg.champion_version().ok()??;
                     (Some(v) != current).then(|| load_champion(&o2))
                 })
@@ -792,7 +786,7 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             "label": label,
             "prediction_id": prediction_id,
             "model_version": version,
-            "at": mlcycle_pipeline::db::now_rfc3339(),
+            "at": store::now_rfc3339(),
         })
         .to_string();
         let st = state.clone();

@@ -12,7 +12,6 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -143,9 +142,7 @@ impl ModelRegistry {
     /// Opens the registry in the workspace state folder (`.mlcycle`).
     pub fn open(state_dir: &Path) -> Result<Self, RegistryError> {
         fs::create_dir_all(state_dir)?;
-        let conn = Connection::open(state_dir.join("mlcycle.db"))?;
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let conn = super::store::open(&state_dir.join("mlcycle.db"))?;
         conn.execute_batch(SCHEMA)?;
         Ok(ModelRegistry {
             conn,
@@ -202,7 +199,7 @@ impl ModelRegistry {
                 m.data_hash,
                 m.run_id,
                 m.stage,
-                crate::db::now_rfc3339()
+                super::store::now_rfc3339()
             ],
         )?;
         let version = tx.last_insert_rowid();
@@ -289,7 +286,7 @@ impl ModelRegistry {
         let previous = self.champion_version()?;
         self.conn.execute(
             "INSERT INTO champion_events (version, previous, action, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![version, previous, action, reason, crate::db::now_rfc3339()],
+            params![version, previous, action, reason, super::store::now_rfc3339()],
         )?;
         Ok(self.events()?.pop().expect("just inserted"))
     }
