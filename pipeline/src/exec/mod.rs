@@ -1,11 +1,17 @@
-//! Executing a plan: the ready queue, the local executor, Slurm, and the
-//! interrupt handle that stops a run.
+//! Executing a plan. The [`scheduler`] decides and dispatches; a runner per
+//! backend produces a stale stage's outputs: in-process built-ins
+//! (`builtin.rs`), commands (`command.rs`) and Slurm jobs
+//! ([`slurm`]). [`queue`] is the pure ready queue; [`interrupt`] the
+//! handle that stops a run.
 
+mod builtin;
+mod command;
 pub mod interrupt;
-pub mod local;
 pub mod queue;
+mod runner;
+pub mod scheduler;
 pub mod slurm;
 
 pub use interrupt::Interrupt;
-pub use local::{run, Reporter, RunError, RunOptions, RunOutput};
 pub use queue::DependencyQueue;
+pub use scheduler::{run, Reporter, RunError, RunOptions, RunOutput};

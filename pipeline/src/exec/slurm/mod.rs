@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub mod detached;
+pub(crate) mod driver;
 pub mod job;
 
 use crate::exec::interrupt::Interrupt;

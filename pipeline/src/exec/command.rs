@@ -1,0 +1,209 @@
+//! The command runner: a `run:` stage as a child process in its own
+//! process group (so an interrupt reaches everything it started), its
+//! stdout and stderr streamed to the reporter and the stage log.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use super::interrupt::Interrupt;
+use super::runner::{Failure, Produced, RunFailure, Runner, StageJob, StageLog, TAIL_LINES};
+use super::scheduler::Reporter;
+use crate::config::{Action, StageDef};
+use crate::workspace::Workspace;
+
+/// Command lines longer than this run from a script file (see run_command).
+const MAX_INLINE_SCRIPT: usize = 64 * 1024;
+
+/// Runs `run:` stages.
+pub(crate) struct CommandRunner;
+
+impl Runner for CommandRunner {
+    fn run(&self, job: &StageJob<'_>) -> Result<Produced, RunFailure> {
+        let Action::Command { argv, shell, env } = &job.stage.action else {
+            unreachable!("the command runner gets command stages")
+        };
+        let line = CommandLine {
+            argv,
+            shell: *shell,
+            env,
+        };
+        run_command(
+            job.ws,
+            job.stage,
+            line,
+            job.log_path,
+            job.reporter,
+            job.interrupt,
+        )
+        .map(|()| Produced::InPlace)
+        .map_err(|(error, stderr_tail)| RunFailure {
+            error,
+            stderr_tail,
+            log: None,
+            job: None,
+        })
+    }
+}
+
+/// What a command stage runs: `argv` (one shell string when `shell`), with
+/// extra environment variables.
+struct CommandLine<'a> {
+    argv: &'a [String],
+    shell: bool,
+    env: &'a [(String, String)],
+}
+
+fn run_command(
+    ws: &Workspace,
+    s: &StageDef,
+    line: CommandLine<'_>,
+    log_path: &Path,
+    reporter: &dyn Reporter,
+    interrupt: &Interrupt,
+) -> Result<(), Failure> {
+    let CommandLine { argv, shell, env } = line;
+    let log = Arc::new(Mutex::new(StageLog::new(log_path)));
+    let mut cmd = if shell && argv[0].len() > MAX_INLINE_SCRIPT {
+        // Linux caps one argument at 128 KiB: a long command line (a gather
+        // stage over thousands of files) runs from a script file instead.
+        let script = log_path.with_extension("sh");
+        if let Some(parent) = script.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        fs::write(&script, &argv[0]).map_err(|e| {
+            (
+                format!("cannot write the command to {}: {e}", script.display()),
+                vec![],
+            )
+        })?;
+        let mut c = Command::new("sh");
+        c.arg(script);
+        c
+    } else if shell {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(&argv[0]);
+        c
+    } else {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    cmd.current_dir(&ws.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .env("MLCYCLE_STAGE", &s.id)
+        .env("MLCYCLE_WORKSPACE", &ws.root)
+        .env(
+            "MLCYCLE_PARAMS",
+            serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into()),
+        );
+    for inp in &s.inputs {
+        cmd.env(format!("MLCYCLE_IN_{}", env_name(&inp.name)), &inp.path);
+    }
+    for o in &s.outputs {
+        cmd.env(format!("MLCYCLE_OUT_{}", env_name(&o.name)), &o.path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if interrupt.is_set() {
+        return Err(("run interrupted".into(), vec![]));
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let prog = if shell {
+            "sh".to_string()
+        } else {
+            argv[0].clone()
+        };
+        (format!("cannot start `{prog}`: {e}"), vec![])
+    })?;
+    let pid = child.id() as i32;
+    interrupt.track_group(pid, true);
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let status = std::thread::scope(|sc| {
+        if let Some(out) = stdout {
+            let log = log.clone();
+            sc.spawn(move || pump(out, &s.id, false, &log, None, reporter));
+        }
+        if let Some(err) = stderr {
+            let log = log.clone();
+            let tail = tail.clone();
+            sc.spawn(move || pump(err, &s.id, true, &log, Some(&tail), reporter));
+        }
+        child.wait()
+    });
+    interrupt.track_group(pid, false);
+    let tail: Vec<String> = tail
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    let status = status.map_err(|e| (format!("cannot wait for the command: {e}"), tail.clone()))?;
+    if status.success() {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let why = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("command exited with code {c}"),
+        (None, Some(sig)) if interrupt.is_set() => {
+            format!("command stopped by signal {sig} (run interrupted)")
+        }
+        (None, Some(sig)) => format!("command killed by signal {sig}"),
+        _ => "command failed".to_string(),
+    };
+    Err((why, tail))
+}
+
+fn pump(
+    stream: impl Read,
+    stage: &str,
+    is_err: bool,
+    log: &Mutex<StageLog>,
+    tail: Option<&Mutex<VecDeque<String>>>,
+    reporter: &dyn Reporter,
+) {
+    let mut r = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .line(if is_err { "! " } else { "  " }, line);
+        if let Some(t) = tail {
+            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line.to_string());
+        }
+        reporter.line(stage, line, is_err);
+    }
+}
+
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,630 @@
+//! The scheduler: a coordinator thread and `jobs` worker threads.
+//!
+//! The coordinator owns the ready queue, the journal and the results. It
+//! fingerprints each ready stage and decides (fresh / restore / run); only
+//! real work goes to a worker, which restores the outputs from the cache or
+//! hands the stage to its [`Runner`] — in-process for built-ins, a child
+//! process for `run:` stages, a job for Slurm — and stores what it wrote.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::builtin::BuiltinRunner;
+use super::command::CommandRunner;
+use super::interrupt::Interrupt;
+use super::queue::DependencyQueue;
+use super::runner::{Produced, RunFailure, Runner, StageJob};
+use super::slurm::driver::SlurmRunner;
+use crate::cache::OutRecord;
+use crate::config::{Action, Pipeline, StageDef};
+use crate::fingerprint::StaleReason;
+use crate::graph::StageGraph;
+use crate::hash::{Memo, Stamp};
+use crate::plan::{self, Assessment, SharedMemo, Verdict};
+use crate::summary::{Outcome, RunSummary, StageResult};
+use crate::workspace::{Journal, LockEntry, LockFile, StateError, Workspace};
+
+/// What the executor tells the user interface.
+pub trait Reporter: Send + Sync {
+    /// `total` stages are selected.
+    fn begin(&self, _total: usize) {}
+    /// A stage starts running (not called for fresh or restored stages).
+    fn started(&self, _stage: &str, _reasons: &[StaleReason]) {}
+    /// A line a running stage printed (`stderr`: on its error stream).
+    fn line(&self, _stage: &str, _line: &str, _stderr: bool) {}
+    fn finished(&self, _result: &StageResult) {}
+    /// Another process holds the workspace (`holder` says which, when
+    /// known); the run waits for it.
+    fn waiting(&self, _holder: &str) {}
+    /// The run is over (clear progress displays).
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+impl Reporter for () {}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: usize,
+    /// Per stage: rerun even when fresh.
+    pub forced: Vec<bool>,
+    pub keep_going: bool,
+    /// Which stages to consider (from [`StageGraph::select`]).
+    pub selected: Vec<bool>,
+    /// Folder for this run's stage logs.
+    pub log_dir: PathBuf,
+    pub run_id: Option<i64>,
+    /// Run stages as Slurm jobs instead of here.
+    pub slurm: Option<super::slurm::SlurmOptions>,
+    /// Stops the run when triggered (a Ctrl-C handler holds a clone).
+    pub interrupt: Interrupt,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    State(#[from] StateError),
+}
+
+/// The result of a run: its summary, the updated lock and memo.
+pub struct RunOutput {
+    pub summary: RunSummary,
+    pub lock: LockFile,
+    /// Whether `lock` differs from the lock the run started with (a no-op
+    /// run leaves `mlcycle.lock` untouched).
+    pub lock_changed: bool,
+    /// Records a new result replaced in the lock, to keep in the run-cache
+    /// (the new results themselves are the lock entries of `ran`).
+    pub replaced: Vec<LockEntry>,
+    /// Stages that ran: their lock entries are new run-cache entries.
+    pub ran: Vec<String>,
+    pub memo: Memo,
+}
+
+enum Msg {
+    Started(usize),
+    Done(usize, Box<Settled>),
+}
+
+/// A stage's result, with its new lock record when it has one.
+type Settled = (StageResult, Option<LockEntry>);
+
+struct Job {
+    stage: usize,
+    assessment: Assessment,
+    t0: Instant,
+    /// Lock records of the upstream stages (for a Slurm job's spec).
+    upstream: BTreeMap<String, LockEntry>,
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    ws: &'a Workspace,
+    p: &'a Pipeline,
+    memo: &'a SharedMemo,
+    opts: &'a RunOptions,
+    reporter: &'a dyn Reporter,
+    slurm: Option<SlurmRunner<'a>>,
+}
+
+impl Shared<'_> {
+    fn runner(&self, s: &StageDef) -> &dyn Runner {
+        if let Some(r) = &self.slurm {
+            return r;
+        }
+        match s.action {
+            Action::Command { .. } => &CommandRunner,
+            Action::Builtin(_) => &BuiltinRunner,
+        }
+    }
+}
+
+/// Runs the selected stages of `p`.
+pub fn run(
+    ws: &Workspace,
+    p: &Pipeline,
+    graph: &StageGraph,
+    lock: LockFile,
+    memo: Memo,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutput, RunError> {
+    let start = Instant::now();
+    let total = opts.selected.iter().filter(|s| **s).count();
+    reporter.begin(total);
+    let memo = SharedMemo::new(memo);
+    let shared = Shared {
+        ws,
+        p,
+        memo: &memo,
+        opts,
+        reporter,
+        slurm: opts.slurm.as_ref().map(|slurm| SlurmRunner {
+            slurm,
+            log_dir: &opts.log_dir,
+        }),
+    };
+    let mut c = Coordinator::new(&shared, graph, lock, total)?;
+    let jobs = opts.jobs.max(1).min(total.max(1));
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (msg_tx, msg_rx) = mpsc::channel::<Msg>();
+        for _ in 0..jobs {
+            let (job_rx, msg_tx, shared) = (job_rx.clone(), msg_tx.clone(), &shared);
+            scope.spawn(move || worker(shared, &job_rx, &msg_tx));
+        }
+        drop(msg_tx);
+        c.coordinate(&job_tx, &msg_rx, jobs)
+    })?;
+    let out = c.finish(start);
+    Ok(RunOutput {
+        memo: memo.into_inner(),
+        ..out
+    })
+}
+
+/// A worker: takes jobs until the channel closes.
+fn worker(shared: &Shared<'_>, jobs: &Mutex<mpsc::Receiver<Job>>, msg: &mpsc::Sender<Msg>) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(job) = job else { break };
+        let i = job.stage;
+        let settled = execute(shared, job, msg);
+        if msg.send(Msg::Done(i, Box::new(settled))).is_err() {
+            break;
+        }
+    }
+}
+
+/// The coordinator's state: the queue, the lock being updated, the
+/// journal and the results so far.
+struct Coordinator<'a> {
+    shared: &'a Shared<'a>,
+    graph: &'a StageGraph,
+    queue: DependencyQueue,
+    lock: LockFile,
+    journal: Journal,
+    results: Vec<StageResult>,
+    replaced: Vec<LockEntry>,
+    ran: Vec<String>,
+    /// Results decided without a worker (fresh stages, failures to
+    /// fingerprint, skips), handled like worker results.
+    local: VecDeque<(usize, Settled)>,
+    stopping: bool,
+}
+
+impl<'a> Coordinator<'a> {
+    fn new(
+        shared: &'a Shared<'a>,
+        graph: &'a StageGraph,
+        lock: LockFile,
+        total: usize,
+    ) -> Result<Self, RunError> {
+        let n = shared.p.stages.len();
+        let deps: Vec<Vec<usize>> = (0..n).map(|i| graph.upstream(i).collect()).collect();
+        Ok(Self {
+            shared,
+            graph,
+            queue: DependencyQueue::new(&deps, graph.order(), &shared.opts.selected),
+            lock,
+            journal: shared.ws.open_journal()?,
+            results: Vec::with_capacity(total),
+            replaced: Vec::new(),
+            ran: Vec::new(),
+            local: VecDeque::new(),
+            stopping: false,
+        })
+    }
+
+    fn journal_err(&self, source: std::io::Error) -> StateError {
+        StateError::Write {
+            path: self.shared.ws.journal_path(),
+            source,
+        }
+    }
+
+    /// Dispatches ready stages and settles results until nothing is left.
+    fn coordinate(
+        &mut self,
+        job_tx: &mpsc::Sender<Job>,
+        msg_rx: &mpsc::Receiver<Msg>,
+        jobs: usize,
+    ) -> Result<(), RunError> {
+        let shared = self.shared;
+        let interrupt = &shared.opts.interrupt;
+        let mut in_flight = 0usize;
+        loop {
+            if !self.stopping && interrupt.is_set() {
+                self.stopping = true;
+            }
+            if self.stopping {
+                self.skip_unstarted();
+            } else {
+                while in_flight < jobs && self.local.is_empty() {
+                    let Some(i) = self.queue.pop() else { break };
+                    let Some(job) = self.decide(i) else { break };
+                    if job_tx.send(job).is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                }
+            }
+            let (i, (result, entry)) = if let Some(x) = self.local.pop_front() {
+                x
+            } else if in_flight > 0 {
+                match msg_rx.recv() {
+                    Ok(Msg::Started(i)) => {
+                        // Invalidate the record before the stage touches its outputs.
+                        let id = &shared.p.stages[i].id;
+                        let r = self.journal.started(id);
+                        r.map_err(|e| self.journal_err(e))?;
+                        continue;
+                    }
+                    Ok(Msg::Done(i, done)) => {
+                        in_flight -= 1;
+                        (i, *done)
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                break;
+            };
+            self.settle(i, result, entry)?;
+        }
+        Ok(())
+    }
+
+    fn skip_unstarted(&mut self) {
+        let why = if self.shared.opts.interrupt.is_set() {
+            "run interrupted"
+        } else {
+            "run stopped after a failure"
+        };
+        for i in self.queue.drain_unstarted() {
+            let r = skipped(self.shared.p, i, why.to_string());
+            self.local.push_back((i, (r, None)));
+        }
+    }
+
+    /// Fingerprints ready stage `i` and decides: a fresh stage (or one that
+    /// cannot be fingerprinted) is settled here; a stale one becomes a job.
+    /// Deciding is cheap (the memo spares re-reading files), so it happens
+    /// on the coordinator; only real work goes to a worker.
+    fn decide(&mut self, i: usize) -> Option<Job> {
+        let Shared {
+            ws, p, memo, opts, ..
+        } = *self.shared;
+        let t0 = Instant::now();
+        let s = &p.stages[i];
+        let lock = &self.lock;
+        let up = |stage: usize, output: usize| -> Option<String> {
+            let path = &p.stages[stage].outputs[output].path;
+            // The lock holds what each stage presents downstream now.
+            lock.stages
+                .get(&p.stages[stage].id)
+                .and_then(|e| e.outs.get(path))
+                .map(|o| o.hash.clone())
+        };
+        let fp = match plan::fingerprint(ws, s, memo, &up) {
+            Ok(fp) => fp,
+            Err(e) => {
+                self.local
+                    .push_back((i, (failed(s, e.to_string(), t0), None)));
+                return None;
+            }
+        };
+        let a = plan::assess(ws, p, s, fp, lock.stages.get(&s.id), memo, opts.forced[i]);
+        if matches!(a.verdict, Verdict::Fresh) {
+            let r = result(s, Outcome::Fresh, t0, vec![]);
+            self.local.push_back((i, (r, None)));
+            return None;
+        }
+        let upstream = if opts.slurm.is_some() {
+            self.graph
+                .upstream(i)
+                .filter_map(|u| {
+                    let id = &p.stages[u].id;
+                    lock.stages.get(id).map(|e| (id.clone(), e.clone()))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Some(Job {
+            stage: i,
+            assessment: a,
+            t0,
+            upstream,
+        })
+    }
+
+    /// Records stage `i`'s result: in the journal and the lock when it has
+    /// a new record; a failure cancels its dependents.
+    fn settle(
+        &mut self,
+        i: usize,
+        result: StageResult,
+        entry: Option<LockEntry>,
+    ) -> Result<(), RunError> {
+        let p = self.shared.p;
+        let id = &p.stages[i].id;
+        match &result.outcome {
+            Outcome::Failed { .. } => {
+                // Keep the old fingerprint, so the next run can say what
+                // changed, but never let the record pass as fresh.
+                if let Some(e) = self.lock.stages.get_mut(id) {
+                    e.unfinished = true;
+                }
+                for d in self.queue.cancel_dependents(i) {
+                    let r = skipped(p, d, format!("upstream `{id}` failed"));
+                    self.local.push_back((d, (r, None)));
+                }
+                if !self.shared.opts.keep_going {
+                    self.stopping = true;
+                }
+            }
+            Outcome::Skipped { .. } => {}
+            Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
+                if let Some(e) = entry {
+                    let r = self.journal.finished(id, &e);
+                    r.map_err(|err| self.journal_err(err))?;
+                    if let Some(old) = self.lock.stages.insert(id.clone(), e) {
+                        self.replaced.push(old);
+                    }
+                    if matches!(result.outcome, Outcome::Ran) {
+                        self.ran.push(id.clone());
+                    }
+                }
+                self.queue.finish(i);
+            }
+        }
+        self.shared.reporter.finished(&result);
+        self.results.push(result);
+        Ok(())
+    }
+
+    /// The run's output (the memo is filled in by the caller); stages no
+    /// longer in the pipeline leave the lock.
+    fn finish(self, start: Instant) -> RunOutput {
+        let p = self.shared.p;
+        let mut lock = self.lock;
+        let ids: HashSet<&str> = p.stages.iter().map(|s| s.id.as_str()).collect();
+        let before = lock.stages.len();
+        lock.stages.retain(|k, _| ids.contains(k.as_str()));
+        let lock_changed =
+            lock.stages.len() != before || self.results.iter().any(|r| r.outcome != Outcome::Fresh);
+        RunOutput {
+            lock_changed,
+            replaced: self.replaced,
+            ran: self.ran,
+            summary: RunSummary {
+                run_id: self.shared.opts.run_id,
+                interrupted: self.shared.opts.interrupt.is_set(),
+                duration: start.elapsed(),
+                stages: self.results,
+            },
+            lock,
+            memo: Memo::default(),
+        }
+    }
+}
+
+fn result(s: &StageDef, outcome: Outcome, t0: Instant, reasons: Vec<StaleReason>) -> StageResult {
+    StageResult {
+        stage: s.id.clone(),
+        job: None,
+        outcome,
+        duration: t0.elapsed(),
+        reasons,
+    }
+}
+
+fn skipped(p: &Pipeline, i: usize, because: String) -> StageResult {
+    StageResult {
+        stage: p.stages[i].id.clone(),
+        job: None,
+        outcome: Outcome::Skipped { because },
+        duration: Duration::ZERO,
+        reasons: vec![],
+    }
+}
+
+fn failed(s: &StageDef, error: String, t0: Instant) -> StageResult {
+    let outcome = Outcome::Failed {
+        error,
+        stderr_tail: vec![],
+        log: None,
+    };
+    result(s, outcome, t0, vec![])
+}
+
+/// A failed stage with its stderr tail, log and reasons.
+fn failure(s: &StageDef, f: RunFailure, t0: Instant, reasons: Vec<StaleReason>) -> Settled {
+    let outcome = Outcome::Failed {
+        error: f.error,
+        stderr_tail: f.stderr_tail,
+        log: f.log,
+    };
+    let mut r = result(s, outcome, t0, reasons);
+    r.job = f.job;
+    (r, None)
+}
+
+/// Restores or runs one stale stage (on a worker thread).
+fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
+    let Shared {
+        ws,
+        p,
+        memo,
+        opts,
+        reporter,
+        ..
+    } = *shared;
+    let t0 = job.t0;
+    let s = &p.stages[job.stage];
+    let a = job.assessment;
+    let key = a.key.clone();
+    let fingerprint = a
+        .fingerprint
+        .as_ref()
+        .expect("a stale stage carries its fingerprint");
+    if let Verdict::Restore(entry) = &a.verdict {
+        if restore(ws, memo, s, entry) {
+            let mut entry = entry.clone();
+            entry.set_fingerprint(key, fingerprint);
+            return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
+        }
+    }
+    if opts.interrupt.is_set() {
+        return (skipped(p, job.stage, "run interrupted".into()), None);
+    }
+    let _ = msg.send(Msg::Started(job.stage));
+    reporter.started(&s.id, &a.reasons);
+    let runner = shared.runner(s);
+    let log_path = opts.log_dir.join(format!("{}.log", s.id));
+    let log_shown = log_path
+        .strip_prefix(&ws.root)
+        .unwrap_or(&log_path)
+        .display()
+        .to_string();
+    let shown = || log_path.exists().then(|| log_shown.clone());
+    let fail = |error: String, log: Option<String>| RunFailure {
+        error,
+        stderr_tail: vec![],
+        log,
+        job: None,
+    };
+    if runner.local() {
+        if let Err(e) = clear_outputs(ws, s) {
+            return failure(s, fail(e, None), t0, a.reasons);
+        }
+    }
+    let stage_job = StageJob {
+        ws,
+        stage: s,
+        log_path: &log_path,
+        reporter,
+        interrupt: &opts.interrupt,
+        run_id: opts.run_id,
+        key: &key,
+        upstream: &job.upstream,
+    };
+    let stored = match runner.run(&stage_job) {
+        Ok(Produced::Stored { entry, job }) => {
+            let mut r = result(s, Outcome::Ran, t0, a.reasons);
+            r.job = Some(job);
+            return (r, Some(entry));
+        }
+        Ok(Produced::InPlace) => store_outputs(ws, memo, s),
+        // A stage that printed nothing has no log file to point at.
+        Err(f) if f.log.is_none() => Err(RunFailure { log: shown(), ..f }),
+        Err(f) => Err(f),
+    };
+    match stored {
+        Ok(outs) => {
+            let entry = LockEntry::new(key, fingerprint, outs);
+            (result(s, Outcome::Ran, t0, a.reasons), Some(entry))
+        }
+        Err(f) if f.log.is_none() && f.job.is_none() => {
+            failure(s, RunFailure { log: shown(), ..f }, t0, a.reasons)
+        }
+        Err(f) => failure(s, f, t0, a.reasons),
+    }
+}
+
+/// Restores a stage's outputs from the cache; false (and a warning) when
+/// one cannot be restored, so the stage runs instead.
+fn restore(ws: &Workspace, memo: &SharedMemo, s: &StageDef, entry: &LockEntry) -> bool {
+    for (path, rec) in &entry.outs {
+        let abs = ws.root.join(path);
+        if let Err(e) = ws.cache.restore(rec, &abs) {
+            tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
+            return false;
+        }
+        record_stamp(memo, &ws.root, path, rec);
+    }
+    true
+}
+
+/// Removes a stage's old outputs and creates their parent folders.
+fn clear_outputs(ws: &Workspace, s: &StageDef) -> Result<(), String> {
+    for o in &s.outputs {
+        let abs = ws.root.join(&o.path);
+        let removed = match fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&abs),
+            Ok(_) => fs::remove_file(&abs),
+            Err(_) => Ok(()),
+        };
+        removed.map_err(|e| format!("cannot remove old output `{}`: {e}", o.path))?;
+        if let Some(parent) = abs.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores the outputs a stage wrote in the cache and returns their records.
+fn store_outputs(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+) -> Result<BTreeMap<String, OutRecord>, RunFailure> {
+    let fail = |error: String| RunFailure {
+        error,
+        stderr_tail: vec![],
+        log: None,
+        job: None,
+    };
+    let mut outs = BTreeMap::new();
+    for o in &s.outputs {
+        let abs = ws.root.join(&o.path);
+        let meta = fs::metadata(&abs).map_err(|_| {
+            fail(format!(
+                "the stage succeeded but did not write its declared output `{}`",
+                o.path
+            ))
+        })?;
+        let stored = if meta.is_dir() {
+            ws.cache.store_dir(&abs)
+        } else {
+            ws.cache.store_file(&abs).map(|(hash, size)| {
+                if let Ok(after) = fs::metadata(&abs) {
+                    if Stamp::of(&after) == Stamp::of(&meta) {
+                        memo.record(&o.path, Stamp::of(&after), hash.clone());
+                    }
+                }
+                OutRecord {
+                    hash,
+                    size,
+                    dir: false,
+                    exec: meta.permissions().mode() & 0o111 != 0,
+                }
+            })
+        };
+        let rec = stored.map_err(|e| {
+            fail(format!(
+                "cannot store output `{}` in the cache: {e}",
+                o.path
+            ))
+        })?;
+        outs.insert(o.path.clone(), rec);
+    }
+    Ok(outs)
+}
+
+fn record_stamp(memo: &SharedMemo, root: &Path, path: &str, rec: &OutRecord) {
+    if rec.dir {
+        return;
+    }
+    if let Ok(m) = fs::metadata(root.join(path)) {
+        memo.record(path, Stamp::of(&m), rec.hash.clone());
+    }
+}
