@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -123,12 +124,16 @@ impl ParamError {
     }
 }
 
-/// Why a stage failed at run time.
+/// Why a stage failed at run time: what failed (`message`), what to do
+/// (`help`), and the error that caused it (`source`), kept whole for its
+/// chain rather than flattened into the message.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StageError {
     pub message: String,
     pub help: Option<String>,
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl StageError {
@@ -136,17 +141,53 @@ impl StageError {
         Self {
             message: message.into(),
             help: None,
+            source: None,
         }
     }
+
+    /// A failure caused by `source`: `message` says what failed
+    /// ("cannot read `train.csv`"), the source why. Shown as
+    /// `message: source`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            help: None,
+            source: Some(Arc::new(source)),
+        }
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// The message followed by each cause in the chain (`a: b: c`), leaving
+    /// out a cause whose text the message already holds.
+    pub fn report(&self) -> String {
+        let mut out = self.message.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            next = e.source();
+        }
+        out
     }
 }
 
 impl From<std::io::Error> for StageError {
     fn from(e: std::io::Error) -> Self {
-        StageError::new(e.to_string())
+        Self {
+            message: e.to_string(),
+            help: None,
+            source: Some(Arc::new(e)),
+        }
     }
 }
 
@@ -212,4 +253,23 @@ pub trait StageFactory: Send + Sync {
     fn param_docs(&self) -> &'static [ParamDoc];
     /// Checks `with:` (a mapping, `{}` when absent) and builds the stage.
     fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_errors_keep_their_source_and_report_the_chain_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = StageError::caused_by("cannot read `train.csv`", io);
+        assert_eq!(e.report(), "cannot read `train.csv`: no such file");
+        let source = std::error::Error::source(&e).expect("the cause is kept");
+        assert_eq!(source.to_string(), "no such file");
+        // An io::Error converted with `?` keeps itself as the source, and
+        // its text is not repeated.
+        let e: StageError = std::io::Error::other("disk full").into();
+        assert_eq!(e.report(), "disk full");
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }

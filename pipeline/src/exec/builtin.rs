@@ -72,8 +72,8 @@ fn run_builtin(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             let msg = match &e.help {
-                Some(h) => format!("{} (help: {h})", e.message),
-                None => e.message.clone(),
+                Some(h) => format!("{} (help: {h})", e.report()),
+                None => e.report(),
             };
             Err((msg, vec![]))
         }
