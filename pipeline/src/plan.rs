@@ -269,6 +269,22 @@ pub fn assess(
     }
 }
 
+/// The content hash that output `output` of stage `stage` presents
+/// downstream, according to the lock records `records` (stage id → record).
+/// Every fingerprint of a stage's inputs goes through this one lookup.
+pub fn recorded_output(
+    p: &Pipeline,
+    records: &BTreeMap<String, LockEntry>,
+    stage: usize,
+    output: usize,
+) -> Option<Digest> {
+    let path = &p.stages[stage].outputs[output].path;
+    records
+        .get(&p.stages[stage].id)
+        .and_then(|e| e.outs.get(path))
+        .map(|o| o.hash.clone())
+}
+
 /// One stage's line in `mlcycle status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageStatus {
@@ -290,13 +306,7 @@ pub fn status(
     use rayon::prelude::*;
     // Each stage is judged against the outputs its upstream stages have on
     // record, so every stage can be assessed independently, in parallel.
-    let up = |stage: usize, output: usize| -> Option<Digest> {
-        let path = &p.stages[stage].outputs[output].path;
-        lock.stages
-            .get(&p.stages[stage].id)
-            .and_then(|e| e.outs.get(path))
-            .map(|o| o.hash.clone())
-    };
+    let up = |stage: usize, output: usize| recorded_output(p, &lock.stages, stage, output);
     let assessed: Vec<(usize, Assessment)> = graph
         .order()
         .par_iter()

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use super::runner::{Failure, Produced, RunFailure, Runner, StageJob, StageLog};
+use super::runner::{in_place, Failure, Produced, RunFailure, Runner, StageJob, StageLog};
 use super::scheduler::Reporter;
 use crate::config::{Action, StageDef};
 use crate::stage::RunContext;
@@ -19,21 +19,14 @@ impl Runner for BuiltinRunner {
         let Action::Builtin(stage) = &job.stage.action else {
             unreachable!("the in-process runner gets built-in stages")
         };
-        run_builtin(
+        in_place(run_builtin(
             job.ws,
             job.stage,
             stage.as_ref(),
             job.log_path,
             job.reporter,
             job.run_id,
-        )
-        .map(|()| Produced::InPlace)
-        .map_err(|(error, stderr_tail)| RunFailure {
-            error,
-            stderr_tail,
-            log: None,
-            job: None,
-        })
+        ))
     }
 }
 

@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use super::interrupt::Interrupt;
-use super::runner::{Failure, Produced, RunFailure, Runner, StageJob, StageLog, TAIL_LINES};
+use super::runner::{
+    in_place, Failure, Produced, RunFailure, Runner, StageJob, StageLog, TAIL_LINES,
+};
 use super::scheduler::Reporter;
 use crate::config::{Action, StageDef};
 use crate::workspace::Workspace;
@@ -32,21 +34,14 @@ impl Runner for CommandRunner {
             shell: *shell,
             env,
         };
-        run_command(
+        in_place(run_command(
             job.ws,
             job.stage,
             line,
             job.log_path,
             job.reporter,
             job.interrupt,
-        )
-        .map(|()| Produced::InPlace)
-        .map_err(|(error, stderr_tail)| RunFailure {
-            error,
-            stderr_tail,
-            log: None,
-            job: None,
-        })
+        ))
     }
 }
 

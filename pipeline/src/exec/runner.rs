@@ -52,6 +52,18 @@ pub(crate) struct RunFailure {
     pub job: Option<String>,
 }
 
+/// The result of a runner that leaves its outputs in place, from its
+/// `(message, stderr tail)` failure.
+pub(crate) fn in_place(r: Result<(), Failure>) -> Result<Produced, RunFailure> {
+    r.map(|()| Produced::InPlace)
+        .map_err(|(error, stderr_tail)| RunFailure {
+            error,
+            stderr_tail,
+            log: None,
+            job: None,
+        })
+}
+
 /// Produces a stale stage's outputs.
 pub(crate) trait Runner: Sync {
     /// Runs `job.stage`. The scheduler has cleared its old outputs (for

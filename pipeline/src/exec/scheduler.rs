@@ -304,14 +304,9 @@ impl<'a> Coordinator<'a> {
         let t0 = Instant::now();
         let s = &p.stages[i];
         let lock = &self.lock;
-        let up = |stage: usize, output: usize| -> Option<String> {
-            let path = &p.stages[stage].outputs[output].path;
-            // The lock holds what each stage presents downstream now.
-            lock.stages
-                .get(&p.stages[stage].id)
-                .and_then(|e| e.outs.get(path))
-                .map(|o| o.hash.clone())
-        };
+        // The lock holds what each stage presents downstream now.
+        let up =
+            |stage: usize, output: usize| plan::recorded_output(p, &lock.stages, stage, output);
         let fp = match plan::fingerprint(ws, s, memo, &up) {
             Ok(fp) => fp,
             Err(e) => {

@@ -218,13 +218,7 @@ fn check_inputs(
     upstream: &BTreeMap<String, LockEntry>,
     memo: &SharedMemo,
 ) -> Result<(), Failed> {
-    let up = |stage: usize, output: usize| -> Option<String> {
-        let path = &p.stages[stage].outputs[output].path;
-        upstream
-            .get(&p.stages[stage].id)
-            .and_then(|e| e.outs.get(path))
-            .map(|o| o.hash.clone())
-    };
+    let up = |stage: usize, output: usize| plan::recorded_output(p, upstream, stage, output);
     let s = &p.stages[i];
     let seen = plan::fingerprint(ws, s, memo, &up)
         .map(|fp| plan::assess(ws, p, s, fp, None, memo, true).key);

@@ -138,12 +138,8 @@ pub fn submit_detached(
             .filter(|u| job_of.contains_key(u))
             .collect();
         if waiting.is_empty() && !forced[i] {
-            let up = |stage: usize, output: usize| -> Option<String> {
-                let path = &p.stages[stage].outputs[output].path;
-                lock.stages
-                    .get(&p.stages[stage].id)
-                    .and_then(|e| e.outs.get(path))
-                    .map(|o| o.hash.clone())
+            let up = |stage: usize, output: usize| {
+                crate::plan::recorded_output(p, &lock.stages, stage, output)
             };
             let fp = fingerprint(ws, s, memo, &up).map_err(|e| format!("stage `{}`: {e}", s.id))?;
             let a = assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false);

@@ -1,0 +1,220 @@
+//! The subcommands: one file each (or per small family), sharing the
+//! error type, the workspace lookup and `open` from here.
+
+mod gc;
+mod init;
+mod models;
+mod run;
+mod runs;
+mod serve;
+mod show;
+mod stages;
+mod status;
+
+use gc::*;
+use init::*;
+use models::*;
+use run::*;
+use runs::*;
+use serve::*;
+use show::*;
+use stages::*;
+use status::*;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use miette::{Diagnostic, Report};
+use mlcycle_pipeline::config::PIPELINE_FILE;
+use mlcycle_pipeline::exec::slurm::{self, detached, SlurmOptions};
+use mlcycle_pipeline::exec::Interrupt;
+use mlcycle_pipeline::history::History;
+use mlcycle_pipeline::plan::StageStatus;
+use mlcycle_pipeline::session::{GcOptions, Submitted};
+use mlcycle_pipeline::summary::{fmt_duration, Outcome, RunSummary};
+use mlcycle_pipeline::{Pipeline, RunRequest, Session, SessionOptions, StageRegistry, Workspace};
+
+use crate::cli::{
+    Cli, Cmd, DagFormat, ExecArgs, Executor, GcArgs, HistoryArgs, InitArgs, ModelsArgs, ModelsCmd,
+    PredictArgs, RunArgs, RunsArgs, RunsCmd, ShowArgs, StagesArgs, StatusArgs, TargetArgs,
+    WorkspaceArg,
+};
+use crate::locate::{locate, locate_root, Located};
+use crate::report::TermReporter;
+
+const EXIT_STAGE_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// A failure to report, with the exit code it implies.
+pub(crate) struct Fail {
+    report: Report,
+    code: u8,
+}
+
+impl<E: Diagnostic + Send + Sync + 'static> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail {
+            report: Report::new(e),
+            code: EXIT_USAGE,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub(crate) enum CliError {
+    #[error("no {PIPELINE_FILE} in {dir}")]
+    #[diagnostic(code(mlcycle::cli::no_pipeline), help("run mlcycle in a workspace folder (or below one), or name one: `mlcycle run path/to/workspace` or `-C path`; `mlcycle init` starts one"))]
+    NoPipeline { dir: String },
+    #[error("`{arg}` is not a workspace: {what}")]
+    #[diagnostic(
+        code(mlcycle::cli::not_a_workspace),
+        help("a workspace is a folder with an mlcycle.yaml at its root; stage names have no `/`")
+    )]
+    NotAWorkspace { arg: String, what: String },
+    #[error("`{arg}` is not KEY=VALUE")]
+    #[diagnostic(
+        code(mlcycle::cli::param),
+        help("write overrides as `-p train.lr=0.1`")
+    )]
+    BadParam { arg: String },
+    #[error("no run {id} in this workspace")]
+    #[diagnostic(
+        code(mlcycle::cli::no_run),
+        help("`mlcycle runs` lists the recorded runs")
+    )]
+    NoRun { id: i64 },
+    #[error("{message}")]
+    #[diagnostic(code(mlcycle::cli::predict), help("{help}"))]
+    Predict { message: String, help: String },
+    #[cfg(feature = "serve")]
+    #[error("{message}")]
+    #[diagnostic(code(mlcycle::serve), help("{help}"))]
+    Serve { message: String, help: String },
+    #[error("{path} already exists")]
+    #[diagnostic(
+        code(mlcycle::cli::init_exists),
+        help("this folder is a workspace already; `--force` overwrites the file")
+    )]
+    InitExists { path: String },
+    #[error("unknown stage kind `{kind}`")]
+    #[diagnostic(code(mlcycle::cli::unknown_kind))]
+    UnknownKind {
+        kind: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("{0}")]
+    #[diagnostic(code(mlcycle::cli::io))]
+    Io(String),
+    #[error("{0}")]
+    #[diagnostic(code(mlcycle::cli::usage))]
+    Usage(String),
+}
+
+pub fn main(registry: StageRegistry) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    miette::set_hook(Box::new(|_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .terminal_links(false)
+                .build(),
+        )
+    }))
+    .ok();
+    let res = match &cli.command {
+        Cmd::Run(a) => cmd_run(&cli, a, &registry),
+        Cmd::Status(a) => cmd_status(&cli, a, &registry),
+        Cmd::Dag(a) => cmd_dag(&cli, &a.target, a.format, &registry),
+        Cmd::Validate(a) => cmd_validate(&cli, a, &registry),
+        Cmd::Gc(a) => cmd_gc(&cli, a, &registry),
+        Cmd::Runs(a) => cmd_runs(&cli, a),
+        Cmd::Stages(a) => cmd_stages(a, &registry),
+        Cmd::Show(a) => cmd_show(&cli, a, &registry),
+        Cmd::Predict(a) => cmd_predict(a),
+        Cmd::Models(a) => cmd_models(&cli, a),
+        Cmd::History(a) => cmd_history(&cli, a),
+        #[cfg(feature = "serve")]
+        Cmd::Serve(a) => cmd_serve(&cli, a),
+        Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
+        Cmd::Init(a) => cmd_init(&cli, a),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "mlcycle", &mut std::io::stdout());
+            Ok(0)
+        }
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info,mlcycle=debug,mlcycle_pipeline=debug",
+            _ => "debug,mlcycle=trace,mlcycle_pipeline=trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(CliError::BadParam { arg: p.clone() }.into()),
+        })
+        .collect()
+}
+
+fn open(
+    cli: &Cli,
+    t: &TargetArgs,
+    registry: &StageRegistry,
+) -> Result<(Session, Vec<String>), Fail> {
+    let Located {
+        file,
+        rest: targets,
+    } = locate(cli.dir.as_deref(), &t.args)?;
+    let overrides = parse_overrides(&t.params)?;
+    let session = Session::open(
+        &file,
+        &SessionOptions {
+            registry,
+            overrides: &overrides,
+        },
+    )?;
+    Ok((session, targets))
+}
+
+/// Resident memory in MiB, for debug logs.
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096 / 1048576)
+        .unwrap_or(0)
+}

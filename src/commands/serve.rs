@@ -1,0 +1,150 @@
+//! `serve` and `predict`: scoring with a bundle, over HTTP or offline.
+
+use super::*;
+
+#[cfg(feature = "serve")]
+pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail> {
+    use mlcycle_stages::deploy::serve;
+    // A bundle can be served from outside any workspace: its prediction log
+    // then lives in the current (or `-C`) folder.
+    let dir = match locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref()) {
+        Ok(d) => d,
+        Err(_) if a.bundle.is_some() && a.workspace.dir.is_none() => {
+            cli.dir.clone().unwrap_or_else(|| PathBuf::from("."))
+        }
+        Err(e) => return Err(e),
+    };
+    let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
+    let addr: std::net::SocketAddr = format!("{}:{}", a.host, a.port)
+        .parse()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            (a.host.as_str(), a.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or(())
+        })
+        .map_err(|_| CliError::Usage(format!("`{}` is not a host to listen on", a.host)))?;
+    if !(a.header_timeout > 0.0 && a.header_timeout.is_finite()) {
+        return Err(CliError::Usage(
+            "`--header-timeout` must be a positive number of seconds".into(),
+        )
+        .into());
+    }
+    let state = ws
+        .db_path()
+        .parent()
+        .expect("the db is in a folder")
+        .to_path_buf();
+    std::fs::create_dir_all(&state).map_err(|e| CliError::Io(e.to_string()))?;
+    serve::serve(serve::ServeOptions {
+        addr,
+        workers: a
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        max_body: a.max_body,
+        header_timeout: std::time::Duration::from_secs_f64(a.header_timeout),
+        feedback_quota: a.feedback_quota,
+        bundle: a.bundle.clone(),
+        feedback_log: ws.root.join("feedback").join("labels.jsonl"),
+        state,
+        poll: std::time::Duration::from_millis(500),
+    })
+    .map_err(|e| CliError::Serve {
+        message: e,
+        help: "`mlcycle models` shows the registry; `--bundle DIR` serves a bundle folder".into(),
+    })?;
+    Ok(0)
+}
+
+pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
+    use mlcycle_stages::deploy::Bundle;
+    let bundle = Bundle::load(&a.bundle).map_err(|e| CliError::Predict {
+        message: e.to_string(),
+        help: "rebuild the bundle with `mlcycle run`; a bundle is the folder with bundle.json"
+            .into(),
+    })?;
+    // `-` reads standard input through a temporary file (the CSV reader
+    // reports line numbers from a path).
+    let stdin_copy;
+    let input: &std::path::Path = if a.input.as_os_str() == "-" {
+        let mut tmp = tempfile::NamedTempFile::new().map_err(|e| CliError::Io(e.to_string()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
+            .map_err(|e| CliError::Io(format!("cannot read standard input: {e}")))?;
+        stdin_copy = tmp.into_temp_path();
+        &stdin_copy
+    } else {
+        &a.input
+    };
+    let needs = || {
+        bundle
+            .model
+            .inputs
+            .iter()
+            .map(|c| format!("{} ({})", c.name, c.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shown = a.input.display().to_string();
+    let shown = if shown == "-" {
+        "standard input".to_string()
+    } else {
+        shown
+    };
+    let rows = bundle.read_csv(input).map_err(|e| CliError::Predict {
+        message: e.replace(&input.display().to_string(), &shown),
+        help: format!("the model needs columns: {}", needs()),
+    })?;
+    let pred = bundle.predict(&rows).map_err(|e| CliError::Predict {
+        message: format!("cannot score {shown}: {e}"),
+        help: format!(
+            "the model `{}` (version {}) needs columns: {}",
+            bundle.manifest.name,
+            bundle.manifest.version,
+            needs()
+        ),
+    })?;
+    let scored = bundle.with_predictions(&rows, &pred);
+    tracing::info!(
+        rows = rows.n_rows(),
+        model = %bundle.manifest.name,
+        version = %bundle.manifest.version,
+        "Scored rows"
+    );
+    let text = if a.json {
+        let mut s = String::new();
+        for r in 0..scored.n_rows() {
+            let mut obj = serde_json::Map::new();
+            for c in &scored.columns {
+                let v = match &c.data {
+                    mlcycle_stages::table::ColumnData::Numeric(v) if v[r].is_finite() => {
+                        serde_json::json!(v[r])
+                    }
+                    mlcycle_stages::table::ColumnData::Numeric(_) => serde_json::Value::Null,
+                    mlcycle_stages::table::ColumnData::Categorical(v) => serde_json::json!(v[r]),
+                };
+                obj.insert(c.name.clone(), v);
+            }
+            s.push_str(&serde_json::Value::Object(obj).to_string());
+            s.push('\n');
+        }
+        s
+    } else {
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| CliError::Io(e.to_string()))?;
+        scored
+            .write_csv(tmp.path())
+            .map_err(|e| CliError::Io(e.to_string()))?;
+        std::fs::read_to_string(tmp.path()).map_err(|e| CliError::Io(e.to_string()))?
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| CliError::Io(format!("cannot write {}: {e}", p.display())))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+    Ok(0)
+}

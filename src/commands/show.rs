@@ -1,0 +1,110 @@
+//! `show`: one artifact, or the list of them.
+
+use super::*;
+
+pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let (session, rest) = open(
+        cli,
+        &TargetArgs {
+            args: a.args.clone(),
+            params: vec![],
+        },
+        registry,
+    )?;
+    let p = session.pipeline();
+    let Some(artifact) = rest.first() else {
+        print!("{}", artifact_list(p));
+        return Ok(0);
+    };
+    let usage = || {
+        CliError::Usage(format!(
+            "`{artifact}` is not `STAGE.PORT`; `mlcycle show` lists the artifacts"
+        ))
+    };
+    let (sid, port) = artifact.split_once('.').ok_or_else(usage)?;
+    let Some(stage) = p.stages.iter().find(|s| s.id == sid) else {
+        let help = mlcycle_pipeline::suggest::closest(sid, p.stages.iter().map(|s| s.id.as_str()))
+            .map(|s| format!("did you mean `{s}`?"));
+        return Err(CliError::Usage(format!(
+            "the pipeline has no stage `{sid}`{}",
+            help.map(|h| format!("; {h}")).unwrap_or_default()
+        ))
+        .into());
+    };
+    let Some(out) = stage.outputs.iter().find(|o| o.name == port) else {
+        let names: Vec<&str> = stage.outputs.iter().map(|o| o.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "stage `{sid}` has no output `{port}` (it has: {})",
+            names.join(", ")
+        ))
+        .into());
+    };
+    let path = p.root.join(&out.path);
+    if !path.exists() {
+        return Err(CliError::Usage(format!(
+            "`{}` has not been produced yet ({} is missing); run `mlcycle run {sid}` first",
+            artifact, out.path
+        ))
+        .into());
+    }
+    let text = if out.path.ends_with(".arrow") {
+        mlcycle_stages::table::Table::read_arrow(&path)
+            .map_err(|e| CliError::Io(e.to_string()))?
+            .preview(a.rows)
+    } else if path.is_dir() {
+        let files =
+            mlcycle_pipeline::cache::walk_files(&path).map_err(|e| CliError::Io(e.to_string()))?;
+        files.iter().map(|(r, _)| format!("{r}\n")).collect()
+    } else {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| CliError::Io(format!("cannot read {}: {e}", out.path)))?;
+        match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => format!(
+                "{} ({} bytes of binary data)\n",
+                out.path,
+                e.as_bytes().len()
+            ),
+        }
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+/// Every stage's outputs: `STAGE.PORT`, the path, and whether it exists.
+pub(super) fn artifact_list(p: &Pipeline) -> String {
+    let rows: Vec<(String, &str, &str)> = p
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.outputs.iter().map(move |o| {
+                let state = match std::fs::symlink_metadata(p.root.join(&o.path)) {
+                    Ok(_) => "present",
+                    Err(_) => "missing",
+                };
+                (format!("{}.{}", s.id, o.name), o.path.as_str(), state)
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return "the pipeline declares no outputs\n".into();
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let pw = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:<w$}  {:<pw$}  STATE\n", "ARTIFACT", "PATH");
+    for (name, path, state) in rows {
+        out.push_str(&format!("{name:<w$}  {path:<pw$}  {state}\n"));
+    }
+    out.push_str("`mlcycle show STAGE.PORT` prints one (a table's schema and first rows)\n");
+    out
+}

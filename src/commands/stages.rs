@@ -1,0 +1,76 @@
+//! `stages`: the catalogue of stage kinds.
+
+use super::*;
+
+pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    if a.markdown {
+        print!("{}", mlcycle_stages::catalogue_markdown(registry));
+        return Ok(0);
+    }
+    match &a.kind {
+        None => {
+            let w = registry
+                .kinds()
+                .map(|f| f.kind().len())
+                .max()
+                .unwrap_or(7)
+                .max(7);
+            println!(
+                "{:<w$}  run a command (`run:` stages; see docs/pipeline-yaml.md)",
+                "command"
+            );
+            for f in registry.kinds() {
+                println!("{:<w$}  {}", f.kind(), f.summary());
+            }
+        }
+        Some(kind) => {
+            let Some(f) = registry.get(kind) else {
+                let help = registry
+                    .suggest(kind)
+                    .map(|s| format!("did you mean `{s}`?"));
+                return Err(CliError::UnknownKind {
+                    kind: kind.clone(),
+                    help,
+                }
+                .into());
+            };
+            println!(
+                "{} (version {})\n  {}\n",
+                f.kind(),
+                f.version(),
+                f.summary()
+            );
+            println!("inputs:");
+            if f.inputs().is_empty() {
+                println!("  (none)");
+            }
+            for p in f.inputs() {
+                println!(
+                    "  {:<12} [{}] {}{}",
+                    p.name,
+                    p.artifact.as_str(),
+                    p.doc,
+                    if p.required { "" } else { " (optional)" }
+                );
+            }
+            println!("outputs:");
+            for p in f.outputs() {
+                println!(
+                    "  {:<12} [{}] {} (artifacts/<stage>/{})",
+                    p.name,
+                    p.artifact.as_str(),
+                    p.doc,
+                    p.file
+                );
+            }
+            println!("params (with:):");
+            if f.param_docs().is_empty() {
+                println!("  (none)");
+            }
+            for p in f.param_docs() {
+                println!("  {:<12} {:<20} {}", p.name, p.ty, p.doc);
+            }
+        }
+    }
+    Ok(0)
+}

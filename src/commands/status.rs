@@ -1,0 +1,127 @@
+//! `status`, `dag` and `validate`: what the pipeline is and what would run.
+
+use super::*;
+
+pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
+    let t = std::time::Instant::now();
+    let (session, targets) = open(cli, &a.target, registry)?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        stages = session.pipeline().stages.len(),
+        rss_mb = rss_mb(),
+        "Loaded the pipeline."
+    );
+    let selected = session.select(&targets, a.downstream)?;
+    let st = session.status(&selected)?;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        rss_mb = rss_mb(),
+        "Assessed every stage."
+    );
+    let stale: Vec<_> = st.iter().filter(|s| s.state != "fresh").collect();
+    if a.json {
+        let v = serde_json::json!({
+            "pipeline": session.pipeline().name,
+            "up_to_date": stale.is_empty(),
+            "stages": st,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else if !cli.quiet {
+        print!("{}", status_table(&st, &stale, cli.verbose > 0));
+    }
+    // The process ends now: let the OS reclaim the plan's many small
+    // allocations instead of freeing them one by one.
+    std::mem::forget(session);
+    Ok(if stale.is_empty() { 0 } else { 1 })
+}
+
+pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: bool) -> String {
+    let mut out = String::new();
+    let rows: Vec<&StageStatus> = if verbose {
+        st.iter().collect()
+    } else {
+        stale.to_vec()
+    };
+    if !rows.is_empty() {
+        let w = rows
+            .iter()
+            .map(|r| r.stage.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        out.push_str(&format!("{:<w$}  {:<10}  REASON\n", "STAGE", "STATE"));
+        for r in rows {
+            let why: Vec<String> = r.reasons.iter().map(|x| x.to_string()).collect();
+            out.push_str(&format!(
+                "{:<w$}  {:<10}  {}\n",
+                r.stage,
+                r.state,
+                why.join("; ")
+            ));
+        }
+    }
+    if stale.is_empty() {
+        out.push_str(&format!("all {} stages fresh\n", st.len()));
+    } else {
+        out.push_str(&format!(
+            "{} of {} stages would run or be restored\n",
+            stale.len(),
+            st.len()
+        ));
+    }
+    out
+}
+
+pub(super) fn cmd_dag(
+    cli: &Cli,
+    t: &TargetArgs,
+    format: DagFormat,
+    registry: &StageRegistry,
+) -> Result<u8, Fail> {
+    let (session, targets) = open(cli, t, registry)?;
+    let (p, g) = (session.pipeline(), session.graph());
+    let keep = session.select(&targets, false)?;
+    let s = match format {
+        DagFormat::Mermaid => g.mermaid(p, &keep),
+        DagFormat::Dot => g.dot(p, &keep),
+        DagFormat::Text => g.text(p, &keep),
+    };
+    print!("{s}");
+    Ok(0)
+}
+
+pub(super) fn cmd_validate(
+    cli: &Cli,
+    t: &TargetArgs,
+    registry: &StageRegistry,
+) -> Result<u8, Fail> {
+    let (session, targets) = open(cli, t, registry)?;
+    let p = session.pipeline();
+    if let Some(name) = targets.first() {
+        return Err(CliError::Usage(format!(
+            "`validate` checks the whole pipeline and takes no stage names (got `{name}`); pass a workspace folder or nothing"
+        ))
+        .into());
+    }
+    let edges: usize = p
+        .stages
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .filter(|i| matches!(i.source, mlcycle_pipeline::config::Source::Stage { .. }))
+                .count()
+        })
+        .sum();
+    if !cli.quiet {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        println!(
+            "pipeline `{}` is valid: {}, {}",
+            p.name,
+            plural(p.stages.len(), "stage", "stages"),
+            plural(edges, "stage-to-stage input", "stage-to-stage inputs")
+        );
+    }
+    Ok(0)
+}
