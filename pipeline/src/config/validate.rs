@@ -1,12 +1,17 @@
 //! Every check made on a pipeline before anything runs. Problems are
 //! collected as [`Issue`]s and reported together.
 
+mod parse;
+mod paths;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use self::parse::{cached_parse, display_name, failure, failure_message, save_parse};
+use self::paths::{normalize_any, normalize_output, stem};
 use super::load::{self, LoadFailure};
 use super::span::{Part, YamlPath};
 use super::{Action, ConfigError, FileKey, Input, Issue, Output, Pipeline, Source, StageDef};
@@ -98,93 +103,6 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         sources.push((FileKey::Params, pname, ptext));
     }
     Err(ConfigError::locate(file, &sources, v.issues))
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ParsedPipeline {
-    hash: String,
-    value: Value,
-}
-
-fn cached_parse(cache: Option<&Path>, text: &str) -> Option<Value> {
-    let bytes = std::fs::read(cache?).ok()?;
-    let parsed: ParsedPipeline = serde_json::from_slice(&bytes).ok()?;
-    (parsed.hash == crate::hash::hash_bytes(text.as_bytes())).then_some(parsed.value)
-}
-
-fn save_parse(cache: Option<&Path>, text: &str, value: &Value) {
-    let Some(path) = cache else { return };
-    let parsed = ParsedPipeline {
-        hash: crate::hash::hash_bytes(text.as_bytes()),
-        value: value.clone(),
-    };
-    if let Ok(bytes) = serde_json::to_vec(&parsed) {
-        // Best effort: without the cache the next load parses the YAML again.
-        if let Err(e) = crate::workspace::write_atomic(path, &bytes) {
-            tracing::debug!(path = %path.display(), error = %e, "Could not cache the parsed pipeline.");
-        }
-    }
-}
-
-fn display_name(file: &Path) -> String {
-    file.to_string_lossy().trim_start_matches("./").to_string()
-}
-
-fn failure(file: &Path, name: &str, text: &str, f: LoadFailure) -> ConfigError {
-    let (code, message, help, offset) = match f {
-        LoadFailure::Io(e) => (
-            "io",
-            format!("cannot read {}: {e}", file.display()),
-            Some("check the path; a workspace holds an `mlcycle.yaml` at its root".to_string()),
-            None,
-        ),
-        LoadFailure::TooLarge { bytes } => (
-            "too_large",
-            format!(
-                "the file is {:.1} MiB; pipeline files are capped at {} MiB",
-                bytes as f64 / 1048576.0,
-                load::MAX_FILE_BYTES / 1048576
-            ),
-            Some("keep data out of the pipeline file: point a stage at a data file instead".into()),
-            None,
-        ),
-        LoadFailure::AliasBomb { nodes, offset } => (
-            "alias_bomb",
-            format!(
-                "YAML aliases expand this document to more than {} nodes ({nodes} counted so far)",
-                load::MAX_EXPANDED_NODES
-            ),
-            Some("an alias that refers to lists of aliases grows exponentially; write the values out or use fewer levels".into()),
-            Some(offset),
-        ),
-        LoadFailure::Syntax { message, offset } => (
-            "syntax",
-            format!("invalid YAML: {message}"),
-            Some("fix the YAML syntax at the marked position".into()),
-            offset,
-        ),
-    };
-    let issue = Issue {
-        code,
-        message,
-        help,
-        file: FileKey::Pipeline,
-        path: None,
-        part: Part::Value,
-        label: "here".into(),
-        offset,
-    };
-    ConfigError::at_offset(file, name, text, issue, offset)
-}
-
-/// The one-line message for a load failure of a secondary file.
-fn failure_message(file: &Path, name: &str, f: LoadFailure) -> String {
-    failure(file, name, "", f)
-        .issues
-        .into_iter()
-        .next()
-        .map(|i| i.issue.message)
-        .unwrap_or_default()
 }
 
 /// A stage after the first pass: its outputs are known, its inputs not yet.
@@ -1751,146 +1669,5 @@ fn out_path(d: &Draft<'_>, oi: usize) -> YamlPath {
         d.path.key("outs").index(oi)
     } else {
         d.path.key("uses")
-    }
-}
-
-/// The name a path gets when the user does not name it: its file name
-/// without the extension (`data/train.csv` → `train`).
-fn stem(p: &str) -> String {
-    let base = p.trim_end_matches('/').rsplit('/').next().unwrap_or(p);
-    match base.find('.') {
-        Some(0) | None => base.to_string(),
-        Some(i) => base[..i].to_string(),
-    }
-}
-
-/// Lexically normalizes a dependency path (`./a/../b` → `b`). Absolute paths
-/// and paths outside the workspace are allowed for reading.
-pub(crate) fn normalize_any(p: &str) -> Option<String> {
-    if p.trim().is_empty() {
-        return None;
-    }
-    let path = Path::new(p);
-    let mut parts: Vec<String> = Vec::new();
-    let absolute = path.is_absolute();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if parts.last().is_some_and(|l| l != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..".into());
-                }
-            }
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::RootDir | Component::Prefix(_) => {}
-        }
-    }
-    let joined = parts.join("/");
-    Some(if absolute {
-        format!("/{joined}")
-    } else if joined.is_empty() {
-        ".".into()
-    } else {
-        joined
-    })
-}
-
-/// Normalizes an output path, refusing anything that would write outside
-/// the workspace: absolute paths, `..` escapes, and symlinked folders that
-/// lead out of it.
-/// `root` must be canonical; `checked` remembers folders already found safe.
-pub(crate) fn normalize_output(
-    root: &Path,
-    p: &str,
-    checked: &mut HashSet<PathBuf>,
-) -> Result<String, String> {
-    if p.trim().is_empty() {
-        return Err("is empty".into());
-    }
-    if Path::new(p).is_absolute() {
-        return Err("is an absolute path".into());
-    }
-    let norm = normalize_any(p).ok_or("is empty")?;
-    if norm == "." {
-        return Err("is the workspace itself".into());
-    }
-    if norm == ".." || norm.starts_with("../") {
-        return Err("is outside the workspace".into());
-    }
-    if norm == ".mlcycle"
-        || norm.starts_with(".mlcycle/")
-        || norm == super::PIPELINE_FILE
-        || norm == "mlcycle.lock"
-    {
-        return Err("is a file mlcycle owns".into());
-    }
-    // Walk the existing folders on the way: a symlink among them may lead
-    // out. (The last component needs no check: outputs are deleted before
-    // their stage runs, so a symlink there is replaced, not followed.)
-    let mut cur = root.to_path_buf();
-    let parts: Vec<&str> = norm.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
-        cur.push(part);
-        if checked.contains(&cur) {
-            continue;
-        }
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => {}
-                Ok(target) => {
-                    return Err(format!(
-                        "goes through symlink `{}`, which leads outside the workspace (to {})",
-                        cur.strip_prefix(root).unwrap_or(&cur).display(),
-                        target.display()
-                    ))
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "goes through symlink `{}`, which points nowhere",
-                        cur.strip_prefix(root).unwrap_or(&cur).display()
-                    ))
-                }
-            },
-            Ok(_) => {}
-            Err(_) => break,
-        }
-        checked.insert(cur.clone());
-    }
-    Ok(norm)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stems() {
-        assert_eq!(stem("data/train.csv"), "train");
-        assert_eq!(stem("out/features/"), "features");
-        assert_eq!(stem(".env"), ".env");
-    }
-
-    #[test]
-    fn normalizes_paths() {
-        assert_eq!(normalize_any("./a/../b/c.txt").unwrap(), "b/c.txt");
-        assert_eq!(normalize_any("../x").unwrap(), "../x");
-        assert_eq!(normalize_any("/abs/./p").unwrap(), "/abs/p");
-    }
-
-    #[test]
-    fn refuses_outputs_outside() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let mut c = HashSet::new();
-        assert!(normalize_output(&root, "../x", &mut c).is_err());
-        assert!(normalize_output(&root, "a/../../x", &mut c).is_err());
-        assert!(normalize_output(&root, "/etc/passwd", &mut c).is_err());
-        assert_eq!(normalize_output(&root, "a/./b", &mut c).unwrap(), "a/b");
-        let outside = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
-        let e = normalize_output(&root, "link/x", &mut c).unwrap_err();
-        assert!(e.contains("symlink"), "{e}");
     }
 }
