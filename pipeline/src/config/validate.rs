@@ -1,8 +1,15 @@
 //! Every check made on a pipeline before anything runs. Problems are
 //! collected as [`Issue`]s and reported together.
 
+mod cycles;
+mod outputs;
+mod params;
 mod parse;
 mod paths;
+mod resources;
+mod shape;
+mod stages;
+mod top;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,40 +17,15 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use self::parse::{cached_parse, display_name, failure, failure_message, save_parse};
-use self::paths::{normalize_any, normalize_output, stem};
-use super::load::{self, LoadFailure};
+use self::parse::{cached_parse, display_name, failure, save_parse};
+use self::paths::{normalize_any, stem};
+use super::load;
 use super::span::{Part, YamlPath};
 use super::{Action, ConfigError, FileKey, Input, Issue, Output, Pipeline, Source, StageDef};
 use crate::interp::{self, Namespace, Piece};
-use crate::params;
 use crate::registry::{StageRegistry, COMMAND_KIND};
 use crate::stage::{Artifact, StageFactory};
 use crate::suggest::did_you_mean;
-
-const TOP_KEYS: &[&str] = &[
-    "name",
-    "params",
-    "params_file",
-    "stages",
-    "executor",
-    "resources",
-    "cache_dir",
-];
-const STAGE_KEYS: &[&str] = &[
-    "uses",
-    "with",
-    "inputs",
-    "run",
-    "deps",
-    "outs",
-    "params",
-    "env",
-    "desc",
-    "resources",
-];
-const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env"];
-const USES_ONLY: &[&str] = &["with", "inputs"];
 
 /// What to load a pipeline with.
 pub struct LoadOptions<'a> {
@@ -148,72 +130,20 @@ impl Validator<'_> {
         });
     }
 
+    /// Checks the whole pipeline and builds it. The checks run in the order
+    /// their problems are reported.
     fn pipeline(
         &mut self,
         doc: &Value,
         overrides: &[(String, String)],
         file: &Path,
     ) -> Option<Pipeline> {
-        let root_path = YamlPath::root();
-        let Some(top) = doc.as_object() else {
-            self.push(
-                "not_a_mapping",
-                &root_path,
-                Part::Value,
-                "a pipeline file must be a mapping with `name`, `params` and `stages`".into(),
-                "expected a mapping",
-                None,
-            );
-            return None;
-        };
-        self.unknown_keys(top, &root_path, TOP_KEYS, "top-level key", "");
-
-        let name = match top.get("name") {
-            None => self
-                .root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "pipeline".into()),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                self.push(
-                    "type",
-                    &root_path.key("name"),
-                    Part::Value,
-                    "`name` must be a string".into(),
-                    "not a string",
-                    None,
-                );
-                String::new()
-            }
-        };
-
+        let top = self.check_top(doc)?;
+        let name = self.check_name(top);
         self.load_params(top);
         self.apply_overrides(overrides);
-
-        let stages_path = root_path.key("stages");
-        let Some(stages) = top.get("stages") else {
-            self.push(
-                "missing_stages",
-                &root_path,
-                Part::Value,
-                "the pipeline has no `stages` mapping".into(),
-                "add `stages:` here",
-                Some("declare stages as `stages: {name: {run: ...}}`".into()),
-            );
-            return None;
-        };
-        let Some(stages) = stages.as_object() else {
-            self.push(
-                "type",
-                &stages_path,
-                Part::Value,
-                "`stages` must be a mapping from stage name to stage".into(),
-                "expected a mapping",
-                None,
-            );
-            return None;
-        };
+        let stages = self.check_stages(top)?;
+        let stages_path = YamlPath::root().key("stages");
 
         // Pass 1: kinds and outputs.
         let mut drafts: Vec<Draft<'_>> = Vec::with_capacity(stages.len());
@@ -227,157 +157,19 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, d)| (d.id.as_str(), i))
             .collect();
-
-        // Two stages writing the same path, or one inside the other's folder.
-        let mut by_path: HashMap<&str, (usize, usize)> = HashMap::new();
-        let mut conflicts = Vec::new();
-        for (si, d) in drafts.iter().enumerate() {
-            for (oi, o) in d.outputs.iter().enumerate() {
-                if let Some(&(sj, _)) = by_path.get(o.path.as_str()) {
-                    conflicts.push((si, oi, sj, o.path.clone()));
-                } else {
-                    by_path.insert(o.path.as_str(), (si, oi));
-                }
-            }
-        }
-        // An output inside another stage's output folder: look each path's
-        // ancestors up (sorting would miss `out` / `out.txt` / `out/x.txt`).
-        for (si, d) in drafts.iter().enumerate() {
-            for (oi, o) in d.outputs.iter().enumerate() {
-                let mut prefix = o.path.as_str();
-                while let Some(i) = prefix.rfind('/') {
-                    prefix = &prefix[..i];
-                    if let Some(&(sj, _)) = by_path.get(prefix) {
-                        if sj != si {
-                            conflicts.push((si, oi, sj, o.path.clone()));
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        for (si, oi, sj, p) in conflicts {
-            let d = &drafts[si];
-            let other = drafts[sj].id.clone();
-            let path = out_path(d, oi);
-            self.push(
-                "duplicate_output",
-                &path,
-                Part::Value,
-                format!(
-                    "stage `{}` writes `{p}`, which stage `{other}` also writes",
-                    d.id
-                ),
-                "written twice",
-                Some(
-                    "each file may have one producer; give one of the stages another output path"
-                        .into(),
-                ),
-            );
-        }
+        self.check_duplicate_outputs(&drafts);
 
         // Pass 2: inputs, params, actions.
-        let mut out_index: HashMap<&str, (usize, usize)> = HashMap::new();
-        for (si, d) in drafts.iter().enumerate() {
-            for (oi, o) in d.outputs.iter().enumerate() {
-                out_index.entry(o.path.as_str()).or_insert((si, oi));
-            }
-        }
+        let out_index = outputs::output_index(&drafts);
         let defs: Vec<Option<StageDef>> = drafts
             .iter()
             .map(|d| self.finish(d, &drafts, &ids, &out_index))
             .collect();
-
-        // Cycles, among the stages that resolved (so they are reported
-        // together with every other problem).
-        let deps: Vec<Vec<usize>> = defs
-            .iter()
-            .map(|s| {
-                s.iter()
-                    .flat_map(|s| s.inputs.iter())
-                    .filter_map(|i| match i.source {
-                        Source::Stage { stage, .. } => Some(stage),
-                        Source::File(_) => None,
-                    })
-                    .collect()
-            })
-            .collect();
-        if let Some(cycle) = crate::graph::find_cycle(&deps) {
-            let chain: Vec<&str> = cycle
-                .iter()
-                .chain(cycle.first())
-                .map(|&i| drafts[i].id.as_str())
-                .collect();
-            let first = &drafts[cycle[0]];
-            self.push(
-                "cycle",
-                &first.path,
-                Part::Key,
-                format!("the stages form a cycle: {}", chain.join(" → ")),
-                "this stage depends on itself through the chain",
-                Some("a stage cannot read, directly or not, what it writes; remove one of the dependencies in the chain".into()),
-            );
-        }
-        // Where stages run: `executor:` and `resources:` (defaults, then
-        // per stage).
-        let executor = match top.get("executor") {
-            None => None,
-            Some(Value::String(e)) if e == "local" || e == "slurm" => Some(e.clone()),
-            Some(other) => {
-                self.push(
-                    "executor",
-                    &root_path.key("executor"),
-                    Part::Value,
-                    format!("`executor` must be `local` or `slurm`, got {other}"),
-                    "unknown executor",
-                    Some("`mlcycle run --executor` overrides it for one run".into()),
-                );
-                None
-            }
-        };
-        let cache_dir = match top.get("cache_dir") {
-            None => None,
-            Some(Value::String(d)) if !d.trim().is_empty() => {
-                let p = Path::new(d.trim());
-                Some(if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    self.root.join(p)
-                })
-            }
-            Some(other) => {
-                self.push(
-                    "type",
-                    &root_path.key("cache_dir"),
-                    Part::Value,
-                    format!("`cache_dir` must be a folder path, got {other}"),
-                    "not a path",
-                    Some("e.g. `cache_dir: /shared/mlcycle-cache`".into()),
-                );
-                None
-            }
-        };
-        let defaults = match top.get("resources") {
-            None => super::resources::Resources::default(),
-            Some(v) => self
-                .resources(v, &root_path.key("resources"), "the pipeline")
-                .unwrap_or_default(),
-        };
-        let mut resources = std::collections::BTreeMap::new();
-        for d in &drafts {
-            let own = match d.decl.get("resources") {
-                None => super::resources::Resources::default(),
-                Some(v) => self
-                    .resources(v, &d.path.key("resources"), &format!("stage `{}`", d.id))
-                    .unwrap_or_default(),
-            };
-            let r = defaults.overlay(&own);
-            // Only stages that ask for something: a 10 000-stage pipeline
-            // without resources carries no map entries.
-            if r != super::resources::Resources::default() {
-                resources.insert(d.id.clone(), r);
-            }
-        }
+        self.check_cycles(&drafts, &defs);
+        // Where stages run.
+        let executor = self.check_executor(top);
+        let cache_dir = self.check_cache_dir(top);
+        let resources = self.check_resources(top, &drafts);
 
         if !self.issues.is_empty() || defs.iter().any(Option::is_none) {
             return None;
@@ -394,429 +186,6 @@ impl Validator<'_> {
             executor,
             resources,
         })
-    }
-
-    /// Checks a `resources:` mapping, reporting each bad key at its place.
-    fn resources(
-        &mut self,
-        v: &Value,
-        path: &YamlPath,
-        owner: &str,
-    ) -> Option<super::resources::Resources> {
-        match super::resources::Resources::parse(v) {
-            Ok(r) => Some(r),
-            Err(problems) => {
-                for (key, message, help) in problems {
-                    let (p, part) = if key.is_empty() {
-                        (path.clone(), Part::Value)
-                    } else if message.starts_with("unknown") {
-                        (path.key(key), Part::Key)
-                    } else {
-                        (path.key(key), Part::Value)
-                    };
-                    self.push(
-                        "resources",
-                        &p,
-                        part,
-                        format!("{owner}: {message}"),
-                        "here",
-                        Some(help),
-                    );
-                }
-                None
-            }
-        }
-    }
-
-    fn unknown_keys(
-        &mut self,
-        map: &Map<String, Value>,
-        path: &YamlPath,
-        allowed: &[&str],
-        what: &str,
-        context: &str,
-    ) {
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                let mut help = did_you_mean(k, allowed);
-                if help.is_empty() {
-                    help = format!("allowed keys: {}", allowed.join(", "));
-                }
-                self.push(
-                    "unknown_field",
-                    &path.key(k),
-                    Part::Key,
-                    format!("unknown {what} `{k}`{context}"),
-                    "unknown key",
-                    Some(help),
-                );
-            }
-        }
-    }
-
-    fn load_params(&mut self, top: &Map<String, Value>) {
-        let mut merged = Value::Object(Map::new());
-        if let Some(pf) = top.get("params_file") {
-            let p = YamlPath::root().key("params_file");
-            match pf.as_str() {
-                None => self.push(
-                    "type",
-                    &p,
-                    Part::Value,
-                    "`params_file` must be a path".into(),
-                    "not a string",
-                    None,
-                ),
-                Some(rel) => {
-                    let full = self.root.join(rel);
-                    let name = Path::new(rel).to_string_lossy().into_owned();
-                    let text = match load::read_capped(&full) {
-                        Ok(t) => Some(t),
-                        Err(LoadFailure::Io(e)) => {
-                            self.push(
-                                "params_file",
-                                &p,
-                                Part::Value,
-                                format!("cannot read params file `{rel}`: {e}"),
-                                "this file",
-                                Some(
-                                    "the path is relative to the folder of the pipeline file"
-                                        .into(),
-                                ),
-                            );
-                            None
-                        }
-                        Err(other) => {
-                            let msg = failure_message(&full, &name, other);
-                            self.push(
-                                "params_file",
-                                &p,
-                                Part::Value,
-                                format!("params file `{rel}`: {msg}"),
-                                "this file",
-                                None,
-                            );
-                            None
-                        }
-                    };
-                    if let Some(text) = text {
-                        match load::parse(&text) {
-                            Ok(value) if value.is_object() => merged = value,
-                            Ok(_) => self.params_issue(
-                                format!("params file `{rel}` must hold a mapping"),
-                                None,
-                            ),
-                            Err(LoadFailure::Syntax { message, offset }) => self.params_issue(
-                                format!("params file `{rel}`: invalid YAML: {message}"),
-                                offset,
-                            ),
-                            Err(other) => self.params_issue(
-                                format!(
-                                    "params file `{rel}`: {}",
-                                    failure_message(&full, &name, other)
-                                ),
-                                None,
-                            ),
-                        }
-                        self.params_source = Some((name, text));
-                    }
-                }
-            }
-        }
-        if let Some(inline) = top.get("params") {
-            if inline.is_object() {
-                params::merge(&mut merged, inline.clone());
-            } else if !inline.is_null() {
-                self.push(
-                    "type",
-                    &YamlPath::root().key("params"),
-                    Part::Value,
-                    "`params` must be a mapping of names to values".into(),
-                    "expected a mapping",
-                    None,
-                );
-            }
-        }
-        self.params = merged;
-    }
-
-    fn params_issue(&mut self, message: String, offset: Option<usize>) {
-        self.issues.push(Issue {
-            code: "params_file",
-            message,
-            help: None,
-            file: FileKey::Params,
-            path: if offset.is_some() {
-                None
-            } else {
-                Some(YamlPath::root())
-            },
-            part: Part::Value,
-            label: "here".into(),
-            offset,
-        });
-    }
-
-    fn apply_overrides(&mut self, overrides: &[(String, String)]) {
-        for (key, raw) in overrides {
-            let value = load::parse_scalar(raw);
-            if !params::set_existing(&mut self.params, key, value) {
-                let keys = params::all_keys(&self.params);
-                let mut help = did_you_mean(key, &keys);
-                if help.is_empty() {
-                    help = "overrides change existing params only; declare the param under `params:` first".into();
-                }
-                self.issues.push(Issue {
-                    code: "unknown_param",
-                    message: format!("`-p {key}={raw}`: the pipeline has no param `{key}`"),
-                    help: Some(help),
-                    file: FileKey::Pipeline,
-                    path: Some(YamlPath::root().key("params")),
-                    part: Part::Key,
-                    label: "params are declared here".into(),
-                    offset: None,
-                });
-            }
-        }
-    }
-
-    fn draft<'d>(
-        &mut self,
-        id: &str,
-        decl: &'d Value,
-        stages_path: &YamlPath,
-    ) -> Option<Draft<'d>> {
-        let path = stages_path.key(id);
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            self.push(
-                "stage_name",
-                &path,
-                Part::Key,
-                format!("stage name `{id}` may only hold letters, digits, `_` and `-`"),
-                "invalid name",
-                Some("dots separate a stage from its port in references (`stage.port`), so names cannot contain them".into()),
-            );
-        }
-        let Some(decl) = decl.as_object() else {
-            self.push(
-                "type",
-                &path,
-                Part::Value,
-                format!("stage `{id}` must be a mapping with `run:` or `uses:`"),
-                "expected a mapping",
-                None,
-            );
-            return None;
-        };
-        self.unknown_keys(decl, &path, STAGE_KEYS, "key", &format!(" in stage `{id}`"));
-        if decl.get("desc").is_some_and(|d| !d.is_string()) {
-            self.push(
-                "type",
-                &path.key("desc"),
-                Part::Value,
-                format!("`desc` of stage `{id}` must be a string"),
-                "not a string",
-                None,
-            );
-        }
-        let has_run = decl.contains_key("run");
-        let has_uses = decl.contains_key("uses");
-        if has_run && has_uses {
-            self.push(
-                "run_and_uses",
-                &path.key("uses"),
-                Part::Key,
-                format!("stage `{id}` has both `uses:` and `run:`"),
-                "second way to run",
-                Some("a stage is either a built-in (`uses:` with `with:`/`inputs:`) or a command (`run:` with `deps:`/`outs:`); split it into two stages".into()),
-            );
-            return None;
-        }
-        if !has_run && !has_uses {
-            self.push(
-                "no_action",
-                &path,
-                Part::Key,
-                format!("stage `{id}` has neither `run:` nor `uses:`"),
-                "nothing to run",
-                Some("add `run: <command>` or `uses: <kind>` (see `mlcycle stages`)".into()),
-            );
-            return None;
-        }
-        let (wrong, right) = if has_run {
-            (USES_ONLY, "run")
-        } else {
-            (RUN_ONLY, "uses")
-        };
-        for k in wrong {
-            if decl.contains_key(*k) {
-                let help = if has_run {
-                    "`run:` stages declare what they read with `deps:` and what they write with `outs:`"
-                } else {
-                    "built-in stages are wired with `inputs:` and configured with `with:`"
-                };
-                self.push(
-                    "misplaced_field",
-                    &path.key(*k),
-                    Part::Key,
-                    format!("`{k}` does not apply to a `{right}:` stage (`{id}`)"),
-                    "not for this kind of stage",
-                    Some(help.into()),
-                );
-            }
-        }
-        let mut outputs = Vec::new();
-        let mut factory = None;
-        if has_uses {
-            let kind_path = path.key("uses");
-            match decl["uses"].as_str() {
-                None => self.push(
-                    "type",
-                    &kind_path,
-                    Part::Value,
-                    "`uses` must be a stage kind name".into(),
-                    "not a string",
-                    None,
-                ),
-                Some(kind) => match self.registry.get(kind) {
-                    Some(f) => {
-                        for port in f.outputs() {
-                            outputs.push(Output {
-                                name: port.name.to_string(),
-                                path: format!("artifacts/{id}/{}", port.file),
-                            });
-                        }
-                        factory = Some(f.clone());
-                    }
-                    None => {
-                        let help = match self.registry.suggest(kind) {
-                            Some(s) => {
-                                format!("did you mean `{s}`? `mlcycle stages` lists every kind")
-                            }
-                            None if kind == COMMAND_KIND => {
-                                "command stages are written with `run:`".to_string()
-                            }
-                            None => "`mlcycle stages` lists every kind".to_string(),
-                        };
-                        self.push(
-                            "unknown_kind",
-                            &kind_path,
-                            Part::Value,
-                            format!("stage `{id}` uses unknown stage kind `{kind}`"),
-                            "unknown kind",
-                            Some(help),
-                        );
-                    }
-                },
-            }
-        } else {
-            outputs = self.run_outputs(id, decl, &path);
-        }
-        Some(Draft {
-            id: id.to_string(),
-            path,
-            decl,
-            factory,
-            outputs,
-            is_run: has_run,
-        })
-    }
-
-    fn run_outputs(&mut self, id: &str, decl: &Map<String, Value>, path: &YamlPath) -> Vec<Output> {
-        let mut outs = Vec::new();
-        let Some(list) = decl.get("outs") else {
-            return outs;
-        };
-        let lpath = path.key("outs");
-        let Some(list) = list.as_array() else {
-            self.push(
-                "type",
-                &lpath,
-                Part::Value,
-                "`outs` must be a list of paths".into(),
-                "expected a list",
-                None,
-            );
-            return outs;
-        };
-        let mut names: HashMap<String, usize> = HashMap::new();
-        for (i, item) in list.iter().enumerate() {
-            let ipath = lpath.index(i);
-            let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else {
-                continue;
-            };
-            let norm = match normalize_output(&self.root, &raw, &mut self.safe_dirs) {
-                Ok(p) => p,
-                Err(why) => {
-                    self.push(
-                        "output_path",
-                        &ipath,
-                        Part::Value,
-                        format!("stage `{id}` output `{raw}` {why}"),
-                        "refused",
-                        Some("outputs must be relative paths inside the workspace, e.g. `out/model.bin`".into()),
-                    );
-                    continue;
-                }
-            };
-            let name = name.unwrap_or_else(|| stem(&norm));
-            if let Some(prev) = names.insert(name.clone(), i) {
-                self.push(
-                    "duplicate_output_name",
-                    &ipath,
-                    Part::Value,
-                    format!("stage `{id}` has two outputs named `{name}` (items {prev} and {i})"),
-                    "same name",
-                    Some(format!("name one of them: `- other_name: {raw}`")),
-                );
-            }
-            outs.push(Output { name, path: norm });
-        }
-        outs
-    }
-
-    /// A list item that is either `"value"` or `{name: "value"}`.
-    fn named_entry(
-        &mut self,
-        item: &Value,
-        path: &YamlPath,
-        what: &str,
-    ) -> Option<(Option<String>, String)> {
-        match item {
-            Value::String(s) => Some((None, s.clone())),
-            Value::Object(m) if m.len() == 1 => {
-                let (k, v) = m.iter().next().expect("one entry");
-                match v.as_str() {
-                    Some(s) => Some((Some(k.clone()), s.to_string())),
-                    None => {
-                        self.push(
-                            "type",
-                            &path.key(k),
-                            Part::Value,
-                            format!("`{what}` entries must be paths (strings)"),
-                            "not a string",
-                            None,
-                        );
-                        None
-                    }
-                }
-            }
-            _ => {
-                self.push(
-                    "type",
-                    path,
-                    Part::Value,
-                    format!("`{what}` entries must be a path or `name: path`"),
-                    "not a path",
-                    None,
-                );
-                None
-            }
-        }
     }
 
     /// Resolves a dep or input written as a path or a `stage.port` reference.
@@ -1387,7 +756,7 @@ impl Validator<'_> {
         }
         match factory.build(&with) {
             Ok(stage) => {
-                let checked = params::canonical(&stage.params());
+                let checked = crate::params::canonical(&stage.params());
                 config.insert("with".into(), checked);
                 let mut file_deps_ok = true;
                 for f in stage.file_deps() {
@@ -1449,35 +818,6 @@ impl Validator<'_> {
                     }),
                 );
                 None
-            }
-        }
-    }
-
-    fn use_param(
-        &mut self,
-        d: &Draft<'_>,
-        key: &str,
-        path: &YamlPath,
-        into: &mut BTreeMap<String, Value>,
-    ) {
-        match params::get(&self.params, key) {
-            Some(v) => {
-                into.insert(key.to_string(), v.clone());
-            }
-            None => {
-                let keys = params::all_keys(&self.params);
-                let mut help = did_you_mean(key, &keys);
-                if help.is_empty() {
-                    help = "declare it under the top-level `params:`".into();
-                }
-                self.push(
-                    "undefined_param",
-                    path,
-                    Part::Value,
-                    format!("stage `{}` reads param `{key}`, which is not defined", d.id),
-                    "undefined param",
-                    Some(help),
-                );
             }
         }
     }
@@ -1563,8 +903,8 @@ impl Validator<'_> {
         let params = &self.params;
         Some(interp::render(&pieces, |ns, name| {
             let raw = match ns {
-                Namespace::Params => params::get(params, name)
-                    .map(params::to_arg)
+                Namespace::Params => crate::params::get(params, name)
+                    .map(crate::params::to_arg)
                     .unwrap_or_default(),
                 Namespace::Inputs => inputs
                     .iter()
@@ -1637,14 +977,14 @@ impl Validator<'_> {
                 }
                 // A string that is exactly one reference keeps the param's type.
                 if let [Piece::Ref(Namespace::Params, name)] = pieces.as_slice() {
-                    *v = params::get(&self.params, name)
+                    *v = crate::params::get(&self.params, name)
                         .cloned()
                         .unwrap_or(Value::Null);
                 } else {
                     let params = &self.params;
                     *v = Value::String(interp::render(&pieces, |_, name| {
-                        params::get(params, name)
-                            .map(params::to_arg)
+                        crate::params::get(params, name)
+                            .map(crate::params::to_arg)
                             .unwrap_or_default()
                     }));
                 }
@@ -1661,13 +1001,5 @@ impl Validator<'_> {
             }
             _ => {}
         }
-    }
-}
-
-fn out_path(d: &Draft<'_>, oi: usize) -> YamlPath {
-    if d.is_run {
-        d.path.key("outs").index(oi)
-    } else {
-        d.path.key("uses")
     }
 }
