@@ -190,4 +190,42 @@ impl Validator<'_> {
             }
         }
     }
+
+    /// Checks the `params:` of a `run:` stage: a list of param keys, each
+    /// defined; their values are recorded among the stage's params.
+    pub(super) fn check_stage_params(
+        &mut self,
+        d: &Draft<'_>,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) {
+        let Some(list) = d.decl.get("params") else {
+            return;
+        };
+        let lpath = d.path.key("params");
+        match list.as_array() {
+            None => self.push(
+                "type",
+                &lpath,
+                Part::Value,
+                "`params` must be a list of param keys".into(),
+                "expected a list",
+                None,
+            ),
+            Some(list) => {
+                for (i, item) in list.iter().enumerate() {
+                    match item.as_str() {
+                        Some(k) => self.use_param(d, k, &lpath.index(i), stage_params),
+                        None => self.push(
+                            "type",
+                            &lpath.index(i),
+                            Part::Value,
+                            "param keys must be strings like `train.lr`".into(),
+                            "not a string",
+                            None,
+                        ),
+                    }
+                }
+            }
+        }
+    }
 }
