@@ -1,0 +1,231 @@
+//! Built-in (`uses:`) stages: `with:` (which may use `${params.…}`), and
+//! building the stage from it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::super::span::{Part, YamlPath};
+use super::super::{Action, Input, Source, StageDef};
+use super::paths::{normalize_any, stem};
+use super::{Draft, Validator};
+use crate::interp::{self, Namespace, Piece};
+use crate::params;
+use crate::stage::{ParamError, Stage, StageFactory};
+
+impl Validator<'_> {
+    /// Pass 2 for a built-in stage: checks its `inputs:` and `with:`, and
+    /// builds the stage when neither has a problem.
+    pub(super) fn finish_builtin(
+        &mut self,
+        d: &Draft<'_>,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<StageDef> {
+        let before = self.issues.len();
+        let mut stage_params: BTreeMap<String, Value> = BTreeMap::new();
+        let mut config: BTreeMap<String, Value> = BTreeMap::new();
+        let factory = d.factory.clone()?;
+        let ports = factory.inputs();
+        let mut inputs = self.check_inputs(d, factory.as_ref(), ports, drafts, ids, out_index);
+        self.check_required_inputs(d, factory.as_ref(), ports, &inputs);
+        let mut with = d
+            .decl
+            .get("with")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        if with.is_null() {
+            with = Value::Object(Map::new());
+        }
+        let wpath = d.path.key("with");
+        self.interpolate_with(d, &mut with, &wpath, &mut stage_params);
+        if self.issues.len() > before {
+            return None;
+        }
+        match factory.build(&with) {
+            Ok(stage) => {
+                let checked = params::canonical(&stage.params());
+                config.insert("with".into(), checked);
+                if !self.check_file_deps(d, stage.as_ref(), &wpath, &mut inputs) {
+                    return None;
+                }
+                Some(StageDef {
+                    id: d.id.clone(),
+                    kind: factory.kind().into(),
+                    version: factory.version(),
+                    inputs,
+                    outputs: d.outputs.clone(),
+                    params: stage_params,
+                    config,
+                    action: Action::Builtin(Arc::from(stage)),
+                })
+            }
+            Err(e) => {
+                self.bad_param(d, factory.as_ref(), e, &wpath);
+                None
+            }
+        }
+    }
+
+    /// Substitutes `${params.…}` in the strings of `with:`, checking that
+    /// only params are referred to and that they are defined. A string that
+    /// is exactly one reference takes the param's value, type and all.
+    fn interpolate_with(
+        &mut self,
+        d: &Draft<'_>,
+        v: &mut Value,
+        path: &YamlPath,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) {
+        match v {
+            Value::String(s) if s.contains("${") => {
+                if let Some(value) = self.interpolate_string(d, s, path, stage_params) {
+                    *v = value;
+                }
+            }
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    self.interpolate_with(d, child, &path.key(k.clone()), stage_params);
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter_mut().enumerate() {
+                    self.interpolate_with(d, child, &path.index(i), stage_params);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One string of `with:` for [`Self::interpolate_with`]: its value
+    /// with the params substituted, or `None` after reporting a problem.
+    fn interpolate_string(
+        &mut self,
+        d: &Draft<'_>,
+        s: &str,
+        path: &YamlPath,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) -> Option<Value> {
+        let pieces = match interp::parse(s) {
+            Ok(p) => p,
+            Err(e) => {
+                self.push(
+                    "interpolation",
+                    path,
+                    Part::Value,
+                    format!("stage `{}`: {e}", d.id),
+                    "here",
+                    None,
+                );
+                return None;
+            }
+        };
+        for p in &pieces {
+            if let Piece::Ref(ns, name) = p {
+                if *ns != Namespace::Params {
+                    self.push(
+                        "interpolation",
+                        path,
+                        Part::Value,
+                        format!(
+                            "stage `{}`: `with:` values may use `${{params.…}}` only",
+                            d.id
+                        ),
+                        "here",
+                        Some("built-in stages receive their inputs through `inputs:`".into()),
+                    );
+                    return None;
+                }
+                let n = self.issues.len();
+                self.use_param(d, name, path, stage_params);
+                if self.issues.len() != n {
+                    return None;
+                }
+            }
+        }
+        // A string that is exactly one reference keeps the param's type.
+        if let [Piece::Ref(Namespace::Params, name)] = pieces.as_slice() {
+            Some(
+                params::get(&self.params, name)
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            )
+        } else {
+            let params = &self.params;
+            Some(Value::String(interp::render(&pieces, |_, name| {
+                params::get(params, name)
+                    .map(params::to_arg)
+                    .unwrap_or_default()
+            })))
+        }
+    }
+
+    /// Checks that the files a built stage reads (named in its `with:`)
+    /// exist, and adds them to its inputs.
+    fn check_file_deps(
+        &mut self,
+        d: &Draft<'_>,
+        stage: &dyn Stage,
+        wpath: &YamlPath,
+        inputs: &mut Vec<Input>,
+    ) -> bool {
+        let mut file_deps_ok = true;
+        for f in stage.file_deps() {
+            match normalize_any(&f) {
+                Some(norm) if self.root.join(&norm).exists() => inputs.push(Input {
+                    key: norm.clone(),
+                    name: stem(&norm),
+                    path: norm.clone(),
+                    source: Source::File(norm),
+                }),
+                _ => {
+                    file_deps_ok = false;
+                    self.push(
+                        "missing_input",
+                        wpath,
+                        Part::Key,
+                        format!("stage `{}` reads missing file `{f}`", d.id),
+                        "here",
+                        Some("paths are relative to the workspace root".into()),
+                    );
+                }
+            }
+        }
+        file_deps_ok
+    }
+
+    /// Reports why the stage's kind refused its `with:`, at the param the
+    /// error names.
+    fn bad_param(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        e: ParamError,
+        wpath: &YamlPath,
+    ) {
+        let mut p = wpath.clone();
+        for seg in &e.path {
+            p = p.key(seg.clone());
+        }
+        let part = if e.path.is_empty() || e.message.starts_with("unknown field") {
+            Part::Key
+        } else {
+            Part::Value
+        };
+        self.push(
+            "bad_param",
+            &p,
+            part,
+            format!("stage `{}` ({}): {}", d.id, factory.kind(), e.message),
+            "here",
+            e.help.or_else(|| {
+                Some(format!(
+                    "`mlcycle stages {}` lists its params",
+                    factory.kind()
+                ))
+            }),
+        );
+    }
+}

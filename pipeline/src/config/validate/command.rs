@@ -1,0 +1,325 @@
+//! `run:` stages: the command line (or argv) and `env:`, rendered with
+//! `${params.…}`, `${inputs.…}` and `${outputs.…}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::super::span::{Part, YamlPath};
+use super::super::{Action, Input, Output, StageDef};
+use super::{Draft, Validator};
+use crate::interp::{self, Namespace, Piece};
+use crate::params;
+use crate::registry::COMMAND_KIND;
+use crate::suggest::did_you_mean;
+
+impl Validator<'_> {
+    /// Pass 2 for a `run:` stage: checks its `deps:`, `params:`, `run:` and
+    /// `env:`, and builds it when none of them has a problem.
+    pub(super) fn finish_command(
+        &mut self,
+        d: &Draft<'_>,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<StageDef> {
+        let before = self.issues.len();
+        let mut stage_params: BTreeMap<String, Value> = BTreeMap::new();
+        let inputs = self.check_deps(d, drafts, ids, out_index);
+        self.check_stage_params(d, &mut stage_params);
+        let (templates, shell) = self.check_run(d);
+        let mut argv = Vec::new();
+        for (t, p) in &templates {
+            if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, shell, &mut stage_params) {
+                argv.push(s);
+            }
+        }
+        let (env, env_templates) = self.check_env(d, &inputs, &mut stage_params);
+        let config = command_config(d, &templates, shell, env_templates);
+        if self.issues.len() > before {
+            return None;
+        }
+        Some(StageDef {
+            id: d.id.clone(),
+            kind: COMMAND_KIND.into(),
+            version: 0,
+            inputs,
+            outputs: d.outputs.clone(),
+            params: stage_params,
+            config,
+            action: Action::Command { argv, shell, env },
+        })
+    }
+
+    /// Checks `run:`: a command line (run with `sh -c`) or a non-empty list
+    /// of scalar arguments (run without a shell). Returns the templates,
+    /// each with its place, and whether they go through the shell.
+    fn check_run(&mut self, d: &Draft<'_>) -> (Vec<(String, YamlPath)>, bool) {
+        match d.decl.get("run") {
+            Some(Value::String(s)) => (vec![(s.clone(), d.path.key("run"))], true),
+            Some(Value::Array(a)) if !a.is_empty() => {
+                let mut t = Vec::new();
+                for (i, x) in a.iter().enumerate() {
+                    match x {
+                        Value::String(s) => t.push((s.clone(), d.path.key("run").index(i))),
+                        Value::Number(_) | Value::Bool(_) => {
+                            t.push((x.to_string(), d.path.key("run").index(i)))
+                        }
+                        _ => self.push(
+                            "type",
+                            &d.path.key("run").index(i),
+                            Part::Value,
+                            "argv items must be strings".into(),
+                            "not a string",
+                            None,
+                        ),
+                    }
+                }
+                (t, false)
+            }
+            _ => {
+                self.push(
+                    "type",
+                    &d.path.key("run"),
+                    Part::Value,
+                    format!("`run` of stage `{}` must be a command line or a non-empty list of arguments", d.id),
+                    "expected a command",
+                    Some("write `run: python train.py` (runs with `sh -c`) or `run: [python, train.py]` (no shell)".into()),
+                );
+                (Vec::new(), true)
+            }
+        }
+    }
+
+    /// Checks `env:`: a mapping of variable names to scalar templates.
+    /// Returns the rendered variables and the templates (fingerprinted).
+    fn check_env(
+        &mut self,
+        d: &Draft<'_>,
+        inputs: &[Input],
+        stage_params: &mut BTreeMap<String, Value>,
+    ) -> (Vec<(String, String)>, BTreeMap<String, Value>) {
+        let mut env = Vec::new();
+        let mut env_templates = BTreeMap::new();
+        if let Some(e) = d.decl.get("env") {
+            let epath = d.path.key("env");
+            match e.as_object() {
+                None => self.push(
+                    "type",
+                    &epath,
+                    Part::Value,
+                    "`env` must be a mapping of variable names to values".into(),
+                    "expected a mapping",
+                    None,
+                ),
+                Some(m) => {
+                    for (k, v) in m {
+                        let t = match v {
+                            Value::String(s) => s.clone(),
+                            Value::Number(_) | Value::Bool(_) => v.to_string(),
+                            _ => {
+                                self.push(
+                                    "type",
+                                    &epath.key(k),
+                                    Part::Value,
+                                    "env values must be scalars".into(),
+                                    "not a scalar",
+                                    None,
+                                );
+                                continue;
+                            }
+                        };
+                        if let Some(s) = self.render(
+                            d,
+                            &t,
+                            &epath.key(k),
+                            inputs,
+                            &d.outputs,
+                            false,
+                            stage_params,
+                        ) {
+                            env.push((k.clone(), s));
+                        }
+                        env_templates.insert(k.clone(), Value::String(t));
+                    }
+                }
+            }
+        }
+        (env, env_templates)
+    }
+
+    /// Renders a `run:` or `env:` template once every `${…}` in it checks
+    /// out; with `quote`, each value is quoted for the shell.
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &mut self,
+        d: &Draft<'_>,
+        template: &str,
+        path: &YamlPath,
+        inputs: &[Input],
+        outputs: &[Output],
+        quote: bool,
+        stage_params: &mut BTreeMap<String, Value>,
+    ) -> Option<String> {
+        let pieces = match interp::parse(template) {
+            Ok(p) => p,
+            Err(e) => {
+                self.push(
+                    "interpolation",
+                    path,
+                    Part::Value,
+                    format!("stage `{}`: {e}", d.id),
+                    "here",
+                    None,
+                );
+                return None;
+            }
+        };
+        if !self.check_refs(d, &pieces, path, inputs, outputs, stage_params) {
+            return None;
+        }
+        let params = &self.params;
+        Some(interp::render(&pieces, |ns, name| {
+            let raw = match ns {
+                Namespace::Params => params::get(params, name)
+                    .map(params::to_arg)
+                    .unwrap_or_default(),
+                Namespace::Inputs => inputs
+                    .iter()
+                    .find(|i| i.name == name)
+                    .map(|i| i.path.clone())
+                    .unwrap_or_default(),
+                Namespace::Outputs => outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .map(|o| o.path.clone())
+                    .unwrap_or_default(),
+            };
+            if quote {
+                shlex::try_quote(&raw)
+                    .map(|c| c.into_owned())
+                    .unwrap_or(raw)
+            } else {
+                raw
+            }
+        }))
+    }
+
+    /// Checks each `${…}` of a template: a param that is defined (and is
+    /// recorded among the stage's), or exactly one input or output of that
+    /// name. Returns whether all of them are right.
+    fn check_refs(
+        &mut self,
+        d: &Draft<'_>,
+        pieces: &[Piece],
+        path: &YamlPath,
+        inputs: &[Input],
+        outputs: &[Output],
+        stage_params: &mut BTreeMap<String, Value>,
+    ) -> bool {
+        let mut ok = true;
+        for p in pieces {
+            if let Piece::Ref(ns, name) = p {
+                match ns {
+                    Namespace::Params => {
+                        let n = self.issues.len();
+                        self.use_param(d, name, path, stage_params);
+                        ok &= self.issues.len() == n;
+                    }
+                    Namespace::Inputs | Namespace::Outputs => {
+                        let names: Vec<&str> = if *ns == Namespace::Inputs {
+                            inputs.iter().map(|i| i.name.as_str()).collect()
+                        } else {
+                            outputs.iter().map(|o| o.name.as_str()).collect()
+                        };
+                        let count = names.iter().filter(|n| **n == name).count();
+                        if count != 1 {
+                            ok = false;
+                            let what = if count == 0 { "no" } else { "more than one" };
+                            let mut help = if count > 1 {
+                                "several entries have this name; name them: `- NAME: path`".into()
+                            } else {
+                                did_you_mean(name, &names)
+                            };
+                            if help.is_empty() {
+                                help = {
+                                    format!(
+                                        "known {}: {}",
+                                        ns.as_str(),
+                                        if names.is_empty() {
+                                            "none".into()
+                                        } else {
+                                            names.join(", ")
+                                        }
+                                    )
+                                };
+                            }
+                            self.push(
+                                "unknown_ref",
+                                path,
+                                Part::Value,
+                                format!("`${{{}.{name}}}` in stage `{}`: the stage has {what} {} named `{name}`", ns.as_str(), d.id, &ns.as_str()[..ns.as_str().len() - 1]),
+                                "here",
+                                Some(help),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        ok
+    }
+}
+
+/// What a command stage is fingerprinted by besides its inputs and params:
+/// its `run:` and `env:` templates, and the names given to its deps and
+/// outs.
+fn command_config(
+    d: &Draft<'_>,
+    templates: &[(String, YamlPath)],
+    shell: bool,
+    env_templates: BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    let mut config: BTreeMap<String, Value> = BTreeMap::new();
+    config.insert(
+        "run".into(),
+        if shell {
+            Value::String(templates.first().map(|t| t.0.clone()).unwrap_or_default())
+        } else {
+            Value::Array(
+                templates
+                    .iter()
+                    .map(|t| Value::String(t.0.clone()))
+                    .collect(),
+            )
+        },
+    );
+    if !env_templates.is_empty() {
+        config.insert(
+            "env".into(),
+            Value::Object(env_templates.into_iter().collect()),
+        );
+    }
+    // Names given to deps and outs (`- labels: in.txt`) are what the
+    // command sees (`${inputs.labels}`, `MLCYCLE_IN_LABELS`): renaming
+    // one reruns the stage. Default names follow from the paths, which
+    // are fingerprinted already, so only explicit names are kept.
+    let explicit = |list: &str| -> Map<String, Value> {
+        d.decl
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object().filter(|m| m.len() == 1))
+            .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
+    };
+    let (named_in, named_out) = (explicit("deps"), explicit("outs"));
+    if !named_in.is_empty() || !named_out.is_empty() {
+        config.insert(
+            "names".into(),
+            serde_json::json!({"inputs": named_in, "outputs": named_out}),
+        );
+    }
+    config
+}

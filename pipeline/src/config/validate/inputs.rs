@@ -1,0 +1,275 @@
+//! What stages read: the `deps:` of `run:` stages, and the `inputs:` of
+//! built-in stages wired to the ports of their kind.
+
+use std::collections::{HashMap, HashSet};
+
+use super::super::span::{Part, YamlPath};
+use super::super::{Input, Source};
+use super::paths::stem;
+use super::{Draft, Validator};
+use crate::stage::{Artifact, PortSpec, StageFactory};
+use crate::suggest::did_you_mean;
+
+impl Validator<'_> {
+    /// Checks the `deps:` of a `run:` stage: a list of paths or
+    /// `stage.port` references that resolve, none listed twice, and no
+    /// name given explicitly to two of them.
+    pub(super) fn check_deps(
+        &mut self,
+        d: &Draft<'_>,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Vec<Input> {
+        let mut inputs: Vec<Input> = Vec::new();
+        let Some(list) = d.decl.get("deps") else {
+            return inputs;
+        };
+        let lpath = d.path.key("deps");
+        let Some(list) = list.as_array() else {
+            self.push(
+                "type",
+                &lpath,
+                Part::Value,
+                "`deps` must be a list".into(),
+                "expected a list",
+                None,
+            );
+            return inputs;
+        };
+        // Sets, not scans: a gather stage may have thousands of deps.
+        let mut keys: HashSet<String> = HashSet::new();
+        // Name → whether some dep was given that name explicitly.
+        let mut names: HashMap<String, bool> = HashMap::new();
+        for (i, item) in list.iter().enumerate() {
+            let ipath = lpath.index(i);
+            let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else {
+                continue;
+            };
+            let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index) else {
+                continue;
+            };
+            let name = name.unwrap_or_else(|| match &source {
+                Source::Stage { stage, output } => drafts[*stage].outputs[*output].name.clone(),
+                Source::File(f) => stem(f),
+            });
+            if !keys.insert(raw.clone()) {
+                self.push(
+                    "duplicate_dep",
+                    &ipath,
+                    Part::Value,
+                    format!("stage `{}` lists `{raw}` twice", d.id),
+                    "listed twice",
+                    None,
+                );
+                continue;
+            }
+            // A name given explicitly must be unique among the deps.
+            let clash = match names.get(&name) {
+                Some(&was_explicit) => item.is_object() || was_explicit,
+                None => false,
+            };
+            let entry = names.entry(name.clone()).or_insert(false);
+            *entry |= item.is_object();
+            if clash {
+                self.push(
+                    "port_fed_twice",
+                    &ipath,
+                    Part::Value,
+                    format!("input `{name}` of stage `{}` is fed twice", d.id),
+                    "second feed",
+                    Some("give each dep its own name".into()),
+                );
+                continue;
+            }
+            inputs.push(Input {
+                key: raw,
+                name,
+                path: p,
+                source,
+            });
+        }
+        inputs
+    }
+
+    /// Checks the `inputs:` of a built-in stage: a mapping from the kind's
+    /// input ports to `stage.port` references or paths that resolve to an
+    /// artifact the port accepts.
+    pub(super) fn check_inputs(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        ports: &[PortSpec],
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Vec<Input> {
+        let mut inputs: Vec<Input> = Vec::new();
+        let Some(map) = d.decl.get("inputs") else {
+            return inputs;
+        };
+        let ipath = d.path.key("inputs");
+        let Some(map) = map.as_object() else {
+            self.push(
+                "type",
+                &ipath,
+                Part::Value,
+                "`inputs` must map port names to `stage.port` or a path".into(),
+                "expected a mapping",
+                None,
+            );
+            return inputs;
+        };
+        for (port, v) in map {
+            let ppath = ipath.key(port);
+            if !self.check_port_name(d, factory, ports, port, &ppath) {
+                continue;
+            }
+            let Some(raw) = v.as_str() else {
+                self.push(
+                    "type",
+                    &ppath,
+                    Part::Value,
+                    "an input must be `stage.port` or a path".into(),
+                    "not a reference",
+                    None,
+                );
+                continue;
+            };
+            if let Some((p, source)) = self.resolve(d, raw, &ppath, drafts, ids, out_index) {
+                let want = ports
+                    .iter()
+                    .find(|p| p.name == port)
+                    .map(|p| p.artifact)
+                    .unwrap_or(Artifact::ANY);
+                if !self.check_artifact(d, factory, port, want, &source, &ppath, drafts) {
+                    continue;
+                }
+                inputs.push(Input {
+                    key: port.clone(),
+                    name: port.clone(),
+                    path: p,
+                    source,
+                });
+            }
+        }
+        inputs
+    }
+
+    /// Checks that `port` is one of the input ports of the stage's kind.
+    fn check_port_name(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        ports: &[PortSpec],
+        port: &str,
+        ppath: &YamlPath,
+    ) -> bool {
+        if ports.iter().any(|p| p.name == port) {
+            return true;
+        }
+        let names: Vec<&str> = ports.iter().map(|p| p.name).collect();
+        let mut help = did_you_mean(port, &names);
+        if help.is_empty() {
+            help = if names.is_empty() {
+                format!("`{}` takes no inputs", factory.kind())
+            } else {
+                format!("`{}` takes: {}", factory.kind(), names.join(", "))
+            };
+        }
+        self.push(
+            "unknown_input_port",
+            ppath,
+            Part::Key,
+            format!(
+                "stage `{}` ({}) has no input port `{port}`",
+                d.id,
+                factory.kind()
+            ),
+            "unknown port",
+            Some(help),
+        );
+        false
+    }
+
+    /// Checks that an input wired to another stage's output gets the
+    /// artifact type its port wants (`want`).
+    #[allow(clippy::too_many_arguments)]
+    fn check_artifact(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        port: &str,
+        want: Artifact,
+        source: &Source,
+        ppath: &YamlPath,
+        drafts: &[Draft<'_>],
+    ) -> bool {
+        let Source::Stage { stage, output } = source else {
+            return true;
+        };
+        let up = &drafts[*stage];
+        let oname = up.outputs[*output].name.as_str();
+        let have = up
+            .factory
+            .as_ref()
+            .and_then(|f| f.outputs().iter().find(|o| o.name == oname))
+            .map(|o| o.artifact)
+            .unwrap_or(Artifact::ANY);
+        if have.fits(want) {
+            return true;
+        }
+        self.push(
+            "artifact_mismatch",
+            ppath,
+            Part::Value,
+            format!(
+                "stage `{}` ({}) wants a {} on input `{port}`, but `{}.{oname}` is a {}",
+                d.id,
+                factory.kind(),
+                want.as_str(),
+                up.id,
+                have.as_str()
+            ),
+            "wrong artifact type",
+            Some(format!(
+                "wire a stage output that produces a {}; `mlcycle stages {}` lists the ports",
+                want.as_str(),
+                factory.kind()
+            )),
+        );
+        false
+    }
+
+    /// Checks that every required input port of a built-in stage is wired.
+    pub(super) fn check_required_inputs(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        ports: &[PortSpec],
+        inputs: &[Input],
+    ) {
+        for p in ports.iter().filter(|p| p.required) {
+            if !inputs.iter().any(|i| i.key == p.name)
+                && d.decl.get("inputs").and_then(|m| m.get(p.name)).is_none()
+            {
+                self.push(
+                    "missing_input_port",
+                    &d.path.key("uses"),
+                    Part::Key,
+                    format!(
+                        "stage `{}` ({}) needs input `{}`",
+                        d.id,
+                        factory.kind(),
+                        p.name
+                    ),
+                    "input not wired",
+                    Some(format!(
+                        "add `inputs: {{{}: <stage>.<port>}}`: {}",
+                        p.name, p.doc
+                    )),
+                );
+            }
+        }
+    }
+}

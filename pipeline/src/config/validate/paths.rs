@@ -1,0 +1,146 @@
+//! Path checks: normalizing what stages read and refusing outputs that
+//! would land outside the workspace, and the default name of a path.
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+
+/// The name a path gets when the user does not name it: its file name
+/// without the extension (`data/train.csv` → `train`).
+pub(super) fn stem(p: &str) -> String {
+    let base = p.trim_end_matches('/').rsplit('/').next().unwrap_or(p);
+    match base.find('.') {
+        Some(0) | None => base.to_string(),
+        Some(i) => base[..i].to_string(),
+    }
+}
+
+/// Lexically normalizes a dependency path (`./a/../b` → `b`). Absolute paths
+/// and paths outside the workspace are allowed for reading.
+pub(crate) fn normalize_any(p: &str) -> Option<String> {
+    if p.trim().is_empty() {
+        return None;
+    }
+    let path = Path::new(p);
+    let mut parts: Vec<String> = Vec::new();
+    let absolute = path.is_absolute();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.last().is_some_and(|l| l != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..".into());
+                }
+            }
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let joined = parts.join("/");
+    Some(if absolute {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    })
+}
+
+/// Normalizes an output path, refusing anything that would write outside
+/// the workspace: absolute paths, `..` escapes, and symlinked folders that
+/// lead out of it.
+/// `root` must be canonical; `checked` remembers folders already found safe.
+pub(crate) fn normalize_output(
+    root: &Path,
+    p: &str,
+    checked: &mut HashSet<PathBuf>,
+) -> Result<String, String> {
+    if p.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if Path::new(p).is_absolute() {
+        return Err("is an absolute path".into());
+    }
+    let norm = normalize_any(p).ok_or("is empty")?;
+    if norm == "." {
+        return Err("is the workspace itself".into());
+    }
+    if norm == ".." || norm.starts_with("../") {
+        return Err("is outside the workspace".into());
+    }
+    if norm == ".mlcycle"
+        || norm.starts_with(".mlcycle/")
+        || norm == super::super::PIPELINE_FILE
+        || norm == "mlcycle.lock"
+    {
+        return Err("is a file mlcycle owns".into());
+    }
+    // Walk the existing folders on the way: a symlink among them may lead
+    // out. (The last component needs no check: outputs are deleted before
+    // their stage runs, so a symlink there is replaced, not followed.)
+    let mut cur = root.to_path_buf();
+    let parts: Vec<&str> = norm.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        cur.push(part);
+        if checked.contains(&cur) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
+                Ok(target) if target.starts_with(root) => {}
+                Ok(target) => {
+                    return Err(format!(
+                        "goes through symlink `{}`, which leads outside the workspace (to {})",
+                        cur.strip_prefix(root).unwrap_or(&cur).display(),
+                        target.display()
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "goes through symlink `{}`, which points nowhere",
+                        cur.strip_prefix(root).unwrap_or(&cur).display()
+                    ))
+                }
+            },
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        checked.insert(cur.clone());
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems() {
+        assert_eq!(stem("data/train.csv"), "train");
+        assert_eq!(stem("out/features/"), "features");
+        assert_eq!(stem(".env"), ".env");
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize_any("./a/../b/c.txt").unwrap(), "b/c.txt");
+        assert_eq!(normalize_any("../x").unwrap(), "../x");
+        assert_eq!(normalize_any("/abs/./p").unwrap(), "/abs/p");
+    }
+
+    #[test]
+    fn refuses_outputs_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let mut c = HashSet::new();
+        assert!(normalize_output(&root, "../x", &mut c).is_err());
+        assert!(normalize_output(&root, "a/../../x", &mut c).is_err());
+        assert!(normalize_output(&root, "/etc/passwd", &mut c).is_err());
+        assert_eq!(normalize_output(&root, "a/./b", &mut c).unwrap(), "a/b");
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+        let e = normalize_output(&root, "link/x", &mut c).unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+    }
+}

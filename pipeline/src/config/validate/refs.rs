@@ -1,0 +1,230 @@
+//! What a dep or input refers to: another stage's output, written as
+//! `stage.port` or by its path, or a file that exists.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::super::span::{Part, YamlPath};
+use super::super::Source;
+use super::paths::normalize_any;
+use super::{Draft, Validator};
+use crate::suggest::did_you_mean;
+
+impl Validator<'_> {
+    /// Resolves a dep or input written as a path or a `stage.port` reference.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn resolve(
+        &mut self,
+        stage: &Draft<'_>,
+        raw: &str,
+        path: &YamlPath,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<(String, Source)> {
+        let (as_ref, unknown_port) = find_ref(raw, drafts, ids);
+        let norm = normalize_any(raw);
+        let as_path = self.find_path(norm.as_ref(), out_index);
+        match (as_ref, as_path) {
+            (Some((si, oi)), Some((_, src)))
+                if src
+                    != (Source::Stage {
+                        stage: si,
+                        output: oi,
+                    }) =>
+            {
+                let port = &drafts[si].outputs[oi].name;
+                self.push(
+                    "ambiguous_ref",
+                    path,
+                    Part::Value,
+                    format!(
+                        "`{raw}` in stage `{}` is both output `{port}` of stage `{}` and an existing path",
+                        stage.id, drafts[si].id
+                    ),
+                    "ambiguous",
+                    Some(format!("write `./{raw}` for the path, or rename the file")),
+                );
+                return None;
+            }
+            (Some((si, oi)), _) => {
+                return Some((
+                    drafts[si].outputs[oi].path.clone(),
+                    Source::Stage {
+                        stage: si,
+                        output: oi,
+                    },
+                ));
+            }
+            (None, Some(found)) => return Some(found),
+            (None, None) => {}
+        }
+        if norm.is_none() {
+            self.push(
+                "dep_path",
+                path,
+                Part::Value,
+                format!("stage `{}` has an empty dependency", stage.id),
+                "empty",
+                None,
+            );
+            return None;
+        }
+        // `fit.py` in stage `fit` is a missing script, not a reference to
+        // the stage's own output (which a stage cannot depend on).
+        let unknown_port = unknown_port.filter(|(si, _)| drafts[*si].id != stage.id);
+        if let Some((si, port)) = unknown_port {
+            self.unknown_port(stage, raw, path, &drafts[si], port);
+        } else {
+            self.missing_input(stage, raw, path, drafts, ids);
+        }
+        None
+    }
+
+    /// Looks `norm` up as a path: another stage's output (or a file inside
+    /// an output folder), or a file that exists.
+    fn find_path(
+        &self,
+        norm: Option<&String>,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<(String, Source)> {
+        norm.and_then(|norm| {
+            if let Some(&(si, oi)) = out_index.get(norm.as_str()) {
+                return Some((
+                    norm.clone(),
+                    Source::Stage {
+                        stage: si,
+                        output: oi,
+                    },
+                ));
+            }
+            let mut prefix = norm.as_str();
+            while let Some(i) = prefix.rfind('/') {
+                prefix = &prefix[..i];
+                if let Some(&(si, oi)) = out_index.get(prefix) {
+                    return Some((
+                        norm.clone(),
+                        Source::Stage {
+                            stage: si,
+                            output: oi,
+                        },
+                    ));
+                }
+            }
+            let full = if Path::new(norm).is_absolute() {
+                PathBuf::from(norm)
+            } else {
+                self.root.join(norm)
+            };
+            full.exists()
+                .then(|| (norm.clone(), Source::File(norm.clone())))
+        })
+    }
+
+    /// Reports a `stage.port` reference to a stage that has no such output.
+    fn unknown_port(
+        &mut self,
+        stage: &Draft<'_>,
+        raw: &str,
+        path: &YamlPath,
+        target: &Draft<'_>,
+        port: &str,
+    ) {
+        let names: Vec<&str> = target.outputs.iter().map(|o| o.name.as_str()).collect();
+        let mut help = did_you_mean(port, &names);
+        if help.is_empty() {
+            help = if names.is_empty() {
+                format!("stage `{}` declares no outputs", target.id)
+            } else {
+                format!("stage `{}` has outputs: {}", target.id, names.join(", "))
+            };
+            help.push_str(&format!(
+                "; if `{raw}` is meant as a file, it does not exist"
+            ));
+        }
+        self.push(
+            "unknown_port",
+            path,
+            Part::Value,
+            format!(
+                "stage `{}` has no output `{port}` (referenced by stage `{}`)",
+                target.id, stage.id
+            ),
+            "unknown output",
+            Some(help),
+        );
+    }
+
+    /// Reports a dep that is neither a file nor another stage's output,
+    /// with the closest reference or output path as help.
+    fn missing_input(
+        &mut self,
+        stage: &Draft<'_>,
+        raw: &str,
+        path: &YamlPath,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+    ) {
+        let refs: Vec<String> = drafts
+            .iter()
+            .filter(|d| d.id != stage.id)
+            .flat_map(|d| {
+                d.outputs
+                    .iter()
+                    .flat_map(move |o| [format!("{}.{}", d.id, o.name), o.path.clone()])
+            })
+            .collect();
+        let mut help = did_you_mean(raw, &refs);
+        if help.is_empty() {
+            help = "create the file, or refer to another stage's output as `stage.port` or by its path".into();
+        }
+        // `trian.model` (close to a stage name) reads as a mistyped
+        // reference; `missing.csv` as a missing file.
+        let near_stage = raw
+            .split_once('.')
+            .filter(|_| !raw.contains('/'))
+            .filter(|(sid, _)| !ids.contains_key(sid))
+            .and_then(|(sid, _)| {
+                crate::suggest::closest(sid, drafts.iter().map(|d| d.id.as_str())).map(|_| sid)
+            });
+        let message = if let Some(sid) = near_stage {
+            format!(
+                "stage `{}` depends on `{raw}`: there is no such file, and no stage named `{sid}`",
+                stage.id
+            )
+        } else {
+            format!("stage `{}` depends on missing file `{raw}`", stage.id)
+        };
+        self.push(
+            "missing_input",
+            path,
+            Part::Value,
+            message,
+            "not found",
+            Some(help),
+        );
+    }
+}
+
+/// Looks `raw` up as a `stage.port` reference: the stage and output it
+/// names, or, for a known stage without that output, the stage and the
+/// port asked for.
+#[allow(clippy::type_complexity)]
+fn find_ref<'r>(
+    raw: &'r str,
+    drafts: &[Draft<'_>],
+    ids: &HashMap<&str, usize>,
+) -> (Option<(usize, usize)>, Option<(usize, &'r str)>) {
+    let mut unknown_port: Option<(usize, &str)> = None;
+    let as_ref = raw.split_once('.').and_then(|(sid, port)| {
+        let &si = ids.get(sid)?;
+        match drafts[si].outputs.iter().position(|o| o.name == port) {
+            Some(oi) => Some((si, oi)),
+            None => {
+                unknown_port = Some((si, port));
+                None
+            }
+        }
+    });
+    (as_ref, unknown_port)
+}

@@ -1,0 +1,205 @@
+//! Each stage on the first pass: its name, its keys, whether it runs a
+//! command (`run:`) or a built-in kind (`uses:`), and that kind.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::super::span::{Part, YamlPath};
+use super::super::Output;
+use super::{Draft, Validator};
+use crate::registry::COMMAND_KIND;
+use crate::stage::StageFactory;
+
+const STAGE_KEYS: &[&str] = &[
+    "uses",
+    "with",
+    "inputs",
+    "run",
+    "deps",
+    "outs",
+    "params",
+    "env",
+    "desc",
+    "resources",
+];
+const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env"];
+const USES_ONLY: &[&str] = &["with", "inputs"];
+
+impl Validator<'_> {
+    /// Checks one stage's name, keys and kind, and finds its outputs.
+    pub(super) fn draft<'d>(
+        &mut self,
+        id: &str,
+        decl: &'d Value,
+        stages_path: &YamlPath,
+    ) -> Option<Draft<'d>> {
+        let path = stages_path.key(id);
+        self.check_stage_name(id, &path);
+        let Some(decl) = decl.as_object() else {
+            self.push(
+                "type",
+                &path,
+                Part::Value,
+                format!("stage `{id}` must be a mapping with `run:` or `uses:`"),
+                "expected a mapping",
+                None,
+            );
+            return None;
+        };
+        self.unknown_keys(decl, &path, STAGE_KEYS, "key", &format!(" in stage `{id}`"));
+        if decl.get("desc").is_some_and(|d| !d.is_string()) {
+            self.push(
+                "type",
+                &path.key("desc"),
+                Part::Value,
+                format!("`desc` of stage `{id}` must be a string"),
+                "not a string",
+                None,
+            );
+        }
+        let has_run = self.check_action(id, decl, &path)?;
+        let (outputs, factory) = if has_run {
+            (self.run_outputs(id, decl, &path), None)
+        } else {
+            self.check_kind(id, decl, &path)
+        };
+        Some(Draft {
+            id: id.to_string(),
+            path,
+            decl,
+            factory,
+            outputs,
+            is_run: has_run,
+        })
+    }
+
+    /// Checks that a stage name holds only letters, digits, `_` and `-`.
+    fn check_stage_name(&mut self, id: &str, path: &YamlPath) {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.push(
+                "stage_name",
+                path,
+                Part::Key,
+                format!("stage name `{id}` may only hold letters, digits, `_` and `-`"),
+                "invalid name",
+                Some("dots separate a stage from its port in references (`stage.port`), so names cannot contain them".into()),
+            );
+        }
+    }
+
+    /// Checks that a stage has exactly one of `run:` and `uses:`, and no key
+    /// that belongs to the other way. Returns whether it is a `run:` stage.
+    fn check_action(
+        &mut self,
+        id: &str,
+        decl: &Map<String, Value>,
+        path: &YamlPath,
+    ) -> Option<bool> {
+        let has_run = decl.contains_key("run");
+        let has_uses = decl.contains_key("uses");
+        if has_run && has_uses {
+            self.push(
+                "run_and_uses",
+                &path.key("uses"),
+                Part::Key,
+                format!("stage `{id}` has both `uses:` and `run:`"),
+                "second way to run",
+                Some("a stage is either a built-in (`uses:` with `with:`/`inputs:`) or a command (`run:` with `deps:`/`outs:`); split it into two stages".into()),
+            );
+            return None;
+        }
+        if !has_run && !has_uses {
+            self.push(
+                "no_action",
+                path,
+                Part::Key,
+                format!("stage `{id}` has neither `run:` nor `uses:`"),
+                "nothing to run",
+                Some("add `run: <command>` or `uses: <kind>` (see `mlcycle stages`)".into()),
+            );
+            return None;
+        }
+        let (wrong, right) = if has_run {
+            (USES_ONLY, "run")
+        } else {
+            (RUN_ONLY, "uses")
+        };
+        for k in wrong {
+            if decl.contains_key(*k) {
+                let help = if has_run {
+                    "`run:` stages declare what they read with `deps:` and what they write with `outs:`"
+                } else {
+                    "built-in stages are wired with `inputs:` and configured with `with:`"
+                };
+                self.push(
+                    "misplaced_field",
+                    &path.key(*k),
+                    Part::Key,
+                    format!("`{k}` does not apply to a `{right}:` stage (`{id}`)"),
+                    "not for this kind of stage",
+                    Some(help.into()),
+                );
+            }
+        }
+        Some(has_run)
+    }
+
+    /// Checks that `uses:` names a registered stage kind; the kind's output
+    /// ports give the stage's outputs, under `artifacts/<stage>/`.
+    fn check_kind(
+        &mut self,
+        id: &str,
+        decl: &Map<String, Value>,
+        path: &YamlPath,
+    ) -> (Vec<Output>, Option<Arc<dyn StageFactory>>) {
+        let mut outputs = Vec::new();
+        let mut factory = None;
+        let kind_path = path.key("uses");
+        match decl["uses"].as_str() {
+            None => self.push(
+                "type",
+                &kind_path,
+                Part::Value,
+                "`uses` must be a stage kind name".into(),
+                "not a string",
+                None,
+            ),
+            Some(kind) => match self.registry.get(kind) {
+                Some(f) => {
+                    for port in f.outputs() {
+                        outputs.push(Output {
+                            name: port.name.to_string(),
+                            path: format!("artifacts/{id}/{}", port.file),
+                        });
+                    }
+                    factory = Some(f.clone());
+                }
+                None => {
+                    let help = match self.registry.suggest(kind) {
+                        Some(s) => {
+                            format!("did you mean `{s}`? `mlcycle stages` lists every kind")
+                        }
+                        None if kind == COMMAND_KIND => {
+                            "command stages are written with `run:`".to_string()
+                        }
+                        None => "`mlcycle stages` lists every kind".to_string(),
+                    };
+                    self.push(
+                        "unknown_kind",
+                        &kind_path,
+                        Part::Value,
+                        format!("stage `{id}` uses unknown stage kind `{kind}`"),
+                        "unknown kind",
+                        Some(help),
+                    );
+                }
+            },
+        }
+        (outputs, factory)
+    }
+}
