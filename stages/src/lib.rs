@@ -4,6 +4,7 @@
 //! hand-written, ordered list. `run:` (command) stages are executed by the
 //! engine itself and need no registration.
 
+pub mod algo;
 pub mod dataset;
 pub mod deploy;
 pub mod evaluate;
@@ -15,7 +16,6 @@ pub mod preprocess;
 pub mod table;
 pub mod train;
 pub mod transform;
-pub mod tree;
 pub mod util;
 
 use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};

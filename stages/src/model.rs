@@ -13,9 +13,9 @@ use ndarray::{Array1, Array2, ArrayView1, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::algo::cart::Tree;
 use crate::table::{ColumnData, Table};
 use crate::transform::{raw_inputs, Transform};
-use crate::tree::Tree;
 
 /// Current schema version of `model.json`.
 pub const MODEL_SCHEMA_VERSION: u32 = 1;

@@ -148,48 +148,7 @@ impl Table {
             .delimiter(opts.delimiter.unwrap_or(b','))
             .from_path(path)
             .map_err(|e| csv_error(&shown, e))?;
-        let headers: Vec<String> = rdr
-            .headers()
-            .map_err(|e| csv_error(&shown, e))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
-        if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
-            return Err(TableError::Format {
-                path: shown,
-                message: "the file has no header row".into(),
-            });
-        }
-        let mut seen = std::collections::HashSet::new();
-        for h in &headers {
-            if h.is_empty() || !seen.insert(h) {
-                return Err(TableError::Format {
-                    path: shown,
-                    message: format!("column names must be non-empty and unique (found `{h}`)"),
-                });
-            }
-        }
-        for (name, ty) in &opts.types {
-            if !headers.contains(name) {
-                let hint = mlcycle_pipeline::suggest::did_you_mean(name, &headers);
-                return Err(TableError::Format {
-                    path: shown,
-                    message: format!(
-                        "`types` names column `{name}`, which the file does not have {hint}"
-                    )
-                    .trim_end()
-                    .to_string(),
-                });
-            }
-            if ty != "numeric" && ty != "categorical" {
-                return Err(TableError::Format {
-                    path: shown,
-                    message: format!(
-                        "column type `{ty}` for `{name}` must be `numeric` or `categorical`"
-                    ),
-                });
-            }
-        }
+        let headers = csv_headers(&mut rdr, &shown, opts)?;
         // One pass parses numbers as they stream by (no string per cell);
         // a column that turns out to hold text is read again as text. A
         // large file without quotes is cut at line ends and its pieces
@@ -217,60 +176,9 @@ impl Table {
                 parse_chunk(chunk, *line0, delimiter, &headers, &declared, &shown)
             })
             .collect();
-        let mut acc: Vec<Acc> = Vec::new();
-        for part in parsed {
-            let part = part?;
-            if acc.is_empty() {
-                acc = part;
-                continue;
-            }
-            for (a, b) in acc.iter_mut().zip(part) {
-                match (a, b) {
-                    (Acc::Num(x), Acc::Num(y)) => x.extend(y),
-                    (Acc::Text(x), Acc::Text(y)) => x.extend(y),
-                    (a, _) => *a = Acc::NotNumeric,
-                }
-            }
-        }
-        if acc.is_empty() {
-            acc = declared
-                .iter()
-                .map(|d| match d {
-                    Some("categorical") => Acc::Text(Vec::new()),
-                    _ => Acc::Num(Vec::new()),
-                })
-                .collect();
-        }
-        let utf8 = |b: &[u8], line: u64, name: &str| -> Result<String, TableError> {
-            String::from_utf8(b.to_vec()).map_err(|_| TableError::Row {
-                path: shown.clone(),
-                line,
-                message: format!("column `{name}`: the value is not valid UTF-8"),
-            })
-        };
-        let mut rec = csv::ByteRecord::new();
+        let mut acc = merge_pieces(parsed, &declared)?;
         if acc.iter().any(|a| matches!(a, Acc::NotNumeric)) {
-            let mut again = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .delimiter(delimiter)
-                .from_reader(body);
-            let redo: Vec<usize> = (0..acc.len())
-                .filter(|&i| matches!(acc[i], Acc::NotNumeric))
-                .collect();
-            let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); redo.len()];
-            while again
-                .read_byte_record(&mut rec)
-                .map_err(|e| csv_error(&shown, e))?
-            {
-                let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
-                for (k, &i) in redo.iter().enumerate() {
-                    let s = utf8(rec[i].trim_ascii(), line, &headers[i])?;
-                    text[k].push((!is_missing(&s)).then_some(s));
-                }
-            }
-            for (k, i) in redo.into_iter().enumerate() {
-                acc[i] = Acc::Text(std::mem::take(&mut text[k]));
-            }
+            reread_as_text(body, delimiter, first_line, &headers, &mut acc, &shown)?;
         }
         let columns = headers
             .into_iter()
@@ -476,32 +384,7 @@ impl Table {
         let mut columns: Vec<Column> = Vec::new();
         for f in schema.fields() {
             let declared = types.get(f.name()).map(String::as_str);
-            let numeric = match declared {
-                Some("numeric") => true,
-                Some(_) => false,
-                None => match f.data_type() {
-                    t if t.is_numeric() => true,
-                    DataType::Utf8
-                    | DataType::LargeUtf8
-                    | DataType::Utf8View
-                    | DataType::Boolean
-                    | DataType::Dictionary(_, _) => false,
-                    other => {
-                        return Err(fmt(format!(
-                            "column `{}` has type {other}; tables hold numbers and text",
-                            f.name()
-                        )))
-                    }
-                },
-            };
-            columns.push(Column {
-                name: f.name().clone(),
-                data: if numeric {
-                    ColumnData::Numeric(Vec::new())
-                } else {
-                    ColumnData::Categorical(Vec::new())
-                },
-            });
+            columns.push(parquet_column(f, declared).map_err(fmt)?);
         }
         let strict = CastOptions {
             safe: false,
@@ -807,6 +690,165 @@ fn csv_error(path: &str, e: csv::Error) -> TableError {
             message: e.to_string(),
         },
     }
+}
+
+/// An empty column for a Parquet field: numeric or text, as `declared` in
+/// `types` or else by the field's type; `Err` is the message for a type a
+/// table cannot hold.
+#[cfg(feature = "parquet")]
+fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
+    let numeric = match declared {
+        Some("numeric") => true,
+        Some(_) => false,
+        None => match f.data_type() {
+            t if t.is_numeric() => true,
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Boolean
+            | DataType::Dictionary(_, _) => false,
+            other => {
+                return Err(format!(
+                    "column `{}` has type {other}; tables hold numbers and text",
+                    f.name()
+                ))
+            }
+        },
+    };
+    Ok(Column {
+        name: f.name().clone(),
+        data: if numeric {
+            ColumnData::Numeric(Vec::new())
+        } else {
+            ColumnData::Categorical(Vec::new())
+        },
+    })
+}
+
+/// The header row of a CSV file, checked: non-empty, unique names, and
+/// every column named in `opts.types` present with a known type.
+fn csv_headers(
+    rdr: &mut csv::Reader<std::fs::File>,
+    shown: &str,
+    opts: &CsvOptions,
+) -> Result<Vec<String>, TableError> {
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| csv_error(shown, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
+        return Err(TableError::Format {
+            path: shown.to_string(),
+            message: "the file has no header row".into(),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for h in &headers {
+        if h.is_empty() || !seen.insert(h) {
+            return Err(TableError::Format {
+                path: shown.to_string(),
+                message: format!("column names must be non-empty and unique (found `{h}`)"),
+            });
+        }
+    }
+    for (name, ty) in &opts.types {
+        if !headers.contains(name) {
+            let hint = mlcycle_pipeline::suggest::did_you_mean(name, &headers);
+            return Err(TableError::Format {
+                path: shown.to_string(),
+                message: format!(
+                    "`types` names column `{name}`, which the file does not have {hint}"
+                )
+                .trim_end()
+                .to_string(),
+            });
+        }
+        if ty != "numeric" && ty != "categorical" {
+            return Err(TableError::Format {
+                path: shown.to_string(),
+                message: format!(
+                    "column type `{ty}` for `{name}` must be `numeric` or `categorical`"
+                ),
+            });
+        }
+    }
+    Ok(headers)
+}
+
+/// The parsed pieces of a CSV body joined column by column; a column that
+/// is text in one piece is `NotNumeric`.
+fn merge_pieces(
+    parsed: Vec<Result<Vec<Acc>, TableError>>,
+    declared: &[Option<&str>],
+) -> Result<Vec<Acc>, TableError> {
+    let mut acc: Vec<Acc> = Vec::new();
+    for part in parsed {
+        let part = part?;
+        if acc.is_empty() {
+            acc = part;
+            continue;
+        }
+        for (a, b) in acc.iter_mut().zip(part) {
+            match (a, b) {
+                (Acc::Num(x), Acc::Num(y)) => x.extend(y),
+                (Acc::Text(x), Acc::Text(y)) => x.extend(y),
+                (a, _) => *a = Acc::NotNumeric,
+            }
+        }
+    }
+    if acc.is_empty() {
+        acc = declared
+            .iter()
+            .map(|d| match d {
+                Some("categorical") => Acc::Text(Vec::new()),
+                _ => Acc::Num(Vec::new()),
+            })
+            .collect();
+    }
+    Ok(acc)
+}
+
+/// Reads the `NotNumeric` columns of a CSV body again, as text.
+fn reread_as_text(
+    body: &[u8],
+    delimiter: u8,
+    first_line: u64,
+    headers: &[String],
+    acc: &mut [Acc],
+    shown: &str,
+) -> Result<(), TableError> {
+    let utf8 = |b: &[u8], line: u64, name: &str| -> Result<String, TableError> {
+        String::from_utf8(b.to_vec()).map_err(|_| TableError::Row {
+            path: shown.to_string(),
+            line,
+            message: format!("column `{name}`: the value is not valid UTF-8"),
+        })
+    };
+    let mut rec = csv::ByteRecord::new();
+    let mut again = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .from_reader(body);
+    let redo: Vec<usize> = (0..acc.len())
+        .filter(|&i| matches!(acc[i], Acc::NotNumeric))
+        .collect();
+    let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); redo.len()];
+    while again
+        .read_byte_record(&mut rec)
+        .map_err(|e| csv_error(shown, e))?
+    {
+        let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
+        for (k, &i) in redo.iter().enumerate() {
+            let s = utf8(rec[i].trim_ascii(), line, &headers[i])?;
+            text[k].push((!is_missing(&s)).then_some(s));
+        }
+    }
+    for (k, i) in redo.into_iter().enumerate() {
+        acc[i] = Acc::Text(std::mem::take(&mut text[k]));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

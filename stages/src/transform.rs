@@ -145,31 +145,7 @@ impl Transform {
     pub fn apply(&self, t: &mut Table) -> Result<(), ApplyError> {
         let op = self.op();
         match self {
-            Transform::Impute { columns, values } => {
-                for (name, fill) in columns.iter().zip(values) {
-                    let col = column_mut(t, name, op)?;
-                    match (&mut col.data, fill) {
-                        (ColumnData::Numeric(v), Fill::Number(x)) => {
-                            v.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = *x)
-                        }
-                        (ColumnData::Categorical(v), Fill::Category(c)) => v
-                            .iter_mut()
-                            .filter(|v| v.is_none())
-                            .for_each(|v| *v = Some(c.clone())),
-                        (data, fill) => {
-                            return Err(ApplyError::Type {
-                                column: name.clone(),
-                                found: data.type_name(),
-                                want: match fill {
-                                    Fill::Number(_) => "numeric",
-                                    Fill::Category(_) => "categorical",
-                                },
-                                op,
-                            })
-                        }
-                    }
-                }
-            }
+            Transform::Impute { columns, values } => apply_impute(t, columns, values, op)?,
             Transform::Scale {
                 columns,
                 offsets,
@@ -181,78 +157,12 @@ impl Transform {
                     v.iter_mut().for_each(|x| *x = (*x - off) * sc);
                 }
             }
-            Transform::Normalize { columns } => {
-                for name in columns {
-                    numeric(t, name, op)?;
-                }
-                let idx: Vec<usize> = columns
-                    .iter()
-                    .map(|n| t.columns.iter().position(|c| &c.name == n).unwrap())
-                    .collect();
-                for row in 0..t.n_rows() {
-                    let norm = idx
-                        .iter()
-                        .map(|&i| match &t.columns[i].data {
-                            ColumnData::Numeric(v) => v[row] * v[row],
-                            _ => 0.0,
-                        })
-                        .sum::<f64>()
-                        .sqrt();
-                    if norm > 0.0 {
-                        for &i in &idx {
-                            if let ColumnData::Numeric(v) = &mut t.columns[i].data {
-                                v[row] /= norm;
-                            }
-                        }
-                    }
-                }
-            }
+            Transform::Normalize { columns } => apply_normalize(t, columns, op)?,
             Transform::OneHot {
                 column,
                 categories,
                 unknown,
-            } => {
-                let pos = t
-                    .columns
-                    .iter()
-                    .position(|c| &c.name == column)
-                    .ok_or_else(|| ApplyError::Missing {
-                        column: column.clone(),
-                        op,
-                    })?;
-                let ColumnData::Categorical(values) = &t.columns[pos].data else {
-                    return Err(ApplyError::Type {
-                        column: column.clone(),
-                        found: "numeric",
-                        want: "categorical",
-                        op,
-                    });
-                };
-                let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; categories.len()];
-                for (row, v) in values.iter().enumerate() {
-                    let Some(v) = v else { continue };
-                    match categories.iter().position(|c| c == v) {
-                        Some(k) => new[k][row] = 1.0,
-                        None if unknown == "error" => {
-                            return Err(ApplyError::UnknownCategory {
-                                column: column.clone(),
-                                value: v.clone(),
-                                known: categories.join(", "),
-                            })
-                        }
-                        None => {}
-                    }
-                }
-                let cols = categories
-                    .iter()
-                    .zip(new)
-                    .map(|(c, v)| Column {
-                        name: format!("{column}={c}"),
-                        data: ColumnData::Numeric(v),
-                    })
-                    .collect::<Vec<_>>();
-                t.columns.splice(pos..=pos, cols);
-            }
+            } => apply_one_hot(t, column, categories, unknown, op)?,
             Transform::Polynomial {
                 columns,
                 degree,
@@ -309,6 +219,119 @@ impl Transform {
         }
         Ok(())
     }
+}
+
+/// Fills the missing values of `columns` with `values`.
+fn apply_impute(
+    t: &mut Table,
+    columns: &[String],
+    values: &[Fill],
+    op: &'static str,
+) -> Result<(), ApplyError> {
+    for (name, fill) in columns.iter().zip(values) {
+        let col = column_mut(t, name, op)?;
+        match (&mut col.data, fill) {
+            (ColumnData::Numeric(v), Fill::Number(x)) => {
+                v.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = *x)
+            }
+            (ColumnData::Categorical(v), Fill::Category(c)) => v
+                .iter_mut()
+                .filter(|v| v.is_none())
+                .for_each(|v| *v = Some(c.clone())),
+            (data, fill) => {
+                return Err(ApplyError::Type {
+                    column: name.clone(),
+                    found: data.type_name(),
+                    want: match fill {
+                        Fill::Number(_) => "numeric",
+                        Fill::Category(_) => "categorical",
+                    },
+                    op,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scales each row of `columns` to unit L2 norm.
+fn apply_normalize(t: &mut Table, columns: &[String], op: &'static str) -> Result<(), ApplyError> {
+    for name in columns {
+        numeric(t, name, op)?;
+    }
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|n| t.columns.iter().position(|c| &c.name == n).unwrap())
+        .collect();
+    for row in 0..t.n_rows() {
+        let norm = idx
+            .iter()
+            .map(|&i| match &t.columns[i].data {
+                ColumnData::Numeric(v) => v[row] * v[row],
+                _ => 0.0,
+            })
+            .sum::<f64>()
+            .sqrt();
+        if norm > 0.0 {
+            for &i in &idx {
+                if let ColumnData::Numeric(v) = &mut t.columns[i].data {
+                    v[row] /= norm;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `column` by one 0/1 column per category.
+fn apply_one_hot(
+    t: &mut Table,
+    column: &str,
+    categories: &[String],
+    unknown: &str,
+    op: &'static str,
+) -> Result<(), ApplyError> {
+    let pos = t
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| ApplyError::Missing {
+            column: column.to_string(),
+            op,
+        })?;
+    let ColumnData::Categorical(values) = &t.columns[pos].data else {
+        return Err(ApplyError::Type {
+            column: column.to_string(),
+            found: "numeric",
+            want: "categorical",
+            op,
+        });
+    };
+    let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; categories.len()];
+    for (row, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        match categories.iter().position(|c| c == v) {
+            Some(k) => new[k][row] = 1.0,
+            None if unknown == "error" => {
+                return Err(ApplyError::UnknownCategory {
+                    column: column.to_string(),
+                    value: v.clone(),
+                    known: categories.join(", "),
+                })
+            }
+            None => {}
+        }
+    }
+    let cols = categories
+        .iter()
+        .zip(new)
+        .map(|(c, v)| Column {
+            name: format!("{column}={c}"),
+            data: ColumnData::Numeric(v),
+        })
+        .collect::<Vec<_>>();
+    t.columns.splice(pos..=pos, cols);
+    Ok(())
 }
 
 /// Applies `steps` in order and records them in the table's chain.

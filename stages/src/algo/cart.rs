@@ -1,4 +1,5 @@
-//! Classification trees (CART) and random forests.
+//! Classification trees (CART) and random forests, used by the
+//! `train.decision_tree` and `train.random_forest` stages.
 //!
 //! linfa-trees 0.8.1 is not reproducible: it sums impurities over a
 //! `HashMap` in random order and breaks ties by that order, so the same

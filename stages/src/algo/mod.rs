@@ -1,0 +1,28 @@
+//! Numerics without stage plumbing: each algorithm takes `ndarray` arrays
+//! and returns numbers, so it is unit-tested on arrays alone. The `train`
+//! stages wrap them with parameters, logging and model files.
+
+pub mod cart;
+pub mod newton;
+pub mod ols;
+pub mod sgd;
+
+use ndarray::Array2;
+
+/// `aᵀa`, summed over row blocks in parallel: the output is tiny and the
+/// inner dimension huge, a shape one GEMM call runs on one core.
+pub fn gram(a: &Array2<f64>) -> Array2<f64> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 15;
+    let n = a.nrows();
+    let k = a.ncols();
+    (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|i| {
+            let rows = a.slice(ndarray::s![i * BLOCK..((i + 1) * BLOCK).min(n), ..]);
+            rows.t().dot(&rows)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Array2::zeros((k, k)), |acc, g| acc + g)
+}

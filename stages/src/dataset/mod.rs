@@ -1,0 +1,57 @@
+//! Dataset stages: tables from CSV and Parquet files, seeded synthetic
+//! data, linfa's built-in data sets, and feedback collected by `mlcycle
+//! serve`. One file per kind.
+
+mod builtin;
+mod csv;
+mod feedback;
+#[cfg(feature = "parquet")]
+mod parquet;
+mod synthetic;
+
+use mlcycle_pipeline::{PortSpec, RunContext, StageError};
+
+pub use self::csv::Csv;
+pub use builtin::Builtin;
+pub use feedback::Feedback;
+#[cfg(feature = "parquet")]
+pub use parquet::Parquet;
+pub use synthetic::Synthetic;
+
+pub(crate) use synthetic::normal;
+
+use crate::table::Table;
+
+const TABLE_OUT: &[PortSpec] = &[PortSpec::output(
+    "data",
+    "data.arrow",
+    crate::ports::TABLE,
+    "the table (Arrow IPC; pandas `read_feather`, polars `read_ipc`)",
+)];
+
+/// Sets the target (checking it exists), logs, and writes the table.
+fn finish_read(
+    ctx: &RunContext<'_>,
+    t: &mut Table,
+    target: Option<&str>,
+    path: &str,
+) -> Result<(), StageError> {
+    if let Some(target) = target {
+        if t.column(target).is_none() {
+            let names = t.names();
+            return Err(StageError::new(format!(
+                "target column `{target}` is not in {path} {}",
+                mlcycle_pipeline::suggest::did_you_mean(target, &names)
+            ))
+            .with_help(format!("the columns are: {}", names.join(", "))));
+        }
+        t.target = Some(target.to_string());
+    }
+    (ctx.log)(&format!(
+        "read {} rows × {} columns from {path}",
+        t.n_rows(),
+        t.columns.len(),
+    ));
+    t.write_arrow(ctx.output("data")?)
+        .map_err(|e| StageError::new(e.to_string()))
+}

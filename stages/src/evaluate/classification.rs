@@ -1,0 +1,138 @@
+//! `evaluate.classification`: classification metrics and plots on held-out rows.
+
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use serde_json::{json, Value};
+
+use super::{
+    classification_metrics, load, model_info, plot_err, score, truth_classes, write_metrics,
+    NoParams, EVAL_IN,
+};
+use crate::model::{Predictions, Task};
+use crate::table::short;
+use crate::util::parse_with;
+
+const CLS_OUT: &[PortSpec] = &[
+    PortSpec::output(
+        "metrics",
+        "metrics.json",
+        crate::ports::METRICS,
+        "`accuracy`, precision / recall / F1 (macro and weighted), per class, confusion matrix, `roc_auc` (binary)",
+    ),
+    PortSpec::output(
+        "plots",
+        "plots",
+        crate::ports::PLOT,
+        "`confusion` heat map and, for binary models with scores, `roc` (SVG and PNG)",
+    ),
+];
+
+/// `evaluate.classification`.
+#[derive(Debug)]
+pub struct Classification;
+
+#[derive(Debug)]
+struct ClassificationStage;
+
+impl StageFactory for Classification {
+    fn kind(&self) -> &'static str {
+        "evaluate.classification"
+    }
+    fn summary(&self) -> &'static str {
+        "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        EVAL_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        CLS_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let _: NoParams = parse_with(with)?;
+        Ok(Box::new(ClassificationStage))
+    }
+}
+
+impl Stage for ClassificationStage {
+    fn params(&self) -> Value {
+        json!({})
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let (m, test) = load(ctx)?;
+        if m.task != Task::Classification {
+            return Err(StageError::new(format!(
+                "`{}` is a {} model; `evaluate.classification` needs a classifier",
+                m.kind,
+                m.task.as_str()
+            ))
+            .with_help(if m.task == Task::Regression {
+                "use `evaluate.regression`"
+            } else {
+                "clusters have no true labels to compare with"
+            }));
+        }
+        let Predictions::Classes { ids, proba } = score(&m, &test, "test")? else {
+            unreachable!("classifiers predict classes")
+        };
+        let (truth, labels) = truth_classes(&m, &test)?;
+        let mut metrics = classification_metrics(&truth, &ids, &labels, proba.as_deref());
+        (ctx.log)(&format!(
+            "{} rows: accuracy {}, F1 macro {}{}",
+            truth.len(),
+            short(metrics["accuracy"].as_f64().unwrap_or(f64::NAN)),
+            short(metrics["f1_macro"].as_f64().unwrap_or(f64::NAN)),
+            metrics
+                .get("roc_auc")
+                .and_then(Value::as_f64)
+                .map(|a| format!(", ROC AUC {}", short(a)))
+                .unwrap_or_default()
+        ));
+        let cm: Vec<Vec<u64>> = serde_json::from_value(
+            metrics["confusion_matrix"]["rows_actual_columns_predicted"].clone(),
+        )
+        .expect("confusion matrix");
+        metrics.insert("model".into(), model_info(&m));
+        write_metrics(ctx, &metrics)?;
+        let dir = ctx.output("plots")?;
+        crate::plot::heatmap(dir, "confusion", "Confusion matrix", &labels, &cm)
+            .map_err(plot_err)?;
+        if let (2, Some(p)) = (labels.len(), &proba) {
+            let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
+            let curve = roc_points(&truth, &scores);
+            crate::plot::curve(
+                dir,
+                "roc",
+                "ROC curve",
+                ("false positive rate", "true positive rate"),
+                &[("model", curve), ("chance", vec![(0.0, 0.0), (1.0, 1.0)])],
+            )
+            .map_err(plot_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn roc_points(truth: &[usize], score: &[f64]) -> Vec<(f64, f64)> {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let pos = truth.iter().filter(|&&t| t == 1).count().max(1) as f64;
+    let neg = (truth.len() as f64 - pos).max(1.0);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut pts = vec![(0.0, 0.0)];
+    for i in idx {
+        if truth[i] == 1 {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        pts.push((fp / neg, tp / pos));
+    }
+    pts
+}

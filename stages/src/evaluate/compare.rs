@@ -1,0 +1,279 @@
+//! `evaluate.compare`: a challenger against a reference model, as a gate.
+
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::evaluate;
+use crate::model::{Model, Task};
+use crate::table::{short, Table};
+use crate::util::parse_with;
+
+/// `evaluate.compare`.
+#[derive(Debug)]
+pub struct Compare;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareParams {
+    /// Metric that decides; default r2 (regression) or accuracy.
+    #[serde(default)]
+    metric: Option<String>,
+    /// The challenger must beat the reference by at least this much.
+    #[serde(default)]
+    min_improvement: f64,
+    /// Fail the stage (and stop its dependents) when the gate fails.
+    #[serde(default)]
+    fail: bool,
+}
+
+#[derive(Debug)]
+struct CompareStage(CompareParams);
+
+const COMPARE_IN: &[PortSpec] = &[
+    PortSpec::input("model", crate::ports::MODEL, true, "the challenger"),
+    PortSpec::input("reference", crate::ports::MODEL, true, "the model to beat"),
+    PortSpec::input(
+        "test",
+        crate::ports::TABLE,
+        true,
+        "held-out rows both are scored on",
+    ),
+];
+const COMPARE_OUT: &[PortSpec] = &[
+    PortSpec::output(
+        "metrics",
+        "comparison.json",
+        crate::ports::METRICS,
+        "both models' metrics, the differences and `passed`",
+    ),
+    PortSpec::output(
+        "report",
+        "comparison.md",
+        crate::ports::REPORT,
+        "a per-metric Markdown table and the verdict",
+    ),
+    PortSpec::output(
+        "best",
+        "best.json",
+        crate::ports::MODEL,
+        "the winner: the challenger when it passed, else the reference",
+    ),
+    PortSpec::output(
+        "best_metrics",
+        "best_metrics.json",
+        crate::ports::METRICS,
+        "the winner's metrics on these rows",
+    ),
+];
+
+/// Metrics where lower is better.
+fn lower_is_better(metric: &str) -> bool {
+    matches!(metric, "mse" | "rmse" | "mae")
+}
+
+impl StageFactory for Compare {
+    fn kind(&self) -> &'static str {
+        "evaluate.compare"
+    }
+    fn summary(&self) -> &'static str {
+        "Compare a challenger model with a reference on the same rows: per-metric table and a pass/fail gate"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        COMPARE_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        COMPARE_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "metric",
+                ty: "string = r2 or accuracy",
+                doc: "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors",
+            },
+            ParamDoc {
+                name: "min_improvement",
+                ty: "number = 0",
+                doc: "the challenger must beat the reference by at least this much",
+            },
+            ParamDoc {
+                name: "fail",
+                ty: "bool = false",
+                doc: "fail the stage when the challenger does not pass, so dependents do not run",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: CompareParams = parse_with(with)?;
+        if !p.min_improvement.is_finite() {
+            return Err(ParamError::new(
+                &["min_improvement"],
+                "must be a finite number",
+            ));
+        }
+        Ok(Box::new(CompareStage(p)))
+    }
+}
+
+impl Stage for CompareStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let read = |port: &str| {
+            Model::read(ctx.input(port)?).map_err(|e| StageError::new(format!("`{port}`: {e}")))
+        };
+        let (challenger, reference) = (read("model")?, read("reference")?);
+        if challenger.task != reference.task {
+            return Err(StageError::new(format!(
+                "the models solve different tasks: `model` is {}, `reference` is {}",
+                challenger.task.as_str(),
+                reference.task.as_str()
+            )));
+        }
+        let test =
+            Table::read_arrow(ctx.input("test")?).map_err(|e| StageError::new(e.to_string()))?;
+        let a = evaluate(&challenger, &test)?;
+        let b = evaluate(&reference, &test)?;
+        let (metric, va, vb) = self.decider(challenger.task, &a, &b)?;
+        let gain = if lower_is_better(&metric) {
+            vb - va
+        } else {
+            va - vb
+        };
+        let passed = gain >= self.0.min_improvement && gain.is_finite();
+        let verdict = format!(
+            "{}: {metric} {} vs reference {} (improvement {}{}; needed at least {})",
+            if passed { "passed" } else { "failed" },
+            short(va),
+            short(vb),
+            short(gain),
+            if lower_is_better(&metric) {
+                ", as a lower error"
+            } else {
+                ""
+            },
+            short(self.0.min_improvement)
+        );
+        (ctx.log)(&verdict);
+        let report = comparison_report(
+            &challenger,
+            &reference,
+            test.n_rows(),
+            &metric,
+            (&a, &b),
+            &verdict,
+        );
+        std::fs::write(ctx.output("report")?, report)
+            .map_err(|e| StageError::new(e.to_string()))?;
+        let out = json!({
+            "metric": metric,
+            "challenger": a,
+            "reference": b,
+            "improvement": gain,
+            "min_improvement": self.0.min_improvement,
+            "passed": passed,
+        });
+        let mut s = serde_json::to_string_pretty(&out).expect("metrics serialize");
+        s.push('\n');
+        std::fs::write(ctx.output("metrics")?, s).map_err(|e| StageError::new(e.to_string()))?;
+        let (best_port, best_metrics) = if passed {
+            ("model", &a)
+        } else {
+            ("reference", &b)
+        };
+        std::fs::copy(ctx.input(best_port)?, ctx.output("best")?)
+            .map_err(|e| StageError::new(format!("cannot write the best model: {e}")))?;
+        let mut s = serde_json::to_string_pretty(best_metrics).expect("metrics serialize");
+        s.push('\n');
+        std::fs::write(ctx.output("best_metrics")?, s)
+            .map_err(|e| StageError::new(e.to_string()))?;
+        if self.0.fail && !passed {
+            return Err(StageError::new(format!("the challenger {verdict}"))
+                .with_help("set `fail: false` to record the verdict without stopping the run"));
+        }
+        Ok(())
+    }
+}
+
+impl CompareStage {
+    /// The deciding metric and its value for the challenger's metrics `a`
+    /// and the reference's `b`.
+    fn decider(
+        &self,
+        task: Task,
+        a: &Map<String, Value>,
+        b: &Map<String, Value>,
+    ) -> Result<(String, f64, f64), StageError> {
+        let metric = self.0.metric.clone().unwrap_or_else(|| {
+            if task == Task::Regression {
+                "r2".into()
+            } else {
+                "accuracy".into()
+            }
+        });
+        let (Some(va), Some(vb)) = (
+            a.get(&metric).and_then(Value::as_f64),
+            b.get(&metric).and_then(Value::as_f64),
+        ) else {
+            let known: Vec<&String> = a
+                .iter()
+                .filter(|(_, v)| v.is_f64())
+                .map(|(k, _)| k)
+                .collect();
+            return Err(
+                StageError::new(format!("no metric `{metric}` for these models")).with_help(
+                    format!(
+                        "use one of: {}",
+                        known
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            );
+        };
+        Ok((metric, va, vb))
+    }
+}
+
+/// The Markdown report: one row per metric both models have, and the verdict.
+fn comparison_report(
+    challenger: &Model,
+    reference: &Model,
+    rows_scored: usize,
+    metric: &str,
+    (a, b): (&Map<String, Value>, &Map<String, Value>),
+    verdict: &str,
+) -> String {
+    let mut rows = String::new();
+    for (k, v) in a {
+        if let (Some(x), Some(y)) = (v.as_f64(), b.get(k).and_then(Value::as_f64)) {
+            rows.push_str(&format!(
+                "| {k}{} | {} | {} | {} |\n",
+                if *k == metric { " (decides)" } else { "" },
+                short(x),
+                short(y),
+                short(x - y)
+            ));
+        }
+    }
+    format!(
+        "# Model comparison\n\n\
+         Challenger `{}` (stage `{}`) against reference `{}` (stage `{}`) on {} rows.\n\n\
+         | metric | challenger | reference | difference |\n|---|---|---|---|\n{rows}\n\
+         **Gate {verdict}.**\n",
+        challenger.kind,
+        challenger.lineage.stage,
+        reference.kind,
+        reference.lineage.stage,
+        rows_scored
+    )
+}

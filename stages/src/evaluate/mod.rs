@@ -1,0 +1,295 @@
+//! Evaluation stages: score a model on held-out rows, write metrics and
+//! plots, compare a challenger against a reference.
+
+mod classification;
+mod compare;
+mod regression;
+
+use mlcycle_pipeline::{PortSpec, RunContext, StageError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::model::{Extra, Model, Predictions, Task};
+use crate::table::{ColumnData, Table};
+
+pub use classification::Classification;
+pub use compare::Compare;
+pub use regression::Regression;
+
+const EVAL_IN: &[PortSpec] = &[
+    PortSpec::input("model", crate::ports::MODEL, true, "the model to evaluate"),
+    PortSpec::input(
+        "test",
+        crate::ports::TABLE,
+        true,
+        "held-out rows with the target (raw: the model applies its own preprocessing)",
+    ),
+];
+
+fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
+    let model = Model::read(ctx.input("model")?).map_err(|e| {
+        StageError::new(e.to_string()).with_help("wire a `train.*` stage's `model` output here")
+    })?;
+    let test = Table::read_arrow(ctx.input("test")?).map_err(|e| StageError::new(e.to_string()))?;
+    if test.n_rows() == 0 {
+        return Err(StageError::new("the `test` table has no rows")
+            .with_help("give the split stage a larger `test` share"));
+    }
+    Ok((model, test))
+}
+
+/// Scores `t` with `m`; a schema mismatch names the columns.
+pub fn score(m: &Model, t: &Table, port: &str) -> Result<Predictions, StageError> {
+    let x = m.prepare(t, Extra::Ignore).map_err(|e| {
+        StageError::new(format!("the model cannot score `{port}`: {e}")).with_help(format!(
+            "the model (trained by stage `{}`) needs columns: {}",
+            m.lineage.stage,
+            m.inputs
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.ty))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    m.predict(&x).map_err(|e| StageError::new(e.to_string()))
+}
+
+fn truth_values(m: &Model, t: &Table) -> Result<Vec<f64>, StageError> {
+    let name = m
+        .target
+        .as_deref()
+        .ok_or_else(|| StageError::new("the model has no target; it cannot be evaluated"))?;
+    match t.column(name).map(|c| &c.data) {
+        Some(ColumnData::Numeric(v)) => {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(StageError::new(format!(
+                    "the target `{name}` has a missing value at row {}",
+                    i + 1
+                )));
+            }
+            Ok(v.clone())
+        }
+        Some(ColumnData::Categorical(_)) => Err(StageError::new(format!(
+            "the target `{name}` is categorical in `test`; this regression model needs numbers"
+        ))),
+        None => Err(StageError::new(format!(
+            "the `test` table has no target column `{name}`"
+        ))),
+    }
+}
+
+/// Labels of the test rows as class ids; unseen labels get new ids after
+/// the model's classes (they can never be predicted right).
+fn truth_classes(m: &Model, t: &Table) -> Result<(Vec<usize>, Vec<String>), StageError> {
+    let name = m
+        .target
+        .as_deref()
+        .ok_or_else(|| StageError::new("the model has no target; it cannot be evaluated"))?;
+    let col = t.column(name).ok_or_else(|| {
+        StageError::new(format!("the `test` table has no target column `{name}`"))
+    })?;
+    let mut labels = m.classes.clone();
+    let ids = (0..col.data.len())
+        .map(|i| {
+            let l = col.data.display(i);
+            match labels.iter().position(|c| *c == l) {
+                Some(k) => k,
+                None => {
+                    labels.push(l);
+                    labels.len() - 1
+                }
+            }
+        })
+        .collect();
+    Ok((ids, labels))
+}
+
+/// MSE, RMSE, MAE and R² of `pred` against `y`.
+pub fn regression_metrics(y: &[f64], pred: &[f64]) -> Map<String, Value> {
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let sse: f64 = y.iter().zip(pred).map(|(a, b)| (a - b) * (a - b)).sum();
+    let sst: f64 = y.iter().map(|a| (a - mean) * (a - mean)).sum();
+    let mae = y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
+    let mse = sse / n;
+    let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
+    let mut m = Map::new();
+    m.insert("rows".into(), json!(y.len()));
+    m.insert("mse".into(), json!(mse));
+    m.insert("rmse".into(), json!(mse.sqrt()));
+    m.insert("mae".into(), json!(mae));
+    m.insert("r2".into(), json!(r2));
+    m
+}
+
+/// Accuracy, precision/recall/F1 (macro, weighted, per class), the
+/// confusion matrix, and ROC AUC for binary problems with scores.
+pub fn classification_metrics(
+    truth: &[usize],
+    pred: &[usize],
+    labels: &[String],
+    proba: Option<&[Vec<f64>]>,
+) -> Map<String, Value> {
+    let k = labels.len();
+    let mut cm = vec![vec![0u64; k]; k];
+    for (&t, &p) in truth.iter().zip(pred) {
+        cm[t][p] += 1;
+    }
+    let n = truth.len() as f64;
+    let correct: u64 = (0..k).map(|i| cm[i][i]).sum();
+    let mut per_class = Map::new();
+    let (mut mp, mut mr, mut mf, mut wp, mut wr, mut wf) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut present: f64 = 0.0;
+    for c in 0..k {
+        let tp = cm[c][c] as f64;
+        let predicted: f64 = (0..k).map(|r| cm[r][c] as f64).sum();
+        let support: f64 = cm[c].iter().sum::<u64>() as f64;
+        let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
+        let recall = if support > 0.0 { tp / support } else { 0.0 };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        per_class.insert(
+            labels[c].clone(),
+            json!({"precision": precision, "recall": recall, "f1": f1, "support": support as u64}),
+        );
+        if support > 0.0 {
+            present += 1.0;
+            mp += precision;
+            mr += recall;
+            mf += f1;
+        }
+        wp += precision * support;
+        wr += recall * support;
+        wf += f1 * support;
+    }
+    let present = present.max(1.0);
+    let mut m = Map::new();
+    m.insert("rows".into(), json!(truth.len()));
+    m.insert("accuracy".into(), json!(correct as f64 / n));
+    m.insert("precision_macro".into(), json!(mp / present));
+    m.insert("recall_macro".into(), json!(mr / present));
+    m.insert("f1_macro".into(), json!(mf / present));
+    m.insert("precision_weighted".into(), json!(wp / n));
+    m.insert("recall_weighted".into(), json!(wr / n));
+    m.insert("f1_weighted".into(), json!(wf / n));
+    if let (2, Some(p)) = (k, proba) {
+        let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
+        m.insert("roc_auc".into(), json!(roc_auc(truth, &scores)));
+    }
+    m.insert("per_class".into(), Value::Object(per_class));
+    m.insert(
+        "confusion_matrix".into(),
+        json!({"labels": labels, "rows_actual_columns_predicted": cm}),
+    );
+    m
+}
+
+/// Area under the ROC curve by the rank statistic (ties share ranks).
+pub fn roc_auc(truth: &[usize], score: &[f64]) -> f64 {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+    let mut ranks = vec![0.0; score.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            ranks[k] = r;
+        }
+        i = j + 1;
+    }
+    let pos = truth.iter().filter(|&&t| t == 1).count() as f64;
+    let neg = truth.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return f64::NAN;
+    }
+    let sum: f64 = truth
+        .iter()
+        .zip(&ranks)
+        .filter(|(t, _)| **t == 1)
+        .map(|(_, r)| r)
+        .sum();
+    (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+fn write_metrics(ctx: &RunContext<'_>, m: &Map<String, Value>) -> Result<(), StageError> {
+    let mut s = serde_json::to_string_pretty(m).expect("metrics serialize");
+    s.push('\n');
+    std::fs::write(ctx.output("metrics")?, s)
+        .map_err(|e| StageError::new(format!("cannot write metrics: {e}")))
+}
+
+fn plot_err(e: String) -> StageError {
+    StageError::new(format!("cannot draw a plot: {e}"))
+}
+
+fn model_info(m: &Model) -> Value {
+    json!({"kind": m.kind, "stage": m.lineage.stage, "train_rows": m.lineage.rows})
+}
+
+/// Evaluates `model` on `test`: the metrics of its task.
+pub fn evaluate(m: &Model, test: &Table) -> Result<Map<String, Value>, StageError> {
+    let pred = score(m, test, "test")?;
+    match (m.task, pred) {
+        (Task::Regression, Predictions::Values(p)) => {
+            let y = truth_values(m, test)?;
+            Ok(regression_metrics(&y, &p))
+        }
+        (_, Predictions::Classes { ids, proba }) => {
+            let (truth, labels) = truth_classes(m, test)?;
+            Ok(classification_metrics(
+                &truth,
+                &ids,
+                &labels,
+                proba.as_deref(),
+            ))
+        }
+        (_, Predictions::Values(_)) => {
+            Err(StageError::new("the model predicts values, not classes"))
+        }
+    }
+}
+
+/// The params of kinds that take none.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_metrics_match_hand_computation() {
+        let m = regression_metrics(&[1.0, 2.0, 3.0], &[1.0, 2.0, 4.0]);
+        assert!((m["mse"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((m["mae"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((m["r2"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn classification_metrics_match_hand_computation() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let m = classification_metrics(&[0, 0, 1, 1], &[0, 1, 1, 1], &labels, None);
+        assert_eq!(m["accuracy"], json!(0.75));
+        // class a: p 1, r .5, f1 2/3; class b: p 2/3, r 1, f1 .8
+        let f1 = m["f1_macro"].as_f64().unwrap();
+        assert!((f1 - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-12);
+        assert_eq!(
+            m["confusion_matrix"]["rows_actual_columns_predicted"],
+            json!([[1, 1], [0, 2]])
+        );
+    }
+
+    #[test]
+    fn roc_auc_by_ranks() {
+        assert_eq!(roc_auc(&[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]), 0.75);
+        assert_eq!(roc_auc(&[0, 1], &[0.5, 0.5]), 0.5);
+    }
+}

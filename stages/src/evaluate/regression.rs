@@ -1,0 +1,169 @@
+//! `evaluate.regression`: regression metrics and plots on held-out rows.
+
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use serde_json::{json, Value};
+
+use super::{
+    load, model_info, plot_err, regression_metrics, score, truth_values, write_metrics, NoParams,
+    EVAL_IN,
+};
+use crate::model::{Extra, Predictions, Task};
+use crate::table::{short, ColumnData, Table};
+use crate::util::parse_with;
+
+const REG_OUT: &[PortSpec] = &[
+    PortSpec::output(
+        "metrics",
+        "metrics.json",
+        crate::ports::METRICS,
+        "`mse`, `rmse`, `mae`, `r2`, `rows`",
+    ),
+    PortSpec::output(
+        "plots",
+        "plots",
+        crate::ports::PLOT,
+        "`predicted_vs_actual`, `residuals` and, for one input column, `fit` (SVG and PNG)",
+    ),
+];
+
+/// `evaluate.regression`.
+#[derive(Debug)]
+pub struct Regression;
+
+#[derive(Debug)]
+struct RegressionStage;
+
+impl StageFactory for Regression {
+    fn kind(&self) -> &'static str {
+        "evaluate.regression"
+    }
+    fn summary(&self) -> &'static str {
+        "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        EVAL_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        REG_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let _: NoParams = parse_with(with)?;
+        Ok(Box::new(RegressionStage))
+    }
+}
+
+impl Stage for RegressionStage {
+    fn params(&self) -> Value {
+        json!({})
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let (m, test) = load(ctx)?;
+        if m.task != Task::Regression {
+            return Err(StageError::new(format!(
+                "`{}` is a {} model; `evaluate.regression` needs a regression model",
+                m.kind,
+                m.task.as_str()
+            ))
+            .with_help("use `evaluate.classification`"));
+        }
+        let Predictions::Values(pred) = score(&m, &test, "test")? else {
+            unreachable!("regression models predict values")
+        };
+        let y = truth_values(&m, &test)?;
+        let mut metrics = regression_metrics(&y, &pred);
+        (ctx.log)(&format!(
+            "{} rows: MSE {}, RMSE {}, MAE {}, R² {}",
+            y.len(),
+            short(metrics["mse"].as_f64().unwrap_or(f64::NAN)),
+            short(metrics["rmse"].as_f64().unwrap_or(f64::NAN)),
+            short(metrics["mae"].as_f64().unwrap_or(f64::NAN)),
+            short(metrics["r2"].as_f64().unwrap_or(f64::NAN)),
+        ));
+        metrics.insert("model".into(), model_info(&m));
+        write_metrics(ctx, &metrics)?;
+
+        let dir = ctx.output("plots")?;
+        let target = m.target.clone().unwrap_or_else(|| "target".into());
+        let pts: Vec<(f64, f64)> = y.iter().copied().zip(pred.iter().copied()).collect();
+        let (lo, hi) = y
+            .iter()
+            .chain(&pred)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        crate::plot::scatter(
+            dir,
+            "predicted_vs_actual",
+            &format!("Predicted vs actual {target}"),
+            (&format!("actual {target}"), &format!("predicted {target}")),
+            &pts,
+            &[("y = x", vec![(lo, lo), (hi, hi)])],
+        )
+        .map_err(plot_err)?;
+        let res: Vec<(f64, f64)> = pred.iter().zip(&y).map(|(p, a)| (*p, a - p)).collect();
+        let (plo, phi) = pred
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        crate::plot::scatter(
+            dir,
+            "residuals",
+            "Residuals",
+            (&format!("predicted {target}"), "actual − predicted"),
+            &res,
+            &[("zero", vec![(plo, 0.0), (phi, 0.0)])],
+        )
+        .map_err(plot_err)?;
+        // One numeric input: the data and the fitted curve over its range.
+        if let [input] = &m.inputs[..] {
+            if let Some(ColumnData::Numeric(xs)) = test.column(&input.name).map(|c| &c.data) {
+                let (xlo, xhi) = xs
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                        (a.min(*v), b.max(*v))
+                    });
+                let grid: Vec<f64> = (0..=100)
+                    .map(|i| xlo + (xhi - xlo) * i as f64 / 100.0)
+                    .collect();
+                let mut g = Table {
+                    columns: vec![crate::table::Column {
+                        name: input.name.clone(),
+                        data: ColumnData::Numeric(grid.clone()),
+                    }],
+                    target: None,
+                    transforms: vec![],
+                };
+                g.target = None;
+                if let Ok(Predictions::Values(gp)) = m
+                    .prepare(&g, Extra::Ignore)
+                    .map_err(|e| e.to_string())
+                    .and_then(|x| m.predict(&x).map_err(|e| e.to_string()))
+                {
+                    let data: Vec<(f64, f64)> = xs.iter().copied().zip(y.iter().copied()).collect();
+                    crate::plot::scatter(
+                        dir,
+                        "fit",
+                        &format!(
+                            "{target} by {} (test rows) and the fitted model",
+                            input.name
+                        ),
+                        (&input.name, &target),
+                        &data,
+                        &[("model", grid.into_iter().zip(gp).collect())],
+                    )
+                    .map_err(plot_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

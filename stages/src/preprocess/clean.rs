@@ -1,0 +1,470 @@
+//! `preprocess.clean`: duplicates, missing values, outliers.
+
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::table::{Column, ColumnData, Table};
+use crate::transform::{Fill, Transform};
+use crate::util::parse_with;
+
+/// `preprocess.clean`: duplicates, missing values, outliers.
+#[derive(Debug)]
+pub struct Clean;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CleanParams {
+    #[serde(default = "yes")]
+    duplicates: bool,
+    #[serde(default = "drop")]
+    missing: String,
+    #[serde(default)]
+    fill: Option<Value>,
+    #[serde(default = "none")]
+    outliers: String,
+    #[serde(default)]
+    threshold: Option<f64>,
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+}
+fn yes() -> bool {
+    true
+}
+fn drop() -> String {
+    "drop".into()
+}
+fn none() -> String {
+    "none".into()
+}
+
+#[derive(Debug)]
+struct CleanStage(CleanParams);
+
+pub(super) const CLEAN_IN: &[PortSpec] = &[PortSpec::input(
+    "data",
+    crate::ports::TABLE,
+    true,
+    "the table to clean",
+)];
+const CLEAN_OUT: &[PortSpec] = &[
+    PortSpec::output(
+        "data",
+        "data.arrow",
+        crate::ports::TABLE,
+        "the cleaned table",
+    ),
+    PortSpec::output(
+        "report",
+        "report.json",
+        crate::ports::METRICS,
+        "rows in and out, and what was removed or filled, per reason and column",
+    ),
+];
+
+impl StageFactory for Clean {
+    fn kind(&self) -> &'static str {
+        "preprocess.clean"
+    }
+    fn summary(&self) -> &'static str {
+        "Drop duplicate rows, drop or impute missing values, drop outliers (z-score or IQR); reports what it removed"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        CLEAN_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        CLEAN_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "duplicates",
+                ty: "bool = true",
+                doc: "drop rows identical to an earlier row",
+            },
+            ParamDoc {
+                name: "missing",
+                ty: "`drop` | `mean` | `median` | `mode` | `constant` | `keep` = drop",
+                doc: "rows with a missing feature are dropped, or the gap is filled (mean/median: numeric columns; mode: any; constant: `fill`). Rows with a missing target are always dropped unless `keep`",
+            },
+            ParamDoc {
+                name: "fill",
+                ty: "number or string",
+                doc: "the value for `missing: constant`",
+            },
+            ParamDoc {
+                name: "outliers",
+                ty: "`none` | `zscore` | `iqr` = none",
+                doc: "drop rows whose value is more than `threshold` standard deviations from the mean (zscore), or more than `threshold` IQRs outside the quartiles (iqr)",
+            },
+            ParamDoc {
+                name: "threshold",
+                ty: "number = 3 (zscore), 1.5 (iqr)",
+                doc: "outlier cut-off",
+            },
+            ParamDoc {
+                name: "columns",
+                ty: "list of strings = every numeric column",
+                doc: "columns checked for outliers",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: CleanParams = parse_with(with)?;
+        let modes = ["drop", "mean", "median", "mode", "constant", "keep"];
+        if !modes.contains(&p.missing.as_str()) {
+            return Err(ParamError::new(
+                &["missing"],
+                format!("unknown `missing` policy `{}`", p.missing),
+            )
+            .with_help(format!("use one of: {}", modes.join(", "))));
+        }
+        if p.missing == "constant" && !matches!(p.fill, Some(Value::Number(_) | Value::String(_))) {
+            return Err(ParamError::new(
+                &["missing"],
+                "`missing: constant` needs `fill:` (a number or a string)",
+            ));
+        }
+        if !["none", "zscore", "iqr"].contains(&p.outliers.as_str()) {
+            return Err(ParamError::new(
+                &["outliers"],
+                format!("unknown outlier method `{}`", p.outliers),
+            )
+            .with_help("use `none`, `zscore` or `iqr`"));
+        }
+        if let Some(t) = p.threshold {
+            if !(t > 0.0 && t.is_finite()) {
+                return Err(ParamError::new(
+                    &["threshold"],
+                    "`threshold` must be positive",
+                ));
+            }
+        }
+        Ok(Box::new(CleanStage(p)))
+    }
+}
+
+/// `: 1 duplicate, 1 with a missing value, 2 outliers (price), 3 values imputed`.
+fn describe_removals(r: &serde_json::Map<String, Value>) -> String {
+    let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let per = |k: &str| -> Vec<(String, u64)> {
+        r.get(k)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(c, v)| (c.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    if n("duplicates") > 0 {
+        parts.push(format!("{} duplicate(s)", n("duplicates")));
+    }
+    if n("missing_rows_dropped") > 0 {
+        parts.push(format!(
+            "{} with a missing value",
+            n("missing_rows_dropped")
+        ));
+    }
+    let out = per("outliers");
+    if !out.is_empty() {
+        let total: u64 = out.iter().map(|p| p.1).sum();
+        let cols: Vec<&str> = out.iter().map(|p| p.0.as_str()).collect();
+        parts.push(format!("{total} outlier row(s) ({})", cols.join(", ")));
+    }
+    let imp = per("imputed");
+    if !imp.is_empty() {
+        let total: u64 = imp.iter().map(|p| p.1).sum();
+        let cols: Vec<&str> = imp.iter().map(|p| p.0.as_str()).collect();
+        parts.push(format!("{total} value(s) imputed ({})", cols.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+impl Stage for CleanStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let p = &self.0;
+        let mut t = crate::util::read_table(ctx, "data")?;
+        let rows_in = t.n_rows();
+        let mut report = serde_json::Map::new();
+        report.insert("rows_in".into(), rows_in.into());
+        if p.duplicates {
+            t = drop_duplicates(t, &mut report);
+        }
+        if p.missing != "keep" {
+            t = self.drop_missing(t, &mut report);
+        }
+        if ["mean", "median", "mode", "constant"].contains(&p.missing.as_str()) {
+            self.impute(&mut t, &mut report)?;
+        }
+        if p.outliers != "none" {
+            t = self.drop_outliers(t, &mut report)?;
+        }
+        report.insert("rows_out".into(), t.n_rows().into());
+        (ctx.log)(&format!(
+            "{rows_in} rows in, {} out{}",
+            t.n_rows(),
+            describe_removals(&report)
+        ));
+        if t.n_rows() == 0 {
+            return Err(StageError::new(format!(
+                "no rows are left after cleaning (of {rows_in}): {}",
+                serde_json::to_string(&report).unwrap_or_default()
+            ))
+            .with_help("impute instead of dropping (`missing: mean`), or loosen `threshold`"));
+        }
+        crate::util::write_table(ctx, "data", &t)?;
+        let mut s = serde_json::to_string_pretty(&report).expect("report serializes");
+        s.push('\n');
+        std::fs::write(ctx.output("report")?, s).map_err(|e| StageError::new(e.to_string()))
+    }
+}
+
+/// Whether row `r` of a column is missing.
+fn missing_at(c: &ColumnData, r: usize) -> bool {
+    match c {
+        ColumnData::Numeric(v) => !v[r].is_finite(),
+        ColumnData::Categorical(v) => v[r].is_none(),
+    }
+}
+
+/// The table without repeated rows (the first of each is kept).
+fn drop_duplicates(t: Table, report: &mut Map<String, Value>) -> Table {
+    let mut seen = std::collections::HashSet::new();
+    let keep: Vec<usize> = (0..t.n_rows())
+        .filter(|&r| {
+            let key: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| match &c.data {
+                    ColumnData::Numeric(v) => format!("{:?}", v[r].to_bits()),
+                    ColumnData::Categorical(v) => format!("{:?}", v[r]),
+                })
+                .collect();
+            seen.insert(key)
+        })
+        .collect();
+    report.insert("duplicates".into(), (t.n_rows() - keep.len()).into());
+    t.take(&keep)
+}
+
+impl CleanStage {
+    /// Drops rows with a missing value: in any column (`missing: drop`), or
+    /// else in the target.
+    fn drop_missing(&self, t: Table, report: &mut Map<String, Value>) -> Table {
+        let p = &self.0;
+        let target = t.target.clone();
+        let keep: Vec<usize> = (0..t.n_rows())
+            .filter(|&r| {
+                !t.columns.iter().any(|c| {
+                    (p.missing == "drop" || target.as_deref() == Some(c.name.as_str()))
+                        && missing_at(&c.data, r)
+                })
+            })
+            .collect();
+        report.insert(
+            "missing_rows_dropped".into(),
+            (t.n_rows() - keep.len()).into(),
+        );
+        t.take(&keep)
+    }
+
+    /// Fills the gaps of every feature column, recorded as an `Impute` step.
+    fn impute(&self, t: &mut Table, report: &mut Map<String, Value>) -> Result<(), StageError> {
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        let mut filled = serde_json::Map::new();
+        for c in &t.columns {
+            let gaps = (0..c.data.len())
+                .filter(|&r| missing_at(&c.data, r))
+                .count();
+            if gaps == 0 || t.target.as_deref() == Some(c.name.as_str()) {
+                continue;
+            }
+            let fill = self.fill_for(c, gaps)?;
+            filled.insert(c.name.clone(), gaps.into());
+            columns.push(c.name.clone());
+            values.push(fill);
+        }
+        report.insert("imputed".into(), Value::Object(filled));
+        if !columns.is_empty() {
+            crate::transform::apply_all(&[Transform::Impute { columns, values }], t)
+                .map_err(|e| StageError::new(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The value that fills the `gaps` missing values of column `c`.
+    fn fill_for(&self, c: &Column, gaps: usize) -> Result<Fill, StageError> {
+        let p = &self.0;
+        Ok(match (&c.data, p.missing.as_str()) {
+            (_, "constant") => match (&c.data, p.fill.as_ref()) {
+                (ColumnData::Numeric(_), Some(Value::Number(n))) => {
+                    Fill::Number(n.as_f64().unwrap_or(0.0))
+                }
+                (ColumnData::Categorical(_), Some(Value::String(s))) => Fill::Category(s.clone()),
+                (ColumnData::Categorical(_), Some(Value::Number(n))) => {
+                    Fill::Category(n.to_string())
+                }
+                _ => {
+                    return Err(StageError::new(format!(
+                        "column `{}` is numeric, but `fill` is not a number",
+                        c.name
+                    ))
+                    .with_help("use a numeric `fill`, or `missing: mode`"))
+                }
+            },
+            (ColumnData::Numeric(v), how) => {
+                let known: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                if known.is_empty() {
+                    return Err(StageError::new(format!(
+                        "column `{}` has no values at all to compute a {how} from",
+                        c.name
+                    ))
+                    .with_help("drop the column with `features.select`"));
+                }
+                Fill::Number(match how {
+                    "mean" => known.iter().sum::<f64>() / known.len() as f64,
+                    "median" => median(known),
+                    _ => {
+                        // mode: the most frequent value, smallest on ties
+                        let mut s = known.clone();
+                        s.sort_by(f64::total_cmp);
+                        let mut best = (s[0], 0);
+                        let mut i = 0;
+                        while i < s.len() {
+                            let j = s[i..].iter().take_while(|x| **x == s[i]).count();
+                            if j > best.1 {
+                                best = (s[i], j);
+                            }
+                            i += j;
+                        }
+                        best.0
+                    }
+                })
+            }
+            (ColumnData::Categorical(v), "mode") => {
+                let mut counts = std::collections::BTreeMap::new();
+                for x in v.iter().flatten() {
+                    *counts.entry(x.clone()).or_insert(0usize) += 1;
+                }
+                let Some(best) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                else {
+                    return Err(StageError::new(format!(
+                        "column `{}` has no values at all",
+                        c.name
+                    )));
+                };
+                Fill::Category(best.0.clone())
+            }
+            (ColumnData::Categorical(_), how) => {
+                return Err(StageError::new(format!(
+                "column `{}` is categorical and has {gaps} missing value(s); a {how} needs numbers",
+                c.name
+            ))
+                .with_help("use `missing: mode`, `constant` or `drop`"))
+            }
+        })
+    }
+
+    /// Drops rows with an outlier in one of the checked numeric columns.
+    fn drop_outliers(
+        &self,
+        t: Table,
+        report: &mut Map<String, Value>,
+    ) -> Result<Table, StageError> {
+        let p = &self.0;
+        let cols = match &p.columns {
+            Some(c) => {
+                for n in c {
+                    if t.column(n).is_none() {
+                        crate::util::check_columns(
+                            &t,
+                            std::slice::from_ref(n),
+                            Some(true),
+                            "columns",
+                        )?;
+                    }
+                }
+                c.clone()
+            }
+            None => t
+                .columns
+                .iter()
+                .filter(|c| matches!(c.data, ColumnData::Numeric(_)))
+                .map(|c| c.name.clone())
+                .collect(),
+        };
+        let mut drop_row = vec![false; t.n_rows()];
+        let mut per_col = serde_json::Map::new();
+        for name in &cols {
+            let Some(ColumnData::Numeric(v)) = t.column(name).map(|c| &c.data) else {
+                return Err(StageError::new(format!(
+                    "column `{name}` is categorical; outliers are found in numeric columns"
+                )));
+            };
+            let known: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            if known.len() < 3 {
+                continue;
+            }
+            let (lo, hi) = if p.outliers == "zscore" {
+                let k = p.threshold.unwrap_or(3.0);
+                let n = known.len() as f64;
+                let mean = known.iter().sum::<f64>() / n;
+                let sd = (known.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+                (mean - k * sd, mean + k * sd)
+            } else {
+                let k = p.threshold.unwrap_or(1.5);
+                let mut s = known.clone();
+                s.sort_by(f64::total_cmp);
+                let (q1, q3) = (quantile(&s, 0.25), quantile(&s, 0.75));
+                (q1 - k * (q3 - q1), q3 + k * (q3 - q1))
+            };
+            let mut n = 0usize;
+            for (r, x) in v.iter().enumerate() {
+                if x.is_finite() && (*x < lo || *x > hi) {
+                    n += usize::from(!drop_row[r]);
+                    drop_row[r] = true;
+                }
+            }
+            if n > 0 {
+                per_col.insert(name.clone(), n.into());
+            }
+        }
+        let keep: Vec<usize> = (0..t.n_rows()).filter(|&r| !drop_row[r]).collect();
+        report.insert("outliers".into(), Value::Object(per_col));
+        Ok(t.take(&keep))
+    }
+}

@@ -1,0 +1,376 @@
+//! `preprocess.split`: seeded train / test / validation split and folds.
+
+use mlcycle_pipeline::{
+    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::table::{ColumnData, Table};
+use crate::util::parse_with;
+
+/// `preprocess.split`: seeded train / test / validation split.
+#[derive(Debug)]
+pub struct Split;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitParams {
+    #[serde(default = "default_test")]
+    test: f64,
+    #[serde(default)]
+    validation: f64,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    /// Keep each class's share in every split (categorical targets).
+    #[serde(default)]
+    stratify: bool,
+    /// Number of cross-validation folds of the training rows (0 = none).
+    #[serde(default)]
+    folds: usize,
+}
+
+fn default_test() -> f64 {
+    0.2
+}
+pub(super) fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug)]
+struct SplitStage(SplitParams);
+
+const SPLIT_IN: &[PortSpec] = &[PortSpec::input(
+    "data",
+    crate::ports::TABLE,
+    true,
+    "the table to split",
+)];
+const SPLIT_OUT: &[PortSpec] = &[
+    PortSpec::output("train", "train.arrow", crate::ports::TABLE, "the training rows"),
+    PortSpec::output(
+        "test",
+        "test.arrow",
+        crate::ports::TABLE,
+        "the held-out test rows",
+    ),
+    PortSpec::output(
+        "validation",
+        "validation.arrow",
+        crate::ports::TABLE,
+        "the validation rows (none when `validation` is 0)",
+    ),
+    PortSpec::output(
+        "folds",
+        "folds.arrow",
+        crate::ports::TABLE,
+        "k-fold assignment of the training rows: `row` (0-based, in `train`) and `fold` (0..k); empty when `folds` is 0",
+    ),
+];
+
+impl StageFactory for Split {
+    fn kind(&self) -> &'static str {
+        "preprocess.split"
+    }
+    fn summary(&self) -> &'static str {
+        "Split a table into train, test and validation rows (seeded, optionally stratified)"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [PortSpec] {
+        SPLIT_IN
+    }
+    fn outputs(&self) -> &'static [PortSpec] {
+        SPLIT_OUT
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        &[
+            ParamDoc {
+                name: "test",
+                ty: "number = 0.2",
+                doc: "share of rows for the test split",
+            },
+            ParamDoc {
+                name: "validation",
+                ty: "number = 0",
+                doc: "share of rows for the validation split",
+            },
+            ParamDoc {
+                name: "seed",
+                ty: "integer = 42",
+                doc: "shuffle seed: the same seed gives the same split",
+            },
+            ParamDoc {
+                name: "stratify",
+                ty: "bool = false",
+                doc: "keep each class's share in every split (needs a categorical target)",
+            },
+            ParamDoc {
+                name: "folds",
+                ty: "integer = 0",
+                doc: "also assign the training rows to this many cross-validation folds (seeded; stratified with `stratify`), written to `folds`",
+            },
+        ]
+    }
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+        let p: SplitParams = parse_with(with)?;
+        for (name, v) in [("test", p.test), ("validation", p.validation)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(ParamError::new(
+                    &[name],
+                    format!("`{name}` must be a share in [0, 1), got {v}"),
+                ));
+            }
+        }
+        if p.folds == 1 {
+            return Err(ParamError::new(
+                &["folds"],
+                "`folds` must be 0 (none) or at least 2",
+            ));
+        }
+        if p.test + p.validation >= 1.0 {
+            return Err(ParamError::new(
+                &["test"],
+                "`test` + `validation` must leave rows for training (sum < 1)",
+            ));
+        }
+        Ok(Box::new(SplitStage(p)))
+    }
+}
+
+impl SplitStage {
+    /// Row indices of (train, test, validation).
+    fn split(&self, t: &Table) -> Result<[Vec<usize>; 3], StageError> {
+        let p = &self.0;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
+        let groups: Vec<Vec<usize>> = if p.stratify {
+            let target = t.target.as_deref().ok_or_else(|| {
+                StageError::new("`stratify` needs a target column")
+                    .with_help("name it with `target:` in the dataset stage")
+            })?;
+            let col = t.column(target).expect("the target column exists");
+            let ColumnData::Categorical(values) = &col.data else {
+                return Err(StageError::new(format!(
+                    "`stratify` needs a categorical target; `{target}` is numeric"
+                ))
+                .with_help("set `stratify: false` for regression targets"));
+            };
+            let mut classes: Vec<&Option<String>> = values.iter().collect();
+            classes.sort();
+            classes.dedup();
+            classes
+                .into_iter()
+                .map(|c| (0..values.len()).filter(|&i| &values[i] == c).collect())
+                .collect()
+        } else {
+            vec![(0..t.n_rows()).collect()]
+        };
+        let mut out: [Vec<usize>; 3] = Default::default();
+        for mut g in groups {
+            g.shuffle(&mut rng);
+            let n = g.len() as f64;
+            let n_test = (n * p.test).round() as usize;
+            let n_val = (n * p.validation).round() as usize;
+            out[1].extend_from_slice(&g[..n_test]);
+            out[2].extend_from_slice(&g[n_test..n_test + n_val]);
+            out[0].extend_from_slice(&g[n_test + n_val..]);
+        }
+        for part in &mut out {
+            part.sort_unstable();
+        }
+        Ok(out)
+    }
+}
+
+impl Stage for SplitStage {
+    fn params(&self) -> Value {
+        serde_json::to_value(&self.0).expect("params serialize")
+    }
+    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t =
+            Table::read_arrow(ctx.input("data")?).map_err(|e| StageError::new(e.to_string()))?;
+        if t.n_rows() < 2 {
+            return Err(StageError::new(format!(
+                "input `data` has {} rows; a split needs at least 2",
+                t.n_rows()
+            )));
+        }
+        let [train, test, validation] = self.split(&t)?;
+        if train.is_empty() {
+            return Err(StageError::new("no rows are left for training")
+                .with_help("lower `test` or `validation`"));
+        }
+        (ctx.log)(&format!(
+            "{} rows: {} train, {} test, {} validation",
+            t.n_rows(),
+            train.len(),
+            test.len(),
+            validation.len()
+        ));
+        let folds = self.folds(&t, &train)?;
+        for (port, rows) in [("train", train), ("test", test), ("validation", validation)] {
+            t.take(&rows)
+                .write_arrow(ctx.output(port)?)
+                .map_err(|e| StageError::new(e.to_string()))?;
+        }
+        let (rows, fold): (Vec<f64>, Vec<f64>) = folds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as f64, *f as f64))
+            .unzip();
+        Table {
+            columns: vec![
+                crate::table::Column {
+                    name: "row".into(),
+                    data: ColumnData::Numeric(rows),
+                },
+                crate::table::Column {
+                    name: "fold".into(),
+                    data: ColumnData::Numeric(fold),
+                },
+            ],
+            target: None,
+            transforms: vec![],
+        }
+        .write_arrow(ctx.output("folds")?)
+        .map_err(|e| StageError::new(e.to_string()))
+    }
+}
+
+impl SplitStage {
+    /// The fold of each training row (rows in `train` order): shuffled by
+    /// the seed, dealt round-robin — within each class when stratified.
+    fn folds(&self, t: &Table, train: &[usize]) -> Result<Vec<usize>, StageError> {
+        let k = self.0.folds;
+        if k == 0 {
+            return Ok(vec![]);
+        }
+        if train.len() < k {
+            return Err(StageError::new(format!(
+                "{} training rows cannot make {k} folds",
+                train.len()
+            ))
+            .with_help("lower `folds`"));
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.0.seed ^ 0xf01d);
+        let groups: Vec<Vec<usize>> = match (
+            &self.0.stratify,
+            t.target.as_deref().and_then(|n| t.column(n)),
+        ) {
+            (true, Some(col)) => {
+                let mut by: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+                for (pos, &r) in train.iter().enumerate() {
+                    by.entry(col.data.display(r)).or_default().push(pos);
+                }
+                by.into_values().collect()
+            }
+            _ => vec![(0..train.len()).collect()],
+        };
+        let mut fold = vec![0; train.len()];
+        let mut next = 0;
+        for mut g in groups {
+            g.shuffle(&mut rng);
+            for pos in g {
+                fold[pos] = next % k;
+                next += 1;
+            }
+        }
+        Ok(fold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Column;
+
+    fn table(n: usize) -> Table {
+        Table {
+            columns: vec![
+                Column {
+                    name: "x".into(),
+                    data: ColumnData::Numeric((0..n).map(|i| i as f64).collect()),
+                },
+                Column {
+                    name: "y".into(),
+                    data: ColumnData::Categorical(
+                        (0..n)
+                            .map(|i| Some(if i % 4 == 0 { "a" } else { "b" }.to_string()))
+                            .collect(),
+                    ),
+                },
+            ],
+            target: Some("y".into()),
+            transforms: vec![],
+        }
+    }
+
+    fn stage(with: Value) -> SplitStage {
+        SplitStage(serde_json::from_value(with).unwrap())
+    }
+
+    #[test]
+    fn splits_are_disjoint_complete_and_seeded() {
+        let t = table(100);
+        let [a, b, c] = stage(serde_json::json!({"test": 0.2, "validation": 0.1}))
+            .split(&t)
+            .unwrap();
+        assert_eq!((a.len(), b.len(), c.len()), (70, 20, 10));
+        let mut all: Vec<usize> = a.iter().chain(&b).chain(&c).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        let again = stage(serde_json::json!({"test": 0.2, "validation": 0.1}))
+            .split(&t)
+            .unwrap();
+        assert_eq!(again[1], b);
+        let other = stage(serde_json::json!({"test": 0.2, "validation": 0.1, "seed": 7}))
+            .split(&t)
+            .unwrap();
+        assert_ne!(other[1], b);
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_shares() {
+        let t = table(100);
+        let [_, test, _] = stage(serde_json::json!({"test": 0.2, "stratify": true}))
+            .split(&t)
+            .unwrap();
+        let a = test.iter().filter(|&&i| i % 4 == 0).count();
+        assert_eq!((a, test.len()), (5, 20));
+    }
+
+    #[test]
+    fn folds_are_balanced_seeded_and_stratified() {
+        let t = table(100);
+        let s = stage(serde_json::json!({"test": 0.2, "folds": 4, "stratify": true}));
+        let [train, _, _] = s.split(&t).unwrap();
+        let f = s.folds(&t, &train).unwrap();
+        assert_eq!(f.len(), 80);
+        for k in 0..4 {
+            let members: Vec<usize> = (0..80).filter(|&i| f[i] == k).collect();
+            assert_eq!(members.len(), 20);
+            // class `a` (every 4th row) spread evenly: 20 in train, 5 per fold
+            let a = members.iter().filter(|&&i| train[i] % 4 == 0).count();
+            assert_eq!(a, 5, "fold {k}");
+        }
+        assert_eq!(s.folds(&t, &train).unwrap(), f);
+    }
+
+    #[test]
+    fn shares_are_checked() {
+        assert_eq!(
+            Split
+                .build(&serde_json::json!({"test": 1.5}))
+                .unwrap_err()
+                .path,
+            vec!["test"]
+        );
+        assert!(Split
+            .build(&serde_json::json!({"test": 0.6, "validation": 0.5}))
+            .is_err());
+    }
+}
