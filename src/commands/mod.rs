@@ -90,10 +90,6 @@ pub(crate) enum CliError {
     #[error("{message}")]
     #[diagnostic(code(mlcycle::cli::predict), help("{help}"))]
     Predict { message: String, help: String },
-    #[cfg(feature = "serve")]
-    #[error("{message}")]
-    #[diagnostic(code(mlcycle::serve), help("{help}"))]
-    Serve { message: String, help: String },
     #[error("{path} already exists")]
     #[diagnostic(
         code(mlcycle::cli::init_exists),

@@ -50,10 +50,6 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
         feedback_log: ws.root.join("feedback").join("labels.jsonl"),
         state,
         poll: std::time::Duration::from_millis(500),
-    })
-    .map_err(|e| CliError::Serve {
-        message: e,
-        help: "`mlcycle models` shows the registry; `--bundle DIR` serves a bundle folder".into(),
     })?;
     Ok(0)
 }

@@ -54,6 +54,52 @@ pub struct ServeOptions {
     pub poll: Duration,
 }
 
+/// Why the server cannot start. Each variant keeps its source.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ServeError {
+    #[error("there is no champion model to serve")]
+    #[diagnostic(
+        code(mlcycle::serve::no_champion),
+        help("run a pipeline with a `deploy.promote` stage, `mlcycle models promote N`, or serve a bundle with `--bundle DIR`")
+    )]
+    NoChampion,
+    #[error("cannot load {what}")]
+    #[diagnostic(
+        code(mlcycle::serve::bundle),
+        help("`mlcycle models` shows the registry; `--bundle DIR` serves a bundle folder")
+    )]
+    Bundle {
+        what: String,
+        #[source]
+        source: super::BundleError,
+    },
+    #[error("cannot read the model registry")]
+    #[diagnostic(code(mlcycle::serve::registry))]
+    Registry(#[from] super::registry::RegistryError),
+    #[error("cannot open the prediction log {path}")]
+    #[diagnostic(
+        code(mlcycle::serve::log),
+        help("the log is SQLite in the workspace's .mlcycle/ folder; check its permissions and free space")
+    )]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot {what}")]
+    #[diagnostic(code(mlcycle::serve::io))]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
 /// The model being served.
 struct Loaded {
     bundle: Bundle,
@@ -119,8 +165,11 @@ struct LogWriter {
 }
 
 impl LogWriter {
-    fn open(path: &Path) -> Result<LogWriter, String> {
-        let conn = open_log(path)?;
+    fn open(path: &Path) -> Result<LogWriter, ServeError> {
+        let conn = open_log(path).map_err(|source| ServeError::Log {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("mlcycle-log".into())
@@ -140,7 +189,7 @@ impl LogWriter {
                     }
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(io_err("start the prediction log's writer thread"))?;
         Ok(LogWriter {
             tx,
             path: path.to_path_buf(),
@@ -158,15 +207,14 @@ impl LogWriter {
     }
 }
 
-fn open_log(path: &Path) -> Result<rusqlite::Connection, String> {
-    let conn = store::open(path).map_err(|e| e.to_string())?;
+fn open_log(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = store::open(path)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS predictions (
             id TEXT PRIMARY KEY, model_version TEXT NOT NULL, inputs TEXT NOT NULL,
             output TEXT NOT NULL, at TEXT NOT NULL);
 ",
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(conn)
 }
 
@@ -204,9 +252,12 @@ fn problem(status: StatusCode, error: &str, detail: impl Into<String>) -> Respon
         .into_response()
 }
 
-fn load_champion(opts: &ServeOptions) -> Result<Loaded, String> {
+fn load_champion(opts: &ServeOptions) -> Result<Loaded, ServeError> {
     if let Some(dir) = &opts.bundle {
-        let bundle = Bundle::load(dir).map_err(|e| e.to_string())?;
+        let bundle = Bundle::load(dir).map_err(|source| ServeError::Bundle {
+            what: format!("the bundle {}", dir.display()),
+            source,
+        })?;
         let label = bundle.manifest.version.clone();
         return Ok(Loaded {
             bundle,
@@ -214,14 +265,12 @@ fn load_champion(opts: &ServeOptions) -> Result<Loaded, String> {
             label,
         });
     }
-    let reg = ModelRegistry::open(&opts.state).map_err(|e| e.to_string())?;
-    let champion = reg.champion().map_err(|e| e.to_string())?.ok_or_else(|| {
-        "there is no champion model: run a pipeline with a `deploy.promote` stage, \
-         `mlcycle models promote N`, or serve a bundle with `--bundle DIR`"
-            .to_string()
+    let reg = ModelRegistry::open(&opts.state)?;
+    let champion = reg.champion()?.ok_or(ServeError::NoChampion)?;
+    let bundle = Bundle::load(&champion.path).map_err(|source| ServeError::Bundle {
+        what: format!("champion version {}", champion.version),
+        source,
     })?;
-    let bundle = Bundle::load(&champion.path)
-        .map_err(|e| format!("champion version {}: {e}", champion.version))?;
     Ok(Loaded {
         bundle,
         version: Some(champion.version),
@@ -230,80 +279,31 @@ fn load_champion(opts: &ServeOptions) -> Result<Loaded, String> {
 }
 
 /// Runs the server until SIGTERM or Ctrl-C; in-flight requests finish.
-pub fn serve(opts: ServeOptions) -> Result<(), String> {
+///
+/// # Errors
+/// No champion (or a bundle that does not load), a prediction log or
+/// feedback log that cannot be opened, or an address that cannot be bound.
+pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let loaded = load_champion(&opts)?;
     let log = LogWriter::open(&opts.state.join("serve.db"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.workers.max(1))
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(io_err("start the server's runtime"))?;
     runtime.block_on(run(opts, loaded, log))
 }
 
-async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), String> {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), ServeError> {
     tracing::info!(
         model = %loaded.bundle.manifest.name,
         version = %loaded.label,
         log = %log.path.display(),
         "Serving model"
     );
-    if let Some(parent) = opts.feedback_log.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    }
-    let feedback_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&opts.feedback_log)
-        .map_err(|e| format!("cannot open {}: {e}", opts.feedback_log.display()))?;
-    let stored_feedback = std::fs::read(&opts.feedback_log)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
-    let mut m = Metrics::new();
-    m.feedback = stored_feedback;
-    let state = Arc::new(AppState {
-        model: RwLock::new(Arc::new(loaded)),
-        log,
-        feedback_log: Mutex::new(feedback_file),
-        metrics: Mutex::new(m),
-        seq: AtomicU64::new(0),
-        epoch,
-        quota: opts.feedback_quota,
-    });
-    // Follow the registry's champion.
+    let state = app_state(&opts, loaded, log)?;
     if opts.bundle.is_none() {
-        let st = state.clone();
-        let o = opts.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(o.poll).await;
-                let current = st.model.read().expect("model lock").version;
-                let o2 = o.clone();
-                let next = tokio::task::spawn_blocking(move || {
-                    let reg = ModelRegistry::open(&o2.state).ok()?;
-                    let v = reg.champion_version().ok()??;
-                    (Some(v) != current).then(|| load_champion(&o2))
-                })
-                .await
-                .ok()
-                .flatten();
-                match next {
-                    Some(Ok(l)) => {
-                        tracing::info!(version = %l.label, "Switched to the new champion");
-                        *st.model.write().expect("model lock") = Arc::new(l);
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "Cannot load the new champion; still serving the old one")
-                    }
-                    None => {}
-                }
-            }
-        });
+        follow_champion(state.clone(), opts.clone());
     }
     let app = Router::new()
         .route("/predict", post(predict))
@@ -314,15 +314,92 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .route("/metadata", get(metadata))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(opts.max_body))
-        .with_state(state.clone());
-
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(io_err(format!("listen on {}", opts.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(io_err("read the address listened on"))?;
     // A line scripts can wait for.
     eprintln!("listening on http://{local}");
+    accept_until_shutdown(listener, app, &opts).await;
+    Ok(())
+}
 
+/// The shared state: the model, the logs (the feedback log opened for
+/// appending, its records counted for the quota) and the metrics.
+fn app_state(
+    opts: &ServeOptions,
+    loaded: Loaded,
+    log: LogWriter,
+) -> Result<Arc<AppState>, ServeError> {
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let shown = opts.feedback_log.display().to_string();
+    if let Some(parent) = opts.feedback_log.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(format!("create the folder of {shown}")))?;
+    }
+    let feedback_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&opts.feedback_log)
+        .map_err(io_err(format!("open {shown}")))?;
+    let stored_feedback = std::fs::read(&opts.feedback_log)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0);
+    let mut m = Metrics::new();
+    m.feedback = stored_feedback;
+    Ok(Arc::new(AppState {
+        model: RwLock::new(Arc::new(loaded)),
+        log,
+        feedback_log: Mutex::new(feedback_file),
+        metrics: Mutex::new(m),
+        seq: AtomicU64::new(0),
+        epoch,
+        quota: opts.feedback_quota,
+    }))
+}
+
+/// Polls the registry and swaps in a new champion when there is one.
+fn follow_champion(st: Arc<AppState>, o: ServeOptions) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(o.poll).await;
+            let current = st.model.read().expect("model lock").version;
+            let o2 = o.clone();
+            let next = tokio::task::spawn_blocking(move || {
+                let reg = ModelRegistry::open(&o2.state).ok()?;
+                let v = reg.champion_version().ok()??;
+                (Some(v) != current).then(|| load_champion(&o2))
+            })
+            .await
+            .ok()
+            .flatten();
+            match next {
+                Some(Ok(l)) => {
+                    tracing::info!(version = %l.label, "Switched to the new champion");
+                    *st.model.write().expect("model lock") = Arc::new(l);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Cannot load the new champion; still serving the old one")
+                }
+                None => {}
+            }
+        }
+    });
+}
+
+/// Serves connections through hyper (with the header read timeout) until
+/// SIGTERM or Ctrl-C, then lets in-flight requests finish (30 s at most).
+async fn accept_until_shutdown(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    opts: &ServeOptions,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -362,7 +439,6 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
             eprintln!("gave up waiting for open connections after 30 s");
         }
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -705,107 +781,116 @@ async fn invocations(
 }
 
 async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let r = async {
-        let v = json_body(&headers, &body)?;
-        let label = v
-            .get("label")
-            .cloned()
-            .filter(|l| !l.is_null())
-            .ok_or_else(|| {
-                problem(
+    let r =
+        async {
+            let v = json_body(&headers, &body)?;
+            let label = v
+                .get("label")
+                .cloned()
+                .filter(|l| !l.is_null())
+                .ok_or_else(|| {
+                    problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_feedback",
                     "expected {\"prediction_id\": …, \"label\": …} or {\"row\": {…}, \"label\": …}",
                 )
-            })?;
-        if let Value::Number(n) = &label {
-            if n.as_f64().is_none_or(|x| !x.is_finite()) {
-                return Err(problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_feedback",
-                    "`label` must be finite",
-                ));
-            }
-        }
-        {
-            let m = state.metrics.lock().expect("metrics lock");
-            if m.feedback >= state.quota {
-                return Err(problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "feedback_quota",
-                    format!(
-                        "the feedback log holds its quota of {} records; raise --feedback-quota",
-                        state.quota
-                    ),
-                ));
-            }
-        }
-        let loaded = state.model.read().expect("model lock").clone();
-        let (prediction_id, row, version) =
-            match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
-                (Some(id), _) => {
-                    let id = id.to_string();
-                    let log = state.log.path.clone();
-                    let lookup = id.clone();
-                    let found = tokio::task::spawn_blocking(move || -> Option<(String, String)> {
-                        let conn = rusqlite::Connection::open(log).ok()?;
-                        conn.query_row(
-                            "SELECT inputs, model_version FROM predictions WHERE id = ?1",
-                            [lookup],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .ok()
-                    })
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        problem(
-                            StatusCode::NOT_FOUND,
-                            "unknown_prediction",
-                            format!("no prediction `{id}` was made by this server"),
-                        )
-                    })?;
-                    let row: Value = serde_json::from_str(&found.0).unwrap_or(Value::Null);
-                    (Some(id), row, Some(found.1))
-                }
-                (None, Some(row)) if row.is_object() => {
-                    rows_to_table(&loaded, std::slice::from_ref(row))?;
-                    (None, row.clone(), None)
-                }
-                _ => {
+                })?;
+            if let Value::Number(n) = &label {
+                if n.as_f64().is_none_or(|x| !x.is_finite()) {
                     return Err(problem(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_feedback",
-                        "give `prediction_id` (from /predict) or `row` (the features) with `label`",
-                    ))
+                        "`label` must be finite",
+                    ));
                 }
-            };
-        let line = json!({
-            "row": row,
-            "label": label,
-            "prediction_id": prediction_id,
-            "model_version": version,
-            "at": store::now_rfc3339(),
-        })
-        .to_string();
-        let st = state.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = st.feedback_log.lock().expect("feedback log lock");
-            f.write_all(format!("{line}\n").as_bytes())?;
-            f.sync_data()
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", e))?;
-        state.metrics.lock().expect("metrics lock").feedback += 1;
-        Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
-    };
+            }
+            {
+                let m = state.metrics.lock().expect("metrics lock");
+                if m.feedback >= state.quota {
+                    return Err(problem(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "feedback_quota",
+                        format!(
+                        "the feedback log holds its quota of {} records; raise --feedback-quota",
+                        state.quota
+                    ),
+                    ));
+                }
+            }
+            let loaded = state.model.read().expect("model lock").clone();
+            let (prediction_id, row, version) =
+                match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
+                    (Some(id), _) => {
+                        let (row, version) = logged_prediction(&state, id).await?;
+                        (Some(id.to_string()), row, Some(version))
+                    }
+                    (None, Some(row)) if row.is_object() => {
+                        rows_to_table(&loaded, std::slice::from_ref(row))?;
+                        (None, row.clone(), None)
+                    }
+                    _ => return Err(problem(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_feedback",
+                        "give `prediction_id` (from /predict) or `row` (the features) with `label`",
+                    )),
+                };
+            let line = json!({
+                "row": row,
+                "label": label,
+                "prediction_id": prediction_id,
+                "model_version": version,
+                "at": store::now_rfc3339(),
+            })
+            .to_string();
+            append_feedback(&state, line).await?;
+            state.metrics.lock().expect("metrics lock").feedback += 1;
+            Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
+        };
     let r = r.await.unwrap_or_else(|e| e);
     count(&state, "feedback", r.status(), None);
     r
+}
+
+/// The inputs and model version of prediction `id`, from the log.
+async fn logged_prediction(state: &AppState, id: &str) -> Result<(Value, String), Response> {
+    let log = state.log.path.clone();
+    let lookup = id.to_string();
+    let found = tokio::task::spawn_blocking(move || -> Option<(String, String)> {
+        let conn = rusqlite::Connection::open(log).ok()?;
+        conn.query_row(
+            "SELECT inputs, model_version FROM predictions WHERE id = ?1",
+            [lookup],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| {
+        problem(
+            StatusCode::NOT_FOUND,
+            "unknown_prediction",
+            format!("no prediction `{id}` was made by this server"),
+        )
+    })?;
+    let row: Value = serde_json::from_str(&found.0).unwrap_or(Value::Null);
+    Ok((row, found.1))
+}
+
+/// Appends one line to the feedback log and fsyncs it before returning.
+async fn append_feedback(state: &Arc<AppState>, line: String) -> Result<(), Response> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = st.feedback_log.lock().expect("feedback log lock");
+        f.write_all(format!("{line}\n").as_bytes())?;
+        f.sync_data()
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    .map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", e))
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
