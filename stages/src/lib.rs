@@ -51,6 +51,34 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     Ok(())
 }
 
+/// The short table of kinds in `docs/pipeline-yaml.md`: kind, summary,
+/// input and output ports (the catalogue, `docs/stages.md`, has the rest).
+pub fn kind_table_markdown(registry: &StageRegistry) -> String {
+    use std::fmt::Write;
+    let ports = |ps: &[mlcycle_pipeline::PortSpec]| -> String {
+        if ps.is_empty() {
+            return "—".into();
+        }
+        ps.iter()
+            .map(|p| format!("`{}` ({})", p.name, p.artifact.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = String::from("| kind | what it does | inputs | outputs |\n|---|---|---|---|\n");
+    for f in registry.kinds() {
+        let _ = writeln!(
+            s,
+            "| [`{0}`](stages.md#{1}) | {2} | {3} | {4} |",
+            f.kind(),
+            f.kind().replace('.', ""),
+            f.summary().replace('|', "\\|"),
+            ports(f.inputs()),
+            ports(f.outputs())
+        );
+    }
+    s
+}
+
 /// The stage catalogue (`docs/stages.md`), generated from a registry.
 pub fn catalogue_markdown(registry: &StageRegistry) -> String {
     use std::fmt::Write;
@@ -160,6 +188,19 @@ mod tests {
             }
         }
         assert_eq!(n, if cfg!(feature = "parquet") { 31 } else { 30 });
+    }
+
+    #[test]
+    fn docs_pipeline_yaml_md_lists_every_kind() {
+        let want = kind_table_markdown(&builtin_registry());
+        let doc = include_str!("../../docs/pipeline-yaml.md");
+        let (begin, end) = ("<!-- kinds:begin -->\n", "<!-- kinds:end -->");
+        let start = doc.find(begin).expect("the kinds:begin marker") + begin.len();
+        let stop = doc.find(end).expect("the kinds:end marker");
+        assert!(
+            doc[start..stop] == want,
+            "the kind table in docs/pipeline-yaml.md is out of date; it should read:\n{want}"
+        );
     }
 
     #[test]
