@@ -29,7 +29,7 @@ use crate::hash::Memo;
 use crate::plan::{self, InputError, SharedMemo, StageStatus};
 use crate::registry::StageRegistry;
 use crate::summary::RunSummary;
-use crate::workspace::{StateError, Workspace, WriterLock};
+use crate::workspace::{LockFile, StateError, Workspace, WriterLock};
 
 /// What can go wrong in a session. Each variant keeps its source and its
 /// diagnostic (code and help).
@@ -72,6 +72,10 @@ pub struct SessionOptions<'a> {
     pub registry: &'a StageRegistry,
     /// `-p key=value` overrides, as given.
     pub overrides: &'a [(String, String)],
+    /// Read `mlcycle.lock` and the memo on another thread while the
+    /// pipeline loads, for a [`Session::status`] to come. (A run reads them
+    /// again under the writer lock.)
+    pub read_ahead: bool,
 }
 
 impl<'a> SessionOptions<'a> {
@@ -80,8 +84,20 @@ impl<'a> SessionOptions<'a> {
         Self {
             registry,
             overrides: &[],
+            read_ahead: false,
         }
     }
+}
+
+/// The lock file and the memo (with its database), as status reads them.
+type StateRead = (Result<LockFile, StateError>, (Option<Db>, Memo));
+
+fn read_state(ws: &Workspace) -> StateRead {
+    std::thread::scope(|sc| {
+        let lock = sc.spawn(|| ws.read_lock());
+        let memo = open_memo(ws);
+        (lock.join().expect("reading the lock does not panic"), memo)
+    })
 }
 
 /// A loaded, validated pipeline and its workspace.
@@ -89,6 +105,8 @@ pub struct Session {
     pipeline: Pipeline,
     graph: StageGraph,
     ws: Workspace,
+    /// The state read ahead while the pipeline loaded (`read_ahead`).
+    ahead: std::sync::Mutex<Option<std::thread::JoinHandle<StateRead>>>,
 }
 
 /// What to run, and how.
@@ -163,6 +181,12 @@ impl Session {
             .unwrap_or(Path::new("."))
             .join(crate::workspace::STATE_DIR);
         let parse_cache = state.is_dir().then(|| state.join("parsed-pipeline.json"));
+        // The lock file and the memo do not depend on the pipeline (only
+        // the cache folder does), so they can be read while it loads.
+        let ahead = opts.read_ahead.then(|| {
+            let ws = Workspace::new(file.parent().unwrap_or(Path::new(".")));
+            std::thread::spawn(move || read_state(&ws))
+        });
         let pipeline = load_pipeline(
             file,
             &LoadOptions {
@@ -177,6 +201,7 @@ impl Session {
             pipeline,
             graph,
             ws,
+            ahead: std::sync::Mutex::new(ahead),
         })
     }
 
@@ -203,12 +228,11 @@ impl Session {
     /// What a run of the selected stages would do, and why. Writes nothing
     /// but the file-hash memo (best effort: it only saves work next time).
     pub fn status(&self, selected: &[bool]) -> Result<Vec<StageStatus>, SessionError> {
-        // The lock file and the memo are read side by side.
-        let (lock, (db, memo)) = std::thread::scope(|sc| {
-            let lock = sc.spawn(|| self.ws.read_lock());
-            let memo = open_memo(&self.ws);
-            (lock.join().expect("reading the lock does not panic"), memo)
-        });
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (lock, (db, memo)) = match ahead {
+            Some(h) => h.join().expect("reading the lock does not panic"),
+            None => read_state(&self.ws),
+        };
         let lock = lock?;
         let memo = SharedMemo::new(memo);
         let st = plan::status(

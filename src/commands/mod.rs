@@ -191,6 +191,17 @@ fn open(
     t: &TargetArgs,
     registry: &StageRegistry,
 ) -> Result<(Session, Vec<String>), Fail> {
+    open_with(cli, t, registry, false)
+}
+
+/// [`open`], reading the lock file and the memo while the pipeline loads
+/// when `read_ahead` (for `status`).
+fn open_with(
+    cli: &Cli,
+    t: &TargetArgs,
+    registry: &StageRegistry,
+    read_ahead: bool,
+) -> Result<(Session, Vec<String>), Fail> {
     let Located {
         file,
         rest: targets,
@@ -201,6 +212,7 @@ fn open(
         &SessionOptions {
             registry,
             overrides: &overrides,
+            read_ahead,
         },
     )?;
     Ok((session, targets))

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let t = std::time::Instant::now();
-    let (session, targets) = open(cli, &a.target, registry)?;
+    let (session, targets) = open_with(cli, &a.target, registry, true)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         stages = session.pipeline().stages.len(),
