@@ -253,7 +253,7 @@ pub fn assess(
     }
     let cached = match recorded {
         Some(rec) if rec.key == key && !rec.unfinished => Some(rec.clone()),
-        _ => ws.run_cache(&key),
+        _ => crate::db::lookup_run_cache(&ws.db_path(), &key),
     };
     let verdict = match cached {
         Some(entry) if entry.outs.values().all(|o| ws.cache.has_output(o)) => {

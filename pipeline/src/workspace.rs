@@ -315,12 +315,6 @@ impl Workspace {
             .map_err(|source| StateError::Write { path, source })?;
         Ok(Journal { file })
     }
-
-    /// The run-cache entry for `key`, if one was saved (in the database;
-    /// see [`crate::db::Db::save_run_cache`]).
-    pub fn run_cache(&self, key: &str) -> Option<LockEntry> {
-        crate::db::lookup_run_cache(&self.db_path(), key)
-    }
 }
 
 /// The append-only record of a run in progress. A killed run leaves it
