@@ -159,6 +159,16 @@ impl StageError {
         }
     }
 
+    /// A failure that is `source` itself: its text is the message, and it
+    /// is kept as the source (not flattened into a string).
+    pub fn from_error(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: source.to_string(),
+            help: None,
+            source: Some(Arc::new(source)),
+        }
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

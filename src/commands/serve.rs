@@ -89,7 +89,7 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
         shown
     };
     let rows = bundle.read_csv(input).map_err(|e| CliError::Predict {
-        message: e.replace(&input.display().to_string(), &shown),
+        message: e.to_string().replace(&input.display().to_string(), &shown),
         help: format!("the model needs columns: {}", needs()),
     })?;
     let pred = bundle.predict(&rows).map_err(|e| CliError::Predict {

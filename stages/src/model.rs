@@ -151,6 +151,24 @@ pub enum ModelError {
     Apply(String),
 }
 
+/// Why a text is not a model document [`Model::from_json`] can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("not a JSON model file: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("a `{0}` file, not a model")]
+    OtherFormat(String),
+    #[error("not a model file (no `format: mlcycle.model`)")]
+    NoFormat,
+    #[error(
+        "model schema version {0}; this mlcycle reads version 1 to {MODEL_SCHEMA_VERSION}: \
+         use the mlcycle that wrote it, or retrain"
+    )]
+    SchemaVersion(u64),
+    #[error("malformed model: {0}")]
+    Malformed(#[source] serde_json::Error),
+}
+
 /// How strictly [`Model::prepare`] treats columns the model does not use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extra {
@@ -170,25 +188,21 @@ impl Model {
     }
 
     /// Parses a model document, checking its format and schema version.
-    pub fn from_json(text: &str) -> Result<Model, String> {
-        let head: Value =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON model file: {e}"))?;
+    pub fn from_json(text: &str) -> Result<Model, ModelFileError> {
+        let head: Value = serde_json::from_str(text).map_err(ModelFileError::NotJson)?;
         match head.get("format").and_then(Value::as_str) {
             Some("mlcycle.model") => {}
-            Some(other) => return Err(format!("a `{other}` file, not a model")),
-            None => return Err("not a model file (no `format: mlcycle.model`)".into()),
+            Some(other) => return Err(ModelFileError::OtherFormat(other.to_string())),
+            None => return Err(ModelFileError::NoFormat),
         }
         let v = head
             .get("schema_version")
             .and_then(Value::as_u64)
             .unwrap_or(0);
         if v == 0 || v > MODEL_SCHEMA_VERSION as u64 {
-            return Err(format!(
-                "model schema version {v}; this mlcycle reads version 1 to {MODEL_SCHEMA_VERSION}: \
-                 use the mlcycle that wrote it, or retrain"
-            ));
+            return Err(ModelFileError::SchemaVersion(v));
         }
-        serde_json::from_value(head).map_err(|e| format!("malformed model: {e}"))
+        serde_json::from_value(head).map_err(ModelFileError::Malformed)
     }
 
     /// Writes `model.json` (pretty, stable key order).
@@ -584,9 +598,11 @@ mod tests {
         let newer = text.replace("\"schema_version\":1", "\"schema_version\":99");
         assert!(Model::from_json(&newer)
             .unwrap_err()
+            .to_string()
             .contains("schema version 99"));
         assert!(Model::from_json("{\"format\": \"mlcycle.transform\"}")
             .unwrap_err()
+            .to_string()
             .contains("not a model"));
     }
 }

@@ -152,7 +152,7 @@ impl Stage for WcStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let text = fs::read_to_string(ctx.input("data")?)
-            .map_err(|e| StageError::new(format!("input `data` is not readable text: {e}")))?;
+            .map_err(|e| StageError::caused_by("input `data` is not readable text", e))?;
         let mut body = text.as_str();
         if self.0.skip_header {
             body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
@@ -191,7 +191,7 @@ mod tests {
 
 /// Reads the table wired to input `port`.
 pub fn read_table(ctx: &RunContext<'_>, port: &str) -> Result<crate::table::Table, StageError> {
-    crate::table::Table::read_arrow(ctx.input(port)?).map_err(|e| StageError::new(e.to_string()))
+    crate::table::Table::read_arrow(ctx.input(port)?).map_err(StageError::from_error)
 }
 
 /// Writes `t` to output `port`.
@@ -201,7 +201,7 @@ pub fn write_table(
     t: &crate::table::Table,
 ) -> Result<(), StageError> {
     t.write_arrow(ctx.output(port)?)
-        .map_err(|e| StageError::new(e.to_string()))
+        .map_err(StageError::from_error)
 }
 
 /// The table's non-target column names (of one type when `numeric` is set).
@@ -319,7 +319,7 @@ impl Stage for ExportCsvStage {
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;
         t.write_csv(ctx.output("data")?)
-            .map_err(|e| StageError::new(e.to_string()))
+            .map_err(StageError::from_error)
     }
 }
 

@@ -178,6 +178,6 @@ impl Stage for BuiltinStage {
             t.target.as_deref().unwrap_or_default()
         ));
         t.write_arrow(ctx.output("data")?)
-            .map_err(|e| StageError::new(e.to_string()))
+            .map_err(StageError::from_error)
     }
 }

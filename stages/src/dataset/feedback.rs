@@ -99,7 +99,7 @@ impl Stage for FeedbackStage {
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let rows = self.records(ctx)?;
         let base = match ctx.inputs.get("data") {
-            Some(p) => Some(Table::read_arrow(p).map_err(|e| StageError::new(e.to_string()))?),
+            Some(p) => Some(Table::read_arrow(p).map_err(StageError::from_error)?),
             None => None,
         };
         // Columns: the base table's, else every key seen, in first-seen order.
@@ -136,7 +136,7 @@ impl Stage for FeedbackStage {
             }
         ));
         t.write_arrow(ctx.output("data")?)
-            .map_err(|e| StageError::new(e.to_string()))
+            .map_err(StageError::from_error)
     }
 }
 

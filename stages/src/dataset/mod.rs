@@ -53,5 +53,5 @@ fn finish_read(
         t.columns.len(),
     ));
     t.write_arrow(ctx.output("data")?)
-        .map_err(|e| StageError::new(e.to_string()))
+        .map_err(StageError::from_error)
 }

@@ -251,7 +251,7 @@ impl Stage for SyntheticStage {
             t.columns.len()
         ));
         t.write_arrow(ctx.output("data")?)
-            .map_err(|e| StageError::new(e.to_string()))
+            .map_err(StageError::from_error)
     }
 }
 

@@ -29,7 +29,7 @@ use mlcycle_pipeline::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Extra, Model, Predictions, Task};
+use crate::model::{Extra, Model, ModelError, Predictions, Task};
 use crate::table::{short, Column, ColumnData, CsvOptions, Table};
 use crate::util::parse_with;
 
@@ -154,29 +154,29 @@ impl Bundle {
     }
 
     /// Reads rows to score from a CSV file, typed by the model's schema.
-    pub fn read_csv(&self, path: &Path) -> Result<Table, String> {
+    pub fn read_csv(&self, path: &Path) -> Result<Table, crate::table::TableError> {
         // Type the model's columns as it expects (a number in a
         // categorical column stays a category); only those in the header,
         // so a missing column is reported by the schema check.
         let header: Vec<String> = csv::Reader::from_path(path)
             .and_then(|mut r| r.headers().map(|h| h.iter().map(str::to_string).collect()))
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|e| crate::table::TableError::Io {
+                path: path.display().to_string(),
+                source: e.into(),
+            })?;
         let mut opts = CsvOptions::default();
         for c in &self.model.inputs {
             if header.contains(&c.name) {
                 opts.types.insert(c.name.clone(), c.ty.clone());
             }
         }
-        Table::read_csv(path, &opts).map_err(|e| e.to_string())
+        Table::read_csv(path, &opts)
     }
 
     /// Scores `t`; unknown or missing columns are errors that name them.
-    pub fn predict(&self, t: &Table) -> Result<Predictions, String> {
-        let x = self
-            .model
-            .prepare(t, Extra::Refuse)
-            .map_err(|e| e.to_string())?;
-        self.model.predict(&x).map_err(|e| e.to_string())
+    pub fn predict(&self, t: &Table) -> Result<Predictions, ModelError> {
+        let x = self.model.prepare(t, Extra::Refuse)?;
+        self.model.predict(&x)
     }
 
     /// `t` with a `prediction` column (and `probability` for classifiers
@@ -286,8 +286,8 @@ impl Stage for BundleStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let model_path = ctx.input("model")?;
-        let model = Model::read(model_path).map_err(|e| StageError::new(e.to_string()))?;
-        let model_bytes = std::fs::read(model_path).map_err(|e| StageError::new(e.to_string()))?;
+        let model = Model::read(model_path).map_err(StageError::from_error)?;
+        let model_bytes = std::fs::read(model_path).map_err(StageError::from_error)?;
         let metrics: Option<Value> = match ctx.inputs.get("metrics") {
             None => None,
             Some(p) => {
@@ -295,19 +295,19 @@ impl Stage for BundleStage {
                     StageError::new(format!("cannot read metrics {}: {e}", p.display()))
                 })?;
                 Some(serde_json::from_str(&text).map_err(|e| {
-                    StageError::new(format!("`metrics` is not JSON: {e}"))
+                    StageError::caused_by("`metrics` is not JSON", e)
                         .with_help("wire an `evaluate.*` stage's `metrics` output here")
                 })?)
             }
         };
         let dir = ctx.output("bundle")?;
-        std::fs::create_dir_all(dir).map_err(|e| StageError::new(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
         let name = self.0.name.clone().unwrap_or_else(|| ctx.stage.to_string());
         let version = blake3::hash(&model_bytes).to_hex()[..12].to_string();
         let mut files = std::collections::BTreeMap::new();
         let mut put = |file: &str, bytes: &[u8]| -> Result<(), StageError> {
             std::fs::write(dir.join(file), bytes)
-                .map_err(|e| StageError::new(format!("cannot write {file}: {e}")))?;
+                .map_err(|e| StageError::caused_by(format!("cannot write {file}"), e))?;
             files.insert(file.to_string(), blake3::hash(bytes).to_hex().to_string());
             Ok(())
         };
@@ -337,7 +337,7 @@ impl Stage for BundleStage {
         };
         let mut s = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
         s.push('\n');
-        std::fs::write(dir.join("bundle.json"), s).map_err(|e| StageError::new(e.to_string()))?;
+        std::fs::write(dir.join("bundle.json"), s).map_err(StageError::from_error)?;
         (ctx.log)(&format!(
             "bundle `{name}` version {version} ({})",
             model.kind

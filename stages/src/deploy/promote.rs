@@ -106,7 +106,7 @@ impl Stage for PromoteStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let dir = ctx.input("bundle")?;
-        let bundle = Bundle::load(dir).map_err(|e| StageError::new(e.to_string()))?;
+        let bundle = Bundle::load(dir).map_err(StageError::from_error)?;
         let test = crate::util::read_table(ctx, "test")?;
         let metric = self.0.gate.metric.clone().unwrap_or_else(|| {
             if bundle.model.task == Task::Regression {
@@ -127,7 +127,7 @@ impl Stage for PromoteStage {
         };
         let cand_value = score(&bundle.model)?;
         let (mut reg, cand) = register(ctx, dir, &bundle)?;
-        let champion = reg.champion().map_err(|e| StageError::new(e.to_string()))?;
+        let champion = reg.champion().map_err(StageError::from_error)?;
         let (promoted, champ_value, message) =
             self.decide(&metric, &cand, cand_value, champion.as_ref(), &score)?;
         if promoted {
@@ -136,7 +136,7 @@ impl Stage for PromoteStage {
                 "promote",
                 &format!("stage `{}`: {message}", ctx.stage),
             )
-            .map_err(|e| StageError::new(e.to_string()))?;
+            .map_err(StageError::from_error)?;
         }
         reg.record_decision(&Decision {
             run_id: ctx.run_id,
@@ -152,7 +152,7 @@ impl Stage for PromoteStage {
             message: message.clone(),
             at: store::now_rfc3339(),
         })
-        .map_err(|e| StageError::new(e.to_string()))?;
+        .map_err(StageError::from_error)?;
         (ctx.log)(&message);
         let out = serde_json::json!({
             "candidate_version": cand.version,
@@ -167,7 +167,7 @@ impl Stage for PromoteStage {
         });
         let mut s = serde_json::to_string_pretty(&out).expect("decision serializes");
         s.push('\n');
-        std::fs::write(ctx.output("decision")?, s).map_err(|e| StageError::new(e.to_string()))
+        std::fs::write(ctx.output("decision")?, s).map_err(StageError::from_error)
     }
 }
 
@@ -259,11 +259,10 @@ fn register(
     dir: &Path,
     bundle: &Bundle,
 ) -> Result<(ModelRegistry, ModelVersion), StageError> {
-    let manifest_bytes =
-        std::fs::read(dir.join("bundle.json")).map_err(|e| StageError::new(e.to_string()))?;
+    let manifest_bytes = std::fs::read(dir.join("bundle.json")).map_err(StageError::from_error)?;
     let bundle_hash = blake3::hash(&manifest_bytes).to_hex().to_string();
-    let mut reg = ModelRegistry::open(&ctx.workspace.join(".mlcycle"))
-        .map_err(|e| StageError::new(e.to_string()))?;
+    let mut reg =
+        ModelRegistry::open(&ctx.workspace.join(".mlcycle")).map_err(StageError::from_error)?;
     let metrics = bundle.metrics.clone().unwrap_or(Value::Null);
     let (cand, _) = reg
         .register(
@@ -280,6 +279,6 @@ fn register(
             },
             dir,
         )
-        .map_err(|e| StageError::new(e.to_string()))?;
+        .map_err(StageError::from_error)?;
     Ok((reg, cand))
 }

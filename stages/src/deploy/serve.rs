@@ -608,10 +608,13 @@ async fn score(
 ) -> Result<(Arc<Loaded>, Vec<(String, Value)>), Response> {
     let loaded = state.model.read().expect("model lock").clone();
     let t = rows_to_table(&loaded, rows)?;
-    let pred = loaded
-        .bundle
-        .predict(&t)
-        .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_instances", e))?;
+    let pred = loaded.bundle.predict(&t).map_err(|e| {
+        problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_instances",
+            e.to_string(),
+        )
+    })?;
     let values: Vec<Value> = match pred {
         Predictions::Values(v) => v.into_iter().map(|x| json!(x)).collect(),
         Predictions::Classes { ids, .. } => ids

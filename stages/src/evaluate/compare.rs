@@ -127,7 +127,7 @@ impl Stage for CompareStage {
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let read = |port: &str| {
-            Model::read(ctx.input(port)?).map_err(|e| StageError::new(format!("`{port}`: {e}")))
+            Model::read(ctx.input(port)?).map_err(|e| StageError::caused_by(format!("`{port}`"), e))
         };
         let (challenger, reference) = (read("model")?, read("reference")?);
         if challenger.task != reference.task {
@@ -137,8 +137,7 @@ impl Stage for CompareStage {
                 reference.task.as_str()
             )));
         }
-        let test =
-            Table::read_arrow(ctx.input("test")?).map_err(|e| StageError::new(e.to_string()))?;
+        let test = Table::read_arrow(ctx.input("test")?).map_err(StageError::from_error)?;
         let a = evaluate(&challenger, &test)?;
         let b = evaluate(&reference, &test)?;
         let (metric, va, vb) = self.decider(challenger.task, &a, &b)?;
@@ -170,8 +169,7 @@ impl Stage for CompareStage {
             (&a, &b),
             &verdict,
         );
-        std::fs::write(ctx.output("report")?, report)
-            .map_err(|e| StageError::new(e.to_string()))?;
+        std::fs::write(ctx.output("report")?, report).map_err(StageError::from_error)?;
         let out = json!({
             "metric": metric,
             "challenger": a,
@@ -182,18 +180,17 @@ impl Stage for CompareStage {
         });
         let mut s = serde_json::to_string_pretty(&out).expect("metrics serialize");
         s.push('\n');
-        std::fs::write(ctx.output("metrics")?, s).map_err(|e| StageError::new(e.to_string()))?;
+        std::fs::write(ctx.output("metrics")?, s).map_err(StageError::from_error)?;
         let (best_port, best_metrics) = if passed {
             ("model", &a)
         } else {
             ("reference", &b)
         };
         std::fs::copy(ctx.input(best_port)?, ctx.output("best")?)
-            .map_err(|e| StageError::new(format!("cannot write the best model: {e}")))?;
+            .map_err(|e| StageError::caused_by("cannot write the best model", e))?;
         let mut s = serde_json::to_string_pretty(best_metrics).expect("metrics serialize");
         s.push('\n');
-        std::fs::write(ctx.output("best_metrics")?, s)
-            .map_err(|e| StageError::new(e.to_string()))?;
+        std::fs::write(ctx.output("best_metrics")?, s).map_err(StageError::from_error)?;
         if self.0.fail && !passed {
             return Err(StageError::new(format!("the challenger {verdict}"))
                 .with_help("set `fail: false` to record the verdict without stopping the run"));

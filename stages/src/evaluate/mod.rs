@@ -28,9 +28,9 @@ const EVAL_IN: &[PortSpec] = &[
 
 fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
     let model = Model::read(ctx.input("model")?).map_err(|e| {
-        StageError::new(e.to_string()).with_help("wire a `train.*` stage's `model` output here")
+        StageError::from_error(e).with_help("wire a `train.*` stage's `model` output here")
     })?;
-    let test = Table::read_arrow(ctx.input("test")?).map_err(|e| StageError::new(e.to_string()))?;
+    let test = Table::read_arrow(ctx.input("test")?).map_err(StageError::from_error)?;
     if test.n_rows() == 0 {
         return Err(StageError::new("the `test` table has no rows")
             .with_help("give the split stage a larger `test` share"));
@@ -41,7 +41,7 @@ fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
 /// Scores `t` with `m`; a schema mismatch names the columns.
 pub fn score(m: &Model, t: &Table, port: &str) -> Result<Predictions, StageError> {
     let x = m.prepare(t, Extra::Ignore).map_err(|e| {
-        StageError::new(format!("the model cannot score `{port}`: {e}")).with_help(format!(
+        StageError::caused_by(format!("the model cannot score `{port}`"), e).with_help(format!(
             "the model (trained by stage `{}`) needs columns: {}",
             m.lineage.stage,
             m.inputs
@@ -51,7 +51,7 @@ pub fn score(m: &Model, t: &Table, port: &str) -> Result<Predictions, StageError
                 .join(", ")
         ))
     })?;
-    m.predict(&x).map_err(|e| StageError::new(e.to_string()))
+    m.predict(&x).map_err(StageError::from_error)
 }
 
 fn truth_values(m: &Model, t: &Table) -> Result<Vec<f64>, StageError> {
@@ -222,7 +222,7 @@ fn write_metrics(ctx: &RunContext<'_>, m: &Map<String, Value>) -> Result<(), Sta
     let mut s = serde_json::to_string_pretty(m).expect("metrics serialize");
     s.push('\n');
     std::fs::write(ctx.output("metrics")?, s)
-        .map_err(|e| StageError::new(format!("cannot write metrics: {e}")))
+        .map_err(|e| StageError::caused_by("cannot write metrics", e))
 }
 
 fn plot_err(e: String) -> StageError {

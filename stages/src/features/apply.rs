@@ -69,7 +69,7 @@ impl Stage for ApplyStage {
         let steps = read_steps(ctx.input("transform")?).map_err(StageError::new)?;
         let mut t = read_table(ctx, "data")?;
         apply_all(&steps, &mut t).map_err(|e| {
-            StageError::new(format!("cannot apply the transform: {e}"))
+            StageError::caused_by("cannot apply the transform", e)
                 .with_help("the table must have the columns the transform was fitted on")
         })?;
         write_table(ctx, "data", &t)

@@ -58,12 +58,12 @@ use crate::util::write_table;
 /// Applies the fitted `step` to `t` (the stage's input, already read),
 /// writes the table and the transform.
 fn finish(ctx: &RunContext<'_>, mut t: Table, step: Transform) -> Result<(), StageError> {
-    apply_all(std::slice::from_ref(&step), &mut t).map_err(|e| StageError::new(e.to_string()))?;
+    apply_all(std::slice::from_ref(&step), &mut t).map_err(StageError::from_error)?;
     (ctx.log)(&format!(
         "{} columns: {}",
         t.columns.len(),
         t.names().join(", ")
     ));
     write_table(ctx, "data", &t)?;
-    write_steps(ctx.output("transform")?, &[step]).map_err(|e| StageError::new(e.to_string()))
+    write_steps(ctx.output("transform")?, &[step]).map_err(StageError::from_error)
 }

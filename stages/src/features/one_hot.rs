@@ -84,13 +84,13 @@ impl Stage for OneHotStage {
                 unknown: self.0.unknown.clone(),
             });
         }
-        apply_all(&steps, &mut t).map_err(|e| StageError::new(e.to_string()))?;
+        apply_all(&steps, &mut t).map_err(StageError::from_error)?;
         (ctx.log)(&format!(
             "{} columns: {}",
             t.columns.len(),
             t.names().join(", ")
         ));
         write_table(ctx, "data", &t)?;
-        write_steps(ctx.output("transform")?, &steps).map_err(|e| StageError::new(e.to_string()))
+        write_steps(ctx.output("transform")?, &steps).map_err(StageError::from_error)
     }
 }

@@ -74,12 +74,12 @@ impl Stage for PcaStage {
             return Err(StageError::new("PCA needs at least 2 rows"));
         }
         let x = crate::model::matrix(&t, &columns).map_err(|e| {
-            StageError::new(format!("cannot fit PCA: {e}"))
+            StageError::caused_by("cannot fit PCA", e)
                 .with_help("impute or drop missing values first with `preprocess.clean`")
         })?;
         let pca = linfa_reduction::Pca::params(self.0.components)
             .fit(&linfa::DatasetBase::from(x))
-            .map_err(|e| StageError::new(format!("cannot fit PCA: {e}")))?;
+            .map_err(|e| StageError::caused_by("cannot fit PCA", e))?;
         let ratio = pca.explained_variance_ratio();
         (ctx.log)(&format!(
             "explained variance ratio: {}",

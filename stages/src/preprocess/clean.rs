@@ -248,7 +248,7 @@ impl Stage for CleanStage {
         crate::util::write_table(ctx, "data", &t)?;
         let mut s = serde_json::to_string_pretty(&report).expect("report serializes");
         s.push('\n');
-        std::fs::write(ctx.output("report")?, s).map_err(|e| StageError::new(e.to_string()))
+        std::fs::write(ctx.output("report")?, s).map_err(StageError::from_error)
     }
 }
 
@@ -321,7 +321,7 @@ impl CleanStage {
         report.insert("imputed".into(), Value::Object(filled));
         if !columns.is_empty() {
             crate::transform::apply_all(&[Transform::Impute { columns, values }], t)
-                .map_err(|e| StageError::new(e.to_string()))?;
+                .map_err(StageError::from_error)?;
         }
         Ok(())
     }

@@ -98,7 +98,7 @@ impl Stage for ScaleStage {
             }
         } else {
             let x = crate::model::matrix(&t, &columns).map_err(|e| {
-                StageError::new(format!("cannot fit the scaler: {e}"))
+                StageError::caused_by("cannot fit the scaler", e)
                     .with_help("impute or drop missing values first with `preprocess.clean`")
             })?;
             let ds = linfa::DatasetBase::from(x);
@@ -109,7 +109,7 @@ impl Stage for ScaleStage {
             };
             let s = params
                 .fit(&ds)
-                .map_err(|e| StageError::new(format!("cannot fit the scaler: {e}")))?;
+                .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?;
             // A constant column has no spread: leave its scale at 1.
             let scales = s
                 .scales()
@@ -130,9 +130,9 @@ impl Stage for ScaleStage {
             t.n_rows()
         ));
         crate::transform::apply_all(std::slice::from_ref(&step), &mut t)
-            .map_err(|e| StageError::new(e.to_string()))?;
+            .map_err(StageError::from_error)?;
         crate::util::write_table(ctx, "data", &t)?;
         crate::transform::write_steps(ctx.output("transform")?, &[step])
-            .map_err(|e| StageError::new(e.to_string()))
+            .map_err(StageError::from_error)
     }
 }

@@ -191,8 +191,7 @@ impl Stage for SplitStage {
         serde_json::to_value(&self.0).expect("params serialize")
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t =
-            Table::read_arrow(ctx.input("data")?).map_err(|e| StageError::new(e.to_string()))?;
+        let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
         if t.n_rows() < 2 {
             return Err(StageError::new(format!(
                 "input `data` has {} rows; a split needs at least 2",
@@ -215,7 +214,7 @@ impl Stage for SplitStage {
         for (port, rows) in [("train", train), ("test", test), ("validation", validation)] {
             t.take(&rows)
                 .write_arrow(ctx.output(port)?)
-                .map_err(|e| StageError::new(e.to_string()))?;
+                .map_err(StageError::from_error)?;
         }
         let (rows, fold): (Vec<f64>, Vec<f64>) = folds
             .iter()
@@ -237,7 +236,7 @@ impl Stage for SplitStage {
             transforms: vec![],
         }
         .write_arrow(ctx.output("folds")?)
-        .map_err(|e| StageError::new(e.to_string()))
+        .map_err(StageError::from_error)
     }
 }
 

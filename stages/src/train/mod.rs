@@ -130,7 +130,7 @@ impl Stage for TrainStage {
 
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let path = ctx.input("train")?;
-        let t = Table::read_arrow(path).map_err(|e| StageError::new(e.to_string()))?;
+        let t = Table::read_arrow(path).map_err(StageError::from_error)?;
         if t.n_rows() == 0 {
             return Err(StageError::new("the training table `train` has no rows")
                 .with_help("check the split and cleaning stages upstream"));
@@ -151,7 +151,7 @@ impl Stage for TrainStage {
                 }
                 _ => "impute or drop missing values with `preprocess.clean`",
             };
-            StageError::new(format!("cannot train on this table: {e}")).with_help(help)
+            StageError::caused_by("cannot train on this table", e).with_help(help)
         })?;
         let target = match self.task {
             Task::Regression => Target::Values(regression_target(&t, self.kind)?),
@@ -184,7 +184,7 @@ impl Stage for TrainStage {
         // large data set is hundreds of megabytes.
         let data_hash = blake3::Hasher::new()
             .update_mmap_rayon(path)
-            .map_err(|e| StageError::new(format!("cannot read train: {e}")))?
+            .map_err(|e| StageError::caused_by("cannot read train", e))?
             .finalize()
             .to_hex()
             .to_string();
@@ -204,7 +204,7 @@ impl Stage for TrainStage {
         );
         model
             .write(ctx.output("model")?)
-            .map_err(|e| StageError::new(format!("cannot write the model: {e}")))
+            .map_err(|e| StageError::caused_by("cannot write the model", e))
     }
 }
 

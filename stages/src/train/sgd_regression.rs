@@ -97,12 +97,12 @@ pub(super) fn fit_sgd(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError
         })?;
     let curve = fit.curve;
     let dir = d.ctx.output("loss")?;
-    std::fs::create_dir_all(dir).map_err(|e| StageError::new(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
     let mut csv = String::from("epoch,loss\n");
     for (e, l) in &curve {
         csv.push_str(&format!("{e},{}\n", format_number(*l)));
     }
-    std::fs::write(dir.join("loss.csv"), csv).map_err(|e| StageError::new(e.to_string()))?;
+    std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
     crate::plot::curve(
         dir,
         "loss",
