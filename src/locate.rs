@@ -51,6 +51,21 @@ pub fn locate(dir: Option<&Path>, args: &[String]) -> Result<Located, Fail> {
             return Err(not_a_workspace(first, &p));
         }
     }
+    if let Some(d) = dir {
+        // `-C` names a folder that must exist: never fall back to the
+        // workspace around the current folder (`-C typo run --force`).
+        if !d.is_dir() {
+            return Err(CliError::BadDir {
+                dir: d.display().to_string(),
+                what: if d.exists() {
+                    "it is not a folder"
+                } else {
+                    "there is no such folder"
+                },
+            }
+            .into());
+        }
+    }
     let start = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     match find_upward(&start) {
         Some(file) => Ok(Located {
@@ -76,14 +91,21 @@ pub fn locate(dir: Option<&Path>, args: &[String]) -> Result<Located, Fail> {
     }
 }
 
-/// The workspace root for commands that take no stage names.
+/// The workspace root for commands that take no stage names: their one
+/// positional argument can only be a workspace folder, so anything else
+/// is an error that names it (relative to `-C`, as it was looked up).
 pub fn locate_root(dir: Option<&Path>, arg: Option<&Path>) -> Result<PathBuf, Fail> {
-    let args: Vec<String> = arg.iter().map(|a| a.display().to_string()).collect();
-    let l = locate(dir, &args)?;
-    if let Some(extra) = l.rest.first() {
-        return Err(not_a_workspace(extra, &PathBuf::from(extra)));
+    if let Some(a) = arg {
+        let p = match dir {
+            Some(d) => d.join(a),
+            None => a.to_path_buf(),
+        };
+        if !p.join(PIPELINE_FILE).is_file() {
+            return Err(not_a_workspace(&a.display().to_string(), &p));
+        }
+        return Ok(p);
     }
-    Ok(l.root())
+    Ok(locate(dir, &[])?.root())
 }
 
 /// `start/mlcycle.yaml`, else the same in the nearest folder above.
@@ -100,8 +122,15 @@ fn find_upward(start: &Path) -> Option<PathBuf> {
 }
 
 pub fn not_a_workspace(arg: &str, p: &Path) -> Fail {
-    let what = if p.is_dir() {
+    let what = if p.join(PIPELINE_FILE).is_dir() {
+        format!(
+            "{} is a folder, not a file",
+            p.join(PIPELINE_FILE).display()
+        )
+    } else if p.is_dir() {
         format!("{} holds no {PIPELINE_FILE}", p.display())
+    } else if p.exists() {
+        format!("{} is a file, not a folder", p.display())
     } else {
         format!("there is no folder {}", p.display())
     };

@@ -176,3 +176,80 @@ fn serve_errors_carry_the_serve_code() {
     assert!(r.stderr.contains("mlcycle::serve"), "{}", r.stderr);
     assert!(!r.stderr.contains("mlcycle::cli::predict"), "{}", r.stderr);
 }
+
+#[test]
+fn a_missing_dash_c_folder_is_an_error_not_the_workspace_around_it() {
+    let ws = Ws::new(PIPELINE);
+    for args in [
+        vec!["-C", "typo", "status"],
+        vec!["-C", "typo", "run", "data", "--force"],
+        vec!["-C", "typo", "runs"],
+        vec!["-C", "mlcycle.yaml", "validate"],
+    ] {
+        let r = ws.run(&args);
+        assert_eq!(r.code, 2, "mlcycle {}: {}", args.join(" "), r.stdout);
+        assert!(r.stderr.contains("mlcycle::cli::bad_dir"), "{}", r.stderr);
+    }
+    assert!(!ws.exists("artifacts/data"), "nothing ran");
+    let r = ws.run(&["-C", "typo", "status"]);
+    assert!(
+        r.stderr.contains("-C typo: there is no such folder"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_workspace_argument_that_is_not_one_is_named_as_looked_up() {
+    let ws = Ws::new(PIPELINE);
+    std::fs::create_dir_all(ws.path().join("data")).unwrap();
+    let parent = ws.path().parent().unwrap();
+    let name = ws.path().file_name().unwrap().to_str().unwrap();
+    // Relative to -C: `-C ws runs data` looks for ws/data.
+    let r = Ws::run_in(parent, &["-C", name, "runs", "data"]);
+    assert_eq!(r.code, 2);
+    let want = format!("{name}/data holds no mlcycle.yaml");
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    // Outside any workspace, the folder given is what is reported.
+    let empty = tempfile::tempdir().unwrap();
+    for cmd in ["runs", "gc", "models", "history"] {
+        let r = Ws::run_in(empty.path(), &[cmd, "nonexist"]);
+        assert_eq!(r.code, 2, "{cmd}");
+        assert!(
+            r.stderr.contains("`nonexist` is not a workspace"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn init_quotes_folder_names_yaml_would_read_as_numbers_or_booleans() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["123", "true", "1.5", "null"] {
+        let r = Ws::run_in(dir.path(), &["init", name]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let r = Ws::run_in(dir.path(), &["validate", name]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!("pipeline `{name}` is valid")),
+            "{}",
+            r.stdout
+        );
+    }
+    let text = std::fs::read_to_string(dir.path().join("123/mlcycle.yaml")).unwrap();
+    assert!(
+        text.contains("`${inputs.NAME}`"),
+        "the template's comment is untouched"
+    );
+    let r = Ws::run_in(dir.path(), &["init", "a b"]);
+    assert!(r.stdout.contains("`mlcycle run 'a b'`"), "{}", r.stdout);
+}
+
+#[test]
+fn show_refuses_a_second_artifact() {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["show", "data.data", "extra"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("takes one artifact"), "{}", r.stderr);
+}

@@ -3,20 +3,8 @@
 use super::*;
 
 pub(super) fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<u8, Fail> {
-    let args: Vec<String> = a
-        .workspace
-        .dir
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    let (session, _) = open(
-        cli,
-        &TargetArgs {
-            args,
-            params: vec![],
-        },
-        registry,
-    )?;
+    let root = locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref())?;
+    let session = Session::open(&root.join(PIPELINE_FILE), &SessionOptions::new(registry))?;
     let r = session.gc(
         &GcOptions {
             dry_run: a.dry_run,

@@ -6,7 +6,7 @@ const INIT_PIPELINE: &str = "\
 # An mlcycle pipeline: stages, what each reads and writes, and its params.
 # `mlcycle validate` checks this file; `mlcycle run` runs what is stale;
 # `mlcycle stages` lists the built-in kinds. Reference: docs/pipeline-yaml.md
-name: NAME
+name: @NAME@
 
 params:
   seed: 42
@@ -49,7 +49,7 @@ pub(super) fn cmd_init(cli: &Cli, a: &InitArgs) -> Result<u8, Fail> {
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
         .unwrap_or_else(|| "pipeline".into());
-    std::fs::write(&file, INIT_PIPELINE.replace("NAME", &name))
+    std::fs::write(&file, INIT_PIPELINE.replace("@NAME@", &yaml_string(&name)))
         .map_err(|e| CliError::Io(format!("cannot write {}: {e}", file.display())))?;
     Workspace::new(&dir).ensure_state_dir()?;
     if !cli.quiet {
@@ -59,9 +59,58 @@ pub(super) fn cmd_init(cli: &Cli, a: &InitArgs) -> Result<u8, Fail> {
             if dir == Path::new(".") {
                 String::new()
             } else {
-                format!(" {}", dir.display())
+                format!(" {}", shell_word(&dir.display().to_string()))
             }
         );
     }
     Ok(0)
+}
+
+/// `s` as a YAML string: plain when YAML reads it back as that string,
+/// else single-quoted (a folder called `123`, `true` or `-x` must not
+/// become a number, a boolean or a list).
+fn yaml_string(s: &str) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !["true", "false", "null"].contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// `s` as one shell word, for a hint the user can paste.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c);
+    if !s.is_empty() && !s.starts_with('-') && s.chars().all(safe) {
+        s.to_string()
+    } else if s.starts_with('-') && s.chars().all(safe) {
+        format!("./{s}")
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_yaml_would_retype_are_quoted() {
+        assert_eq!(yaml_string("proj"), "proj");
+        assert_eq!(yaml_string("house-prices.v2"), "house-prices.v2");
+        for n in [
+            "123", "1.5", "1e3", "true", "NULL", "False", "-", ".nan", "0x1F",
+        ] {
+            assert!(yaml_string(n).starts_with('\''), "{n}");
+        }
+        assert_eq!(yaml_string("1'2"), "'1''2'");
+    }
+
+    #[test]
+    fn hints_are_pasteable_shell_words() {
+        assert_eq!(shell_word("a/b"), "a/b");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("-dash"), "./-dash");
+    }
 }

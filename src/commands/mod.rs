@@ -96,6 +96,12 @@ pub(crate) enum CliError {
         help("this folder is a workspace already; `--force` overwrites the file")
     )]
     InitExists { path: String },
+    #[error("-C {dir}: {what}")]
+    #[diagnostic(
+        code(mlcycle::cli::bad_dir),
+        help("`-C` names the workspace folder (or a folder inside one)")
+    )]
+    BadDir { dir: String, what: &'static str },
     #[error("unknown stage kind `{kind}`")]
     #[diagnostic(code(mlcycle::cli::unknown_kind))]
     UnknownKind {

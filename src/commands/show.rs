@@ -16,6 +16,12 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
         print!("{}", artifact_list(p));
         return Ok(0);
     };
+    if let Some(extra) = rest.get(1) {
+        return Err(CliError::Usage(format!(
+            "`show` takes one artifact (got `{artifact}` and `{extra}`); a workspace folder comes first: `mlcycle show DIR STAGE.PORT`"
+        ))
+        .into());
+    }
     let usage = || {
         CliError::Usage(format!(
             "`{artifact}` is not `STAGE.PORT`; `mlcycle show` lists the artifacts"
@@ -78,9 +84,11 @@ pub(super) fn artifact_list(p: &Pipeline) -> String {
         .iter()
         .flat_map(|s| {
             s.outputs.iter().map(move |o| {
-                let state = match std::fs::symlink_metadata(p.root.join(&o.path)) {
-                    Ok(_) => "present",
-                    Err(_) => "missing",
+                // As `show STAGE.PORT` sees it: a dangling link is missing.
+                let state = if p.root.join(&o.path).exists() {
+                    "present"
+                } else {
+                    "missing"
                 };
                 (format!("{}.{}", s.id, o.name), o.path.as_str(), state)
             })
