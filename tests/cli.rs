@@ -129,6 +129,12 @@ fn completions_are_printed_for_each_shell() {
             &r.stdout[..200.min(r.stdout.len())]
         );
         assert!(r.stdout.contains("status"), "{shell}");
+        // `exec` is what Slurm jobs run; it is hidden from --help and from completions.
+        let offers_exec = r
+            .stdout
+            .lines()
+            .any(|l| l.replace("executor", "").contains("exec"));
+        assert!(!offers_exec, "{shell} offers the hidden `exec`");
     }
 }
 

@@ -145,7 +145,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
         Cmd::Init(a) => cmd_init(&cli, a),
         Cmd::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = completion_command();
             clap_complete::generate(*shell, &mut cmd, "mlcycle", &mut std::io::stdout());
             Ok(0)
         }
@@ -180,6 +180,24 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// The command line as completion scripts offer it: without hidden
+/// subcommands (`exec`, which only Slurm jobs run), which the generators
+/// would otherwise list.
+fn completion_command() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let mut cmd = clap::Command::new("mlcycle").version(env!("CARGO_PKG_VERSION"));
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    for a in full.get_arguments() {
+        cmd = cmd.arg(a.clone());
+    }
+    for s in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(s.clone());
+    }
+    cmd
 }
 
 fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, Fail> {
