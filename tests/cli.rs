@@ -171,6 +171,28 @@ fn predict_finds_the_bundle_inside_the_stage_folder() {
     let r = ws.run(&["predict", "--bundle", "artifacts", "--input", "rows.csv"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("bundle.json"), "{}", r.stderr);
+    let r = ws.run(&["predict", "--bundle", "nowhere", "--input", "rows.csv"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("there is no such folder"), "{}", r.stderr);
+    // Two bundles in one folder: say which, rather than "no bundle.json".
+    let copy = |to: &str| {
+        let dest = ws.path().join(to);
+        std::fs::create_dir_all(&dest).unwrap();
+        for f in std::fs::read_dir(ws.path().join("artifacts/bundle/bundle")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dest.join(f.file_name())).unwrap();
+        }
+    };
+    copy("two/a");
+    copy("two/b");
+    let r = ws.run(&["predict", "--bundle", "two", "--input", "rows.csv"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("holds 2 bundles"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("two/a") && r.stderr.contains("two/b"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

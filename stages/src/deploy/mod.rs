@@ -78,26 +78,51 @@ pub enum BundleError {
 /// `artifacts/STAGE/bundle`). Anything else is left to [`Bundle::load`]
 /// to report.
 pub fn find_bundle(dir: &Path) -> std::path::PathBuf {
-    if dir.join("bundle.json").is_file() {
-        return dir.to_path_buf();
+    match bundles_in(dir).as_slice() {
+        [one] if !dir.join("bundle.json").is_file() => one.clone(),
+        _ => dir.to_path_buf(),
     }
-    let inner: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+}
+
+/// The sub-folders of `dir` that hold a `bundle.json`, sorted.
+fn bundles_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut inner: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("bundle.json").is_file())
         .collect();
-    match inner.as_slice() {
-        [one] => one.clone(),
-        _ => dir.to_path_buf(),
-    }
+    inner.sort();
+    inner
 }
 
 impl Bundle {
     /// Loads a bundle folder, verifying every file against the manifest.
     pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        if !dir.is_dir() {
+            return Err(BundleError::NotABundle {
+                path: dir.display().to_string(),
+                reason: if dir.exists() {
+                    "it is a file; name the bundle's folder".into()
+                } else {
+                    "there is no such folder".into()
+                },
+            });
+        }
         let found = find_bundle(dir);
+        let inner = bundles_in(dir);
+        if found == dir && inner.len() > 1 && !dir.join("bundle.json").is_file() {
+            let names: Vec<String> = inner.iter().map(|p| p.display().to_string()).collect();
+            return Err(BundleError::NotABundle {
+                path: dir.display().to_string(),
+                reason: format!(
+                    "it holds {} bundles ({}); name one",
+                    inner.len(),
+                    names.join(", ")
+                ),
+            });
+        }
         let dir = found.as_path();
         let not = |reason: String| BundleError::NotABundle {
             path: dir.display().to_string(),
