@@ -50,3 +50,103 @@ fn cli_md_stages_sample_is_what_stages_prints() {
         "update the `mlcycle stages` sample in docs/cli.md"
     );
 }
+
+/// The lines of a summary table row or total without its timings: `data
+/// ran 2ms first run` → `data ran first run`; `9 ran in 34ms` → `9 ran in`.
+fn without_times(line: &str) -> String {
+    line.split_whitespace()
+        .filter(|w| {
+            let t = w.trim_end_matches("ms").trim_end_matches('s');
+            !(w.ends_with('s')
+                && !t.is_empty()
+                && t.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn readme_transcript_is_what_the_example_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ws = common::Ws::new("");
+    copy_tree(&root.join("examples/house-prices"), ws.path());
+    let readme = doc("README.md");
+    let start = readme
+        .find("```console\n$ mlcycle run examples/house-prices")
+        .unwrap();
+    let block = &readme[start + "```console\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    // Split into (command, expected lines).
+    let mut steps: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in block.lines() {
+        if let Some(cmd) = line.strip_prefix("$ ") {
+            steps.push((cmd, vec![]));
+        } else if !line.is_empty() && line != "…" {
+            steps.last_mut().expect("a command first").1.push(line);
+        }
+    }
+    assert_eq!(steps.len(), 4, "the README's transcript has four commands");
+    for (cmd, expected) in steps {
+        let ws_path = ws.path().to_str().unwrap();
+        let (args, stdin): (Vec<String>, Option<&str>) = if cmd.starts_with("printf") {
+            let args =
+                "predict --bundle WS/artifacts/bundle/bundle --input -".replace("WS", ws_path);
+            (
+                args.split(' ').map(String::from).collect(),
+                Some("area\n60\n120\n"),
+            )
+        } else {
+            let rest = cmd.strip_prefix("mlcycle ").unwrap();
+            let rest = rest.replace("examples/house-prices", ws_path);
+            (rest.split(' ').map(String::from).collect(), None)
+        };
+        let mut c = std::process::Command::new(common::bin());
+        c.args(&args).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut w = child.stdin.take().unwrap();
+            w.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let printed: Vec<String> = printed.lines().map(without_times).collect();
+        for want in expected {
+            let want = without_times(want);
+            assert!(
+                printed.contains(&want),
+                "`{cmd}`: the README shows `{want}`, the binary printed:\n{}",
+                printed.join("\n")
+            );
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["artifacts", ".mlcycle", "mlcycle.lock", "out"].contains(&name.as_str()) {
+            continue;
+        }
+        let dst = to.join(&name);
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
