@@ -17,7 +17,7 @@ use arrow_schema::{DataType, Field, Schema};
 
 use rayon::prelude::*;
 
-use crate::transform::Transform;
+use crate::steps::Transform;
 
 /// Schema metadata key holding the target column's name.
 pub const TARGET_KEY: &str = "mlcycle.target";
@@ -1011,7 +1011,7 @@ mod tests {
                 },
             ],
             target: Some("x".into()),
-            transforms: vec![crate::transform::Transform::Drop {
+            transforms: vec![crate::steps::Transform::Drop {
                 columns: vec!["gone".into()],
             }],
         };

@@ -15,63 +15,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::table::{Column, ColumnData, Table};
 
-/// Schema version of `transform.json` and of the chain in table metadata.
-pub const TRANSFORM_SCHEMA_VERSION: u32 = 1;
-
-/// A value that fills a missing cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Fill {
-    Number(f64),
-    Category(String),
-}
-
-/// One fitted preprocessing step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Transform {
-    /// Fill missing values of `columns[i]` with `values[i]`.
-    Impute {
-        columns: Vec<String>,
-        values: Vec<Fill>,
-    },
-    /// `x' = (x - offset) * scale` per column (standard, min-max, max-abs).
-    Scale {
-        method: String,
-        columns: Vec<String>,
-        offsets: Vec<f64>,
-        scales: Vec<f64>,
-    },
-    /// Divide each row's `columns` by their L2 norm.
-    Normalize { columns: Vec<String> },
-    /// Replace categorical `column` by one 0/1 column per category, named
-    /// `column=category`. An unseen category gives all zeros, or an error
-    /// when `unknown` is `error`.
-    OneHot {
-        column: String,
-        categories: Vec<String>,
-        unknown: String,
-    },
-    /// Add products of `columns` up to `degree` (named `a*b`, `a^2`).
-    Polynomial {
-        columns: Vec<String>,
-        degree: u32,
-        interaction_only: bool,
-    },
-    /// Replace `columns` by their projections `pc1..pcK` onto the
-    /// principal components (`components` is K rows of len(columns)).
-    Pca {
-        columns: Vec<String>,
-        mean: Vec<f64>,
-        components: Vec<Vec<f64>>,
-    },
-    /// Columns deliberately left out of the model's features.
-    Drop { columns: Vec<String> },
-}
+pub use crate::steps::{Fill, Transform, TRANSFORM_SCHEMA_VERSION};
 
 /// Why a transform could not be applied to a table.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -366,32 +314,58 @@ pub fn raw_inputs(chain: &[Transform], features: &[String]) -> (Vec<String>, Vec
     (need, dropped.into_iter().collect())
 }
 
+/// Why a file is not a `transform.json` this mlcycle can read.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a transform artifact: {source}")]
+    NotTransform {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path} is a `{format}` file, not a transform")]
+    OtherFormat { path: String, format: String },
+    #[error(
+        "{path} has transform schema version {found}; this mlcycle reads up to {TRANSFORM_SCHEMA_VERSION}: upgrade mlcycle"
+    )]
+    SchemaVersion { path: String, found: u32 },
+}
+
 /// Reads `transform.json`.
-pub fn read_steps(path: &Path) -> Result<Vec<Transform>, String> {
+pub fn read_steps(path: &Path) -> Result<Vec<Transform>, TransformFileError> {
     #[derive(Deserialize)]
     struct File {
         format: String,
         schema_version: u32,
         steps: Vec<Transform>,
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let f: File = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a transform artifact: {e}", path.display()))?;
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TransformFileError::Read {
+        path: shown(),
+        source,
+    })?;
+    let f: File =
+        serde_json::from_str(&text).map_err(|source| TransformFileError::NotTransform {
+            path: shown(),
+            source,
+        })?;
     if f.format != "mlcycle.transform" {
-        return Err(format!(
-            "{} is a `{}` file, not a transform",
-            path.display(),
-            f.format
-        ));
+        return Err(TransformFileError::OtherFormat {
+            path: shown(),
+            format: f.format,
+        });
     }
     if f.schema_version > TRANSFORM_SCHEMA_VERSION {
-        return Err(format!(
-            "{} has transform schema version {}; this mlcycle reads up to {}: upgrade mlcycle",
-            path.display(),
-            f.schema_version,
-            TRANSFORM_SCHEMA_VERSION
-        ));
+        return Err(TransformFileError::SchemaVersion {
+            path: shown(),
+            found: f.schema_version,
+        });
     }
     Ok(f.steps)
 }

@@ -66,7 +66,7 @@ impl Stage for ApplyStage {
         serde_json::json!({})
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let steps = read_steps(ctx.input("transform")?).map_err(StageError::new)?;
+        let steps = read_steps(ctx.input("transform")?).map_err(StageError::from_error)?;
         let mut t = read_table(ctx, "data")?;
         apply_all(&steps, &mut t).map_err(|e| {
             StageError::caused_by("cannot apply the transform", e)
