@@ -281,3 +281,26 @@ fn show_refuses_a_second_artifact() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("takes one artifact"), "{}", r.stderr);
 }
+
+#[test]
+fn a_hint_to_run_names_the_workspace_when_it_is_not_the_current_folder() {
+    let ws = Ws::new(PIPELINE);
+    let r = ws.run(&["show", "data.data"]);
+    assert!(
+        r.stderr.contains("run `mlcycle run data` first"),
+        "{}",
+        r.stderr
+    );
+    let parent = ws.path().parent().unwrap();
+    let name = ws.path().file_name().unwrap().to_str().unwrap();
+    let r = Ws::run_in(parent, &["show", name, "data.data"]);
+    // The report may wrap the message: read it as one line.
+    let text: Vec<&str> = r
+        .stderr
+        .lines()
+        .map(|l| l.trim().trim_start_matches(['│', '×']).trim())
+        .collect();
+    let root = ws.path().canonicalize().unwrap();
+    let want = format!("run `mlcycle run {} data` first", root.display());
+    assert!(text.join(" ").contains(&want), "{}", r.stderr);
+}

@@ -47,8 +47,17 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
     };
     let path = p.root.join(&out.path);
     if !path.exists() {
+        // A command the user can paste where they are: name the workspace
+        // unless it is the current folder.
+        let here = std::env::current_dir()
+            .ok()
+            .and_then(|d| d.canonicalize().ok());
+        let ws = match (here, p.root.canonicalize().ok()) {
+            (Some(h), Some(r)) if h == r => String::new(),
+            _ => format!("{} ", p.root.display()),
+        };
         return Err(CliError::Usage(format!(
-            "`{}` has not been produced yet ({} is missing); run `mlcycle run {sid}` first",
+            "`{}` has not been produced yet ({} is missing); run `mlcycle run {ws}{sid}` first",
             artifact, out.path
         ))
         .into());
