@@ -67,9 +67,7 @@ fn without_times(line: &str) -> String {
 
 #[test]
 fn readme_transcript_is_what_the_example_prints() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ws = common::Ws::new("");
-    copy_tree(&root.join("examples/house-prices"), ws.path());
+    let ws = common::example("house-prices");
     let readme = doc("README.md");
     let start = readme
         .find("```console\n$ mlcycle run examples/house-prices")
@@ -130,23 +128,6 @@ fn readme_transcript_is_what_the_example_prints() {
                 "`{cmd}`: the README shows `{want}`, the binary printed:\n{}",
                 printed.join("\n")
             );
-        }
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if ["artifacts", ".mlcycle", "mlcycle.lock", "out"].contains(&name.as_str()) {
-            continue;
-        }
-        let dst = to.join(&name);
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
         }
     }
 }

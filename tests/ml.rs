@@ -3,36 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::Ws;
-
-/// Copies an example's sources (not its outputs) into a temp workspace.
-fn example(name: &str) -> Ws {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    let ws = Ws::new("");
-    copy_sources(&src, ws.path());
-    ws
-}
-
-fn copy_sources(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if ["artifacts", ".mlcycle", "mlcycle.lock", "out"].contains(&name.as_str()) {
-            continue;
-        }
-        let dst = to.join(&name);
-        if e.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_sources(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
+use common::{example, Ws};
 
 fn metric(ws: &Ws, file: &str, key: &str) -> f64 {
     let v: serde_json::Value = serde_json::from_str(&ws.read(file)).unwrap();

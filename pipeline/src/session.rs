@@ -246,9 +246,10 @@ impl Session {
         if let Some(mut db) = db {
             let _ = db.save_memo(memo.into_inner().take_changed());
         }
-        // The caller usually exits next: let the OS reclaim the lock's many
-        // small allocations instead of freeing them one by one.
-        std::mem::forget(lock);
+        // Freeing the lock's many small allocations takes a few ms at
+        // 10 000 stages; do it off the caller's path (a CLI exits first, a
+        // long-lived program still gets the memory back).
+        std::thread::spawn(move || drop(lock));
         Ok(st)
     }
 
@@ -266,18 +267,17 @@ impl Session {
     /// read or write the workspace state. A stage that fails is not an
     /// error: it is in the summary.
     pub fn run(&self, req: &RunRequest, reporter: &dyn Reporter) -> Result<RunDone, SessionError> {
-        let selected = self.select(&req.targets, req.downstream)?;
-        self.ws.ensure_state_dir()?;
-        let _writer = self.writer(req.no_wait, reporter)?;
-        let lock = self.ws.read_lock()?;
-        let mut db = Db::open(&self.ws.db_path())?;
-        let memo = db.load_memo()?;
-        db.mark_abandoned()?;
-        let run_id = db.start_run(&req.command, &self.pipeline.name)?;
+        let Started {
+            _writer,
+            lock,
+            mut db,
+            memo,
+            run_id,
+            opts,
+        } = self.start(req, reporter)?;
         if let Err(e) = self.ws.cache.clean_tmp() {
             tracing::debug!(error = %e, "Could not clean cache temp files.");
         }
-        let opts = self.run_options(req, selected, run_id);
         let out = exec::run(
             &self.ws,
             &self.pipeline,
@@ -301,6 +301,28 @@ impl Session {
         db.finish_run(run_id, &out.summary)?;
         Ok(RunDone {
             summary: out.summary,
+        })
+    }
+
+    /// What every run starts with: the selection, the writer lock, the
+    /// lock file and memo read under it, and the run recorded as started
+    /// (runs that a killed process left `running` are marked `killed`).
+    fn start(&self, req: &RunRequest, reporter: &dyn Reporter) -> Result<Started, SessionError> {
+        let selected = self.select(&req.targets, req.downstream)?;
+        self.ws.ensure_state_dir()?;
+        let writer = self.writer(req.no_wait, reporter)?;
+        let lock = self.ws.read_lock()?;
+        let db = Db::open(&self.ws.db_path())?;
+        let memo = db.load_memo()?;
+        db.mark_abandoned()?;
+        let run_id = db.start_run(&req.command, &self.pipeline.name)?;
+        Ok(Started {
+            _writer: writer,
+            lock,
+            db,
+            memo,
+            run_id,
+            opts: self.run_options(req, selected, run_id),
         })
     }
 
@@ -344,15 +366,14 @@ impl Session {
                     .into(),
             ));
         };
-        let selected = self.select(&req.targets, req.downstream)?;
-        self.ws.ensure_state_dir()?;
-        let _writer = self.writer(req.no_wait, reporter)?;
-        let lock = self.ws.read_lock()?;
-        let mut db = Db::open(&self.ws.db_path())?;
-        let memo = db.load_memo()?;
-        db.mark_abandoned()?;
-        let run_id = db.start_run(&req.command, &self.pipeline.name)?;
-        let opts = self.run_options(req, selected, run_id);
+        let Started {
+            _writer,
+            lock,
+            mut db,
+            memo,
+            run_id,
+            opts,
+        } = self.start(req, reporter)?;
         let shared = SharedMemo::new(memo);
         let d = slurm::submit_detached(
             &self.ws,
@@ -436,6 +457,16 @@ impl Session {
         }
         Ok(report)
     }
+}
+
+/// A run just started, holding the workspace's writer lock.
+struct Started {
+    _writer: WriterLock,
+    lock: LockFile,
+    db: Db,
+    memo: Memo,
+    run_id: i64,
+    opts: RunOptions,
 }
 
 /// The workspace database and its memo, when the workspace has one; a

@@ -1,19 +1,13 @@
 //! The custom binary runs a pipeline that mixes its own kind with built-in
 //! and command stages.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn custom_kind_runs_and_reruns_on_param_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::copy(src.join("mlcycle.yaml"), dir.path().join("mlcycle.yaml")).unwrap();
-    std::fs::copy(
-        src.join("data/words.txt"),
-        dir.path().join("data/words.txt"),
-    )
-    .unwrap();
+    let dir = common::workspace();
     let run = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_mlcycle-custom"))
             .current_dir(dir.path())

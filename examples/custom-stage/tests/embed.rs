@@ -2,21 +2,15 @@
 //! with no CLI: the run is recorded (lock file, history) as `mlcycle run`
 //! records it, and a second run finds every stage fresh.
 
+mod common;
+
 use mlcycle::pipeline::history::History;
 use mlcycle::pipeline::summary::Outcome;
 use mlcycle::pipeline::{RunRequest, Session, SessionOptions};
 
 #[test]
 fn a_program_runs_the_pipeline_through_a_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::copy(src.join("mlcycle.yaml"), dir.path().join("mlcycle.yaml")).unwrap();
-    std::fs::copy(
-        src.join("data/words.txt"),
-        dir.path().join("data/words.txt"),
-    )
-    .unwrap();
+    let dir = common::workspace();
 
     let registry = mlcycle_custom_stage_example::registry();
     let file = dir.path().join("mlcycle.yaml");

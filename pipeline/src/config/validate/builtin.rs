@@ -108,20 +108,7 @@ impl Validator<'_> {
         path: &YamlPath,
         stage_params: &mut BTreeMap<String, Value>,
     ) -> Option<Value> {
-        let pieces = match interp::parse(s) {
-            Ok(p) => p,
-            Err(e) => {
-                self.push(
-                    "interpolation",
-                    path,
-                    Part::Value,
-                    format!("stage `{}`: {e}", d.id),
-                    "here",
-                    None,
-                );
-                return None;
-            }
-        };
+        let pieces = self.parse_interpolation(d, s, path)?;
         for p in &pieces {
             if let Piece::Ref(ns, name) = p {
                 if *ns != Namespace::Params {

@@ -14,6 +14,30 @@ use crate::registry::COMMAND_KIND;
 use crate::suggest::did_you_mean;
 
 impl Validator<'_> {
+    /// The pieces of a string with `${…}` references, or `None` after
+    /// reporting why it does not parse (for `run:`, `env:` and `with:`).
+    pub(super) fn parse_interpolation(
+        &mut self,
+        d: &Draft<'_>,
+        s: &str,
+        path: &YamlPath,
+    ) -> Option<Vec<Piece>> {
+        match interp::parse(s) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.push(
+                    "interpolation",
+                    path,
+                    Part::Value,
+                    format!("stage `{}`: {e}", d.id),
+                    "here",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
     /// Pass 2 for a `run:` stage: checks its `deps:`, `params:`, `run:` and
     /// `env:`, and builds it when none of them has a problem.
     pub(super) fn finish_command(
@@ -161,20 +185,7 @@ impl Validator<'_> {
         quote: bool,
         stage_params: &mut BTreeMap<String, Value>,
     ) -> Option<String> {
-        let pieces = match interp::parse(template) {
-            Ok(p) => p,
-            Err(e) => {
-                self.push(
-                    "interpolation",
-                    path,
-                    Part::Value,
-                    format!("stage `{}`: {e}", d.id),
-                    "here",
-                    None,
-                );
-                return None;
-            }
-        };
+        let pieces = self.parse_interpolation(d, template, path)?;
         if !self.check_refs(d, &pieces, path, inputs, outputs, stage_params) {
             return None;
         }
