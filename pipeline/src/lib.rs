@@ -16,7 +16,7 @@
 //! | objects by BLAKE3 hash, folder manifests | [`cache`] | [`cache::Cache`] |
 //! | `mlcycle.lock`, the journal, the writer lock | [`workspace`] | [`Workspace`] |
 //! | the run history, read back | [`history`] | [`history::History`] |
-//! | writing a stage kind | [`stage`], [`registry`] | [`Stage`], [`StageFactory`] |
+//! | writing a stage kind: spec, typed params, run | [`spec`], [`stage`], [`registry`] | [`StageKind`], [`StageSpec`] |
 //!
 //! A whole run, as a program embedding the engine does it:
 //!
@@ -55,6 +55,7 @@ pub(crate) mod params;
 pub mod plan;
 pub mod registry;
 pub mod session;
+pub mod spec;
 pub mod stage;
 pub mod suggest;
 pub mod summary;
@@ -64,8 +65,7 @@ pub use config::{load_pipeline, ConfigError, LoadOptions, Pipeline};
 pub use graph::StageGraph;
 pub use registry::StageRegistry;
 pub use session::{RunRequest, Session, SessionError, SessionOptions};
-pub use stage::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+pub use spec::{ParamDoc, ParamError, StageFactory, StageKind, StageSpec};
+pub use stage::{Artifact, PortSpec, RunContext, Stage, StageError};
 pub use summary::RunSummary;
 pub use workspace::Workspace;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::stage::StageFactory;
+use crate::spec::StageFactory;
 
 /// The kind name of `run:` stages, which the engine runs itself.
 pub const COMMAND_KIND: &str = "command";

@@ -1,11 +1,11 @@
 //! The `Stage` trait: what a built-in or custom Rust stage implements.
 //!
-//! A [`StageFactory`] is registered under a kind name (`util.import`). For
-//! each `uses:` stage in a pipeline, the engine hands the factory the stage's
-//! `with:` mapping; the factory checks it and returns a [`Stage`] whose
-//! [`Stage::params`] (defaults filled in) go into the stage's fingerprint.
-//! At run time the engine calls [`Stage::run`] with a [`RunContext`]: input
-//! paths in, output paths to write.
+//! A kind is written as a [`crate::StageKind`] (see [`crate::spec`]) and
+//! registered under its name (`util.import`). For each `uses:` stage in a
+//! pipeline, the engine checks the stage's `with:` mapping against the kind
+//! and builds a [`Stage`], whose [`Stage::params`] (defaults filled in) go
+//! into the stage's fingerprint. At run time the engine calls [`Stage::run`]
+//! with a [`RunContext`]: input paths in, output paths to write.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,38 +89,6 @@ impl Artifact {
     /// Whether an output of type `self` may feed an input of type `input`.
     pub fn fits(self, input: Artifact) -> bool {
         self == input || self == Artifact::ANY || input == Artifact::ANY
-    }
-}
-
-/// A documented parameter of a stage kind.
-#[derive(Debug, Clone, Copy)]
-pub struct ParamDoc {
-    pub name: &'static str,
-    /// Type and default as shown to users, e.g. `string (required)` or `integer = 3`.
-    pub ty: &'static str,
-    pub doc: &'static str,
-}
-
-/// A `with:` value that the factory refused.
-#[derive(Debug, Clone)]
-pub struct ParamError {
-    /// Keys inside `with:` leading to the bad value (empty: the whole mapping).
-    pub path: Vec<String>,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-impl ParamError {
-    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
-        Self {
-            path: path.iter().map(|s| s.to_string()).collect(),
-            message: message.into(),
-            help: None,
-        }
-    }
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
     }
 }
 
@@ -234,7 +202,8 @@ impl RunContext<'_> {
     }
 }
 
-/// A configured stage, ready to run.
+/// A configured stage, ready to run: what [`crate::StageFactory::build`]
+/// returns for a `uses:` stage.
 pub trait Stage: Send + Sync + fmt::Debug {
     /// The checked params, defaults filled in. They are part of the
     /// fingerprint: any change reruns the stage.
@@ -247,22 +216,6 @@ pub trait Stage: Send + Sync + fmt::Debug {
     }
     /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError>;
-}
-
-/// Builds stages of one kind from their `with:` params.
-pub trait StageFactory: Send + Sync {
-    /// The kind name used in `uses:`, e.g. `util.import`.
-    fn kind(&self) -> &'static str;
-    /// One line for `mlcycle stages`.
-    fn summary(&self) -> &'static str;
-    /// Implementation version: bump it when the stage's output for the same
-    /// inputs changes, so cached results are recomputed.
-    fn version(&self) -> u32;
-    fn inputs(&self) -> &'static [PortSpec];
-    fn outputs(&self) -> &'static [PortSpec];
-    fn param_docs(&self) -> &'static [ParamDoc];
-    /// Checks `with:` (a mapping, `{}` when absent) and builds the stage.
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError>;
 }
 
 #[cfg(test)]

@@ -67,8 +67,8 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
             if f.param_docs().is_empty() {
                 println!("  (none)");
             }
-            for p in f.param_docs() {
-                println!("  {:<12} {:<20} {}", p.name, p.ty, p.doc);
+            for (p, ty) in f.param_docs().iter().zip(f.param_types()) {
+                println!("  {:<12} {:<20} {}", p.name, ty, p.doc);
             }
         }
     }

@@ -38,9 +38,15 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(features::Polynomial)?;
     registry.register(features::Pca)?;
     registry.register(features::Apply)?;
-    for t in train::trainers() {
-        registry.register(t)?;
-    }
+    registry.register(train::LinearRegression)?;
+    registry.register(train::ElasticNet)?;
+    registry.register(train::SgdRegression)?;
+    registry.register(train::LogisticRegression)?;
+    registry.register(train::DecisionTree)?;
+    registry.register(train::RandomForest)?;
+    registry.register(train::NaiveBayes)?;
+    registry.register(train::Svm)?;
+    registry.register(train::KMeans)?;
     registry.register(evaluate::Regression)?;
     registry.register(evaluate::Classification)?;
     registry.register(evaluate::Compare)?;
@@ -134,12 +140,12 @@ pub fn catalogue_markdown(registry: &StageRegistry) -> String {
                 s,
                 "\n| param (`with:`) | type and default | description |\n|---|---|---|"
             );
-            for p in f.param_docs() {
+            for (p, ty) in f.param_docs().iter().zip(f.param_types()) {
                 let _ = writeln!(
                     s,
                     "| `{}` | {} | {} |",
                     p.name,
-                    p.ty.replace('|', "\\|"),
+                    ty.replace('|', "\\|"),
                     p.doc.replace('|', "\\|")
                 );
             }
@@ -189,6 +195,54 @@ mod tests {
             }
         }
         assert_eq!(n, if cfg!(feature = "parquet") { 31 } else { 30 });
+    }
+
+    /// The catalogue takes defaults from each kind's `Params`: the example
+    /// must build, and the params it gives must be exactly the documented
+    /// ones (no undocumented key, no documented key the kind ignores).
+    #[test]
+    fn every_example_builds_and_every_param_is_documented() {
+        for f in builtin_registry().kinds() {
+            let stage = f.build(&f.example()).unwrap_or_else(|e| {
+                panic!("the example of `{}` is refused: {}", f.kind(), e.message)
+            });
+            let mut documented: Vec<&str> = f.param_docs().iter().map(|p| p.name).collect();
+            // Keys as dotted paths, into the mappings a dotted doc names.
+            fn keys(v: &serde_json::Value, prefix: &str, docs: &[&str], out: &mut Vec<String>) {
+                for (k, child) in v.as_object().into_iter().flatten() {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if docs.iter().any(|d| d.starts_with(&format!("{key}."))) {
+                        keys(child, &key, docs, out);
+                    } else {
+                        out.push(key);
+                    }
+                }
+            }
+            let mut have = Vec::new();
+            keys(&stage.params(), "", &documented, &mut have);
+            have.sort_unstable();
+            documented.sort_unstable();
+            assert_eq!(have, documented, "params of `{}`", f.kind());
+            // Every choice the catalogue lists is one the kind takes.
+            for p in f.param_docs() {
+                for choice in mlcycle_pipeline::spec::choices(p.ty) {
+                    let mut with = f.example();
+                    with[p.name] = serde_json::json!(choice);
+                    if let Err(e) = f.with_defaults(&with) {
+                        panic!(
+                            "`{}` refuses its documented {} `{choice}`: {}",
+                            f.kind(),
+                            p.name,
+                            e.message
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

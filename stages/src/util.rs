@@ -3,95 +3,58 @@
 use std::fs;
 
 use mlcycle_pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Parses `with:` into `T`, mapping serde's message to a [`ParamError`]
-/// that names the offending key.
-pub fn parse_with<T: for<'de> Deserialize<'de>>(with: &Value) -> Result<T, ParamError> {
-    serde_json::from_value(with.clone()).map_err(|e| {
-        let msg = e.to_string();
-        // serde reports "unknown field `x`, expected one of ..." and
-        // "missing field `x`"; point at the key when we can.
-        let key = msg.split('`').nth(1).map(str::to_string);
-        let path: Vec<String> = match &key {
-            Some(k) if msg.starts_with("unknown field") && with.get(k).is_some() => vec![k.clone()],
-            _ => vec![],
-        };
-        ParamError {
-            path,
-            message: msg,
-            help: None,
-        }
-    })
-}
 
 /// `util.import`: copies a workspace file into the pipeline as an artifact.
 #[derive(Debug)]
 pub struct Import;
 
+/// `util.import`'s params.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportParams {
+pub struct ImportParams {
     path: String,
 }
 
-#[derive(Debug)]
-struct ImportStage(ImportParams);
-
-const IMPORT_OUT: &[PortSpec] = &[PortSpec::output(
-    "data",
-    "data",
-    Artifact::ANY,
-    "a copy of the file",
-)];
-
-impl StageFactory for Import {
-    fn kind(&self) -> &'static str {
-        "util.import"
+impl StageKind for Import {
+    type Params = ImportParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "util.import",
+        summary: "Bring a file from the workspace into the pipeline as an artifact",
+        version: 1,
+        inputs: &[],
+        outputs: &[PortSpec::output(
+            "data",
+            "data",
+            Artifact::ANY,
+            "a copy of the file",
+        )],
+        params: &[ParamDoc::new(
+            "path",
+            "string",
+            "file to import, relative to the workspace root",
+        )],
+    };
+    fn example() -> Value {
+        serde_json::json!({"path": "data/raw.csv"})
     }
-    fn summary(&self) -> &'static str {
-        "Bring a file from the workspace into the pipeline as an artifact"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        &[]
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        IMPORT_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[ParamDoc {
-            name: "path",
-            ty: "string (required)",
-            doc: "file to import, relative to the workspace root",
-        }]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: ImportParams = parse_with(with)?;
+    fn check(p: &mut ImportParams) -> Result<(), ParamError> {
         if p.path.trim().is_empty() {
             return Err(ParamError::new(&["path"], "`path` is empty"));
         }
-        Ok(Box::new(ImportStage(p)))
+        Ok(())
     }
-}
-
-impl Stage for ImportStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
+    fn file_deps(p: &ImportParams) -> Vec<String> {
+        vec![p.path.clone()]
     }
-    fn file_deps(&self) -> Vec<String> {
-        vec![self.0.path.clone()]
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let src = ctx.workspace.join(&self.0.path);
+    fn run(p: &ImportParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let src = ctx.workspace.join(&p.path);
         let n = fs::copy(&src, ctx.output("data")?)
-            .map_err(|e| StageError::new(format!("cannot copy `{}`: {e}", self.0.path)))?;
-        (ctx.log)(&format!("imported {} ({n} bytes)", self.0.path));
+            .map_err(|e| StageError::caused_by(format!("cannot copy `{}`", p.path), e))?;
+        (ctx.log)(&format!("imported {} ({n} bytes)", p.path));
         Ok(())
     }
 }
@@ -100,61 +63,38 @@ impl Stage for ImportStage {
 #[derive(Debug)]
 pub struct Wc;
 
+/// `util.wc`'s params.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WcParams {
+pub struct WcParams {
     #[serde(default)]
     skip_header: bool,
 }
 
-#[derive(Debug)]
-struct WcStage(WcParams);
-
-const WC_IN: &[PortSpec] = &[PortSpec::input("data", Artifact::ANY, true, "a text file")];
-const WC_OUT: &[PortSpec] = &[PortSpec::output(
-    "metrics",
-    "metrics.json",
-    crate::ports::METRICS,
-    "`{\"lines\": N, \"words\": N, \"bytes\": N}`",
-)];
-
-impl StageFactory for Wc {
-    fn kind(&self) -> &'static str {
-        "util.wc"
-    }
-    fn summary(&self) -> &'static str {
-        "Count the lines, words and bytes of a text artifact (JSON metrics)"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        WC_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        WC_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[ParamDoc {
-            name: "skip_header",
-            ty: "bool = false",
-            doc: "do not count the first line",
-        }]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        Ok(Box::new(WcStage(parse_with(with)?)))
-    }
-}
-
-impl Stage for WcStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for Wc {
+    type Params = WcParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "util.wc",
+        summary: "Count the lines, words and bytes of a text artifact (JSON metrics)",
+        version: 1,
+        inputs: &[PortSpec::input("data", Artifact::ANY, true, "a text file")],
+        outputs: &[PortSpec::output(
+            "metrics",
+            "metrics.json",
+            crate::ports::METRICS,
+            "`{\"lines\": N, \"words\": N, \"bytes\": N}`",
+        )],
+        params: &[ParamDoc::new(
+            "skip_header",
+            "bool",
+            "do not count the first line",
+        )],
+    };
+    fn run(p: &WcParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let text = fs::read_to_string(ctx.input("data")?)
             .map_err(|e| StageError::caused_by("input `data` is not readable text", e))?;
         let mut body = text.as_str();
-        if self.0.skip_header {
+        if p.skip_header {
             body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
         }
         let m = serde_json::json!({
@@ -169,23 +109,11 @@ impl Stage for WcStage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_param_names_the_key() {
-        let e = Import
-            .build(&serde_json::json!({"path": "a", "pth": 1}))
-            .unwrap_err();
-        assert_eq!(e.path, vec!["pth"]);
-        assert!(e.message.contains("unknown field"));
-    }
-
-    #[test]
-    fn missing_param_is_reported() {
-        let e = Import.build(&serde_json::json!({})).unwrap_err();
-        assert!(e.message.contains("missing field `path`"), "{}", e.message);
+/// The name a choice enum is written with in `with:` (its serde name).
+pub fn choice_name<T: Serialize>(choice: &T) -> String {
+    match serde_json::to_value(choice) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
@@ -267,56 +195,32 @@ pub fn check_columns(
 #[derive(Debug)]
 pub struct ExportCsv;
 
-#[derive(Debug)]
-struct ExportCsvStage;
-
-const EXPORT_IN: &[PortSpec] = &[PortSpec::input(
-    "data",
-    crate::ports::TABLE,
-    true,
-    "the table to export",
-)];
-const EXPORT_OUT: &[PortSpec] = &[PortSpec::output(
-    "data",
-    "data.csv",
-    Artifact::ANY,
-    "the same rows as CSV with a header row (missing values are empty)",
-)];
-
+/// A kind without params: `with:` must be empty.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoParams {}
+pub struct NoParams {}
 
-impl StageFactory for ExportCsv {
-    fn kind(&self) -> &'static str {
-        "util.export_csv"
-    }
-    fn summary(&self) -> &'static str {
-        "Write a table as CSV, for scripts and tools that read CSV"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        EXPORT_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        EXPORT_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let _: NoParams = parse_with(with)?;
-        Ok(Box::new(ExportCsvStage))
-    }
-}
-
-impl Stage for ExportCsvStage {
-    fn params(&self) -> Value {
-        serde_json::json!({})
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for ExportCsv {
+    type Params = NoParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "util.export_csv",
+        summary: "Write a table as CSV, for scripts and tools that read CSV",
+        version: 1,
+        inputs: &[PortSpec::input(
+            "data",
+            crate::ports::TABLE,
+            true,
+            "the table to export",
+        )],
+        outputs: &[PortSpec::output(
+            "data",
+            "data.csv",
+            Artifact::ANY,
+            "the same rows as CSV with a header row (missing values are empty)",
+        )],
+        params: &[],
+    };
+    fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;
         t.write_csv(ctx.output("data")?)
             .map_err(StageError::from_error)
@@ -337,5 +241,27 @@ pub fn chosen_columns(
             Ok(c.clone())
         }
         None => Ok(feature_names(t, Some(numeric))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlcycle_pipeline::StageFactory;
+
+    #[test]
+    fn unknown_param_names_the_key() {
+        let e = Import
+            .build(&serde_json::json!({"path": "a", "pth": 1}))
+            .unwrap_err();
+        assert_eq!(e.path, vec!["pth"]);
+        assert!(e.message.contains("unknown field"));
+        assert_eq!(e.help.as_deref(), Some("did you mean `path`?"));
+    }
+
+    #[test]
+    fn missing_param_is_reported() {
+        let e = Import.build(&serde_json::json!({})).unwrap_err();
+        assert!(e.message.contains("missing field `path`"), "{}", e.message);
     }
 }

@@ -17,86 +17,64 @@
 
 use mlcycle::pipeline::StageRegistry;
 use mlcycle::pipeline::{
-    Artifact, ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    Artifact, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-/// The factory: describes the kind and builds configured stages from `with:`.
+/// The kind `text.upper`.
 pub struct Upper;
 
-/// The stage's params, checked when the pipeline is loaded. Defaults are
-/// filled in here, so `{}` and `{prefix: ""}` give the same fingerprint.
+/// Its params (`with:`), checked when the pipeline is loaded. Defaults are
+/// filled in here, so `{}` and `{prefix: ""}` give the same fingerprint, and
+/// `mlcycle stages text.upper` shows them.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpperParams {
+pub struct UpperParams {
     #[serde(default)]
     prefix: String,
 }
 
-/// A configured stage, ready to run.
-#[derive(Debug)]
-struct UpperStage(UpperParams);
+impl StageKind for Upper {
+    type Params = UpperParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "text.upper",
+        summary: "Upper-case a text artifact",
+        version: 1,
+        inputs: &[PortSpec::input(
+            "text",
+            Artifact::ANY,
+            true,
+            "a UTF-8 text file",
+        )],
+        outputs: &[PortSpec::output(
+            "text",
+            "upper.txt",
+            Artifact::ANY,
+            "the same text, upper-cased, each line prefixed",
+        )],
+        params: &[ParamDoc::new(
+            "prefix",
+            "string",
+            "text put before every line",
+        )],
+    };
 
-const INPUTS: &[PortSpec] = &[PortSpec::input(
-    "text",
-    Artifact::ANY,
-    true,
-    "a UTF-8 text file",
-)];
-const OUTPUTS: &[PortSpec] = &[PortSpec::output(
-    "text",
-    "upper.txt",
-    Artifact::ANY,
-    "the same text, upper-cased, each line prefixed",
-)];
-
-impl StageFactory for Upper {
-    fn kind(&self) -> &'static str {
-        "text.upper"
-    }
-    fn summary(&self) -> &'static str {
-        "Upper-case a text artifact"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        INPUTS
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        OUTPUTS
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[ParamDoc {
-            name: "prefix",
-            ty: "string = \"\"",
-            doc: "text put before every line",
-        }]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: UpperParams = serde_json::from_value(with.clone())
-            .map_err(|e| ParamError::new(&[], e.to_string()))?;
+    fn check(p: &mut UpperParams) -> Result<(), ParamError> {
         if p.prefix.contains('\n') {
             return Err(ParamError::new(
                 &["prefix"],
                 "`prefix` may not contain a newline",
             ));
         }
-        Ok(Box::new(UpperStage(p)))
+        Ok(())
     }
-}
 
-impl Stage for UpperStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &UpperParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let text = std::fs::read_to_string(ctx.input("text")?)
-            .map_err(|e| StageError::new(format!("input `text` is not readable text: {e}")))?;
+            .map_err(|e| StageError::caused_by("input `text` is not readable text", e))?;
         let out: String = text
             .lines()
-            .map(|l| format!("{}{}\n", self.0.prefix, l.to_uppercase()))
+            .map(|l| format!("{}{}\n", p.prefix, l.to_uppercase()))
             .collect();
         std::fs::write(ctx.output("text")?, out)?;
         (ctx.log)(&format!("upper-cased {} lines", text.lines().count()));

@@ -26,7 +26,7 @@ use super::load;
 use super::span::{Part, YamlPath};
 use super::{ConfigError, FileKey, Issue, Output, Pipeline, StageDef};
 use crate::registry::StageRegistry;
-use crate::stage::StageFactory;
+use crate::spec::StageFactory;
 
 /// What to load a pipeline with.
 pub struct LoadOptions<'a> {

@@ -1,66 +1,46 @@
 //! `dataset.builtin`: the data sets that ship with linfa-datasets.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::TABLE_OUT;
 use crate::table::{Column, ColumnData, Table};
-use crate::util::parse_with;
 
 /// `dataset.builtin`: the data sets that ship with linfa-datasets.
 #[derive(Debug)]
 pub struct Builtin;
 
+/// `dataset.builtin`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BuiltinParams {
+pub struct BuiltinParams {
     name: String,
     /// linnerud: which of its three targets.
     #[serde(default)]
     target: Option<String>,
 }
 
-#[derive(Debug)]
-struct BuiltinStage(BuiltinParams);
-
 const BUILTIN_NAMES: &[&str] = &["iris", "diabetes", "winequality", "linnerud"];
 const LINNERUD_TARGETS: &[&str] = &["Weight", "Waist", "Pulse"];
 
-impl StageFactory for Builtin {
-    fn kind(&self) -> &'static str {
-        "dataset.builtin"
+impl StageKind for Builtin {
+    type Params = BuiltinParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "dataset.builtin",
+        summary: "A classic data set bundled in the binary: iris, diabetes, winequality, linnerud (linfa-datasets)",
+        version: 1,
+        inputs: &[],
+        outputs: TABLE_OUT,
+        params: &[
+            ParamDoc::new("name", "string", "`iris` (150 × 4 → species), `diabetes` (441 × 10 → progression; linfa-datasets 0.8.1 skips the first of the usual 442 rows), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)"),
+            ParamDoc::new("target", "string", "linnerud only: `Weight`, `Waist` or `Pulse`").unset("Weight"),
+        ],
+    };
+    fn example() -> Value {
+        serde_json::json!({"name": "iris"})
     }
-    fn summary(&self) -> &'static str {
-        "A classic data set bundled in the binary: iris, diabetes, winequality, linnerud (linfa-datasets)"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        &[]
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        TABLE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "name",
-                ty: "string (required)",
-                doc: "`iris` (150 × 4 → species), `diabetes` (441 × 10 → progression; linfa-datasets 0.8.1 skips the first of the usual 442 rows), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)",
-            },
-            ParamDoc {
-                name: "target",
-                ty: "string = Weight",
-                doc: "linnerud only: `Weight`, `Waist` or `Pulse`",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: BuiltinParams = parse_with(with)?;
+    fn check(p: &mut BuiltinParams) -> Result<(), ParamError> {
         if !BUILTIN_NAMES.contains(&p.name.as_str()) {
             let near = mlcycle_pipeline::suggest::did_you_mean(&p.name, BUILTIN_NAMES);
             return Err(
@@ -91,11 +71,23 @@ impl StageFactory for Builtin {
                 ))
             }
         }
-        Ok(Box::new(BuiltinStage(p)))
+        Ok(())
+    }
+    fn run(p: &BuiltinParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t = p.table();
+        (ctx.log)(&format!(
+            "{}: {} rows × {} columns, target `{}`",
+            p.name,
+            t.n_rows(),
+            t.columns.len(),
+            t.target.as_deref().unwrap_or_default()
+        ));
+        t.write_arrow(ctx.output("data")?)
+            .map_err(StageError::from_error)
     }
 }
 
-impl BuiltinStage {
+impl BuiltinParams {
     fn table(&self) -> Table {
         let numeric = |name: &str, v: Vec<f64>| Column {
             name: name.to_string(),
@@ -108,7 +100,7 @@ impl BuiltinStage {
                 .map(|(j, n)| numeric(n, records.column(j).to_vec()))
                 .collect()
         };
-        let (mut columns, target) = match self.0.name.as_str() {
+        let (mut columns, target) = match self.name.as_str() {
             "iris" => {
                 let d = linfa_datasets::iris();
                 let species = ["setosa", "versicolor", "virginica"];
@@ -143,7 +135,7 @@ impl BuiltinStage {
             }
             _ => {
                 let d = linfa_datasets::linnerud();
-                let want = self.0.target.as_deref().unwrap_or("Weight");
+                let want = self.target.as_deref().unwrap_or("Weight");
                 let j = LINNERUD_TARGETS
                     .iter()
                     .position(|t| *t == want)
@@ -161,23 +153,5 @@ impl BuiltinStage {
             target: Some(target.to_string()),
             transforms: vec![],
         }
-    }
-}
-
-impl Stage for BuiltinStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t = self.table();
-        (ctx.log)(&format!(
-            "{}: {} rows × {} columns, target `{}`",
-            self.0.name,
-            t.n_rows(),
-            t.columns.len(),
-            t.target.as_deref().unwrap_or_default()
-        ));
-        t.write_arrow(ctx.output("data")?)
-            .map_err(StageError::from_error)
     }
 }

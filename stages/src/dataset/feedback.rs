@@ -1,37 +1,32 @@
 //! `dataset.feedback`: labelled feedback from `mlcycle serve` as a table.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, PortSpec, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::TABLE_OUT;
 use crate::table::{Column, ColumnData, Table};
-use crate::util::parse_with;
 
 /// `dataset.feedback`: labelled feedback from `mlcycle serve` as a table.
 #[derive(Debug)]
 pub struct Feedback;
 
+/// `dataset.feedback`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FeedbackParams {
+pub struct FeedbackParams {
     #[serde(default = "feedback_path")]
     path: String,
     /// The name the label column gets (the model's target).
     target: String,
     /// `numeric` or `categorical` labels; inferred when absent.
     #[serde(default)]
-    label_type: Option<String>,
+    label_type: Option<super::ColumnType>,
 }
 
 fn feedback_path() -> String {
     "feedback/labels.jsonl".into()
 }
-
-#[derive(Debug)]
-struct FeedbackStage(FeedbackParams);
 
 const FEEDBACK_IN: &[PortSpec] = &[PortSpec::input(
     "data",
@@ -40,64 +35,28 @@ const FEEDBACK_IN: &[PortSpec] = &[PortSpec::input(
     "a base table to append the feedback rows to (same columns)",
 )];
 
-impl StageFactory for Feedback {
-    fn kind(&self) -> &'static str {
-        "dataset.feedback"
+impl StageKind for Feedback {
+    type Params = FeedbackParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "dataset.feedback",
+        summary: "Labelled feedback collected by `mlcycle serve` as a table, optionally appended to a base table",
+        version: 1,
+        inputs: FEEDBACK_IN,
+        outputs: TABLE_OUT,
+        params: &[
+            ParamDoc::new("target", "string", "the name of the label column (the model's target)"),
+            ParamDoc::new("path", "string", "the feedback log `mlcycle serve` appends to (create it empty before the first serve)"),
+            ParamDoc::new("label_type", "`numeric` | `categorical`", "the label's type; inferred from the records when absent").unset("inferred from the records"),
+        ],
+    };
+    fn example() -> Value {
+        serde_json::json!({"target": "price"})
     }
-    fn summary(&self) -> &'static str {
-        "Labelled feedback collected by `mlcycle serve` as a table, optionally appended to a base table"
+    fn file_deps(p: &FeedbackParams) -> Vec<String> {
+        vec![p.path.clone()]
     }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        FEEDBACK_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        TABLE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "target",
-                ty: "string (required)",
-                doc: "the name of the label column (the model's target)",
-            },
-            ParamDoc {
-                name: "path",
-                ty: "string = feedback/labels.jsonl",
-                doc: "the feedback log `mlcycle serve` appends to (create it empty before the first serve)",
-            },
-            ParamDoc {
-                name: "label_type",
-                ty: "`numeric` | `categorical`",
-                doc: "the label's type; inferred from the records when absent",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: FeedbackParams = parse_with(with)?;
-        if let Some(t) = &p.label_type {
-            if t != "numeric" && t != "categorical" {
-                return Err(ParamError::new(
-                    &["label_type"],
-                    format!("`label_type` must be `numeric` or `categorical`, got `{t}`"),
-                ));
-            }
-        }
-        Ok(Box::new(FeedbackStage(p)))
-    }
-}
-
-impl Stage for FeedbackStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn file_deps(&self) -> Vec<String> {
-        vec![self.0.path.clone()]
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let rows = self.records(ctx)?;
+    fn run(p: &FeedbackParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let rows = p.records(ctx)?;
         let base = match ctx.inputs.get("data") {
             Some(p) => Some(Table::read_arrow(p).map_err(StageError::from_error)?),
             None => None,
@@ -118,15 +77,15 @@ impl Stage for FeedbackStage {
         }
         let columns = names
             .iter()
-            .map(|name| self.column(name, &rows, base.as_ref()))
+            .map(|name| p.column(name, &rows, base.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let fb = Table {
             columns,
-            target: Some(self.0.target.clone()),
+            target: Some(p.target.clone()),
             transforms: vec![],
         };
         let n_feedback = fb.n_rows();
-        let t = self.append(base, fb)?;
+        let t = p.append(base, fb)?;
         (ctx.log)(&format!(
             "{n_feedback} feedback row(s){}",
             if ctx.inputs.contains_key("data") {
@@ -140,13 +99,13 @@ impl Stage for FeedbackStage {
     }
 }
 
-impl FeedbackStage {
+impl FeedbackParams {
     /// The records of the feedback log, each row with its label added under
     /// the target's name.
     fn records(&self, ctx: &RunContext<'_>) -> Result<Vec<Map<String, Value>>, StageError> {
-        let path = ctx.workspace.join(&self.0.path);
+        let path = ctx.workspace.join(&self.path);
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| StageError::new(format!("cannot read {}: {e}", self.0.path)))?;
+            .map_err(|e| StageError::new(format!("cannot read {}: {e}", self.path)))?;
         let mut rows: Vec<Map<String, Value>> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -155,19 +114,19 @@ impl FeedbackStage {
             let rec: Value = serde_json::from_str(line).map_err(|e| {
                 StageError::new(format!(
                     "{}, line {}: not a JSON record: {e}",
-                    self.0.path,
+                    self.path,
                     i + 1
                 ))
             })?;
             let (Some(Value::Object(row)), Some(label)) = (rec.get("row"), rec.get("label")) else {
                 return Err(StageError::new(format!(
                     "{}, line {}: a record needs `row` (an object) and `label`",
-                    self.0.path,
+                    self.path,
                     i + 1
                 )));
             };
             let mut row = row.clone();
-            row.insert(self.0.target.clone(), label.clone());
+            row.insert(self.target.clone(), label.clone());
             rows.push(row);
         }
         Ok(rows)
@@ -182,8 +141,8 @@ impl FeedbackStage {
         base: Option<&Table>,
     ) -> Result<Column, StageError> {
         let values: Vec<Option<&Value>> = rows.iter().map(|r| r.get(name)).collect();
-        let declared = if name == self.0.target {
-            self.0.label_type.as_deref()
+        let declared = if name == self.target {
+            self.label_type.map(super::ColumnType::as_str)
         } else {
             None
         };
@@ -205,7 +164,7 @@ impl FeedbackStage {
                     Some(other) => {
                         return Err(StageError::new(format!(
                             "{}: record {} has {other} for numeric column `{name}`",
-                            self.0.path,
+                            self.path,
                             i + 1
                         )))
                     }
@@ -235,13 +194,13 @@ impl FeedbackStage {
         Ok(match base {
             None => fb,
             Some(mut b) => {
-                if b.target.as_deref() != Some(self.0.target.as_str()) {
+                if b.target.as_deref() != Some(self.target.as_str()) {
                     return Err(StageError::new(format!(
                         "the base table's target is {}, but `target` is `{}`",
                         b.target
                             .as_deref()
                             .map_or("none".to_string(), |t| format!("`{t}`")),
-                        self.0.target
+                        self.target
                     )));
                 }
                 for (bc, fc) in b.columns.iter_mut().zip(fb.columns) {

@@ -22,6 +22,36 @@ pub(crate) use synthetic::normal;
 
 use crate::table::Table;
 
+/// A column type declared in `types:` or `label_type:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Numbers (`f64`); a missing value is NaN.
+    Numeric,
+    /// Text labels.
+    Categorical,
+}
+
+impl ColumnType {
+    /// The name written in `with:` and used by [`crate::table`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::Numeric => "numeric",
+            ColumnType::Categorical => "categorical",
+        }
+    }
+}
+
+/// `types:` as [`crate::table`] takes it.
+fn declared_types(
+    types: &std::collections::BTreeMap<String, ColumnType>,
+) -> std::collections::HashMap<String, String> {
+    types
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().to_string()))
+        .collect()
+}
+
 const TABLE_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
     "data.arrow",

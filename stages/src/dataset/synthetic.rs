@@ -1,8 +1,6 @@
 //! `dataset.synthetic`: seeded synthetic data.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -10,15 +8,15 @@ use serde_json::Value;
 
 use super::TABLE_OUT;
 use crate::table::{Column, ColumnData, Table};
-use crate::util::parse_with;
 
 /// `dataset.synthetic`: seeded synthetic data.
 #[derive(Debug)]
 pub struct Synthetic;
 
+/// `dataset.synthetic`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SyntheticParams {
+pub struct SyntheticParams {
     kind: SyntheticKind,
     #[serde(default = "default_rows")]
     rows: usize,
@@ -56,61 +54,27 @@ fn default_classes() -> usize {
     3
 }
 
-#[derive(Debug)]
-struct SyntheticStage(SyntheticParams);
-
-impl StageFactory for Synthetic {
-    fn kind(&self) -> &'static str {
-        "dataset.synthetic"
+impl StageKind for Synthetic {
+    type Params = SyntheticParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "dataset.synthetic",
+        summary: "Seeded synthetic data: house prices (area → price), regression, classification blobs",
+        version: 1,
+        inputs: &[],
+        outputs: TABLE_OUT,
+        params: &[
+            ParamDoc::new("kind", "string", "`house_prices` (area in m² → price), `regression` (x1..xN → y) or `blobs` (x1..xN → class)"),
+            ParamDoc::new("rows", "integer", "number of rows"),
+            ParamDoc::new("seed", "integer", "random seed: the same seed gives the same bytes"),
+            ParamDoc::new("noise", "number", "noise standard deviation (house_prices, regression) or blob spread").unset("20000 (house_prices), 1 (regression, blobs)"),
+            ParamDoc::new("features", "integer", "regression, blobs: feature columns"),
+            ParamDoc::new("classes", "integer", "blobs: number of classes"),
+        ],
+    };
+    fn example() -> Value {
+        serde_json::json!({"kind": "house_prices"})
     }
-    fn summary(&self) -> &'static str {
-        "Seeded synthetic data: house prices (area → price), regression, classification blobs"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        &[]
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        TABLE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "kind",
-                ty: "string (required)",
-                doc: "`house_prices` (area in m² → price), `regression` (x1..xN → y) or `blobs` (x1..xN → class)",
-            },
-            ParamDoc {
-                name: "rows",
-                ty: "integer = 100",
-                doc: "number of rows",
-            },
-            ParamDoc {
-                name: "seed",
-                ty: "integer = 42",
-                doc: "random seed: the same seed gives the same bytes",
-            },
-            ParamDoc {
-                name: "noise",
-                ty: "number = 20000 | 1 | 1",
-                doc: "noise standard deviation (house_prices, regression) or blob spread",
-            },
-            ParamDoc {
-                name: "features",
-                ty: "integer = 3",
-                doc: "regression, blobs: feature columns",
-            },
-            ParamDoc {
-                name: "classes",
-                ty: "integer = 3",
-                doc: "blobs: number of classes",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let mut p: SyntheticParams = parse_with(with)?;
+    fn check(p: &mut SyntheticParams) -> Result<(), ParamError> {
         if p.rows == 0 {
             return Err(ParamError::new(&["rows"], "`rows` must be at least 1"));
         }
@@ -136,7 +100,17 @@ impl StageFactory for Synthetic {
                 "`noise` must be a finite number ≥ 0",
             ));
         }
-        Ok(Box::new(SyntheticStage(p)))
+        Ok(())
+    }
+    fn run(p: &SyntheticParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t = p.generate();
+        (ctx.log)(&format!(
+            "generated {} rows × {} columns",
+            t.n_rows(),
+            t.columns.len()
+        ));
+        t.write_arrow(ctx.output("data")?)
+            .map_err(StageError::from_error)
     }
 }
 
@@ -152,9 +126,9 @@ fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-impl SyntheticStage {
+impl SyntheticParams {
     fn generate(&self) -> Table {
-        let p = &self.0;
+        let p = self;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
         let noise = p.noise.unwrap_or(1.0);
         let numeric = |name: &str, v: Vec<f64>| Column {
@@ -239,32 +213,16 @@ impl SyntheticStage {
     }
 }
 
-impl Stage for SyntheticStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t = self.generate();
-        (ctx.log)(&format!(
-            "generated {} rows × {} columns",
-            t.n_rows(),
-            t.columns.len()
-        ));
-        t.write_arrow(ctx.output("data")?)
-            .map_err(StageError::from_error)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dataset::Csv;
+    use mlcycle_pipeline::StageFactory;
 
-    fn build(with: Value) -> SyntheticStage {
-        let p: SyntheticParams = serde_json::from_value(with).unwrap();
-        let mut p = p;
-        p.noise.get_or_insert(20_000.0);
-        SyntheticStage(p)
+    fn build(with: Value) -> SyntheticParams {
+        let mut p: SyntheticParams = serde_json::from_value(with).unwrap();
+        Synthetic::check(&mut p).unwrap();
+        p
     }
 
     #[test]

@@ -24,14 +24,13 @@ mod store;
 pub use promote::Promote;
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Extra, Model, ModelError, Predictions, Task};
 use crate::table::{short, Column, ColumnData, CsvOptions, Table};
-use crate::util::parse_with;
 
 /// Schema version of `bundle.json`.
 pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
@@ -238,17 +237,15 @@ impl Bundle {
 #[derive(Debug)]
 pub struct BundleFactory;
 
+/// `deploy.bundle`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BundleParams {
+pub struct BundleParams {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
-
-#[derive(Debug)]
-struct BundleStage(BundleParams);
 
 const BUNDLE_IN: &[PortSpec] = &[
     PortSpec::input("model", crate::ports::MODEL, true, "the model to ship"),
@@ -266,50 +263,26 @@ const BUNDLE_OUT: &[PortSpec] = &[PortSpec::output(
     "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md`",
 )];
 
-impl StageFactory for BundleFactory {
-    fn kind(&self) -> &'static str {
-        "deploy.bundle"
-    }
-    fn summary(&self) -> &'static str {
-        "Write a self-contained, versioned model bundle (model, preprocessing, schema, metrics, model card) for `mlcycle predict`"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        BUNDLE_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        BUNDLE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "name",
-                ty: "string = the stage name",
-                doc: "the model's name in the manifest and the card",
-            },
-            ParamDoc {
-                name: "description",
-                ty: "string",
-                doc: "a paragraph for the model card: what it is for, its limits",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: BundleParams = parse_with(with)?;
+impl StageKind for BundleFactory {
+    type Params = BundleParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "deploy.bundle",
+        summary: "Write a self-contained, versioned model bundle (model, preprocessing, schema, metrics, model card) for `mlcycle predict`",
+        version: 1,
+        inputs: BUNDLE_IN,
+        outputs: BUNDLE_OUT,
+        params: &[
+            ParamDoc::new("name", "string", "the model's name in the manifest and the card").unset("the stage name"),
+            ParamDoc::new("description", "string", "a paragraph for the model card: what it is for, its limits"),
+        ],
+    };
+    fn check(p: &mut BundleParams) -> Result<(), ParamError> {
         if p.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(ParamError::new(&["name"], "`name` is empty"));
         }
-        Ok(Box::new(BundleStage(p)))
+        Ok(())
     }
-}
-
-impl Stage for BundleStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &BundleParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let model_path = ctx.input("model")?;
         let model = Model::read(model_path).map_err(StageError::from_error)?;
         let model_bytes = std::fs::read(model_path).map_err(StageError::from_error)?;
@@ -327,7 +300,7 @@ impl Stage for BundleStage {
         };
         let dir = ctx.output("bundle")?;
         std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
-        let name = self.0.name.clone().unwrap_or_else(|| ctx.stage.to_string());
+        let name = p.name.clone().unwrap_or_else(|| ctx.stage.to_string());
         let version = blake3::hash(&model_bytes).to_hex()[..12].to_string();
         let mut files = std::collections::BTreeMap::new();
         let mut put = |file: &str, bytes: &[u8]| -> Result<(), StageError> {
@@ -347,7 +320,7 @@ impl Stage for BundleStage {
             &version,
             &model,
             metrics.as_ref(),
-            self.0.description.as_deref(),
+            p.description.as_deref(),
         );
         put("MODEL_CARD.md", card.as_bytes())?;
         let manifest = Manifest {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,7 +13,6 @@ use super::registry::{Decision, ModelRegistry, ModelVersion, NewModel};
 use super::{store, Bundle};
 use crate::model::{Model, Task};
 use crate::table::short;
-use crate::util::parse_with;
 
 /// `deploy.promote`: registers a bundle as a model version and makes it
 /// the champion when it beats the current one on the same rows.
@@ -31,15 +30,13 @@ struct Gate {
     must_beat_champion_by: f64,
 }
 
+/// `deploy.promote`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PromoteParams {
+pub struct PromoteParams {
     #[serde(default)]
     gate: Gate,
 }
-
-#[derive(Debug)]
-struct PromoteStage(PromoteParams);
 
 const PROMOTE_IN: &[PortSpec] = &[
     PortSpec::input("bundle", crate::ports::BUNDLE, true, "the candidate bundle"),
@@ -57,58 +54,38 @@ const PROMOTE_OUT: &[PortSpec] = &[PortSpec::output(
     "the candidate's version, both scores, whether it was promoted and why",
 )];
 
-impl StageFactory for Promote {
-    fn kind(&self) -> &'static str {
-        "deploy.promote"
-    }
-    fn summary(&self) -> &'static str {
-        "Register a bundle as a numbered model version; make it the champion if it beats the current one on the same rows"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        PROMOTE_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        PROMOTE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "gate.metric",
-                ty: "string = r2 or accuracy",
-                doc:
-                    "the metric both models are compared on (`mse`, `rmse`, `mae`: lower is better)",
-            },
-            ParamDoc {
-                name: "gate.must_beat_champion_by",
-                ty: "number = 0",
-                doc: "the candidate becomes champion only if it is better by at least this much",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: PromoteParams = parse_with(with)?;
+impl StageKind for Promote {
+    type Params = PromoteParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "deploy.promote",
+        summary: "Register a bundle as a numbered model version; make it the champion if it beats the current one on the same rows",
+        version: 1,
+        inputs: PROMOTE_IN,
+        outputs: PROMOTE_OUT,
+        params: &[
+            ParamDoc::new(
+                "gate.metric",
+                "string",
+                "the metric both models are compared on (`mse`, `rmse`, `mae`: lower is better)",
+            )
+            .unset("r2 or accuracy"),
+            ParamDoc::new("gate.must_beat_champion_by", "number", "the candidate becomes champion only if it is better by at least this much"),
+        ],
+    };
+    fn check(p: &mut PromoteParams) -> Result<(), ParamError> {
         if !p.gate.must_beat_champion_by.is_finite() {
             return Err(ParamError::new(
                 &["gate", "must_beat_champion_by"],
                 "must be a finite number",
             ));
         }
-        Ok(Box::new(PromoteStage(p)))
+        Ok(())
     }
-}
-
-impl Stage for PromoteStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &PromoteParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let dir = ctx.input("bundle")?;
         let bundle = Bundle::load(dir).map_err(StageError::from_error)?;
         let test = crate::util::read_table(ctx, "test")?;
-        let metric = self.0.gate.metric.clone().unwrap_or_else(|| {
+        let metric = p.gate.metric.clone().unwrap_or_else(|| {
             if bundle.model.task == Task::Regression {
                 "r2".into()
             } else {
@@ -129,7 +106,7 @@ impl Stage for PromoteStage {
         let (mut reg, cand) = register(ctx, dir, &bundle)?;
         let champion = reg.champion().map_err(StageError::from_error)?;
         let (promoted, champ_value, message) =
-            self.decide(&metric, &cand, cand_value, champion.as_ref(), &score)?;
+            p.decide(&metric, &cand, cand_value, champion.as_ref(), &score)?;
         if promoted {
             reg.promote(
                 cand.version,
@@ -171,7 +148,7 @@ impl Stage for PromoteStage {
     }
 }
 
-impl PromoteStage {
+impl PromoteParams {
     /// Whether the candidate becomes the champion, the champion's score and
     /// the message that says why.
     fn decide(
@@ -208,7 +185,7 @@ impl PromoteStage {
                 } else {
                     cand_value - v
                 };
-                let need = self.0.gate.must_beat_champion_by;
+                let need = self.gate.must_beat_champion_by;
                 if gain >= need && gain.is_finite() {
                     (
                         true,

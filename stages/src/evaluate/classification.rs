@@ -1,17 +1,15 @@
 //! `evaluate.classification`: classification metrics and plots on held-out rows.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
-use serde_json::{json, Value};
+use mlcycle_pipeline::{PortSpec, RunContext, StageError, StageKind, StageSpec};
+use serde_json::Value;
 
 use super::{
     classification_metrics, load, model_info, plot_err, score, truth_classes, write_metrics,
-    NoParams, EVAL_IN,
+    EVAL_IN,
 };
 use crate::model::{Predictions, Task};
 use crate::table::short;
-use crate::util::parse_with;
+use crate::util::NoParams;
 
 const CLS_OUT: &[PortSpec] = &[
     PortSpec::output(
@@ -32,39 +30,17 @@ const CLS_OUT: &[PortSpec] = &[
 #[derive(Debug)]
 pub struct Classification;
 
-#[derive(Debug)]
-struct ClassificationStage;
-
-impl StageFactory for Classification {
-    fn kind(&self) -> &'static str {
-        "evaluate.classification"
-    }
-    fn summary(&self) -> &'static str {
-        "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        EVAL_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        CLS_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let _: NoParams = parse_with(with)?;
-        Ok(Box::new(ClassificationStage))
-    }
-}
-
-impl Stage for ClassificationStage {
-    fn params(&self) -> Value {
-        json!({})
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for Classification {
+    type Params = NoParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "evaluate.classification",
+        summary: "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC",
+        version: 1,
+        inputs: EVAL_IN,
+        outputs: CLS_OUT,
+        params: &[],
+    };
+    fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let (m, test) = load(ctx)?;
         if m.task != Task::Classification {
             return Err(StageError::new(format!(

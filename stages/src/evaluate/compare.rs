@@ -1,7 +1,7 @@
 //! `evaluate.compare`: a challenger against a reference model, as a gate.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -9,15 +9,15 @@ use serde_json::{json, Map, Value};
 use super::evaluate;
 use crate::model::{Model, Task};
 use crate::table::{short, Table};
-use crate::util::parse_with;
 
 /// `evaluate.compare`.
 #[derive(Debug)]
 pub struct Compare;
 
+/// `evaluate.compare`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CompareParams {
+pub struct CompareParams {
     /// Metric that decides; default r2 (regression) or accuracy.
     #[serde(default)]
     metric: Option<String>,
@@ -28,9 +28,6 @@ struct CompareParams {
     #[serde(default)]
     fail: bool,
 }
-
-#[derive(Debug)]
-struct CompareStage(CompareParams);
 
 const COMPARE_IN: &[PortSpec] = &[
     PortSpec::input("model", crate::ports::MODEL, true, "the challenger"),
@@ -74,58 +71,30 @@ fn lower_is_better(metric: &str) -> bool {
     matches!(metric, "mse" | "rmse" | "mae")
 }
 
-impl StageFactory for Compare {
-    fn kind(&self) -> &'static str {
-        "evaluate.compare"
-    }
-    fn summary(&self) -> &'static str {
-        "Compare a challenger model with a reference on the same rows: per-metric table and a pass/fail gate"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        COMPARE_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        COMPARE_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "metric",
-                ty: "string = r2 or accuracy",
-                doc: "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors",
-            },
-            ParamDoc {
-                name: "min_improvement",
-                ty: "number = 0",
-                doc: "the challenger must beat the reference by at least this much",
-            },
-            ParamDoc {
-                name: "fail",
-                ty: "bool = false",
-                doc: "fail the stage when the challenger does not pass, so dependents do not run",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: CompareParams = parse_with(with)?;
+impl StageKind for Compare {
+    type Params = CompareParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "evaluate.compare",
+        summary: "Compare a challenger model with a reference on the same rows: per-metric table and a pass/fail gate",
+        version: 1,
+        inputs: COMPARE_IN,
+        outputs: COMPARE_OUT,
+        params: &[
+            ParamDoc::new("metric", "string", "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors").unset("r2 or accuracy"),
+            ParamDoc::new("min_improvement", "number", "the challenger must beat the reference by at least this much"),
+            ParamDoc::new("fail", "bool", "fail the stage when the challenger does not pass, so dependents do not run"),
+        ],
+    };
+    fn check(p: &mut CompareParams) -> Result<(), ParamError> {
         if !p.min_improvement.is_finite() {
             return Err(ParamError::new(
                 &["min_improvement"],
                 "must be a finite number",
             ));
         }
-        Ok(Box::new(CompareStage(p)))
+        Ok(())
     }
-}
-
-impl Stage for CompareStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &CompareParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let read = |port: &str| {
             Model::read(ctx.input(port)?).map_err(|e| StageError::caused_by(format!("`{port}`"), e))
         };
@@ -140,13 +109,13 @@ impl Stage for CompareStage {
         let test = Table::read_arrow(ctx.input("test")?).map_err(StageError::from_error)?;
         let a = evaluate(&challenger, &test)?;
         let b = evaluate(&reference, &test)?;
-        let (metric, va, vb) = self.decider(challenger.task, &a, &b)?;
+        let (metric, va, vb) = p.decider(challenger.task, &a, &b)?;
         let gain = if lower_is_better(&metric) {
             vb - va
         } else {
             va - vb
         };
-        let passed = gain >= self.0.min_improvement && gain.is_finite();
+        let passed = gain >= p.min_improvement && gain.is_finite();
         let verdict = format!(
             "{}: {metric} {} vs reference {} (improvement {}{}; needed at least {})",
             if passed { "passed" } else { "failed" },
@@ -158,7 +127,7 @@ impl Stage for CompareStage {
             } else {
                 ""
             },
-            short(self.0.min_improvement)
+            short(p.min_improvement)
         );
         (ctx.log)(&verdict);
         let report = comparison_report(
@@ -175,7 +144,7 @@ impl Stage for CompareStage {
             "challenger": a,
             "reference": b,
             "improvement": gain,
-            "min_improvement": self.0.min_improvement,
+            "min_improvement": p.min_improvement,
             "passed": passed,
         });
         let mut s = serde_json::to_string_pretty(&out).expect("metrics serialize");
@@ -191,7 +160,7 @@ impl Stage for CompareStage {
         let mut s = serde_json::to_string_pretty(best_metrics).expect("metrics serialize");
         s.push('\n');
         std::fs::write(ctx.output("best_metrics")?, s).map_err(StageError::from_error)?;
-        if self.0.fail && !passed {
+        if p.fail && !passed {
             return Err(StageError::new(format!("the challenger {verdict}"))
                 .with_help("set `fail: false` to record the verdict without stopping the run"));
         }
@@ -199,7 +168,7 @@ impl Stage for CompareStage {
     }
 }
 
-impl CompareStage {
+impl CompareParams {
     /// The deciding metric and its value for the challenger's metrics `a`
     /// and the reference's `b`.
     fn decider(
@@ -208,7 +177,7 @@ impl CompareStage {
         a: &Map<String, Value>,
         b: &Map<String, Value>,
     ) -> Result<(String, f64, f64), StageError> {
-        let metric = self.0.metric.clone().unwrap_or_else(|| {
+        let metric = self.metric.clone().unwrap_or_else(|| {
             if task == Task::Regression {
                 "r2".into()
             } else {

@@ -6,7 +6,6 @@ mod compare;
 mod regression;
 
 use mlcycle_pipeline::{PortSpec, RunContext, StageError};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::model::{Extra, Model, Predictions, Task};
@@ -255,11 +254,6 @@ pub fn evaluate(m: &Model, test: &Table) -> Result<Map<String, Value>, StageErro
         }
     }
 }
-
-/// The params of kinds that take none.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
 
 #[cfg(test)]
 mod tests {

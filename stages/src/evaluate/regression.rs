@@ -1,17 +1,13 @@
 //! `evaluate.regression`: regression metrics and plots on held-out rows.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
-use serde_json::{json, Value};
+use mlcycle_pipeline::{PortSpec, RunContext, StageError, StageKind, StageSpec};
 
 use super::{
-    load, model_info, plot_err, regression_metrics, score, truth_values, write_metrics, NoParams,
-    EVAL_IN,
+    load, model_info, plot_err, regression_metrics, score, truth_values, write_metrics, EVAL_IN,
 };
 use crate::model::{Extra, Predictions, Task};
 use crate::table::{short, ColumnData, Table};
-use crate::util::parse_with;
+use crate::util::NoParams;
 
 const REG_OUT: &[PortSpec] = &[
     PortSpec::output(
@@ -32,39 +28,17 @@ const REG_OUT: &[PortSpec] = &[
 #[derive(Debug)]
 pub struct Regression;
 
-#[derive(Debug)]
-struct RegressionStage;
-
-impl StageFactory for Regression {
-    fn kind(&self) -> &'static str {
-        "evaluate.regression"
-    }
-    fn summary(&self) -> &'static str {
-        "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        EVAL_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        REG_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let _: NoParams = parse_with(with)?;
-        Ok(Box::new(RegressionStage))
-    }
-}
-
-impl Stage for RegressionStage {
-    fn params(&self) -> Value {
-        json!({})
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for Regression {
+    type Params = NoParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "evaluate.regression",
+        summary: "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots",
+        version: 1,
+        inputs: EVAL_IN,
+        outputs: REG_OUT,
+        params: &[],
+    };
+    fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let (m, test) = load(ctx)?;
         if m.task != Task::Regression {
             return Err(StageError::new(format!(

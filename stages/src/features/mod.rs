@@ -6,37 +6,6 @@
 //!
 //! One file per kind; this module holds what they share.
 
-macro_rules! factory {
-    ($ty:ident, $kind:literal, $summary:literal, $docs:expr, $params:ty, $stage:ident, $check:expr) => {
-        impl StageFactory for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-            fn summary(&self) -> &'static str {
-                $summary
-            }
-            fn version(&self) -> u32 {
-                1
-            }
-            fn inputs(&self) -> &'static [PortSpec] {
-                FIT_IN
-            }
-            fn outputs(&self) -> &'static [PortSpec] {
-                FIT_OUT
-            }
-            fn param_docs(&self) -> &'static [ParamDoc] {
-                $docs
-            }
-            fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-                let p: $params = parse_with(with)?;
-                #[allow(clippy::redundant_closure_call)]
-                ($check)(&p)?;
-                Ok(Box::new($stage(p)))
-            }
-        }
-    };
-}
-
 mod apply;
 mod one_hot;
 mod pca;

@@ -1,70 +1,60 @@
 //! `features.one_hot`: one-hot encode categorical columns.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::preprocess::{FIT_IN, FIT_OUT};
 use crate::table::ColumnData;
 use crate::transform::{apply_all, write_steps, Transform};
-use crate::util::{parse_with, read_table, write_table};
+use crate::util::{read_table, write_table};
 
 /// `features.one_hot`.
 #[derive(Debug)]
 pub struct OneHot;
 
+/// `features.one_hot`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OneHotParams {
+pub struct OneHotParams {
     #[serde(default)]
     columns: Option<Vec<String>>,
-    #[serde(default = "ignore")]
-    unknown: String,
-}
-fn ignore() -> String {
-    "ignore".into()
+    #[serde(default)]
+    unknown: UnknownCategory,
 }
 
-#[derive(Debug)]
-struct OneHotStage(OneHotParams);
+/// What scoring does with a category unseen in training.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownCategory {
+    /// All the column's 0/1 features are 0.
+    #[default]
+    Ignore,
+    /// Scoring fails, naming the column and the value.
+    Error,
+}
 
-factory!(
-    OneHot,
-    "features.one_hot",
-    "One-hot encode categorical features: one 0/1 column per category seen in training",
-    &[
-        ParamDoc {
-            name: "columns",
-            ty: "list of strings = every categorical feature",
-            doc: "columns to encode",
-        },
-        ParamDoc {
-            name: "unknown",
-            ty: "`ignore` | `error` = ignore",
-            doc: "a category unseen in training gives all zeros, or an error",
-        },
-    ],
-    OneHotParams,
-    OneHotStage,
-    |p: &OneHotParams| if ["ignore", "error"].contains(&p.unknown.as_str()) {
-        Ok(())
-    } else {
-        Err(
-            ParamError::new(&["unknown"], format!("unknown policy `{}`", p.unknown))
-                .with_help("use `ignore` or `error`"),
-        )
-    }
-);
-
-impl Stage for OneHotStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for OneHot {
+    type Params = OneHotParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "features.one_hot",
+        summary:
+            "One-hot encode categorical features: one 0/1 column per category seen in training",
+        version: 1,
+        inputs: FIT_IN,
+        outputs: FIT_OUT,
+        params: &[
+            ParamDoc::new("columns", "list of strings", "columns to encode")
+                .unset("every categorical feature"),
+            ParamDoc::new(
+                "unknown",
+                "`ignore` | `error`",
+                "a category unseen in training gives all zeros, or an error",
+            ),
+        ],
+    };
+    fn run(p: &OneHotParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = read_table(ctx, "data")?;
-        let columns = crate::util::chosen_columns(&t, &self.0.columns, false, "columns")?;
+        let columns = crate::util::chosen_columns(&t, &p.columns, false, "columns")?;
         if columns.is_empty() {
             return Err(StageError::new(
                 "the table has no categorical feature columns to encode",
@@ -81,7 +71,7 @@ impl Stage for OneHotStage {
             steps.push(Transform::OneHot {
                 column: name.clone(),
                 categories: cats,
-                unknown: self.0.unknown.clone(),
+                unknown: crate::util::choice_name(&p.unknown),
             });
         }
         apply_all(&steps, &mut t).map_err(StageError::from_error)?;

@@ -1,71 +1,66 @@
 //! `features.pca`: principal components.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::finish;
 use crate::preprocess::{FIT_IN, FIT_OUT};
 use crate::transform::Transform;
-use crate::util::{parse_with, read_table};
+use crate::util::read_table;
 
 /// `features.pca`.
 #[derive(Debug)]
 pub struct Pca;
 
+/// `features.pca`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PcaParams {
+pub struct PcaParams {
     components: usize,
     #[serde(default)]
     columns: Option<Vec<String>>,
 }
 
-#[derive(Debug)]
-struct PcaStage(PcaParams);
-
-factory!(
-    Pca,
-    "features.pca",
-    "Replace numeric features by their first principal components (linfa-reduction)",
-    &[
-        ParamDoc {
-            name: "components",
-            ty: "integer (required)",
-            doc: "number of components kept (`pc1`, `pc2`, …)",
-        },
-        ParamDoc {
-            name: "columns",
-            ty: "list of strings = every numeric feature",
-            doc: "columns to project",
-        },
-    ],
-    PcaParams,
-    PcaStage,
-    |p: &PcaParams| if p.components > 0 {
-        Ok(())
-    } else {
-        Err(ParamError::new(
-            &["components"],
-            "`components` must be at least 1",
-        ))
+impl StageKind for Pca {
+    type Params = PcaParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "features.pca",
+        summary: "Replace numeric features by their first principal components (linfa-reduction)",
+        version: 1,
+        inputs: FIT_IN,
+        outputs: FIT_OUT,
+        params: &[
+            ParamDoc::new(
+                "components",
+                "integer",
+                "number of components kept (`pc1`, `pc2`, …)",
+            ),
+            ParamDoc::new("columns", "list of strings", "columns to project")
+                .unset("every numeric feature"),
+        ],
+    };
+    fn example() -> Value {
+        serde_json::json!({"components": 2})
     }
-);
-
-impl Stage for PcaStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
+    fn check(p: &mut PcaParams) -> Result<(), ParamError> {
+        if p.components > 0 {
+            Ok(())
+        } else {
+            Err(ParamError::new(
+                &["components"],
+                "`components` must be at least 1",
+            ))
+        }
     }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &PcaParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use linfa::traits::Fit;
         let t = read_table(ctx, "data")?;
-        let columns = crate::util::chosen_columns(&t, &self.0.columns, true, "columns")?;
-        if self.0.components > columns.len() {
+        let columns = crate::util::chosen_columns(&t, &p.columns, true, "columns")?;
+        if p.components > columns.len() {
             return Err(StageError::new(format!(
                 "{} components asked of {} column(s)",
-                self.0.components,
+                p.components,
                 columns.len()
             ))
             .with_help("lower `components`"));
@@ -77,7 +72,7 @@ impl Stage for PcaStage {
             StageError::caused_by("cannot fit PCA", e)
                 .with_help("impute or drop missing values first with `preprocess.clean`")
         })?;
-        let pca = linfa_reduction::Pca::params(self.0.components)
+        let pca = linfa_reduction::Pca::params(p.components)
             .fit(&linfa::DatasetBase::from(x))
             .map_err(|e| StageError::caused_by("cannot fit PCA", e))?;
         let ratio = pca.explained_variance_ratio();

@@ -2,7 +2,7 @@
 //! features or by oversampling minority classes.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -12,16 +12,16 @@ use serde_json::Value;
 use super::clean::CLEAN_IN;
 use super::split::default_seed;
 use crate::table::ColumnData;
-use crate::util::parse_with;
 
 /// `preprocess.augment`: more training rows.
 #[derive(Debug)]
 pub struct Augment;
 
+/// `preprocess.augment`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AugmentParams {
-    method: String,
+pub struct AugmentParams {
+    method: AugmentMethod,
     #[serde(default = "noise")]
     noise: f64,
     #[serde(default = "one_copy")]
@@ -29,15 +29,22 @@ struct AugmentParams {
     #[serde(default = "default_seed")]
     seed: u64,
 }
+/// How `preprocess.augment` adds rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugmentMethod {
+    /// Noisy copies of every row.
+    Jitter,
+    /// Random repeats of the smaller classes' rows.
+    Oversample,
+}
+
 fn noise() -> f64 {
     0.05
 }
 fn one_copy() -> usize {
     1
 }
-
-#[derive(Debug)]
-struct AugmentStage(AugmentParams);
 
 const AUGMENT_OUT: &[PortSpec] = &[PortSpec::output(
     "data",
@@ -46,76 +53,39 @@ const AUGMENT_OUT: &[PortSpec] = &[PortSpec::output(
     "the original rows followed by the added ones",
 )];
 
-impl StageFactory for Augment {
-    fn kind(&self) -> &'static str {
-        "preprocess.augment"
+impl StageKind for Augment {
+    type Params = AugmentParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "preprocess.augment",
+        summary: "Add training rows: Gaussian jitter of numeric features, or random oversampling of minority classes",
+        version: 1,
+        inputs: CLEAN_IN,
+        outputs: AUGMENT_OUT,
+        params: &[
+            ParamDoc::new("method", "`jitter` | `oversample`", "add noisy copies of every row, or repeat random rows of the smaller classes until every class is as large as the largest"),
+            ParamDoc::new("noise", "number", "jitter: noise standard deviation, as a share of each feature's standard deviation"),
+            ParamDoc::new("copies", "integer", "jitter: noisy copies per row"),
+            ParamDoc::new("seed", "integer", "random seed"),
+        ],
+    };
+    fn example() -> Value {
+        serde_json::json!({"method": "jitter"})
     }
-    fn summary(&self) -> &'static str {
-        "Add training rows: Gaussian jitter of numeric features, or random oversampling of minority classes"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        CLEAN_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        AUGMENT_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "method",
-                ty: "`jitter` | `oversample` (required)",
-                doc: "add noisy copies of every row, or repeat random rows of the smaller classes until every class is as large as the largest",
-            },
-            ParamDoc {
-                name: "noise",
-                ty: "number = 0.05",
-                doc: "jitter: noise standard deviation, as a share of each feature's standard deviation",
-            },
-            ParamDoc {
-                name: "copies",
-                ty: "integer = 1",
-                doc: "jitter: noisy copies per row",
-            },
-            ParamDoc {
-                name: "seed",
-                ty: "integer = 42",
-                doc: "random seed",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: AugmentParams = parse_with(with)?;
-        if !["jitter", "oversample"].contains(&p.method.as_str()) {
-            return Err(ParamError::new(
-                &["method"],
-                format!("unknown augmentation `{}`", p.method),
-            )
-            .with_help("use `jitter` or `oversample`"));
-        }
+    fn check(p: &mut AugmentParams) -> Result<(), ParamError> {
         if !(p.noise >= 0.0 && p.noise.is_finite()) {
             return Err(ParamError::new(&["noise"], "`noise` must be ≥ 0"));
         }
-        Ok(Box::new(AugmentStage(p)))
+        Ok(())
     }
-}
-
-impl Stage for AugmentStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+    fn run(p: &AugmentParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use rand::Rng;
-        let p = &self.0;
         let t = crate::util::read_table(ctx, "data")?;
         let n = t.n_rows();
         if n == 0 {
             return Err(StageError::new("the table has no rows to augment"));
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
-        let out = if p.method == "oversample" {
+        let out = if p.method == AugmentMethod::Oversample {
             let target = t.target.as_deref().ok_or_else(|| {
                 StageError::new("oversampling needs a target column (the classes to balance)")
             })?;

@@ -1,30 +1,30 @@
 //! `preprocess.clean`: duplicates, missing values, outliers.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::table::{Column, ColumnData, Table};
 use crate::transform::{Fill, Transform};
-use crate::util::parse_with;
 
 /// `preprocess.clean`: duplicates, missing values, outliers.
 #[derive(Debug)]
 pub struct Clean;
 
+/// `preprocess.clean`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CleanParams {
+pub struct CleanParams {
     #[serde(default = "yes")]
     duplicates: bool,
-    #[serde(default = "drop")]
-    missing: String,
+    #[serde(default)]
+    missing: Missing,
     #[serde(default)]
     fill: Option<Value>,
-    #[serde(default = "none")]
-    outliers: String,
+    #[serde(default)]
+    outliers: Outliers,
     #[serde(default)]
     threshold: Option<f64>,
     #[serde(default)]
@@ -33,15 +33,52 @@ struct CleanParams {
 fn yes() -> bool {
     true
 }
-fn drop() -> String {
-    "drop".into()
-}
-fn none() -> String {
-    "none".into()
+
+/// What `preprocess.clean` does with missing values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// Drop the row.
+    #[default]
+    Drop,
+    /// Fill with the column's mean (numeric columns).
+    Mean,
+    /// Fill with the column's median (numeric columns).
+    Median,
+    /// Fill with the most frequent value.
+    Mode,
+    /// Fill with `fill`.
+    Constant,
+    /// Leave the gap.
+    Keep,
 }
 
-#[derive(Debug)]
-struct CleanStage(CleanParams);
+impl Missing {
+    /// The name written in `with:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::Drop => "drop",
+            Missing::Mean => "mean",
+            Missing::Median => "median",
+            Missing::Mode => "mode",
+            Missing::Constant => "constant",
+            Missing::Keep => "keep",
+        }
+    }
+}
+
+/// Which rows `preprocess.clean` drops as outliers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outliers {
+    /// None.
+    #[default]
+    None,
+    /// Beyond `threshold` standard deviations from the mean.
+    Zscore,
+    /// Beyond `threshold` interquartile ranges outside the quartiles.
+    Iqr,
+}
 
 pub(super) const CLEAN_IN: &[PortSpec] = &[PortSpec::input(
     "data",
@@ -64,78 +101,31 @@ const CLEAN_OUT: &[PortSpec] = &[
     ),
 ];
 
-impl StageFactory for Clean {
-    fn kind(&self) -> &'static str {
-        "preprocess.clean"
-    }
-    fn summary(&self) -> &'static str {
-        "Drop duplicate rows, drop or impute missing values, drop outliers (z-score or IQR); reports what it removed"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        CLEAN_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        CLEAN_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "duplicates",
-                ty: "bool = true",
-                doc: "drop rows identical to an earlier row",
-            },
-            ParamDoc {
-                name: "missing",
-                ty: "`drop` | `mean` | `median` | `mode` | `constant` | `keep` = drop",
-                doc: "rows with a missing feature are dropped, or the gap is filled (mean/median: numeric columns; mode: any; constant: `fill`). Rows with a missing target are always dropped unless `keep`",
-            },
-            ParamDoc {
-                name: "fill",
-                ty: "number or string",
-                doc: "the value for `missing: constant`",
-            },
-            ParamDoc {
-                name: "outliers",
-                ty: "`none` | `zscore` | `iqr` = none",
-                doc: "drop rows whose value is more than `threshold` standard deviations from the mean (zscore), or more than `threshold` IQRs outside the quartiles (iqr)",
-            },
-            ParamDoc {
-                name: "threshold",
-                ty: "number = 3 (zscore), 1.5 (iqr)",
-                doc: "outlier cut-off",
-            },
-            ParamDoc {
-                name: "columns",
-                ty: "list of strings = every numeric column",
-                doc: "columns checked for outliers",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: CleanParams = parse_with(with)?;
-        let modes = ["drop", "mean", "median", "mode", "constant", "keep"];
-        if !modes.contains(&p.missing.as_str()) {
-            return Err(ParamError::new(
-                &["missing"],
-                format!("unknown `missing` policy `{}`", p.missing),
-            )
-            .with_help(format!("use one of: {}", modes.join(", "))));
-        }
-        if p.missing == "constant" && !matches!(p.fill, Some(Value::Number(_) | Value::String(_))) {
+impl StageKind for Clean {
+    type Params = CleanParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "preprocess.clean",
+        summary: "Drop duplicate rows, drop or impute missing values, drop outliers (z-score or IQR); reports what it removed",
+        version: 1,
+        inputs: CLEAN_IN,
+        outputs: CLEAN_OUT,
+        params: &[
+            ParamDoc::new("duplicates", "bool", "drop rows identical to an earlier row"),
+            ParamDoc::new("missing", "`drop` | `mean` | `median` | `mode` | `constant` | `keep`", "rows with a missing feature are dropped, or the gap is filled (mean/median: numeric columns; mode: any; constant: `fill`). Rows with a missing target are always dropped unless `keep`"),
+            ParamDoc::new("fill", "number or string", "the value for `missing: constant`"),
+            ParamDoc::new("outliers", "`none` | `zscore` | `iqr`", "drop rows whose value is more than `threshold` standard deviations from the mean (zscore), or more than `threshold` IQRs outside the quartiles (iqr)"),
+            ParamDoc::new("threshold", "number", "outlier cut-off").unset("3 (zscore), 1.5 (iqr)"),
+            ParamDoc::new("columns", "list of strings", "columns checked for outliers").unset("every numeric column"),
+        ],
+    };
+    fn check(p: &mut CleanParams) -> Result<(), ParamError> {
+        if p.missing == Missing::Constant
+            && !matches!(p.fill, Some(Value::Number(_) | Value::String(_)))
+        {
             return Err(ParamError::new(
                 &["missing"],
                 "`missing: constant` needs `fill:` (a number or a string)",
             ));
-        }
-        if !["none", "zscore", "iqr"].contains(&p.outliers.as_str()) {
-            return Err(ParamError::new(
-                &["outliers"],
-                format!("unknown outlier method `{}`", p.outliers),
-            )
-            .with_help("use `none`, `zscore` or `iqr`"));
         }
         if let Some(t) = p.threshold {
             if !(t > 0.0 && t.is_finite()) {
@@ -145,7 +135,45 @@ impl StageFactory for Clean {
                 ));
             }
         }
-        Ok(Box::new(CleanStage(p)))
+        Ok(())
+    }
+    fn run(p: &CleanParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let mut t = crate::util::read_table(ctx, "data")?;
+        let rows_in = t.n_rows();
+        let mut report = serde_json::Map::new();
+        report.insert("rows_in".into(), rows_in.into());
+        if p.duplicates {
+            t = drop_duplicates(t, &mut report);
+        }
+        if p.missing != Missing::Keep {
+            t = p.drop_missing(t, &mut report);
+        }
+        if matches!(
+            p.missing,
+            Missing::Mean | Missing::Median | Missing::Mode | Missing::Constant
+        ) {
+            p.impute(&mut t, &mut report)?;
+        }
+        if p.outliers != Outliers::None {
+            t = p.drop_outliers(t, &mut report)?;
+        }
+        report.insert("rows_out".into(), t.n_rows().into());
+        (ctx.log)(&format!(
+            "{rows_in} rows in, {} out{}",
+            t.n_rows(),
+            describe_removals(&report)
+        ));
+        if t.n_rows() == 0 {
+            return Err(StageError::new(format!(
+                "no rows are left after cleaning (of {rows_in}): {}",
+                serde_json::to_string(&report).unwrap_or_default()
+            ))
+            .with_help("impute instead of dropping (`missing: mean`), or loosen `threshold`"));
+        }
+        crate::util::write_table(ctx, "data", &t)?;
+        let mut s = serde_json::to_string_pretty(&report).expect("report serializes");
+        s.push('\n');
+        std::fs::write(ctx.output("report")?, s).map_err(StageError::from_error)
     }
 }
 
@@ -210,48 +238,6 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-impl Stage for CleanStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let p = &self.0;
-        let mut t = crate::util::read_table(ctx, "data")?;
-        let rows_in = t.n_rows();
-        let mut report = serde_json::Map::new();
-        report.insert("rows_in".into(), rows_in.into());
-        if p.duplicates {
-            t = drop_duplicates(t, &mut report);
-        }
-        if p.missing != "keep" {
-            t = self.drop_missing(t, &mut report);
-        }
-        if ["mean", "median", "mode", "constant"].contains(&p.missing.as_str()) {
-            self.impute(&mut t, &mut report)?;
-        }
-        if p.outliers != "none" {
-            t = self.drop_outliers(t, &mut report)?;
-        }
-        report.insert("rows_out".into(), t.n_rows().into());
-        (ctx.log)(&format!(
-            "{rows_in} rows in, {} out{}",
-            t.n_rows(),
-            describe_removals(&report)
-        ));
-        if t.n_rows() == 0 {
-            return Err(StageError::new(format!(
-                "no rows are left after cleaning (of {rows_in}): {}",
-                serde_json::to_string(&report).unwrap_or_default()
-            ))
-            .with_help("impute instead of dropping (`missing: mean`), or loosen `threshold`"));
-        }
-        crate::util::write_table(ctx, "data", &t)?;
-        let mut s = serde_json::to_string_pretty(&report).expect("report serializes");
-        s.push('\n');
-        std::fs::write(ctx.output("report")?, s).map_err(StageError::from_error)
-    }
-}
-
 /// Whether row `r` of a column is missing.
 fn missing_at(c: &ColumnData, r: usize) -> bool {
     match c {
@@ -280,16 +266,16 @@ fn drop_duplicates(t: Table, report: &mut Map<String, Value>) -> Table {
     t.take(&keep)
 }
 
-impl CleanStage {
+impl CleanParams {
     /// Drops rows with a missing value: in any column (`missing: drop`), or
     /// else in the target.
     fn drop_missing(&self, t: Table, report: &mut Map<String, Value>) -> Table {
-        let p = &self.0;
+        let p = self;
         let target = t.target.clone();
         let keep: Vec<usize> = (0..t.n_rows())
             .filter(|&r| {
                 !t.columns.iter().any(|c| {
-                    (p.missing == "drop" || target.as_deref() == Some(c.name.as_str()))
+                    (p.missing == Missing::Drop || target.as_deref() == Some(c.name.as_str()))
                         && missing_at(&c.data, r)
                 })
             })
@@ -328,9 +314,10 @@ impl CleanStage {
 
     /// The value that fills the `gaps` missing values of column `c`.
     fn fill_for(&self, c: &Column, gaps: usize) -> Result<Fill, StageError> {
-        let p = &self.0;
-        Ok(match (&c.data, p.missing.as_str()) {
-            (_, "constant") => match (&c.data, p.fill.as_ref()) {
+        let p = self;
+        let how = p.missing.as_str();
+        Ok(match (&c.data, p.missing) {
+            (_, Missing::Constant) => match (&c.data, p.fill.as_ref()) {
                 (ColumnData::Numeric(_), Some(Value::Number(n))) => {
                     Fill::Number(n.as_f64().unwrap_or(0.0))
                 }
@@ -346,7 +333,7 @@ impl CleanStage {
                     .with_help("use a numeric `fill`, or `missing: mode`"))
                 }
             },
-            (ColumnData::Numeric(v), how) => {
+            (ColumnData::Numeric(v), missing) => {
                 let known: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
                 if known.is_empty() {
                     return Err(StageError::new(format!(
@@ -355,9 +342,9 @@ impl CleanStage {
                     ))
                     .with_help("drop the column with `features.select`"));
                 }
-                Fill::Number(match how {
-                    "mean" => known.iter().sum::<f64>() / known.len() as f64,
-                    "median" => median(known),
+                Fill::Number(match missing {
+                    Missing::Mean => known.iter().sum::<f64>() / known.len() as f64,
+                    Missing::Median => median(known),
                     _ => {
                         // mode: the most frequent value, smallest on ties
                         let mut s = known.clone();
@@ -375,7 +362,7 @@ impl CleanStage {
                     }
                 })
             }
-            (ColumnData::Categorical(v), "mode") => {
+            (ColumnData::Categorical(v), Missing::Mode) => {
                 let mut counts = std::collections::BTreeMap::new();
                 for x in v.iter().flatten() {
                     *counts.entry(x.clone()).or_insert(0usize) += 1;
@@ -389,7 +376,7 @@ impl CleanStage {
                 };
                 Fill::Category(best.0.clone())
             }
-            (ColumnData::Categorical(_), how) => {
+            (ColumnData::Categorical(_), _) => {
                 return Err(StageError::new(format!(
                 "column `{}` is categorical and has {gaps} missing value(s); a {how} needs numbers",
                 c.name
@@ -405,7 +392,7 @@ impl CleanStage {
         t: Table,
         report: &mut Map<String, Value>,
     ) -> Result<Table, StageError> {
-        let p = &self.0;
+        let p = self;
         let cols = match &p.columns {
             Some(c) => {
                 for n in c {
@@ -439,7 +426,7 @@ impl CleanStage {
             if known.len() < 3 {
                 continue;
             }
-            let (lo, hi) = if p.outliers == "zscore" {
+            let (lo, hi) = if p.outliers == Outliers::Zscore {
                 let k = p.threshold.unwrap_or(3.0);
                 let n = known.len() as f64;
                 let mean = known.iter().sum::<f64>() / n;

@@ -1,87 +1,70 @@
 //! `preprocess.scale`: scale numeric features.
 
-use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
-};
+use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{FIT_IN, FIT_OUT};
-use crate::util::parse_with;
 
 /// `preprocess.scale`: fit a scaler on the training rows.
 #[derive(Debug)]
 pub struct Scale;
 
+/// `preprocess.scale`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScaleParams {
-    #[serde(default = "standard")]
-    method: String,
+pub struct ScaleParams {
+    #[serde(default)]
+    method: ScaleMethod,
     #[serde(default)]
     columns: Option<Vec<String>>,
 }
-fn standard() -> String {
-    "standard".into()
+
+/// How `preprocess.scale` scales.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleMethod {
+    /// Zero mean, unit variance.
+    #[default]
+    Standard,
+    /// Into [0, 1].
+    Minmax,
+    /// Into [-1, 1] by the largest magnitude.
+    Maxabs,
+    /// Each row to unit L2 norm.
+    L2,
 }
 
-#[derive(Debug)]
-struct ScaleStage(ScaleParams);
-
-impl StageFactory for Scale {
-    fn kind(&self) -> &'static str {
-        "preprocess.scale"
-    }
-    fn summary(&self) -> &'static str {
-        "Scale numeric features: standard, min-max, max-abs (linfa-preprocessing) or L2 row normalization"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        FIT_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        FIT_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "method",
-                ty: "`standard` | `minmax` | `maxabs` | `l2` = standard",
-                doc: "zero mean and unit variance; [0, 1]; [-1, 1] by the largest magnitude; or each row to unit L2 norm",
-            },
-            ParamDoc {
-                name: "columns",
-                ty: "list of strings = every numeric feature",
-                doc: "columns to scale (never the target)",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: ScaleParams = parse_with(with)?;
-        let methods = ["standard", "minmax", "maxabs", "l2"];
-        if !methods.contains(&p.method.as_str()) {
-            return Err(ParamError::new(
-                &["method"],
-                format!("unknown scaling method `{}`", p.method),
-            )
-            .with_help(format!("use one of: {}", methods.join(", "))));
+impl ScaleMethod {
+    /// The name written in `with:` and in the transform.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScaleMethod::Standard => "standard",
+            ScaleMethod::Minmax => "minmax",
+            ScaleMethod::Maxabs => "maxabs",
+            ScaleMethod::L2 => "l2",
         }
-        Ok(Box::new(ScaleStage(p)))
     }
 }
 
-impl Stage for ScaleStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
+impl StageKind for Scale {
+    type Params = ScaleParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "preprocess.scale",
+        summary: "Scale numeric features: standard, min-max, max-abs (linfa-preprocessing) or L2 row normalization",
+        version: 1,
+        inputs: FIT_IN,
+        outputs: FIT_OUT,
+        params: &[
+            ParamDoc::new("method", "`standard` | `minmax` | `maxabs` | `l2`", "zero mean and unit variance; [0, 1]; [-1, 1] by the largest magnitude; or each row to unit L2 norm"),
+            ParamDoc::new("columns", "list of strings", "columns to scale (never the target)").unset("every numeric feature"),
+        ],
+    };
+    fn run(p: &ScaleParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use crate::transform::Transform;
         use linfa::traits::Fit;
         use linfa_preprocessing::linear_scaling::LinearScaler;
         let mut t = crate::util::read_table(ctx, "data")?;
-        let columns = crate::util::chosen_columns(&t, &self.0.columns, true, "columns")?;
+        let columns = crate::util::chosen_columns(&t, &p.columns, true, "columns")?;
         if columns.is_empty() {
             return Err(StageError::new(
                 "the table has no numeric feature columns to scale",
@@ -92,7 +75,7 @@ impl Stage for ScaleStage {
                 "the table has no rows to fit the scaler on",
             ));
         }
-        let step = if self.0.method == "l2" {
+        let step = if p.method == ScaleMethod::L2 {
             Transform::Normalize {
                 columns: columns.clone(),
             }
@@ -102,10 +85,10 @@ impl Stage for ScaleStage {
                     .with_help("impute or drop missing values first with `preprocess.clean`")
             })?;
             let ds = linfa::DatasetBase::from(x);
-            let params = match self.0.method.as_str() {
-                "minmax" => LinearScaler::min_max(),
-                "maxabs" => LinearScaler::max_abs(),
-                _ => LinearScaler::standard(),
+            let params = match p.method {
+                ScaleMethod::Minmax => LinearScaler::min_max(),
+                ScaleMethod::Maxabs => LinearScaler::max_abs(),
+                ScaleMethod::Standard | ScaleMethod::L2 => LinearScaler::standard(),
             };
             let s = params
                 .fit(&ds)
@@ -117,7 +100,7 @@ impl Stage for ScaleStage {
                 .map(|v| if v.is_finite() && *v != 0.0 { *v } else { 1.0 })
                 .collect();
             Transform::Scale {
-                method: self.0.method.clone(),
+                method: p.method.as_str().to_string(),
                 columns: columns.clone(),
                 offsets: s.offsets().to_vec(),
                 scales,
@@ -125,7 +108,7 @@ impl Stage for ScaleStage {
         };
         (ctx.log)(&format!(
             "{} scaling of {} column(s) fitted on {} rows",
-            self.0.method,
+            p.method.as_str(),
             columns.len(),
             t.n_rows()
         ));

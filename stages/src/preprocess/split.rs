@@ -1,24 +1,23 @@
 //! `preprocess.split`: seeded train / test / validation split and folds.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, Stage, StageError, StageFactory,
+    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::table::{ColumnData, Table};
-use crate::util::parse_with;
 
 /// `preprocess.split`: seeded train / test / validation split.
 #[derive(Debug)]
 pub struct Split;
 
+/// `preprocess.split`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SplitParams {
+pub struct SplitParams {
     #[serde(default = "default_test")]
     test: f64,
     #[serde(default)]
@@ -39,9 +38,6 @@ fn default_test() -> f64 {
 pub(super) fn default_seed() -> u64 {
     42
 }
-
-#[derive(Debug)]
-struct SplitStage(SplitParams);
 
 const SPLIT_IN: &[PortSpec] = &[PortSpec::input(
     "data",
@@ -71,53 +67,23 @@ const SPLIT_OUT: &[PortSpec] = &[
     ),
 ];
 
-impl StageFactory for Split {
-    fn kind(&self) -> &'static str {
-        "preprocess.split"
-    }
-    fn summary(&self) -> &'static str {
-        "Split a table into train, test and validation rows (seeded, optionally stratified)"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn inputs(&self) -> &'static [PortSpec] {
-        SPLIT_IN
-    }
-    fn outputs(&self) -> &'static [PortSpec] {
-        SPLIT_OUT
-    }
-    fn param_docs(&self) -> &'static [ParamDoc] {
-        &[
-            ParamDoc {
-                name: "test",
-                ty: "number = 0.2",
-                doc: "share of rows for the test split",
-            },
-            ParamDoc {
-                name: "validation",
-                ty: "number = 0",
-                doc: "share of rows for the validation split",
-            },
-            ParamDoc {
-                name: "seed",
-                ty: "integer = 42",
-                doc: "shuffle seed: the same seed gives the same split",
-            },
-            ParamDoc {
-                name: "stratify",
-                ty: "bool = false",
-                doc: "keep each class's share in every split (needs a categorical target)",
-            },
-            ParamDoc {
-                name: "folds",
-                ty: "integer = 0",
-                doc: "also assign the training rows to this many cross-validation folds (seeded; stratified with `stratify`), written to `folds`",
-            },
-        ]
-    }
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
-        let p: SplitParams = parse_with(with)?;
+impl StageKind for Split {
+    type Params = SplitParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "preprocess.split",
+        summary: "Split a table into train, test and validation rows (seeded, optionally stratified)",
+        version: 1,
+        inputs: SPLIT_IN,
+        outputs: SPLIT_OUT,
+        params: &[
+            ParamDoc::new("test", "number", "share of rows for the test split"),
+            ParamDoc::new("validation", "number", "share of rows for the validation split"),
+            ParamDoc::new("seed", "integer", "shuffle seed: the same seed gives the same split"),
+            ParamDoc::new("stratify", "bool", "keep each class's share in every split (needs a categorical target)"),
+            ParamDoc::new("folds", "integer", "also assign the training rows to this many cross-validation folds (seeded; stratified with `stratify`), written to `folds`"),
+        ],
+    };
+    fn check(p: &mut SplitParams) -> Result<(), ParamError> {
         for (name, v) in [("test", p.test), ("validation", p.validation)] {
             if !(0.0..1.0).contains(&v) {
                 return Err(ParamError::new(
@@ -138,14 +104,62 @@ impl StageFactory for Split {
                 "`test` + `validation` must leave rows for training (sum < 1)",
             ));
         }
-        Ok(Box::new(SplitStage(p)))
+        Ok(())
+    }
+    fn run(p: &SplitParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
+        if t.n_rows() < 2 {
+            return Err(StageError::new(format!(
+                "input `data` has {} rows; a split needs at least 2",
+                t.n_rows()
+            )));
+        }
+        let [train, test, validation] = p.split(&t)?;
+        if train.is_empty() {
+            return Err(StageError::new("no rows are left for training")
+                .with_help("lower `test` or `validation`"));
+        }
+        (ctx.log)(&format!(
+            "{} rows: {} train, {} test, {} validation",
+            t.n_rows(),
+            train.len(),
+            test.len(),
+            validation.len()
+        ));
+        let folds = p.folds(&t, &train)?;
+        for (port, rows) in [("train", train), ("test", test), ("validation", validation)] {
+            t.take(&rows)
+                .write_arrow(ctx.output(port)?)
+                .map_err(StageError::from_error)?;
+        }
+        let (rows, fold): (Vec<f64>, Vec<f64>) = folds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as f64, *f as f64))
+            .unzip();
+        Table {
+            columns: vec![
+                crate::table::Column {
+                    name: "row".into(),
+                    data: ColumnData::Numeric(rows),
+                },
+                crate::table::Column {
+                    name: "fold".into(),
+                    data: ColumnData::Numeric(fold),
+                },
+            ],
+            target: None,
+            transforms: vec![],
+        }
+        .write_arrow(ctx.output("folds")?)
+        .map_err(StageError::from_error)
     }
 }
 
-impl SplitStage {
+impl SplitParams {
     /// Row indices of (train, test, validation).
     fn split(&self, t: &Table) -> Result<[Vec<usize>; 3], StageError> {
-        let p = &self.0;
+        let p = self;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
         let groups: Vec<Vec<usize>> = if p.stratify {
             let target = t.target.as_deref().ok_or_else(|| {
@@ -186,65 +200,11 @@ impl SplitStage {
     }
 }
 
-impl Stage for SplitStage {
-    fn params(&self) -> Value {
-        serde_json::to_value(&self.0).expect("params serialize")
-    }
-    fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
-        if t.n_rows() < 2 {
-            return Err(StageError::new(format!(
-                "input `data` has {} rows; a split needs at least 2",
-                t.n_rows()
-            )));
-        }
-        let [train, test, validation] = self.split(&t)?;
-        if train.is_empty() {
-            return Err(StageError::new("no rows are left for training")
-                .with_help("lower `test` or `validation`"));
-        }
-        (ctx.log)(&format!(
-            "{} rows: {} train, {} test, {} validation",
-            t.n_rows(),
-            train.len(),
-            test.len(),
-            validation.len()
-        ));
-        let folds = self.folds(&t, &train)?;
-        for (port, rows) in [("train", train), ("test", test), ("validation", validation)] {
-            t.take(&rows)
-                .write_arrow(ctx.output(port)?)
-                .map_err(StageError::from_error)?;
-        }
-        let (rows, fold): (Vec<f64>, Vec<f64>) = folds
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (i as f64, *f as f64))
-            .unzip();
-        Table {
-            columns: vec![
-                crate::table::Column {
-                    name: "row".into(),
-                    data: ColumnData::Numeric(rows),
-                },
-                crate::table::Column {
-                    name: "fold".into(),
-                    data: ColumnData::Numeric(fold),
-                },
-            ],
-            target: None,
-            transforms: vec![],
-        }
-        .write_arrow(ctx.output("folds")?)
-        .map_err(StageError::from_error)
-    }
-}
-
-impl SplitStage {
+impl SplitParams {
     /// The fold of each training row (rows in `train` order): shuffled by
     /// the seed, dealt round-robin — within each class when stratified.
     fn folds(&self, t: &Table, train: &[usize]) -> Result<Vec<usize>, StageError> {
-        let k = self.0.folds;
+        let k = self.folds;
         if k == 0 {
             return Ok(vec![]);
         }
@@ -255,9 +215,9 @@ impl SplitStage {
             ))
             .with_help("lower `folds`"));
         }
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.0.seed ^ 0xf01d);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0xf01d);
         let groups: Vec<Vec<usize>> = match (
-            &self.0.stratify,
+            &self.stratify,
             t.target.as_deref().and_then(|n| t.column(n)),
         ) {
             (true, Some(col)) => {
@@ -286,6 +246,7 @@ impl SplitStage {
 mod tests {
     use super::*;
     use crate::table::Column;
+    use mlcycle_pipeline::StageFactory;
 
     fn table(n: usize) -> Table {
         Table {
@@ -308,8 +269,10 @@ mod tests {
         }
     }
 
-    fn stage(with: Value) -> SplitStage {
-        SplitStage(serde_json::from_value(with).unwrap())
+    fn stage(with: serde_json::Value) -> SplitParams {
+        let mut p: SplitParams = serde_json::from_value(with).unwrap();
+        Split::check(&mut p).unwrap();
+        p
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! `train.decision_tree`: a reproducible classification tree ([`crate::algo::cart`]).
 
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{classes, gini, one_usize, params, seed, two, TrainData, Validate};
+use super::{
+    classes, gini, one_usize, seed, train, two, TrainData, CRITERION_DOC, MIN_SAMPLES_LEAF_DOC,
+    MIN_SAMPLES_SPLIT_DOC, MODEL_OUT, SEED_DOC, TRAIN_IN,
+};
 use crate::algo::cart::{Criterion, Tree, TreeParams};
-use crate::model::Fitted;
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.decision_tree`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct TreeStageParams {
+pub struct TreeStageParams {
     #[serde(default)]
     max_depth: Option<usize>,
     #[serde(default = "two")]
@@ -22,15 +25,40 @@ pub(super) struct TreeStageParams {
     #[serde(default = "seed")]
     seed: u64,
 }
-impl Validate for TreeStageParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        if self.max_depth == Some(0) {
+
+/// `train.decision_tree`.
+#[derive(Debug)]
+pub struct DecisionTree;
+
+impl StageKind for DecisionTree {
+    type Params = TreeStageParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.decision_tree",
+        summary: "A classification tree (CART), reproducible",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new(
+                "max_depth",
+                "integer",
+                "deepest level; unlimited when absent",
+            )
+            .unset("unlimited"),
+            MIN_SAMPLES_SPLIT_DOC,
+            MIN_SAMPLES_LEAF_DOC,
+            CRITERION_DOC,
+            SEED_DOC,
+        ],
+    };
+    fn check(p: &mut TreeStageParams) -> Result<(), ParamError> {
+        if p.max_depth == Some(0) {
             return Err(ParamError::new(
                 &["max_depth"],
                 "`max_depth` must be at least 1",
             ));
         }
-        if self.min_samples_split < 2 {
+        if p.min_samples_split < 2 {
             return Err(ParamError::new(
                 &["min_samples_split"],
                 "`min_samples_split` must be at least 2",
@@ -38,10 +66,14 @@ impl Validate for TreeStageParams {
         }
         Ok(())
     }
+    fn run(p: &TreeStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
+            fit_tree(p, d)
+        })
+    }
 }
 
-pub(super) fn fit_tree(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: TreeStageParams = params(p);
+fn fit_tree(p: &TreeStageParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
     let tp = TreeParams {
         max_depth: p.max_depth,

@@ -2,16 +2,16 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{fit_error, one, params, positive, values, TrainData, Validate};
-use crate::model::Fitted;
+use super::{fit_error, one, positive, train, values, TrainData, MODEL_OUT, TRAIN_IN};
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.elastic_net`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ElasticNetParams {
+pub struct ElasticNetParams {
     #[serde(default = "one")]
     alpha: f64,
     #[serde(default = "half")]
@@ -30,24 +30,47 @@ fn thousand() -> u32 {
 fn tol() -> f64 {
     1e-4
 }
-impl Validate for ElasticNetParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+
+/// `train.elastic_net`.
+#[derive(Debug)]
+pub struct ElasticNet;
+
+impl StageKind for ElasticNet {
+    type Params = ElasticNetParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.elastic_net",
+        summary: "Linear regression with L1 and L2 penalties; ridge and lasso are its special cases (linfa-elasticnet)",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new("alpha", "number", "overall penalty strength"),
+            ParamDoc::new("l1_ratio", "number", "share of L1 in the penalty: 0 is ridge, 1 is lasso"),
+            ParamDoc::new("max_iterations", "integer", "coordinate-descent iterations at most"),
+            ParamDoc::new("tolerance", "number", "stop when the update is smaller"),
+        ],
+    };
+    fn check(p: &mut ElasticNetParams) -> Result<(), ParamError> {
+        if !(p.alpha >= 0.0 && p.alpha.is_finite()) {
             return Err(ParamError::new(&["alpha"], "`alpha` must be ≥ 0"));
         }
-        if !(0.0..=1.0).contains(&self.l1_ratio) {
+        if !(0.0..=1.0).contains(&p.l1_ratio) {
             return Err(ParamError::new(
                 &["l1_ratio"],
-                format!("`l1_ratio` must be in [0, 1], got {}", self.l1_ratio),
+                format!("`l1_ratio` must be in [0, 1], got {}", p.l1_ratio),
             )
             .with_help("0 is ridge (L2 only), 1 is lasso (L1 only)"));
         }
-        positive("tolerance", self.tolerance)
+        positive("tolerance", p.tolerance)
+    }
+    fn run(p: &ElasticNetParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Regression, p, ctx, |d| {
+            fit_elastic_net(p, d)
+        })
     }
 }
 
-pub(super) fn fit_elastic_net(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: ElasticNetParams = params(p);
+fn fit_elastic_net(p: &ElasticNetParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let ds = Dataset::new(d.x.clone(), values(d).clone());
     let m = linfa_elasticnet::ElasticNet::params()
         .penalty(p.alpha)

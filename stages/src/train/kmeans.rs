@@ -2,19 +2,19 @@
 
 use linfa::traits::Fit;
 use linfa::DatasetBase;
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Axis;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{fit_error, gtol, params, positive, seed, TrainData, Validate};
-use crate::model::Fitted;
+use super::{fit_error, gtol, positive, seed, train, TrainData, MODEL_OUT, SEED_DOC, TRAIN_IN};
+use crate::model::{Fitted, Task};
 use crate::table::short;
 
-#[derive(Serialize, Deserialize)]
+/// `train.kmeans`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct KMeansParams {
+pub struct KMeansParams {
     #[serde(default = "three_usize")]
     clusters: usize,
     #[serde(default = "ten")]
@@ -35,23 +35,51 @@ fn ten() -> usize {
 fn three_hundred() -> u64 {
     300
 }
-impl Validate for KMeansParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        if self.clusters == 0 {
+
+/// `train.kmeans`.
+#[derive(Debug)]
+pub struct KMeans;
+
+impl StageKind for KMeans {
+    type Params = KMeansParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.kmeans",
+        summary: "k-means clustering, best of several k-means++ runs (linfa-clustering)",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new("clusters", "integer", "number of clusters"),
+            ParamDoc::new(
+                "runs",
+                "integer",
+                "independent runs; the lowest inertia wins",
+            ),
+            ParamDoc::new("max_iterations", "integer", "iterations per run at most"),
+            ParamDoc::new("tolerance", "number", "stop when centroids move less"),
+            SEED_DOC,
+        ],
+    };
+    fn check(p: &mut KMeansParams) -> Result<(), ParamError> {
+        if p.clusters == 0 {
             return Err(ParamError::new(
                 &["clusters"],
                 "`clusters` must be at least 1",
             ));
         }
-        if self.runs == 0 {
+        if p.runs == 0 {
             return Err(ParamError::new(&["runs"], "`runs` must be at least 1"));
         }
-        positive("tolerance", self.tolerance)
+        positive("tolerance", p.tolerance)
+    }
+    fn run(p: &KMeansParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Clustering, p, ctx, |d| {
+            fit_kmeans(p, d)
+        })
     }
 }
 
-pub(super) fn fit_kmeans(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: KMeansParams = params(p);
+fn fit_kmeans(p: &KMeansParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     if d.x.nrows() < p.clusters {
         return Err(StageError::new(format!(
             "{} rows cannot form {} clusters",

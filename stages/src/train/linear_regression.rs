@@ -3,23 +3,42 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use mlcycle_pipeline::StageError;
+use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{fit_error, params, values, yes, TrainData, Validate};
-use crate::model::Fitted;
+use super::{fit_error, train, values, yes, TrainData, MODEL_OUT, TRAIN_IN};
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.linear_regression`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct OlsParams {
+pub struct OlsParams {
     #[serde(default = "yes")]
     fit_intercept: bool,
 }
-impl Validate for OlsParams {}
 
-pub(super) fn fit_ols(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: OlsParams = params(p);
+/// `train.linear_regression`.
+#[derive(Debug)]
+pub struct LinearRegression;
+
+impl StageKind for LinearRegression {
+    type Params = OlsParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.linear_regression",
+        summary: "Ordinary least squares linear regression (normal equations by Cholesky; linfa-linear's QR for collinear features)",
+        version: 2, // 2: normal equations by Cholesky (was QR)
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new("fit_intercept", "bool", "fit an intercept term"),
+        ],
+    };
+    fn run(p: &OlsParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Regression, p, ctx, |d| fit_ols(p, d))
+    }
+}
+
+fn fit_ols(p: &OlsParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     if let Some((coefficients, intercept)) =
         crate::algo::ols::normal_equations(&d.x, values(d), p.fit_intercept)
     {

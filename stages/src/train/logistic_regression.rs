@@ -3,17 +3,17 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{classes, fit_error, gtol, one, params, positive, TrainData, Validate};
-use crate::model::Fitted;
+use super::{classes, fit_error, gtol, one, positive, train, TrainData, MODEL_OUT, TRAIN_IN};
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.logistic_regression`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LogisticParams {
+pub struct LogisticParams {
     /// L2 penalty.
     #[serde(default = "one")]
     alpha: f64,
@@ -25,17 +25,44 @@ pub(super) struct LogisticParams {
 fn hundred_u64() -> u64 {
     100
 }
-impl Validate for LogisticParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+
+/// `train.logistic_regression`.
+#[derive(Debug)]
+pub struct LogisticRegression;
+
+impl StageKind for LogisticRegression {
+    type Params = LogisticParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.logistic_regression",
+        summary:
+            "Logistic regression: binary by Newton's method, multinomial by linfa-logistic's L-BFGS",
+        version: 2, // 2: binary by Newton's method (was L-BFGS)
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new("alpha", "number", "L2 penalty"),
+            ParamDoc::new("max_iterations", "integer", "solver iterations at most"),
+            ParamDoc::new(
+                "tolerance",
+                "number",
+                "stop when no component of the mean gradient is larger",
+            ),
+        ],
+    };
+    fn check(p: &mut LogisticParams) -> Result<(), ParamError> {
+        if !(p.alpha >= 0.0 && p.alpha.is_finite()) {
             return Err(ParamError::new(&["alpha"], "`alpha` must be ≥ 0"));
         }
-        positive("tolerance", self.tolerance)
+        positive("tolerance", p.tolerance)
+    }
+    fn run(p: &LogisticParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
+            fit_logistic(p, d)
+        })
     }
 }
 
-pub(super) fn fit_logistic(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: LogisticParams = params(p);
+fn fit_logistic(p: &LogisticParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
     let y = Array1::from(ids.to_vec());
     let k = d.x.ncols();

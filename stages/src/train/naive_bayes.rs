@@ -2,31 +2,54 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{classes, fit_error, natural, params, positive, TrainData, Validate};
-use crate::model::Fitted;
+use super::{classes, fit_error, natural, positive, train, TrainData, MODEL_OUT, TRAIN_IN};
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.naive_bayes`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NbParams {
+pub struct NbParams {
     #[serde(default = "var_smoothing")]
     var_smoothing: f64,
 }
 fn var_smoothing() -> f64 {
     1e-9
 }
-impl Validate for NbParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        positive("var_smoothing", self.var_smoothing)
+
+/// `train.naive_bayes`.
+#[derive(Debug)]
+pub struct NaiveBayes;
+
+impl StageKind for NaiveBayes {
+    type Params = NbParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.naive_bayes",
+        summary: "Gaussian naive Bayes classifier (linfa-bayes)",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[ParamDoc::new(
+            "var_smoothing",
+            "number",
+            "added to variances for stability",
+        )],
+    };
+    fn check(p: &mut NbParams) -> Result<(), ParamError> {
+        positive("var_smoothing", p.var_smoothing)
+    }
+    fn run(p: &NbParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
+            fit_naive_bayes(p, d)
+        })
     }
 }
 
-pub(super) fn fit_naive_bayes(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: NbParams = params(p);
+fn fit_naive_bayes(p: &NbParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, _) = classes(d);
     let ds = Dataset::new(d.x.clone(), Array1::from(ids.to_vec()));
     let m = linfa_bayes::GaussianNb::params()

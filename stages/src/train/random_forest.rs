@@ -1,16 +1,20 @@
 //! `train.random_forest`: bagged CART trees ([`crate::algo::cart`]) trained in parallel.
 
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{classes, gini, hundred, one_usize, params, seed, two, yes, TrainData, Validate};
+use super::{
+    classes, gini, hundred, one_usize, seed, train, two, yes, TrainData, CRITERION_DOC,
+    MIN_SAMPLES_LEAF_DOC, MIN_SAMPLES_SPLIT_DOC, MODEL_OUT, SEED_DOC, TRAIN_IN,
+};
 use crate::algo::cart::{fit_forest, Criterion, Tree, TreeParams};
-use crate::model::Fitted;
+use crate::model::{Fitted, Task};
 
-#[derive(Serialize, Deserialize)]
+/// `train.random_forest`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ForestParams {
+pub struct ForestParams {
     #[serde(default = "hundred")]
     trees: usize,
     #[serde(default)]
@@ -32,12 +36,39 @@ pub(super) struct ForestParams {
 fn sqrt() -> Value {
     Value::String("sqrt".into())
 }
-impl Validate for ForestParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        if self.trees == 0 {
+
+/// `train.random_forest`.
+#[derive(Debug)]
+pub struct RandomForest;
+
+impl StageKind for RandomForest {
+    type Params = ForestParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.random_forest",
+        summary: "A random forest: bagged trees on random feature subsets, trained in parallel",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: MODEL_OUT,
+        params: &[
+            ParamDoc::new("trees", "integer", "number of trees"),
+            ParamDoc::new("max_depth", "integer", "deepest level of each tree").unset("unlimited"),
+            MIN_SAMPLES_SPLIT_DOC,
+            MIN_SAMPLES_LEAF_DOC,
+            ParamDoc::new(
+                "max_features",
+                "`sqrt` | `all` | integer",
+                "features tried per split",
+            ),
+            ParamDoc::new("bootstrap", "bool", "train each tree on a bootstrap sample"),
+            CRITERION_DOC,
+            SEED_DOC,
+        ],
+    };
+    fn check(p: &mut ForestParams) -> Result<(), ParamError> {
+        if p.trees == 0 {
             return Err(ParamError::new(&["trees"], "`trees` must be at least 1"));
         }
-        match &self.max_features {
+        match &p.max_features {
             Value::String(s) if s == "sqrt" || s == "all" => Ok(()),
             Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => Ok(()),
             other => Err(ParamError::new(
@@ -46,10 +77,14 @@ impl Validate for ForestParams {
             )),
         }
     }
+    fn run(p: &ForestParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
+            fit_random_forest(p, d)
+        })
+    }
 }
 
-pub(super) fn fit_random_forest(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: ForestParams = params(p);
+fn fit_random_forest(p: &ForestParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
     let nf = d.x.ncols();
     let max_features = match &p.max_features {

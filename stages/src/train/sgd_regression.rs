@@ -1,17 +1,17 @@
 //! `train.sgd_regression`: the stage around [`crate::algo::sgd`], with its loss curve.
 
-use mlcycle_pipeline::{ParamError, StageError};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{hundred, one, params, positive, seed, values, TrainData, Validate};
+use super::{hundred, one, positive, seed, train, values, TrainData, SEED_DOC, SGD_OUT, TRAIN_IN};
 use crate::algo::sgd::{Diverged, Loss, Sgd};
-use crate::model::Fitted;
+use crate::model::{Fitted, Task};
 use crate::table::{format_number, short};
 
-#[derive(Serialize, Deserialize)]
+/// `train.sgd_regression`'s params (`with:`).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SgdParams {
+pub struct SgdParams {
     #[serde(default = "lr")]
     learning_rate: f64,
     #[serde(default = "thousand_usize")]
@@ -19,8 +19,8 @@ pub(super) struct SgdParams {
     /// 0 = the whole training set per step.
     #[serde(default = "batch")]
     batch_size: usize,
-    #[serde(default = "mse")]
-    loss: String,
+    #[serde(default)]
+    loss: LossName,
     #[serde(default = "one")]
     huber_delta: f64,
     #[serde(default)]
@@ -39,36 +39,72 @@ fn thousand_usize() -> usize {
 fn batch() -> usize {
     32
 }
-fn mse() -> String {
-    "mse".into()
+
+/// The loss `train.sgd_regression` minimises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossName {
+    /// Mean squared error.
+    #[default]
+    Mse,
+    /// Huber loss: squared near zero, linear beyond `huber_delta`.
+    Huber,
 }
-impl Validate for SgdParams {
-    fn validate(&self) -> Result<(), ParamError> {
-        positive("learning_rate", self.learning_rate)?;
-        positive("huber_delta", self.huber_delta)?;
-        if self.epochs == 0 {
-            return Err(ParamError::new(&["epochs"], "`epochs` must be at least 1"));
-        }
-        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
-            return Err(ParamError::new(&["l2"], "`l2` must be ≥ 0"));
-        }
-        if !["mse", "huber"].contains(&self.loss.as_str()) {
-            return Err(
-                ParamError::new(&["loss"], format!("unknown loss `{}`", self.loss))
-                    .with_help("use `mse` or `huber`"),
-            );
-        }
-        Ok(())
+
+impl std::fmt::Display for LossName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LossName::Mse => "mse",
+            LossName::Huber => "huber",
+        })
     }
 }
 
-pub(super) fn fit_sgd(p: &Value, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let p: SgdParams = params(p);
+/// `train.sgd_regression`.
+#[derive(Debug)]
+pub struct SgdRegression;
+
+impl StageKind for SgdRegression {
+    type Params = SgdParams;
+    const SPEC: StageSpec = StageSpec {
+        kind: "train.sgd_regression",
+        summary: "Linear regression by mini-batch gradient descent: initialize, forward, loss, gradient step, repeat",
+        version: 1,
+        inputs: TRAIN_IN,
+        outputs: SGD_OUT,
+        params: &[
+            ParamDoc::new("learning_rate", "number", "step size"),
+            ParamDoc::new("epochs", "integer", "passes over the training rows"),
+            ParamDoc::new("batch_size", "integer", "rows per gradient step; 0 = all rows"),
+            ParamDoc::new("loss", "`mse` | `huber`", "squared error, or Huber (robust to outliers)"),
+            ParamDoc::new("huber_delta", "number", "where Huber loss turns linear"),
+            ParamDoc::new("l2", "number", "weight decay"),
+            ParamDoc::new("log_every", "integer", "log the loss every this many epochs"),
+            SEED_DOC,
+        ],
+    };
+    fn check(p: &mut SgdParams) -> Result<(), ParamError> {
+        positive("learning_rate", p.learning_rate)?;
+        positive("huber_delta", p.huber_delta)?;
+        if p.epochs == 0 {
+            return Err(ParamError::new(&["epochs"], "`epochs` must be at least 1"));
+        }
+        if !(p.l2 >= 0.0 && p.l2.is_finite()) {
+            return Err(ParamError::new(&["l2"], "`l2` must be ≥ 0"));
+        }
+        Ok(())
+    }
+    fn run(p: &SgdParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
+        train(Self::SPEC.kind, Task::Regression, p, ctx, |d| fit_sgd(p, d))
+    }
+}
+
+fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let sgd = Sgd {
         learning_rate: p.learning_rate,
         epochs: p.epochs,
         batch_size: p.batch_size,
-        loss: if p.loss == "huber" {
+        loss: if p.loss == LossName::Huber {
             Loss::Huber {
                 delta: p.huber_delta,
             }

@@ -12,7 +12,8 @@ use super::paths::{normalize_any, stem};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
 use crate::params;
-use crate::stage::{ParamError, Stage, StageFactory};
+use crate::spec::{ParamError, StageFactory};
+use crate::stage::Stage;
 
 impl Validator<'_> {
     /// Pass 2 for a built-in stage: checks its `inputs:` and `with:`, and
@@ -192,11 +193,23 @@ impl Validator<'_> {
         e: ParamError,
         wpath: &YamlPath,
     ) {
+        // Walk `with:` along the error's path: a segment is a list index
+        // where the value there is a list.
         let mut p = wpath.clone();
+        let mut at = d.decl.get("with");
         for seg in &e.path {
-            p = p.key(seg.clone());
+            match (at, seg.parse::<usize>()) {
+                (Some(Value::Array(items)), Ok(i)) => {
+                    p = p.index(i);
+                    at = items.get(i);
+                }
+                _ => {
+                    p = p.key(seg.clone());
+                    at = at.and_then(|v| v.get(seg.as_str()));
+                }
+            }
         }
-        let part = if e.path.is_empty() || e.message.starts_with("unknown field") {
+        let part = if e.path.is_empty() || e.at_key {
             Part::Key
         } else {
             Part::Value

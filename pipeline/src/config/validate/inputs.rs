@@ -7,7 +7,8 @@ use super::super::span::{Part, YamlPath};
 use super::super::{Input, Source};
 use super::paths::stem;
 use super::{Draft, Validator};
-use crate::stage::{Artifact, PortSpec, StageFactory};
+use crate::spec::StageFactory;
+use crate::stage::{Artifact, PortSpec};
 use crate::suggest::did_you_mean;
 
 impl Validator<'_> {

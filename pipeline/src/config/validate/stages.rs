@@ -9,7 +9,7 @@ use super::super::span::{Part, YamlPath};
 use super::super::Output;
 use super::{Draft, Validator};
 use crate::registry::COMMAND_KIND;
-use crate::stage::StageFactory;
+use crate::spec::StageFactory;
 
 const STAGE_KEYS: &[&str] = &[
     "uses",
