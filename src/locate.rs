@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use mlcycle_pipeline::config::PIPELINE_FILE;
 
-use crate::commands::{CliError, Fail};
+use crate::error::{CliError, Fail};
 
 /// The pipeline file and the arguments left after the workspace.
 pub struct Located {

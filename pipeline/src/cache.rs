@@ -49,8 +49,9 @@ pub struct Cache {
 }
 
 /// A stored object failed verification.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cache object {hash} is corrupt (its content hashes to {actual}); it was removed")]
+#[diagnostic(code(mlcycle::cache::corrupt))]
 pub struct Corrupt {
     pub hash: Digest,
     pub actual: Digest,

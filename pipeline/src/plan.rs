@@ -100,8 +100,9 @@ impl SharedMemo {
 }
 
 /// An input that vanished between validation and use.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot read input `{path}`: {source}")]
+#[diagnostic(code(mlcycle::plan::input_error))]
 pub struct InputError {
     pub path: String,
     #[source]

@@ -125,46 +125,58 @@ pub enum Predictions {
 }
 
 /// Why a model cannot score a table, or cannot be loaded.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum ModelError {
+    #[diagnostic(code(mlcycle::model::load))]
     #[error("{0}")]
     Load(String),
+    #[diagnostic(code(mlcycle::model::missing_columns))]
     #[error("the table lacks column(s) the model needs: {}", .0.join(", "))]
     MissingColumns(Vec<String>),
+    #[diagnostic(code(mlcycle::model::extra_columns))]
     #[error("the table has column(s) the model was not trained on: {}", .0.join(", "))]
     ExtraColumns(Vec<String>),
+    #[diagnostic(code(mlcycle::model::column_type))]
     #[error("column `{column}` is {found}, but the model was trained on a {want} column")]
     ColumnType {
         column: String,
         found: String,
         want: String,
     },
+    #[diagnostic(code(mlcycle::model::not_finite))]
     #[error("column `{column}` has {count} missing or non-finite value(s) (first at row {row})")]
     NotFinite {
         column: String,
         count: usize,
         row: usize,
     },
+    #[diagnostic(code(mlcycle::model::chain))]
     #[error("the table was preprocessed differently from the model's training data ({0})")]
     Chain(String),
+    #[diagnostic(code(mlcycle::model::apply))]
     #[error("{0}")]
     Apply(String),
 }
 
 /// Why a text is not a model document [`Model::from_json`] can read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ModelFileError {
+    #[diagnostic(code(mlcycle::model::not_json))]
     #[error("not a JSON model file: {0}")]
     NotJson(#[source] serde_json::Error),
+    #[diagnostic(code(mlcycle::model::other_format))]
     #[error("a `{0}` file, not a model")]
     OtherFormat(String),
+    #[diagnostic(code(mlcycle::model::no_format))]
     #[error("not a model file (no `format: mlcycle.model`)")]
     NoFormat,
+    #[diagnostic(code(mlcycle::model::schema_version))]
     #[error(
         "model schema version {0}; this mlcycle reads version 1 to {MODEL_SCHEMA_VERSION}: \
          use the mlcycle that wrote it, or retrain"
     )]
     SchemaVersion(u64),
+    #[diagnostic(code(mlcycle::model::malformed))]
     #[error("malformed model: {0}")]
     Malformed(#[source] serde_json::Error),
 }

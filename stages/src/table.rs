@@ -77,16 +77,19 @@ pub struct Table {
 }
 
 /// What can go wrong reading or writing a table.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TableError {
+    #[diagnostic(code(mlcycle::table::io))]
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    #[diagnostic(code(mlcycle::table::format))]
     #[error("{path}: {message}")]
     Format { path: String, message: String },
+    #[diagnostic(code(mlcycle::table::row))]
     #[error("{path}, line {line}: {message}")]
     Row {
         path: String,

@@ -22,10 +22,12 @@ use crate::table::{Column, ColumnData, Table};
 pub use crate::steps::{Fill, Transform, TRANSFORM_SCHEMA_VERSION};
 
 /// Why a transform could not be applied to a table.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum ApplyError {
+    #[diagnostic(code(mlcycle::transform::missing))]
     #[error("column `{column}` is missing (the `{op}` step needs it)")]
     Missing { column: String, op: &'static str },
+    #[diagnostic(code(mlcycle::transform::column_type))]
     #[error("column `{column}` is {found}; the `{op}` step needs a {want} column")]
     Type {
         column: String,
@@ -33,6 +35,7 @@ pub enum ApplyError {
         want: &'static str,
         op: &'static str,
     },
+    #[diagnostic(code(mlcycle::transform::unknown_category))]
     #[error("column `{column}` has the category `{value}`, unseen when the one-hot encoder was fitted (known: {known})")]
     UnknownCategory {
         column: String,
@@ -315,22 +318,26 @@ pub fn raw_inputs(chain: &[Transform], features: &[String]) -> (Vec<String>, Vec
 }
 
 /// Why a file is not a `transform.json` this mlcycle can read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TransformFileError {
+    #[diagnostic(code(mlcycle::transform::read))]
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    #[diagnostic(code(mlcycle::transform::not_transform))]
     #[error("{path} is not a transform artifact: {source}")]
     NotTransform {
         path: String,
         #[source]
         source: serde_json::Error,
     },
+    #[diagnostic(code(mlcycle::transform::other_format))]
     #[error("{path} is a `{format}` file, not a transform")]
     OtherFormat { path: String, format: String },
+    #[diagnostic(code(mlcycle::transform::schema_version))]
     #[error(
         "{path} has transform schema version {found}; this mlcycle reads up to {TRANSFORM_SCHEMA_VERSION}: upgrade mlcycle"
     )]

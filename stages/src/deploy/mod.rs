@@ -57,16 +57,19 @@ pub struct Bundle {
 }
 
 /// Why a bundle cannot be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BundleError {
+    #[diagnostic(code(mlcycle::bundle::not_a_bundle))]
     #[error("{path} is not a model bundle: {reason}")]
     NotABundle { path: String, reason: String },
+    #[diagnostic(code(mlcycle::bundle::corrupt))]
     #[error("bundle file `{file}` does not match its manifest (BLAKE3 {found}, expected {expected}): the bundle was modified or is corrupt")]
     Corrupt {
         file: String,
         found: String,
         expected: String,
     },
+    #[diagnostic(code(mlcycle::bundle::model))]
     #[error("{0}")]
     Model(String),
 }

@@ -57,14 +57,18 @@ CREATE TABLE IF NOT EXISTS decisions (
 ";
 
 /// What can go wrong with the registry.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {
+    #[diagnostic(code(mlcycle::registry::db))]
     #[error("model registry: {0}")]
     Db(#[from] rusqlite::Error),
+    #[diagnostic(code(mlcycle::registry::io))]
     #[error("model registry: {0}")]
     Io(#[from] io::Error),
+    #[diagnostic(code(mlcycle::registry::no_version))]
     #[error("there is no model version {0}")]
     NoVersion(i64),
+    #[diagnostic(code(mlcycle::registry::refused))]
     #[error("{0}")]
     Refused(String),
 }

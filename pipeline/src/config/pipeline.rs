@@ -1,0 +1,114 @@
+//! The validated pipeline: its stages, their inputs, outputs and action.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::resources;
+use crate::stage::Stage;
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: String,
+    /// The workspace root (the folder of `mlcycle.yaml`), canonicalized.
+    pub root: PathBuf,
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// All params, `params_file` and `-p` overrides applied.
+    pub params: Value,
+    /// Stages in declaration order.
+    pub stages: Vec<StageDef>,
+    /// `cache_dir:` — the content-addressed cache, when not in
+    /// `.mlcycle/cache` (absolute, or resolved against the workspace).
+    pub cache_dir: Option<PathBuf>,
+    /// `executor:` — `local` (default) or `slurm`.
+    pub executor: Option<String>,
+    /// Per stage id: its `resources:` over the pipeline-wide defaults (only
+    /// stages that ask for something).
+    pub resources: std::collections::BTreeMap<String, resources::Resources>,
+}
+
+impl Pipeline {
+    pub fn stage_index(&self, id: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.id == id)
+    }
+}
+
+/// One validated stage.
+#[derive(Debug)]
+pub struct StageDef {
+    pub id: String,
+    /// `command` for `run:` stages, else the `uses:` kind.
+    pub kind: String,
+    /// Implementation version (0 for `run:` stages).
+    pub version: u32,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// Param keys the stage reads, with their values.
+    pub params: BTreeMap<String, Value>,
+    /// The part of the definition that is fingerprinted as "configuration":
+    /// the command template and env for `run:` stages, the checked `with:`
+    /// params for built-ins.
+    pub config: BTreeMap<String, Value>,
+    pub action: Action,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file or folder in the workspace (or outside it, read-only), not
+    /// produced by any stage.
+    File(String),
+    /// Output `output` of stage `stage` (indices into `Pipeline::stages`).
+    Stage { stage: usize, output: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Unique within the stage: the port name for built-ins, the dep as
+    /// written (path or `stage.port`) for `run:` stages.
+    pub key: String,
+    /// Name for `${inputs.NAME}`.
+    pub name: String,
+    /// The path the stage reads, relative to the workspace.
+    pub path: String,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Port name (`stage.NAME` refers to it).
+    pub name: String,
+    /// Path relative to the workspace, `/`-separated.
+    pub path: String,
+}
+
+/// How a stage runs.
+#[derive(Clone)]
+pub enum Action {
+    /// A child process: `sh -c LINE` when `shell`, else a plain argv.
+    Command {
+        argv: Vec<String>,
+        shell: bool,
+        env: Vec<(String, String)>,
+    },
+    /// An in-process stage built by its factory.
+    Builtin(Arc<dyn Stage>),
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Command { argv, shell, .. } => f
+                .debug_struct("Command")
+                .field("argv", argv)
+                .field("shell", shell)
+                .finish(),
+            Action::Builtin(s) => f.debug_tuple("Builtin").field(s).finish(),
+        }
+    }
+}
