@@ -19,6 +19,9 @@ use rayon::prelude::*;
 
 use crate::steps::Transform;
 
+#[cfg(feature = "parquet")]
+mod parquet;
+
 /// Schema metadata key holding the target column's name.
 pub const TARGET_KEY: &str = "mlcycle.target";
 /// Schema metadata key holding the applied transform chain (JSON).
@@ -355,91 +358,6 @@ impl Table {
         })
     }
 
-    /// Reads a Parquet file. Numeric columns (integers, floats, decimals)
-    /// become numeric, text, dictionary and boolean columns categorical;
-    /// `types` may override either way.
-    #[cfg(feature = "parquet")]
-    pub fn read_parquet(path: &Path, types: &HashMap<String, String>) -> Result<Table, TableError> {
-        use arrow_cast::cast::{cast_with_options, CastOptions};
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let shown = path.display().to_string();
-        let fmt = |message: String| TableError::Format {
-            path: shown.clone(),
-            message,
-        };
-        let file = File::open(path).map_err(|source| TableError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| fmt(format!("not a readable Parquet file: {e}")))?;
-        let schema = arrow_array::RecordBatchReader::schema(&reader);
-        for name in types.keys() {
-            if schema.field_with_name(name).is_err() {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                return Err(fmt(format!(
-                    "`types` names column `{name}`, which the file does not have {}",
-                    mlcycle_pipeline::suggest::did_you_mean(name, &names)
-                )));
-            }
-        }
-        let mut columns: Vec<Column> = Vec::new();
-        for f in schema.fields() {
-            let declared = types.get(f.name()).map(String::as_str);
-            columns.push(parquet_column(f, declared).map_err(fmt)?);
-        }
-        let strict = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let mut row0 = 0usize;
-        for batch in reader {
-            let batch = batch.map_err(|e| fmt(e.to_string()))?;
-            for (col, array) in columns.iter_mut().zip(batch.columns()) {
-                match &mut col.data {
-                    ColumnData::Numeric(v) => {
-                        let a =
-                            cast_with_options(array, &DataType::Float64, &strict).map_err(|e| {
-                                fmt(format!(
-                                    "column `{}` (rows {}..{}): not readable as numbers: {e}",
-                                    col.name,
-                                    row0 + 1,
-                                    row0 + batch.num_rows()
-                                ))
-                            })?;
-                        let a = a.as_primitive::<arrow_array::types::Float64Type>();
-                        for i in 0..a.len() {
-                            let x = if a.is_null(i) { f64::NAN } else { a.value(i) };
-                            if x.is_infinite() {
-                                return Err(fmt(format!(
-                                    "column `{}`, row {}: {x} is not a finite number",
-                                    col.name,
-                                    row0 + i + 1
-                                )));
-                            }
-                            v.push(x);
-                        }
-                    }
-                    ColumnData::Categorical(v) => {
-                        let a = cast_with_options(array, &DataType::Utf8, &strict)
-                            .map_err(|e| fmt(format!("column `{}`: {e}", col.name)))?;
-                        let a = a.as_string::<i32>();
-                        v.extend(
-                            (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())),
-                        );
-                    }
-                }
-            }
-            row0 += batch.num_rows();
-        }
-        Ok(Table {
-            columns,
-            target: None,
-            transforms: Vec::new(),
-        })
-    }
-
     /// A text rendering of the schema and the first `rows` rows.
     pub fn preview(&self, rows: usize) -> String {
         let mut s = format!("{} rows × {} columns", self.n_rows(), self.columns.len());
@@ -698,36 +616,6 @@ fn csv_error(path: &str, e: csv::Error) -> TableError {
 /// An empty column for a Parquet field: numeric or text, as `declared` in
 /// `types` or else by the field's type; `Err` is the message for a type a
 /// table cannot hold.
-#[cfg(feature = "parquet")]
-fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
-    let numeric = match declared {
-        Some("numeric") => true,
-        Some(_) => false,
-        None => match f.data_type() {
-            t if t.is_numeric() => true,
-            DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Boolean
-            | DataType::Dictionary(_, _) => false,
-            other => {
-                return Err(format!(
-                    "column `{}` has type {other}; tables hold numbers and text",
-                    f.name()
-                ))
-            }
-        },
-    };
-    Ok(Column {
-        name: f.name().clone(),
-        data: if numeric {
-            ColumnData::Numeric(Vec::new())
-        } else {
-            ColumnData::Categorical(Vec::new())
-        },
-    })
-}
-
 /// The header row of a CSV file, checked: non-empty, unique names, and
 /// every column named in `opts.types` present with a known type.
 fn csv_headers(
@@ -878,8 +766,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(File::create(&p).unwrap(), schema, None).unwrap();
+        let mut w = ::parquet::arrow::ArrowWriter::try_new(File::create(&p).unwrap(), schema, None)
+            .unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
         let t = Table::read_parquet(&p, &HashMap::new()).unwrap();

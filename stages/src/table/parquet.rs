@@ -1,0 +1,500 @@
+//! Reading a Parquet file into a [`Table`].
+//!
+//! The Parquet crate decodes to Arrow arrays; this module turns each into a
+//! numeric (`f64`) or categorical (text) column. The conversion is written
+//! out for the types a table holds (integers, floats, decimals, text,
+//! booleans, dictionaries of those) rather than taken from `arrow-cast`,
+//! whose general casts cost about 100 s of CPU in a cold build for the
+//! dozen cases used here.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::temporal_conversions::{as_datetime, date32_to_datetime, date64_to_datetime};
+use arrow_array::types::{
+    ArrowPrimitiveType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, Float16Type,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::types::{
+    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::Array;
+use arrow_schema::{DataType, Field, TimeUnit};
+
+use super::{Column, ColumnData, Table, TableError};
+
+impl Table {
+    /// Reads a Parquet file. Numeric columns (integers, floats, decimals)
+    /// become numeric, text, dictionary and boolean columns categorical;
+    /// `types` may override either way (a text column declared numeric
+    /// must hold numbers; a boolean one reads as 1 and 0).
+    ///
+    /// # Errors
+    /// [`TableError::Io`] when the file cannot be opened;
+    /// [`TableError::Format`] when it is not Parquet, has a column of
+    /// another type (dates, lists, structs), `types` names a column it lacks,
+    /// or a value does not convert (text that is not a number, ±∞).
+    pub fn read_parquet(path: &Path, types: &HashMap<String, String>) -> Result<Table, TableError> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let shown = path.display().to_string();
+        let fmt = |message: String| TableError::Format {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| fmt(format!("not a readable Parquet file: {e}")))?;
+        let schema = arrow_array::RecordBatchReader::schema(&reader);
+        for name in types.keys() {
+            if schema.field_with_name(name).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(fmt(format!(
+                    "`types` names column `{name}`, which the file does not have {}",
+                    mlcycle_pipeline::suggest::did_you_mean(name, &names)
+                )));
+            }
+        }
+        let mut columns: Vec<Column> = Vec::new();
+        for f in schema.fields() {
+            let declared = types.get(f.name()).map(String::as_str);
+            columns.push(parquet_column(f, declared).map_err(fmt)?);
+        }
+        let mut row0 = 0usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| fmt(e.to_string()))?;
+            for (col, array) in columns.iter_mut().zip(batch.columns()) {
+                match &mut col.data {
+                    ColumnData::Numeric(v) => {
+                        let start = v.len();
+                        numbers(array.as_ref(), v).map_err(|e| {
+                            fmt(format!(
+                                "column `{}` (rows {}..{}): not readable as numbers: {e}",
+                                col.name,
+                                row0 + 1,
+                                row0 + batch.num_rows()
+                            ))
+                        })?;
+                        if let Some(i) = v[start..].iter().position(|x| x.is_infinite()) {
+                            return Err(fmt(format!(
+                                "column `{}`, row {}: {} is not a finite number",
+                                col.name,
+                                row0 + i + 1,
+                                v[start + i]
+                            )));
+                        }
+                    }
+                    ColumnData::Categorical(v) => texts(array.as_ref(), v)
+                        .map_err(|e| fmt(format!("column `{}`: {e}", col.name)))?,
+                }
+            }
+            row0 += batch.num_rows();
+        }
+        Ok(Table {
+            columns,
+            target: None,
+            transforms: Vec::new(),
+        })
+    }
+}
+
+/// An empty column of the type `declared`, or else the type the field's
+/// Arrow type implies.
+fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
+    let numeric = match declared {
+        Some("numeric") => true,
+        Some(_) => false,
+        None => match f.data_type() {
+            t if t.is_numeric() => true,
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Boolean
+            | DataType::Dictionary(_, _) => false,
+            other @ (DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) => {
+                return Err(format!(
+                    "column `{}` has type {other}; tables hold numbers and text (declare it \
+                     `categorical` under `types:` to read it as ISO 8601 text)",
+                    f.name()
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "column `{}` has type {other}; tables hold numbers and text",
+                    f.name()
+                ))
+            }
+        },
+    };
+    Ok(Column {
+        name: f.name().clone(),
+        data: if numeric {
+            ColumnData::Numeric(Vec::new())
+        } else {
+            ColumnData::Categorical(Vec::new())
+        },
+    })
+}
+
+/// Appends `array`'s values as numbers (a null is NaN).
+fn numbers(array: &dyn Array, out: &mut Vec<f64>) -> Result<(), String> {
+    fn primitive<T: ArrowPrimitiveType>(
+        array: &dyn Array,
+        out: &mut Vec<f64>,
+        to_f64: impl Fn(T::Native) -> f64,
+    ) -> bool {
+        let Some(a) = array.as_primitive_opt::<T>() else {
+            return false;
+        };
+        out.extend(a.iter().map(|x| x.map_or(f64::NAN, &to_f64)));
+        true
+    }
+    let scale = |s: i8| 10f64.powi(i32::from(s));
+    let done = match array.data_type() {
+        DataType::Int8 => primitive::<Int8Type>(array, out, f64::from),
+        DataType::Int16 => primitive::<Int16Type>(array, out, f64::from),
+        DataType::Int32 => primitive::<Int32Type>(array, out, f64::from),
+        DataType::Int64 => primitive::<Int64Type>(array, out, |x| x as f64),
+        DataType::UInt8 => primitive::<UInt8Type>(array, out, f64::from),
+        DataType::UInt16 => primitive::<UInt16Type>(array, out, f64::from),
+        DataType::UInt32 => primitive::<UInt32Type>(array, out, f64::from),
+        DataType::UInt64 => primitive::<UInt64Type>(array, out, |x| x as f64),
+        DataType::Float16 => primitive::<Float16Type>(array, out, |x| x.to_f64()),
+        DataType::Float32 => primitive::<Float32Type>(array, out, f64::from),
+        DataType::Float64 => primitive::<Float64Type>(array, out, |x| x),
+        DataType::Decimal32(_, s) => {
+            let d = scale(*s);
+            primitive::<Decimal32Type>(array, out, |x| f64::from(x) / d)
+        }
+        DataType::Decimal64(_, s) => {
+            let d = scale(*s);
+            primitive::<Decimal64Type>(array, out, |x| x as f64 / d)
+        }
+        DataType::Decimal128(_, s) => {
+            let d = scale(*s);
+            primitive::<Decimal128Type>(array, out, |x| x as f64 / d)
+        }
+        DataType::Decimal256(_, s) => {
+            let d = scale(*s);
+            primitive::<Decimal256Type>(array, out, |x| {
+                x.to_string().parse::<f64>().map_or(f64::NAN, |v| v / d)
+            })
+        }
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            out.extend(
+                a.iter()
+                    .map(|b| b.map_or(f64::NAN, |b| f64::from(u8::from(b)))),
+            );
+            true
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let mut text = Vec::with_capacity(array.len());
+            texts(array, &mut text)?;
+            for t in text {
+                out.push(match t {
+                    None => f64::NAN,
+                    Some(t) => t
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("`{t}` is not a number"))?,
+                });
+            }
+            true
+        }
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_any_dictionary();
+            let mut values = Vec::with_capacity(dict.values().len());
+            numbers(dict.values().as_ref(), &mut values)?;
+            let keys = dict.normalized_keys();
+            out.extend(keys.iter().enumerate().map(|(i, &k)| {
+                if array.is_null(i) {
+                    f64::NAN
+                } else {
+                    values.get(k).copied().unwrap_or(f64::NAN)
+                }
+            }));
+            true
+        }
+        _ => false,
+    };
+    if done {
+        Ok(())
+    } else {
+        Err(format!(
+            "the type {} does not hold numbers",
+            array.data_type()
+        ))
+    }
+}
+
+/// Appends `array`'s values as text (a null is `None`). Dates become
+/// `2024-03-01`, timestamps `2024-03-01T12:00:00` (the instant in UTC,
+/// fractional seconds only when there are some).
+fn texts(array: &dyn Array, out: &mut Vec<Option<String>>) -> Result<(), String> {
+    match array.data_type() {
+        DataType::Utf8 => out.extend(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.map(str::to_string)),
+        ),
+        DataType::LargeUtf8 => {
+            out.extend(
+                array
+                    .as_string::<i64>()
+                    .iter()
+                    .map(|s| s.map(str::to_string)),
+            );
+        }
+        DataType::Utf8View => {
+            out.extend(array.as_string_view().iter().map(|s| s.map(str::to_string)));
+        }
+        DataType::Boolean => {
+            out.extend(array.as_boolean().iter().map(|b| b.map(|b| b.to_string())));
+        }
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_any_dictionary();
+            let mut values = Vec::with_capacity(dict.values().len());
+            texts(dict.values().as_ref(), &mut values)?;
+            let keys = dict.normalized_keys();
+            out.extend(keys.iter().enumerate().map(|(i, &k)| {
+                if array.is_null(i) {
+                    None
+                } else {
+                    values.get(k).cloned().flatten()
+                }
+            }));
+        }
+        DataType::Date32 => out.extend(
+            array
+                .as_primitive::<Date32Type>()
+                .iter()
+                .map(|d| Some(date32_to_datetime(d?)?.date().to_string())),
+        ),
+        DataType::Date64 => out.extend(
+            array
+                .as_primitive::<Date64Type>()
+                .iter()
+                .map(|d| Some(date64_to_datetime(d?)?.date().to_string())),
+        ),
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => timestamps::<TimestampSecondType>(array, out),
+            TimeUnit::Millisecond => timestamps::<TimestampMillisecondType>(array, out),
+            TimeUnit::Microsecond => timestamps::<TimestampMicrosecondType>(array, out),
+            TimeUnit::Nanosecond => timestamps::<TimestampNanosecondType>(array, out),
+        },
+        t if t.is_numeric() => {
+            // A numeric column declared categorical: its numbers as text
+            // (`3`, `1.5`), as the CSV reader keeps them.
+            let mut v = Vec::with_capacity(array.len());
+            numbers(array, &mut v)?;
+            out.extend(
+                v.iter()
+                    .map(|x| (!x.is_nan()).then(|| crate::table::format_number(*x))),
+            );
+        }
+        other => return Err(format!("the type {other} does not hold text")),
+    }
+    Ok(())
+}
+
+/// Appends a timestamp array's values as ISO 8601 text.
+fn timestamps<T: ArrowPrimitiveType<Native = i64>>(
+    array: &dyn Array,
+    out: &mut Vec<Option<String>>,
+) {
+    out.extend(array.as_primitive::<T>().iter().map(|v| {
+        Some(
+            as_datetime::<T>(v?)?
+                .format("%Y-%m-%dT%H:%M:%S%.f")
+                .to_string(),
+        )
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::types::Int8Type;
+    use arrow_array::{
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float32Array,
+        Int64Array, LargeStringArray, RecordBatch, StringArray, TimestampMillisecondArray,
+        UInt16Array,
+    };
+    use arrow_schema::Schema;
+
+    use super::*;
+
+    /// Writes `columns` to a Parquet file in `dir` and returns its path.
+    fn write(dir: &Path, columns: Vec<(&str, ArrayRef)>) -> std::path::PathBuf {
+        let p = dir.join("t.parquet");
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&p).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        p
+    }
+
+    #[test]
+    fn every_numeric_and_text_type_converts() {
+        let dir = tempfile::tempdir().unwrap();
+        let dict: DictionaryArray<Int8Type> =
+            vec![Some("b"), None, Some("a")].into_iter().collect();
+        let p = write(
+            dir.path(),
+            vec![
+                (
+                    "i64",
+                    Arc::new(Int64Array::from(vec![Some(-2), None, Some(1 << 40)])),
+                ),
+                ("u16", Arc::new(UInt16Array::from(vec![1, 2, 65535]))),
+                (
+                    "f32",
+                    Arc::new(Float32Array::from(vec![Some(0.5), Some(1.25), None])),
+                ),
+                (
+                    "dec",
+                    Arc::new(
+                        Decimal128Array::from(vec![Some(12345), None, Some(-5)])
+                            .with_precision_and_scale(10, 2)
+                            .unwrap(),
+                    ),
+                ),
+                ("dict", Arc::new(dict)),
+                (
+                    "large",
+                    Arc::new(LargeStringArray::from(vec!["x", "y", "z"])),
+                ),
+                (
+                    "nums_as_text",
+                    Arc::new(StringArray::from(vec![Some(" 1.5"), None, Some("7")])),
+                ),
+                (
+                    "flag",
+                    Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+                ),
+            ],
+        );
+        let types = HashMap::from([
+            ("nums_as_text".to_string(), "numeric".to_string()),
+            ("flag".to_string(), "numeric".to_string()),
+            ("u16".to_string(), "categorical".to_string()),
+        ]);
+        let t = Table::read_parquet(&p, &types).unwrap();
+        let col = |n: &str| &t.column(n).unwrap().data;
+        let nums = |n: &str| match col(n) {
+            ColumnData::Numeric(v) => v.clone(),
+            other => panic!("{n} is {other:?}"),
+        };
+        let same = |a: Vec<f64>, b: &[f64]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
+        };
+        assert!(same(nums("i64"), &[-2.0, f64::NAN, (1u64 << 40) as f64]));
+        assert!(same(nums("f32"), &[0.5, 1.25, f64::NAN]));
+        assert!(same(nums("dec"), &[123.45, f64::NAN, -0.05]));
+        assert!(same(nums("nums_as_text"), &[1.5, f64::NAN, 7.0]));
+        assert!(same(nums("flag"), &[1.0, 0.0, f64::NAN]));
+        assert_eq!(
+            col("u16"),
+            &ColumnData::Categorical(vec![
+                Some("1".into()),
+                Some("2".into()),
+                Some("65535".into())
+            ])
+        );
+        assert_eq!(
+            col("dict"),
+            &ColumnData::Categorical(vec![Some("b".into()), None, Some("a".into())])
+        );
+        assert_eq!(col("large").display(2), "z");
+    }
+
+    #[test]
+    fn dates_and_timestamps_declared_categorical_read_as_iso_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            vec![
+                (
+                    "day",
+                    Arc::new(Date32Array::from(vec![Some(0), Some(19783), None])),
+                ),
+                (
+                    "at",
+                    Arc::new(TimestampMillisecondArray::from(vec![
+                        Some(1_700_000_000_500),
+                        Some(0),
+                        None,
+                    ])),
+                ),
+            ],
+        );
+        let e = Table::read_parquet(&p, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("declare it `categorical`"), "{e}");
+        let types = HashMap::from([
+            ("day".to_string(), "categorical".to_string()),
+            ("at".to_string(), "categorical".to_string()),
+        ]);
+        let t = Table::read_parquet(&p, &types).unwrap();
+        let col = |n: &str| &t.column(n).unwrap().data;
+        assert_eq!(
+            col("day"),
+            &ColumnData::Categorical(vec![
+                Some("1970-01-01".into()),
+                Some("2024-03-01".into()),
+                None
+            ])
+        );
+        assert_eq!(
+            col("at"),
+            &ColumnData::Categorical(vec![
+                Some("2023-11-14T22:13:20.500".into()),
+                Some("1970-01-01T00:00:00".into()),
+                None
+            ])
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_a_number_is_refused_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            vec![(
+                "s",
+                Arc::new(StringArray::from(vec!["1", "two"])) as ArrayRef,
+            )],
+        );
+        let types = HashMap::from([("s".to_string(), "numeric".to_string())]);
+        let e = Table::read_parquet(&p, &types).unwrap_err().to_string();
+        assert!(
+            e.contains("column `s` (rows 1..2)") && e.contains("`two` is not a number"),
+            "{e}"
+        );
+    }
+}
