@@ -131,3 +131,58 @@ fn readme_transcript_is_what_the_example_prints() {
         }
     }
 }
+
+/// Every `mlcycle …` command line shown in a code block of README.md or
+/// docs/ (up to a pipe, `&&`, `;`, a redirection or a comment) is one the
+/// binary accepts: a renamed flag or subcommand fails here.
+#[test]
+fn every_command_line_in_the_docs_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let mut in_code = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            let line = line.trim();
+            let cmd = line.strip_prefix("$ ").unwrap_or(line);
+            // Synopsis lines (`mlcycle runs [DIR] [-n N]`, `<SHELL>`) show
+            // the grammar, not a command; `mlcycle = {…}` is TOML.
+            let synopsis = cmd.contains(" [") || cmd.contains('<') || cmd.starts_with("mlcycle =");
+            if !in_code || !cmd.starts_with("mlcycle ") || synopsis {
+                continue;
+            }
+            let end = ["|", "&&", ";", " >", " 2>", "#"]
+                .iter()
+                .filter_map(|s| cmd.find(s))
+                .min()
+                .unwrap_or(cmd.len());
+            let Some(args) = shlex::split(cmd[..end].trim_end_matches('\\').trim()) else {
+                bad.push(format!("{}:{}: cannot split `{cmd}`", f.display(), n + 1));
+                continue;
+            };
+            checked += 1;
+            if let Err(e) = mlcycle::check_args(&args) {
+                let first = e.lines().next().unwrap_or_default().to_string();
+                bad.push(format!("{}:{}: `{cmd}`: {first}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} command lines found");
+    assert!(
+        bad.is_empty(),
+        "command lines the binary refuses:\n{}",
+        bad.join("\n")
+    );
+}
