@@ -28,13 +28,11 @@ pub fn main_with_registry(registry: StageRegistry) -> ExitCode {
     commands::main(registry)
 }
 
-/// Whether `args` (program name first) is a valid `mlcycle` command line;
-/// the error is clap's message. For the tests that check every command
-/// shown in the docs.
+/// Clap's message when `args` (program name first) is not a valid
+/// `mlcycle` command line, `None` when it is. For the tests that check every
+/// command shown in the docs.
 #[doc(hidden)]
-pub fn check_args(args: &[String]) -> Result<(), String> {
+pub fn check_args(args: &[String]) -> Option<String> {
     use clap::Parser;
-    cli::Cli::try_parse_from(args)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    cli::Cli::try_parse_from(args).err().map(|e| e.to_string())
 }
