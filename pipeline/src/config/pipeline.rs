@@ -90,14 +90,47 @@ pub struct Output {
 /// How a stage runs.
 #[derive(Clone)]
 pub enum Action {
-    /// A child process: `sh -c LINE` when `shell`, else a plain argv.
+    /// A child process: one command line run by `shell` (which stops at
+    /// the first failing command), or a plain argv when `shell` is `None`.
     Command {
         argv: Vec<String>,
-        shell: bool,
+        shell: Option<Shell>,
         env: Vec<(String, String)>,
     },
     /// An in-process stage built by its factory.
     Builtin(Arc<dyn Stage>),
+}
+
+/// The shell that runs a `run:` command line (`shell:` on the stage).
+///
+/// Either way the script stops at its first failing command (`-e`), as CI
+/// systems and Make do: a failing middle line fails the stage instead of
+/// being hidden by a later line that succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// `sh -e -c LINE`, the default.
+    Sh,
+    /// `bash -e -o pipefail -c LINE`: a pipeline also fails when a command
+    /// before its last one fails.
+    Bash,
+}
+
+impl Shell {
+    /// The name written in `shell:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Sh => "sh",
+            Shell::Bash => "bash",
+        }
+    }
+
+    /// The program and the options that come before the script.
+    pub fn argv(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Shell::Sh => ("sh", &["-e"]),
+            Shell::Bash => ("bash", &["-e", "-o", "pipefail"]),
+        }
+    }
 }
 
 impl fmt::Debug for Action {

@@ -15,7 +15,7 @@ use super::runner::{
     in_place, Failure, Produced, RunFailure, Runner, StageJob, StageLog, TAIL_LINES,
 };
 use super::scheduler::Reporter;
-use crate::config::{Action, StageDef};
+use crate::config::{Action, Shell, StageDef};
 use crate::workspace::Workspace;
 
 /// Command lines longer than this run from a script file (see run_command).
@@ -45,11 +45,11 @@ impl Runner for CommandRunner {
     }
 }
 
-/// What a command stage runs: `argv` (one shell string when `shell`), with
+/// What a command stage runs: `argv` (one command line for `shell`), with
 /// extra environment variables.
 struct CommandLine<'a> {
     argv: &'a [String],
-    shell: bool,
+    shell: Option<Shell>,
     env: &'a [(String, String)],
 }
 
@@ -63,30 +63,36 @@ fn run_command(
 ) -> Result<(), Failure> {
     let CommandLine { argv, shell, env } = line;
     let log = Arc::new(Mutex::new(StageLog::new(log_path)));
-    let mut cmd = if shell && argv[0].len() > MAX_INLINE_SCRIPT {
-        // Linux caps one argument at 128 KiB: a long command line (a gather
-        // stage over thousands of files) runs from a script file instead.
-        let script = log_path.with_extension("sh");
-        if let Some(parent) = script.parent() {
-            let _ = fs::create_dir_all(parent);
+    let mut cmd = match shell {
+        Some(sh) => {
+            let (program, options) = sh.argv();
+            let mut c = Command::new(program);
+            c.args(options);
+            if argv[0].len() > MAX_INLINE_SCRIPT {
+                // Linux caps one argument at 128 KiB: a long command line (a
+                // gather stage over thousands of files) runs from a script
+                // file instead.
+                let script = log_path.with_extension("sh");
+                if let Some(parent) = script.parent() {
+                    let _ = fs::create_dir_all(parent);
+                }
+                fs::write(&script, &argv[0]).map_err(|e| {
+                    (
+                        format!("cannot write the command to {}: {e}", script.display()),
+                        vec![],
+                    )
+                })?;
+                c.arg(script);
+            } else {
+                c.arg("-c").arg(&argv[0]);
+            }
+            c
         }
-        fs::write(&script, &argv[0]).map_err(|e| {
-            (
-                format!("cannot write the command to {}: {e}", script.display()),
-                vec![],
-            )
-        })?;
-        let mut c = Command::new("sh");
-        c.arg(script);
-        c
-    } else if shell {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(&argv[0]);
-        c
-    } else {
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..]);
-        c
+        None => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
     };
     cmd.current_dir(&ws.root)
         .stdin(Stdio::null())
@@ -112,10 +118,9 @@ fn run_command(
         return Err(("run interrupted".into(), vec![]));
     }
     let mut child = cmd.spawn().map_err(|e| {
-        let prog = if shell {
-            "sh".to_string()
-        } else {
-            argv[0].clone()
+        let prog = match shell {
+            Some(sh) => sh.name().to_string(),
+            None => argv[0].clone(),
         };
         (format!("cannot start `{prog}`: {e}"), vec![])
     })?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
-use super::super::{Action, Input, Output, StageDef};
+use super::super::{Action, Input, Output, Shell, StageDef};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
 use crate::params;
@@ -51,10 +51,11 @@ impl Validator<'_> {
         let mut stage_params: BTreeMap<String, Value> = BTreeMap::new();
         let inputs = self.check_deps(d, drafts, ids, out_index);
         self.check_stage_params(d, &mut stage_params);
-        let (templates, shell) = self.check_run(d);
+        let (templates, line) = self.check_run(d);
+        let shell = self.check_shell(d, line);
         let mut argv = Vec::new();
         for (t, p) in &templates {
-            if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, shell, &mut stage_params) {
+            if let Some(s) = self.render(d, t, p, &inputs, &d.outputs, line, &mut stage_params) {
                 argv.push(s);
             }
         }
@@ -75,9 +76,54 @@ impl Validator<'_> {
         })
     }
 
-    /// Checks `run:`: a command line (run with `sh -c`) or a non-empty list
+    /// Checks `shell:`: `sh` (the default) or `bash`, for a command line
+    /// only (`line`); an argv list runs without a shell.
+    fn check_shell(&mut self, d: &Draft<'_>, line: bool) -> Option<Shell> {
+        let Some(v) = d.decl.get("shell") else {
+            return line.then_some(Shell::Sh);
+        };
+        let path = d.path.key("shell");
+        if !line {
+            self.push(
+                "misplaced_field",
+                &path,
+                Part::Key,
+                format!(
+                    "`shell` of stage `{}` applies to a command line, not to an argv list",
+                    d.id
+                ),
+                "no shell runs an argv list",
+                Some("write `run:` as one string to run it with a shell".into()),
+            );
+            return None;
+        }
+        match v.as_str() {
+            Some("sh") => Some(Shell::Sh),
+            Some("bash") => Some(Shell::Bash),
+            other => {
+                let given = other.map_or_else(|| v.to_string(), |s| format!("`{s}`"));
+                self.push(
+                    "bad_value",
+                    &path,
+                    Part::Value,
+                    format!(
+                        "`shell` of stage `{}` must be `sh` or `bash`, not {given}",
+                        d.id
+                    ),
+                    "unknown shell",
+                    Some(
+                        "`sh` (the default) runs `sh -e -c`; `bash` runs `bash -e -o pipefail -c`"
+                            .into(),
+                    ),
+                );
+                Some(Shell::Sh)
+            }
+        }
+    }
+
+    /// Checks `run:`: a command line (run with `sh -e -c`) or a non-empty list
     /// of scalar arguments (run without a shell). Returns the templates,
-    /// each with its place, and whether they go through the shell.
+    /// each with its place, and whether they are one command line.
     fn check_run(&mut self, d: &Draft<'_>) -> (Vec<(String, YamlPath)>, bool) {
         match d.decl.get("run") {
             Some(Value::String(s)) => (vec![(s.clone(), d.path.key("run"))], true),
@@ -288,13 +334,18 @@ impl Validator<'_> {
 fn command_config(
     d: &Draft<'_>,
     templates: &[(String, YamlPath)],
-    shell: bool,
+    shell: Option<Shell>,
     env_templates: BTreeMap<String, Value>,
 ) -> BTreeMap<String, Value> {
     let mut config: BTreeMap<String, Value> = BTreeMap::new();
+    // The default shell is left out, so that fingerprints from before
+    // `shell:` existed still match.
+    if let Some(sh) = shell.filter(|s| *s != Shell::Sh) {
+        config.insert("shell".into(), Value::String(sh.name().into()));
+    }
     config.insert(
         "run".into(),
-        if shell {
+        if shell.is_some() {
             Value::String(templates.first().map(|t| t.0.clone()).unwrap_or_default())
         } else {
             Value::Array(

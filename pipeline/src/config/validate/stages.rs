@@ -22,8 +22,9 @@ const STAGE_KEYS: &[&str] = &[
     "env",
     "desc",
     "resources",
+    "shell",
 ];
-const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env"];
+const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env", "shell"];
 const USES_ONLY: &[&str] = &["with", "inputs"];
 
 impl Validator<'_> {
