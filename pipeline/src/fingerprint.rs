@@ -14,11 +14,19 @@ use crate::hash::Digest;
 
 /// Bumped when the fingerprint's layout changes; old records then read as
 /// "fingerprint format changed" and their stages rerun.
-pub const FINGERPRINT_SCHEMA: u32 = 1;
+///
+/// 2: the stage's name is part of it (a command sees it as `$MLCYCLE_STAGE`,
+/// a built-in kind in its context: a renamed stage must not be restored
+/// from another stage's result), and outputs are sorted (their order in
+/// `outs:` changes nothing).
+pub const FINGERPRINT_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageFingerprint {
     pub schema: u32,
+    /// The stage's name.
+    #[serde(default)]
+    pub stage: String,
     pub kind: String,
     pub version: u32,
     /// Command template and env (`run:` stages) or checked `with:` params.
@@ -30,7 +38,7 @@ pub struct StageFingerprint {
     /// Input key → content hash.
     #[serde(default)]
     pub inputs: BTreeMap<String, Digest>,
-    /// Declared output paths.
+    /// Declared output paths, sorted.
     #[serde(default)]
     pub outputs: Vec<String>,
 }
@@ -40,6 +48,7 @@ pub struct StageFingerprint {
 #[derive(Serialize)]
 pub struct FingerprintRef<'a> {
     pub schema: u32,
+    pub stage: &'a str,
     pub kind: &'a str,
     pub version: u32,
     pub config: &'a BTreeMap<String, Value>,
@@ -71,6 +80,7 @@ impl StageFingerprint {
     pub fn key(&self) -> Digest {
         FingerprintRef {
             schema: self.schema,
+            stage: &self.stage,
             kind: &self.kind,
             version: self.version,
             config: &self.config,
@@ -320,6 +330,7 @@ mod tests {
     fn fp() -> StageFingerprint {
         StageFingerprint {
             schema: FINGERPRINT_SCHEMA,
+            stage: "train".into(),
             kind: "command".into(),
             version: 0,
             config: [("run".to_string(), json!("python train.py"))].into(),

@@ -118,28 +118,34 @@ pub struct StageInputs<'a> {
 
 impl StageInputs<'_> {
     pub fn key(&self) -> Digest {
+        let mut outputs: Vec<&str> = self.stage.outputs.iter().map(|o| o.path.as_str()).collect();
+        outputs.sort_unstable();
         FingerprintRef {
             schema: FINGERPRINT_SCHEMA,
+            stage: &self.stage.id,
             kind: &self.stage.kind,
             version: self.stage.version,
             config: &self.stage.config,
             params: &self.stage.params,
             inputs: &self.inputs,
-            outputs: self.stage.outputs.iter().map(|o| o.path.as_str()).collect(),
+            outputs,
         }
         .key()
     }
 
     pub fn to_fingerprint(&self) -> StageFingerprint {
         let s = self.stage;
+        let mut outputs: Vec<String> = s.outputs.iter().map(|o| o.path.clone()).collect();
+        outputs.sort_unstable();
         StageFingerprint {
             schema: FINGERPRINT_SCHEMA,
+            stage: s.id.clone(),
             kind: s.kind.clone(),
             version: s.version,
             config: s.config.clone(),
             params: s.params.clone(),
             inputs: self.inputs.clone(),
-            outputs: s.outputs.iter().map(|o| o.path.clone()).collect(),
+            outputs,
         }
     }
 }

@@ -386,6 +386,7 @@ mod tests {
     fn entry(key: &str) -> LockEntry {
         let fp = StageFingerprint {
             schema: FINGERPRINT_SCHEMA,
+            stage: key.into(),
             kind: "command".into(),
             version: 0,
             config: Default::default(),
