@@ -15,7 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{hash_file, Digest};
+use crate::hash::Digest;
+
+/// The BLAKE3 hash (hex) the engine gives a file's content: read in pieces,
+/// each large piece hashed on all cores; an error when the file changes
+/// while it is read.
+pub use crate::hash::hash_file;
 
 /// A stored output: a file or a folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,11 +80,17 @@ CREATE TABLE IF NOT EXISTS run_cache (
     key TEXT PRIMARY KEY,
     entry TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS file_memo (
+-- The file-hash memo. Its stamp grew ctime and the device (a file replaced
+-- in place with the same size and mtime kept its old hash); the memo is
+-- only a cache, so the old table is dropped rather than migrated.
+DROP TABLE IF EXISTS file_memo;
+CREATE TABLE IF NOT EXISTS file_stamps (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
+    dev INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
 ";
@@ -151,7 +157,7 @@ impl Db {
     pub fn load_memo(&self) -> Result<Memo, DbError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT path, size, mtime_ns, inode, hash FROM file_memo")
+            .prepare("SELECT path, size, mtime_ns, ctime_ns, inode, dev, hash FROM file_stamps")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -160,9 +166,11 @@ impl Db {
                     Stamp {
                         size: r.get::<_, i64>(1)? as u64,
                         mtime_ns: r.get(2)?,
-                        inode: r.get::<_, i64>(3)? as u64,
+                        ctime_ns: r.get(3)?,
+                        inode: r.get::<_, i64>(4)? as u64,
+                        dev: r.get::<_, i64>(5)? as u64,
                     },
-                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(6)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
@@ -185,27 +193,38 @@ impl Db {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO file_memo (path, size, mtime_ns, inode, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO file_stamps (path, size, mtime_ns, ctime_ns, inode, dev, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
-                     inode=excluded.inode, hash=excluded.hash",
+                     ctime_ns=excluded.ctime_ns, inode=excluded.inode, dev=excluded.dev,
+                     hash=excluded.hash",
                 )
                 .map_err(|e| DbError {
                     path: self.path.clone(),
                     source: e,
                 })?;
             for (p, s, h) in changed {
-                stmt.execute(params![p, s.size as i64, s.mtime_ns, s.inode as i64, h])
-                    .map_err(|e| DbError {
-                        path: self.path.clone(),
-                        source: e,
-                    })?;
+                stmt.execute(params![
+                    p,
+                    s.size as i64,
+                    s.mtime_ns,
+                    s.ctime_ns,
+                    s.inode as i64,
+                    s.dev as i64,
+                    h
+                ])
+                .map_err(|e| DbError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Adds run-cache entries (fingerprint key → outputs); keys already
-    /// present are kept. One transaction per run: a run-cache entry per stage
+    /// Adds run-cache entries (fingerprint key → outputs), in order: the
+    /// last entry for a key wins, so the newest result for a fingerprint is
+    /// the one restored (after `run --force`, the forced result). One transaction per run: a run-cache entry per stage
     /// would cost a file (an inode) or a commit per stage.
     pub fn save_run_cache<'e>(
         &mut self,
@@ -219,7 +238,7 @@ impl Db {
         let tx = self.conn.transaction().map_err(e)?;
         {
             let mut stmt = tx
-                .prepare_cached("INSERT OR IGNORE INTO run_cache (key, entry) VALUES (?1, ?2)")
+                .prepare_cached("INSERT OR REPLACE INTO run_cache (key, entry) VALUES (?1, ?2)")
                 .map_err(e)?;
             for entry in entries {
                 if entry.unfinished {

@@ -1,7 +1,7 @@
 //! Content hashing (BLAKE3) and the file-hash memo.
 //!
-//! Large files are memory-mapped and hashed on all cores. The memo maps a
-//! path to the (size, mtime, inode) it had when it was last hashed, so an
+//! Large files are hashed on all cores. The memo maps a path to the stamp
+//! (size, mtime, ctime, inode, device) it had when it was last hashed, so an
 //! untouched file is never read again.
 
 use std::collections::HashMap;
@@ -10,30 +10,62 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// Files at least this large are hashed memory-mapped on several threads.
-const MMAP_THRESHOLD: u64 = 1 << 20;
+/// Files are read in pieces of this size; each piece of a large file is
+/// hashed on all cores.
+const PIECE: usize = 8 << 20;
+
+/// Pieces at least this large are hashed on several threads.
+const PARALLEL_THRESHOLD: usize = 1 << 20;
 
 /// A content hash, as 64 lowercase hex digits.
 pub type Digest = String;
 
 /// Hashes a file's content.
+///
+/// The file is read, not memory-mapped: a mapped file that another process
+/// truncates while it is hashed kills the reader with SIGBUS. A file whose
+/// size, mtime or ctime differs after the read from before it changed while
+/// it was read; that is an error (`ErrorKind::Interrupted` is not used, as
+/// callers must not retry blindly), and the caller treats the file as
+/// unreadable for now.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
-    let meta = std::fs::metadata(path)?;
+    let mut f = File::open(path)?;
+    let before = Stamp::of(&f.metadata()?);
     let mut hasher = blake3::Hasher::new();
-    if meta.len() >= MMAP_THRESHOLD {
-        hasher.update_mmap_rayon(path)?;
-    } else {
-        let mut f = File::open(path)?;
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
+    let mut buf = vec![0u8; PIECE.min(before.size as usize + 1).max(64 * 1024)];
+    loop {
+        let n = read_full(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if n >= PARALLEL_THRESHOLD {
+            hasher.update_rayon(&buf[..n]);
+        } else {
             hasher.update(&buf[..n]);
         }
     }
+    let after = Stamp::of(&f.metadata()?);
+    if after != before {
+        return Err(io::Error::other(format!(
+            "{} changed while it was being read",
+            path.display()
+        )));
+    }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Fills `buf` as far as the file allows; the number of bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Hashes bytes.
@@ -41,12 +73,17 @@ pub fn hash_bytes(bytes: &[u8]) -> Digest {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// What identifies an unchanged file without reading it.
+/// What identifies an unchanged file without reading it, as git's index
+/// does: a file replaced in place with the same size and mtime (`cp -p`,
+/// `touch -r`, an archive with fixed timestamps) still gets a new ctime,
+/// which no user-level tool can set back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub inode: u64,
+    pub dev: u64,
 }
 
 impl Stamp {
@@ -57,7 +94,12 @@ impl Stamp {
                 .mtime()
                 .saturating_mul(1_000_000_000)
                 .saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
             inode: meta.ino(),
+            dev: meta.dev(),
         }
     }
 }
@@ -163,7 +205,7 @@ mod tests {
     fn large_files_hash_the_same_as_small_ones() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("big.bin");
-        let data: Vec<u8> = (0..3 * MMAP_THRESHOLD as usize)
+        let data: Vec<u8> = (0..2 * PIECE + PARALLEL_THRESHOLD + 7)
             .map(|i| (i % 251) as u8)
             .collect();
         std::fs::write(&f, &data).unwrap();

@@ -137,14 +137,10 @@ fn train<P: Serialize>(
             .collect(),
         _ => vec![],
     };
-    // Memory-mapped and hashed on every core: the training table of a
-    // large data set is hundreds of megabytes.
-    let data_hash = blake3::Hasher::new()
-        .update_mmap_rayon(path)
-        .map_err(|e| StageError::caused_by("cannot read train", e))?
-        .finalize()
-        .to_hex()
-        .to_string();
+    // Hashed on every core, as the engine hashes files: the training
+    // table of a large data set is hundreds of megabytes.
+    let data_hash = mlcycle_pipeline::cache::hash_file(path)
+        .map_err(|e| StageError::caused_by("cannot read train", e))?;
     let model = Model::describe(
         kind,
         task,
