@@ -47,6 +47,13 @@ pub fn read_capped(path: &Path) -> Result<String, LoadFailure> {
             bytes: bytes.len() as u64,
         });
     }
+    // A UTF-8 byte-order mark (editors on Windows write one) is not part of
+    // the document: YAML allows it only before the first one, and our
+    // parser would read a second top-level key as a second document.
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     String::from_utf8(bytes).map_err(|e| LoadFailure::Syntax {
         message: format!("the file is not valid UTF-8 ({e})"),
         offset: Some(e.utf8_error().valid_up_to()),

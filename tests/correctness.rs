@@ -1,0 +1,203 @@
+//! The engine's promise: a run never records a stage as fresh when a clean
+//! run would give other bytes, and never loses data. Each test is a case
+//! that broke it (engine-correctness issue), driven through the binary on a
+//! temp workspace.
+
+mod common;
+
+use common::Ws;
+
+/// A multi-line `run:` fails at its first failing line, as CI systems and
+/// Make run scripts; before, a later line that succeeded hid the failure and
+/// the stage was recorded fresh and cached.
+#[test]
+fn a_failing_middle_line_fails_the_stage() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: |\n      echo one > ${outputs.out}\n      false\n      echo two >> ${outputs.out}\n    outs: [out.txt]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("s").as_deref(), Some("failed"), "{}", r.stdout);
+    let st = ws.run(&["status"]);
+    assert_eq!(
+        st.code, 1,
+        "the failed stage must not read fresh: {}",
+        st.stdout
+    );
+}
+
+/// `shell: bash` runs with pipefail: a failing command before the last one
+/// of a pipeline fails the stage; `sh` (the default) cannot know.
+#[test]
+fn shell_bash_fails_a_broken_pipeline() {
+    let yaml = |shell: &str| {
+        format!(
+            "stages:\n  s:\n    run: false | cat > ${{outputs.out}}\n    outs: [out.txt]\n{shell}"
+        )
+    };
+    let ws = Ws::new(&yaml("    shell: bash\n"));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let ws = Ws::new(&yaml(""));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn shell_is_checked() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo hi\n    shell: fish\n  b:\n    run: [echo, hi]\n    shell: bash\n",
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("must be `sh` or `bash`, not `fish`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("applies to a command line, not to an argv list"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A file replaced in place by one of the same size with its mtime set
+/// back (`cp -p`, `touch -r`, an archive with fixed timestamps) is noticed:
+/// the memo's stamp holds the ctime, which no tool sets back.
+#[test]
+fn a_same_size_same_mtime_replacement_is_noticed() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: cp data.txt ${outputs.out}\n    deps: [data.txt]\n    outs: [out.txt]\n",
+    );
+    ws.write("data.txt", "aaaa\n");
+    // An old mtime, so the memo trusts the stamp (no racy-clean window).
+    let old = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01 00:00:00", "data.txt"])
+        .current_dir(ws.path())
+        .status()
+        .unwrap();
+    assert!(old.success());
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ws.write("data.txt", "bbbb\n");
+    let back = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01 00:00:00", "data.txt"])
+        .current_dir(ws.path())
+        .status()
+        .unwrap();
+    assert!(back.success());
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1, "the changed dep must be noticed: {}", st.stdout);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.read("out.txt"), "bbbb\n");
+}
+
+/// The run-cache keeps the newest result for a fingerprint: after
+/// `run --force`, changing a param and reverting it restores the forced
+/// result, not the one it replaced.
+#[test]
+fn the_newest_result_wins_in_the_run_cache() {
+    let ws = Ws::new(
+        "params:\n  n: 1\nstages:\n  s:\n    run: cat counter.txt > ${outputs.out}\n    params: [n]\n    deps: []\n    outs: [out.txt]\n",
+    );
+    // The command reads a file it does not declare, so a forced rerun can
+    // give other bytes for the same fingerprint.
+    ws.write("counter.txt", "first\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("counter.txt", "second\n");
+    assert_eq!(ws.run(&["run", "--force"]).code, 0);
+    assert_eq!(ws.read("out.txt"), "second\n");
+    assert_eq!(ws.run(&["run", "-p", "n=2"]).code, 0);
+    let back = ws.run(&["run"]);
+    assert_eq!(back.code, 0);
+    assert_eq!(
+        back.outcome("s").as_deref(),
+        Some("restored"),
+        "{}",
+        back.stdout
+    );
+    assert_eq!(ws.read("out.txt"), "second\n");
+}
+
+/// A stage sees its own name (`$MLCYCLE_STAGE`), so a renamed stage is not
+/// restored from the old stage's result: that would give other bytes than
+/// a clean run.
+#[test]
+fn a_renamed_stage_is_not_restored_from_the_old_name() {
+    let yaml = |name: &str| {
+        format!("stages:\n  {name}:\n    run: echo $MLCYCLE_STAGE > ${{outputs.out}}\n    outs: [out.txt]\n")
+    };
+    let ws = Ws::new(&yaml("old"));
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("mlcycle.yaml", &yaml("new"));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.outcome("new").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(ws.read("out.txt"), "new\n");
+}
+
+/// The order of `outs:` is not part of what a stage does.
+#[test]
+fn reordering_outs_does_not_rerun() {
+    let yaml = |outs: &str| {
+        format!("stages:\n  s:\n    run: echo a > a.txt; echo b > b.txt\n    outs: [{outs}]\n")
+    };
+    let ws = Ws::new(&yaml("a.txt, b.txt"));
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("mlcycle.yaml", &yaml("b.txt, a.txt"));
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+}
+
+/// A UTF-8 byte-order mark (as editors on Windows write) before a file
+/// with several top-level keys, in the pipeline and in a params file.
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let ws = Ws::new("");
+    ws.write(
+        "mlcycle.yaml",
+        "\u{feff}params_file: params.yaml\nstages:\n  s:\n    run: echo ${params.lr} > ${outputs.out}\n    params: [lr]\n    outs: [out.txt]\n",
+    );
+    ws.write("params.yaml", "\u{feff}lr: 0.5\nother: 1\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("out.txt"), "0.5\n");
+}
+
+/// A dep that another process rewrites while mlcycle hashes it is never a
+/// crash (hashing a memory-mapped file that shrinks raised SIGBUS).
+#[test]
+fn a_dep_rewritten_while_hashed_never_crashes() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: wc -c < big.bin > ${outputs.out}\n    deps: [big.bin]\n    outs: [out.txt]\n",
+    );
+    let big = vec![7u8; 8 << 20];
+    std::fs::write(ws.path().join("big.bin"), &big).unwrap();
+    let path = ws.path().join("big.bin");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u8;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Truncate, then fill again: the file shrinks under a reader.
+                let _ = std::fs::write(&path, b"");
+                let _ = std::fs::write(&path, vec![i; 8 << 20]);
+                i = i.wrapping_add(1);
+            }
+        })
+    };
+    for _ in 0..40 {
+        let r = ws.run(&["status"]);
+        assert!(
+            r.code == 0 || r.code == 1 || r.code == 2,
+            "status died (code {}): {}",
+            r.code,
+            r.stderr
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
