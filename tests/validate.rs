@@ -324,3 +324,22 @@ fn bad_executor_and_resources_are_all_reported_with_suggestions() {
     assert_eq!(code, 2);
     insta::assert_snapshot!(text);
 }
+
+/// A stage's `inputs:` problems do not hide its `with:` problems, and every
+/// unknown `with:` key is named, with a bad value beside them.
+#[test]
+fn inputs_and_with_problems_of_one_stage_are_all_reported() {
+    let ws = Ws::new(
+        "stages:\n  syn:\n    uses: dataset.synthetic\n    with: {kind: blobs, rowz: 10, sede: 3}\n  svm:\n    uses: train.svm\n    inputs: {train: syn.dta}\n    with: {kernal: linear, c: -1}\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2);
+    for needle in [
+        "unknown field `rowz`",
+        "unknown field `sede`",
+        "no output `dta`",
+        "unknown field `kernal`",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+}

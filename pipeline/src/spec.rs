@@ -199,13 +199,14 @@ mod sealed {
 pub trait StageFactory: Send + Sync + sealed::Sealed {
     /// The kind's spec.
     fn spec(&self) -> StageSpec;
-    /// Checks `with:` (a mapping, `{}` when absent) and builds the stage.
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError>;
+    /// Checks `with:` (a mapping, `{}` when absent) and builds the stage,
+    /// or says everything wrong with it.
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, Vec<ParamError>>;
     /// The smallest valid `with:` (see [`StageKind::example`]).
     fn example(&self) -> Value;
     /// `with:` parsed with the kind's defaults filled in, not checked
     /// (what the catalogue reads defaults from).
-    fn with_defaults(&self, with: &Value) -> Result<Value, ParamError>;
+    fn with_defaults(&self, with: &Value) -> Result<Value, Vec<ParamError>>;
 
     /// The kind name used in `uses:`.
     fn kind(&self) -> &'static str {
@@ -261,9 +262,9 @@ impl<K: StageKind> StageFactory for K {
         K::SPEC
     }
 
-    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, ParamError> {
+    fn build(&self, with: &Value) -> Result<Box<dyn Stage>, Vec<ParamError>> {
         let mut params = parse_params::<K::Params>(with, K::SPEC.params)?;
-        K::check(&mut params)?;
+        K::check(&mut params).map_err(|e| vec![e])?;
         Ok(Box::new(Built::<K> {
             params,
             kind: PhantomData,
@@ -274,7 +275,7 @@ impl<K: StageKind> StageFactory for K {
         K::example()
     }
 
-    fn with_defaults(&self, with: &Value) -> Result<Value, ParamError> {
+    fn with_defaults(&self, with: &Value) -> Result<Value, Vec<ParamError>> {
         let params = parse_params::<K::Params>(with, K::SPEC.params)?;
         Ok(serde_json::to_value(params).unwrap_or(Value::Null))
     }
@@ -308,12 +309,65 @@ impl<K: StageKind> Stage for Built<K> {
     }
 }
 
-/// Parses `with:` into `P`: a key no [`ParamDoc`] names is refused with the
-/// nearest valid one; a bad value is reported at its path.
-pub fn parse_params<P: DeserializeOwned>(with: &Value, docs: &[ParamDoc]) -> Result<P, ParamError> {
-    if let Some(e) = unknown_key(with, docs) {
-        return Err(e);
+/// Parses `with:` into `P`, reporting every problem it can find at once:
+/// `with:` that is not a mapping; each key no [`ParamDoc`] names (with the
+/// nearest valid one); a choice that is not a string; then the first value
+/// serde refuses, at its path, with the catalogue's words for types.
+pub fn parse_params<P: DeserializeOwned>(
+    with: &Value,
+    docs: &[ParamDoc],
+) -> Result<P, Vec<ParamError>> {
+    let Value::Object(_) = with else {
+        return Err(vec![ParamError::new(
+            &[],
+            format!(
+                "`with:` must be a mapping of param names to values, not {}",
+                kind_of(with)
+            ),
+        )
+        .with_help("write `with: {name: value, …}`")]);
+    };
+    let mut errors = Vec::new();
+    let mut known = with.clone();
+    unknown_keys(&mut known, &mut Vec::new(), docs, &mut errors);
+    for d in docs {
+        let options = choices(d.ty);
+        let at = d.name.split('.').try_fold(&known, |v, k| v.get(k));
+        if let (false, Some(v)) = (options.is_empty(), at) {
+            if !v.is_string() {
+                errors.push(
+                    ParamError::new(
+                        &d.name.split('.').collect::<Vec<_>>(),
+                        format!("`{}` must be one of: {}", d.name, options.join(", ")),
+                    )
+                    .with_help(format!("write `{}: {}`", d.name, options[0])),
+                );
+            }
+        }
     }
+    if !errors.is_empty() {
+        // Values are still checked, with the refused keys taken out, so
+        // that one run of `validate` shows every problem.
+        if let Err(e) = deserialize::<P>(&known, docs) {
+            // A required key written with a typo is one problem, not two:
+            // "unknown field `pth`, did you mean `path`?" says it all.
+            let typo_of_missing = errors.iter().any(|x| {
+                x.help.as_deref().is_some_and(|h| {
+                    h.strip_prefix("did you mean ").is_some_and(|name| {
+                        e.message == format!("missing field {}", name.trim_end_matches('?'))
+                    })
+                })
+            });
+            if !typo_of_missing && !errors.iter().any(|x| x.path == e.path) {
+                errors.push(e);
+            }
+        }
+        return Err(errors);
+    }
+    deserialize(&known, docs).map_err(|e| vec![e])
+}
+
+fn deserialize<P: DeserializeOwned>(with: &Value, docs: &[ParamDoc]) -> Result<P, ParamError> {
     serde_path_to_error::deserialize(with).map_err(|e| {
         let path: Vec<String> = e
             .path()
@@ -328,10 +382,47 @@ pub fn parse_params<P: DeserializeOwned>(with: &Value, docs: &[ParamDoc]) -> Res
         ParamError {
             path,
             at_key: false,
-            message: e.into_inner().to_string(),
+            message: plain_types(&e.into_inner().to_string()),
             help,
         }
     })
+}
+
+/// serde's type names in the catalogue's words: `expected usize` reads
+/// `expected a whole number ≥ 0`, `expected struct Gate` `expected a
+/// mapping`.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number ≥ 0"),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        ("expected u16", "expected a whole number ≥ 0"),
+        ("expected u8", "expected a whole number ≥ 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    if let Some(i) = out.find("expected struct ") {
+        out.truncate(i);
+        out.push_str("expected a mapping");
+    }
+    out
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
 }
 
 /// The choices a param's documented type lists: `` `a` | `b` `` gives
@@ -345,8 +436,8 @@ pub fn choices(ty: &str) -> Vec<&str> {
         .collect()
 }
 
-/// For a string that is not one of its param's choices: the nearest one,
-/// or the list.
+/// For a string that is not one of its param's choices: the nearest one
+/// (letter case aside), or the list.
 fn choice_help(with: &Value, path: &[String], docs: &[ParamDoc]) -> Option<String> {
     let name = path.join(".");
     let doc = docs.iter().find(|d| d.name == name)?;
@@ -355,50 +446,76 @@ fn choice_help(with: &Value, path: &[String], docs: &[ParamDoc]) -> Option<Strin
     if options.is_empty() || options.contains(&given) {
         return None;
     }
-    Some(
-        match crate::suggest::closest(given, options.iter().copied()) {
-            Some(near) => format!("did you mean `{near}`?"),
-            None => format!("use one of: {}", options.join(", ")),
-        },
-    )
+    let lower = given.to_lowercase();
+    let near = options
+        .iter()
+        .find(|o| o.to_lowercase() == lower)
+        .copied()
+        .or_else(|| crate::suggest::closest(&lower, options.iter().copied()));
+    Some(match near {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("use one of: {}", options.join(", ")),
+    })
 }
 
-/// The first key of `with:` that no [`ParamDoc`] names. A documented name
-/// may be dotted (`gate.metric`): it names a key inside a mapping.
-fn unknown_key(with: &Value, docs: &[ParamDoc]) -> Option<ParamError> {
-    fn walk(v: &Value, prefix: &mut Vec<String>, docs: &[ParamDoc]) -> Option<ParamError> {
-        let Value::Object(m) = v else { return None };
-        for (k, child) in m {
-            prefix.push(k.clone());
-            let dotted = prefix.join(".");
-            let exact = docs.iter().any(|d| d.name == dotted);
-            let inner = format!("{dotted}.");
-            let parent = docs.iter().any(|d| d.name.starts_with(&inner));
-            if !exact && !parent {
-                let siblings: Vec<&str> = docs
-                    .iter()
-                    .filter_map(|d| {
-                        let rest = if prefix.len() == 1 {
-                            Some(d.name)
-                        } else {
-                            d.name
-                                .strip_prefix(&format!("{}.", prefix[..prefix.len() - 1].join(".")))
-                        }?;
-                        Some(rest.split('.').next().unwrap_or(rest))
-                    })
-                    .collect();
-                return Some(unknown_param(prefix.clone(), k, &siblings));
-            }
-            if !exact {
-                if let Some(e) = walk(child, prefix, docs) {
-                    return Some(e);
+/// Takes out of `v` (the `with:` mapping, or a mapping inside it) every key
+/// that no [`ParamDoc`] names, reporting each. A documented name may be
+/// dotted (`gate.metric`): it names a key inside a mapping, written as one
+/// (`gate: {metric: r2}`), so the parent must be a mapping.
+fn unknown_keys(
+    v: &mut Value,
+    prefix: &mut Vec<String>,
+    docs: &[ParamDoc],
+    errors: &mut Vec<ParamError>,
+) {
+    let Value::Object(m) = v else { return };
+    let mut refused = Vec::new();
+    for (k, child) in m.iter_mut() {
+        prefix.push(k.clone());
+        let dotted = prefix.join(".");
+        let exact = !k.contains('.') && docs.iter().any(|d| d.name == dotted);
+        let inner = format!("{dotted}.");
+        let parent = !k.contains('.') && docs.iter().any(|d| d.name.starts_with(&inner));
+        if !exact && !parent {
+            let siblings: Vec<&str> = docs
+                .iter()
+                .filter_map(|d| {
+                    let rest = if prefix.len() == 1 {
+                        Some(d.name)
+                    } else {
+                        d.name
+                            .strip_prefix(&format!("{}.", prefix[..prefix.len() - 1].join(".")))
+                    }?;
+                    Some(rest.split('.').next().unwrap_or(rest))
+                })
+                .collect();
+            let mut e = unknown_param(prefix.clone(), k, &siblings);
+            if let Some((head, tail)) = k.split_once('.') {
+                if docs.iter().any(|d| d.name == dotted) {
+                    e.help = Some(format!("write `{head}: {{{tail}: …}}`"));
                 }
             }
-            prefix.pop();
+            errors.push(e);
+            refused.push(k.clone());
+        } else if parent && !exact {
+            if child.is_object() {
+                unknown_keys(child, prefix, docs, errors);
+            } else {
+                errors.push(
+                    ParamError::new(
+                        &prefix.iter().map(String::as_str).collect::<Vec<_>>(),
+                        format!("`{dotted}` must be a mapping, not {}", kind_of(child)),
+                    )
+                    .with_help(format!("write `{k}: {{name: value, …}}`")),
+                );
+                refused.push(k.clone());
+            }
         }
-        None
+        prefix.pop();
     }
-    walk(with, &mut Vec::new(), docs)
+    for k in refused {
+        m.remove(&k);
+    }
 }
 
 /// `unknown field `x`, expected …`, worded as serde does, with the nearest
@@ -519,6 +636,99 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Gate {
+        #[serde(default)]
+        metric: Option<String>,
+    }
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NestedParams {
+        #[serde(default)]
+        gate: Gate,
+    }
+    struct Nested;
+    impl StageKind for Nested {
+        type Params = NestedParams;
+        const SPEC: StageSpec = StageSpec {
+            kind: "test.nested",
+            summary: "a test kind with a nested param",
+            version: 1,
+            inputs: &[],
+            outputs: &[],
+            params: &[ParamDoc::new("gate.metric", "string", "which metric")],
+        };
+        fn run(_: &NestedParams, _: &RunContext<'_>) -> Result<(), StageError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn with_must_be_a_mapping_not_a_list_read_by_position() {
+        for with in [json!(["a.csv", 3]), json!("x"), json!(5)] {
+            let e = K.build(&with).unwrap_err();
+            assert_eq!(e.len(), 1);
+            assert!(
+                e[0].message.starts_with("`with:` must be a mapping"),
+                "{}",
+                e[0].message
+            );
+        }
+        // A nested mapping written as a list is refused too.
+        let e = Nested.build(&json!({"gate": ["r2"]})).unwrap_err();
+        assert_eq!(e[0].message, "`gate` must be a mapping, not a list");
+    }
+
+    #[test]
+    fn every_unknown_key_and_a_bad_value_are_reported_together() {
+        let e = K
+            .build(&json!({"path": "a", "rowz": 1, "sede": 2, "method": "maxabs"}))
+            .unwrap_err();
+        let paths: Vec<String> = e.iter().map(|e| e.path.join(".")).collect();
+        assert_eq!(paths, vec!["rowz", "sede", "method"], "{e:?}");
+    }
+
+    #[test]
+    fn a_choice_must_be_a_string() {
+        let e = K
+            .build(&json!({"path": "a", "method": {"standard": null}}))
+            .unwrap_err();
+        assert_eq!(e[0].path, vec!["method"]);
+        assert_eq!(e[0].message, "`method` must be one of: standard, min_max");
+    }
+
+    #[test]
+    fn a_dotted_key_is_told_to_nest() {
+        let e = Nested.build(&json!({"gate.metric": "r2"})).unwrap_err();
+        assert!(e[0].at_key);
+        assert_eq!(e[0].help.as_deref(), Some("write `gate: {metric: …}`"));
+        assert!(Nested.build(&json!({"gate": {"metric": "r2"}})).is_ok());
+    }
+
+    #[test]
+    fn type_errors_use_the_catalogue_words() {
+        let e = K.build(&json!({"path": "a", "rows": "5"})).unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "invalid type: string \"5\", expected a whole number ≥ 0"
+        );
+        let e = Nested.build(&json!({"gate": {"metric": 3}})).unwrap_err();
+        assert!(
+            e[0].message.ends_with("expected a string"),
+            "{}",
+            e[0].message
+        );
+    }
+
+    #[test]
+    fn a_choice_in_another_letter_case_is_suggested() {
+        let e = K
+            .build(&json!({"path": "a", "method": "Min_Max"}))
+            .unwrap_err();
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `min_max`?"));
+    }
+
     #[test]
     fn the_catalogue_reads_defaults_from_params() {
         assert_eq!(
@@ -539,13 +749,19 @@ mod tests {
             stage.params(),
             json!({"path": "a.csv", "rows": 10, "columns": null, "method": "standard"})
         );
-        let e = K.build(&json!({"path": "a.csv", "rows": 0})).unwrap_err();
+        let e = K
+            .build(&json!({"path": "a.csv", "rows": 0}))
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["rows"]);
     }
 
     #[test]
     fn an_unknown_key_is_named_with_the_nearest_valid_one() {
-        let e = K.build(&json!({"path": "a", "rowz": 3})).unwrap_err();
+        let e = K
+            .build(&json!({"path": "a", "rowz": 3}))
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["rowz"]);
         assert!(e.at_key);
         assert_eq!(
@@ -559,17 +775,20 @@ mod tests {
     fn a_bad_value_is_reported_at_its_key() {
         let e = K
             .build(&json!({"path": "a", "method": "maxabs"}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["method"]);
         assert!(!e.at_key);
         assert_eq!(e.help.as_deref(), Some("use one of: standard, min_max"));
         let e = K
             .build(&json!({"path": "a", "method": "standrad"}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.help.as_deref(), Some("did you mean `standard`?"));
         let e = K
             .build(&json!({"path": "a", "method": "maxabs"}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert!(
             e.message.contains("unknown variant `maxabs`"),
             "{}",
@@ -577,9 +796,10 @@ mod tests {
         );
         let e = K
             .build(&json!({"path": "a", "columns": ["x", 3]}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["columns", "1"]);
-        let e = K.build(&json!({})).unwrap_err();
+        let e = K.build(&json!({})).unwrap_err().remove(0);
         assert!(e.path.is_empty());
         assert_eq!(e.message, "missing field `path`");
     }

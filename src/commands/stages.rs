@@ -23,6 +23,14 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
                 println!("{:<w$}  {}", f.kind(), f.summary());
             }
         }
+        Some(kind) if kind == mlcycle_pipeline::registry::COMMAND_KIND => {
+            println!(
+                "command\n  Run a command in any language: `run:` stages\n\n\
+                 A `run:` stage declares what it reads with `deps:` and what it writes with\n\
+                 `outs:`; `params:` names the params it uses, `env:` adds variables and\n\
+                 `shell:` picks `sh` (the default) or `bash`. docs/pipeline-yaml.md has the rest."
+            );
+        }
         Some(kind) => {
             let Some(f) = registry.get(kind) else {
                 let help = registry

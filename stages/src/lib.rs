@@ -204,7 +204,7 @@ mod tests {
     fn every_example_builds_and_every_param_is_documented() {
         for f in builtin_registry().kinds() {
             let stage = f.build(&f.example()).unwrap_or_else(|e| {
-                panic!("the example of `{}` is refused: {}", f.kind(), e.message)
+                panic!("the example of `{}` is refused: {}", f.kind(), e[0].message)
             });
             let mut documented: Vec<&str> = f.param_docs().iter().map(|p| p.name).collect();
             // Keys as dotted paths, into the mappings a dotted doc names.
@@ -237,7 +237,7 @@ mod tests {
                             "`{}` refuses its documented {} `{choice}`: {}",
                             f.kind(),
                             p.name,
-                            e.message
+                            e[0].message
                         );
                     }
                 }

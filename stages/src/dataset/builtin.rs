@@ -34,7 +34,7 @@ impl StageKind for Builtin {
         outputs: TABLE_OUT,
         params: &[
             ParamDoc::new("name", "string", "`iris` (150 × 4 → species), `diabetes` (441 × 10 → progression; linfa-datasets 0.8.1 skips the first of the usual 442 rows), `winequality` (1599 × 11 → quality class), `linnerud` (20 × 3 → one of 3 body measures)"),
-            ParamDoc::new("target", "string", "linnerud only: `Weight`, `Waist` or `Pulse`").unset("Weight"),
+            ParamDoc::new("target", "string", "linnerud only: `Weight`, `Waist` or `Pulse`").unset("Weight (linnerud); the data set's own target otherwise"),
         ],
     };
     fn example() -> Value {
@@ -60,7 +60,10 @@ impl StageKind for Builtin {
                         .with_help(format!("choose one of: {}", LINNERUD_TARGETS.join(", "))),
                 )
             }
-            (Some(_), "linnerud") | (None, _) => {}
+            (Some(_), "linnerud") => {}
+            // Filled in, so `target: Weight` is the same stage as none.
+            (None, "linnerud") => p.target = Some("Weight".into()),
+            (None, _) => {}
             (Some(_), _) => {
                 return Err(ParamError::new(
                     &["target"],

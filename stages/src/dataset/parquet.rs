@@ -27,7 +27,8 @@ impl StageKind for Parquet {
     const SPEC: StageSpec = StageSpec {
         kind: "dataset.parquet",
         summary: "Read a Parquet file into a table (numbers stay numeric, text and booleans become categorical)",
-        version: 1,
+        // 2: columns converted by table/parquet.rs (was arrow-cast).
+        version: 2,
         inputs: &[],
         outputs: TABLE_OUT,
         params: &[

@@ -58,15 +58,29 @@ impl StageKind for Synthetic {
     type Params = SyntheticParams;
     const SPEC: StageSpec = StageSpec {
         kind: "dataset.synthetic",
-        summary: "Seeded synthetic data: house prices (area → price), regression, classification blobs",
+        summary:
+            "Seeded synthetic data: house prices (area → price), regression, classification blobs",
         version: 1,
         inputs: &[],
         outputs: TABLE_OUT,
         params: &[
-            ParamDoc::new("kind", "string", "`house_prices` (area in m² → price), `regression` (x1..xN → y) or `blobs` (x1..xN → class)"),
+            ParamDoc::new(
+                "kind",
+                "`house_prices` | `regression` | `blobs`",
+                "area in m² → price; x1..xN → y; or x1..xN → class",
+            ),
             ParamDoc::new("rows", "integer", "number of rows"),
-            ParamDoc::new("seed", "integer", "random seed: the same seed gives the same bytes"),
-            ParamDoc::new("noise", "number", "noise standard deviation (house_prices, regression) or blob spread").unset("20000 (house_prices), 1 (regression, blobs)"),
+            ParamDoc::new(
+                "seed",
+                "integer",
+                "random seed: the same seed gives the same bytes",
+            ),
+            ParamDoc::new(
+                "noise",
+                "number",
+                "noise standard deviation (house_prices, regression) or blob spread",
+            )
+            .unset("20000 (house_prices), 1 (regression, blobs)"),
             ParamDoc::new("features", "integer", "regression, blobs: feature columns"),
             ParamDoc::new("classes", "integer", "blobs: number of classes"),
         ],
@@ -252,15 +266,18 @@ mod tests {
     fn bad_params_name_the_key() {
         let e = Synthetic
             .build(&serde_json::json!({"kind": "house_prices", "rows": 0}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["rows"]);
         let e = Synthetic
             .build(&serde_json::json!({"kind": "houses"}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert!(e.message.contains("unknown variant"), "{}", e.message);
         let e = Csv
             .build(&serde_json::json!({"path": "a.csv", "types": {"x": "float"}}))
-            .unwrap_err();
+            .unwrap_err()
+            .remove(0);
         assert_eq!(e.path, vec!["types", "x"]);
     }
 }

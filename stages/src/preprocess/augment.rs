@@ -9,7 +9,6 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::clean::CLEAN_IN;
 use super::split::default_seed;
 use crate::table::ColumnData;
 
@@ -59,7 +58,12 @@ impl StageKind for Augment {
         kind: "preprocess.augment",
         summary: "Add training rows: Gaussian jitter of numeric features, or random oversampling of minority classes",
         version: 1,
-        inputs: CLEAN_IN,
+        inputs: &[PortSpec::input(
+            "data",
+            crate::ports::TABLE,
+            true,
+            "the training rows to add to",
+        )],
         outputs: AUGMENT_OUT,
         params: &[
             ParamDoc::new("method", "`jitter` | `oversample`", "add noisy copies of every row, or repeat random rows of the smaller classes until every class is as large as the largest"),

@@ -135,6 +135,13 @@ impl StageKind for Clean {
                 ));
             }
         }
+        // The default cut-off depends on the method: filled in here, so a
+        // threshold written at its default is the same stage as none.
+        p.threshold = match p.outliers {
+            Outliers::None => p.threshold,
+            Outliers::Zscore => Some(p.threshold.unwrap_or(3.0)),
+            Outliers::Iqr => Some(p.threshold.unwrap_or(1.5)),
+        };
         Ok(())
     }
     fn run(p: &CleanParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
@@ -453,5 +460,26 @@ impl CleanParams {
         let keep: Vec<usize> = (0..t.n_rows()).filter(|&r| !drop_row[r]).collect();
         report.insert("outliers".into(), Value::Object(per_col));
         Ok(t.take(&keep))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlcycle_pipeline::StageFactory;
+
+    /// A threshold written at its default is the same stage (the same
+    /// fingerprint) as none.
+    #[test]
+    fn the_default_threshold_is_filled_in() {
+        for (method, default) in [("zscore", 3.0), ("iqr", 1.5)] {
+            let bare = Clean
+                .build(&serde_json::json!({"outliers": method}))
+                .unwrap();
+            let explicit = Clean
+                .build(&serde_json::json!({"outliers": method, "threshold": default}))
+                .unwrap();
+            assert_eq!(bare.params(), explicit.params(), "{method}");
+        }
     }
 }

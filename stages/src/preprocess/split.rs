@@ -328,6 +328,7 @@ mod tests {
             Split
                 .build(&serde_json::json!({"test": 1.5}))
                 .unwrap_err()
+                .remove(0)
                 .path,
             vec!["test"]
         );

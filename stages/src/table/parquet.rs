@@ -14,9 +14,9 @@ use std::path::Path;
 use arrow_array::cast::AsArray;
 use arrow_array::temporal_conversions::{as_datetime, date32_to_datetime, date64_to_datetime};
 use arrow_array::types::{
-    ArrowPrimitiveType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, Float16Type,
-    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type,
+    ArrowPrimitiveType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, DecimalType,
+    Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
+    UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::types::{
     Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
@@ -117,6 +117,10 @@ fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
             | DataType::LargeUtf8
             | DataType::Utf8View
             | DataType::Boolean
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::Null
             | DataType::Dictionary(_, _) => false,
             other @ (DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) => {
                 return Err(format!(
@@ -186,6 +190,10 @@ fn numbers(array: &dyn Array, out: &mut Vec<f64>) -> Result<(), String> {
             primitive::<Decimal256Type>(array, out, |x| {
                 x.to_string().parse::<f64>().map_or(f64::NAN, |v| v / d)
             })
+        }
+        DataType::Null => {
+            out.extend(std::iter::repeat_n(f64::NAN, array.len()));
+            true
         }
         DataType::Boolean => {
             let a = array.as_boolean();
@@ -291,17 +299,65 @@ fn texts(array: &dyn Array, out: &mut Vec<Option<String>>) -> Result<(), String>
             TimeUnit::Microsecond => timestamps::<TimestampMicrosecondType>(array, out),
             TimeUnit::Nanosecond => timestamps::<TimestampNanosecondType>(array, out),
         },
-        t if t.is_numeric() => {
-            // A numeric column declared categorical: its numbers as text
-            // (`3`, `1.5`), as the CSV reader keeps them.
-            let mut v = Vec::with_capacity(array.len());
-            numbers(array, &mut v)?;
-            out.extend(
-                v.iter()
-                    .map(|x| (!x.is_nan()).then(|| crate::table::format_number(*x))),
-            );
-        }
+        // A numeric column declared categorical: each value's exact text,
+        // from its own type (never through f64, which would merge large
+        // integer ids and print 0.1f32 as 0.10000000149011612).
+        DataType::Int8 => exact::<Int8Type>(array, out, |x| x.to_string()),
+        DataType::Int16 => exact::<Int16Type>(array, out, |x| x.to_string()),
+        DataType::Int32 => exact::<Int32Type>(array, out, |x| x.to_string()),
+        DataType::Int64 => exact::<Int64Type>(array, out, |x| x.to_string()),
+        DataType::UInt8 => exact::<UInt8Type>(array, out, |x| x.to_string()),
+        DataType::UInt16 => exact::<UInt16Type>(array, out, |x| x.to_string()),
+        DataType::UInt32 => exact::<UInt32Type>(array, out, |x| x.to_string()),
+        DataType::UInt64 => exact::<UInt64Type>(array, out, |x| x.to_string()),
+        DataType::Float16 => exact::<Float16Type>(array, out, |x| x.to_string()),
+        DataType::Float32 => exact::<Float32Type>(array, out, |x| x.to_string()),
+        DataType::Float64 => exact::<Float64Type>(array, out, |x| x.to_string()),
+        DataType::Decimal32(p, s) => decimals::<Decimal32Type>(array, out, *p, *s),
+        DataType::Decimal64(p, s) => decimals::<Decimal64Type>(array, out, *p, *s),
+        DataType::Decimal128(p, s) => decimals::<Decimal128Type>(array, out, *p, *s),
+        DataType::Decimal256(p, s) => decimals::<Decimal256Type>(array, out, *p, *s),
+        DataType::Binary => binary(array.as_binary::<i32>().iter(), out)?,
+        DataType::LargeBinary => binary(array.as_binary::<i64>().iter(), out)?,
+        DataType::BinaryView => binary(array.as_binary_view().iter(), out)?,
+        DataType::Null => out.extend(std::iter::repeat_n(None, array.len())),
         other => return Err(format!("the type {other} does not hold text")),
+    }
+    Ok(())
+}
+
+/// Appends a primitive array's values as text, each by `text`.
+fn exact<T: ArrowPrimitiveType>(
+    array: &dyn Array,
+    out: &mut Vec<Option<String>>,
+    text: impl Fn(T::Native) -> String,
+) {
+    out.extend(array.as_primitive::<T>().iter().map(|x| x.map(&text)));
+}
+
+/// Appends a decimal array's values as exact decimal text (`12.50`).
+fn decimals<T: DecimalType>(
+    array: &dyn Array,
+    out: &mut Vec<Option<String>>,
+    precision: u8,
+    scale: i8,
+) {
+    exact::<T>(array, out, |x| T::format_decimal(x, precision, scale));
+}
+
+/// Appends byte strings as text; bytes that are not UTF-8 are an error.
+fn binary<'a>(
+    values: impl Iterator<Item = Option<&'a [u8]>>,
+    out: &mut Vec<Option<String>>,
+) -> Result<(), String> {
+    for (i, v) in values.enumerate() {
+        out.push(match v {
+            None => None,
+            Some(b) => Some(
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| format!("row {} is not UTF-8 text", i + 1))?,
+            ),
+        });
     }
     Ok(())
 }
@@ -478,6 +534,55 @@ mod tests {
                 None
             ])
         );
+    }
+
+    #[test]
+    fn numbers_declared_categorical_keep_their_exact_text() {
+        use arrow_array::{BinaryArray, NullArray, UInt64Array};
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            vec![
+                (
+                    "id",
+                    Arc::new(Int64Array::from(vec![
+                        9_007_199_254_740_993,
+                        9_007_199_254_740_992,
+                    ])),
+                ),
+                ("u", Arc::new(UInt64Array::from(vec![u64::MAX, 0]))),
+                ("f", Arc::new(Float32Array::from(vec![0.1, 2.0]))),
+                (
+                    "d",
+                    Arc::new(
+                        Decimal128Array::from(vec![123_456_789_012_345_678_901_234_567, -5])
+                            .with_precision_and_scale(30, 3)
+                            .unwrap(),
+                    ),
+                ),
+                (
+                    "b",
+                    Arc::new(BinaryArray::from(vec![&b"ab"[..], &b"c"[..]])),
+                ),
+                ("n", Arc::new(NullArray::new(2))),
+            ],
+        );
+        let types: HashMap<String, String> = ["id", "u", "f", "d", "n"]
+            .iter()
+            .map(|c| (c.to_string(), "categorical".to_string()))
+            .collect();
+        let t = Table::read_parquet(&p, &types).unwrap();
+        let text = |n: &str| match &t.column(n).unwrap().data {
+            ColumnData::Categorical(v) => v.clone(),
+            other => panic!("{n} is {other:?}"),
+        };
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(text("id"), some(&["9007199254740993", "9007199254740992"]));
+        assert_eq!(text("u"), some(&["18446744073709551615", "0"]));
+        assert_eq!(text("f"), some(&["0.1", "2"]));
+        assert_eq!(text("d"), some(&["123456789012345678901234.567", "-0.005"]));
+        assert_eq!(text("b"), some(&["ab", "c"]));
+        assert_eq!(text("n"), vec![None, None]);
     }
 
     #[test]

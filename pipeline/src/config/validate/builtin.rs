@@ -41,11 +41,16 @@ impl Validator<'_> {
             with = Value::Object(Map::new());
         }
         let wpath = d.path.key("with");
+        // A problem with `inputs:` does not hide the ones in `with:`: both
+        // are reported in the same run of `validate`.
+        let inputs_ok = self.issues.len() == before;
+        let before_with = self.issues.len();
         self.interpolate_with(d, &mut with, &wpath, &mut stage_params);
-        if self.issues.len() > before {
+        if self.issues.len() > before_with {
             return None;
         }
         match factory.build(&with) {
+            Ok(_) if !inputs_ok => None,
             Ok(stage) => {
                 let checked = params::canonical(&stage.params());
                 config.insert("with".into(), checked);
@@ -63,8 +68,10 @@ impl Validator<'_> {
                     action: Action::Builtin(Arc::from(stage)),
                 })
             }
-            Err(e) => {
-                self.bad_param(d, factory.as_ref(), e, &wpath);
+            Err(errors) => {
+                for e in errors {
+                    self.bad_param(d, factory.as_ref(), e, &wpath);
+                }
                 None
             }
         }
