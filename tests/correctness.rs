@@ -201,3 +201,101 @@ fn a_dep_rewritten_while_hashed_never_crashes() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
 }
+
+/// A folder dep that holds another stage's output depends on that stage,
+/// even when the reader is declared first and runs one stage at a time; on
+/// a fresh workspace the folder need not exist yet.
+#[test]
+fn a_folder_dep_runs_after_the_stages_that_write_into_it() {
+    let ws = Ws::new(
+        "stages:\n  count:\n    run: ls data > ${outputs.list}\n    deps: [data/]\n    outs: [list.txt]\n  clean:\n    run: mkdir -p data && echo clean > data/clean.csv\n    outs: [data/clean.csv]\n",
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("list.txt"), "clean.csv\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "fresh right after a run: {}", st.stdout);
+    let dag = ws.run(&["dag", "--format", "text"]);
+    assert!(dag.code == 0, "{}", dag.stderr);
+}
+
+/// A stage whose dep folder holds its own output reads what it writes: a
+/// cycle, named with the output inside the folder (it used to rerun on
+/// every run with "file `data/` changed").
+#[test]
+fn a_dep_folder_holding_the_stages_own_output_is_a_cycle() {
+    let ws = Ws::new(
+        "stages:\n  summary:\n    run: ls data > data/summary.txt\n    deps: [data/]\n    outs: [data/summary.txt]\n",
+    );
+    ws.write("data/raw.csv", "x\n1\n");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let flat = r
+        .stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains(
+            "stage `summary` reads `data`, which holds its own output `data/ summary.txt`"
+        ) || flat.contains(
+            "stage `summary` reads `data`, which holds its own output `data/summary.txt`"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A built-in kind's path param is a dep like `deps:`: `dataset.csv` reads
+/// a file another stage writes, so it runs after it, also on a fresh
+/// workspace where the file does not exist yet.
+#[test]
+fn a_path_param_is_wired_to_the_stage_that_writes_the_file() {
+    let ws = Ws::new(
+        "stages:\n  load:\n    uses: dataset.csv\n    with: {path: data/raw.csv, target: y}\n  fetch:\n    run: mkdir -p data && printf 'x,y\\n1,2\\n3,4\\n' > data/raw.csv\n    outs: [data/raw.csv]\n",
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("load").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(ws.run(&["status"]).code, 0);
+    // A change to the file reruns the reader through its producer.
+    ws.write(
+        "mlcycle.yaml",
+        &ws.read("mlcycle.yaml").replace("3,4", "5,6"),
+    );
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1);
+    assert!(st.stdout.contains("load"), "{}", st.stdout);
+}
+
+/// A dep written as an absolute path inside the workspace is the same path
+/// as its relative spelling: the output of the stage that writes it.
+#[test]
+fn an_absolute_dep_inside_the_workspace_is_an_output() {
+    let ws = Ws::new("");
+    let abs = ws.path().canonicalize().unwrap().join("a.txt");
+    ws.write(
+        "mlcycle.yaml",
+        &format!(
+            "stages:\n  b:\n    run: cat {0} > ${{outputs.b}}\n    deps: [{0}]\n    outs: [b.txt]\n  a:\n    run: echo a > a.txt\n    outs: [a.txt]\n",
+            abs.display()
+        ),
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("b.txt"), "a\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
+}
+
+/// Every cycle is reported, not only the first.
+#[test]
+fn every_cycle_is_reported() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: cat b.txt > a.txt\n    deps: [b.txt]\n    outs: [a.txt]\n  b:\n    run: cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  c:\n    run: cat d.txt > c.txt\n    deps: [d.txt]\n    outs: [c.txt]\n  d:\n    run: cat c.txt > d.txt\n    deps: [c.txt]\n    outs: [d.txt]\n",
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("a → b → a"), "{}", r.stderr);
+    assert!(r.stderr.contains("c → d → c"), "{}", r.stderr);
+}

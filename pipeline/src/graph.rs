@@ -36,7 +36,11 @@ impl StageGraph {
         for (i, s) in p.stages.iter().enumerate() {
             let mut seen = BTreeSet::new();
             for input in &s.inputs {
-                if let Source::Stage { stage, .. } = input.source {
+                let from: &[usize] = match &input.source {
+                    Source::Stage { stage, .. } => std::slice::from_ref(stage),
+                    Source::File(_) => &input.written_by,
+                };
+                for &stage in from {
                     if seen.insert(stage) {
                         graph.add_edge(NodeIndex::new(stage), NodeIndex::new(i), ());
                     }

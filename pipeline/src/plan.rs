@@ -168,12 +168,24 @@ pub fn fingerprint<'a>(
                 } else {
                     ws.root.as_path()
                 };
-                memo.hash_path(root, f)
-                    .map_err(|source| InputError {
-                        path: f.clone(),
-                        source,
-                    })?
-                    .0
+                match memo.hash_path(root, f) {
+                    Ok((h, ..)) => h,
+                    // A folder that other stages fill does not exist before
+                    // they first run: no content yet, as for an upstream
+                    // output without a result.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            && !inp.written_by.is_empty() =>
+                    {
+                        Digest::default()
+                    }
+                    Err(source) => {
+                        return Err(InputError {
+                            path: f.clone(),
+                            source,
+                        })
+                    }
+                }
             }
         };
         inputs.insert(inp.key.clone(), h);

@@ -77,6 +77,10 @@ pub struct Input {
     /// The path the stage reads, relative to the workspace.
     pub path: String,
     pub source: Source,
+    /// For a path in the workspace (`Source::File`): the other stages that
+    /// write inside it (a folder dep holding their outputs). The stage runs
+    /// after them, and reads the folder as they leave it.
+    pub written_by: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]

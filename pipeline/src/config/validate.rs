@@ -4,6 +4,7 @@
 mod builtin;
 mod command;
 mod cycles;
+mod folders;
 mod inputs;
 mod outputs;
 mod params;
@@ -164,10 +165,11 @@ impl Validator<'_> {
 
         // Pass 2: inputs, params, actions.
         let out_index = outputs::output_index(&drafts);
-        let defs: Vec<Option<StageDef>> = drafts
+        let mut defs: Vec<Option<StageDef>> = drafts
             .iter()
             .map(|d| self.finish(d, &drafts, &ids, &out_index))
             .collect();
+        self.link_folder_deps(&drafts, &mut defs);
         self.check_cycles(&drafts, &defs);
         // Where stages run.
         let executor = self.check_executor(top);

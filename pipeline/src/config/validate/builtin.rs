@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
-use super::super::{Action, Input, Source, StageDef};
+use super::super::{Action, Input, StageDef};
 use super::paths::{normalize_any, stem};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
@@ -54,7 +54,7 @@ impl Validator<'_> {
             Ok(stage) => {
                 let checked = params::canonical(&stage.params());
                 config.insert("with".into(), checked);
-                if !self.check_file_deps(d, stage.as_ref(), &wpath, &mut inputs) {
+                if !self.check_file_deps(d, stage.as_ref(), &wpath, &mut inputs, out_index) {
                     return None;
                 }
                 Some(StageDef {
@@ -165,25 +165,45 @@ impl Validator<'_> {
         stage: &dyn Stage,
         wpath: &YamlPath,
         inputs: &mut Vec<Input>,
+        out_index: &HashMap<&str, (usize, usize)>,
     ) -> bool {
         let mut file_deps_ok = true;
         for f in stage.file_deps() {
-            match normalize_any(&f) {
-                Some(norm) if self.root.join(&norm).exists() => inputs.push(Input {
-                    key: norm.clone(),
-                    name: stem(&norm),
-                    path: norm.clone(),
-                    source: Source::File(norm),
+            // A path param is a dep like any other: another stage's output,
+            // a file inside an output folder, a file that exists, or a
+            // folder other stages write into.
+            let found = normalize_any(&f)
+                .map(|n| self.in_workspace(n))
+                .and_then(|n| self.find_path(Some(&n), out_index));
+            match found {
+                Some((path, source)) => inputs.push(Input {
+                    key: path.clone(),
+                    name: stem(&path),
+                    path,
+                    source,
+                    written_by: Vec::new(),
                 }),
-                _ => {
+                None => {
                     file_deps_ok = false;
+                    // Marked at the param that holds the path, when one does.
+                    let at = d
+                        .decl
+                        .get("with")
+                        .and_then(|w| w.as_object())
+                        .and_then(|w| w.iter().find(|(_, v)| v.as_str() == Some(f.as_str())))
+                        .map(|(k, _)| (wpath.key(k.clone()), Part::Value))
+                        .unwrap_or((wpath.clone(), Part::Key));
                     self.push(
                         "missing_input",
-                        wpath,
-                        Part::Key,
+                        &at.0,
+                        at.1,
                         format!("stage `{}` reads missing file `{f}`", d.id),
-                        "here",
-                        Some("paths are relative to the workspace root".into()),
+                        "not found",
+                        Some(
+                            "paths are relative to the workspace root; create the file, or name \
+                             the output of the stage that writes it"
+                                .into(),
+                        ),
                     );
                 }
             }

@@ -14,14 +14,14 @@ impl Validator<'_> {
             .map(|s| {
                 s.iter()
                     .flat_map(|s| s.inputs.iter())
-                    .filter_map(|i| match i.source {
-                        Source::Stage { stage, .. } => Some(stage),
-                        Source::File(_) => None,
+                    .flat_map(|i| match i.source {
+                        Source::Stage { stage, .. } => vec![stage],
+                        Source::File(_) => i.written_by.clone(),
                     })
                     .collect()
             })
             .collect();
-        if let Some(cycle) = find_cycle(&deps) {
+        for cycle in find_cycles(deps) {
             let chain: Vec<&str> = cycle
                 .iter()
                 .chain(cycle.first())
@@ -38,6 +38,23 @@ impl Validator<'_> {
             );
         }
     }
+}
+
+/// One cycle per separate tangle of stages: after a cycle is found, its
+/// stages are taken out and the search goes on, so that every cycle that
+/// shares no stage with another is reported in one go.
+pub(crate) fn find_cycles(mut deps: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+    let mut cycles = Vec::new();
+    while let Some(cycle) = find_cycle(&deps) {
+        for &n in &cycle {
+            deps[n].clear();
+        }
+        for list in &mut deps {
+            list.retain(|d| !cycle.contains(d));
+        }
+        cycles.push(cycle);
+    }
+    cycles
 }
 
 /// A directed cycle in `deps` (stage → the stages it reads), as stage
@@ -104,6 +121,14 @@ mod tests {
     fn no_cycle_in_a_diamond() {
         let deps = vec![vec![], vec![0], vec![0], vec![1, 2]];
         assert!(find_cycle(&deps).is_none());
+    }
+
+    #[test]
+    fn every_separate_cycle_is_found() {
+        // 0 <-> 1, and 2 -> 3 -> 4 -> 2, and 5 reads 0.
+        let deps = vec![vec![1], vec![0], vec![4], vec![2], vec![3], vec![0]];
+        let cycles = super::find_cycles(deps);
+        assert_eq!(cycles, vec![vec![0, 1], vec![2, 3, 4]]);
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Validator<'_> {
                 name,
                 path: p,
                 source,
+                written_by: Vec::new(),
             });
         }
         inputs
@@ -151,6 +152,7 @@ impl Validator<'_> {
                     name: port.clone(),
                     path: p,
                     source,
+                    written_by: Vec::new(),
                 });
             }
         }

@@ -23,7 +23,7 @@ impl Validator<'_> {
         out_index: &HashMap<&str, (usize, usize)>,
     ) -> Option<(String, Source)> {
         let (as_ref, unknown_port) = find_ref(raw, drafts, ids);
-        let norm = normalize_any(raw);
+        let norm = normalize_any(raw).map(|n| self.in_workspace(n));
         let as_path = self.find_path(norm.as_ref(), out_index);
         match (as_ref, as_path) {
             (Some((si, oi)), Some((_, src)))
@@ -81,9 +81,23 @@ impl Validator<'_> {
         None
     }
 
+    /// An absolute path inside the workspace, relative to its root (the
+    /// one identity every path in the pipeline gets); any other path as is.
+    pub(super) fn in_workspace(&self, norm: String) -> String {
+        if !norm.starts_with('/') {
+            return norm;
+        }
+        match Path::new(&norm).strip_prefix(&self.root) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => norm,
+        }
+    }
+
     /// Looks `norm` up as a path: another stage's output (or a file inside
-    /// an output folder), or a file that exists.
-    fn find_path(
+    /// an output folder), a file that exists, or a folder that will hold
+    /// other stages' outputs.
+    pub(super) fn find_path(
         &self,
         norm: Option<&String>,
         out_index: &HashMap<&str, (usize, usize)>,
@@ -116,7 +130,8 @@ impl Validator<'_> {
             } else {
                 self.root.join(norm)
             };
-            full.exists()
+            let inner = format!("{norm}/");
+            (full.exists() || out_index.keys().any(|o| o.starts_with(&inner)))
                 .then(|| (norm.clone(), Source::File(norm.clone())))
         })
     }
