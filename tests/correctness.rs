@@ -299,3 +299,97 @@ fn every_cycle_is_reported() {
     assert!(r.stderr.contains("a → b → a"), "{}", r.stderr);
     assert!(r.stderr.contains("c → d → c"), "{}", r.stderr);
 }
+
+/// A NUL byte in a param (from the file, a params file or `-p`) is refused
+/// at validation, at its key, instead of failing the stage when it starts.
+#[test]
+fn a_nul_byte_is_refused_at_its_key() {
+    let ws = Ws::new(
+        "params_file: params.yaml\nparams:\n  msg: \"a\\0b\"\nstages:\n  s:\n    run: echo ${params.msg} ${params.other} > ${outputs.out}\n    params: [msg, other]\n    outs: [out.txt]\n",
+    );
+    ws.write("params.yaml", "other: \"x\\0\"\n");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("mlcycle.yaml:3:8"), "{}", r.stderr);
+    assert!(r.stderr.contains("params.yaml:1:8"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("a NUL byte cannot be passed").count(), 2);
+}
+
+/// `env:` names must be variable names, and two deps may not map to one
+/// `MLCYCLE_IN_*` variable (`a-b` and `a_b` are both `MLCYCLE_IN_A_B`).
+#[test]
+fn environment_names_are_checked() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: echo hi > out.txt\n    deps: [a-b.txt, a_b.txt]\n    outs: [out.txt]\n    env: {A=B: 1, 9X: 2, OK_1: 3}\n",
+    );
+    ws.write("a-b.txt", "1");
+    ws.write("a_b.txt", "2");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    let flat = r
+        .stderr
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains("`A=B` in `env:` of stage `s` is not a variable name"),
+        "{flat}"
+    );
+    assert!(flat.contains("`9X` in `env:`"), "{flat}");
+    assert!(!flat.contains("`OK_1`"), "{flat}");
+    assert!(flat.contains("would both be `$MLCYCLE_IN_A_B`"), "{flat}");
+}
+
+/// A stage name too long to name its log file after is refused (its log
+/// used to be lost, and `runs show --logs` then called the stage fresh).
+#[test]
+fn a_stage_name_too_long_for_a_file_name_is_refused() {
+    let name = "s".repeat(260);
+    let ws = Ws::new(&format!(
+        "stages:\n  {name}:\n    run: echo hi > out.txt\n    outs: [out.txt]\n"
+    ));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let flat = |s: &str| {
+        s.replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        flat(&r.stderr).contains("is 260 characters long; the limit is 200"),
+        "{}",
+        r.stderr
+    );
+    // A 100 000-character name is refused the same way, without a panic.
+    let name = "s".repeat(100_000);
+    let ws = Ws::new(&format!(
+        "stages:\n  {name}:\n    run: echo hi > out.txt\n    outs: [out.txt]\n"
+    ));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    // YAML allows implicit keys of 1024 characters at most: the parser
+    // refuses it first, and the error names the place without a snippet
+    // (drawing a label past column 65 535 used to panic).
+    assert!(flat(&r.stderr).contains("mlcycle.yaml:2:"), "{}", r.stderr);
+}
+
+/// A problem past column 65 535 (a long one-line JSON pipeline) is reported
+/// with its place, without a snippet, instead of panicking the renderer.
+#[test]
+fn a_problem_far_along_one_line_is_reported_without_a_panic() {
+    let mut stages: Vec<String> = (0..2000)
+        .map(|i| {
+            format!("\"s{i}\": {{\"run\": \"echo {i} > o{i}.txt\", \"outs\": [\"o{i}.txt\"]}}")
+        })
+        .collect();
+    stages.push("\"last\": {\"run\": \"echo\", \"oust\": [\"x.txt\"]}".into());
+    let ws = Ws::new(&format!("{{\"stages\": {{{}}}}}\n", stages.join(", ")));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(r.stderr.contains("oust"), "{}", r.stderr);
+    assert!(r.stderr.contains("(at mlcycle.yaml:1:"), "{}", r.stderr);
+}

@@ -168,6 +168,7 @@ impl ConfigError {
                     _ => None,
                 };
                 let line_col = span.map(|(o, _)| line_col(text, o));
+                let (issue, span) = drop_long_snippet(issue, span, line_col, &name);
                 LocatedIssue {
                     issue,
                     src,
@@ -196,6 +197,7 @@ impl ConfigError {
             (o, 1)
         });
         let line_col = span.map(|(o, _)| line_col(text, o));
+        let (issue, span) = drop_long_snippet(issue, span, line_col, name);
         ConfigError {
             file: file.to_path_buf(),
             issues: vec![LocatedIssue {
@@ -206,6 +208,27 @@ impl ConfigError {
                 file_name: name.to_string(),
             }],
         }
+    }
+}
+
+/// The widest column a source snippet is drawn for. The renderer cannot
+/// draw a label past column 65 535 (it panics), and a snippet of a line that
+/// long shows nothing useful: past this, the problem names its
+/// file:line:column in the message and shows no snippet.
+const MAX_SNIPPET_COLUMN: usize = 10_000;
+
+fn drop_long_snippet(
+    mut issue: Issue,
+    span: Option<(usize, usize)>,
+    line_col: Option<(usize, usize)>,
+    name: &str,
+) -> (Issue, Option<(usize, usize)>) {
+    match (span, line_col) {
+        (Some((_, len)), Some((line, col))) if col + len > MAX_SNIPPET_COLUMN => {
+            issue.message = format!("{} (at {name}:{line}:{col})", issue.message);
+            (issue, None)
+        }
+        _ => (issue, span),
     }
 }
 

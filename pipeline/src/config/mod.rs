@@ -12,7 +12,7 @@ pub mod span;
 mod validate;
 
 pub use error::{ConfigError, FileKey, Issue, LocatedIssue};
-pub use pipeline::{Action, Input, Output, Pipeline, Shell, Source, StageDef};
+pub use pipeline::{env_var_name, Action, Input, Output, Pipeline, Shell, Source, StageDef};
 pub use span::{Part, YamlPath};
 pub use validate::{load_pipeline, LoadOptions};
 

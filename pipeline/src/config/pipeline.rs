@@ -149,3 +149,17 @@ impl fmt::Debug for Action {
         }
     }
 }
+
+/// The environment variable suffix a dep or output name gets
+/// (`MLCYCLE_IN_<NAME>`): letters and digits upper-cased, anything else `_`.
+pub fn env_var_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

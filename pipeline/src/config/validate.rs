@@ -142,6 +142,7 @@ impl Validator<'_> {
         overrides: &[(String, String)],
         file: &Path,
     ) -> Option<Pipeline> {
+        self.check_nul(doc, &YamlPath::root(), FileKey::Pipeline);
         let top = self.check_top(doc)?;
         let name = self.check_name(top);
         self.load_params(top);

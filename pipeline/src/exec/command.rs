@@ -15,7 +15,7 @@ use super::runner::{
     in_place, Failure, Produced, RunFailure, Runner, StageJob, StageLog, TAIL_LINES,
 };
 use super::scheduler::Reporter;
-use crate::config::{Action, Shell, StageDef};
+use crate::config::{env_var_name, Action, Shell, StageDef};
 use crate::workspace::Workspace;
 
 /// Command lines longer than this run from a script file (see run_command).
@@ -106,10 +106,10 @@ fn run_command(
             serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into()),
         );
     for inp in &s.inputs {
-        cmd.env(format!("MLCYCLE_IN_{}", env_name(&inp.name)), &inp.path);
+        cmd.env(format!("MLCYCLE_IN_{}", env_var_name(&inp.name)), &inp.path);
     }
     for o in &s.outputs {
-        cmd.env(format!("MLCYCLE_OUT_{}", env_name(&o.name)), &o.path);
+        cmd.env(format!("MLCYCLE_OUT_{}", env_var_name(&o.name)), &o.path);
     }
     for (k, v) in env {
         cmd.env(k, v);
@@ -194,16 +194,4 @@ fn pump(
         }
         reporter.line(stage, line, is_err);
     }
-}
-
-fn env_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
-use super::super::{Action, Input, Output, Shell, StageDef};
+use super::super::{env_var_name, Action, Input, Output, Shell, StageDef};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
 use crate::params;
@@ -60,6 +60,7 @@ impl Validator<'_> {
             }
         }
         let (env, env_templates) = self.check_env(d, &inputs, &mut stage_params);
+        self.check_env_collisions(d, &inputs);
         let config = command_config(d, &templates, shell, env_templates);
         if self.issues.len() > before {
             return None;
@@ -74,6 +75,46 @@ impl Validator<'_> {
             config,
             action: Action::Command { argv, shell, env },
         })
+    }
+
+    /// Checks that no two deps, and no two outputs, get the same variable
+    /// (`a-b` and `a_b` are both `MLCYCLE_IN_A_B`): the command would see
+    /// only one of them.
+    fn check_env_collisions(&mut self, d: &Draft<'_>, inputs: &[Input]) {
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (i, inp) in inputs.iter().enumerate() {
+            let var = format!("MLCYCLE_IN_{}", env_var_name(&inp.name));
+            if let Some(other) = seen.insert(var.clone(), &inp.name) {
+                self.push(
+                    "env_collision",
+                    &d.path.key("deps").index(i),
+                    Part::Value,
+                    format!(
+                        "deps `{other}` and `{}` of stage `{}` would both be `${var}`",
+                        inp.name, d.id
+                    ),
+                    "same variable",
+                    Some("name one of them: `- other_name: path`".into()),
+                );
+            }
+        }
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (i, o) in d.outputs.iter().enumerate() {
+            let var = format!("MLCYCLE_OUT_{}", env_var_name(&o.name));
+            if let Some(other) = seen.insert(var.clone(), &o.name) {
+                self.push(
+                    "env_collision",
+                    &d.path.key("outs").index(i),
+                    Part::Value,
+                    format!(
+                        "outputs `{other}` and `{}` of stage `{}` would both be `${var}`",
+                        o.name, d.id
+                    ),
+                    "same variable",
+                    Some("name one of them: `- other_name: path`".into()),
+                );
+            }
+        }
     }
 
     /// Checks `shell:`: `sh` (the default) or `bash`, for a command line
@@ -184,6 +225,17 @@ impl Validator<'_> {
                 ),
                 Some(m) => {
                     for (k, v) in m {
+                        if !valid_env_name(k) {
+                            self.push(
+                                "env_name",
+                                &epath.key(k),
+                                Part::Key,
+                                format!("`{k}` in `env:` of stage `{}` is not a variable name", d.id),
+                                "invalid name",
+                                Some("a variable name is letters, digits and `_`, not starting with a digit (`LR`, `TRAIN_DIR`)".into()),
+                            );
+                            continue;
+                        }
                         let t = match v {
                             Value::String(s) => s.clone(),
                             Value::Number(_) | Value::Bool(_) => v.to_string(),
@@ -384,4 +436,14 @@ fn command_config(
         );
     }
     config
+}
+
+/// A POSIX environment variable name: letters, digits and `_`, not starting
+/// with a digit.
+fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

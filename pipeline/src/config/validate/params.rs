@@ -61,7 +61,10 @@ impl Validator<'_> {
         let text = self.read_params_file(rel, &full, &name, &p)?;
         let mut merged = None;
         match load::parse(&text) {
-            Ok(value) if value.is_object() => merged = Some(value),
+            Ok(value) if value.is_object() => {
+                self.check_nul(&value, &YamlPath::root(), FileKey::Params);
+                merged = Some(value);
+            }
             Ok(_) => self.params_issue(format!("params file `{rel}` must hold a mapping"), None),
             Err(LoadFailure::Syntax { message, offset }) => self.params_issue(
                 format!("params file `{rel}`: invalid YAML: {message}"),
@@ -139,6 +142,22 @@ impl Validator<'_> {
     /// exist.
     pub(super) fn apply_overrides(&mut self, overrides: &[(String, String)]) {
         for (key, raw) in overrides {
+            if raw.contains('\0') || key.contains('\0') {
+                self.issues.push(Issue {
+                    code: "nul_byte",
+                    message: format!(
+                        "`-p {}`: a NUL byte cannot be passed to a command",
+                        key.replace('\0', "\\0")
+                    ),
+                    help: None,
+                    file: FileKey::Pipeline,
+                    path: Some(YamlPath::root()),
+                    part: Part::Key,
+                    label: "overridden here".into(),
+                    offset: None,
+                });
+                continue;
+            }
             let value = load::parse_scalar(raw);
             if !params::set_existing(&mut self.params, key, value) {
                 let keys = params::all_keys(&self.params);
@@ -226,6 +245,44 @@ impl Validator<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Reports every string (key or value) in `v` that holds a NUL byte: no
+    /// command line, environment variable or file name can carry one, so it
+    /// is refused here, at its key, rather than when the stage starts.
+    pub(super) fn check_nul(&mut self, v: &Value, path: &YamlPath, file: FileKey) {
+        let report = |this: &mut Self, path: &YamlPath, part: Part| {
+            this.issues.push(Issue {
+                code: "nul_byte",
+                message: "a NUL byte cannot be passed to a command or a file name".into(),
+                help: Some("remove the `\\0` (or `\\x00`) from the string".into()),
+                file,
+                path: Some(path.clone()),
+                part,
+                label: "holds a NUL byte".into(),
+                offset: None,
+            });
+        };
+        match v {
+            Value::String(s) if s.contains('\0') => report(self, path, Part::Value),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    self.check_nul(x, &path.index(i), file);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let p = path.key(k.clone());
+                    if k.contains('\0') {
+                        report(self, &p, Part::Key);
+                    }
+                    self.check_nul(x, &p, file);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -24,6 +24,9 @@ const STAGE_KEYS: &[&str] = &[
     "resources",
     "shell",
 ];
+/// The longest stage name: its log file `<stage>.log` (and the run
+/// script `<stage>.sh`) must stay within a file name's 255 bytes.
+const MAX_STAGE_NAME: usize = 200;
 const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env", "shell"];
 const USES_ONLY: &[&str] = &["with", "inputs"];
 
@@ -75,8 +78,25 @@ impl Validator<'_> {
         })
     }
 
-    /// Checks that a stage name holds only letters, digits, `_` and `-`.
+    /// Checks that a stage name holds only letters, digits, `_` and `-`,
+    /// and is short enough to name files after (its log, `<stage>.log`,
+    /// within the 255 bytes a file name may have).
     fn check_stage_name(&mut self, id: &str, path: &YamlPath) {
+        if id.len() > MAX_STAGE_NAME {
+            self.push(
+                "stage_name",
+                path,
+                Part::Key,
+                format!(
+                    "stage name `{}…` is {} characters long; the limit is {MAX_STAGE_NAME}",
+                    &id[..id.char_indices().nth(40).map_or(id.len(), |(i, _)| i)],
+                    id.chars().count()
+                ),
+                "too long",
+                Some("files are named after stages (their logs), and a file name has at most 255 bytes".into()),
+            );
+            return;
+        }
         if id.is_empty()
             || !id
                 .chars()
