@@ -7,6 +7,15 @@ mod common;
 
 use common::Ws;
 
+/// Rendered text with the renderer's wrapping undone: `│` gutters and line
+/// breaks become single spaces.
+fn flat(s: &str) -> String {
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A multi-line `run:` fails at its first failing line, as CI systems and
 /// Make run scripts; before, a later line that succeeded hid the failure and
 /// the stage was recorded fresh and cached.
@@ -392,4 +401,210 @@ fn a_problem_far_along_one_line_is_reported_without_a_panic() {
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert!(r.stderr.contains("oust"), "{}", r.stderr);
     assert!(r.stderr.contains("(at mlcycle.yaml:1:"), "{}", r.stderr);
+}
+
+/// Runs mlcycle with a time limit, so that a hang fails the test instead
+/// of stalling it.
+fn run_limited(ws: &Ws, args: &[&str]) -> common::Run {
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(common::bin())
+        .args(args)
+        .current_dir(ws.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let r = common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_ne!(r.code, 124, "mlcycle {args:?} hung");
+    r
+}
+
+/// A FIFO or a device as a dep or as `params_file:` hung (or read /dev/zero
+/// into memory); anything but a regular file or folder is refused.
+#[test]
+fn fifos_and_devices_are_refused_not_read() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: echo hi > ${outputs.out}\n    deps: [pipe]\n    outs: [out.txt]\n",
+    );
+    assert!(std::process::Command::new("mkfifo")
+        .arg(ws.path().join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let r = run_limited(&ws, &["status"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is a named pipe (FIFO)"), "{}", r.stderr);
+    ws.write(
+        "mlcycle.yaml",
+        "params_file: /dev/zero\nstages:\n  s:\n    run: echo hi > ${outputs.out}\n    deps: [/dev/zero]\n    outs: [out.txt]\n",
+    );
+    let r = run_limited(&ws, &["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is a device"), "{}", r.stderr);
+}
+
+/// YAML merge keys (`<<: *base`), common in params files, are applied.
+#[test]
+fn merge_keys_are_applied() {
+    let ws = Ws::new(
+        "params_file: params.yaml\nstages:\n  s:\n    run: echo ${params.fine.epochs} ${params.fine.lr} > ${outputs.out}\n    params: [fine.epochs, fine.lr]\n    outs: [out.txt]\n",
+    );
+    ws.write(
+        "params.yaml",
+        "base: &base\n  epochs: 10\n  lr: 0.1\nfine:\n  <<: *base\n  lr: 0.01\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("out.txt"), "10 0.01\n");
+}
+
+/// An integer too large for 64 bits is refused the same way from the file
+/// and from `-p` (from the file it was refused at 20 digits as "invalid
+/// YAML", and silently became a float at 39; `-p` took both).
+#[test]
+fn integers_beyond_64_bits_are_refused_from_the_file_and_from_p() {
+    let yaml = |n: &str| {
+        format!("params:\n  seed: {n}\nstages:\n  s:\n    run: echo ${{params.seed}} > ${{outputs.out}}\n    params: [seed]\n    outs: [out.txt]\n")
+    };
+    for digits in [
+        "12345678901234567890123",
+        "1234567890123456789012345678901234567890123",
+    ] {
+        let ws = Ws::new(&yaml(digits));
+        let r = ws.run(&["validate"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            flat(&r.stderr).contains("does not fit in 64 bits"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("mlcycle.yaml:2:9"), "{}", r.stderr);
+        let ws = Ws::new(&yaml("1"));
+        let r = ws.run(&["validate", "-p", &format!("seed={digits}")]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            flat(&r.stderr).contains("does not fit in 64 bits"),
+            "{}",
+            r.stderr
+        );
+    }
+    // The largest 64-bit values and quoted long numbers pass, exactly.
+    let ws = Ws::new(&yaml("\"12345678901234567890123\""));
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.read("out.txt"), "12345678901234567890123\n");
+    let ws = Ws::new(&yaml("18446744073709551615"));
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.read("out.txt"), "18446744073709551615\n");
+}
+
+/// A second YAML document is refused with the `---` that starts it marked.
+#[test]
+fn a_second_document_is_marked() {
+    let ws = Ws::new("stages:\n  a:\n    run: echo\n---\nstages:\n  b:\n    run: echo\n");
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("more than one YAML document"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("mlcycle.yaml:4:1"), "{}", r.stderr);
+}
+
+/// Two deps with the same default name (two built-ins' `data`) stay
+/// allowed; named outputs and deps may be reordered without a rerun.
+#[test]
+fn same_default_names_are_allowed_and_named_lists_may_be_reordered() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    uses: util.import\n    with: {path: x.txt}\n  b:\n    uses: util.import\n    with: {path: y.txt}\n  j:\n    run: cat artifacts/a/data artifacts/b/data > ${outputs.j}; touch ${outputs.k}\n    deps: [a.data, b.data]\n    outs: [j: j.txt, k: k.txt]\n",
+    );
+    ws.write("x.txt", "x\n");
+    ws.write("y.txt", "y\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("j.txt"), "x\ny\n");
+    let yaml = ws
+        .read("mlcycle.yaml")
+        .replace("[j: j.txt, k: k.txt]", "[k: k.txt, j: j.txt]");
+    ws.write("mlcycle.yaml", &yaml);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let again = ws
+        .read("mlcycle.yaml")
+        .replace("[k: k.txt, j: j.txt]", "[j: j.txt, k: k.txt]");
+    ws.write("mlcycle.yaml", &again);
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+}
+
+/// `env:` may not replace the variables mlcycle sets, and a command line
+/// that starts with `-` is a command, not a shell option.
+#[test]
+fn reserved_variables_and_dash_commands() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: echo hi > out.txt\n    outs: [out.txt]\n    env: {MLCYCLE_STAGE: zzz}\n",
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        flat(&r.stderr).contains("would replace a variable mlcycle sets"),
+        "{}",
+        r.stderr
+    );
+    let ws = Ws::new("stages:\n  s:\n    run: -h\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("-h: not found")
+            || r.stdout.contains("-h: not found")
+            || r.stderr.contains("not found"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Illegal option"), "{}", r.stderr);
+}
+
+/// The workspace root as a dep holds every output: a stage with outputs
+/// that reads it reads what it writes; one without runs after all others,
+/// and mlcycle's own state is not part of what it reads.
+#[test]
+fn the_workspace_root_as_a_dep() {
+    let ws = Ws::new(
+        "stages:\n  all:\n    run: echo reading\n    deps: [./]\n  a:\n    run: echo a > a.txt\n    outs: [a.txt]\n",
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "fresh after a run: {}", st.stdout);
+    let ws = Ws::new(
+        "stages:\n  all:\n    run: ls > listing.txt\n    deps: [.]\n    outs: [listing.txt]\n",
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("holds its own output"), "{}", r.stderr);
+}
+
+/// `../<workspace>/data/a.txt` leaves the workspace and comes back: the
+/// same path as `data/a.txt`.
+#[test]
+fn a_path_that_leaves_and_reenters_the_workspace() {
+    let ws = Ws::new("");
+    let name = ws
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    ws.write(
+        "mlcycle.yaml",
+        &format!("stages:\n  r:\n    run: cat ../{name}/data/a.txt > r.txt\n    deps: [../{name}/data/a.txt]\n    outs: [r.txt]\n  w:\n    run: mkdir -p data && echo w > data/a.txt\n    outs: [data/a.txt]\n"),
+    );
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("r.txt"), "w\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
 }

@@ -189,6 +189,14 @@ impl StageGraph {
                             p.stages[stage].id, p.stages[stage].outputs[output].name
                         )
                     }
+                    Source::File(ref f) if !inp.written_by.is_empty() => {
+                        let writers: Vec<&str> = inp
+                            .written_by
+                            .iter()
+                            .map(|&w| p.stages[w].id.as_str())
+                            .collect();
+                        format!("{f} (written by {})", writers.join(", "))
+                    }
                     Source::File(ref f) => f.clone(),
                 })
                 .collect();
@@ -215,6 +223,9 @@ impl StageGraph {
                         Source::Stage { stage, output } if stage == a => {
                             Some(p.stages[a].outputs[output].name.as_str())
                         }
+                        // A folder dep that holds `a`'s outputs: labelled
+                        // with the folder the consumer reads.
+                        Source::File(ref f) if inp.written_by.contains(&a) => Some(f.as_str()),
                         _ => None,
                     })
                     .collect();

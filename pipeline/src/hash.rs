@@ -29,6 +29,9 @@ pub type Digest = String;
 /// callers must not retry blindly), and the caller treats the file as
 /// unreadable for now.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    // Checked before opening: opening a FIFO for reading blocks until a
+    // writer comes, and a device such as /dev/zero never ends.
+    regular_file(path, &std::fs::metadata(path)?)?;
     let mut f = File::open(path)?;
     let before = Stamp::of(&f.metadata()?);
     let mut hasher = blake3::Hasher::new();
@@ -52,6 +55,33 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
         )));
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// An error unless `meta` (of `path`) is a regular file.
+pub fn regular_file(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {what}; mlcycle reads regular files and folders only",
+            path.display()
+        ),
+    ))
 }
 
 /// Fills `buf` as far as the file allows; the number of bytes read.

@@ -55,6 +55,11 @@ impl SharedMemo {
             let mut entries = Vec::new();
             let mut total = 0;
             for (r, a) in crate::cache::walk_files(&abs)? {
+                // The workspace root as a dep: mlcycle's own state is not
+                // part of it (it changes with every run).
+                if rel == "." && (r == "mlcycle.lock" || r.starts_with(".mlcycle/")) {
+                    continue;
+                }
                 let m = std::fs::metadata(&a)?;
                 let key = format!("{rel}/{r}");
                 let hash = self.hash_file(&key, &a, m.clone())?;
@@ -75,6 +80,7 @@ impl SharedMemo {
     }
 
     fn hash_file(&self, key: &str, abs: &Path, meta: std::fs::Metadata) -> io::Result<Digest> {
+        crate::hash::regular_file(abs, &meta)?;
         let stamp = Stamp::of(&meta);
         {
             let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -38,6 +38,8 @@ pub enum LoadFailure {
 /// Reads `path` to a string, refusing files over [`MAX_FILE_BYTES`].
 pub fn read_capped(path: &Path) -> Result<String, LoadFailure> {
     let meta = std::fs::metadata(path).map_err(LoadFailure::Io)?;
+    // A FIFO would block the read, /dev/zero would fill memory.
+    crate::hash::regular_file(path, &meta).map_err(LoadFailure::Io)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(LoadFailure::TooLarge { bytes: meta.len() });
     }
@@ -67,14 +69,139 @@ pub fn parse(text: &str) -> Result<Value, LoadFailure> {
     if may_have_anchor(text) {
         check_alias_expansion(text)?;
     }
-    // Deserialize straight into the JSON value tree the rest of the engine
-    // uses (mappings keep their order): no intermediate YAML tree.
+    // YAML merge keys (`<<: *base`, common in params files) need the YAML
+    // tree: the merge is applied there, then the tree becomes JSON. Without
+    // one, the text goes straight into the JSON value tree the rest of the
+    // engine uses (mappings keep their order).
+    if let Some((offset, digits)) = find_long_integer(text) {
+        return Err(LoadFailure::Syntax {
+            message: format!(
+                "the integer `{digits}` does not fit in 64 bits, and would silently become an \
+                 inexact floating-point number; quote it (`\"{digits}\"`) to keep it as text"
+            ),
+            offset: Some(offset),
+        });
+    }
+    if has_merge_key(text) {
+        return parse_with_merge(text);
+    }
     let value: Value = serde_norway::from_str::<Strict>(text)
         .map(|s| s.0)
-        .map_err(|e| LoadFailure::Syntax {
-            message: strip_location(&e.to_string()),
-            offset: e.location().map(|l| l.index()),
-        })?;
+        .map_err(syntax(text))?;
+    if value.is_null() {
+        return Ok(Value::Object(Default::default()));
+    }
+    Ok(value)
+}
+
+/// A parser error as a [`LoadFailure`], placed where the parser says or,
+/// for a second document (which has no place in the error), at its `---`.
+fn syntax(text: &str) -> impl Fn(serde_norway::Error) -> LoadFailure + '_ {
+    move |e| {
+        let message = strip_location(&e.to_string());
+        let offset = e.location().map(|l| l.index()).or_else(|| {
+            message
+                .contains("more than one document")
+                .then(|| second_document(text))
+                .flatten()
+        });
+        let message = if message.contains("more than one document") {
+            "the file holds more than one YAML document (a second `---`); a pipeline is one document".into()
+        } else {
+            message
+        };
+        LoadFailure::Syntax { message, offset }
+    }
+}
+
+/// The offset of the `---` (or `...`) line that ends the first document
+/// with content.
+fn second_document(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    let mut content = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") || t == "..." {
+            if content {
+                return Some(offset);
+            }
+        } else if !t.trim_start().is_empty() && !t.trim_start().starts_with('#') {
+            content = true;
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Whether `token` is an integer literal (sign, digits) too large for 64
+/// bits.
+pub fn is_long_integer(token: &str) -> bool {
+    let digits = token.strip_prefix(['-', '+']).unwrap_or(token);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && token.parse::<i64>().is_err()
+        && token.trim_start_matches('+').parse::<u64>().is_err()
+}
+
+/// The first plain (unquoted) integer scalar in `text` too large for 64
+/// bits, with its byte offset. A cheap scan: only runs of 19 digits or more
+/// are looked at, and only where a plain scalar starts (after `:`, `-`,
+/// `[`, `,` or `{`) and ends.
+fn find_long_integer(text: &str) -> Option<(usize, &str)> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i - start < 19 {
+            continue;
+        }
+        let signed = start > 0 && matches!(b[start - 1], b'-' | b'+');
+        let tok_start = if signed { start - 1 } else { start };
+        let before = text[..tok_start].trim_end_matches([' ', '\t']);
+        let opens = before.is_empty() || before.ends_with([':', '-', '[', ',', '{', '\n']);
+        let after = text[i..].trim_start_matches([' ', '\t', '\r']);
+        let closes = after.is_empty() || after.starts_with(['\n', ',', ']', '}', '#']);
+        let token = &text[tok_start..i];
+        if opens && closes && is_long_integer(token) {
+            return Some((tok_start, token));
+        }
+    }
+    None
+}
+
+/// Whether `text` may use a merge key: `<<:` at the start of a key.
+fn has_merge_key(text: &str) -> bool {
+    text.match_indices("<<").any(|(i, _)| {
+        let before = text[..i].trim_end_matches([' ', '\t']);
+        (before.is_empty() || before.ends_with(['\n', '{', ',']))
+            && text[i + 2..]
+                .trim_start_matches([' ', '\t'])
+                .starts_with(':')
+    })
+}
+
+/// [`parse`] for text with merge keys: through `serde_norway::Value`, whose
+/// `apply_merge` resolves them (the merged keys come after the mapping's own).
+fn parse_with_merge(text: &str) -> Result<Value, LoadFailure> {
+    let mut value: serde_norway::Value = serde_norway::from_str(text).map_err(syntax(text))?;
+    value.apply_merge().map_err(|e| LoadFailure::Syntax {
+        message: format!(
+            "cannot apply a merge key (`<<`): {}",
+            strip_location(&e.to_string())
+        ),
+        offset: e.location().map(|l| l.index()),
+    })?;
+    let value = to_json(value).map_err(|message| LoadFailure::Syntax {
+        message,
+        offset: None,
+    })?;
     if value.is_null() {
         return Ok(Value::Object(Default::default()));
     }

@@ -84,7 +84,9 @@ fn run_command(
                 })?;
                 c.arg(script);
             } else {
-                c.arg("-c").arg(&argv[0]);
+                // `--`: a command line that starts with `-` is a command,
+                // not an option of the shell.
+                c.arg("-c").arg("--").arg(&argv[0]);
             }
             c
         }
@@ -106,7 +108,11 @@ fn run_command(
             serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into()),
         );
     for inp in &s.inputs {
-        cmd.env(format!("MLCYCLE_IN_{}", env_var_name(&inp.name)), &inp.path);
+        // A name two deps share (two `.../data`) is ambiguous: neither
+        // gets the variable, as `${inputs.data}` is refused.
+        if s.inputs.iter().filter(|i| i.name == inp.name).count() == 1 {
+            cmd.env(format!("MLCYCLE_IN_{}", env_var_name(&inp.name)), &inp.path);
+        }
     }
     for o in &s.outputs {
         cmd.env(format!("MLCYCLE_OUT_{}", env_var_name(&o.name)), &o.path);

@@ -84,7 +84,13 @@ impl Validator<'_> {
         let mut seen: HashMap<String, &str> = HashMap::new();
         for (i, inp) in inputs.iter().enumerate() {
             let var = format!("MLCYCLE_IN_{}", env_var_name(&inp.name));
-            if let Some(other) = seen.insert(var.clone(), &inp.name) {
+            // The same default name twice (two `.../data` deps) is allowed:
+            // neither gets the variable, and `${inputs.data}` is refused as
+            // ambiguous. Two different names for one variable are not.
+            if let Some(other) = seen
+                .insert(var.clone(), &inp.name)
+                .filter(|o| *o != inp.name)
+            {
                 self.push(
                     "env_collision",
                     &d.path.key("deps").index(i),
@@ -101,7 +107,7 @@ impl Validator<'_> {
         let mut seen: HashMap<String, &str> = HashMap::new();
         for (i, o) in d.outputs.iter().enumerate() {
             let var = format!("MLCYCLE_OUT_{}", env_var_name(&o.name));
-            if let Some(other) = seen.insert(var.clone(), &o.name) {
+            if let Some(other) = seen.insert(var.clone(), &o.name).filter(|o2| *o2 != o.name) {
                 self.push(
                     "env_collision",
                     &d.path.key("outs").index(i),
@@ -225,6 +231,17 @@ impl Validator<'_> {
                 ),
                 Some(m) => {
                     for (k, v) in m {
+                        if k.starts_with("MLCYCLE_") {
+                            self.push(
+                                "env_name",
+                                &epath.key(k),
+                                Part::Key,
+                                format!("`{k}` in `env:` of stage `{}` would replace a variable mlcycle sets", d.id),
+                                "reserved name",
+                                Some("`MLCYCLE_*` variables (the stage, its inputs, outputs and params) are set by mlcycle; choose another name".into()),
+                            );
+                            continue;
+                        }
                         if !valid_env_name(k) {
                             self.push(
                                 "env_name",
@@ -418,6 +435,7 @@ fn command_config(
     // command sees (`${inputs.labels}`, `MLCYCLE_IN_LABELS`): renaming
     // one reruns the stage. Default names follow from the paths, which
     // are fingerprinted already, so only explicit names are kept.
+    // Sorted by name: the order of `deps:` and `outs:` changes nothing.
     let explicit = |list: &str| -> Map<String, Value> {
         d.decl
             .get(list)
@@ -426,6 +444,8 @@ fn command_config(
             .flatten()
             .filter_map(|item| item.as_object().filter(|m| m.len() == 1))
             .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect::<BTreeMap<String, Value>>()
+            .into_iter()
             .collect()
     };
     let (named_in, named_out) = (explicit("deps"), explicit("outs"));

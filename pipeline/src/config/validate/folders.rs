@@ -29,7 +29,12 @@ impl Validator<'_> {
                 let Source::File(dep) = &input.source else {
                     continue;
                 };
-                let inner = format!("{dep}/");
+                // The workspace root (`.`) holds every output.
+                let inner = if dep == "." {
+                    String::new()
+                } else {
+                    format!("{dep}/")
+                };
                 let start = outputs.partition_point(|(p, _)| *p < inner.as_str());
                 let inside = outputs[start..]
                     .iter()

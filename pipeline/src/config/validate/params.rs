@@ -158,7 +158,36 @@ impl Validator<'_> {
                 });
                 continue;
             }
+            if load::is_long_integer(raw.trim()) {
+                self.issues.push(Issue {
+                    code: "long_integer",
+                    message: format!(
+                        "`-p {key}={raw}`: the integer does not fit in 64 bits and would become an inexact floating-point number"
+                    ),
+                    help: Some(format!("quote it to pass it as text: -p '{key}=\"{raw}\"'")),
+                    file: FileKey::Pipeline,
+                    path: Some(YamlPath::root()),
+                    part: Part::Key,
+                    label: "overridden here".into(),
+                    offset: None,
+                });
+                continue;
+            }
             let value = load::parse_scalar(raw);
+            // YAML escapes (`"a\0b"`) give a NUL byte no shell could pass.
+            if value.as_str().is_some_and(|v| v.contains('\0')) {
+                self.issues.push(Issue {
+                    code: "nul_byte",
+                    message: format!("`-p {key}=…`: the value holds a NUL byte, which cannot be passed to a command"),
+                    help: None,
+                    file: FileKey::Pipeline,
+                    path: Some(YamlPath::root()),
+                    part: Part::Key,
+                    label: "overridden here".into(),
+                    offset: None,
+                });
+                continue;
+            }
             if !params::set_existing(&mut self.params, key, value) {
                 let keys = params::all_keys(&self.params);
                 let mut help = did_you_mean(key, &keys);

@@ -84,6 +84,15 @@ impl Validator<'_> {
     /// An absolute path inside the workspace, relative to its root (the
     /// one identity every path in the pipeline gets); any other path as is.
     pub(super) fn in_workspace(&self, norm: String) -> String {
+        let norm = if norm.starts_with("../") || norm == ".." {
+            // `../ws/data` may leave the workspace and come back in.
+            match normalize_any(&format!("{}/{norm}", self.root.display())) {
+                Some(abs) => abs,
+                None => return norm,
+            }
+        } else {
+            norm
+        };
         if !norm.starts_with('/') {
             return norm;
         }
