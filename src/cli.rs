@@ -196,9 +196,13 @@ pub struct RunArgs {
     /// Also run what depends on the selected stages.
     #[arg(long)]
     pub downstream: bool,
-    /// Rerun the selected stages even when fresh.
+    /// Rerun the named stages (every stage when none is named) even when
+    /// fresh; what they need runs only if it is stale.
     #[arg(short, long)]
     pub force: bool,
+    /// Rerun the named stages and every stage after them, even when fresh.
+    #[arg(long)]
+    pub force_downstream: bool,
     /// Stages run at the same time (default: number of CPUs).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,

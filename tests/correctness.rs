@@ -608,3 +608,58 @@ fn a_path_that_leaves_and_reenters_the_workspace() {
     assert_eq!(ws.read("r.txt"), "w\n");
     assert_eq!(ws.run(&["status"]).code, 0);
 }
+
+/// `always_changed: true` runs every time; `frozen: true` keeps a stage's
+/// result although it is stale, and `status` says so without failing.
+#[test]
+fn always_changed_and_frozen_stages() {
+    let ws = Ws::new(
+        "params:\n  n: 1\nstages:\n  poll:\n    run: echo same > ${outputs.poll}\n    outs: [poll.txt]\n    always_changed: true\n  keep:\n    run: echo ${params.n} > ${outputs.keep}\n    params: [n]\n    outs: [keep.txt]\n    frozen: true\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let again = ws.run(&["run"]);
+    assert_eq!(
+        again.outcome("poll").as_deref(),
+        Some("ran"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        again.outcome("keep"),
+        None,
+        "fresh stages are only counted: {}",
+        again.stdout
+    );
+    let r = ws.run(&["run", "-p", "n=2"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(ws.read("keep.txt"), "1\n", "a frozen stage is not rerun");
+    let st = ws.run(&["status", "-p", "n=2", "keep"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+    assert!(
+        st.stdout.contains("frozen") && st.stdout.contains("param `n` changed"),
+        "{}",
+        st.stdout
+    );
+    let forced = ws.run(&["run", "-p", "n=2", "-f", "keep"]);
+    assert_eq!(forced.code, 0);
+    assert_eq!(ws.read("keep.txt"), "2\n");
+}
+
+/// `--force` forces only the stages named; `--force-downstream` also
+/// everything after them.
+#[test]
+fn force_and_force_downstream() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo a > a.txt\n    outs: [a.txt]\n  b:\n    run: cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  c:\n    run: cat b.txt > c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let r = ws.run(&["run", "-f", "b"]);
+    assert_eq!(r.outcome("a"), None, "{}", r.stdout);
+    assert!(r.stdout.contains("1 ran, 1 fresh"), "{}", r.stdout);
+    assert_eq!(r.outcome("b").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("c"), None, "{}", r.stdout);
+    let r = ws.run(&["run", "--force-downstream", "b"]);
+    assert_eq!(r.outcome("a"), None, "{}", r.stdout);
+    assert_eq!(r.outcome("b").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("c").as_deref(), Some("ran"), "{}", r.stdout);
+}

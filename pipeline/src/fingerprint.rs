@@ -272,6 +272,12 @@ pub enum StaleReason {
     UpstreamStale {
         upstream: String,
     },
+    /// `always_changed: true`: the stage runs every time.
+    AlwaysChanged,
+    /// `frozen: true`: the stage would run for `because`, but is kept.
+    Frozen {
+        because: Vec<StaleReason>,
+    },
 }
 
 impl fmt::Display for StaleReason {
@@ -279,6 +285,15 @@ impl fmt::Display for StaleReason {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".into());
         match self {
             StaleReason::FirstRun => write!(f, "first run"),
+            StaleReason::AlwaysChanged => write!(f, "always changed (`always_changed: true`)"),
+            StaleReason::Frozen { because } => {
+                let why: Vec<String> = because.iter().map(ToString::to_string).collect();
+                if why.is_empty() {
+                    write!(f, "frozen")
+                } else {
+                    write!(f, "frozen (kept although {})", why.join("; "))
+                }
+            }
             StaleReason::Forced => write!(f, "forced"),
             StaleReason::Unfinished => write!(
                 f,

@@ -56,6 +56,18 @@ impl StageGraph {
         &self.order
     }
 
+    /// `roots` and every stage after them, directly or not.
+    pub fn descendants(&self, roots: impl IntoIterator<Item = usize>) -> Vec<bool> {
+        let mut seen = vec![false; self.graph.node_count()];
+        let mut todo: Vec<usize> = roots.into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                todo.extend(self.downstream(i));
+            }
+        }
+        seen
+    }
+
     /// The stages `i` reads from.
     pub fn upstream(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         self.graph

@@ -268,6 +268,24 @@ pub fn assess(
             reasons: vec![StaleReason::Forced],
         };
     }
+    if s.frozen && recorded.is_some_and(|r| !r.unfinished) && !(outputs_ok && reasons.is_empty()) {
+        // Kept as it is: its recorded outputs (and their hashes, which its
+        // dependents read) stay, even when they changed on disk.
+        return Assessment {
+            fingerprint: None,
+            key,
+            verdict: Verdict::Fresh,
+            reasons: vec![StaleReason::Frozen { because: reasons }],
+        };
+    }
+    if s.always_changed {
+        return Assessment {
+            fingerprint: Some(inputs.to_fingerprint()),
+            key,
+            verdict: Verdict::Run,
+            reasons: vec![StaleReason::AlwaysChanged],
+        };
+    }
     if outputs_ok {
         return Assessment {
             fingerprint: None,
@@ -314,7 +332,8 @@ pub fn recorded_output(
 #[derive(Debug, Clone, Serialize)]
 pub struct StageStatus {
     pub stage: String,
-    /// `fresh`, `restorable` (outputs in the run-cache) or `stale`.
+    /// `fresh`, `frozen` (kept although it would run), `restorable`
+    /// (outputs in the run-cache) or `stale`.
     pub state: &'static str,
     pub reasons: Vec<StaleReason>,
 }
@@ -347,7 +366,9 @@ pub fn status(
     let mut result = Vec::with_capacity(assessed.len());
     for (i, a) in assessed {
         let mut reasons = a.reasons;
+        let frozen = matches!(reasons.first(), Some(StaleReason::Frozen { .. }));
         let mut state = match a.verdict {
+            Verdict::Fresh if frozen => "frozen",
             Verdict::Fresh => "fresh",
             Verdict::Restore(_) => "restorable",
             Verdict::Run => "stale",
@@ -371,7 +392,7 @@ pub fn status(
         }
         if state == "fresh" {
             reasons.clear();
-        } else {
+        } else if state != "frozen" {
             stale[i] = true;
         }
         result.push(StageStatus {

@@ -118,6 +118,9 @@ pub struct RunRequest {
     pub downstream: bool,
     /// Rerun the targets (every stage when there are none) even when fresh.
     pub force: bool,
+    /// Rerun the targets and every stage after them even when fresh (and
+    /// select those stages, as `downstream` does).
+    pub force_downstream: bool,
     /// Stages running at once; `None`: one per core.
     pub jobs: Option<usize>,
     /// Go on with independent stages after a failure.
@@ -308,7 +311,7 @@ impl Session {
     /// lock file and memo read under it, and the run recorded as started
     /// (runs that a killed process left `running` are marked `killed`).
     fn start(&self, req: &RunRequest, reporter: &dyn Reporter) -> Result<Started, SessionError> {
-        let selected = self.select(&req.targets, req.downstream)?;
+        let selected = self.select(&req.targets, req.downstream || req.force_downstream)?;
         self.ws.ensure_state_dir()?;
         let writer = self.writer(req.no_wait, reporter)?;
         let lock = self.ws.read_lock()?;
@@ -326,23 +329,38 @@ impl Session {
         })
     }
 
-    fn run_options(&self, req: &RunRequest, selected: Vec<bool>, run_id: i64) -> RunOptions {
+    /// The stages a run forces: with `force`, the targets (all stages when
+    /// none is named); with `force_downstream`, the targets and every stage
+    /// after them. What they need runs only if it is stale.
+    fn forced(&self, req: &RunRequest) -> Vec<bool> {
         let p = &self.pipeline;
+        let named: Vec<bool> = if req.targets.is_empty() {
+            vec![true; p.stages.len()]
+        } else {
+            p.stages
+                .iter()
+                .map(|s| req.targets.contains(&s.id))
+                .collect()
+        };
+        let after = if req.force_downstream {
+            self.graph
+                .descendants((0..p.stages.len()).filter(|&i| named[i]))
+        } else {
+            vec![false; p.stages.len()]
+        };
+        (0..p.stages.len())
+            .map(|i| (req.force && named[i]) || after[i])
+            .collect()
+    }
+
+    fn run_options(&self, req: &RunRequest, selected: Vec<bool>, run_id: i64) -> RunOptions {
         RunOptions {
             jobs: req.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2)
             }),
-            // `force` applies to the stages named, or to all when none are.
-            forced: if req.targets.is_empty() {
-                vec![req.force; p.stages.len()]
-            } else {
-                p.stages
-                    .iter()
-                    .map(|s| req.force && req.targets.contains(&s.id))
-                    .collect()
-            },
+            forced: self.forced(req),
             keep_going: req.keep_going,
             selected,
             log_dir: self.ws.runs_dir().join(run_id.to_string()),

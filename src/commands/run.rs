@@ -39,6 +39,7 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
         targets,
         downstream: a.downstream,
         force: a.force,
+        force_downstream: a.force_downstream,
         jobs: a.jobs,
         keep_going: a.keep_going,
         no_wait: a.no_wait,

@@ -18,11 +18,14 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
         rss_mb = rss_mb(),
         "Assessed every stage."
     );
+    // Frozen stages are listed (with what they would run for) but do not
+    // make the workspace out of date: they are kept on purpose.
     let stale: Vec<_> = st.iter().filter(|s| s.state != "fresh").collect();
+    let would_run = stale.iter().filter(|s| s.state != "frozen").count();
     if a.json {
         let v = serde_json::json!({
             "pipeline": session.pipeline().name,
-            "up_to_date": stale.is_empty(),
+            "up_to_date": would_run == 0,
             "stages": st,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -32,7 +35,7 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
     // The process ends now: let the OS reclaim the plan's many small
     // allocations instead of freeing them one by one.
     std::mem::forget(session);
-    Ok(if stale.is_empty() { 0 } else { 1 })
+    Ok(if would_run == 0 { 0 } else { 1 })
 }
 
 pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: bool) -> String {
@@ -60,12 +63,20 @@ pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: 
             ));
         }
     }
-    if stale.is_empty() {
+    let frozen = stale.iter().filter(|s| s.state == "frozen").count();
+    let would_run = stale.len() - frozen;
+    let kept = if frozen > 0 {
+        format!(" ({frozen} frozen)")
+    } else {
+        String::new()
+    };
+    if would_run == 0 && frozen == 0 {
         out.push_str(&format!("all {} stages fresh\n", st.len()));
+    } else if would_run == 0 {
+        out.push_str(&format!("nothing would run{kept}\n"));
     } else {
         out.push_str(&format!(
-            "{} of {} stages would run or be restored\n",
-            stale.len(),
+            "{would_run} of {} stages would run or be restored{kept}\n",
             st.len()
         ));
     }

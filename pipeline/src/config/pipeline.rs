@@ -55,6 +55,11 @@ pub struct StageDef {
     /// params for built-ins.
     pub config: BTreeMap<String, Value>,
     pub action: Action,
+    /// `always_changed: true`: never fresh, never restored (a stage that
+    /// polls an API, reads the clock).
+    pub always_changed: bool,
+    /// `frozen: true`: never rerun once it has a result, even when stale.
+    pub frozen: bool,
 }
 
 /// Where an input comes from.

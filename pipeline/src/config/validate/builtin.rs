@@ -66,6 +66,16 @@ impl Validator<'_> {
                     params: stage_params,
                     config,
                     action: Action::Builtin(Arc::from(stage)),
+                    always_changed: d
+                        .decl
+                        .get("always_changed")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    frozen: d
+                        .decl
+                        .get("frozen")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 })
             }
             Err(errors) => {

@@ -74,6 +74,16 @@ impl Validator<'_> {
             params: stage_params,
             config,
             action: Action::Command { argv, shell, env },
+            always_changed: d
+                .decl
+                .get("always_changed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            frozen: d
+                .decl
+                .get("frozen")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 

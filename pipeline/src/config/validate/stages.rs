@@ -23,6 +23,8 @@ const STAGE_KEYS: &[&str] = &[
     "desc",
     "resources",
     "shell",
+    "always_changed",
+    "frozen",
 ];
 /// The longest stage name: its log file `<stage>.log` (and the run
 /// script `<stage>.sh`) must stay within a file name's 255 bytes.
@@ -52,6 +54,18 @@ impl Validator<'_> {
             return None;
         };
         self.unknown_keys(decl, &path, STAGE_KEYS, "key", &format!(" in stage `{id}`"));
+        for flag in ["always_changed", "frozen"] {
+            if decl.get(flag).is_some_and(|v| !v.is_boolean()) {
+                self.push(
+                    "type",
+                    &path.key(flag),
+                    Part::Value,
+                    format!("`{flag}` of stage `{id}` must be true or false"),
+                    "not a boolean",
+                    None,
+                );
+            }
+        }
         if decl.get("desc").is_some_and(|d| !d.is_string()) {
             self.push(
                 "type",
