@@ -663,3 +663,56 @@ fn force_and_force_downstream() {
     assert_eq!(r.outcome("b").as_deref(), Some("ran"), "{}", r.stdout);
     assert_eq!(r.outcome("c").as_deref(), Some("ran"), "{}", r.stdout);
 }
+
+/// Reasons name what changed, in the user's words: a renamed dep is not
+/// the internal key `names.inputs.src`, and a restore after `mlcycle.lock`
+/// was deleted is not a "first run".
+#[test]
+fn reasons_say_what_changed_in_the_users_words() {
+    let yaml = |n: &str| {
+        format!("stages:\n  s:\n    run: cat ${{inputs.{n}}} > o.txt\n    deps: [{n}: d.csv]\n    outs: [o.txt]\n")
+    };
+    let ws = Ws::new(&yaml("src"));
+    ws.write("d.csv", "1\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("mlcycle.yaml", &yaml("source"));
+    let st = ws.run(&["status"]);
+    assert!(
+        st.stdout.contains("dep \"d.csv\" is now named `source`"),
+        "{}",
+        st.stdout
+    );
+    assert!(!st.stdout.contains("names.inputs"), "{}", st.stdout);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::fs::remove_file(ws.path().join("mlcycle.lock")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+    assert!(r.stdout.contains("not in mlcycle.lock"), "{}", r.stdout);
+    assert!(!r.stdout.contains("first run"), "{}", r.stdout);
+}
+
+/// Two workspaces sharing one `cache_dir:`: a run cleans only temp files
+/// of writers that are gone, never those of a writer still running.
+#[test]
+fn a_shared_cache_keeps_a_live_writers_temp_files() {
+    let cache = tempfile::tempdir().unwrap();
+    let ws = Ws::new(&format!(
+        "cache_dir: {}\nstages:\n  s:\n    run: echo hi > o.txt\n    outs: [o.txt]\n",
+        cache.path().display()
+    ));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .replace(
+            |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'),
+            "_",
+        );
+    let tmp = cache.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // The test process stands for the other workspace's live writer.
+    let live = tmp.join(format!("{host}-{}-7", std::process::id()));
+    std::fs::write(&live, b"half an object").unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(live.exists(), "a live writer's temp file was deleted");
+}

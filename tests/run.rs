@@ -528,7 +528,11 @@ fn regression_renaming_a_dep_reruns_the_stage() {
     );
     let st = ws.run(&["status"]);
     assert_eq!(st.code, 1, "{}", st.stdout);
-    assert!(st.stdout.contains("names.inputs"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("dep \"in.txt\" is now named `lbl`"),
+        "{}",
+        st.stdout
+    );
 }
 
 #[test]

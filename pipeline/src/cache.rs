@@ -82,11 +82,15 @@ impl Cache {
         self.object_path(hash).exists()
     }
 
+    /// A temp file name of this process: `host-pid-seq`, so that writers on
+    /// several machines sharing the cache (a Slurm cluster's volume, two
+    /// workspaces with one `cache_dir:`) never take each other's names, and
+    /// [`Self::clean_tmp`] can tell whose a file is.
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         self.root
             .join("tmp")
-            .join(format!("{}-{n}", std::process::id()))
+            .join(format!("{}-{}-{n}", host_name(), std::process::id()))
     }
 
     /// Stores the file at `src`, returning its hash and size. The copy is
@@ -294,19 +298,73 @@ impl Cache {
         fs::remove_file(self.object_path(hash))
     }
 
-    /// Deletes temp files left by killed runs.
+    /// Deletes temp files left by killed writers, and only those: a file of
+    /// this host whose process is gone, or one of another host (or of an
+    /// older name) untouched for a day. A writer that is still running,
+    /// here or on another machine sharing the cache, keeps its files.
     pub fn clean_tmp(&self) -> io::Result<usize> {
+        const ABANDONED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
         let dir = self.root.join("tmp");
+        let host = host_name();
         let mut n = 0;
         if let Ok(rd) = fs::read_dir(&dir) {
             for e in rd.flatten() {
-                if fs::remove_file(e.path()).is_ok() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let mut parts = name.rsplitn(3, '-');
+                let (_seq, pid, owner) = (parts.next(), parts.next(), parts.next());
+                let stale = match (owner, pid.and_then(|p| p.parse::<i32>().ok())) {
+                    (Some(owner), Some(pid)) if owner == host => !process_alive(pid),
+                    _ => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > ABANDONED),
+                };
+                if stale && fs::remove_file(e.path()).is_ok() {
                     n += 1;
                 }
             }
         }
         Ok(n)
     }
+}
+
+/// This machine's name, with `-` (the temp-name separator) and anything
+/// but letters, digits, `.` and `_` replaced.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer
+    // it is given, which lives for the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let raw = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Whether process `pid` exists on this machine.
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 checks for the process without sending anything.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Every regular file under `dir`, as (relative `/` path, absolute path), sorted.
@@ -342,6 +400,27 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_tmp_keeps_live_writers_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let host = host_name();
+        // This process is alive; a finished child is not.
+        let live = tmp.join(format!("{host}-{}-0", std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let dead = tmp.join(format!("{host}-{dead_pid}-0"));
+        let other_host = tmp.join(format!("{host}x-{}-0", std::process::id()));
+        for f in [&live, &dead, &other_host] {
+            fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(cache.clean_tmp().unwrap(), 1);
+        assert!(live.exists() && other_host.exists() && !dead.exists());
+    }
 
     #[test]
     fn store_and_restore_roundtrip() {

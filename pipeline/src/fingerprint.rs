@@ -274,6 +274,9 @@ pub enum StaleReason {
     },
     /// `always_changed: true`: the stage runs every time.
     AlwaysChanged,
+    /// No record in `mlcycle.lock` (deleted, or from another checkout), but
+    /// the run-cache has a result for the stage as it is now.
+    NotRecorded,
     /// `frozen: true`: the stage would run for `because`, but is kept.
     Frozen {
         because: Vec<StaleReason>,
@@ -286,6 +289,10 @@ impl fmt::Display for StaleReason {
         match self {
             StaleReason::FirstRun => write!(f, "first run"),
             StaleReason::AlwaysChanged => write!(f, "always changed (`always_changed: true`)"),
+            StaleReason::NotRecorded => write!(
+                f,
+                "not in mlcycle.lock; the run-cache has its result for these inputs"
+            ),
             StaleReason::Frozen { because } => {
                 let why: Vec<String> = because.iter().map(ToString::to_string).collect();
                 if why.is_empty() {
@@ -311,13 +318,38 @@ impl fmt::Display for StaleReason {
                 (None, _) => write!(f, "param `{key}` is now read"),
                 (_, None) => write!(f, "param `{key}` is no longer read"),
             },
-            StaleReason::ConfigChanged { field, old, new } => match field.as_str() {
-                "run" => write!(f, "command changed: {} -> {}", opt(old), opt(new)),
-                _ => match field.strip_prefix("with.") {
-                    Some(k) => write!(f, "param `{k}` changed: {} -> {}", opt(old), opt(new)),
-                    None => write!(f, "`{field}` changed: {} -> {}", opt(old), opt(new)),
-                },
-            },
+            StaleReason::ConfigChanged { field, old, new } => {
+                if field == "run" {
+                    return write!(f, "command changed: {} -> {}", opt(old), opt(new));
+                }
+                if let Some(k) = field.strip_prefix("with.") {
+                    return write!(f, "param `{k}` changed: {} -> {}", opt(old), opt(new));
+                }
+                if let Some(k) = field.strip_prefix("env.") {
+                    return write!(
+                        f,
+                        "environment variable `{k}` changed: {} -> {}",
+                        opt(old),
+                        opt(new)
+                    );
+                }
+                // Names given to deps and outputs (`- src: data.csv`): say
+                // which path got or lost which name, not the internal key.
+                let named = field
+                    .strip_prefix("names.inputs.")
+                    .map(|k| ("dep", k))
+                    .or_else(|| field.strip_prefix("names.outputs.").map(|k| ("output", k)));
+                match (named, old, new) {
+                    (Some((what, k)), None, Some(n)) => write!(f, "{what} {n} is now named `{k}`"),
+                    (Some((what, k)), Some(o), None) => {
+                        write!(f, "{what} {o} is no longer named `{k}`")
+                    }
+                    (Some((what, k)), Some(o), Some(n)) => {
+                        write!(f, "{what} named `{k}` is now {n} (was {o})")
+                    }
+                    _ => write!(f, "`{field}` changed: {} -> {}", opt(old), opt(new)),
+                }
+            }
             StaleReason::InputChanged { input, upstream } => {
                 write!(
                     f,

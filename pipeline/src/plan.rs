@@ -268,24 +268,10 @@ pub fn assess(
             reasons: vec![StaleReason::Forced],
         };
     }
-    if s.frozen && recorded.is_some_and(|r| !r.unfinished) && !(outputs_ok && reasons.is_empty()) {
-        // Kept as it is: its recorded outputs (and their hashes, which its
-        // dependents read) stay, even when they changed on disk.
-        return Assessment {
-            fingerprint: None,
-            key,
-            verdict: Verdict::Fresh,
-            reasons: vec![StaleReason::Frozen { because: reasons }],
-        };
-    }
-    if s.always_changed {
-        return Assessment {
-            fingerprint: Some(inputs.to_fingerprint()),
-            key,
-            verdict: Verdict::Run,
-            reasons: vec![StaleReason::AlwaysChanged],
-        };
-    }
+    let mut reasons = match flagged(s, &inputs, &key, recorded, outputs_ok, reasons) {
+        Ok(done) => return done,
+        Err(reasons) => reasons,
+    };
     if outputs_ok {
         return Assessment {
             fingerprint: None,
@@ -304,12 +290,51 @@ pub fn assess(
         }
         _ => Verdict::Run,
     };
+    // Restored without a record: not a "first run".
+    if recorded.is_none() && matches!(verdict, Verdict::Restore(_)) {
+        for r in &mut reasons {
+            if *r == StaleReason::FirstRun {
+                *r = StaleReason::NotRecorded;
+            }
+        }
+    }
     Assessment {
         fingerprint: Some(inputs.to_fingerprint()),
         key,
         verdict,
         reasons,
     }
+}
+
+/// What `frozen:` and `always_changed:` decide, when they decide (else the
+/// reasons back, for the normal verdict).
+fn flagged(
+    s: &StageDef,
+    inputs: &StageInputs<'_>,
+    key: &Digest,
+    recorded: Option<&LockEntry>,
+    outputs_ok: bool,
+    reasons: Vec<StaleReason>,
+) -> Result<Assessment, Vec<StaleReason>> {
+    if s.frozen && recorded.is_some_and(|r| !r.unfinished) && !(outputs_ok && reasons.is_empty()) {
+        // Kept as it is: its recorded outputs (and their hashes, which its
+        // dependents read) stay, even when they changed on disk.
+        return Ok(Assessment {
+            fingerprint: None,
+            key: key.clone(),
+            verdict: Verdict::Fresh,
+            reasons: vec![StaleReason::Frozen { because: reasons }],
+        });
+    }
+    if s.always_changed {
+        return Ok(Assessment {
+            fingerprint: Some(inputs.to_fingerprint()),
+            key: key.clone(),
+            verdict: Verdict::Run,
+            reasons: vec![StaleReason::AlwaysChanged],
+        });
+    }
+    Err(reasons)
 }
 
 /// The content hash that output `output` of stage `stage` presents
