@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -258,9 +258,11 @@ impl Workspace {
         };
         for line in io::BufReader::new(file).lines() {
             let Ok(line) = line else { break };
-            // A line cut short by a crash is the end of the journal.
+            // A line cut short by a crash is skipped, not the end: a later
+            // run appends its own lines after it (on a line of their own,
+            // see `open_journal`), and those must not be lost.
             let Ok(j) = serde_json::from_str::<JournalLine>(&line) else {
-                break;
+                continue;
             };
             match j.entry {
                 Some(e) => {
@@ -308,13 +310,39 @@ impl Workspace {
     pub fn open_journal(&self) -> Result<Journal, StateError> {
         self.ensure_state_dir()?;
         let path = self.journal_path();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&path)
-            .map_err(|source| StateError::Write { path, source })?;
+            .map_err(|source| StateError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        // A killed run may have left a torn last line: end it, so that this
+        // run's first line is not glued to it (and lost with it).
+        if ends_torn(&mut file).map_err(|source| StateError::Write {
+            path: path.clone(),
+            source,
+        })? {
+            file.write_all(b"\n")
+                .map_err(|source| StateError::Write { path, source })?;
+        }
         Ok(Journal { file })
     }
+}
+
+/// Whether `file` is non-empty and does not end with a newline.
+fn ends_torn(file: &mut File) -> io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// The append-only record of a run in progress. A killed run leaves it
@@ -433,6 +461,33 @@ mod tests {
         assert!(read.stages["b"].unfinished);
         ws.write_lock(&read).unwrap();
         assert!(!ws.journal_path().exists());
+    }
+
+    /// A killed run leaves a torn last line; the next run's lines, written
+    /// after it, are still read (they were swallowed, so a second kill lost
+    /// stages that had finished).
+    #[test]
+    fn lines_after_a_torn_line_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.write_lock(&LockFile::default()).unwrap();
+        let mut j = ws.open_journal().unwrap();
+        j.finished("a", &entry("k1")).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(ws.journal_path())
+            .unwrap();
+        f.write_all(b"{\"stage\":\"b\",\"ent").unwrap();
+        drop(f);
+        // The next run (killed too) appends its own lines.
+        let mut j = ws.open_journal().unwrap();
+        j.finished("c", &entry("k3")).unwrap();
+        drop(j);
+        let read = ws.read_lock().unwrap();
+        assert_eq!(read.stages["a"].key, "k1");
+        assert_eq!(read.stages["c"].key, "k3");
+        assert!(!read.stages.contains_key("b"));
     }
 
     #[test]
