@@ -716,3 +716,30 @@ fn a_shared_cache_keeps_a_live_writers_temp_files() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(live.exists(), "a live writer's temp file was deleted");
 }
+
+/// A folder output's empty sub-folders are part of it: restored with it,
+/// and a missing one makes the output "modified" (they were dropped on
+/// restore while the stage was reported fresh).
+#[test]
+fn empty_subfolders_of_a_folder_output_are_kept() {
+    let ws = Ws::new(
+        "params:\n  n: 1\nstages:\n  s:\n    run: mkdir -p out/keep out/logs/empty && echo ${params.n} > out/keep/a.txt\n    params: [n]\n    outs: [out/]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.run(&["run", "-p", "n=2"]).code, 0);
+    // Back to n=1: restored from the cache, empty folder included.
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+    assert!(
+        ws.path().join("out/logs/empty").is_dir(),
+        "the empty folder was dropped"
+    );
+    assert_eq!(ws.run(&["status"]).code, 0);
+    std::fs::remove_dir(ws.path().join("out/logs/empty")).unwrap();
+    let st = ws.run(&["status"]);
+    assert_eq!(
+        st.code, 1,
+        "a missing empty folder changes the output: {}",
+        st.stdout
+    );
+}

@@ -37,7 +37,9 @@ pub struct OutRecord {
     pub exec: bool,
 }
 
-/// One file of a folder manifest.
+/// One file of a folder manifest, or one empty sub-folder (its path ends
+/// with `/`, its hash is empty): a folder is restored with its empty
+/// sub-folders, which a stage may have made on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
     pub path: String,
@@ -45,6 +47,23 @@ pub struct ManifestEntry {
     pub size: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec: bool,
+}
+
+impl ManifestEntry {
+    /// The entry of an empty sub-folder at `rel`.
+    pub fn empty_dir(rel: &str) -> Self {
+        ManifestEntry {
+            path: format!("{rel}/"),
+            hash: Digest::new(),
+            size: 0,
+            exec: false,
+        }
+    }
+
+    /// Whether this is an empty sub-folder, not a file.
+    pub fn is_dir(&self) -> bool {
+        self.path.ends_with('/')
+    }
 }
 
 /// The object store.
@@ -167,6 +186,7 @@ impl Cache {
                 exec,
             });
         }
+        entries.extend(empty_dirs(src)?.iter().map(|d| ManifestEntry::empty_dir(d)));
         let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
         let hash = self.store_bytes(&manifest)?;
         Ok(OutRecord {
@@ -245,7 +265,11 @@ impl Cache {
         }
         fs::create_dir_all(dest)?;
         for e in entries {
-            self.restore_file(&e.hash, &dest.join(&e.path), e.exec)?;
+            if e.is_dir() {
+                fs::create_dir_all(dest.join(&e.path))?;
+            } else {
+                self.restore_file(&e.hash, &dest.join(&e.path), e.exec)?;
+            }
         }
         Ok(())
     }
@@ -259,7 +283,7 @@ impl Cache {
             return true;
         }
         match self.manifest(&rec.hash) {
-            Ok(entries) => entries.iter().all(|e| self.has(&e.hash)),
+            Ok(entries) => entries.iter().all(|e| e.is_dir() || self.has(&e.hash)),
             Err(_) => false,
         }
     }
@@ -269,7 +293,7 @@ impl Cache {
         into.insert(rec.hash.clone());
         if rec.dir {
             if let Ok(entries) = self.manifest(&rec.hash) {
-                into.extend(entries.into_iter().map(|e| e.hash));
+                into.extend(entries.into_iter().filter(|e| !e.is_dir()).map(|e| e.hash));
             }
         }
     }
@@ -365,6 +389,34 @@ fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 checks for the process without sending anything.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Every empty folder under `dir` (holding no file and no folder), as a
+/// relative `/` path, sorted.
+pub fn empty_dirs(dir: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), dir.to_path_buf())];
+    while let Some((rel, abs)) = stack.pop() {
+        for e in fs::read_dir(&abs)? {
+            let e = e?;
+            if !e.file_type()?.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if fs::read_dir(e.path())?.next().is_none() {
+                out.push(r);
+            } else {
+                stack.push((r, e.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Every regular file under `dir`, as (relative `/` path, absolute path), sorted.

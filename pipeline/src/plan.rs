@@ -71,6 +71,14 @@ impl SharedMemo {
                     exec: m.permissions().mode() & 0o111 != 0,
                 });
             }
+            // As the cache's manifest of the folder: files, then empty
+            // sub-folders, so the two hashes agree.
+            entries.extend(
+                crate::cache::empty_dirs(&abs)?
+                    .iter()
+                    .filter(|d| !(rel == "." && d.starts_with(".mlcycle")))
+                    .map(|d| ManifestEntry::empty_dir(d)),
+            );
             let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
             Ok((crate::hash::hash_bytes(&manifest), total, true))
         } else {
