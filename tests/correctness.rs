@@ -743,3 +743,40 @@ fn empty_subfolders_of_a_folder_output_are_kept() {
         st.stdout
     );
 }
+
+/// File names that are not UTF-8 keep their bytes: two Latin-1 names in a
+/// folder output both come back from the cache (they collapsed into one
+/// `caf\u{FFFD}.txt`), and renaming one inside a folder dep is noticed.
+#[test]
+fn non_utf8_names_are_kept_byte_for_byte() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: mkdir -p out && touch \"out/$(printf 'caf\\351')\" \"out/$(printf 'caf\\350')\"\n    outs: [out/]\n  r:\n    run: ls in > listing.txt\n    deps: [in/]\n    outs: [listing.txt]\n",
+    );
+    std::fs::create_dir_all(ws.path().join("in")).unwrap();
+    let a = ws
+        .path()
+        .join("in")
+        .join(std::ffi::OsStr::from_bytes(b"x\xe9"));
+    std::fs::write(&a, b"1").unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    std::fs::remove_dir_all(ws.path().join("out")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![b"caf\xe8".to_vec(), b"caf\xe9".to_vec()]);
+    assert_eq!(ws.run(&["status"]).code, 0);
+    // Renamed to another non-UTF-8 name of the same lossy text.
+    let b = ws
+        .path()
+        .join("in")
+        .join(std::ffi::OsStr::from_bytes(b"x\xe8"));
+    std::fs::rename(&a, &b).unwrap();
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1, "the rename must be noticed: {}", st.stdout);
+}

@@ -42,11 +42,17 @@ pub struct OutRecord {
 /// sub-folders, which a stage may have made on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
+    /// The path inside the folder, `/`-separated (lossy for a name that is
+    /// not UTF-8: `raw` then holds its bytes).
     pub path: String,
     pub hash: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec: bool,
+    /// The path's bytes, when they are not UTF-8: restored byte for byte
+    /// (two Latin-1 names must not collapse into one `caf\u{FFFD}.txt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Vec<u8>>,
 }
 
 impl ManifestEntry {
@@ -57,12 +63,29 @@ impl ManifestEntry {
             hash: Digest::new(),
             size: 0,
             exec: false,
+            raw: None,
         }
     }
 
     /// Whether this is an empty sub-folder, not a file.
     pub fn is_dir(&self) -> bool {
         self.path.ends_with('/')
+    }
+
+    /// Where the entry goes under `dest`, byte for byte.
+    pub fn dest(&self, dest: &Path) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        match &self.raw {
+            Some(raw) => dest.join(std::ffi::OsStr::from_bytes(raw)),
+            None => dest.join(&self.path),
+        }
+    }
+
+    /// The bytes of `abs` relative to `dir`, when they are not UTF-8.
+    pub fn raw_of(dir: &Path, abs: &Path) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let rel = abs.strip_prefix(dir).ok()?.as_os_str();
+        rel.to_str().is_none().then(|| rel.as_bytes().to_vec())
     }
 }
 
@@ -184,6 +207,7 @@ impl Cache {
                 hash,
                 size,
                 exec,
+                raw: ManifestEntry::raw_of(src, &abs),
             });
         }
         entries.extend(empty_dirs(src)?.iter().map(|d| ManifestEntry::empty_dir(d)));
@@ -266,9 +290,9 @@ impl Cache {
         fs::create_dir_all(dest)?;
         for e in entries {
             if e.is_dir() {
-                fs::create_dir_all(dest.join(&e.path))?;
+                fs::create_dir_all(e.dest(dest))?;
             } else {
-                self.restore_file(&e.hash, &dest.join(&e.path), e.exec)?;
+                self.restore_file(&e.hash, &e.dest(dest), e.exec)?;
             }
         }
         Ok(())

@@ -69,6 +69,7 @@ impl SharedMemo {
                     hash,
                     size: m.len(),
                     exec: m.permissions().mode() & 0o111 != 0,
+                    raw: ManifestEntry::raw_of(&abs, &a),
                 });
             }
             // As the cache's manifest of the folder: files, then empty
