@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit codes: 0 success (for `status`: everything fresh); 1 a stage failed
 /// (for `status`: something would rerun); 2 bad usage or an invalid pipeline;
-/// 130 interrupted.
+/// 74 stdout could not be written; 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "mlcycle", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {

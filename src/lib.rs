@@ -9,6 +9,8 @@ mod cli;
 mod commands;
 mod error;
 mod locate;
+#[macro_use]
+mod output;
 mod report;
 
 use std::process::ExitCode;

@@ -780,3 +780,24 @@ fn non_utf8_names_are_kept_byte_for_byte() {
     let st = ws.run(&["status"]);
     assert_eq!(st.code, 1, "the rename must be noticed: {}", st.stdout);
 }
+
+/// Output that cannot be written (`mlcycle run > log` on a full disk) is an
+/// error with a message and exit code 74, never a panic; the run itself
+/// completes and is recorded.
+#[test]
+fn a_full_stdout_is_reported_not_a_panic() {
+    let ws = Ws::new("stages:\n  s:\n    run: echo hi > o.txt\n    outs: [o.txt]\n");
+    for args in [&["run"][..], &["status", "-v"][..], &["stages"][..]] {
+        let out = ws
+            .cmd(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(74), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write the output"), "{stderr}");
+    }
+    assert_eq!(ws.read("o.txt"), "hi\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
+}

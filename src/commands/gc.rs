@@ -15,7 +15,7 @@ pub(super) fn cmd_gc(cli: &Cli, a: &GcArgs, registry: &StageRegistry) -> Result<
     )?;
     if !cli.quiet {
         let verb = if a.dry_run { "would remove" } else { "removed" };
-        println!(
+        outln!(
             "{verb} {} unreferenced objects ({}), {} run-cache entries, {} temp files; kept {} objects",
             r.removed_objects,
             human_bytes(r.removed_bytes),

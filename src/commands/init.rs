@@ -53,7 +53,7 @@ pub(super) fn cmd_init(cli: &Cli, a: &InitArgs) -> Result<u8, Fail> {
         .map_err(|e| CliError::Io(format!("cannot write {}: {e}", file.display())))?;
     Workspace::new(&dir).ensure_state_dir()?;
     if !cli.quiet {
-        println!(
+        outln!(
             "wrote {}; `mlcycle run{}` runs it",
             file.display(),
             if dir == Path::new(".") {

@@ -45,6 +45,7 @@ use crate::locate::{locate, locate_root, Located};
 use crate::report::TermReporter;
 
 use crate::error::{CliError, Fail, EXIT_INTERRUPTED, EXIT_STAGE_FAILED};
+use crate::output::{out, outln};
 
 pub fn main(registry: StageRegistry) -> ExitCode {
     let cli = Cli::parse();
@@ -79,14 +80,24 @@ pub fn main(registry: StageRegistry) -> ExitCode {
             Ok(0)
         }
     };
-    match res {
-        Ok(code) => ExitCode::from(code),
+    let code = match res {
+        Ok(code) => code,
         Err(f) => {
             eprintln!("{:?}", f.report);
-            ExitCode::from(f.code)
+            f.code
+        }
+    };
+    if let Some(e) = crate::output::failure() {
+        eprintln!("mlcycle: cannot write the output: {e}");
+        if code == 0 {
+            return ExitCode::from(EXIT_IO);
         }
     }
+    ExitCode::from(code)
 }
+
+/// Standard output could not be written (`EX_IOERR`).
+const EXIT_IO: u8 = 74;
 
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;

@@ -36,7 +36,7 @@ pub(super) fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
     match &a.cmd {
         Some(ModelsCmd::Promote { version, reason }) => {
             let e = reg.promote(*version, "promote", reason).map_err(fail)?;
-            println!(
+            outln!(
                 "version {} is the champion (was {})",
                 e.version,
                 e.previous.map_or("none".to_string(), |p| p.to_string())
@@ -45,7 +45,7 @@ pub(super) fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
         }
         Some(ModelsCmd::Rollback { reason }) => {
             let e = reg.rollback(reason).map_err(fail)?;
-            println!(
+            outln!(
                 "version {} is the champion again (was {})",
                 e.version,
                 e.previous.map_or("none".to_string(), |p| p.to_string())
@@ -62,19 +62,24 @@ pub(super) fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
             "versions": versions,
             "events": reg.events().map_err(fail)?,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(0);
     }
     if versions.is_empty() {
-        println!("no model versions yet: a `deploy.promote` stage registers them");
+        outln!("no model versions yet: a `deploy.promote` stage registers them");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:>7}  {:<20}  {:<26}  {:<16}  {:>6}  {:<20}",
-        "VERSION", "NAME", "KIND", "METRIC", "RUN", "REGISTERED"
+        "VERSION",
+        "NAME",
+        "KIND",
+        "METRIC",
+        "RUN",
+        "REGISTERED"
     );
     for v in &versions {
-        println!(
+        outln!(
             "{:>7}  {:<20}  {:<26}  {:<16}  {:>6}  {:<20}{}",
             v.version,
             v.name,
@@ -96,14 +101,14 @@ pub(super) fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
     let reg = open_registry(cli, &a.workspace)?;
     let decisions = reg.decisions().map_err(|e| CliError::Io(e.to_string()))?;
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&decisions).expect("json")
         );
     } else if decisions.is_empty() {
-        println!("no promotion decisions yet: a `deploy.promote` stage makes them");
+        outln!("no promotion decisions yet: a `deploy.promote` stage makes them");
     } else {
-        println!(
+        outln!(
             "{:>4}  {:>10}  {:>9}  {:<10}  {:>9}  {:>8}  {:<22}  {:<8}  MESSAGE",
             "RUN",
             "TRAIN ROWS",
@@ -116,7 +121,7 @@ pub(super) fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
         );
         for d in &decisions {
             let num = |v: Option<f64>| v.map_or("-".to_string(), mlcycle_stages::table::short);
-            println!(
+            outln!(
                 "{:>4}  {:>10}  {:>9}  {:<10}  {:>9}  {:>8}  {:<23}  {:<8}  {}",
                 d.run_id.map_or("-".to_string(), |r| r.to_string()),
                 d.train_rows.map_or("-".to_string(), |r| r.to_string()),

@@ -60,14 +60,14 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
         "Ran and recorded the run."
     );
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&s).expect("summary serializes")
         );
     } else {
         print_failures(&s);
         if !cli.quiet {
-            print!("{}", s.table(cli.verbose > 0));
+            out!("{}", s.table(cli.verbose > 0));
             let _ = std::io::stdout().flush();
         }
     }
@@ -86,14 +86,14 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
 pub(super) fn print_submitted(d: &Submitted, json: bool) {
     let run_id = d.run_id;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"run_id": run_id, "jobs": d.jobs.iter().map(|(s, j)| serde_json::json!({"stage": s, "job": j})).collect::<Vec<_>>()})
         );
     } else if d.jobs.is_empty() {
-        println!("nothing to submit: every selected stage is fresh");
+        outln!("nothing to submit: every selected stage is fresh");
     } else {
-        println!(
+        outln!(
             "run {run_id}: submitted {} job(s) to Slurm ({}); follow it with `mlcycle runs show {run_id} --wait`",
             d.jobs.len(),
             d.jobs
@@ -161,7 +161,7 @@ pub(super) fn cmd_exec(cli: &Cli, a: &ExecArgs, registry: &StageRegistry) -> Res
     .map_err(|e| CliError::Io(format!("cannot write the job's record: {e}")))?;
     // The job's log says what happened, whatever the stage printed.
     if let Some(s) = &done.summary {
-        print!("{}", s.table(true));
+        out!("{}", s.table(true));
     }
     if let Some(e) = &done.record.error {
         eprintln!("{}: {e}", a.stage);

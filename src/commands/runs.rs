@@ -12,9 +12,9 @@ pub(super) fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
             return Err(CliError::NoRun { id: *id }.into());
         }
         if a.json {
-            println!("[]");
+            outln!("[]");
         } else {
-            println!("no runs recorded yet");
+            outln!("no runs recorded yet");
         }
         return Ok(0);
     }
@@ -33,7 +33,7 @@ pub(super) fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
     }
     if a.json {
         let v = serde_json::json!({"run": run, "stages": stages});
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(0);
     }
     print_run(&ws, &run, &stages);
@@ -44,21 +44,37 @@ pub(super) fn cmd_runs(cli: &Cli, a: &RunsArgs) -> Result<u8, Fail> {
 fn list_runs(db: &History, limit: usize, json: bool) -> Result<u8, Fail> {
     let runs = db.runs(limit)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&runs).expect("json"));
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}",
-        "ID", "STARTED", "STATUS", "TIME", "RAN", "FRESH", "RESTORED", "FAILED", "SKIPPED"
+        "ID",
+        "STARTED",
+        "STATUS",
+        "TIME",
+        "RAN",
+        "FRESH",
+        "RESTORED",
+        "FAILED",
+        "SKIPPED"
     );
     for r in runs {
         let t = r
             .duration_ms
             .map(|d| fmt_duration(Duration::from_millis(d as u64)))
             .unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{:>4}  {:<20}  {:<11}  {:>8}  {:>4} {:>5} {:>8} {:>6} {:>7}",
-            r.id, r.started_at, r.status, t, r.ran, r.fresh, r.restored, r.failed, r.skipped
+            r.id,
+            r.started_at,
+            r.status,
+            t,
+            r.ran,
+            r.fresh,
+            r.restored,
+            r.failed,
+            r.skipped
         );
     }
     Ok(0)
@@ -76,10 +92,10 @@ fn print_logs(ws: &Workspace, id: i64, stage: &str, stages: &[StageRow]) -> Resu
         let path = dir.join(&file);
         if let Ok(text) = std::fs::read_to_string(&path) {
             found = true;
-            println!("== {stage}: {title} ({})", path.display());
-            print!("{text}");
+            outln!("== {stage}: {title} ({})", path.display());
+            out!("{text}");
             if !text.ends_with('\n') && !text.is_empty() {
-                println!();
+                outln!();
             }
         }
     }
@@ -100,21 +116,21 @@ fn print_logs(ws: &Workspace, id: i64, stage: &str, stages: &[StageRow]) -> Resu
 
 /// One run: its command, and every stage's outcome, time and reasons.
 fn print_run(ws: &Workspace, run: &RunRow, stages: &[StageRow]) {
-    println!("run {}  {}  {}", run.id, run.status, run.started_at);
-    println!("command: mlcycle {}", run.command);
+    outln!("run {}  {}  {}", run.id, run.status, run.started_at);
+    outln!("command: mlcycle {}", run.command);
     let w = stages
         .iter()
         .map(|s| s.stage.chars().count())
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:<w$}  {:<8}  {:>9}  REASON", "STAGE", "OUTCOME", "TIME");
+    outln!("{:<w$}  {:<8}  {:>9}  REASON", "STAGE", "OUTCOME", "TIME");
     for s in stages {
         let why = match &s.detail {
             Some(d) => d.clone(),
             None => s.reasons.join("; "),
         };
-        println!(
+        outln!(
             "{:<w$}  {:<8}  {:>9}  {}",
             s.stage,
             s.outcome,
@@ -124,7 +140,7 @@ fn print_run(ws: &Workspace, run: &RunRow, stages: &[StageRow]) {
     }
     let logs = ws.runs_dir().join(run.id.to_string());
     if logs.is_dir() {
-        println!(
+        outln!(
             "stage logs: {}",
             logs.strip_prefix(&ws.root).unwrap_or(&logs).display()
         );
@@ -138,7 +154,7 @@ pub(super) fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -
         eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
     })?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"run_id": id, "over": !pr.active, "jobs": pr.jobs})
         );
@@ -150,17 +166,20 @@ pub(super) fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -
             .max()
             .unwrap_or(5)
             .max(5);
-        println!("{:<w$}  {:>8}  {:<10}  DETAIL", "STAGE", "JOB", "STATE");
+        outln!("{:<w$}  {:>8}  {:<10}  DETAIL", "STAGE", "JOB", "STATE");
         for r in &pr.jobs {
-            println!(
+            outln!(
                 "{:<w$}  {:>8}  {:<10}  {}",
-                r.stage, r.job, r.state, r.detail
+                r.stage,
+                r.job,
+                r.state,
+                r.detail
             );
         }
         if pr.active {
-            println!("run {id} is still going; `--wait` follows it to the end");
+            outln!("run {id} is still going; `--wait` follows it to the end");
         } else if pr.recorded {
-            println!("run {id} is over; its result is recorded in mlcycle.lock");
+            outln!("run {id} is over; its result is recorded in mlcycle.lock");
         }
     }
     Ok(if pr.active || !pr.failed {

@@ -13,7 +13,7 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
     )?;
     let p = session.pipeline();
     let Some(artifact) = rest.first() else {
-        print!("{}", artifact_list(p));
+        out!("{}", artifact_list(p));
         return Ok(0);
     };
     if let Some(extra) = rest.get(1) {
@@ -82,7 +82,7 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
             ),
         }
     };
-    print!("{text}");
+    out!("{text}");
     Ok(0)
 }
 

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     if a.markdown {
-        print!("{}", mlcycle_stages::catalogue_markdown(registry));
+        out!("{}", mlcycle_stages::catalogue_markdown(registry));
         return Ok(0);
     }
     match &a.kind {
@@ -15,16 +15,16 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
                 .max()
                 .unwrap_or(7)
                 .max(7);
-            println!(
+            outln!(
                 "{:<w$}  run a command (`run:` stages; see docs/pipeline-yaml.md)",
                 "command"
             );
             for f in registry.kinds() {
-                println!("{:<w$}  {}", f.kind(), f.summary());
+                outln!("{:<w$}  {}", f.kind(), f.summary());
             }
         }
         Some(kind) if kind == mlcycle_pipeline::registry::COMMAND_KIND => {
-            println!(
+            outln!(
                 "command\n  Run a command in any language: `run:` stages\n\n\
                  A `run:` stage declares what it reads with `deps:` and what it writes with\n\
                  `outs:`; `params:` names the params it uses, `env:` adds variables and\n\
@@ -42,18 +42,18 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
                 }
                 .into());
             };
-            println!(
+            outln!(
                 "{} (version {})\n  {}\n",
                 f.kind(),
                 f.version(),
                 f.summary()
             );
-            println!("inputs:");
+            outln!("inputs:");
             if f.inputs().is_empty() {
-                println!("  (none)");
+                outln!("  (none)");
             }
             for p in f.inputs() {
-                println!(
+                outln!(
                     "  {:<12} [{}] {}{}",
                     p.name,
                     p.artifact.as_str(),
@@ -61,9 +61,9 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
                     if p.required { "" } else { " (optional)" }
                 );
             }
-            println!("outputs:");
+            outln!("outputs:");
             for p in f.outputs() {
-                println!(
+                outln!(
                     "  {:<12} [{}] {} (artifacts/<stage>/{})",
                     p.name,
                     p.artifact.as_str(),
@@ -71,12 +71,12 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
                     p.file
                 );
             }
-            println!("params (with:):");
+            outln!("params (with:):");
             if f.param_docs().is_empty() {
-                println!("  (none)");
+                outln!("  (none)");
             }
             for (p, ty) in f.param_docs().iter().zip(f.param_types()) {
-                println!("  {:<12} {:<20} {}", p.name, ty, p.doc);
+                outln!("  {:<12} {:<20} {}", p.name, ty, p.doc);
             }
         }
     }

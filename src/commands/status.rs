@@ -28,9 +28,9 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
             "up_to_date": would_run == 0,
             "stages": st,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else if !cli.quiet {
-        print!("{}", status_table(&st, &stale, cli.verbose > 0));
+        out!("{}", status_table(&st, &stale, cli.verbose > 0));
     }
     // The process ends now: let the OS reclaim the plan's many small
     // allocations instead of freeing them one by one.
@@ -97,7 +97,7 @@ pub(super) fn cmd_dag(
         DagFormat::Dot => g.dot(p, &keep),
         DagFormat::Text => g.text(p, &keep),
     };
-    print!("{s}");
+    out!("{s}");
     Ok(0)
 }
 
@@ -127,7 +127,7 @@ pub(super) fn cmd_validate(
     if !cli.quiet {
         let plural =
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        println!(
+        outln!(
             "pipeline `{}` is valid: {}, {}",
             p.name,
             plural(p.stages.len(), "stage", "stages"),
