@@ -801,3 +801,29 @@ fn a_full_stdout_is_reported_not_a_panic() {
     assert_eq!(ws.read("o.txt"), "hi\n");
     assert_eq!(ws.run(&["status"]).code, 0);
 }
+
+/// Deep nesting is refused before the parser sees it (100 000 nested flow
+/// mappings took the parser over half a minute, in a pipeline and in a
+/// params file alike).
+#[test]
+fn deep_nesting_is_refused_at_once() {
+    let n = 100_000;
+    let deep = format!("{}1{}", "{a: ".repeat(n), "}".repeat(n));
+    let ws = Ws::new(&format!("params:\n  x: {deep}\nstages: {{}}\n"));
+    let r = run_limited(&ws, &["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        flat(&r.stderr).contains("nests deeper than 128 levels"),
+        "{}",
+        r.stderr
+    );
+    let ws = Ws::new("params_file: p.yaml\nstages: {}\n");
+    ws.write("p.yaml", &format!("x: {deep}\n"));
+    let r = run_limited(&ws, &["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        flat(&r.stderr).contains("nests deeper than 128 levels"),
+        "{}",
+        r.stderr
+    );
+}

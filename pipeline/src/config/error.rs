@@ -168,7 +168,7 @@ impl ConfigError {
                     _ => None,
                 };
                 let line_col = span.map(|(o, _)| line_col(text, o));
-                let (issue, span) = drop_long_snippet(issue, span, line_col, &name);
+                let (issue, span) = drop_long_snippet(issue, span, line_col, &name, text);
                 LocatedIssue {
                     issue,
                     src,
@@ -197,7 +197,7 @@ impl ConfigError {
             (o, 1)
         });
         let line_col = span.map(|(o, _)| line_col(text, o));
-        let (issue, span) = drop_long_snippet(issue, span, line_col, name);
+        let (issue, span) = drop_long_snippet(issue, span, line_col, name, text);
         ConfigError {
             file: file.to_path_buf(),
             issues: vec![LocatedIssue {
@@ -222,9 +222,21 @@ fn drop_long_snippet(
     span: Option<(usize, usize)>,
     line_col: Option<(usize, usize)>,
     name: &str,
+    text: &str,
 ) -> (Issue, Option<(usize, usize)>) {
+    // The renderer measures the whole line around the span: a very long
+    // one (a deeply nested one-line document) costs it time quadratic in
+    // its length.
+    let line_len = |o: usize| {
+        let o = o.min(text.len());
+        let start = text[..o].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[o..].find('\n').map_or(text.len(), |i| o + i);
+        end - start
+    };
     match (span, line_col) {
-        (Some((_, len)), Some((line, col))) if col + len > MAX_SNIPPET_COLUMN => {
+        (Some((o, len)), Some((line, col)))
+            if col + len > MAX_SNIPPET_COLUMN || line_len(o) > MAX_SNIPPET_COLUMN =>
+        {
             issue.message = format!("{} (at {name}:{line}:{col})", issue.message);
             (issue, None)
         }

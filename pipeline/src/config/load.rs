@@ -73,6 +73,14 @@ pub fn parse(text: &str) -> Result<Value, LoadFailure> {
     // tree: the merge is applied there, then the tree becomes JSON. Without
     // one, the text goes straight into the JSON value tree the rest of the
     // engine uses (mappings keep their order).
+    if let Some(offset) = find_deep_nesting(text) {
+        return Err(LoadFailure::Syntax {
+            message: format!(
+                "the document nests deeper than {MAX_NESTING} levels; a pipeline never needs that"
+            ),
+            offset: Some(offset),
+        });
+    }
     if let Some((offset, digits)) = find_long_integer(text) {
         return Err(LoadFailure::Syntax {
             message: format!(
@@ -129,6 +137,47 @@ fn second_document(text: &str) -> Option<usize> {
             content = true;
         }
         offset += line.len();
+    }
+    None
+}
+
+/// The deepest nesting of `[` and `{` accepted (the YAML deserializer's own
+/// limit); checked before parsing, because the parser takes time quadratic
+/// in the depth (100 000 nested flow mappings took over half a minute).
+const MAX_NESTING: usize = 128;
+
+/// The offset of the first flow bracket nested deeper than [`MAX_NESTING`],
+/// outside quoted strings and comments.
+fn find_deep_nesting(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(b'\'') if c == b'\'' => quote = None,
+            Some(b'"') if c == b'\\' => i += 1,
+            Some(b'"') if c == b'"' => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'#' if i == 0 || b[i - 1].is_ascii_whitespace() => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some(i);
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b'\n' => {}
+                _ => {}
+            },
+        }
+        i += 1;
     }
     None
 }
