@@ -196,21 +196,8 @@ impl Cache {
 
     /// Stores a folder: each file, then its manifest.
     pub fn store_dir(&self, src: &Path) -> io::Result<OutRecord> {
-        let mut entries = Vec::new();
-        let mut total = 0;
-        for (rel, abs) in walk_files(src)? {
-            let exec = fs::metadata(&abs)?.permissions().mode() & 0o111 != 0;
-            let (hash, size) = self.store_file(&abs)?;
-            total += size;
-            entries.push(ManifestEntry {
-                path: rel,
-                hash,
-                size,
-                exec,
-                raw: ManifestEntry::raw_of(src, &abs),
-            });
-        }
-        entries.extend(empty_dirs(src)?.iter().map(|d| ManifestEntry::empty_dir(d)));
+        let (entries, total) =
+            folder_manifest(src, |_| false, |_, abs, _| Ok(self.store_file(abs)?.0))?;
         let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
         let hash = self.store_bytes(&manifest)?;
         Ok(OutRecord {
@@ -415,44 +402,68 @@ fn process_alive(pid: i32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Every empty folder under `dir` (holding no file and no folder), as a
-/// relative `/` path, sorted.
-pub fn empty_dirs(dir: &Path) -> io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(String::new(), dir.to_path_buf())];
-    while let Some((rel, abs)) = stack.pop() {
-        for e in fs::read_dir(&abs)? {
-            let e = e?;
-            if !e.file_type()?.is_dir() {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if fs::read_dir(e.path())?.next().is_none() {
-                out.push(r);
-            } else {
-                stack.push((r, e.path()));
-            }
+/// A folder's manifest: an entry per regular file (its content hash from
+/// `hash`, given the relative path, the file and its metadata), then one
+/// per empty sub-folder; and the files' total size. Entries whose relative
+/// path `skip` refuses (a sub-folder's with a trailing `/`) are left out.
+///
+/// The one builder behind both a stored folder and a folder's hash in a
+/// fingerprint, so the two agree byte for byte.
+pub fn folder_manifest(
+    dir: &Path,
+    skip: impl Fn(&str) -> bool,
+    mut hash: impl FnMut(&str, &Path, &fs::Metadata) -> io::Result<Digest>,
+) -> io::Result<(Vec<ManifestEntry>, u64)> {
+    let (files, empty) = walk_tree(dir)?;
+    let mut entries = Vec::with_capacity(files.len() + empty.len());
+    let mut total = 0;
+    for (rel, abs) in files {
+        if skip(&rel) {
+            continue;
         }
+        let m = fs::metadata(&abs)?;
+        let h = hash(&rel, &abs, &m)?;
+        total += m.len();
+        entries.push(ManifestEntry {
+            raw: ManifestEntry::raw_of(dir, &abs),
+            path: rel,
+            hash: h,
+            size: m.len(),
+            exec: m.permissions().mode() & 0o111 != 0,
+        });
     }
-    out.sort();
-    Ok(out)
+    entries.extend(
+        empty
+            .iter()
+            .map(|d| ManifestEntry::empty_dir(d))
+            .filter(|e| !skip(&e.path)),
+    );
+    Ok((entries, total))
 }
 
 /// Every regular file under `dir`, as (relative `/` path, absolute path), sorted.
 pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
+    Ok(walk_tree(dir)?.0)
+}
+
+/// A file found by a walk: its relative `/` path and its absolute path.
+type FileAt = (String, PathBuf);
+
+/// In one walk of `dir`: every regular file, as (relative `/` path,
+/// absolute path), and every empty folder (holding nothing at all), as a
+/// relative path; both sorted. A symlink inside is an error.
+fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut empty = Vec::new();
     let mut stack = vec![(String::new(), dir.to_path_buf())];
     while let Some((rel, abs)) = stack.pop() {
+        let mut entries = 0;
         for e in fs::read_dir(&abs)? {
             let e = e?;
+            entries += 1;
             let name = e.file_name().to_string_lossy().into_owned();
             let r = if rel.is_empty() {
-                name.clone()
+                name
             } else {
                 format!("{rel}/{name}")
             };
@@ -460,7 +471,7 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
             if ft.is_dir() {
                 stack.push((r, e.path()));
             } else if ft.is_file() {
-                out.push((r, e.path()));
+                files.push((r, e.path()));
             } else if ft.is_symlink() {
                 return Err(io::Error::other(format!(
                     "folder {} holds a symlink ({r}); mlcycle hashes and stores regular files only",
@@ -468,9 +479,13 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
                 )));
             }
         }
+        if entries == 0 && !rel.is_empty() {
+            empty.push(rel);
+        }
     }
-    out.sort();
-    Ok(out)
+    files.sort();
+    empty.sort();
+    Ok((files, empty))
 }
 
 #[cfg(test)]

@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::cache::ManifestEntry;
 use crate::config::{Pipeline, Source, StageDef};
 use crate::fingerprint::{FingerprintRef, StageFingerprint, StaleReason, FINGERPRINT_SCHEMA};
 use crate::graph::StageGraph;
@@ -52,34 +50,15 @@ impl SharedMemo {
         let abs = root.join(rel);
         let meta = std::fs::metadata(&abs)?;
         if meta.is_dir() {
-            let mut entries = Vec::new();
-            let mut total = 0;
-            for (r, a) in crate::cache::walk_files(&abs)? {
-                // The workspace root as a dep: mlcycle's own state is not
-                // part of it (it changes with every run).
-                if rel == "." && (r == "mlcycle.lock" || r.starts_with(".mlcycle/")) {
-                    continue;
-                }
-                let m = std::fs::metadata(&a)?;
-                let key = format!("{rel}/{r}");
-                let hash = self.hash_file(&key, &a, m.clone())?;
-                total += m.len();
-                entries.push(ManifestEntry {
-                    path: r,
-                    hash,
-                    size: m.len(),
-                    exec: m.permissions().mode() & 0o111 != 0,
-                    raw: ManifestEntry::raw_of(&abs, &a),
-                });
-            }
-            // As the cache's manifest of the folder: files, then empty
-            // sub-folders, so the two hashes agree.
-            entries.extend(
-                crate::cache::empty_dirs(&abs)?
-                    .iter()
-                    .filter(|d| !(rel == "." && d.starts_with(".mlcycle")))
-                    .map(|d| ManifestEntry::empty_dir(d)),
-            );
+            // The workspace root as a dep: mlcycle's own state is not part
+            // of it (it changes with every run).
+            let own_state = |r: &str| {
+                rel == "."
+                    && (r == "mlcycle.lock" || r == ".mlcycle/" || r.starts_with(".mlcycle/"))
+            };
+            let (entries, total) = crate::cache::folder_manifest(&abs, own_state, |r, a, m| {
+                self.hash_file(&format!("{rel}/{r}"), a, m.clone())
+            })?;
             let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
             Ok((crate::hash::hash_bytes(&manifest), total, true))
         } else {

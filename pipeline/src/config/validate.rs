@@ -99,6 +99,14 @@ struct Draft<'d> {
     is_run: bool,
 }
 
+impl Draft<'_> {
+    /// A boolean stage flag (`always_changed:`, `frozen:`); its type is
+    /// checked with the stage's keys.
+    fn flag(&self, key: &str) -> bool {
+        self.decl.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
 /// Runs the checks, collecting every problem found as an [`Issue`].
 struct Validator<'r> {
     issues: Vec<Issue>,

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::algo::cart::Criterion;
 use crate::model::{matrix, Fitted, Lineage, Model, Task};
-use crate::table::{format_number, short, ColumnData, Table};
+use crate::table::{format_number, short, Column, ColumnData, Table};
 
 /// The prepared training data.
 pub struct TrainData<'a> {
@@ -160,8 +160,9 @@ fn train<P: Serialize>(
         .map_err(|e| StageError::caused_by("cannot write the model", e))
 }
 
-/// The numeric target of a regression table.
-pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageError> {
+/// The table's target column, with its name; an error for a table without
+/// one, or whose target was dropped.
+fn target_column<'t>(t: &'t Table, kind: &str) -> Result<(&'t str, &'t Column), StageError> {
     let name = t.target.as_deref().ok_or_else(|| {
         StageError::new(format!(
             "`{kind}` needs a target column, and the table has none"
@@ -173,6 +174,12 @@ pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageErro
             "the target column `{name}` is not in the table (was it dropped?)"
         ))
     })?;
+    Ok((name, col))
+}
+
+/// The numeric target of a regression table.
+pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageError> {
+    let (name, col) = target_column(t, kind)?;
     match &col.data {
         ColumnData::Numeric(v) => {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -194,17 +201,7 @@ pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageErro
 /// Class ids (index into the sorted class names) of a classification table.
 /// A numeric target is accepted when it holds a few whole numbers.
 pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), StageError> {
-    let name = t.target.as_deref().ok_or_else(|| {
-        StageError::new(format!(
-            "`{kind}` needs a target column, and the table has none"
-        ))
-        .with_help("name it with `target:` in the dataset stage")
-    })?;
-    let col = t.column(name).ok_or_else(|| {
-        StageError::new(format!(
-            "the target column `{name}` is not in the table (was it dropped?)"
-        ))
-    })?;
+    let (name, col) = target_column(t, kind)?;
     let labels: Vec<String> = match &col.data {
         ColumnData::Categorical(v) => {
             if let Some(i) = v.iter().position(Option::is_none) {

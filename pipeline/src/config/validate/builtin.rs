@@ -66,16 +66,8 @@ impl Validator<'_> {
                     params: stage_params,
                     config,
                     action: Action::Builtin(Arc::from(stage)),
-                    always_changed: d
-                        .decl
-                        .get("always_changed")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    frozen: d
-                        .decl
-                        .get("frozen")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
+                    always_changed: d.flag("always_changed"),
+                    frozen: d.flag("frozen"),
                 })
             }
             Err(errors) => {

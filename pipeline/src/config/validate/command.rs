@@ -74,16 +74,8 @@ impl Validator<'_> {
             params: stage_params,
             config,
             action: Action::Command { argv, shell, env },
-            always_changed: d
-                .decl
-                .get("always_changed")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            frozen: d
-                .decl
-                .get("frozen")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            always_changed: d.flag("always_changed"),
+            frozen: d.flag("frozen"),
         })
     }
 

@@ -142,50 +142,26 @@ impl Validator<'_> {
     /// exist.
     pub(super) fn apply_overrides(&mut self, overrides: &[(String, String)]) {
         for (key, raw) in overrides {
-            if raw.contains('\0') || key.contains('\0') {
-                self.issues.push(Issue {
-                    code: "nul_byte",
-                    message: format!(
-                        "`-p {}`: a NUL byte cannot be passed to a command",
-                        key.replace('\0', "\\0")
-                    ),
-                    help: None,
-                    file: FileKey::Pipeline,
-                    path: Some(YamlPath::root()),
-                    part: Part::Key,
-                    label: "overridden here".into(),
-                    offset: None,
-                });
-                continue;
-            }
             if load::is_long_integer(raw.trim()) {
-                self.issues.push(Issue {
-                    code: "long_integer",
-                    message: format!(
-                        "`-p {key}={raw}`: the integer does not fit in 64 bits and would become an inexact floating-point number"
-                    ),
-                    help: Some(format!("quote it to pass it as text: -p '{key}=\"{raw}\"'")),
-                    file: FileKey::Pipeline,
-                    path: Some(YamlPath::root()),
-                    part: Part::Key,
-                    label: "overridden here".into(),
-                    offset: None,
-                });
+                self.override_issue(
+                    "long_integer",
+                    format!("`-p {key}={raw}`: the integer does not fit in 64 bits and would become an inexact floating-point number"),
+                    Some(format!("quote it to pass it as text: -p '{key}=\"{raw}\"'")),
+                );
                 continue;
             }
             let value = load::parse_scalar(raw);
-            // YAML escapes (`"a\0b"`) give a NUL byte no shell could pass.
-            if value.as_str().is_some_and(|v| v.contains('\0')) {
-                self.issues.push(Issue {
-                    code: "nul_byte",
-                    message: format!("`-p {key}=…`: the value holds a NUL byte, which cannot be passed to a command"),
-                    help: None,
-                    file: FileKey::Pipeline,
-                    path: Some(YamlPath::root()),
-                    part: Part::Key,
-                    label: "overridden here".into(),
-                    offset: None,
-                });
+            // A NUL byte, typed or from a YAML escape (`"a\0b"`), cannot be
+            // passed to a command.
+            if key.contains('\0') || value.as_str().is_some_and(|v| v.contains('\0')) {
+                self.override_issue(
+                    "nul_byte",
+                    format!(
+                        "`-p {}=…`: a NUL byte cannot be passed to a command",
+                        key.replace('\0', "\\0")
+                    ),
+                    None,
+                );
                 continue;
             }
             if !params::set_existing(&mut self.params, key, value) {
@@ -206,6 +182,21 @@ impl Validator<'_> {
                 });
             }
         }
+    }
+
+    /// A problem with a `-p` override, which has no place in a file: shown
+    /// at the top of the pipeline.
+    fn override_issue(&mut self, code: &'static str, message: String, help: Option<String>) {
+        self.issues.push(Issue {
+            code,
+            message,
+            help,
+            file: FileKey::Pipeline,
+            path: Some(YamlPath::root()),
+            part: Part::Key,
+            label: "overridden here".into(),
+            offset: None,
+        });
     }
 
     /// Checks that the param `key` read by stage `d` is defined, and records
