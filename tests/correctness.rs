@@ -435,9 +435,14 @@ fn fifos_and_devices_are_refused_not_read() {
         .status()
         .unwrap()
         .success());
+    // The stage that reads it is blocked, with the reason; a run fails it.
     let r = run_limited(&ws, &["status"]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("is a named pipe (FIFO)"), "{}", r.stderr);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("s").as_deref(), Some("blocked"), "{}", r.stdout);
+    assert!(r.stdout.contains("is a named pipe (FIFO)"), "{}", r.stdout);
+    let r = run_limited(&ws, &["run"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is a named pipe (FIFO)"), "{}", r.stdout);
     ws.write(
         "mlcycle.yaml",
         "params_file: /dev/zero\nstages:\n  s:\n    run: echo hi > ${outputs.out}\n    deps: [/dev/zero]\n    outs: [out.txt]\n",
@@ -826,4 +831,327 @@ fn deep_nesting_is_refused_at_once() {
         "{}",
         r.stderr
     );
+}
+
+/// A folder reached through a symlink inside the workspace is the folder
+/// it leads to: two stages writing `real/x.txt` and `link/x.txt` write one
+/// file (refused), and a dep spelled through the link runs after the stage
+/// that writes the file.
+#[test]
+fn symlinks_inside_the_workspace_give_one_identity() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo a > real/x.txt\n    outs: [real/x.txt]\n  b:\n    run: echo b > link/x.txt\n    outs: [link/x.txt]\n",
+    );
+    std::fs::create_dir(ws.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path().join("link")).unwrap();
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(flat(&r.stderr).contains("also writes"), "{}", r.stderr);
+
+    let ws = Ws::new(
+        "stages:\n  read:\n    run: cat link/x.txt > y.txt\n    deps: [link/x.txt]\n    outs: [y.txt]\n  write:\n    run: echo hello > real/x.txt\n    outs: [real/x.txt]\n",
+    );
+    std::fs::create_dir(ws.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path().join("link")).unwrap();
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("y.txt"), "hello\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+    let dag = ws.run(&["dag"]);
+    assert!(dag.stdout.contains("write"), "{}", dag.stdout);
+}
+
+/// A source file inside a folder that another stage declares as its output
+/// is never deleted: `run` and `validate` refuse before anything is touched
+/// (the first run deleted `data/raw.csv`, which existed nowhere else).
+#[test]
+fn a_source_inside_an_output_folder_is_refused_not_deleted() {
+    let ws = Ws::new(
+        "stages:\n  mk:\n    run: mkdir -p data && echo made > data/summary.txt\n    outs: [data/]\n  rd:\n    run: cat data/raw.csv > r.txt\n    deps: [data/raw.csv]\n    outs: [r.txt]\n",
+    );
+    ws.write("data/raw.csv", "precious\n");
+    for cmd in ["run", "validate"] {
+        let r = ws.run(&[cmd]);
+        assert_eq!(r.code, 2, "{cmd}: {}{}", r.stdout, r.stderr);
+        let e = flat(&r.stderr);
+        assert!(
+            e.contains("`data/raw.csv`, which is inside output `data` of stage `mk`"),
+            "{cmd}: {e}"
+        );
+    }
+    assert_eq!(ws.read("data/raw.csv"), "precious\n");
+    assert!(!ws.exists("data/summary.txt"), "nothing may have run");
+}
+
+/// Bytes mlcycle did not write at an output path (a file made by hand
+/// before the stage existed, an output edited by hand) are moved aside into
+/// `.mlcycle/displaced/`, never deleted; what a stage wrote before (its
+/// record, the cache, or its own failed run) is replaced without a fuss.
+#[test]
+fn unknown_bytes_at_an_output_path_are_kept() {
+    let ws = Ws::new(
+        "params:\n  n: 1\nstages:\n  train:\n    run: echo ${params.n} > model.txt\n    params: [n]\n    outs: [model.txt]\n  f:\n    run: echo partial > f.txt && test -f go\n    outs: [f.txt]\n",
+    );
+    ws.write("model.txt", "made by hand\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("train").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(r.stderr.contains("moved them aside"), "{}", r.stderr);
+    assert_eq!(ws.read(".mlcycle/displaced/1/model.txt"), "made by hand\n");
+    assert_eq!(ws.read("model.txt"), "1\n");
+    // Edited by hand, then restored: the edit is kept aside too.
+    ws.write("model.txt", "edited\n");
+    let r = ws.run(&["run", "train"]);
+    assert_eq!(
+        r.outcome("train").as_deref(),
+        Some("restored"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(ws.read(".mlcycle/displaced/2/model.txt"), "edited\n");
+    // What the stage wrote itself is replaced quietly.
+    let r = ws.run(&["run", "-p", "n=2", "train"]);
+    assert_eq!(r.outcome("train").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(!r.stderr.contains("moved them aside"), "{}", r.stderr);
+    // A failed run's own leftovers (an empty f.txt from the redirection)
+    // are not "unknown" either.
+    assert_eq!(ws.run(&["run", "f"]).code, 1);
+    assert!(ws.exists("f.txt"));
+    ws.write("go", "");
+    let r = ws.run(&["run", "f"]);
+    assert_eq!(r.outcome("f").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(!r.stderr.contains("moved them aside"), "{}", r.stderr);
+}
+
+/// A missing source file blocks only the stages that read it (and those
+/// after them): the others run, `status` says `blocked`, `validate` stays
+/// strict. Before, one missing file made every command exit 2.
+#[test]
+fn a_missing_source_blocks_only_its_readers() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: cat data/a.csv > a.txt\n    deps: [data/a.csv]\n    outs: [a.txt]\n  b:\n    run: cat data/b.csv > b.txt\n    deps: [data/b.csv]\n    outs: [b.txt]\n  c:\n    run: cat b.txt > c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n  d:\n    uses: dataset.csv\n    with: {path: data/d.csv}\n",
+    );
+    ws.write("data/a.csv", "1\n");
+    assert_eq!(ws.run(&["validate"]).code, 2);
+    let st = ws.run(&["status", "-v"]);
+    assert_eq!(st.code, 1, "{}{}", st.stdout, st.stderr);
+    assert_eq!(st.outcome("a").as_deref(), Some("stale"), "{}", st.stdout);
+    for s in ["b", "c", "d"] {
+        assert_eq!(
+            st.outcome(s).as_deref(),
+            Some("blocked"),
+            "{s}: {}",
+            st.stdout
+        );
+    }
+    assert!(
+        st.stdout.contains("input `data/b.csv` cannot be read"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run", "a"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // A whole run: the blocked stages fail, their dependents are skipped,
+    // and the rest still runs (without --keep-going).
+    ws.write("data/a.csv", "2\n");
+    let r = ws.run(&["run", "-j", "1"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("a").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("b").as_deref(), Some("failed"), "{}", r.stdout);
+    assert_eq!(r.outcome("c").as_deref(), Some("skipped"), "{}", r.stdout);
+    assert_eq!(r.outcome("d").as_deref(), Some("failed"), "{}", r.stdout);
+    ws.write("data/b.csv", "b\n");
+    ws.write("data/d.csv", "x\n1\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.run(&["status"]).code, 0);
+}
+
+/// `persist: true` outputs are left in place for the stage to update;
+/// `cache: false` outputs stay out of the cache, so their stage reruns
+/// instead of being restored.
+#[test]
+fn persist_and_uncached_outputs() {
+    let ws = Ws::new(
+        "params:\n  n: 1\nstages:\n  log:\n    run: echo ${params.n} >> log.txt\n    params: [n]\n    outs:\n      - log.txt: {persist: true}\n  big:\n    run: echo ${params.n} > big.bin\n    params: [n]\n    outs:\n      - blob: {path: big.bin, cache: false}\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.run(&["run", "-p", "n=2"]).code, 0);
+    assert_eq!(ws.read("log.txt"), "1\n2\n");
+    assert_eq!(ws.run(&["status", "-p", "n=2"]).code, 0);
+    // big.bin's bytes are not in the cache: gone means rerun, not restore.
+    let objects = walk(&ws.path().join(".mlcycle/cache/objects"));
+    assert!(
+        !objects.iter().any(|o| std::fs::read(o).unwrap() == b"2\n"),
+        "a `cache: false` output was stored"
+    );
+    std::fs::remove_file(ws.path().join("big.bin")).unwrap();
+    let r = ws.run(&["run", "-p", "n=2"]);
+    assert_eq!(r.outcome("big").as_deref(), Some("ran"), "{}", r.stdout);
+    let r = ws.run(&["run", "-p", "n=1"]);
+    assert_eq!(r.outcome("big").as_deref(), Some("ran"), "{}", r.stdout);
+    // Flags are checked like everything else.
+    let bad = Ws::new(
+        "stages:\n  s:\n    run: echo\n    outs:\n      - o.txt: {persits: true, cache: no}\n",
+    );
+    let r = bad.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    let e = flat(&r.stderr);
+    assert!(e.contains("did you mean `persist`"), "{e}");
+    assert!(
+        e.contains("`cache` of output `o.txt` of stage `s` must be true or false"),
+        "{e}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A folder dep's reason names the files inside it that changed, up to
+/// three and a count, instead of only "file `data/` changed".
+#[test]
+fn a_folder_dep_reason_names_the_changed_files() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: cat data/* > all.txt\n    deps: [data/]\n    outs: [all.txt]\n",
+    );
+    for i in 1..=6 {
+        ws.write(&format!("data/f{i}.csv"), &i.to_string());
+    }
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("data/f2.csv", "changed");
+    let st = ws.run(&["status"]);
+    assert!(
+        st.stdout
+            .contains("folder `data/` changed: f2.csv (modified)"),
+        "{}",
+        st.stdout
+    );
+    ws.write("data/new.csv", "n");
+    std::fs::remove_file(ws.path().join("data/f6.csv")).unwrap();
+    ws.write("data/f1.csv", "changed");
+    ws.write("data/f3.csv", "changed");
+    let st = ws.run(&["status"]);
+    assert!(
+        st.stdout.contains(
+            "folder `data/` changed: f1.csv (modified), f2.csv (modified), f3.csv (modified) and 2 more"
+        ),
+        "{}",
+        st.stdout
+    );
+}
+
+/// A write that would go through a symlink leading outside the workspace
+/// is refused at the moment it happens, even when the link appeared after
+/// validation (an earlier stage made it).
+#[test]
+fn writes_never_follow_a_symlink_out_of_the_workspace() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().display().to_string();
+    let ws = Ws::new(&format!(
+        "stages:\n  evil:\n    run: echo x > e.txt && ln -s {target} artifacts\n    outs: [e.txt]\n  data:\n    uses: dataset.synthetic\n    with: {{kind: house_prices, rows: 10}}\n"
+    ));
+    let r = ws.run(&["run", "evil"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The link appeared after `data` was validated: its write is refused.
+    let r = ws.run(&["run", "data"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("which now leads outside the workspace"),
+        "{}",
+        r.stdout
+    );
+    // Nor does a restore from the cache write through it.
+    std::fs::remove_file(ws.path().join("artifacts")).unwrap();
+    assert_eq!(ws.run(&["run", "data"]).code, 0);
+    std::fs::remove_dir_all(ws.path().join("artifacts")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("artifacts")).unwrap();
+    let r = ws.run(&["run", "data"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "something was written outside the workspace"
+    );
+}
+
+/// A damaged object in the cache is found when restoring, replaced by the
+/// rerun, and later restores work again (before, a damaged folder entry
+/// made every restore rerun the stage).
+#[test]
+fn a_damaged_cache_object_is_repaired_by_the_rerun() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: mkdir -p out && echo hello > out/a.txt && echo two > out/b.txt\n    outs: [out/]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    use std::os::unix::fs::PermissionsExt;
+    for o in walk(&ws.path().join(".mlcycle/cache/objects")) {
+        if std::fs::read(&o).unwrap() == b"hello\n" {
+            std::fs::set_permissions(&o, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::write(&o, b"HELLO\n").unwrap();
+        }
+    }
+    std::fs::remove_dir_all(ws.path().join("out")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(ws.read("out/a.txt"), "hello\n");
+    std::fs::remove_dir_all(ws.path().join("out")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+    assert_eq!(ws.read("out/a.txt"), "hello\n");
+}
+
+/// When `mlcycle.lock` cannot be written (a full disk), the summary is
+/// still printed, the command fails with the reason, and the run history
+/// says `failed` with why (it said `killed`). The stages' results are not
+/// lost: the next run reads them back.
+#[test]
+fn a_lock_file_that_cannot_be_written_fails_the_run_with_its_reason() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo a > a.txt && mkdir -p mlcycle.lock/x\n    outs: [a.txt]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("a").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(flat(&r.stderr).contains("cannot write"), "{}", r.stderr);
+    let runs = ws.run(&["runs", "show", "1"]);
+    assert!(runs.stdout.contains("run 1  failed"), "{}", runs.stdout);
+    assert!(
+        runs.stdout.contains("error: cannot write"),
+        "{}",
+        runs.stdout
+    );
+    std::fs::remove_dir_all(ws.path().join("mlcycle.lock")).unwrap();
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}{}", st.stdout, st.stderr);
+}
+
+/// Empty sub-folders with names that are not UTF-8 come back byte for byte.
+#[test]
+fn non_utf8_empty_folder_names_are_kept() {
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: mkdir -p \"out/$(printf 'd\\351')\" \"out/$(printf 'd\\350')\"\n    outs: [out/]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::fs::remove_dir_all(ws.path().join("out")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("s").as_deref(), Some("restored"), "{}", r.stdout);
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![b"d\xe8".to_vec(), b"d\xe9".to_vec()]);
+    assert_eq!(ws.run(&["status"]).code, 0);
 }

@@ -435,7 +435,10 @@ pub fn folder_manifest(
     entries.extend(
         empty
             .iter()
-            .map(|d| ManifestEntry::empty_dir(d))
+            .map(|(d, abs)| ManifestEntry {
+                raw: ManifestEntry::raw_of(dir, abs),
+                ..ManifestEntry::empty_dir(d)
+            })
             .filter(|e| !skip(&e.path)),
     );
     Ok((entries, total))
@@ -450,9 +453,9 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 type FileAt = (String, PathBuf);
 
 /// In one walk of `dir`: every regular file, as (relative `/` path,
-/// absolute path), and every empty folder (holding nothing at all), as a
-/// relative path; both sorted. A symlink inside is an error.
-fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<String>)> {
+/// absolute path), and every empty folder (holding nothing at all), the
+/// same way; both sorted. A symlink inside is an error.
+fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<FileAt>)> {
     let mut files = Vec::new();
     let mut empty = Vec::new();
     let mut stack = vec![(String::new(), dir.to_path_buf())];
@@ -480,7 +483,7 @@ fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<String>)> {
             }
         }
         if entries == 0 && !rel.is_empty() {
-            empty.push(rel);
+            empty.push((rel, abs));
         }
     }
     files.sort();

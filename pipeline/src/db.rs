@@ -116,6 +116,9 @@ pub struct RunRow {
     pub restored: i64,
     pub failed: i64,
     pub skipped: i64,
+    /// Why a run that ended its stages could not be recorded (its lock
+    /// file could not be written, for example).
+    pub error: Option<String>,
 }
 
 /// One stage of a recorded run.
@@ -141,6 +144,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -285,6 +289,19 @@ impl Db {
         tx.commit().map_err(e)
     }
 
+    /// Records a run whose stages ended but whose results could not be
+    /// recorded (`mlcycle.lock` could not be written): `failed`, with why.
+    pub fn fail_run(&mut self, id: i64, summary: &RunSummary, error: &str) -> Result<(), DbError> {
+        self.finish_run(id, summary)?;
+        self.conn
+            .execute(
+                "UPDATE runs SET status='failed', error=?2 WHERE id=?1",
+                params![id, error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Marks runs still recorded as running as `killed`. Call it holding
     /// the writer lock: then no run can really be in progress.
     pub fn mark_abandoned(&self) -> Result<usize, DbError> {
@@ -367,7 +384,7 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped
+                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped, error
                  FROM runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
@@ -383,7 +400,7 @@ impl Db {
         let run = self
             .conn
             .query_row(
-                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped FROM runs WHERE id=?1",
+                "SELECT id, started_at, finished_at, status, command, pipeline, duration_ms, ran, fresh, restored, failed, skipped, error FROM runs WHERE id=?1",
                 [id],
                 row_to_run,
             )
@@ -430,7 +447,22 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         restored: r.get(9)?,
         failed: r.get(10)?,
         skipped: r.get(11)?,
+        error: r.get(12)?,
     })
+}
+
+/// Brings a database from an older mlcycle up to this schema
+/// (`PRAGMA user_version` counts the steps taken).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        let has_error = conn.prepare("SELECT error FROM runs LIMIT 0").is_ok();
+        if !has_error {
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN error TEXT")?;
+        }
+        conn.pragma_update(None, "user_version", 1)?;
+    }
+    Ok(())
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.

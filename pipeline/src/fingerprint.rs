@@ -152,7 +152,11 @@ impl StageFingerprint {
                         input: k.clone(),
                         upstream: stage,
                     },
-                    None => StaleReason::FileChanged { path: k.clone() },
+                    None => StaleReason::FileChanged {
+                        path: k.clone(),
+                        files: Vec::new(),
+                        more: 0,
+                    },
                 }),
                 None => out.push(StaleReason::InputAdded { input: k.clone() }),
             }
@@ -253,6 +257,13 @@ pub enum StaleReason {
     /// A file the stage reads changed.
     FileChanged {
         path: String,
+        /// For a folder: files inside it that changed (`a.csv (modified)`),
+        /// when known.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
+        /// How many more changed than `files` names.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: usize,
     },
     InputAdded {
         input: String,
@@ -281,6 +292,20 @@ pub enum StaleReason {
     Frozen {
         because: Vec<StaleReason>,
     },
+    /// A file the stage reads cannot be read (missing from a partial
+    /// checkout, unreadable): the stage is blocked until it can.
+    InputMissing {
+        path: String,
+        error: String,
+    },
+    /// (status only) an upstream stage is blocked, so this one is too.
+    UpstreamBlocked {
+        upstream: String,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl fmt::Display for StaleReason {
@@ -356,7 +381,16 @@ impl fmt::Display for StaleReason {
                     "input `{input}` changed (stage `{upstream}` produced new output)"
                 )
             }
-            StaleReason::FileChanged { path } => write!(f, "file `{path}` changed"),
+            StaleReason::FileChanged { path, files, more } => {
+                if files.is_empty() {
+                    return write!(f, "file `{path}` changed");
+                }
+                write!(f, "folder `{path}` changed: {}", files.join(", "))?;
+                if *more > 0 {
+                    write!(f, " and {more} more")?;
+                }
+                Ok(())
+            }
             StaleReason::InputAdded { input } => write!(f, "new input `{input}`"),
             StaleReason::InputRemoved { input } => write!(f, "input `{input}` removed"),
             StaleReason::OutputsChanged => write!(f, "declared outputs changed"),
@@ -364,6 +398,12 @@ impl fmt::Display for StaleReason {
             StaleReason::OutputModified { path } => write!(f, "output `{path}` modified"),
             StaleReason::UpstreamStale { upstream } => {
                 write!(f, "upstream `{upstream}` is out of date")
+            }
+            StaleReason::InputMissing { path, error } => {
+                write!(f, "input `{path}` cannot be read: {error}")
+            }
+            StaleReason::UpstreamBlocked { upstream } => {
+                write!(f, "upstream `{upstream}` is blocked")
             }
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::cache::ManifestEntry;
 use crate::config::{Pipeline, Source, StageDef};
 use crate::fingerprint::{FingerprintRef, StageFingerprint, StaleReason, FINGERPRINT_SCHEMA};
 use crate::graph::StageGraph;
@@ -45,20 +46,25 @@ impl SharedMemo {
         self.0.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The manifest of folder `rel` (its files' hashes through the memo)
+    /// and its total size. Its JSON hashes to the folder's content hash.
+    pub fn manifest(&self, root: &Path, rel: &str) -> io::Result<(Vec<ManifestEntry>, u64)> {
+        // The workspace root as a dep: mlcycle's own state is not part of
+        // it (it changes with every run).
+        let own_state = |r: &str| {
+            rel == "." && (r == "mlcycle.lock" || r == ".mlcycle/" || r.starts_with(".mlcycle/"))
+        };
+        crate::cache::folder_manifest(&root.join(rel), own_state, |r, a, m| {
+            self.hash_file(&format!("{rel}/{r}"), a, m.clone())
+        })
+    }
+
     /// The content hash of a workspace path (file or folder).
     pub fn hash_path(&self, root: &Path, rel: &str) -> io::Result<(Digest, u64, bool)> {
         let abs = root.join(rel);
         let meta = std::fs::metadata(&abs)?;
         if meta.is_dir() {
-            // The workspace root as a dep: mlcycle's own state is not part
-            // of it (it changes with every run).
-            let own_state = |r: &str| {
-                rel == "."
-                    && (r == "mlcycle.lock" || r == ".mlcycle/" || r.starts_with(".mlcycle/"))
-            };
-            let (entries, total) = crate::cache::folder_manifest(&abs, own_state, |r, a, m| {
-                self.hash_file(&format!("{rel}/{r}"), a, m.clone())
-            })?;
+            let (entries, total) = self.manifest(root, rel)?;
             let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
             Ok((crate::hash::hash_bytes(&manifest), total, true))
         } else {
@@ -93,7 +99,8 @@ impl SharedMemo {
     }
 }
 
-/// An input that vanished between validation and use.
+/// An input that cannot be read: missing (a source file absent from a
+/// partial checkout, or one that vanished since validation), or unreadable.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("cannot read input `{path}`: {source}")]
 #[diagnostic(code(mlcycle::plan::input_error))]
@@ -101,6 +108,21 @@ pub struct InputError {
     pub path: String,
     #[source]
     pub source: io::Error,
+}
+
+impl InputError {
+    /// Why the stage is blocked, as a reason.
+    pub fn reason(&self) -> StaleReason {
+        let error = if self.source.kind() == io::ErrorKind::NotFound {
+            "no such file or folder".to_string()
+        } else {
+            self.source.to_string()
+        };
+        StaleReason::InputMissing {
+            path: self.path.clone(),
+            error,
+        }
+    }
 }
 
 /// A stage with the content hashes of its inputs: everything its
@@ -237,10 +259,7 @@ pub fn assess(
             reasons.is_empty()
         }
         Some(rec) => {
-            reasons = match rec.fingerprint() {
-                Some(old) => inputs.to_fingerprint().diff(&old, &upstream_of),
-                None => vec![StaleReason::FormatChanged],
-            };
+            reasons = changed_since(ws, s, rec, &inputs, memo, &upstream_of);
             false
         }
         None => {
@@ -273,7 +292,11 @@ pub fn assess(
         _ => crate::db::lookup_run_cache(&ws.db_path(), &key),
     };
     let verdict = match cached {
-        Some(entry) if entry.outs.values().all(|o| ws.cache.has_output(o)) => {
+        // `cache: false` outputs are not in the cache: such a stage reruns.
+        Some(entry)
+            if s.outputs.iter().all(|o| o.cache)
+                && entry.outs.values().all(|o| ws.cache.has_output(o)) =>
+        {
             Verdict::Restore(entry)
         }
         _ => Verdict::Run,
@@ -292,6 +315,182 @@ pub fn assess(
         verdict,
         reasons,
     }
+}
+
+/// What changed since the stage's record was made.
+fn changed_since(
+    ws: &Workspace,
+    s: &StageDef,
+    rec: &LockEntry,
+    inputs: &StageInputs<'_>,
+    memo: &SharedMemo,
+    upstream_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<StaleReason> {
+    match rec.fingerprint() {
+        Some(old) => {
+            let mut r = inputs.to_fingerprint().diff(&old, upstream_of);
+            name_changed_files(ws, s, &old.inputs, &inputs.inputs, memo, &mut r);
+            r
+        }
+        None => vec![StaleReason::FormatChanged],
+    }
+}
+
+/// Says which files inside a changed folder dep changed, when the folder's
+/// previous manifest is in the cache (a run keeps it there, see
+/// [`keep_folder_manifests`]): up to [`NAMED_FILES`] of them, and a count.
+fn name_changed_files(
+    ws: &Workspace,
+    s: &StageDef,
+    old: &BTreeMap<String, Digest>,
+    new: &BTreeMap<String, Digest>,
+    memo: &SharedMemo,
+    reasons: &mut [StaleReason],
+) {
+    for r in reasons.iter_mut() {
+        let StaleReason::FileChanged {
+            path: key,
+            files,
+            more,
+        } = r
+        else {
+            continue;
+        };
+        let Some(Source::File(rel)) = s.inputs.iter().find(|i| &i.key == key).map(|i| &i.source)
+        else {
+            continue;
+        };
+        let (Some(old_hash), Some(new_hash)) = (old.get(key.as_str()), new.get(key.as_str()))
+        else {
+            continue;
+        };
+        if old_hash.is_empty() || !ws.cache.has(old_hash) || Path::new(rel).is_absolute() {
+            continue;
+        }
+        let Ok(before) = ws.cache.manifest(old_hash) else {
+            continue;
+        };
+        let Ok((after, _)) = memo.manifest(&ws.root, rel) else {
+            continue;
+        };
+        let after_hash = serde_json::to_vec(&after).map(|m| crate::hash::hash_bytes(&m));
+        if after_hash.ok().as_ref() != Some(new_hash) {
+            continue;
+        }
+        let changed = manifest_changes(&before, &after);
+        *more = changed.len().saturating_sub(NAMED_FILES);
+        *files = changed.into_iter().take(NAMED_FILES).collect();
+    }
+}
+
+/// How many changed files a folder dep's reason names.
+const NAMED_FILES: usize = 3;
+
+/// The entries of `after` that are new or differ from `before`, then those
+/// of `before` that are gone, each as `path (added|modified|removed)`.
+fn manifest_changes(before: &[ManifestEntry], after: &[ManifestEntry]) -> Vec<String> {
+    let key = |e: &ManifestEntry| e.raw.clone().unwrap_or_else(|| e.path.clone().into_bytes());
+    let old: BTreeMap<Vec<u8>, &ManifestEntry> = before.iter().map(|e| (key(e), e)).collect();
+    let new: BTreeMap<Vec<u8>, &ManifestEntry> = after.iter().map(|e| (key(e), e)).collect();
+    let mut out = Vec::new();
+    for (k, e) in &new {
+        match old.get(k) {
+            None => out.push(format!("{} (added)", e.path)),
+            Some(o) if o.hash != e.hash || o.exec != e.exec => {
+                out.push(format!("{} (modified)", e.path));
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, e) in &old {
+        if !new.contains_key(k) {
+            out.push(format!("{} (removed)", e.path));
+        }
+    }
+    out
+}
+
+/// Keeps the manifests of stage `s`'s folder deps in the cache, so that
+/// when one changes the next run can name the files that changed.
+pub fn keep_folder_manifests(ws: &Workspace, s: &StageDef, memo: &SharedMemo) {
+    for inp in &s.inputs {
+        let Source::File(rel) = &inp.source else {
+            continue;
+        };
+        if Path::new(rel).is_absolute() || !ws.root.join(rel).is_dir() {
+            continue;
+        }
+        if let Ok((entries, _)) = memo.manifest(&ws.root, rel) {
+            if let Ok(bytes) = serde_json::to_vec(&entries) {
+                let _ = ws.cache.store_bytes(&bytes);
+            }
+        }
+    }
+}
+
+/// Source files inside an output folder: a stage reads `path`, which lies
+/// inside output `output` of stage `stage`, and the file is there although
+/// that stage has never produced the folder here. Running the stage would
+/// clear the folder, so the run is refused before anything is touched.
+#[derive(Debug, Clone)]
+pub struct SourceInOutput {
+    pub reader: String,
+    pub path: String,
+    pub stage: String,
+    pub output: String,
+}
+
+impl std::fmt::Display for SourceInOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stage `{}` reads `{}`, which is inside output `{}` of stage `{}`; that stage has not written it here, and running it clears `{}`",
+            self.reader, self.path, self.output, self.stage, self.output
+        )
+    }
+}
+
+/// Every [`SourceInOutput`] among the stages `selected` would run.
+pub fn sources_in_outputs(
+    ws: &Workspace,
+    p: &Pipeline,
+    lock: &LockFile,
+    memo: &SharedMemo,
+    selected: &[bool],
+) -> Vec<SourceInOutput> {
+    let mut found = Vec::new();
+    for reader in &p.stages {
+        for inp in &reader.inputs {
+            let Source::Stage { stage, output } = inp.source else {
+                continue;
+            };
+            let out = &p.stages[stage].outputs[output];
+            if !selected[stage] || inp.path == out.path {
+                continue;
+            }
+            let produced = lock
+                .stages
+                .get(&p.stages[stage].id)
+                .is_some_and(|e| e.outs.contains_key(&out.path));
+            if produced || std::fs::symlink_metadata(ws.root.join(&inp.path)).is_err() {
+                continue;
+            }
+            // Made by mlcycle before (the lock was deleted): in the cache.
+            if memo
+                .hash_path(&ws.root, &out.path)
+                .is_ok_and(|(h, ..)| ws.cache.has(&h))
+            {
+                continue;
+            }
+            found.push(SourceInOutput {
+                reader: reader.id.clone(),
+                path: inp.path.clone(),
+                stage: p.stages[stage].id.clone(),
+                output: out.path.clone(),
+            });
+        }
+    }
+    found
 }
 
 /// What `frozen:` and `always_changed:` decide, when they decide (else the
@@ -346,7 +545,8 @@ pub fn recorded_output(
 pub struct StageStatus {
     pub stage: String,
     /// `fresh`, `frozen` (kept although it would run), `restorable`
-    /// (outputs in the run-cache) or `stale`.
+    /// (outputs in the run-cache), `stale`, or `blocked` (an input it
+    /// reads, or an upstream stage's, cannot be read).
     pub state: &'static str,
     pub reasons: Vec<StaleReason>,
 }
@@ -359,25 +559,56 @@ pub fn status(
     lock: &LockFile,
     memo: &SharedMemo,
     selected: &[bool],
-) -> Result<Vec<StageStatus>, InputError> {
+) -> Vec<StageStatus> {
     use rayon::prelude::*;
     // Each stage is judged against the outputs its upstream stages have on
     // record, so every stage can be assessed independently, in parallel.
     let up = |stage: usize, output: usize| recorded_output(p, &lock.stages, stage, output);
-    let assessed: Vec<(usize, Assessment)> = graph
+    // A stage whose input cannot be read is blocked (`Err`), not an error
+    // of the whole status: the other stages are still judged.
+    let assessed: Vec<(usize, Result<Assessment, InputError>)> = graph
         .order()
         .par_iter()
         .filter(|&&i| selected[i])
         .map(|&i| {
             let s = &p.stages[i];
-            let fp = fingerprint(ws, s, memo, &up)?;
-            Ok((i, assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false)))
+            let a = fingerprint(ws, s, memo, &up)
+                .map(|fp| assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false));
+            (i, a)
         })
-        .collect::<Result<_, InputError>>()?;
+        .collect();
     // Then, in order, a stage downstream of a stale one may change too.
     let mut stale = vec![false; p.stages.len()];
+    let mut blocked = vec![false; p.stages.len()];
     let mut result = Vec::with_capacity(assessed.len());
     for (i, a) in assessed {
+        let blocked_by: Vec<&str> = graph
+            .upstream(i)
+            .filter(|&u| blocked[u])
+            .map(|u| p.stages[u].id.as_str())
+            .collect();
+        let a = match a {
+            Ok(a) if blocked_by.is_empty() => a,
+            res => {
+                blocked[i] = true;
+                let mut reasons: Vec<StaleReason> = match res {
+                    Err(e) => vec![e.reason()],
+                    Ok(_) => vec![],
+                };
+                let mut ups = blocked_by;
+                ups.sort_unstable();
+                ups.dedup();
+                reasons.extend(ups.into_iter().map(|u| StaleReason::UpstreamBlocked {
+                    upstream: u.to_string(),
+                }));
+                result.push(StageStatus {
+                    stage: p.stages[i].id.clone(),
+                    state: "blocked",
+                    reasons,
+                });
+                continue;
+            }
+        };
         let mut reasons = a.reasons;
         let frozen = matches!(reasons.first(), Some(StaleReason::Frozen { .. }));
         let mut state = match a.verdict {
@@ -414,5 +645,5 @@ pub fn status(
             reasons,
         });
     }
-    Ok(result)
+    result
 }

@@ -53,6 +53,12 @@ pub enum SessionError {
     #[error(transparent)]
     #[diagnostic(code(mlcycle::input))]
     Input(#[from] InputError),
+    #[error("{} source file(s) lie inside output folders:\n{}", .0.len(), .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    #[diagnostic(
+        code(mlcycle::sources_in_outputs),
+        help("move each file out of the output folder (a stage's output folder holds only what it writes), or delete it if that stage makes it; nothing was run or changed")
+    )]
+    SourcesInOutputs(Vec<plan::SourceInOutput>),
     #[error("cannot submit the run to Slurm: {0}")]
     #[diagnostic(code(mlcycle::slurm::submit))]
     Submit(String),
@@ -76,6 +82,9 @@ pub struct SessionOptions<'a> {
     /// pipeline loads, for a [`Session::status`] to come. (A run reads them
     /// again under the writer lock.)
     pub read_ahead: bool,
+    /// Refuse deps on missing source files (`validate`); otherwise only
+    /// the stages that read them are blocked.
+    pub strict_sources: bool,
 }
 
 impl<'a> SessionOptions<'a> {
@@ -85,6 +94,7 @@ impl<'a> SessionOptions<'a> {
             registry,
             overrides: &[],
             read_ahead: false,
+            strict_sources: true,
         }
     }
 }
@@ -140,6 +150,9 @@ pub struct RunRequest {
 #[derive(Debug)]
 pub struct RunDone {
     pub summary: RunSummary,
+    /// Why the results could not be written to `mlcycle.lock` (a full
+    /// disk): the run failed, though its stages ended as `summary` says.
+    pub not_recorded: Option<StateError>,
 }
 
 /// The jobs of a run handed to Slurm with `--detach`.
@@ -196,6 +209,7 @@ impl Session {
                 registry: opts.registry,
                 overrides: opts.overrides,
                 parse_cache: parse_cache.as_deref(),
+                strict_sources: opts.strict_sources,
             },
         )?;
         let graph = StageGraph::build(&pipeline);
@@ -245,7 +259,7 @@ impl Session {
             &lock,
             &memo,
             selected,
-        )?;
+        );
         if let Some(mut db) = db {
             let _ = db.save_memo(memo.into_inner().take_changed());
         }
@@ -254,6 +268,23 @@ impl Session {
         // long-lived program still gets the memory back).
         std::thread::spawn(move || drop(lock));
         Ok(st)
+    }
+
+    /// Refuses source files inside output folders that a run would clear
+    /// (see [`plan::sources_in_outputs`]), as `run` does before it starts.
+    ///
+    /// # Errors
+    /// [`SessionError::SourcesInOutputs`], or a lock file that cannot be read.
+    pub fn check_sources_in_outputs(&self) -> Result<(), SessionError> {
+        let lock = self.ws.read_lock()?;
+        let memo = SharedMemo::default();
+        let all = vec![true; self.pipeline.stages.len()];
+        let found = plan::sources_in_outputs(&self.ws, &self.pipeline, &lock, &memo, &all);
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(SessionError::SourcesInOutputs(found))
+        }
     }
 
     /// Takes the workspace's writer lock; `reporter` hears about a wait.
@@ -274,10 +305,22 @@ impl Session {
             _writer,
             lock,
             mut db,
-            memo,
+            mut memo,
             run_id,
             opts,
         } = self.start(req, reporter)?;
+        let overlaps = {
+            let shared = SharedMemo::new(std::mem::take(&mut memo));
+            let found =
+                plan::sources_in_outputs(&self.ws, &self.pipeline, &lock, &shared, &opts.selected);
+            memo = shared.into_inner();
+            found
+        };
+        if !overlaps.is_empty() {
+            let e = SessionError::SourcesInOutputs(overlaps);
+            db.fail_run(run_id, &RunSummary::default(), &e.to_string())?;
+            return Err(e);
+        }
         if let Err(e) = self.ws.cache.clean_tmp() {
             tracing::debug!(error = %e, "Could not clean cache temp files.");
         }
@@ -293,7 +336,16 @@ impl Session {
         reporter.finish();
         let mut memo = out.memo;
         if out.lock_changed || self.ws.journal_path().exists() {
-            self.ws.write_lock(&out.lock)?;
+            if let Err(e) = self.ws.write_lock(&out.lock) {
+                // The stages' results are in the journal (the next run
+                // reads them back); the run itself failed, and says why.
+                let _ = db.save_memo(memo.take_changed());
+                db.fail_run(run_id, &out.summary, &e.to_string())?;
+                return Ok(RunDone {
+                    summary: out.summary,
+                    not_recorded: Some(e),
+                });
+            }
         }
         db.save_memo(memo.take_changed())?;
         db.save_run_cache(
@@ -304,6 +356,7 @@ impl Session {
         db.finish_run(run_id, &out.summary)?;
         Ok(RunDone {
             summary: out.summary,
+            not_recorded: None,
         })
     }
 

@@ -76,7 +76,7 @@ pub struct Counts {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
     pub run_id: Option<i64>,
     pub interrupted: bool,

@@ -155,7 +155,7 @@ fn open(
     t: &TargetArgs,
     registry: &StageRegistry,
 ) -> Result<(Session, Vec<String>), Fail> {
-    open_with(cli, t, registry, false)
+    open_with(cli, t, registry, false, false)
 }
 
 /// [`open`], reading the lock file and the memo while the pipeline loads
@@ -165,6 +165,7 @@ fn open_with(
     t: &TargetArgs,
     registry: &StageRegistry,
     read_ahead: bool,
+    strict_sources: bool,
 ) -> Result<(Session, Vec<String>), Fail> {
     let Located {
         file,
@@ -177,6 +178,7 @@ fn open_with(
             registry,
             overrides: &overrides,
             read_ahead,
+            strict_sources,
         },
     )?;
     Ok((session, targets))

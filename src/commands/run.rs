@@ -53,8 +53,12 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
         print_submitted(&d, a.json);
         return Ok(0);
     }
+    if !cli.quiet && !a.json {
+        super::status::warn_missing_sources(session.pipeline());
+    }
     install_interrupt_handler(interrupt);
-    let s = session.run(&req, &reporter)?.summary;
+    let done = session.run(&req, &reporter)?;
+    let s = done.summary;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         "Ran and recorded the run."
@@ -74,6 +78,9 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
     // The process ends now: let the OS reclaim the pipeline's many small
     // allocations instead of freeing them one by one.
     std::mem::forget(session);
+    if let Some(e) = done.not_recorded {
+        return Err(mlcycle_pipeline::SessionError::from(e).into());
+    }
     Ok(if s.interrupted {
         EXIT_INTERRUPTED
     } else if s.succeeded() {

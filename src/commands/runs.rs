@@ -118,6 +118,9 @@ fn print_logs(ws: &Workspace, id: i64, stage: &str, stages: &[StageRow]) -> Resu
 fn print_run(ws: &Workspace, run: &RunRow, stages: &[StageRow]) {
     outln!("run {}  {}  {}", run.id, run.status, run.started_at);
     outln!("command: mlcycle {}", run.command);
+    if let Some(e) = &run.error {
+        outln!("error: {e}");
+    }
     let w = stages
         .iter()
         .map(|s| s.stage.chars().count())

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) -> Result<u8, Fail> {
     let t = std::time::Instant::now();
-    let (session, targets) = open_with(cli, &a.target, registry, true)?;
+    let (session, targets) = open_with(cli, &a.target, registry, true, false)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         stages = session.pipeline().stages.len(),
@@ -12,6 +12,9 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
         "Loaded the pipeline."
     );
     let selected = session.select(&targets, a.downstream)?;
+    if !cli.quiet && !a.json {
+        warn_missing_sources(session.pipeline());
+    }
     let st = session.status(&selected)?;
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
@@ -36,6 +39,15 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
     // allocations instead of freeing them one by one.
     std::mem::forget(session);
     Ok(if would_run == 0 { 0 } else { 1 })
+}
+
+/// Says which deps name files that do not exist (with the nearest path
+/// when one is close): their stages are blocked, and `validate` refuses
+/// the pipeline.
+pub(super) fn warn_missing_sources(p: &Pipeline) {
+    for m in &p.missing_sources {
+        tracing::warn!("{m}; the stage is blocked until the file exists.");
+    }
 }
 
 pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: bool) -> String {
@@ -64,13 +76,21 @@ pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: 
         }
     }
     let frozen = stale.iter().filter(|s| s.state == "frozen").count();
-    let would_run = stale.len() - frozen;
-    let kept = if frozen > 0 {
-        format!(" ({frozen} frozen)")
-    } else {
+    let blocked = stale.iter().filter(|s| s.state == "blocked").count();
+    let would_run = stale.len() - frozen - blocked;
+    let mut notes = Vec::new();
+    if blocked > 0 {
+        notes.push(format!("{blocked} blocked"));
+    }
+    if frozen > 0 {
+        notes.push(format!("{frozen} frozen"));
+    }
+    let kept = if notes.is_empty() {
         String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
     };
-    if would_run == 0 && frozen == 0 {
+    if would_run == 0 && frozen == 0 && blocked == 0 {
         out.push_str(&format!("all {} stages fresh\n", st.len()));
     } else if would_run == 0 {
         out.push_str(&format!("nothing would run{kept}\n"));
@@ -106,7 +126,8 @@ pub(super) fn cmd_validate(
     t: &TargetArgs,
     registry: &StageRegistry,
 ) -> Result<u8, Fail> {
-    let (session, targets) = open(cli, t, registry)?;
+    let (session, targets) = open_with(cli, t, registry, false, true)?;
+    session.check_sources_in_outputs()?;
     let p = session.pipeline();
     if let Some(name) = targets.first() {
         return Err(CliError::Usage(format!(

@@ -30,6 +30,10 @@ pub struct Pipeline {
     /// Per stage id: its `resources:` over the pipeline-wide defaults (only
     /// stages that ask for something).
     pub resources: std::collections::BTreeMap<String, resources::Resources>,
+    /// Deps on source files that do not exist (loaded without
+    /// `strict_sources`): the stages that read them are blocked. One
+    /// message per dep.
+    pub missing_sources: Vec<String>,
 }
 
 impl Pipeline {
@@ -94,6 +98,24 @@ pub struct Output {
     pub name: String,
     /// Path relative to the workspace, `/`-separated.
     pub path: String,
+    /// `persist: true`: left in place before the stage runs (the stage
+    /// updates it), instead of being cleared.
+    pub persist: bool,
+    /// `cache: false`: recorded by hash but not stored in the cache, so the
+    /// stage is never restored, only rerun.
+    pub cache: bool,
+}
+
+impl Output {
+    /// An output with the default flags (cleared before a run, cached).
+    pub fn new(name: String, path: String) -> Self {
+        Self {
+            name,
+            path,
+            persist: false,
+            cache: true,
+        }
+    }
 }
 
 /// How a stage runs.

@@ -38,6 +38,10 @@ pub struct LoadOptions<'a> {
     /// its text, so an unchanged pipeline skips the YAML parser (JSON parses
     /// several times faster). `None`: always parse.
     pub parse_cache: Option<&'a Path>,
+    /// Refuse a dep on a file that does not exist and no stage writes
+    /// (`validate`). Otherwise the stages that read it are only blocked
+    /// ([`Pipeline::missing_sources`]), and the others can run.
+    pub strict_sources: bool,
 }
 
 /// Reads, checks and builds the pipeline at `file`.
@@ -75,6 +79,8 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         params: Value::Object(Map::new()),
         params_source: None,
         safe_dirs: HashSet::new(),
+        allow_missing: !opts.strict_sources,
+        missing: Vec::new(),
     };
     let pipeline = v.pipeline(&doc, opts.overrides, file);
     if v.issues.is_empty() {
@@ -116,6 +122,10 @@ struct Validator<'r> {
     params_source: Option<(String, String)>,
     /// Folders already checked not to be symlinks leading out.
     safe_dirs: HashSet<PathBuf>,
+    /// Accept deps on missing source files (see [`LoadOptions::strict_sources`]).
+    allow_missing: bool,
+    /// The missing source files accepted, as messages.
+    missing: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -199,6 +209,7 @@ impl Validator<'_> {
             cache_dir,
             executor,
             resources,
+            missing_sources: std::mem::take(&mut self.missing),
         })
     }
 

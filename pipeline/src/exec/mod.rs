@@ -7,6 +7,7 @@
 mod builtin;
 mod command;
 pub mod interrupt;
+mod outputs;
 pub mod queue;
 mod runner;
 pub mod scheduler;

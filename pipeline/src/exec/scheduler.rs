@@ -7,9 +7,7 @@
 //! process for `run:` stages, a job for Slurm — and stores what it wrote.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::builtin::BuiltinRunner;
 use super::command::CommandRunner;
 use super::interrupt::Interrupt;
+use super::outputs;
 use super::queue::DependencyQueue;
 use super::runner::{Produced, RunFailure, Runner, StageJob};
 use super::slurm::driver::SlurmRunner;
@@ -24,7 +23,7 @@ use crate::cache::OutRecord;
 use crate::config::{Action, Pipeline, StageDef};
 use crate::fingerprint::StaleReason;
 use crate::graph::StageGraph;
-use crate::hash::{Memo, Stamp};
+use crate::hash::Memo;
 use crate::plan::{self, Assessment, SharedMemo, Verdict};
 use crate::summary::{Outcome, RunSummary, StageResult};
 use crate::workspace::{Journal, LockEntry, LockFile, StateError, Workspace};
@@ -101,6 +100,8 @@ struct Job {
     t0: Instant,
     /// Lock records of the upstream stages (for a Slurm job's spec).
     upstream: BTreeMap<String, LockEntry>,
+    /// What the stage's record says it wrote (bytes it may replace freely).
+    recorded: BTreeMap<String, OutRecord>,
 }
 
 /// What every worker shares.
@@ -197,6 +198,8 @@ struct Coordinator<'a> {
     /// Results decided without a worker (fresh stages, failures to
     /// fingerprint, skips), handled like worker results.
     local: VecDeque<(usize, Settled)>,
+    /// Stages that cannot read an input: they fail without stopping the run.
+    blocked: HashSet<usize>,
     stopping: bool,
 }
 
@@ -219,6 +222,7 @@ impl<'a> Coordinator<'a> {
             replaced: Vec::new(),
             ran: Vec::new(),
             local: VecDeque::new(),
+            blocked: HashSet::new(),
             stopping: false,
         })
     }
@@ -310,8 +314,12 @@ impl<'a> Coordinator<'a> {
         let fp = match plan::fingerprint(ws, s, memo, &up) {
             Ok(fp) => fp,
             Err(e) => {
-                self.local
-                    .push_back((i, (failed(s, e.to_string(), t0), None)));
+                // Blocked: it fails, its dependents are skipped, and the
+                // rest of the run goes on (a partial checkout still runs
+                // what it can).
+                self.blocked.insert(i);
+                let error = format!("blocked: {}", e.reason());
+                self.local.push_back((i, (failed(s, error, t0), None)));
                 return None;
             }
         };
@@ -332,11 +340,17 @@ impl<'a> Coordinator<'a> {
         } else {
             BTreeMap::new()
         };
+        let recorded = lock
+            .stages
+            .get(&s.id)
+            .map(|e| e.outs.clone())
+            .unwrap_or_default();
         Some(Job {
             stage: i,
             assessment: a,
             t0,
             upstream,
+            recorded,
         })
     }
 
@@ -357,11 +371,13 @@ impl<'a> Coordinator<'a> {
                 if let Some(e) = self.lock.stages.get_mut(id) {
                     e.unfinished = true;
                 }
+                let blocked = self.blocked.contains(&i);
                 for d in self.queue.cancel_dependents(i) {
-                    let r = skipped(p, d, format!("upstream `{id}` failed"));
+                    let why = if blocked { "is blocked" } else { "failed" };
+                    let r = skipped(p, d, format!("upstream `{id}` {why}"));
                     self.local.push_back((d, (r, None)));
                 }
-                if !self.shared.opts.keep_going {
+                if !self.shared.opts.keep_going && !blocked {
                     self.stopping = true;
                 }
             }
@@ -471,7 +487,7 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         .as_ref()
         .expect("a stale stage carries its fingerprint");
     if let Verdict::Restore(entry) = &a.verdict {
-        if restore(ws, memo, s, entry) {
+        if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
             let mut entry = entry.clone();
             entry.set_fingerprint(key, fingerprint);
             return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
@@ -480,6 +496,7 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
     if opts.interrupt.is_set() {
         return (skipped(p, job.stage, "run interrupted".into()), None);
     }
+    plan::keep_folder_manifests(ws, s, memo);
     let _ = msg.send(Msg::Started(job.stage));
     reporter.started(&s.id, &a.reasons);
     let runner = shared.runner(s);
@@ -497,7 +514,7 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         job: None,
     };
     if runner.local() {
-        if let Err(e) = clear_outputs(ws, s) {
+        if let Err(e) = outputs::prepare(ws, memo, s, &job.recorded, opts.run_id) {
             return failure(s, fail(e, None), t0, a.reasons);
         }
     }
@@ -517,11 +534,16 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
             r.job = Some(job);
             return (r, Some(entry));
         }
-        Ok(Produced::InPlace) => store_outputs(ws, memo, s),
+        Ok(Produced::InPlace) => outputs::store(ws, memo, s),
         // A stage that printed nothing has no log file to point at.
         Err(f) if f.log.is_none() => Err(RunFailure { log: shown(), ..f }),
         Err(f) => Err(f),
     };
+    match &stored {
+        Ok(_) => outputs::forget_leftovers(ws, s),
+        Err(_) if runner.local() => outputs::note_leftovers(ws, memo, s),
+        Err(_) => {}
+    }
     match stored {
         Ok(outs) => {
             let entry = LockEntry::new(key, fingerprint, outs);
@@ -531,95 +553,5 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
             failure(s, RunFailure { log: shown(), ..f }, t0, a.reasons)
         }
         Err(f) => failure(s, f, t0, a.reasons),
-    }
-}
-
-/// Restores a stage's outputs from the cache; false (and a warning) when
-/// one cannot be restored, so the stage runs instead.
-fn restore(ws: &Workspace, memo: &SharedMemo, s: &StageDef, entry: &LockEntry) -> bool {
-    for (path, rec) in &entry.outs {
-        let abs = ws.root.join(path);
-        if let Err(e) = ws.cache.restore(rec, &abs) {
-            tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
-            return false;
-        }
-        record_stamp(memo, &ws.root, path, rec);
-    }
-    true
-}
-
-/// Removes a stage's old outputs and creates their parent folders.
-fn clear_outputs(ws: &Workspace, s: &StageDef) -> Result<(), String> {
-    for o in &s.outputs {
-        let abs = ws.root.join(&o.path);
-        let removed = match fs::symlink_metadata(&abs) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(&abs),
-            Ok(_) => fs::remove_file(&abs),
-            Err(_) => Ok(()),
-        };
-        removed.map_err(|e| format!("cannot remove old output `{}`: {e}", o.path))?;
-        if let Some(parent) = abs.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
-        }
-    }
-    Ok(())
-}
-
-/// Stores the outputs a stage wrote in the cache and returns their records.
-fn store_outputs(
-    ws: &Workspace,
-    memo: &SharedMemo,
-    s: &StageDef,
-) -> Result<BTreeMap<String, OutRecord>, RunFailure> {
-    let fail = |error: String| RunFailure {
-        error,
-        stderr_tail: vec![],
-        log: None,
-        job: None,
-    };
-    let mut outs = BTreeMap::new();
-    for o in &s.outputs {
-        let abs = ws.root.join(&o.path);
-        let meta = fs::metadata(&abs).map_err(|_| {
-            fail(format!(
-                "the stage succeeded but did not write its declared output `{}`",
-                o.path
-            ))
-        })?;
-        let stored = if meta.is_dir() {
-            ws.cache.store_dir(&abs)
-        } else {
-            ws.cache.store_file(&abs).map(|(hash, size)| {
-                if let Ok(after) = fs::metadata(&abs) {
-                    if Stamp::of(&after) == Stamp::of(&meta) {
-                        memo.record(&o.path, Stamp::of(&after), hash.clone());
-                    }
-                }
-                OutRecord {
-                    hash,
-                    size,
-                    dir: false,
-                    exec: meta.permissions().mode() & 0o111 != 0,
-                }
-            })
-        };
-        let rec = stored.map_err(|e| {
-            fail(format!(
-                "cannot store output `{}` in the cache: {e}",
-                o.path
-            ))
-        })?;
-        outs.insert(o.path.clone(), rec);
-    }
-    Ok(outs)
-}
-
-fn record_stamp(memo: &SharedMemo, root: &Path, path: &str, rec: &OutRecord) {
-    if rec.dir {
-        return;
-    }
-    if let Ok(m) = fs::metadata(root.join(path)) {
-        memo.record(path, Stamp::of(&m), rec.hash.clone());
     }
 }

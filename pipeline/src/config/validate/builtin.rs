@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
-use super::super::{Action, Input, StageDef};
+use super::super::{Action, Input, Source, StageDef};
 use super::paths::{normalize_any, stem};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
@@ -185,6 +185,22 @@ impl Validator<'_> {
                     source,
                     written_by: Vec::new(),
                 }),
+                None if self.allow_missing && normalize_any(&f).is_some() => {
+                    let path = normalize_any(&f)
+                        .map(|n| self.in_workspace(n))
+                        .expect("checked");
+                    self.missing.push(format!(
+                        "stage `{}` reads missing file `{f}` (create the file, or name the output of the stage that writes it)",
+                        d.id
+                    ));
+                    inputs.push(Input {
+                        key: path.clone(),
+                        name: stem(&path),
+                        source: Source::File(path.clone()),
+                        path,
+                        written_by: Vec::new(),
+                    });
+                }
                 None => {
                     file_deps_ok = false;
                     // Marked at the param that holds the path, when one does.

@@ -450,12 +450,41 @@ fn command_config(
             .into_iter()
             .collect()
     };
-    let (named_in, named_out) = (explicit("deps"), explicit("outs"));
+    let named_in = explicit("deps");
+    let named_out: Map<String, Value> = d
+        .decl
+        .get("outs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_object().filter(|m| m.len() == 1))
+        .flat_map(|m| m.iter())
+        .filter_map(|(k, v)| match v {
+            Value::String(_) => Some((k.clone(), v.clone())),
+            // `name: {path: …}`; `path: {persist: …}` has no name.
+            Value::Object(flags) => flags.get("path").map(|p| (k.clone(), p.clone())),
+            _ => None,
+        })
+        .collect::<BTreeMap<String, Value>>()
+        .into_iter()
+        .collect();
     if !named_in.is_empty() || !named_out.is_empty() {
         config.insert(
             "names".into(),
             serde_json::json!({"inputs": named_in, "outputs": named_out}),
         );
+    }
+    // An output left in place is one the command updates: its bytes depend
+    // on the flag. (`cache: false` changes where bytes are kept, not them.)
+    let mut persist: Vec<&str> = d
+        .outputs
+        .iter()
+        .filter(|o| o.persist)
+        .map(|o| o.path.as_str())
+        .collect();
+    if !persist.is_empty() {
+        persist.sort_unstable();
+        config.insert("persist".into(), serde_json::json!(persist));
     }
     config
 }

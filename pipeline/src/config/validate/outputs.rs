@@ -10,6 +10,24 @@ use super::super::Output;
 use super::paths::{normalize_output, stem};
 use super::{Draft, Validator};
 
+/// The keys an output's mapping may have.
+const OUT_KEYS: &[&str] = &["path", "persist", "cache"];
+
+/// `persist:` and `cache:` of one output.
+struct OutFlags {
+    persist: bool,
+    cache: bool,
+}
+
+impl Default for OutFlags {
+    fn default() -> Self {
+        Self {
+            persist: false,
+            cache: true,
+        }
+    }
+}
+
 impl Validator<'_> {
     /// Checks the `outs:` of a `run:` stage: a list of paths inside the
     /// workspace, each optionally named, with no name used twice.
@@ -38,7 +56,7 @@ impl Validator<'_> {
         let mut names: HashMap<String, usize> = HashMap::new();
         for (i, item) in list.iter().enumerate() {
             let ipath = lpath.index(i);
-            let Some((name, raw)) = self.named_entry(item, &ipath, "outs") else {
+            let Some((name, raw, flags)) = self.output_entry(id, item, &ipath) else {
                 continue;
             };
             let norm = match normalize_output(&self.root, &raw, &mut self.safe_dirs) {
@@ -66,9 +84,69 @@ impl Validator<'_> {
                     Some(format!("name one of them: `- other_name: {raw}`")),
                 );
             }
-            outs.push(Output { name, path: norm });
+            outs.push(Output {
+                persist: flags.persist,
+                cache: flags.cache,
+                ..Output::new(name, norm)
+            });
         }
         outs
+    }
+
+    /// One `outs:` item: `path`, `name: path`, `path: {persist: …, cache: …}`
+    /// (as in DVC) or `name: {path: …, persist: …, cache: …}`.
+    fn output_entry(
+        &mut self,
+        id: &str,
+        item: &Value,
+        path: &YamlPath,
+    ) -> Option<(Option<String>, String, OutFlags)> {
+        let Some((key, Value::Object(m))) = item
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+        else {
+            let (name, raw) = self.named_entry(item, path, "outs")?;
+            return Some((name, raw, OutFlags::default()));
+        };
+        let fpath = path.key(key);
+        self.unknown_keys(
+            m,
+            &fpath,
+            OUT_KEYS,
+            "key",
+            &format!(" of an output of stage `{id}`"),
+        );
+        let mut flags = OutFlags::default();
+        for (flag, slot) in [("persist", &mut flags.persist), ("cache", &mut flags.cache)] {
+            match m.get(flag) {
+                None => {}
+                Some(Value::Bool(b)) => *slot = *b,
+                Some(_) => self.push(
+                    "type",
+                    &fpath.key(flag),
+                    Part::Value,
+                    format!("`{flag}` of output `{key}` of stage `{id}` must be true or false"),
+                    "not a boolean",
+                    None,
+                ),
+            }
+        }
+        match m.get("path") {
+            None => Some((None, key.clone(), flags)),
+            Some(Value::String(p)) => Some((Some(key.clone()), p.clone(), flags)),
+            Some(_) => {
+                self.push(
+                    "type",
+                    &fpath.key("path"),
+                    Part::Value,
+                    format!("`path` of output `{key}` of stage `{id}` must be a path (a string)"),
+                    "not a string",
+                    None,
+                );
+                None
+            }
+        }
     }
 
     /// Checks that no two stages write the same path, and that no stage

@@ -87,38 +87,95 @@ pub(crate) fn normalize_output(
         return Err("is a file mlcycle owns".into());
     }
     // Walk the existing folders on the way: a symlink among them may lead
-    // out. (The last component needs no check: outputs are deleted before
-    // their stage runs, so a symlink there is replaced, not followed.)
+    // out (refused), or to another folder of the workspace, which is then
+    // the output's one identity (`link/x.txt` is `real/x.txt`: two stages
+    // must not both write it). The last component needs no check: outputs
+    // are cleared before their stage runs, so a symlink there is replaced,
+    // not followed.
     let mut cur = root.to_path_buf();
     let parts: Vec<&str> = norm.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    let mut resolved = false;
+    for (k, part) in parts[..parts.len() - 1].iter().enumerate() {
         cur.push(part);
         if checked.contains(&cur) {
             continue;
         }
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => {}
+                Ok(target) if target.starts_with(root) => {
+                    cur = target;
+                    resolved = true;
+                }
                 Ok(target) => {
                     return Err(format!(
                         "goes through symlink `{}`, which leads outside the workspace (to {})",
-                        cur.strip_prefix(root).unwrap_or(&cur).display(),
+                        parts[..=k].join("/"),
                         target.display()
                     ))
                 }
                 Err(_) => {
                     return Err(format!(
                         "goes through symlink `{}`, which points nowhere",
-                        cur.strip_prefix(root).unwrap_or(&cur).display()
+                        parts[..=k].join("/")
                     ))
                 }
             },
             Ok(_) => {}
-            Err(_) => break,
+            Err(_) => {
+                cur.pop();
+                cur.extend(&parts[k..parts.len() - 1]);
+                break;
+            }
         }
         checked.insert(cur.clone());
     }
-    Ok(norm)
+    if !resolved {
+        return Ok(norm);
+    }
+    let dir = cur.strip_prefix(root).unwrap_or(&cur).to_string_lossy();
+    let last = parts[parts.len() - 1];
+    Ok(if dir.is_empty() {
+        last.to_string()
+    } else {
+        format!("{dir}/{last}")
+    })
+}
+
+/// The path `norm` (relative to the canonical `root`) with every symlink
+/// on it that stays inside the workspace resolved, when one does: the one
+/// identity of a path spelled through a link. `None` when nothing changes,
+/// or when a link leads outside the workspace or nowhere (the path is then
+/// read as written).
+pub(crate) fn resolve_links(root: &Path, norm: &str) -> Option<String> {
+    if norm.starts_with('/') || norm == "." || norm == ".." || norm.starts_with("../") {
+        return None;
+    }
+    let parts: Vec<&str> = norm.trim_end_matches('/').split('/').collect();
+    let mut cur = root.to_path_buf();
+    let mut resolved = false;
+    for (k, part) in parts.iter().enumerate() {
+        cur.push(part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
+                Ok(target) if target.starts_with(root) => {
+                    cur = target;
+                    resolved = true;
+                }
+                _ => return None,
+            },
+            Ok(_) => {}
+            Err(_) => {
+                cur.pop();
+                cur.extend(&parts[k..]);
+                break;
+            }
+        }
+    }
+    if !resolved {
+        return None;
+    }
+    let rel = cur.strip_prefix(root).ok()?.to_str()?.to_string();
+    Some(if rel.is_empty() { ".".into() } else { rel })
 }
 
 #[cfg(test)]
@@ -179,5 +236,37 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
         let e = normalize_output(&root, "link/x", &mut c).unwrap_err();
         assert!(e.contains("symlink"), "{e}");
+    }
+
+    #[test]
+    fn links_inside_the_workspace_are_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("real/sub/up")).unwrap();
+        let mut c = HashSet::new();
+        assert_eq!(normalize_output(&root, "link/x", &mut c).unwrap(), "real/x");
+        assert_eq!(
+            normalize_output(&root, "link/new/x", &mut c).unwrap(),
+            "real/new/x"
+        );
+        assert_eq!(
+            normalize_output(&root, "real/sub/up/y", &mut c).unwrap(),
+            "real/y"
+        );
+        assert_eq!(
+            normalize_output(&root, "plain/x", &mut c).unwrap(),
+            "plain/x"
+        );
+        assert_eq!(
+            resolve_links(&root, "link/x.txt").as_deref(),
+            Some("real/x.txt")
+        );
+        assert_eq!(resolve_links(&root, "link").as_deref(), Some("real"));
+        assert_eq!(resolve_links(&root, "real/x.txt"), None);
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+        assert_eq!(resolve_links(&root, "out/x"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::super::span::{Part, YamlPath};
 use super::super::Source;
-use super::paths::normalize_any;
+use super::paths::{normalize_any, resolve_links};
 use super::{Draft, Validator};
 use crate::suggest::did_you_mean;
 
@@ -75,10 +75,26 @@ impl Validator<'_> {
         let unknown_port = unknown_port.filter(|(si, _)| drafts[*si].id != stage.id);
         if let Some((si, port)) = unknown_port {
             self.unknown_port(stage, raw, path, &drafts[si], port);
-        } else {
-            self.missing_input(stage, raw, path, drafts, ids);
+        } else if self.missing_input(stage, raw, path, drafts, ids) && self.allow_missing {
+            // A source file missing from a partial checkout blocks the
+            // stages that read it, not the whole pipeline.
+            let norm = norm.expect("checked above");
+            self.defer_missing();
+            return Some((norm.clone(), Source::File(norm)));
         }
         None
+    }
+
+    /// Moves the problem just reported (a missing source file) from the
+    /// errors to the pipeline's missing sources.
+    pub(super) fn defer_missing(&mut self) {
+        if let Some(issue) = self.issues.pop() {
+            let msg = match &issue.help {
+                Some(h) => format!("{} ({h})", issue.message),
+                None => issue.message.clone(),
+            };
+            self.missing.push(msg);
+        }
     }
 
     /// An absolute path inside the workspace, relative to its root (the
@@ -106,12 +122,31 @@ impl Validator<'_> {
     /// Looks `norm` up as a path: another stage's output (or a file inside
     /// an output folder), a file that exists, or a folder that will hold
     /// other stages' outputs.
+    ///
+    /// A path spelled through a symlink that stays inside the workspace
+    /// (`link/x.txt`, `link -> real`) is the path it leads to.
     pub(super) fn find_path(
         &self,
         norm: Option<&String>,
         out_index: &HashMap<&str, (usize, usize)>,
     ) -> Option<(String, Source)> {
-        norm.and_then(|norm| {
+        let norm = norm?;
+        let as_written = self.find_path_as_written(norm, out_index);
+        if matches!(as_written, Some((_, Source::Stage { .. }))) {
+            return as_written;
+        }
+        match resolve_links(&self.root, norm) {
+            Some(real) => self.find_path_as_written(&real, out_index).or(as_written),
+            None => as_written,
+        }
+    }
+
+    fn find_path_as_written(
+        &self,
+        norm: &String,
+        out_index: &HashMap<&str, (usize, usize)>,
+    ) -> Option<(String, Source)> {
+        Some(norm).and_then(|norm| {
             if let Some(&(si, oi)) = out_index.get(norm.as_str()) {
                 return Some((
                     norm.clone(),
@@ -181,6 +216,7 @@ impl Validator<'_> {
 
     /// Reports a dep that is neither a file nor another stage's output,
     /// with the closest reference or output path as help.
+    /// True when `raw` reads as a missing file (not a mistyped reference).
     fn missing_input(
         &mut self,
         stage: &Draft<'_>,
@@ -188,7 +224,7 @@ impl Validator<'_> {
         path: &YamlPath,
         drafts: &[Draft<'_>],
         ids: &HashMap<&str, usize>,
-    ) {
+    ) -> bool {
         let refs: Vec<String> = drafts
             .iter()
             .filter(|d| d.id != stage.id)
@@ -227,6 +263,7 @@ impl Validator<'_> {
             "not found",
             Some(help),
         );
+        near_stage.is_none()
     }
 }
 

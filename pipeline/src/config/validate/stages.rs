@@ -207,10 +207,10 @@ impl Validator<'_> {
             Some(kind) => match self.registry.get(kind) {
                 Some(f) => {
                     for port in f.outputs() {
-                        outputs.push(Output {
-                            name: port.name.to_string(),
-                            path: format!("artifacts/{id}/{}", port.file),
-                        });
+                        outputs.push(Output::new(
+                            port.name.to_string(),
+                            format!("artifacts/{id}/{}", port.file),
+                        ));
                     }
                     factory = Some(f.clone());
                 }

@@ -175,6 +175,7 @@ fn load(job: &JobRun<'_>, spec: &JobSpec) -> Result<Pipeline, Failed> {
             registry: job.registry,
             overrides: &overrides,
             parse_cache: None,
+            strict_sources: false,
         },
     )
     .map_err(|e| {

@@ -1,0 +1,297 @@
+//! A stage's outputs on disk: checked to stay inside the workspace, moved
+//! aside when they hold bytes mlcycle did not write, cleared before the
+//! stage runs, stored in the cache after it, restored from it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::runner::RunFailure;
+use crate::cache::OutRecord;
+use crate::config::StageDef;
+use crate::hash::Stamp;
+use crate::plan::SharedMemo;
+use crate::workspace::Workspace;
+
+/// Checks, right before a write, delete or restore at `rel`, that no
+/// folder on the way is a symlink leading out of the workspace (an earlier
+/// stage may have put one there since validation). The last component is
+/// not followed: it is replaced.
+pub(super) fn check_beneath(root: &Path, rel: &str) -> Result<(), String> {
+    let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
+    let mut cur = root.to_path_buf();
+    for (k, part) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
+        cur.push(part);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
+                Ok(target) if target.starts_with(root) => cur = target,
+                Ok(target) => {
+                    return Err(format!(
+                        "output `{rel}` goes through symlink `{}`, which now leads outside the workspace (to {}); nothing was written through it",
+                        parts[..=k].join("/"),
+                        target.display()
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "output `{rel}` goes through symlink `{}`, which points nowhere",
+                        parts[..=k].join("/")
+                    ))
+                }
+            },
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "output `{rel}` needs `{}` to be a folder, but it is a file",
+                    parts[..=k].join("/")
+                ))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Whether what `rel` holds now is bytes mlcycle wrote: what the stage's
+/// record says it wrote there, what its last failed run left there, or
+/// content the cache holds. A symlink is known (removing it loses no bytes).
+fn known(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+    rel: &str,
+    recorded: Option<&OutRecord>,
+) -> bool {
+    let Ok(meta) = fs::symlink_metadata(ws.root.join(rel)) else {
+        return true;
+    };
+    if meta.file_type().is_symlink() {
+        return true;
+    }
+    match memo.hash_path(&ws.root, rel) {
+        Ok((h, _, _)) => {
+            recorded.is_some_and(|r| r.hash == h)
+                || ws.cache.has(&h)
+                || read_leftovers(ws, s).get(rel) == Some(&h)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Where a failed run of `s` notes the hashes of the outputs it left.
+fn leftovers_path(ws: &Workspace, s: &StageDef) -> std::path::PathBuf {
+    ws.state.join("leftovers").join(format!("{}.json", s.id))
+}
+
+fn read_leftovers(ws: &Workspace, s: &StageDef) -> BTreeMap<String, String> {
+    fs::read(leftovers_path(ws, s))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// After a failed run of `s`: notes what its outputs hold now (bytes the
+/// stage wrote, kept for the user to look at), so that the next run
+/// replaces them instead of moving them aside as unknown.
+pub(super) fn note_leftovers(ws: &Workspace, memo: &SharedMemo, s: &StageDef) {
+    let left: BTreeMap<&str, String> = s
+        .outputs
+        .iter()
+        .filter(|o| !o.persist)
+        .filter_map(|o| Some((o.path.as_str(), memo.hash_path(&ws.root, &o.path).ok()?.0)))
+        .collect();
+    let path = leftovers_path(ws, s);
+    if left.is_empty() {
+        let _ = fs::remove_file(&path);
+        return;
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| {
+            let bytes = serde_json::to_vec(&left).map_err(std::io::Error::other)?;
+            crate::workspace::write_atomic(&path, &bytes)
+        });
+    if let Err(e) = written {
+        tracing::debug!(stage = %s.id, error = %e, "Could not note a failed run's outputs.");
+    }
+}
+
+/// After a successful run or restore of `s`: its leftovers are gone.
+pub(super) fn forget_leftovers(ws: &Workspace, s: &StageDef) {
+    let _ = fs::remove_file(leftovers_path(ws, s));
+}
+
+/// Moves what output `rel` holds to `.mlcycle/displaced/<run>/<rel>` when
+/// mlcycle did not write it (a source file inside a folder declared as an
+/// output, a file the user edited or made by hand), so that no run deletes
+/// bytes that exist nowhere else. Says where it went.
+fn displace_unknown(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+    rel: &str,
+    recorded: Option<&OutRecord>,
+    run: Option<i64>,
+) -> Result<(), String> {
+    if known(ws, memo, s, rel, recorded) {
+        return Ok(());
+    }
+    let run = run.map_or_else(|| "unrecorded".to_string(), |r| r.to_string());
+    let base = ws.state.join("displaced").join(run);
+    let mut dest = base.join(rel.trim_end_matches('/'));
+    let mut n = 1;
+    while fs::symlink_metadata(&dest).is_ok() {
+        dest = base.join(format!("{}.{n}", rel.trim_end_matches('/')));
+        n += 1;
+    }
+    let moved = dest
+        .parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| fs::rename(ws.root.join(rel), &dest));
+    if let Err(e) = moved {
+        return Err(format!(
+            "output `{rel}` holds bytes mlcycle did not write, and they could not be moved aside to {} ({e}); move them yourself and run again",
+            shown(ws, &dest)
+        ));
+    }
+    tracing::warn!(
+        stage = %s.id,
+        path = %rel,
+        kept = %shown(ws, &dest),
+        "Output held bytes mlcycle did not write; moved them aside instead of deleting them."
+    );
+    Ok(())
+}
+
+fn shown(ws: &Workspace, p: &Path) -> String {
+    p.strip_prefix(&ws.root).unwrap_or(p).display().to_string()
+}
+
+/// Makes a stage's output paths ready for it to write: each stays inside
+/// the workspace, unknown bytes are moved aside, old outputs are removed
+/// (except `persist: true` ones, which the stage updates) and their parent
+/// folders exist.
+pub(super) fn prepare(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+    recorded: &BTreeMap<String, OutRecord>,
+    run: Option<i64>,
+) -> Result<(), String> {
+    for o in &s.outputs {
+        check_beneath(&ws.root, &o.path)?;
+        if o.persist {
+            continue;
+        }
+        displace_unknown(ws, memo, s, &o.path, recorded.get(&o.path), run)?;
+        let abs = ws.root.join(&o.path);
+        let removed = match fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&abs),
+            Ok(_) => fs::remove_file(&abs),
+            Err(_) => Ok(()),
+        };
+        removed.map_err(|e| format!("cannot remove old output `{}`: {e}", o.path))?;
+        if let Some(parent) = abs.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Restores a stage's outputs from the cache; false (and a warning) when
+/// one cannot be restored, so the stage runs instead.
+pub(super) fn restore(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+    entry: &BTreeMap<String, OutRecord>,
+    recorded: &BTreeMap<String, OutRecord>,
+    run: Option<i64>,
+) -> bool {
+    for (path, rec) in entry {
+        let ready = check_beneath(&ws.root, path)
+            .and_then(|()| displace_unknown(ws, memo, s, path, recorded.get(path), run));
+        let restored = ready.and_then(|()| {
+            ws.cache
+                .restore(rec, &ws.root.join(path))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = restored {
+            tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
+            return false;
+        }
+        record_stamp(memo, &ws.root, path, rec);
+    }
+    true
+}
+
+/// Stores the outputs a stage wrote in the cache (`cache: false` ones are
+/// only hashed) and returns their records.
+pub(super) fn store(
+    ws: &Workspace,
+    memo: &SharedMemo,
+    s: &StageDef,
+) -> Result<BTreeMap<String, OutRecord>, RunFailure> {
+    let fail = |error: String| RunFailure {
+        error,
+        stderr_tail: vec![],
+        log: None,
+        job: None,
+    };
+    let mut outs = BTreeMap::new();
+    for o in &s.outputs {
+        check_beneath(&ws.root, &o.path).map_err(fail)?;
+        let abs = ws.root.join(&o.path);
+        let meta = fs::metadata(&abs).map_err(|_| {
+            fail(format!(
+                "the stage succeeded but did not write its declared output `{}`",
+                o.path
+            ))
+        })?;
+        let stored = if !o.cache {
+            memo.hash_path(&ws.root, &o.path)
+                .map(|(hash, size, dir)| OutRecord {
+                    hash,
+                    size,
+                    dir,
+                    exec: !dir && meta.permissions().mode() & 0o111 != 0,
+                })
+        } else if meta.is_dir() {
+            ws.cache.store_dir(&abs)
+        } else {
+            ws.cache.store_file(&abs).map(|(hash, size)| {
+                if let Ok(after) = fs::metadata(&abs) {
+                    if Stamp::of(&after) == Stamp::of(&meta) {
+                        memo.record(&o.path, Stamp::of(&after), hash.clone());
+                    }
+                }
+                OutRecord {
+                    hash,
+                    size,
+                    dir: false,
+                    exec: meta.permissions().mode() & 0o111 != 0,
+                }
+            })
+        };
+        let rec = stored.map_err(|e| {
+            fail(format!(
+                "cannot store output `{}` in the cache: {e}",
+                o.path
+            ))
+        })?;
+        outs.insert(o.path.clone(), rec);
+    }
+    Ok(outs)
+}
+
+fn record_stamp(memo: &SharedMemo, root: &Path, path: &str, rec: &OutRecord) {
+    if rec.dir {
+        return;
+    }
+    if let Ok(m) = fs::metadata(root.join(path)) {
+        memo.record(path, Stamp::of(&m), rec.hash.clone());
+    }
+}
