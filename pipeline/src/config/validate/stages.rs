@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
 use super::super::Output;
+use super::paths::normalize_output;
 use super::{Draft, Validator};
 use crate::registry::COMMAND_KIND;
 use crate::spec::StageFactory;
@@ -207,10 +208,20 @@ impl Validator<'_> {
             Some(kind) => match self.registry.get(kind) {
                 Some(f) => {
                     for port in f.outputs() {
-                        outputs.push(Output::new(
-                            port.name.to_string(),
-                            format!("artifacts/{id}/{}", port.file),
-                        ));
+                        let at = format!("artifacts/{id}/{}", port.file);
+                        // `artifacts` may be a symlink: inside the workspace
+                        // it is resolved, out of it the stage is refused.
+                        match normalize_output(&self.root, &at, &mut self.safe_dirs) {
+                            Ok(p) => outputs.push(Output::new(port.name.to_string(), p)),
+                            Err(why) => self.push(
+                                "output_path",
+                                &kind_path,
+                                Part::Value,
+                                format!("stage `{id}` output `{at}` {why}"),
+                                "refused",
+                                Some("built-in stages write under `artifacts/`; make it a folder of the workspace".into()),
+                            ),
+                        }
                     }
                     factory = Some(f.clone());
                 }
