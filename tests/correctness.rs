@@ -1103,6 +1103,9 @@ fn a_damaged_cache_object_is_repaired_by_the_rerun() {
     std::fs::remove_dir_all(ws.path().join("out")).unwrap();
     let r = ws.run(&["run"]);
     assert_eq!(r.outcome("s").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    // What the failed restore copied is its own, not moved aside.
+    assert!(!r.stderr.contains("moved them aside"), "{}", r.stderr);
     assert_eq!(ws.read("out/a.txt"), "hello\n");
     std::fs::remove_dir_all(ws.path().join("out")).unwrap();
     let r = ws.run(&["run"]);

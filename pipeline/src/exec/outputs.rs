@@ -215,9 +215,17 @@ pub(super) fn restore(
         let ready = check_beneath(&ws.root, path)
             .and_then(|()| displace_unknown(ws, memo, s, path, recorded.get(path), run));
         let restored = ready.and_then(|()| {
-            ws.cache
-                .restore(rec, &ws.root.join(path))
-                .map_err(|e| e.to_string())
+            let dest = ws.root.join(path);
+            ws.cache.restore(rec, &dest).map_err(|e| {
+                // What a failed restore left is only what it copied from
+                // the cache (unknown bytes were moved aside first).
+                let _ = match fs::symlink_metadata(&dest) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(&dest),
+                    Ok(_) => fs::remove_file(&dest),
+                    Err(_) => Ok(()),
+                };
+                e.to_string()
+            })
         });
         if let Err(e) = restored {
             tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
