@@ -1065,7 +1065,11 @@ fn writes_never_follow_a_symlink_out_of_the_workspace() {
     let r = ws.run(&["run", "-j", "1"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.outcome("data").as_deref(), Some("failed"), "{}", r.stdout);
-    assert!(r.stdout.contains("which now leads outside the workspace"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("which now leads outside the workspace"),
+        "{}",
+        r.stdout
+    );
     // Nor does a restore from the cache write through it.
     std::fs::remove_file(ws.path().join("artifacts")).unwrap();
     assert_eq!(ws.run(&["run", "data"]).code, 0);
@@ -1076,7 +1080,11 @@ fn writes_never_follow_a_symlink_out_of_the_workspace() {
     // A link that is there when the pipeline loads is refused at once.
     let r = ws.run(&["validate"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(flat(&r.stderr).contains("which leads outside the workspace"), "{}", r.stderr);
+    assert!(
+        flat(&r.stderr).contains("which leads outside the workspace"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         std::fs::read_dir(outside.path()).unwrap().count(),
         0,
@@ -1156,4 +1164,165 @@ fn non_utf8_empty_folder_names_are_kept() {
     names.sort();
     assert_eq!(names, vec![b"d\xe8".to_vec(), b"d\xe9".to_vec()]);
     assert_eq!(ws.run(&["status"]).code, 0);
+}
+
+/// An output that is itself a symlink to a folder of the workspace is that
+/// folder: it overlaps what another stage writes inside it (refused), and
+/// the user's link is not silently replaced.
+#[test]
+fn an_output_that_is_a_symlink_is_the_path_it_leads_to() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo a > ${outputs.x}\n    outs: [real/x.txt]\n  c:\n    run: mkdir -p ${outputs.link} && echo q > ${outputs.link}/q\n    outs: [link/]\n",
+    );
+    std::fs::create_dir(ws.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path().join("link")).unwrap();
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(flat(&r.stderr).contains("also writes"), "{}", r.stderr);
+}
+
+/// No output may reach mlcycle's own files through a symlink (`cfg -> .`
+/// makes `cfg/mlcycle.yaml` the pipeline file), at load time or when the
+/// link appears during the run.
+#[test]
+fn outputs_never_reach_mlcyles_own_files_through_a_link() {
+    let ws = Ws::new(
+        "stages:\n  b:\n    run: echo hacked > ${outputs.y}\n    outs: [{y: cfg/mlcycle.yaml}]\n  d:\n    run: echo hacked > ${outputs.j}\n    outs: [{j: m/mlcycle.db}]\n",
+    );
+    std::os::unix::fs::symlink(".", ws.path().join("cfg")).unwrap();
+    std::fs::create_dir(ws.path().join(".mlcycle")).unwrap();
+    std::os::unix::fs::symlink(".mlcycle", ws.path().join("m")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let e = flat(&r.stderr);
+    assert!(e.contains("a file mlcycle owns"), "{e}");
+    assert!(ws.read("mlcycle.yaml").contains("stages:"));
+    // A link made by an earlier stage during the run.
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: ln -s . cfg && echo > a.txt\n    outs: [a.txt]\n  b:\n    run: echo hacked > ${outputs.y}\n    deps: [a.txt]\n    outs: [{y: cfg/mlcycle.yaml}]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(
+        r.outcome("b").as_deref(),
+        Some("failed"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("belongs to mlcycle"), "{}", r.stdout);
+    assert!(ws.read("mlcycle.yaml").contains("stages:"));
+}
+
+/// A file added by hand to an output folder after its stage wrote it, and
+/// then read by another stage, is a source inside an output: refused, not
+/// moved aside by the next restore (the check is per file, against the
+/// folder's recorded manifest).
+#[test]
+fn a_hand_added_file_in_a_recorded_output_folder_is_refused() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: mkdir -p ${outputs.out} && echo gen > ${outputs.out}/gen.txt\n    outs: [out/]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("out/user.txt", "USER\n");
+    ws.write(
+        "mlcycle.yaml",
+        "stages:\n  a:\n    run: mkdir -p ${outputs.out} && echo gen > ${outputs.out}/gen.txt\n    outs: [out/]\n  b:\n    run: cat ${inputs.u} > ${outputs.o}\n    deps: [{u: out/user.txt}]\n    outs: [o.txt]\n  c:\n    run: cat ${inputs.g} > ${outputs.c}\n    deps: [{g: out/gen.txt}]\n    outs: [c.txt]\n",
+    );
+    let r = ws.run(&["run", "-f", "a"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let e = flat(&r.stderr);
+    assert!(e.contains("`out/user.txt`"), "{e}");
+    assert!(
+        !e.contains("`out/gen.txt`"),
+        "what the stage wrote is no source: {e}"
+    );
+    assert_eq!(ws.read("out/user.txt"), "USER\n");
+    // `status` says so before a run is tried.
+    let st = ws.run(&["status"]);
+    assert!(
+        flat(&st.stderr).contains("refuses to start"),
+        "{}",
+        st.stderr
+    );
+}
+
+/// A blocked stage never started: once its file is back unchanged, it is
+/// fresh again (it was shown as "its last run did not finish").
+#[test]
+fn a_blocked_stage_keeps_its_record() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: cat m.csv > o.txt\n    deps: [m.csv]\n    outs: [o.txt]\n",
+    );
+    ws.write("m.csv", "1\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::fs::rename(ws.path().join("m.csv"), ws.path().join("away")).unwrap();
+    assert_eq!(ws.run(&["run"]).code, 1);
+    std::fs::rename(ws.path().join("away"), ws.path().join("m.csv")).unwrap();
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+}
+
+/// After a run killed while a stage wrote into its output folder, the next
+/// run is not refused as "a source inside an output": the journal shows the
+/// stage started here, so the files are its own.
+#[test]
+fn a_killed_stage_leaves_no_false_source_in_output() {
+    let ws = Ws::new(
+        "stages:\n  s0:\n    run: mkdir -p out/s0 && echo A > out/s0/all.txt && sleep 30\n    outs: [out/s0/]\n  s1:\n    run: cat out/s0/all.txt > s1.txt\n    deps: [out/s0/all.txt]\n    outs: [s1.txt]\n",
+    );
+    let mut child = ws
+        .cmd(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !ws.exists("out/s0/all.txt") && t.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The orphaned `sleep` keeps running; end it (its process group).
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "sleep 30"])
+        .status();
+    ws.write(
+        "mlcycle.yaml",
+        "stages:\n  s0:\n    run: mkdir -p out/s0 && echo A > out/s0/all.txt\n    outs: [out/s0/]\n  s1:\n    run: cat out/s0/all.txt > s1.txt\n    deps: [out/s0/all.txt]\n    outs: [s1.txt]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.run(&["status"]).code, 0);
+}
+
+/// A dep that `run` would block is an error for `validate`, with what it is.
+#[test]
+fn validate_refuses_deps_that_cannot_be_read() {
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: echo > o.txt\n    deps: [pipe, loop]\n    outs: [o.txt]\n",
+    );
+    assert!(std::process::Command::new("mkfifo")
+        .arg(ws.path().join("pipe"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("loop", ws.path().join("loop")).unwrap();
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let e = flat(&r.stderr);
+    assert!(e.contains("`pipe`: pipe is a named pipe (FIFO)"), "{e}");
+    assert!(e.contains("`loop`, a symlink that points nowhere"), "{e}");
+}
+
+/// "Did you mean" looks at the files on disk too, not only at outputs.
+#[test]
+fn missing_deps_suggest_files_on_disk() {
+    let ws = Ws::new("stages:\n  s:\n    run: echo\n    deps: [data/trian.csv]\n");
+    ws.write("data/train.csv", "x\n");
+    let r = ws.run(&["validate"]);
+    assert!(
+        flat(&r.stderr).contains("did you mean `data/train.csv`?"),
+        "{}",
+        r.stderr
+    );
 }

@@ -225,20 +225,40 @@ impl Cache {
     /// Writes object `hash` to `dest` (replacing it), verifying the bytes.
     /// Uses a reflink where the filesystem has them, else a copy; never a
     /// hard or symbolic link, through which an edit would reach the cache.
+    ///
+    /// The copy is made in the cache's temp folder (named after this
+    /// process, so [`Self::clean_tmp`] removes what a kill leaves) and
+    /// renamed into place: a killed restore never leaves a file beside the
+    /// output, where a folder dep would see it. Only when the cache is on
+    /// another file system is the copy made beside `dest`.
     pub fn restore_file(&self, hash: &str, dest: &Path, exec: bool) -> io::Result<()> {
-        let obj = self.object_path(hash);
         let parent = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent)?;
-        let tmp = parent.join(format!(
-            ".{}.mlcycle-tmp-{}",
-            dest.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.tmp_path();
+        fs::create_dir_all(tmp.parent().expect("tmp has a parent"))?;
+        match self.copy_verified(hash, &tmp, exec, dest) {
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                let beside = parent.join(format!(
+                    ".{}.mlcycle-tmp-{}-{}",
+                    dest.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default(),
+                    std::process::id(),
+                    TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+                ));
+                self.copy_verified(hash, &beside, exec, dest)
+            }
+            r => r,
+        }
+    }
+
+    /// Copies object `hash` to `tmp`, checks its bytes, and renames it to
+    /// `dest`; `tmp` is gone afterwards either way.
+    fn copy_verified(&self, hash: &str, tmp: &Path, exec: bool, dest: &Path) -> io::Result<()> {
+        let obj = self.object_path(hash);
         let result = (|| {
-            reflink_copy::reflink_or_copy(&obj, &tmp)?;
-            let actual = hash_file(&tmp)?;
+            reflink_copy::reflink_or_copy(&obj, tmp)?;
+            let actual = hash_file(tmp)?;
             if actual != hash {
                 let _ = fs::remove_file(&obj);
                 return Err(io::Error::other(Corrupt {
@@ -247,16 +267,16 @@ impl Cache {
                 }));
             }
             fs::set_permissions(
-                &tmp,
+                tmp,
                 fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
             )?;
             if dest.is_dir() {
                 fs::remove_dir_all(dest)?;
             }
-            fs::rename(&tmp, dest)
+            fs::rename(tmp, dest)
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
         }
         result
     }

@@ -293,8 +293,10 @@ pub fn assess(
     };
     let verdict = match cached {
         // `cache: false` outputs are not in the cache: such a stage reruns.
+        // So does one with a `persist: true` output: restoring would roll
+        // back what its runs accumulated (an append-only log).
         Some(entry)
-            if s.outputs.iter().all(|o| o.cache)
+            if s.outputs.iter().all(|o| o.cache && !o.persist)
                 && entry.outs.values().all(|o| ws.cache.has_output(o)) =>
         {
             Verdict::Restore(entry)
@@ -450,6 +452,26 @@ impl std::fmt::Display for SourceInOutput {
     }
 }
 
+/// Whether the stage's recorded output folder `rec` (at `out`) held
+/// `inner` (a path inside it) when the stage wrote it; true when the record
+/// cannot tell (its manifest is not in the cache).
+fn wrote(ws: &Workspace, rec: &crate::cache::OutRecord, out: &str, inner: &str) -> bool {
+    if !rec.dir {
+        return true;
+    }
+    let Some(rel) = inner.strip_prefix(out).and_then(|r| r.strip_prefix('/')) else {
+        return true;
+    };
+    let rel = rel.trim_end_matches('/');
+    match ws.cache.manifest(&rec.hash) {
+        Ok(entries) => entries.iter().any(|e| {
+            let p = e.path.trim_end_matches('/');
+            p == rel || p.strip_prefix(rel).is_some_and(|r| r.starts_with('/'))
+        }),
+        Err(_) => true,
+    }
+}
+
 /// Every [`SourceInOutput`] among the stages `selected` would run.
 pub fn sources_in_outputs(
     ws: &Workspace,
@@ -468,11 +490,17 @@ pub fn sources_in_outputs(
             if !selected[stage] || inp.path == out.path {
                 continue;
             }
-            let produced = lock
-                .stages
-                .get(&p.stages[stage].id)
-                .is_some_and(|e| e.outs.contains_key(&out.path));
-            if produced || std::fs::symlink_metadata(ws.root.join(&inp.path)).is_err() {
+            if std::fs::symlink_metadata(ws.root.join(&inp.path)).is_err() {
+                continue;
+            }
+            let id = &p.stages[stage].id;
+            // A stage that started here and did not finish (killed) may
+            // have written the file itself.
+            if lock.started.contains(id) || lock.stages.get(id).is_some_and(|e| e.unfinished) {
+                continue;
+            }
+            let rec = lock.stages.get(id).and_then(|e| e.outs.get(&out.path));
+            if rec.is_some_and(|r| wrote(ws, r, &out.path, &inp.path)) {
                 continue;
             }
             // Made by mlcycle before (the lock was deleted): in the cache.

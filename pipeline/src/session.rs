@@ -276,6 +276,20 @@ impl Session {
     /// # Errors
     /// [`SessionError::SourcesInOutputs`], or a lock file that cannot be read.
     pub fn check_sources_in_outputs(&self) -> Result<(), SessionError> {
+        let p = &self.pipeline;
+        let inside = p
+            .stages
+            .iter()
+            .flat_map(|s| &s.inputs)
+            .any(|i| match i.source {
+                crate::config::Source::Stage { stage, output } => {
+                    i.path != p.stages[stage].outputs[output].path
+                }
+                crate::config::Source::File(_) => false,
+            });
+        if !inside {
+            return Ok(());
+        }
         let lock = self.ws.read_lock()?;
         let memo = SharedMemo::default();
         let all = vec![true; self.pipeline.stages.len()];
@@ -368,6 +382,9 @@ impl Session {
         self.ws.ensure_state_dir()?;
         let writer = self.writer(req.no_wait, reporter)?;
         let lock = self.ws.read_lock()?;
+        // Holding the writer lock, no other process writes the lock file:
+        // temp files of it are a killed run's.
+        self.ws.clean_lock_temps();
         let db = Db::open(&self.ws.db_path())?;
         let memo = db.load_memo()?;
         db.mark_abandoned()?;

@@ -85,6 +85,10 @@ fn pretty_raw<S: serde::Serializer>(raw: &RawValue, s: S) -> Result<S::Ok, S::Er
 pub struct LockFile {
     pub schema: u32,
     pub stages: BTreeMap<String, LockEntry>,
+    /// Stages the journal of an unfinished run says started (not written
+    /// to the file): what their outputs hold may be their own partial work.
+    #[serde(skip)]
+    pub started: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -272,6 +276,7 @@ impl Workspace {
                     if let Some(e) = lock.stages.get_mut(&j.stage) {
                         e.unfinished = true;
                     }
+                    lock.started.insert(j.stage);
                 }
             }
         }
@@ -291,7 +296,10 @@ impl Workspace {
             schema: LOCK_SCHEMA,
             stages: &lock.stages,
         };
-        write_atomic_with(&path, |w| {
+        // The temp file lives in `.mlcycle/` (same file system, renamed
+        // across): one a kill leaves never shows in the workspace.
+        self.ensure_state_dir()?;
+        write_atomic_in(&path, &self.state, |w| {
             serde_json::to_writer_pretty(&mut *w, &out).map_err(io::Error::other)?;
             w.write_all(b"\n")
         })
@@ -303,6 +311,21 @@ impl Workspace {
                 path: self.journal_path(),
                 source,
             }),
+        }
+    }
+
+    /// Removes temp files of `mlcycle.lock` that a killed run left (in
+    /// `.mlcycle/`, or in the workspace root where older versions wrote
+    /// them). Call it holding the writer lock.
+    pub fn clean_lock_temps(&self) {
+        let prefix = format!(".{LOCK_FILE}.tmp-");
+        for dir in [&self.state, &self.root] {
+            let Ok(rd) = fs::read_dir(dir) else { continue };
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
         }
     }
 
@@ -385,7 +408,16 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic_in(path, path.parent().unwrap_or(Path::new(".")), fill)
+}
+
+/// [`write_atomic_with`], the temp file in folder `dir` (on the same file
+/// system as `path`).
+pub fn write_atomic_in(
+    path: &Path,
+    dir: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name()

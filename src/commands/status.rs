@@ -16,6 +16,12 @@ pub(super) fn cmd_status(cli: &Cli, a: &StatusArgs, registry: &StageRegistry) ->
         warn_missing_sources(session.pipeline());
     }
     let st = session.status(&selected)?;
+    if !cli.quiet && !a.json {
+        // `run` would refuse these; say so before it is tried.
+        if let Err(e) = session.check_sources_in_outputs() {
+            tracing::warn!("{e}; `mlcycle run` refuses to start until they are moved.");
+        }
+    }
     tracing::debug!(
         ms = t.elapsed().as_secs_f64() * 1e3,
         rss_mb = rss_mb(),

@@ -18,3 +18,15 @@ pub use validate::{load_pipeline, LoadOptions};
 
 /// The pipeline file name looked for in a workspace.
 pub const PIPELINE_FILE: &str = "mlcycle.yaml";
+
+/// Whether workspace path `rel` (relative, normalized, symlinks resolved)
+/// is one of mlcycle's own files: the pipeline file, the lock file, or
+/// anything under the state folder. No stage may write them.
+pub fn owned_by_mlcycle(rel: &str) -> bool {
+    let rel = rel.trim_end_matches('/');
+    let state = crate::workspace::STATE_DIR;
+    rel == state
+        || rel.strip_prefix(state).is_some_and(|r| r.starts_with('/'))
+        || rel == PIPELINE_FILE
+        || rel == crate::workspace::LOCK_FILE
+}

@@ -21,11 +21,24 @@ use crate::workspace::Workspace;
 pub(super) fn check_beneath(root: &Path, rel: &str) -> Result<(), String> {
     let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
     let mut cur = root.to_path_buf();
+    let owned = |cur: &Path| {
+        let real = cur.strip_prefix(root).unwrap_or(cur).to_string_lossy();
+        (crate::config::owned_by_mlcycle(&real) && real != rel.trim_end_matches('/')).then(|| {
+            format!(
+                "output `{rel}` leads through a symlink to `{real}`, which belongs to mlcycle; nothing was written there"
+            )
+        })
+    };
     for (k, part) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
         cur.push(part);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => cur = target,
+                Ok(target) if target.starts_with(root) => {
+                    cur = target;
+                    if let Some(e) = owned(&cur) {
+                        return Err(e);
+                    }
+                }
                 Ok(target) => {
                     return Err(format!(
                         "output `{rel}` goes through symlink `{}`, which now leads outside the workspace (to {}); nothing was written through it",
@@ -47,15 +60,25 @@ pub(super) fn check_beneath(root: &Path, rel: &str) -> Result<(), String> {
                 ))
             }
             Ok(_) => {}
-            Err(_) => break,
+            Err(_) => {
+                cur.pop();
+                cur.extend(&parts[k..parts.len() - 1]);
+                break;
+            }
         }
     }
-    Ok(())
+    // Where the write lands, through the links on the way: never one of
+    // mlcycle's own files (`cfg/mlcycle.yaml` with `cfg -> .`).
+    cur.push(parts[parts.len() - 1]);
+    match owned(&cur) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Whether what `rel` holds now is bytes mlcycle wrote: what the stage's
-/// record says it wrote there, what its last failed run left there, or
-/// content the cache holds. A symlink is known (removing it loses no bytes).
+/// record (or another stage's, under an old name) says it wrote there,
+/// what its last failed run left there, or content the cache holds.
 fn known(
     ws: &Workspace,
     memo: &SharedMemo,
@@ -63,10 +86,13 @@ fn known(
     rel: &str,
     recorded: Option<&OutRecord>,
 ) -> bool {
-    let Ok(meta) = fs::symlink_metadata(ws.root.join(rel)) else {
+    let abs = ws.root.join(rel);
+    let Ok(meta) = fs::symlink_metadata(&abs) else {
         return true;
     };
-    if meta.file_type().is_symlink() {
+    // An empty folder holds no bytes. A symlink is judged by what it leads
+    // to (a link mlcycle did not make is moved aside like a file).
+    if meta.is_dir() && fs::read_dir(&abs).is_ok_and(|mut d| d.next().is_none()) {
         return true;
     }
     match memo.hash_path(&ws.root, rel) {

@@ -200,6 +200,8 @@ struct Coordinator<'a> {
     local: VecDeque<(usize, Settled)>,
     /// Stages that cannot read an input: they fail without stopping the run.
     blocked: HashSet<usize>,
+    /// Every recorded output by path, built when first needed.
+    by_path: Option<std::collections::HashMap<String, OutRecord>>,
     stopping: bool,
 }
 
@@ -223,6 +225,7 @@ impl<'a> Coordinator<'a> {
             ran: Vec::new(),
             local: VecDeque::new(),
             blocked: HashSet::new(),
+            by_path: None,
             stopping: false,
         })
     }
@@ -340,11 +343,30 @@ impl<'a> Coordinator<'a> {
         } else {
             BTreeMap::new()
         };
-        let recorded = lock
+        let mut recorded = lock
             .stages
             .get(&s.id)
             .map(|e| e.outs.clone())
             .unwrap_or_default();
+        // An output another record holds (the stage renamed, or the path
+        // moved between stages) is mlcycle's too.
+        if s.outputs.iter().any(|o| !recorded.contains_key(&o.path)) {
+            let by_path = self.by_path.get_or_insert_with(|| {
+                lock.stages
+                    .values()
+                    .flat_map(|e| e.outs.iter())
+                    .map(|(p, r)| (p.clone(), r.clone()))
+                    .collect()
+            });
+            for o in &s.outputs {
+                if let Some(r) = by_path
+                    .get(&o.path)
+                    .filter(|_| !recorded.contains_key(&o.path))
+                {
+                    recorded.insert(o.path.clone(), r.clone());
+                }
+            }
+        }
         Some(Job {
             stage: i,
             assessment: a,
@@ -366,12 +388,13 @@ impl<'a> Coordinator<'a> {
         let id = &p.stages[i].id;
         match &result.outcome {
             Outcome::Failed { .. } => {
+                let blocked = self.blocked.contains(&i);
                 // Keep the old fingerprint, so the next run can say what
-                // changed, but never let the record pass as fresh.
-                if let Some(e) = self.lock.stages.get_mut(id) {
+                // changed, but never let the record pass as fresh. (A
+                // blocked stage never started: its record still holds.)
+                if let Some(e) = self.lock.stages.get_mut(id).filter(|_| !blocked) {
                     e.unfinished = true;
                 }
-                let blocked = self.blocked.contains(&i);
                 for d in self.queue.cancel_dependents(i) {
                     let why = if blocked { "is blocked" } else { "failed" };
                     let r = skipped(p, d, format!("upstream `{id}` {why}"));

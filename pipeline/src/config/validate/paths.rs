@@ -79,11 +79,7 @@ pub(crate) fn normalize_output(
     if norm == ".." || norm.starts_with("../") {
         return Err("is outside the workspace".into());
     }
-    if norm == ".mlcycle"
-        || norm.starts_with(".mlcycle/")
-        || norm == super::super::PIPELINE_FILE
-        || norm == "mlcycle.lock"
-    {
+    if super::super::owned_by_mlcycle(&norm) {
         return Err("is a file mlcycle owns".into());
     }
     // Walk the existing folders on the way: a symlink among them may lead
@@ -129,16 +125,34 @@ pub(crate) fn normalize_output(
         }
         checked.insert(cur.clone());
     }
+    // The output itself may be a symlink to a file or folder of the
+    // workspace: that file or folder is the output (`link/` is `real`, so
+    // a stage writing `real/x.txt` overlaps it). A symlink out of the
+    // workspace, or one that points nowhere, is replaced, not followed.
+    let last = parts[parts.len() - 1];
+    cur.push(last);
+    if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+        if let Ok(target) = cur.canonicalize() {
+            if target.starts_with(root) && target != root {
+                cur = target;
+                resolved = true;
+            }
+        }
+    }
     if !resolved {
         return Ok(norm);
     }
-    let dir = cur.strip_prefix(root).unwrap_or(&cur).to_string_lossy();
-    let last = parts[parts.len() - 1];
-    Ok(if dir.is_empty() {
-        last.to_string()
-    } else {
-        format!("{dir}/{last}")
-    })
+    let real = cur
+        .strip_prefix(root)
+        .unwrap_or(&cur)
+        .to_string_lossy()
+        .into_owned();
+    if super::super::owned_by_mlcycle(&real) {
+        return Err(format!(
+            "leads through a symlink to `{real}`, a file mlcycle owns"
+        ));
+    }
+    Ok(real)
 }
 
 /// The path `norm` (relative to the canonical `root`) with every symlink

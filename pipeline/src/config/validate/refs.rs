@@ -56,7 +56,10 @@ impl Validator<'_> {
                     },
                 ));
             }
-            (None, Some(found)) => return Some(found),
+            (None, Some(found)) => {
+                self.check_readable(stage, &found, path);
+                return Some(found);
+            }
             (None, None) => {}
         }
         if norm.is_none() {
@@ -180,6 +183,37 @@ impl Validator<'_> {
         })
     }
 
+    /// For `validate` (strict about sources): a source dep that exists
+    /// must be a regular file or a folder; `run` and `status` only block
+    /// the stage that reads anything else.
+    fn check_readable(&mut self, stage: &Draft<'_>, found: &(String, Source), path: &YamlPath) {
+        let (_, Source::File(f)) = found else { return };
+        if self.allow_missing {
+            return;
+        }
+        let abs = if Path::new(f).is_absolute() {
+            PathBuf::from(f)
+        } else {
+            self.root.join(f)
+        };
+        let Ok(meta) = std::fs::metadata(&abs) else {
+            return;
+        };
+        if meta.is_dir() {
+            return;
+        }
+        if let Err(e) = crate::hash::regular_file(Path::new(f), &meta) {
+            self.push(
+                "unreadable_input",
+                path,
+                Part::Value,
+                format!("stage `{}` depends on `{f}`: {e}", stage.id),
+                "not a regular file",
+                Some("depend on a regular file or a folder".into()),
+            );
+        }
+    }
+
     /// Reports a `stage.port` reference to a stage that has no such output.
     fn unknown_port(
         &mut self,
@@ -225,7 +259,7 @@ impl Validator<'_> {
         drafts: &[Draft<'_>],
         ids: &HashMap<&str, usize>,
     ) -> bool {
-        let refs: Vec<String> = drafts
+        let mut refs: Vec<String> = drafts
             .iter()
             .filter(|d| d.id != stage.id)
             .flat_map(|d| {
@@ -234,6 +268,7 @@ impl Validator<'_> {
                     .flat_map(move |o| [format!("{}.{}", d.id, o.name), o.path.clone()])
             })
             .collect();
+        refs.extend(paths_near(&self.root, raw));
         let mut help = did_you_mean(raw, &refs);
         if help.is_empty() {
             help = "create the file, or refer to another stage's output as `stage.port` or by its path".into();
@@ -252,6 +287,11 @@ impl Validator<'_> {
                 "stage `{}` depends on `{raw}`: there is no such file, and no stage named `{sid}`",
                 stage.id
             )
+        } else if std::fs::symlink_metadata(self.root.join(raw)).is_ok() {
+            format!(
+                "stage `{}` depends on `{raw}`, a symlink that points nowhere (or to itself)",
+                stage.id
+            )
         } else {
             format!("stage `{}` depends on missing file `{raw}`", stage.id)
         };
@@ -265,6 +305,55 @@ impl Validator<'_> {
         );
         near_stage.is_none()
     }
+}
+
+/// Paths on disk near `raw` (a missing path), for "did you mean": the
+/// entries of its nearest existing folder and of that folder's
+/// sub-folders, as relative paths (folders with a trailing `/` when `raw`
+/// has one). Bounded, so a huge folder costs little.
+fn paths_near(root: &Path, raw: &str) -> Vec<String> {
+    const MAX: usize = 2000;
+    let Some(norm) = normalize_any(raw).filter(|n| !n.starts_with('/') && !n.starts_with(".."))
+    else {
+        return Vec::new();
+    };
+    let slash = raw.ends_with('/');
+    let mut base = Path::new(&norm)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    while !base.as_os_str().is_empty() && !root.join(&base).is_dir() {
+        base = base.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![(base, 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(root.join(&dir)) else {
+            continue;
+        };
+        for e in rd.flatten().take(MAX) {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel = dir.join(&name).to_string_lossy().into_owned();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && depth < 2 {
+                dirs.push((dir.join(&name), depth + 1));
+            }
+            out.push(if is_dir && slash {
+                format!("{rel}/")
+            } else {
+                rel
+            });
+            if out.len() >= MAX {
+                return out;
+            }
+        }
+    }
+    out
 }
 
 /// Looks `raw` up as a `stage.port` reference: the stage and output it
