@@ -609,16 +609,22 @@ pub fn status(
     let mut stale = vec![false; p.stages.len()];
     let mut blocked = vec![false; p.stages.len()];
     let mut result = Vec::with_capacity(assessed.len());
+    let mut any_blocked = false;
     for (i, a) in assessed {
-        let blocked_by: Vec<&str> = graph
-            .upstream(i)
-            .filter(|&u| blocked[u])
-            .map(|u| p.stages[u].id.as_str())
-            .collect();
+        let blocked_by: Vec<&str> = if any_blocked {
+            graph
+                .upstream(i)
+                .filter(|&u| blocked[u])
+                .map(|u| p.stages[u].id.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let a = match a {
             Ok(a) if blocked_by.is_empty() => a,
             res => {
                 blocked[i] = true;
+                any_blocked = true;
                 let mut reasons: Vec<StaleReason> = match res {
                     Err(e) => vec![e.reason()],
                     Ok(_) => vec![],

@@ -16,13 +16,14 @@ mod shape;
 mod stages;
 mod top;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use self::parse::{cached_parse, display_name, failure, save_parse};
+use self::paths::PathCache;
 use super::load;
 use super::span::{Part, YamlPath};
 use super::{ConfigError, FileKey, Issue, Output, Pipeline, StageDef};
@@ -78,11 +79,11 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         root: root.clone(),
         params: Value::Object(Map::new()),
         params_source: None,
-        safe_dirs: HashSet::new(),
+        paths: PathCache::default(),
         allow_missing: !opts.strict_sources,
         missing: Vec::new(),
     };
-    let pipeline = v.pipeline(&doc, opts.overrides, file);
+    let pipeline = v.pipeline(&doc, opts.overrides, file, may_hold_nul(&text));
     if v.issues.is_empty() {
         if let Some(p) = pipeline {
             return Ok(p);
@@ -93,6 +94,18 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         sources.push((FileKey::Params, pname, ptext));
     }
     Err(ConfigError::locate(file, &sources, v.issues))
+}
+
+/// Whether YAML `text` can hold a NUL byte once parsed: a raw one, or an
+/// escape that makes one. A scan of the text is much cheaper than a walk
+/// of the parsed document, and almost every file has none.
+fn may_hold_nul(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.contains(&0)
+        || (bytes.contains(&b'\\')
+            && ["\\0", "\\x00", "\\u0000", "\\U00000000"]
+                .iter()
+                .any(|e| text.contains(e)))
 }
 
 /// A stage after the first pass: its outputs are known, its inputs not yet.
@@ -120,8 +133,8 @@ struct Validator<'r> {
     root: PathBuf,
     params: Value,
     params_source: Option<(String, String)>,
-    /// Folders already checked not to be symlinks leading out.
-    safe_dirs: HashSet<PathBuf>,
+    /// What path checks learned about the workspace's folders.
+    paths: PathCache,
     /// Accept deps on missing source files (see [`LoadOptions::strict_sources`]).
     allow_missing: bool,
     /// The missing source files accepted, as messages.
@@ -159,8 +172,11 @@ impl Validator<'_> {
         doc: &Value,
         overrides: &[(String, String)],
         file: &Path,
+        may_hold_nul: bool,
     ) -> Option<Pipeline> {
-        self.check_nul(doc, &YamlPath::root(), FileKey::Pipeline);
+        if may_hold_nul {
+            self.check_nul(doc, &YamlPath::root(), FileKey::Pipeline);
+        }
         let top = self.check_top(doc)?;
         let name = self.check_name(top);
         self.load_params(top);

@@ -83,6 +83,10 @@ impl Validator<'_> {
     /// (`a-b` and `a_b` are both `MLCYCLE_IN_A_B`): the command would see
     /// only one of them.
     fn check_env_collisions(&mut self, d: &Draft<'_>, inputs: &[Input]) {
+        // One dep and one output (most stages) cannot collide.
+        if inputs.len() < 2 && d.outputs.len() < 2 {
+            return;
+        }
         let mut seen: HashMap<String, &str> = HashMap::new();
         for (i, inp) in inputs.iter().enumerate() {
             let var = format!("MLCYCLE_IN_{}", env_var_name(&inp.name));

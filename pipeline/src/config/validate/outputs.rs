@@ -59,7 +59,7 @@ impl Validator<'_> {
             let Some((name, raw, flags)) = self.output_entry(id, item, &ipath) else {
                 continue;
             };
-            let norm = match normalize_output(&self.root, &raw, &mut self.safe_dirs) {
+            let norm = match normalize_output(&self.root, &raw, &mut self.paths) {
                 Ok(p) => p,
                 Err(why) => {
                     self.push(

@@ -211,7 +211,7 @@ impl Validator<'_> {
                         let at = format!("artifacts/{id}/{}", port.file);
                         // `artifacts` may be a symlink: inside the workspace
                         // it is resolved, out of it the stage is refused.
-                        match normalize_output(&self.root, &at, &mut self.safe_dirs) {
+                        match normalize_output(&self.root, &at, &mut self.paths) {
                             Ok(p) => outputs.push(Output::new(port.name.to_string(), p)),
                             Err(why) => self.push(
                                 "output_path",
