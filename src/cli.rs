@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// The most feedback records the log accepts; then 429.
     #[arg(long, default_value_t = 10_000_000)]
     pub feedback_quota: u64,
+    /// Refuse rows with columns the model does not take (422), instead of
+    /// ignoring them and naming them in the `X-Mlcycle-Ignored-Columns`
+    /// response header (MLflow's behaviour, the default).
+    #[arg(long)]
+    pub strict_columns: bool,
 }
 
 #[derive(Debug, Args)]

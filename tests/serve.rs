@@ -316,3 +316,102 @@ fn serving_without_a_champion_says_what_to_do() {
         r.stderr
     );
 }
+
+/// One request; returns (status, head (status line and headers), body).
+fn http_full(
+    port: u16,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// What MLflow's clients, load balancers and health checks send works
+/// unchanged: `/ping`, `/version`, bare values on a one-feature model, one
+/// row as a mapping, CSV bodies, extra columns (ignored and named in a
+/// header), and MLflow's error keys; two format keys are a 400 as in
+/// MLflow (before: 200 with one of them silently dropped).
+#[test]
+fn mlflow_clients_work_unchanged() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    assert_eq!(http(s.port, "GET", "/ping", "", "").0, 200);
+    let (code, body) = http(s.port, "GET", "/version", "", "");
+    assert_eq!(code, 200);
+    assert!(body.starts_with("0."), "{body}");
+    let (_, reference) = post(
+        s.port,
+        "/invocations",
+        r#"{"instances": [{"area": 60}, {"area": 120}]}"#,
+    );
+    let want = json(&reference)["predictions"].clone();
+    for (ctype, req) in [
+        ("application/json", r#"{"instances": [60, 120]}"#),
+        ("application/json", r#"{"inputs": [60, 120]}"#),
+        ("application/json", r#"{"instances": [[60], [120]]}"#),
+        ("text/csv", "area\n60\n120\n"),
+        ("text/csv; charset=utf-8", "area\r\n60\r\n120\r\n"),
+    ] {
+        let (code, body) = http(s.port, "POST", "/invocations", ctype, req);
+        assert_eq!(code, 200, "{req}: {body}");
+        assert_eq!(json(&body)["predictions"], want, "{req}");
+    }
+    let (code, body) = post(s.port, "/invocations", r#"{"inputs": {"area": 120}}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["predictions"][0], want[1]);
+    // Two format keys: MLflow answers 400, and so do we.
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_records": [{"area": 60}], "instances": [{"area": 60}]}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let v = json(&body);
+    assert_eq!(v["error_code"], "BAD_REQUEST", "{body}");
+    assert!(
+        v["message"].as_str().unwrap().contains("exactly one"),
+        "{body}"
+    );
+    // An `id` column beside the features is ignored, and named.
+    let (code, head, body) = http_full(
+        s.port,
+        "POST",
+        "/invocations",
+        "application/json",
+        r#"{"dataframe_records": [{"area": 60, "id": 7}]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(head.contains("x-mlcycle-ignored-columns: id"), "{head}");
+    // A prediction that is not a finite number is an error, not `null`.
+    let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": 1e308}]}"#);
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(json(&body)["error_code"], "INVALID_PARAMETER_VALUE");
+    drop(s);
+    // `--strict-columns` keeps the old strictness.
+    let s = start(&ws, &["--strict-columns"]);
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_records": [{"area": 60, "id": 7}]}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("unknown feature(s): id"), "{body}");
+}

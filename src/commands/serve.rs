@@ -46,6 +46,7 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
         max_body: a.max_body,
         header_timeout: std::time::Duration::from_secs_f64(a.header_timeout),
         feedback_quota: a.feedback_quota,
+        strict_columns: a.strict_columns,
         bundle: a.bundle.clone(),
         feedback_log: ws.root.join("feedback").join("labels.jsonl"),
         state,

@@ -45,6 +45,9 @@ pub struct ServeOptions {
     pub max_body: usize,
     pub header_timeout: Duration,
     pub feedback_quota: u64,
+    /// Refuse (422) rows with columns the model does not take, instead of
+    /// ignoring them (MLflow's behaviour, the default).
+    pub strict_columns: bool,
     /// Serve this bundle instead of the registry's champion.
     pub bundle: Option<PathBuf>,
     /// The workspace state folder (`.mlcycle`).
@@ -144,6 +147,7 @@ struct AppState {
     seq: AtomicU64,
     epoch: u64,
     quota: u64,
+    strict_columns: bool,
 }
 
 /// A record for the durable log.
@@ -243,13 +247,32 @@ fn commit(conn: &mut rusqlite::Connection, batch: &[Job]) -> rusqlite::Result<()
     tx.commit()
 }
 
-/// An error response: `{"error": ..., "detail": ...}`.
+/// An error response: `{"error": ..., "detail": ...}`, with MLflow's keys
+/// (`error_code`, `message`) beside them so MLflow clients print the reason.
 fn problem(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
+    let detail = detail.into();
     (
         status,
-        Json(json!({"error": error, "detail": detail.into()})),
+        Json(json!({
+            "error": error,
+            "detail": detail,
+            "error_code": mlflow_error_code(status),
+            "message": detail,
+        })),
     )
         .into_response()
+}
+
+/// The MLflow error code (its `databricks.ErrorCode` names) for a status.
+fn mlflow_error_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 415 => "BAD_REQUEST",
+        404 => "RESOURCE_DOES_NOT_EXIST",
+        413 | 429 => "RESOURCE_EXHAUSTED",
+        422 => "INVALID_PARAMETER_VALUE",
+        503 => "TEMPORARILY_UNAVAILABLE",
+        _ => "INTERNAL_ERROR",
+    }
 }
 
 fn load_champion(opts: &ServeOptions) -> Result<Loaded, ServeError> {
@@ -310,6 +333,9 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .route("/invocations", post(invocations))
         .route("/feedback", post(feedback))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        // MLflow's scoring-server routes: its client polls `/ping` first.
+        .route("/ping", get(|| async { "\n" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .route("/ready", get(ready))
         .route("/metadata", get(metadata))
         .route("/metrics", get(metrics))
@@ -361,6 +387,7 @@ fn app_state(
         seq: AtomicU64::new(0),
         epoch,
         quota: opts.feedback_quota,
+        strict_columns: opts.strict_columns,
     }))
 }
 
@@ -507,8 +534,46 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
     })
 }
 
-/// Rows (objects by feature name) → a table typed by the model's schema.
-fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
+/// Rows checked against the model: the table to score, each row as the
+/// model sees it (its known columns, for the log that retraining reads),
+/// and the columns ignored because the model does not take them.
+struct Scorable {
+    table: Table,
+    rows: Vec<Value>,
+    ignored: std::collections::BTreeSet<String>,
+}
+
+/// One row as an object by feature name. Besides an object, MLflow takes a
+/// bare value (a one-feature model) and a list of values (by position).
+fn row_object<'r>(
+    loaded: &Loaded,
+    i: usize,
+    row: &'r Value,
+) -> Result<std::borrow::Cow<'r, Map<String, Value>>, String> {
+    let inputs = &loaded.bundle.model.inputs;
+    match row {
+        Value::Object(o) => Ok(std::borrow::Cow::Borrowed(o)),
+        Value::Array(values) if values.len() == inputs.len() => Ok(std::borrow::Cow::Owned(
+            inputs.iter().map(|c| c.name.clone()).zip(values.iter().cloned()).collect(),
+        )),
+        Value::Array(values) => Err(format!(
+            "row {i} has {} values by position; the model takes {}",
+            values.len(),
+            inputs.len()
+        )),
+        scalar if inputs.len() == 1 => Ok(std::borrow::Cow::Owned(
+            std::iter::once((inputs[0].name.clone(), scalar.clone())).collect(),
+        )),
+        _ => Err(format!(
+            "row {i} is a bare value, which only a one-feature model takes; give an object of feature values"
+        )),
+    }
+}
+
+/// Rows (objects by feature name, or MLflow's bare values and lists) → a
+/// table typed by the model's schema. Columns the model does not take are
+/// ignored, or refused with `strict`.
+fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorable, Response> {
     let unprocessable = |detail: String| {
         problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -522,6 +587,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
     let model = &loaded.bundle.model;
     let mut missing = std::collections::BTreeSet::new();
     let mut extra = std::collections::BTreeSet::new();
+    let mut kept = Vec::with_capacity(rows.len());
     let mut columns: Vec<Column> = model
         .inputs
         .iter()
@@ -535,19 +601,19 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
         })
         .collect();
     for (i, row) in rows.iter().enumerate() {
-        let Some(obj) = row.as_object() else {
-            return Err(unprocessable(format!(
-                "row {i} is not an object of feature values"
-            )));
-        };
-        for k in obj.keys() {
+        let obj = row_object(loaded, i, row).map_err(unprocessable)?;
+        let mut known_cols = Map::new();
+        for (k, v) in obj.iter() {
             let known = model.inputs.iter().any(|c| &c.name == k)
                 || model.ignored.iter().any(|c| c == k)
                 || model.target.as_deref() == Some(k.as_str());
-            if !known {
+            if known {
+                known_cols.insert(k.clone(), v.clone());
+            } else {
                 extra.insert(k.clone());
             }
         }
+        kept.push(Value::Object(known_cols));
         for col in &mut columns {
             match (obj.get(&col.name), &mut col.data) {
                 (None, _) => {
@@ -568,7 +634,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
             }
         }
     }
-    if !missing.is_empty() || !extra.is_empty() {
+    if !missing.is_empty() || (strict && !extra.is_empty()) {
         let mut parts = Vec::new();
         if !missing.is_empty() {
             parts.push(format!(
@@ -579,7 +645,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
         if !extra.is_empty() {
             parts.push(format!(
                 "unknown feature(s): {}",
-                extra.into_iter().collect::<Vec<_>>().join(", ")
+                extra.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
         let need: Vec<String> = model
@@ -593,21 +659,40 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value]) -> Result<Table, Response> {
             need.join(", ")
         )));
     }
-    Ok(Table {
-        columns,
-        target: None,
-        transforms: vec![],
+    Ok(Scorable {
+        table: Table {
+            columns,
+            target: None,
+            transforms: vec![],
+        },
+        rows: kept,
+        ignored: extra,
     })
+}
+
+/// The header naming the columns a request sent that the model ignored.
+const IGNORED_HEADER: &str = "x-mlcycle-ignored-columns";
+
+/// Adds [`IGNORED_HEADER`] to `r` when columns were ignored.
+fn with_ignored(mut r: Response, ignored: &std::collections::BTreeSet<String>) -> Response {
+    if !ignored.is_empty() {
+        let names = ignored.iter().cloned().collect::<Vec<_>>().join(",");
+        if let Ok(v) = header::HeaderValue::from_str(&names) {
+            r.headers_mut().insert(IGNORED_HEADER, v);
+        }
+    }
+    r
 }
 
 /// Scores rows and logs each prediction durably; returns the predictions
 /// as JSON values with their ids.
-async fn score(
-    state: &AppState,
-    rows: &[Value],
-) -> Result<(Arc<Loaded>, Vec<(String, Value)>), Response> {
+async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
     let loaded = state.model.read().expect("model lock").clone();
-    let t = rows_to_table(&loaded, rows)?;
+    let Scorable {
+        table: t,
+        rows: kept,
+        ignored,
+    } = rows_to_table(&loaded, rows, state.strict_columns)?;
     let pred = loaded.bundle.predict(&t).map_err(|e| {
         problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -616,7 +701,18 @@ async fn score(
         )
     })?;
     let values: Vec<Value> = match pred {
-        Predictions::Values(v) => v.into_iter().map(|x| json!(x)).collect(),
+        Predictions::Values(v) => {
+            // An input far outside what the model saw (`1e308`) can give
+            // no finite number: an error, never a logged `null`.
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_instances",
+                    format!("row {i}: the model gives no finite prediction for these values"),
+                ));
+            }
+            v.into_iter().map(|x| json!(x)).collect()
+        }
         Predictions::Classes { ids, .. } => ids
             .into_iter()
             .map(|i| {
@@ -632,7 +728,7 @@ async fn score(
     };
     let mut out = Vec::with_capacity(values.len());
     let mut records = Vec::with_capacity(values.len());
-    for (row, v) in rows.iter().zip(values) {
+    for (row, v) in kept.iter().zip(values) {
         let n = state.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{:x}-{n:x}", state.epoch);
         records.push(Record::Prediction {
@@ -650,7 +746,19 @@ async fn score(
             format!("the prediction could not be recorded: {e}"),
         )
     })?;
-    Ok((loaded, out))
+    Ok(Scored {
+        loaded,
+        predictions: out,
+        ignored,
+    })
+}
+
+/// Scored rows: the model that scored them, each prediction with its id,
+/// and the columns ignored.
+struct Scored {
+    loaded: Arc<Loaded>,
+    predictions: Vec<(String, Value)>,
+    ignored: std::collections::BTreeSet<String>,
 }
 
 async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -667,18 +775,21 @@ async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
                     "expected {\"instances\": [{\"feature\": value, …}, …]}",
                 )
             })?;
-        let (loaded, preds) = score(&state, rows).await?;
-        Ok::<_, Response>(
-            Json(json!({
-                "model_version": loaded.label,
-                "model": loaded.bundle.manifest.name,
-                "predictions": preds
-                    .into_iter()
-                    .map(|(id, p)| json!({"prediction_id": id, "prediction": p}))
-                    .collect::<Vec<_>>(),
-            }))
-            .into_response(),
-        )
+        let Scored {
+            loaded,
+            predictions,
+            ignored,
+        } = score(&state, rows).await?;
+        let r = Json(json!({
+            "model_version": loaded.label,
+            "model": loaded.bundle.manifest.name,
+            "predictions": predictions
+                .into_iter()
+                .map(|(id, p)| json!({"prediction_id": id, "prediction": p}))
+                .collect::<Vec<_>>(),
+        }))
+        .into_response();
+        Ok::<_, Response>(with_ignored(r, &ignored))
     }
     .await
     .unwrap_or_else(|e| e);
@@ -686,9 +797,88 @@ async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     r
 }
 
-/// MLflow scoring-server request shapes → rows by feature name.
-fn mlflow_rows(v: &Value) -> Result<Vec<Value>, String> {
-    let obj = v.as_object().ok_or("expected a JSON object")?;
+/// The rows of an `/invocations` body: JSON in one of MLflow's shapes, or
+/// CSV with a header row (`text/csv`, as MLflow's CLI sends).
+fn invocation_rows(headers: &HeaderMap, body: &Bytes) -> Result<Vec<Value>, Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("text/csv") {
+        return csv_rows(body).map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid_csv", e));
+    }
+    let v = json_body(headers, body)?;
+    mlflow_rows(&v).map_err(|(status, e)| problem(status, "invalid_request", e))
+}
+
+/// CSV with a header row → rows by column name; a cell that parses as a
+/// finite number is a number, an empty one is null, anything else text.
+fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
+    let names: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("the CSV header row cannot be read: {e}"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if names.iter().all(String::is_empty) {
+        return Err("the CSV body needs a header row naming the features".into());
+    }
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("CSV line {}: {e}", i + 2))?;
+        let m: Map<String, Value> = names
+            .iter()
+            .zip(rec.iter())
+            .map(|(n, cell)| {
+                let cell = cell.trim();
+                let v = match cell.parse::<f64>() {
+                    Ok(x) if x.is_finite() => json!(x),
+                    _ if cell.is_empty() => Value::Null,
+                    _ => Value::String(cell.to_string()),
+                };
+                (n.clone(), v)
+            })
+            .collect();
+        rows.push(Value::Object(m));
+    }
+    Ok(rows)
+}
+
+/// The body keys that name MLflow's request formats.
+const MLFLOW_FORMATS: [&str; 4] = [
+    "dataframe_split",
+    "dataframe_records",
+    "instances",
+    "inputs",
+];
+
+/// MLflow scoring-server request shapes → rows (objects by feature name,
+/// or bare values and lists that [`row_object`] maps). Exactly one format
+/// key, as MLflow requires (400 otherwise).
+fn mlflow_rows(v: &Value) -> Result<Vec<Value>, (StatusCode, String)> {
+    let bad = |e: &str| (StatusCode::BAD_REQUEST, e.to_string());
+    let obj = v.as_object().ok_or_else(|| bad("expected a JSON object"))?;
+    let given: Vec<&str> = MLFLOW_FORMATS
+        .iter()
+        .copied()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
+    if given.len() > 1 {
+        return Err(bad(&format!(
+            "the body has {} format keys ({}); give exactly one of: {}",
+            given.len(),
+            given.join(", "),
+            MLFLOW_FORMATS.join(", ")
+        )));
+    }
+    mlflow_shape(obj).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e))
+}
+
+fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
     if let Some(split) = obj.get("dataframe_split") {
         let cols = split
             .get("columns")
@@ -724,6 +914,10 @@ fn mlflow_rows(v: &Value) -> Result<Vec<Value>, String> {
     for key in ["instances", "inputs"] {
         match obj.get(key) {
             Some(Value::Array(a)) => return Ok(a.clone()),
+            Some(Value::Object(row)) if row.values().all(|v| !v.is_array()) => {
+                // {"col": v, …}: one row
+                return Ok(vec![Value::Object(row.clone())]);
+            }
             Some(Value::Object(cols)) => {
                 // {"col": [v, …], …}: columns of equal length
                 let n = cols
@@ -768,14 +962,17 @@ async fn invocations(
 ) -> Response {
     let t0 = Instant::now();
     let r = async {
-        let v = json_body(&headers, &body)?;
-        let rows = mlflow_rows(&v)
-            .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e))?;
-        let (_, preds) = score(&state, &rows).await?;
-        Ok::<_, Response>(
-            Json(json!({"predictions": preds.into_iter().map(|(_, p)| p).collect::<Vec<_>>()}))
-                .into_response(),
-        )
+        let rows = invocation_rows(&headers, &body)?;
+        let Scored {
+            predictions,
+            ignored,
+            ..
+        } = score(&state, &rows).await?;
+        let r = Json(json!({
+            "predictions": predictions.into_iter().map(|(_, p)| p).collect::<Vec<_>>()
+        }))
+        .into_response();
+        Ok::<_, Response>(with_ignored(r, &ignored))
     }
     .await
     .unwrap_or_else(|e| e);
@@ -784,71 +981,73 @@ async fn invocations(
 }
 
 async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let r =
-        async {
-            let v = json_body(&headers, &body)?;
-            let label = v
-                .get("label")
-                .cloned()
-                .filter(|l| !l.is_null())
-                .ok_or_else(|| {
-                    problem(
+    let r = async {
+        let v = json_body(&headers, &body)?;
+        let label = v
+            .get("label")
+            .cloned()
+            .filter(|l| !l.is_null())
+            .ok_or_else(|| {
+                problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_feedback",
                     "expected {\"prediction_id\": …, \"label\": …} or {\"row\": {…}, \"label\": …}",
                 )
-                })?;
-            if let Value::Number(n) = &label {
-                if n.as_f64().is_none_or(|x| !x.is_finite()) {
-                    return Err(problem(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_feedback",
-                        "`label` must be finite",
-                    ));
-                }
+            })?;
+        if let Value::Number(n) = &label {
+            if n.as_f64().is_none_or(|x| !x.is_finite()) {
+                return Err(problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_feedback",
+                    "`label` must be finite",
+                ));
             }
-            {
-                let m = state.metrics.lock().expect("metrics lock");
-                if m.feedback >= state.quota {
-                    return Err(problem(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "feedback_quota",
-                        format!(
+        }
+        {
+            let m = state.metrics.lock().expect("metrics lock");
+            if m.feedback >= state.quota {
+                return Err(problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "feedback_quota",
+                    format!(
                         "the feedback log holds its quota of {} records; raise --feedback-quota",
                         state.quota
                     ),
-                    ));
-                }
+                ));
             }
-            let loaded = state.model.read().expect("model lock").clone();
-            let (prediction_id, row, version) =
-                match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
-                    (Some(id), _) => {
-                        let (row, version) = logged_prediction(&state, id).await?;
-                        (Some(id.to_string()), row, Some(version))
-                    }
-                    (None, Some(row)) if row.is_object() => {
-                        rows_to_table(&loaded, std::slice::from_ref(row))?;
-                        (None, row.clone(), None)
-                    }
-                    _ => return Err(problem(
+        }
+        let loaded = state.model.read().expect("model lock").clone();
+        let (prediction_id, row, version) =
+            match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
+                (Some(id), _) => {
+                    let (row, version) = logged_prediction(&state, id).await?;
+                    (Some(id.to_string()), row, Some(version))
+                }
+                (None, Some(row)) if row.is_object() => {
+                    let checked =
+                        rows_to_table(&loaded, std::slice::from_ref(row), state.strict_columns)?;
+                    (None, checked.rows[0].clone(), None)
+                }
+                _ => {
+                    return Err(problem(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_feedback",
                         "give `prediction_id` (from /predict) or `row` (the features) with `label`",
-                    )),
-                };
-            let line = json!({
-                "row": row,
-                "label": label,
-                "prediction_id": prediction_id,
-                "model_version": version,
-                "at": store::now_rfc3339(),
-            })
-            .to_string();
-            append_feedback(&state, line).await?;
-            state.metrics.lock().expect("metrics lock").feedback += 1;
-            Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
-        };
+                    ))
+                }
+            };
+        let line = json!({
+            "row": row,
+            "label": label,
+            "prediction_id": prediction_id,
+            "model_version": version,
+            "at": store::now_rfc3339(),
+        })
+        .to_string();
+        append_feedback(&state, line).await?;
+        state.metrics.lock().expect("metrics lock").feedback += 1;
+        Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
+    };
     let r = r.await.unwrap_or_else(|e| e);
     count(&state, "feedback", r.status(), None);
     r
