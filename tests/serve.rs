@@ -415,3 +415,49 @@ fn mlflow_clients_work_unchanged() {
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("unknown feature(s): id"), "{body}");
 }
+
+/// A label that is not what the model predicts is refused before it is
+/// acknowledged (each of these got 200, and the next retrain failed).
+#[test]
+fn feedback_labels_are_checked_against_the_model() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    let (_, body) = post(s.port, "/predict", r#"{"instances": [{"area": 100}]}"#);
+    let id = json(&body)["predictions"][0]["prediction_id"].clone();
+    for bad in [r#""not-a-price""#, "true", "{}", "[]", r#""""#] {
+        let fb = format!(r#"{{"prediction_id": {id}, "label": {bad}}}"#);
+        let (code, body) = post(s.port, "/feedback", &fb);
+        assert_eq!(code, 422, "{bad}: {body}");
+        assert!(body.contains("must be a finite number"), "{bad}: {body}");
+    }
+    let fb = format!(r#"{{"prediction_id": {id}, "label": 330000}}"#);
+    assert_eq!(post(s.port, "/feedback", &fb).0, 200);
+    assert_eq!(ws.read("feedback/labels.jsonl").lines().count(), 1);
+}
+
+/// `dataset.feedback` keeps the latest label of a prediction labelled
+/// twice, and skips (and reports) bad lines instead of failing the retrain.
+#[test]
+fn the_feedback_stage_survives_bad_lines_and_keeps_the_latest_label() {
+    let ws = Ws::new("stages:\n  fb:\n    uses: dataset.feedback\n    with: {target: price}\n");
+    ws.write(
+        "feedback/labels.jsonl",
+        concat!(
+            "{\"row\":{\"area\":100},\"label\":300000,\"prediction_id\":\"a\"}\n",
+            "not json\n",
+            "{\"row\":{\"area\":120},\"label\":\"not-a-price\",\"prediction_id\":\"b\"}\n",
+            "{\"row\":{\"area\":100},\"label\":310000,\"prediction_id\":\"a\"}\n",
+            "{\"row\":{\"area\":80},\"label\":250000}\n",
+        ),
+    );
+    let r = ws.run(&["run", "-v"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("2 feedback row(s)"), "{out}");
+    assert!(out.contains("skipped 2 bad feedback record(s)"), "{out}");
+    assert!(out.contains("line 2: not a JSON record"), "{out}");
+    assert!(
+        out.contains("line 3: \"not-a-price\" for numeric column `price`"),
+        "{out}"
+    );
+}

@@ -40,7 +40,8 @@ impl StageKind for Feedback {
     const SPEC: StageSpec = StageSpec {
         kind: "dataset.feedback",
         summary: "Labelled feedback collected by `mlcycle serve` as a table, optionally appended to a base table",
-        version: 1,
+        // 2: the latest label of a prediction wins; bad lines are skipped.
+        version: 2,
         inputs: FEEDBACK_IN,
         outputs: TABLE_OUT,
         params: &[
@@ -56,11 +57,38 @@ impl StageKind for Feedback {
         vec![p.path.clone()]
     }
     fn run(p: &FeedbackParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let rows = p.records(ctx)?;
+        let (records, mut skipped) = p.records(ctx)?;
         let base = match ctx.inputs.get("data") {
             Some(p) => Some(Table::read_arrow(p).map_err(StageError::from_error)?),
             None => None,
         };
+        // A record whose label (or a numeric feature) is not a number where
+        // one belongs is skipped and reported: one bad line never fails
+        // the whole retrain.
+        // Without a declared or base type, the labels are numbers when most
+        // of them are (a stray string must not turn prices into text).
+        let labels = records.iter().filter_map(|(_, r)| r.get(&p.target));
+        let (numbers, all) =
+            labels.fold((0, 0), |(n, a), v| (n + usize::from(v.is_number()), a + 1));
+        let target_numeric = numbers * 2 > all;
+        let mut rows = Vec::with_capacity(records.len());
+        for (line, row) in records {
+            match row
+                .iter()
+                .find(|(k, v)| p.numeric(k, base.as_ref(), target_numeric) && !is_number_or_null(v))
+            {
+                Some((k, v)) => skipped.push(format!("line {line}: {v} for numeric column `{k}`")),
+                None => rows.push(row),
+            }
+        }
+        if !skipped.is_empty() {
+            (ctx.log)(&format!(
+                "skipped {} bad feedback record(s) in {}: {}",
+                skipped.len(),
+                p.path,
+                skipped.join("; ")
+            ));
+        }
         // Columns: the base table's, else every key seen, in first-seen order.
         let mut names: Vec<String> = match &base {
             Some(b) => b.names().into_iter().map(str::to_string).collect(),
@@ -99,37 +127,76 @@ impl StageKind for Feedback {
     }
 }
 
+fn is_number_or_null(v: &Value) -> bool {
+    v.is_null() || v.as_f64().is_some_and(f64::is_finite)
+}
+
 impl FeedbackParams {
-    /// The records of the feedback log, each row with its label added under
-    /// the target's name.
-    fn records(&self, ctx: &RunContext<'_>) -> Result<Vec<Map<String, Value>>, StageError> {
+    /// The records of the feedback log (with their line numbers), each row
+    /// with its label added under the target's name, and the lines skipped
+    /// as unreadable. A prediction labelled again (the same
+    /// `prediction_id`) keeps its latest label, in the place of the first.
+    #[allow(clippy::type_complexity)]
+    fn records(
+        &self,
+        ctx: &RunContext<'_>,
+    ) -> Result<(Vec<(usize, Map<String, Value>)>, Vec<String>), StageError> {
         let path = ctx.workspace.join(&self.path);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| StageError::new(format!("cannot read {}: {e}", self.path)))?;
-        let mut rows: Vec<Map<String, Value>> = Vec::new();
+        let mut rows: Vec<(usize, Map<String, Value>)> = Vec::new();
+        let mut by_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut skipped = Vec::new();
         for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: Value = serde_json::from_str(line).map_err(|e| {
-                StageError::new(format!(
-                    "{}, line {}: not a JSON record: {e}",
-                    self.path,
-                    i + 1
-                ))
-            })?;
-            let (Some(Value::Object(row)), Some(label)) = (rec.get("row"), rec.get("label")) else {
-                return Err(StageError::new(format!(
-                    "{}, line {}: a record needs `row` (an object) and `label`",
-                    self.path,
-                    i + 1
-                )));
+            let rec: Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    skipped.push(format!("line {n}: not a JSON record ({e})"));
+                    continue;
+                }
             };
+            let (Some(Value::Object(row)), Some(label)) = (rec.get("row"), rec.get("label")) else {
+                skipped.push(format!(
+                    "line {n}: a record needs `row` (an object) and `label`"
+                ));
+                continue;
+            };
+            if label.is_null() || label.is_object() || label.is_array() || label == "" {
+                skipped.push(format!("line {n}: `label` {label} is not a value"));
+                continue;
+            }
             let mut row = row.clone();
             row.insert(self.target.clone(), label.clone());
-            rows.push(row);
+            match rec.get("prediction_id").and_then(Value::as_str) {
+                Some(id) => match by_id.get(id) {
+                    Some(&at) => rows[at] = (n, row),
+                    None => {
+                        by_id.insert(id.to_string(), rows.len());
+                        rows.push((n, row));
+                    }
+                },
+                None => rows.push((n, row)),
+            }
         }
-        Ok(rows)
+        Ok((rows, skipped))
+    }
+
+    /// Whether column `name` must hold numbers: declared (`label_type`),
+    /// else as in the base table, else (the target) as most labels are.
+    fn numeric(&self, name: &str, base: Option<&Table>, target_numeric: bool) -> bool {
+        if name == self.target {
+            if let Some(t) = self.label_type {
+                return t.as_str() == "numeric";
+            }
+        }
+        match base.and_then(|b| b.column(name)) {
+            Some(c) => c.data.type_name() == "numeric",
+            None => name == self.target && target_numeric,
+        }
     }
 
     /// The column `name` of the feedback rows, typed by `label_type`, else

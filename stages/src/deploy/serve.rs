@@ -1017,6 +1017,8 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             }
         }
         let loaded = state.model.read().expect("model lock").clone();
+        check_label(&loaded.bundle.model, &label)
+            .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_feedback", e))?;
         let (prediction_id, row, version) =
             match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
                 (Some(id), _) => {
@@ -1051,6 +1053,40 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let r = r.await.unwrap_or_else(|e| e);
     count(&state, "feedback", r.status(), None);
     r
+}
+
+/// Checks a feedback label against what the model predicts, before it is
+/// acknowledged: a bad label would otherwise sit in the log that the next
+/// retrain reads.
+fn check_label(model: &crate::model::Model, label: &Value) -> Result<(), String> {
+    use crate::model::Task;
+    match model.task {
+        Task::Regression => match label.as_f64() {
+            Some(x) if x.is_finite() => Ok(()),
+            _ => Err(format!(
+                "`label` must be a finite number: this model predicts `{}` as a number (got {label})",
+                model.target.as_deref().unwrap_or("its target")
+            )),
+        },
+        Task::Classification | Task::Clustering => {
+            let name = match label {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(format!("`label` must be a class name (got {label})")),
+            };
+            if name.is_empty() {
+                return Err("`label` is empty; give the true class".into());
+            }
+            if !model.classes.is_empty() && !model.classes.contains(&name) {
+                return Err(format!(
+                    "`label` {label} is not one of the model's classes: {}",
+                    model.classes.join(", ")
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The inputs and model version of prediction `id`, from the log.
