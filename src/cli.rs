@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// Close a connection whose request headers take longer (seconds).
     #[arg(long, default_value_t = 10.0)]
     pub header_timeout: f64,
+    /// Answer 408 and close a connection whose request body has not
+    /// arrived whole within this time (seconds).
+    #[arg(long, default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// The most connections open at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections: usize,
     /// The most feedback records the log accepts; then 429.
     #[arg(long, default_value_t = 10_000_000)]
     pub feedback_quota: u64,

@@ -26,11 +26,15 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
                 .ok_or(())
         })
         .map_err(|_| CliError::Usage(format!("`{}` is not a host to listen on", a.host)))?;
-    if !(a.header_timeout > 0.0 && a.header_timeout.is_finite()) {
-        return Err(CliError::Usage(
-            "`--header-timeout` must be a positive number of seconds".into(),
-        )
-        .into());
+    for (flag, v) in [
+        ("--header-timeout", a.header_timeout),
+        ("--body-timeout", a.body_timeout),
+    ] {
+        if !(v > 0.0 && v.is_finite() && v < 1e9) {
+            return Err(
+                CliError::Usage(format!("`{flag}` must be a positive number of seconds")).into(),
+            );
+        }
     }
     let state = ws
         .db_path()
@@ -45,6 +49,8 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         max_body: a.max_body,
         header_timeout: std::time::Duration::from_secs_f64(a.header_timeout),
+        body_timeout: std::time::Duration::from_secs_f64(a.body_timeout),
+        max_connections: a.max_connections,
         feedback_quota: a.feedback_quota,
         strict_columns: a.strict_columns,
         bundle: a.bundle.clone(),

@@ -44,6 +44,10 @@ pub struct ServeOptions {
     pub workers: usize,
     pub max_body: usize,
     pub header_timeout: Duration,
+    /// Close a request whose body has not arrived whole within this time.
+    pub body_timeout: Duration,
+    /// The most connections open at once; more get 503 and are closed.
+    pub max_connections: usize,
     pub feedback_quota: u64,
     /// Refuse (422) rows with columns the model does not take, instead of
     /// ignoring them (MLflow's behaviour, the default).
@@ -147,6 +151,8 @@ struct AppState {
     seq: AtomicU64,
     epoch: u64,
     quota: u64,
+    /// Feedback records in the log, and places taken by posts being written.
+    feedback_count: AtomicU64,
     strict_columns: bool,
 }
 
@@ -340,6 +346,13 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .route("/metadata", get(metadata))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(opts.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                max: opts.max_body,
+                timeout: opts.body_timeout,
+            },
+            guard_body,
+        ))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
@@ -351,6 +364,74 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
     eprintln!("listening on http://{local}");
     accept_until_shutdown(listener, app, &opts).await;
     Ok(())
+}
+
+/// How much body a request may send, and how long it may take.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    max: usize,
+    timeout: Duration,
+}
+
+/// Reads every request body before its handler runs: a declared length
+/// over the limit is refused at once (413, before hyper sends any
+/// `100 Continue`), and a body that has not arrived whole within the
+/// timeout gets 408. Either way the connection is closed, so a client
+/// cannot hold it open by sending slowly.
+async fn guard_body(
+    State(limits): State<BodyLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let close = |mut r: Response| {
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        r
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max as u64) {
+        return close(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body declares {} bytes; the limit is {} (--max-body)",
+                declared.unwrap_or_default(),
+                limits.max
+            ),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max)).await {
+        Err(_) => close(problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {:.1} s (--body-timeout)",
+                limits.timeout.as_secs_f64()
+            ),
+        )),
+        Ok(Err(_)) => close(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body is over the limit of {} bytes (--max-body)",
+                limits.max
+            ),
+        )),
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+    }
 }
 
 /// The shared state: the model, the logs (the feedback log opened for
@@ -387,6 +468,7 @@ fn app_state(
         seq: AtomicU64::new(0),
         epoch,
         quota: opts.feedback_quota,
+        feedback_count: AtomicU64::new(stored_feedback),
         strict_columns: opts.strict_columns,
     }))
 }
@@ -435,15 +517,25 @@ async fn accept_until_shutdown(
         .keep_alive(true);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let mut failing = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "Accept failed");
+                        // Out of file descriptors (or any failure): back off
+                        // instead of spinning, and say so once a while.
+                        failing.failed(&e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
+                };
+                failing.recovered();
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tokio::spawn(refuse_busy(stream, opts.max_connections));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let service = hyper_util::service::TowerToHyperService::new(app.clone());
@@ -451,6 +543,7 @@ async fn accept_until_shutdown(
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(slot);
                 });
             }
             _ = &mut shutdown => {
@@ -466,6 +559,67 @@ async fn accept_until_shutdown(
             eprintln!("gave up waiting for open connections after 30 s");
         }
     }
+}
+
+/// Accept failures, logged at most once per interval with a count.
+#[derive(Default)]
+struct AcceptFailures {
+    last_log: Option<Instant>,
+    since: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, e: &std::io::Error) {
+        self.since += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            tracing::warn!(
+                error = %e,
+                failures = self.since,
+                "Cannot accept connections; retrying every 100 ms (raise `ulimit -n` or lower --max-connections)"
+            );
+            self.last_log = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.last_log.take().is_some() {
+            tracing::info!("Accepting connections again.");
+        }
+        self.since = 0;
+    }
+}
+
+/// Answers a connection over `--max-connections` with 503 and closes it.
+async fn refuse_busy(stream: tokio::net::TcpStream, max: usize) {
+    let msg = format!(
+        "the server has its maximum of {max} connections open (--max-connections); retry later"
+    );
+    let body = json!({
+        "error": "too_many_connections",
+        "detail": msg,
+        "error_code": mlflow_error_code(StatusCode::SERVICE_UNAVAILABLE),
+        "message": msg,
+    })
+    .to_string();
+    let resp = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        let bytes = resp.as_bytes();
+        let mut off = 0;
+        while off < bytes.len() && stream.writable().await.is_ok() {
+            match stream.try_write(&bytes[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
 }
 
 async fn shutdown_signal() {
@@ -1003,19 +1157,6 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
                 ));
             }
         }
-        {
-            let m = state.metrics.lock().expect("metrics lock");
-            if m.feedback >= state.quota {
-                return Err(problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "feedback_quota",
-                    format!(
-                        "the feedback log holds its quota of {} records; raise --feedback-quota",
-                        state.quota
-                    ),
-                ));
-            }
-        }
         let loaded = state.model.read().expect("model lock").clone();
         check_label(&loaded.bundle.model, &label)
             .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_feedback", e))?;
@@ -1046,7 +1187,28 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             "at": store::now_rfc3339(),
         })
         .to_string();
-        append_feedback(&state, line).await?;
+        // Take a place under the quota before writing: concurrent posts
+        // cannot all pass a check made before any of them is counted.
+        if state
+            .feedback_count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < state.quota).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "feedback_quota",
+                format!(
+                    "the feedback log holds its quota of {} records; raise --feedback-quota",
+                    state.quota
+                ),
+            ));
+        }
+        if let Err(e) = append_feedback(&state, line).await {
+            state.feedback_count.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
         state.metrics.lock().expect("metrics lock").feedback += 1;
         Ok::<_, Response>(Json(json!({"status": "recorded"})).into_response())
     };
