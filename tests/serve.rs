@@ -587,3 +587,49 @@ fn running_out_of_file_descriptors_does_not_spin() {
     let warnings = log.matches("Cannot accept connections").count();
     assert!((1..=2).contains(&warnings), "{warnings} warnings:\n{log}");
 }
+
+/// What the review found: feedback that would poison the retrain is
+/// refused (a row the model gives no finite prediction for, a label whose
+/// square overflows), a torn last line of the feedback log does not swallow
+/// the next record, and ignored column names always reach the header,
+/// escaped.
+#[test]
+fn feedback_cannot_poison_the_log_and_ignored_names_are_escaped() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    for bad in [
+        r#"{"row": {"area": 1e308}, "label": 420000}"#,
+        r#"{"row": {"area": 120}, "label": 1e308}"#,
+    ] {
+        let (code, body) = post(s.port, "/feedback", bad);
+        assert_eq!(code, 422, "{bad}: {body}");
+    }
+    let (code, head, body) = http_full(
+        s.port,
+        "POST",
+        "/invocations",
+        "application/json",
+        r#"{"instances": [{"area": 60, "id": 1, "a\nb": 1, "x,y": 2, "": 3}]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains(r#"x-mlcycle-ignored-columns: "",a%0ab,id,x%2cy"#),
+        "{head}"
+    );
+    drop(s);
+    // A torn last line, then a restart: the next record stands on its own.
+    let log = ws.path().join("feedback/labels.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"{\"row\":{\"ar").unwrap();
+    drop(f);
+    let s = start(&ws, &[]);
+    let (code, _) = post(
+        s.port,
+        "/feedback",
+        r#"{"row": {"area": 100}, "label": 300000}"#,
+    );
+    assert_eq!(code, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("{\"row\":{\"area\":100}"), "{text}");
+}

@@ -455,9 +455,17 @@ fn app_state(
         .read(true)
         .open(&opts.feedback_log)
         .map_err(io_err(format!("open {shown}")))?;
-    let stored_feedback = std::fs::read(&opts.feedback_log)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0);
+    let existing = std::fs::read(&opts.feedback_log).unwrap_or_default();
+    // A last line cut short (a crash mid-write, a hand edit) must not take
+    // the next record with it: end it before appending.
+    if existing.last().is_some_and(|&c| c != b'\n') {
+        use std::io::Write;
+        (&feedback_file)
+            .write_all(b"\n")
+            .and_then(|()| feedback_file.sync_data())
+            .map_err(io_err(format!("end the torn last line of {shown}")))?;
+    }
+    let stored_feedback = existing.iter().filter(|&&c| c == b'\n').count() as u64;
     let mut m = Metrics::new();
     m.feedback = stored_feedback;
     Ok(Arc::new(AppState {
@@ -828,14 +836,42 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
 const IGNORED_HEADER: &str = "x-mlcycle-ignored-columns";
 
 /// Adds [`IGNORED_HEADER`] to `r` when columns were ignored.
+/// Names are percent-encoded (`,`, `%`, controls and non-ASCII bytes),
+/// so a list always parses back; past 50 names it ends with `...+N`.
 fn with_ignored(mut r: Response, ignored: &std::collections::BTreeSet<String>) -> Response {
-    if !ignored.is_empty() {
-        let names = ignored.iter().cloned().collect::<Vec<_>>().join(",");
-        if let Ok(v) = header::HeaderValue::from_str(&names) {
-            r.headers_mut().insert(IGNORED_HEADER, v);
-        }
+    const MAX_NAMES: usize = 50;
+    if ignored.is_empty() {
+        return r;
+    }
+    let mut names: Vec<String> = ignored
+        .iter()
+        .take(MAX_NAMES)
+        .map(|n| header_escape(n))
+        .collect();
+    if ignored.len() > MAX_NAMES {
+        names.push(format!("...+{}", ignored.len() - MAX_NAMES));
+    }
+    if let Ok(v) = header::HeaderValue::from_str(&names.join(",")) {
+        r.headers_mut().insert(IGNORED_HEADER, v);
     }
     r
+}
+
+/// A column name for a header list: bytes outside printable ASCII, and
+/// `,` `%` `"`, as `%XX`; the empty name as `""`.
+fn header_escape(name: &str) -> String {
+    if name.is_empty() {
+        return "\"\"".into();
+    }
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if (0x21..0x7f).contains(&b) && !matches!(b, b',' | b'%' | b'"') || b == b' ' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Scores rows and logs each prediction durably; returns the predictions
@@ -1160,25 +1196,41 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         let loaded = state.model.read().expect("model lock").clone();
         check_label(&loaded.bundle.model, &label)
             .map_err(|e| problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_feedback", e))?;
-        let (prediction_id, row, version) =
-            match (v.get("prediction_id").and_then(Value::as_str), v.get("row")) {
-                (Some(id), _) => {
-                    let (row, version) = logged_prediction(&state, id).await?;
-                    (Some(id.to_string()), row, Some(version))
-                }
-                (None, Some(row)) if row.is_object() => {
-                    let checked =
-                        rows_to_table(&loaded, std::slice::from_ref(row), state.strict_columns)?;
-                    (None, checked.rows[0].clone(), None)
-                }
-                _ => {
+        let (prediction_id, row, version) = match (
+            v.get("prediction_id").and_then(Value::as_str),
+            v.get("row"),
+        ) {
+            (Some(id), _) => {
+                let (row, version) = logged_prediction(&state, id).await?;
+                (Some(id.to_string()), row, Some(version))
+            }
+            (None, Some(row)) if row.is_object() => {
+                let checked =
+                    rows_to_table(&loaded, std::slice::from_ref(row), state.strict_columns)?;
+                // A row the model gives no finite prediction for
+                // (`1e308`) would poison the retrain, as at /predict.
+                let finite = match loaded.bundle.predict(&checked.table) {
+                    Ok(Predictions::Values(v)) => v.iter().all(|x| x.is_finite()),
+                    Ok(Predictions::Classes { .. }) => true,
+                    Err(_) => false,
+                };
+                if !finite {
                     return Err(problem(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_feedback",
-                        "give `prediction_id` (from /predict) or `row` (the features) with `label`",
-                    ))
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid_feedback",
+                            "the model gives no finite prediction for `row`; its values are out of any usable range",
+                        ));
                 }
-            };
+                (None, checked.rows[0].clone(), None)
+            }
+            _ => {
+                return Err(problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_feedback",
+                    "give `prediction_id` (from /predict) or `row` (the features) with `label`",
+                ))
+            }
+        };
         let line = json!({
             "row": row,
             "label": label,
@@ -1217,16 +1269,21 @@ async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     r
 }
 
+/// The largest magnitude a numeric feedback label may have.
+const MAX_LABEL: f64 = 1e150;
+
 /// Checks a feedback label against what the model predicts, before it is
 /// acknowledged: a bad label would otherwise sit in the log that the next
 /// retrain reads.
 fn check_label(model: &crate::model::Model, label: &Value) -> Result<(), String> {
     use crate::model::Task;
     match model.task {
+        // Squared errors of labels past 1e150 overflow the metrics of the
+        // retrain (MSE, R²): such a label is refused like a non-number.
         Task::Regression => match label.as_f64() {
-            Some(x) if x.is_finite() => Ok(()),
+            Some(x) if x.is_finite() && x.abs() <= MAX_LABEL => Ok(()),
             _ => Err(format!(
-                "`label` must be a finite number: this model predicts `{}` as a number (got {label})",
+                "`label` must be a finite number (at most 1e150 in magnitude): this model predicts `{}` as a number (got {label})",
                 model.target.as_deref().unwrap_or("its target")
             )),
         },
