@@ -633,3 +633,36 @@ fn feedback_cannot_poison_the_log_and_ignored_names_are_escaped() {
     let last = text.lines().last().unwrap();
     assert!(last.starts_with("{\"row\":{\"area\":100}"), "{text}");
 }
+
+/// A client stalled in the middle of its body does not hold SIGTERM for
+/// the whole drain time: it is answered 503 and the server exits at once.
+#[test]
+fn sigterm_does_not_wait_for_a_stalled_body() {
+    let ws = trained();
+    let mut s = start(&ws, &[]);
+    let mut stalled = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    stalled
+        .write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ins")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = s.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let t = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a stalled body held the shutdown"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut out = String::new();
+    let _ = stalled.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+}

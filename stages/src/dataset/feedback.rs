@@ -131,7 +131,9 @@ impl StageKind for Feedback {
 /// square stays finite (`1e308` would turn the retrain's MSE and R² into
 /// NaN; `mlcycle serve` refuses such labels too).
 fn is_number_or_null(v: &Value) -> bool {
-    v.is_null() || v.as_f64().is_some_and(|x| x.is_finite() && x.abs() <= 1e150)
+    v.is_null()
+        || v.as_f64()
+            .is_some_and(|x| x.is_finite() && x.abs() <= 1e150)
 }
 
 impl FeedbackParams {

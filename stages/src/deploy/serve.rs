@@ -334,6 +334,7 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
     if opts.bundle.is_none() {
         follow_champion(state.clone(), opts.clone());
     }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let app = Router::new()
         .route("/predict", post(predict))
         .route("/invocations", post(invocations))
@@ -350,6 +351,7 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
             BodyLimits {
                 max: opts.max_body,
                 timeout: opts.body_timeout,
+                stopping: stopping.clone(),
             },
             guard_body,
         ))
@@ -362,15 +364,17 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .map_err(io_err("read the address listened on"))?;
     // A line scripts can wait for.
     eprintln!("listening on http://{local}");
-    accept_until_shutdown(listener, app, &opts).await;
+    accept_until_shutdown(listener, app, &opts, &stop).await;
     Ok(())
 }
 
 /// How much body a request may send, and how long it may take.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct BodyLimits {
     max: usize,
     timeout: Duration,
+    /// Set when the server stops: a body still arriving is not waited for.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Reads every request body before its handler runs: a declared length
@@ -407,7 +411,19 @@ async fn guard_body(
         ));
     }
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max)).await {
+    let mut stopping = limits.stopping.clone();
+    let read = tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max));
+    let read = tokio::select! {
+        r = read => r,
+        _ = stopping.wait_for(|s| *s) => {
+            return close(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is stopping; the body had not arrived; retry",
+            ));
+        }
+    };
+    match read {
         Err(_) => close(problem(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
@@ -516,6 +532,7 @@ async fn accept_until_shutdown(
     listener: tokio::net::TcpListener,
     app: Router,
     opts: &ServeOptions,
+    stop: &tokio::sync::watch::Sender<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -556,6 +573,9 @@ async fn accept_until_shutdown(
             }
             _ = &mut shutdown => {
                 eprintln!("shutting down: finishing in-flight requests");
+                // Requests whose body is still arriving are not in flight:
+                // answer them now rather than wait for a stalled client.
+                let _ = stop.send(true);
                 break;
             }
         }
