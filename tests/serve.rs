@@ -666,3 +666,37 @@ fn sigterm_does_not_wait_for_a_stalled_body() {
     let _ = stalled.read_to_string(&mut out);
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
 }
+
+/// Requests MLflow refuses are refused here too, with a JSON body: no
+/// format key (400), a column named twice (it silently took the last
+/// value), unknown routes (404) and methods (405).
+#[test]
+fn malformed_mlflow_requests_are_refused_with_a_reason() {
+    let ws = trained();
+    let s = start(&ws, &[]);
+    let (code, body) = post(s.port, "/invocations", r#"{"foo": 1}"#);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(json(&body)["error_code"], "BAD_REQUEST");
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_split": {"columns": ["area", "area"], "data": [[60, 70]]}}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("`area` twice"), "{body}");
+    let (code, body) = http(
+        s.port,
+        "POST",
+        "/invocations",
+        "text/csv",
+        "area,area\n60,70\n",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("`area` twice"), "{body}");
+    let (code, body) = http(s.port, "GET", "/nope", "", "");
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(json(&body)["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    let (code, body) = http(s.port, "GET", "/invocations", "", "");
+    assert_eq!(code, 405, "{body}");
+    assert_eq!(json(&body)["error"], "method_not_allowed");
+}

@@ -346,6 +346,23 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .route("/ready", get(ready))
         .route("/metadata", get(metadata))
         .route("/metrics", get(metrics))
+        .fallback(|uri: axum::http::Uri| async move {
+            problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no route {}; see /metadata, /predict, /invocations, /feedback",
+                    uri.path()
+                ),
+            )
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on this route"),
+            )
+        })
         .layer(DefaultBodyLimit::max(opts.max_body))
         .layer(axum::middleware::from_fn_with_state(
             BodyLimits {
@@ -1037,6 +1054,9 @@ fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
     if names.iter().all(String::is_empty) {
         return Err("the CSV body needs a header row naming the features".into());
     }
+    if let Some(dup) = first_duplicate(names.iter().map(String::as_str)) {
+        return Err(format!("the CSV header names column `{dup}` twice"));
+    }
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| format!("CSV line {}: {e}", i + 2))?;
@@ -1058,6 +1078,13 @@ fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
     Ok(rows)
 }
 
+/// The first name that comes twice (a column would silently take the
+/// last of its values).
+fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|n| !seen.insert(*n))
+}
+
 /// The body keys that name MLflow's request formats.
 const MLFLOW_FORMATS: [&str; 4] = [
     "dataframe_split",
@@ -1077,6 +1104,12 @@ fn mlflow_rows(v: &Value) -> Result<Vec<Value>, (StatusCode, String)> {
         .copied()
         .filter(|k| obj.contains_key(*k))
         .collect();
+    if given.is_empty() {
+        return Err(bad(&format!(
+            "the body names no request format; give exactly one of: {}",
+            MLFLOW_FORMATS.join(", ")
+        )));
+    }
     if given.len() > 1 {
         return Err(bad(&format!(
             "the body has {} format keys ({}); give exactly one of: {}",
@@ -1098,6 +1131,9 @@ fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
             .get("data")
             .and_then(Value::as_array)
             .ok_or("`dataframe_split` needs `data`")?;
+        if let Some(dup) = first_duplicate(cols.iter().filter_map(Value::as_str)) {
+            return Err(format!("`dataframe_split` names column `{dup}` twice"));
+        }
         return data
             .iter()
             .map(|r| {
