@@ -700,3 +700,34 @@ fn malformed_mlflow_requests_are_refused_with_a_reason() {
     assert_eq!(code, 405, "{body}");
     assert_eq!(json(&body)["error"], "method_not_allowed");
 }
+
+/// Under load, a client that sends an oversized body in one go (no
+/// `Expect: 100-continue`) still reads the 413, not a reset.
+#[test]
+fn oversized_bodies_under_load_get_their_413() {
+    let ws = trained();
+    let s = start(&ws, &["--max-body", "100000"]);
+    let port = s.port;
+    let answers: Vec<String> = (0..24)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let body = vec![b'x'; 600_000];
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let head = format!(
+                    "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                c.write_all(head.as_bytes()).unwrap();
+                let _ = c.write_all(&body);
+                let mut out = Vec::new();
+                let _ = c.read_to_end(&mut out);
+                String::from_utf8_lossy(&out[..out.len().min(12)]).into_owned()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert!(answers.iter().all(|a| a == "HTTP/1.1 413"), "{answers:?}");
+}
