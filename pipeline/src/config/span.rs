@@ -12,7 +12,8 @@ use saphyr_parser::{Event, Parser, SpannedEventReceiver};
 /// One step into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Seg {
-    Key(String),
+    /// Shared: a path is cloned for every child built from it.
+    Key(std::sync::Arc<str>),
     Index(usize),
 }
 
@@ -24,13 +25,15 @@ impl YamlPath {
     pub fn root() -> Self {
         Self(Vec::new())
     }
-    pub fn key(&self, k: impl Into<String>) -> Self {
-        let mut v = self.0.clone();
-        v.push(Seg::Key(k.into()));
+    pub fn key(&self, k: impl AsRef<str>) -> Self {
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend(self.0.iter().cloned());
+        v.push(Seg::Key(k.as_ref().into()));
         Self(v)
     }
     pub fn index(&self, i: usize) -> Self {
-        let mut v = self.0.clone();
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend(self.0.iter().cloned());
         v.push(Seg::Index(i));
         Self(v)
     }
