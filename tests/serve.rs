@@ -51,22 +51,7 @@ fn start(ws: &Ws, extra: &[&str]) -> Server {
 
 /// One HTTP/1.1 request; returns (status, body).
 fn http(port: u16, method: &str, path: &str, ctype: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let (status, _, body) = http_full(port, method, path, ctype, body);
     (status, body)
 }
 
@@ -317,7 +302,8 @@ fn serving_without_a_champion_says_what_to_do() {
     );
 }
 
-/// One request; returns (status, head (status line and headers), body).
+/// One HTTP/1.1 request; returns (status, head (status line and
+/// headers, lower-cased), body).
 fn http_full(
     port: u16,
     method: &str,

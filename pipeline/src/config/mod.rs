@@ -14,6 +14,7 @@ mod validate;
 pub use error::{ConfigError, FileKey, Issue, LocatedIssue};
 pub use pipeline::{env_var_name, Action, Input, Output, Pipeline, Shell, Source, StageDef};
 pub use span::{Part, YamlPath};
+pub(crate) use validate::paths::{walk_links, LinkStop};
 pub use validate::{load_pipeline, LoadOptions};
 
 /// The pipeline file name looked for in a workspace.

@@ -9,7 +9,7 @@ mod inputs;
 mod outputs;
 mod params;
 mod parse;
-mod paths;
+pub(crate) mod paths;
 mod refs;
 mod resources;
 mod shape;

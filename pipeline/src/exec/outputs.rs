@@ -19,61 +19,35 @@ use crate::workspace::Workspace;
 /// stage may have put one there since validation). The last component is
 /// not followed: it is replaced.
 pub(super) fn check_beneath(root: &Path, rel: &str) -> Result<(), String> {
-    let parts: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
-    let mut cur = root.to_path_buf();
-    let owned = |cur: &Path| {
-        let real = cur.strip_prefix(root).unwrap_or(cur).to_string_lossy();
-        (crate::config::owned_by_mlcycle(&real) && real != rel.trim_end_matches('/')).then(|| {
-            format!(
-                "output `{rel}` leads through a symlink to `{real}`, which belongs to mlcycle; nothing was written there"
-            )
-        })
-    };
-    for (k, part) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
-        cur.push(part);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => {
-                    cur = target;
-                    if let Some(e) = owned(&cur) {
-                        return Err(e);
-                    }
-                }
-                Ok(target) => {
-                    return Err(format!(
-                        "output `{rel}` goes through symlink `{}`, which now leads outside the workspace (to {}); nothing was written through it",
-                        parts[..=k].join("/"),
-                        target.display()
-                    ))
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "output `{rel}` goes through symlink `{}`, which points nowhere",
-                        parts[..=k].join("/")
-                    ))
-                }
-            },
-            Ok(m) if !m.is_dir() => {
-                return Err(format!(
-                    "output `{rel}` needs `{}` to be a folder, but it is a file",
-                    parts[..=k].join("/")
-                ))
+    use crate::config::{walk_links, LinkStop};
+    let rel = rel.trim_end_matches('/');
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (dir, _) = walk_links(root, &parts[..parts.len() - 1], true, &mut |_, _| false)
+        .map_err(|stop| match stop {
+            LinkStop::Outside { link, target } => format!(
+                "output `{rel}` goes through symlink `{link}`, which now leads outside the workspace (to {}); nothing was written through it",
+                target.display()
+            ),
+            LinkStop::Dangling { link } => {
+                format!("output `{rel}` goes through symlink `{link}`, which points nowhere")
             }
-            Ok(_) => {}
-            Err(_) => {
-                cur.pop();
-                cur.extend(&parts[k..parts.len() - 1]);
-                break;
+            LinkStop::NotAFolder { at } => {
+                format!("output `{rel}` needs `{at}` to be a folder, but it is a file")
             }
-        }
-    }
+        })?;
     // Where the write lands, through the links on the way: never one of
     // mlcycle's own files (`cfg/mlcycle.yaml` with `cfg -> .`).
-    cur.push(parts[parts.len() - 1]);
-    match owned(&cur) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    let target = dir.join(parts[parts.len() - 1]);
+    let real = target
+        .strip_prefix(root)
+        .unwrap_or(&target)
+        .to_string_lossy();
+    if real != rel && crate::config::owned_by_mlcycle(&real) {
+        return Err(format!(
+            "output `{rel}` leads through a symlink to `{real}`, which belongs to mlcycle; nothing was written there"
+        ));
     }
+    Ok(())
 }
 
 /// Whether what `rel` holds now is bytes mlcycle wrote: what the stage's

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// What path checks learned about the workspace's folders, so that a
 /// pipeline of 10 000 outputs in one folder costs one directory read, not
@@ -93,6 +93,68 @@ fn normalize_components(p: &str) -> String {
     }
 }
 
+/// Why a walk through a workspace path stopped (see [`walk_links`]).
+#[derive(Debug)]
+pub(crate) enum LinkStop {
+    /// `link` (the path up to it) is a symlink that leads out of the
+    /// workspace, to `target`.
+    Outside { link: String, target: PathBuf },
+    /// `link` is a symlink that points nowhere (or loops).
+    Dangling { link: String },
+    /// `at` is a file where the path needs a folder.
+    NotAFolder { at: String },
+}
+
+/// Walks `parts` (components of a relative path) from the canonical
+/// `root`, following every symlink that stays inside the workspace. Returns
+/// the real path (the components after the first missing one appended as
+/// written) and whether a link was followed. `known_dir` skips the check of
+/// a prefix already found to be a plain folder; `found_dir` is told of each
+/// one found. With `need_dirs`, a file on the way is a [`LinkStop`].
+///
+/// The one walk behind an output's identity at load time, a dep spelled
+/// through a link, and the check made right before every write.
+pub(crate) fn walk_links(
+    root: &Path,
+    parts: &[&str],
+    need_dirs: bool,
+    known_dir: &mut dyn FnMut(&Path, bool) -> bool,
+) -> Result<(PathBuf, bool), LinkStop> {
+    let mut cur = root.to_path_buf();
+    let mut resolved = false;
+    for (k, part) in parts.iter().enumerate() {
+        cur.push(part);
+        if known_dir(&cur, false) {
+            continue;
+        }
+        let link = || parts[..=k].join("/");
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
+                Ok(target) if target.starts_with(root) => {
+                    cur = target;
+                    resolved = true;
+                }
+                Ok(target) => {
+                    return Err(LinkStop::Outside {
+                        link: link(),
+                        target,
+                    })
+                }
+                Err(_) => return Err(LinkStop::Dangling { link: link() }),
+            },
+            Ok(m) if need_dirs && !m.is_dir() => return Err(LinkStop::NotAFolder { at: link() }),
+            Ok(_) => {}
+            Err(_) => {
+                cur.pop();
+                cur.extend(&parts[k..]);
+                return Ok((cur, resolved));
+            }
+        }
+        known_dir(&cur, true);
+    }
+    Ok((cur, resolved))
+}
+
 /// Normalizes an output path, refusing anything that would write outside
 /// the workspace: absolute paths, `..` escapes, and symlinked folders that
 /// lead out of it.
@@ -121,46 +183,33 @@ pub(crate) fn normalize_output(
     // Walk the existing folders on the way: a symlink among them may lead
     // out (refused), or to another folder of the workspace, which is then
     // the output's one identity (`link/x.txt` is `real/x.txt`: two stages
-    // must not both write it). The last component needs no check: outputs
-    // are cleared before their stage runs, so a symlink there is replaced,
-    // not followed.
-    let mut cur = root.to_path_buf();
+    // must not both write it).
     let parts: Vec<&str> = norm.split('/').collect();
-    let mut resolved = false;
-    for (k, part) in parts[..parts.len() - 1].iter().enumerate() {
-        cur.push(part);
-        if cache.checked.contains(cur.as_os_str()) {
-            continue;
+    let checked = &mut cache.checked;
+    let mut known = |p: &Path, found: bool| {
+        if found {
+            checked.insert(p.as_os_str().to_owned());
+            false
+        } else {
+            checked.contains(p.as_os_str())
         }
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => {
-                    cur = target;
-                    resolved = true;
-                }
-                Ok(target) => {
-                    return Err(format!(
-                        "goes through symlink `{}`, which leads outside the workspace (to {})",
-                        parts[..=k].join("/"),
-                        target.display()
-                    ))
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "goes through symlink `{}`, which points nowhere",
-                        parts[..=k].join("/")
-                    ))
-                }
-            },
-            Ok(_) => {}
-            Err(_) => {
-                cur.pop();
-                cur.extend(&parts[k..parts.len() - 1]);
-                break;
+    };
+    let (mut cur, mut resolved) =
+        match walk_links(root, &parts[..parts.len() - 1], false, &mut known) {
+            Ok(x) => x,
+            Err(LinkStop::Outside { link, target }) => {
+                return Err(format!(
+                    "goes through symlink `{link}`, which leads outside the workspace (to {})",
+                    target.display()
+                ))
             }
-        }
-        cache.checked.insert(cur.as_os_str().to_owned());
-    }
+            Err(LinkStop::Dangling { link }) => {
+                return Err(format!(
+                    "goes through symlink `{link}`, which points nowhere"
+                ))
+            }
+            Err(LinkStop::NotAFolder { .. }) => unreachable!("folders are not required here"),
+        };
     // The output itself may be a symlink to a file or folder of the
     // workspace: that file or folder is the output (`link/` is `real`, so
     // a stage writing `real/x.txt` overlaps it). A symlink out of the
@@ -202,26 +251,7 @@ pub(crate) fn resolve_links(root: &Path, norm: &str) -> Option<String> {
         return None;
     }
     let parts: Vec<&str> = norm.trim_end_matches('/').split('/').collect();
-    let mut cur = root.to_path_buf();
-    let mut resolved = false;
-    for (k, part) in parts.iter().enumerate() {
-        cur.push(part);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => match cur.canonicalize() {
-                Ok(target) if target.starts_with(root) => {
-                    cur = target;
-                    resolved = true;
-                }
-                _ => return None,
-            },
-            Ok(_) => {}
-            Err(_) => {
-                cur.pop();
-                cur.extend(&parts[k..]);
-                break;
-            }
-        }
-    }
+    let (cur, resolved) = walk_links(root, &parts, false, &mut |_, _| false).ok()?;
     if !resolved {
         return None;
     }
