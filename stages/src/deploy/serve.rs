@@ -638,7 +638,15 @@ impl AcceptFailures {
 }
 
 /// Answers a connection over `--max-connections` with 503 and closes it.
-async fn refuse_busy(stream: tokio::net::TcpStream, max: usize) {
+///
+/// The close lingers, as nginx's `lingering_close` does: the write side is
+/// shut down and whatever the client already sent is read and dropped (for
+/// at most [`LINGER`]) before the socket goes. Closing a socket with unread
+/// request bytes makes the kernel send a reset, and a reset makes the
+/// client drop the 503 it has not read yet, so it would see "connection
+/// reset by peer" instead of the reason.
+async fn refuse_busy(mut stream: tokio::net::TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let msg = format!(
         "the server has its maximum of {max} connections open (--max-connections); retry later"
     );
@@ -653,19 +661,29 @@ async fn refuse_busy(stream: tokio::net::TcpStream, max: usize) {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let write = async {
-        let bytes = resp.as_bytes();
-        let mut off = 0;
-        while off < bytes.len() && stream.writable().await.is_ok() {
-            match stream.try_write(&bytes[off..]) {
-                Ok(n) => off += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => break,
+    let answer = async {
+        stream.write_all(resp.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        // Until the client closes its side, or it has sent more than a
+        // request head's worth: a flood is not read forever.
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
             }
         }
+        std::io::Result::Ok(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+    let _ = tokio::time::timeout(LINGER, answer).await;
 }
+
+/// How long a refused connection is kept to deliver its 503 (write and
+/// lingering close together).
+const LINGER: Duration = Duration::from_secs(2);
+/// How much a refused client may send before its socket is closed anyway.
+const LINGER_BYTES: usize = 1 << 20;
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
