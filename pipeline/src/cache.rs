@@ -6,7 +6,8 @@
 //! and refuses them if they do not match. Folders are stored as a manifest
 //! object (sorted relative paths with their hashes) plus one object per file.
 
-use std::collections::{BTreeMap, HashSet};
+use foldhash::HashSet;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! The workspace database (`.mlcycle/mlcycle.db`, SQLite in WAL mode): run
 //! history with per-stage outcomes, and the file-hash memo.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

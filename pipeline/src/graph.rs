@@ -276,7 +276,7 @@ fn declaration_topo_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
     }
     if order.len() < n {
         // Unreachable for a validated pipeline (cycles are refused on load).
-        let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
+        let placed: foldhash::HashSet<usize> = order.iter().copied().collect();
         order.extend((0..n).filter(|i| !placed.contains(i)));
     }
     order

@@ -4,7 +4,7 @@
 //! (size, mtime, ctime, inode, device) it had when it was last hashed, so an
 //! untouched file is never read again.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -139,7 +139,7 @@ impl Stamp {
 pub struct Memo {
     entries: HashMap<String, (Stamp, Digest)>,
     /// Keys added or updated since loading (values live in `entries`).
-    changed: std::collections::HashSet<String>,
+    changed: foldhash::HashSet<String>,
 }
 
 impl Memo {

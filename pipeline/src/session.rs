@@ -17,7 +17,7 @@
 //! # Ok::<(), mlcycle_pipeline::session::SessionError>(())
 //! ```
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{load_pipeline, ConfigError, LoadOptions, Pipeline};

@@ -4,7 +4,7 @@
 //! [`YamlPath`]; only when there is something to report is the text parsed a
 //! second time, with positions, to turn each path into a byte span.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
 
 use saphyr_parser::{Event, Parser, SpannedEventReceiver};

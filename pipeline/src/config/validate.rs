@@ -16,7 +16,7 @@ mod shape;
 mod stages;
 mod top;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

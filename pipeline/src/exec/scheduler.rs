@@ -6,7 +6,8 @@
 //! hands the stage to its [`Runner`] — in-process for built-ins, a child
 //! process for `run:` stages, a job for Slurm — and stores what it wrote.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use foldhash::{HashSet, HashSetExt};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,7 @@ struct Coordinator<'a> {
     /// Stages that cannot read an input: they fail without stopping the run.
     blocked: HashSet<usize>,
     /// Every recorded output by path, built when first needed.
-    by_path: Option<std::collections::HashMap<String, OutRecord>>,
+    by_path: Option<foldhash::HashMap<String, OutRecord>>,
     stopping: bool,
 }
 

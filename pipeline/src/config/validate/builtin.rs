@@ -1,7 +1,8 @@
 //! Built-in (`uses:`) stages: `with:` (which may use `${params.…}`), and
 //! building the stage from it.
 
-use std::collections::{BTreeMap, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};

@@ -1,7 +1,8 @@
 //! `run:` stages: the command line (or argv) and `env:`, rendered with
 //! `${params.…}`, `${inputs.…}` and `${outputs.…}`.
 
-use std::collections::{BTreeMap, HashMap};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 

@@ -1,7 +1,7 @@
 //! What stages read: the `deps:` of `run:` stages, and the `inputs:` of
 //! built-in stages wired to the ports of their kind.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::super::span::{Part, YamlPath};
 use super::super::{Input, Source};

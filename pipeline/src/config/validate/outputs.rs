@@ -1,7 +1,7 @@
 //! What stages write: the `outs:` of `run:` stages, and no path written by
 //! two stages.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::{Map, Value};
 

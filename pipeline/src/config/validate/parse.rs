@@ -16,8 +16,10 @@ struct ParsedPipeline {
 }
 
 pub(super) fn cached_parse(cache: Option<&Path>, text: &str) -> Option<Value> {
-    let bytes = std::fs::read(cache?).ok()?;
-    let parsed: ParsedPipeline = serde_json::from_slice(&bytes).ok()?;
+    // Read as text: one UTF-8 check of the whole file is cheaper than
+    // `from_slice`'s check of every string in it.
+    let text_json = std::fs::read_to_string(cache?).ok()?;
+    let parsed: ParsedPipeline = serde_json::from_str(&text_json).ok()?;
     (parsed.hash == crate::hash::hash_bytes(text.as_bytes())).then_some(parsed.value)
 }
 

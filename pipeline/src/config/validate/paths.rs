@@ -1,7 +1,7 @@
 //! Path checks: normalizing what stages read and refusing outputs that
 //! would land outside the workspace, and the default name of a path.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 

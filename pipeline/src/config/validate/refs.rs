@@ -1,7 +1,7 @@
 //! What a dep or input refers to: another stage's output, written as
 //! `stage.port` or by its path, or a file that exists.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::super::span::{Part, YamlPath};
