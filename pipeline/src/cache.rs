@@ -129,6 +129,30 @@ impl Cache {
     /// several machines sharing the cache (a Slurm cluster's volume, two
     /// workspaces with one `cache_dir:`) never take each other's names, and
     /// [`Self::clean_tmp`] can tell whose a file is.
+    /// A fresh path in the cache's temp folder for a restore or a
+    /// built-in stage's outputs to be put together before they are moved
+    /// into the workspace (same file system as the cache: no copy).
+    pub fn staging_path(&self) -> PathBuf {
+        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("stage-{}-{}-{n}", host_name(), std::process::id()))
+    }
+
+    /// Removes what [`Cache::staging_path`] users left when their process
+    /// was killed. Call it holding the writer lock (no run is going on).
+    pub fn clean_staging(&self) {
+        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("stage-") {
+                let p = e.path();
+                let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+            }
+        }
+    }
+
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         self.root

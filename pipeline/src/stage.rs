@@ -177,7 +177,10 @@ pub struct RunContext<'a> {
     pub workspace: &'a Path,
     /// Input port → file path (already verified against the cache).
     pub inputs: BTreeMap<String, PathBuf>,
-    /// Output port → file path to write.
+    /// Output port → file path to write. When the engine runs the stage
+    /// this is a fresh folder of its own (under `.mlcycle/cache/tmp/`, with
+    /// the output's file name); the engine moves what the stage wrote into
+    /// the workspace once `run` succeeds, beneath the workspace root.
     pub outputs: BTreeMap<String, PathBuf>,
     /// Writes a line to the stage's log (shown prefixed by the stage name).
     pub log: &'a (dyn Fn(&str) + Sync),

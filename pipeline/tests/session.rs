@@ -61,3 +61,76 @@ fn interrupting_one_session_leaves_another_running() {
         "ok\n"
     );
 }
+
+/// A stage kind for the test below: while it runs, its output's folder
+/// (`artifacts/<stage>/`) is swapped for a symlink to a folder outside the
+/// workspace, as a stage running beside it could do after the engine's
+/// checks, and then it writes its output.
+struct SwapThenWrite;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapParams {
+    outside: String,
+}
+
+impl mlcycle_pipeline::StageKind for SwapThenWrite {
+    type Params = SwapParams;
+    const SPEC: mlcycle_pipeline::StageSpec = mlcycle_pipeline::StageSpec {
+        kind: "test.swap_then_write",
+        summary: "Swaps its output folder for a symlink to outside, then writes",
+        version: 1,
+        inputs: &[],
+        outputs: &[mlcycle_pipeline::PortSpec::output(
+            "out",
+            "x.txt",
+            mlcycle_pipeline::Artifact::ANY,
+            "a text file",
+        )],
+        params: &[mlcycle_pipeline::ParamDoc::new(
+            "outside",
+            "string",
+            "a folder outside the workspace",
+        )],
+    };
+
+    fn run(
+        p: &SwapParams,
+        ctx: &mlcycle_pipeline::RunContext<'_>,
+    ) -> Result<(), mlcycle_pipeline::StageError> {
+        let folder = ctx.workspace.join("artifacts").join(ctx.stage);
+        std::fs::remove_dir_all(&folder)?;
+        std::os::unix::fs::symlink(&p.outside, &folder)?;
+        std::fs::write(ctx.output("out")?, "written by the stage")?;
+        Ok(())
+    }
+}
+
+/// A built-in stage's writes stay inside the workspace at the moment they
+/// happen, not only when the engine checked the path: before, the output
+/// landed in the folder outside (the check after the stage failed it, too
+/// late).
+#[test]
+fn a_stage_cannot_write_through_a_folder_swapped_for_a_symlink_while_it_runs() {
+    let outside = tempfile::tempdir().unwrap();
+    let ws = workspace(&format!(
+        "stages:\n  swap:\n    uses: test.swap_then_write\n    with: {{outside: {}}}\n",
+        outside.path().display()
+    ));
+    let mut registry = StageRegistry::new();
+    registry.register(SwapThenWrite).unwrap();
+    let opts = SessionOptions::new(&registry);
+    let session = Session::open(&ws.path().join("mlcycle.yaml"), &opts).unwrap();
+    let summary = session.run(&RunRequest::default(), &()).unwrap().summary;
+    assert!(!summary.succeeded());
+    let Outcome::Failed { error, .. } = &summary.stages[0].outcome else {
+        panic!("{:?}", summary.stages[0].outcome)
+    };
+    assert!(error.contains("outside the workspace"), "{error}");
+    assert!(error.contains("artifacts/swap/x.txt"), "{error}");
+    let left: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "written outside: {left:?}");
+}

@@ -4,6 +4,7 @@
 //! ([`slurm`]). [`queue`] is the pure ready queue; [`interrupt`] the
 //! handle that stops a run.
 
+mod beneath;
 mod builtin;
 mod command;
 pub mod interrupt;

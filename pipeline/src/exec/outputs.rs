@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use super::beneath::Beneath;
 use super::runner::RunFailure;
 use crate::cache::OutRecord;
 use crate::config::StageDef;
@@ -129,6 +130,7 @@ pub(super) fn forget_leftovers(ws: &Workspace, s: &StageDef) {
 /// bytes that exist nowhere else. Says where it went.
 fn displace_unknown(
     ws: &Workspace,
+    beneath: &Beneath,
     memo: &SharedMemo,
     s: &StageDef,
     rel: &str,
@@ -149,7 +151,7 @@ fn displace_unknown(
     let moved = dest
         .parent()
         .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|()| fs::rename(ws.root.join(rel), &dest));
+        .and_then(|()| beneath.take(rel, &dest));
     if let Err(e) = moved {
         return Err(format!(
             "output `{rel}` holds bytes mlcycle did not write, and they could not be moved aside to {} ({e}); move them yourself and run again",
@@ -163,6 +165,15 @@ fn displace_unknown(
         "Output held bytes mlcycle did not write; moved them aside instead of deleting them."
     );
     Ok(())
+}
+
+fn open_beneath(ws: &Workspace) -> Result<Beneath, String> {
+    Beneath::open(&ws.root).map_err(|e| {
+        format!(
+            "cannot open the workspace root {} to write in it: {e}",
+            ws.root.display()
+        )
+    })
 }
 
 fn shown(ws: &Workspace, p: &Path) -> String {
@@ -180,23 +191,19 @@ pub(super) fn prepare(
     recorded: &BTreeMap<String, OutRecord>,
     run: Option<i64>,
 ) -> Result<(), String> {
+    let beneath = open_beneath(ws)?;
     for o in &s.outputs {
         check_beneath(&ws.root, &o.path)?;
         if o.persist {
             continue;
         }
-        displace_unknown(ws, memo, s, &o.path, recorded.get(&o.path), run)?;
-        let abs = ws.root.join(&o.path);
-        let removed = match fs::symlink_metadata(&abs) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(&abs),
-            Ok(_) => fs::remove_file(&abs),
-            Err(_) => Ok(()),
-        };
-        removed.map_err(|e| format!("cannot remove old output `{}`: {e}", o.path))?;
-        if let Some(parent) = abs.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
-        }
+        displace_unknown(ws, &beneath, memo, s, &o.path, recorded.get(&o.path), run)?;
+        beneath
+            .remove(&o.path)
+            .map_err(|e| format!("cannot remove old output `{}`: {e}", o.path))?;
+        beneath
+            .make_parent(&o.path)
+            .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
     }
     Ok(())
 }
@@ -211,21 +218,29 @@ pub(super) fn restore(
     recorded: &BTreeMap<String, OutRecord>,
     run: Option<i64>,
 ) -> bool {
+    let beneath = match open_beneath(ws) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(stage = %s.id, error = %e, "Restore failed; running the stage instead.");
+            return false;
+        }
+    };
     for (path, rec) in entry {
         let ready = check_beneath(&ws.root, path)
-            .and_then(|()| displace_unknown(ws, memo, s, path, recorded.get(path), run));
+            .and_then(|()| displace_unknown(ws, &beneath, memo, s, path, recorded.get(path), run));
+        // Restored into the cache's own temp folder, verified there, then
+        // moved into place in one rename beneath the root: a folder comes
+        // back whole or not at all, and never through a symlink to outside.
         let restored = ready.and_then(|()| {
-            let dest = ws.root.join(path);
-            ws.cache.restore(rec, &dest).map_err(|e| {
-                // What a failed restore left is only what it copied from
-                // the cache (unknown bytes were moved aside first).
-                let _ = match fs::symlink_metadata(&dest) {
-                    Ok(m) if m.is_dir() => fs::remove_dir_all(&dest),
-                    Ok(_) => fs::remove_file(&dest),
-                    Err(_) => Ok(()),
-                };
-                e.to_string()
-            })
+            let staged = ws.cache.staging_path();
+            let placed = ws
+                .cache
+                .restore(rec, &staged)
+                .and_then(|()| beneath.publish(&staged, path));
+            if placed.is_err() {
+                let _ = fs::remove_dir_all(&staged).or_else(|_| fs::remove_file(&staged));
+            }
+            placed.map_err(|e| e.to_string())
         });
         if let Err(e) = restored {
             tracing::warn!(stage = %s.id, path = %path, error = %e, "Restore failed; running the stage instead.");
