@@ -390,3 +390,36 @@ fn python_stage_example_mixes_a_python_model_with_built_in_stages() {
     }
     assert!(r.stdout.contains("3 ran, 3 fresh"), "{}", r.stdout);
 }
+
+/// A challenger exactly level with the reference does not replace it:
+/// before, a tie at `min_improvement: 0` passed and `best` was the
+/// challenger. The verdict says it was a tie.
+#[test]
+fn a_tie_keeps_the_reference_model() {
+    let ws = Ws::new(
+        r#"
+stages:
+  reg:
+    uses: dataset.synthetic
+    with: {kind: regression, rows: 200, features: 3, seed: 5}
+  ols: {uses: train.linear_regression, inputs: {train: reg.data}}
+  again: {uses: train.linear_regression, inputs: {train: reg.data}}
+  cmp: {uses: evaluate.compare, inputs: {model: again.model, reference: ols.model, test: reg.data}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/cmp/comparison.json")).unwrap();
+    assert_eq!(v["improvement"], 0.0, "{v}");
+    assert_eq!(v["passed"], false, "{v}");
+    assert_eq!(
+        ws.read("artifacts/cmp/best.json"),
+        ws.read("artifacts/ols/model.json")
+    );
+    assert!(
+        r.stderr.contains("a tie, which keeps the reference"),
+        "{}",
+        r.stderr
+    );
+}

@@ -389,14 +389,9 @@ impl Model {
                 classes_from_proba(proba)
             }
             Fitted::GaussianNb { model } => {
-                use linfa::traits::Predict;
                 let nb: linfa_bayes::GaussianNb<f64, usize> = serde_json::from_value(model.clone())
                     .map_err(|e| ModelError::Load(format!("naive Bayes parameters: {e}")))?;
-                let ids: Array1<usize> = nb.predict(x);
-                Predictions::Classes {
-                    ids: ids.to_vec(),
-                    proba: None,
-                }
+                classes_from_proba(nb_proba(&nb, x, self.classes.len()))
             }
             Fitted::Svm { machines } => {
                 let svms: Vec<linfa_svm::Svm<f64, bool>> = machines
@@ -482,6 +477,31 @@ pub fn argmax(v: &[f64]) -> usize {
     best
 }
 
+/// Class probabilities of a Gaussian naive Bayes model, rows × `k`
+/// classes: the joint log-likelihoods normalised by a log-sum-exp that
+/// subtracts each row's maximum first, so rows far from every class do not
+/// underflow. A class without training rows gets probability 0.
+fn nb_proba(nb: &linfa_bayes::GaussianNb<f64, usize>, x: &Array2<f64>, k: usize) -> Vec<Vec<f64>> {
+    use linfa_bayes::NaiveBayes;
+    let n = x.nrows();
+    let mut logs = vec![vec![f64::NEG_INFINITY; k]; n];
+    for (&&class, jll) in &nb.joint_log_likelihood(x.view()) {
+        if class < k {
+            for (row, l) in logs.iter_mut().zip(jll) {
+                row[class] = *l;
+            }
+        }
+    }
+    logs.into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = row.iter().map(|l| (l - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / sum).collect()
+        })
+        .collect()
+}
+
 fn classes_from_proba(proba: Vec<Vec<f64>>) -> Predictions {
     Predictions::Classes {
         ids: proba.iter().map(|p| argmax(p)).collect(),
@@ -522,6 +542,26 @@ pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
 mod tests {
     use super::*;
     use crate::table::Column;
+
+    /// Naive Bayes now gives class probabilities (for log loss and ROC
+    /// AUC), and they stay finite for a row far from every class.
+    #[test]
+    fn naive_bayes_probabilities_sum_to_one_even_far_away() {
+        use linfa::traits::Fit;
+        let x = ndarray::array![[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]];
+        let y = ndarray::array![0usize, 0, 0, 1, 1, 1];
+        let nb = linfa_bayes::GaussianNb::params()
+            .fit(&linfa::Dataset::new(x, y))
+            .unwrap();
+        let q = ndarray::array![[0.1], [5.1], [2.6], [1e6]];
+        let p = nb_proba(&nb, &q, 2);
+        for row in &p {
+            assert!(row.iter().all(|v| v.is_finite()), "{row:?}");
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{row:?}");
+        }
+        assert!(p[0][0] > 0.99 && p[1][1] > 0.99, "{p:?}");
+        assert_eq!(p[3], vec![0.0, 1.0]);
+    }
 
     fn table() -> Table {
         Table {

@@ -186,7 +186,7 @@ impl PromoteParams {
                     cand_value - v
                 };
                 let need = self.gate.must_beat_champion_by;
-                if gain >= need && gain.is_finite() {
+                if crate::evaluate::passes_gate(gain, need) {
                     (
                         true,
                         Some(v),
@@ -218,6 +218,8 @@ impl PromoteParams {
                             short(v),
                             if need > 0.0 {
                                 format!(" (must beat it by {})", short(need))
+                            } else if gain == 0.0 {
+                                " (a tie keeps the champion)".to_string()
                             } else {
                                 String::new()
                             }

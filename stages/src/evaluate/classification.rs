@@ -16,7 +16,7 @@ const CLS_OUT: &[PortSpec] = &[
         "metrics",
         "metrics.json",
         crate::ports::METRICS,
-        "`accuracy`, precision / recall / F1 (macro and weighted), per class, confusion matrix, `roc_auc` (binary)",
+        "`accuracy`, precision / recall / F1 (macro, micro and weighted), per class, confusion matrix, `log_loss` and `roc_auc` (binary) or `roc_auc_ovr_macro` with probabilities",
     ),
     PortSpec::output(
         "plots",

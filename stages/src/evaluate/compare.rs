@@ -81,7 +81,7 @@ impl StageKind for Compare {
         outputs: COMPARE_OUT,
         params: &[
             ParamDoc::new("metric", "string", "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors").unset("r2 or accuracy"),
-            ParamDoc::new("min_improvement", "number", "the challenger must beat the reference by at least this much"),
+            ParamDoc::new("min_improvement", "number", "the challenger must beat the reference by at least this much; a tie keeps the reference unless this is negative"),
             ParamDoc::new("fail", "bool", "fail the stage when the challenger does not pass, so dependents do not run"),
         ],
     };
@@ -115,13 +115,17 @@ impl StageKind for Compare {
         } else {
             va - vb
         };
-        let passed = gain >= p.min_improvement && gain.is_finite();
+        let passed = super::passes_gate(gain, p.min_improvement);
         let verdict = format!(
-            "{}: {metric} {} vs reference {} (improvement {}{}; needed at least {})",
+            "{}: {metric} {} vs reference {} ({}{}; needed at least {})",
             if passed { "passed" } else { "failed" },
             short(va),
             short(vb),
-            short(gain),
+            if gain == 0.0 {
+                "a tie, which keeps the reference".to_string()
+            } else {
+                format!("improvement {}", short(gain))
+            },
             if lower_is_better(&metric) {
                 ", as a lower error"
             } else {

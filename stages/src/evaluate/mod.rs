@@ -111,7 +111,15 @@ pub fn regression_metrics(y: &[f64], pred: &[f64]) -> Map<String, Value> {
     let sst: f64 = y.iter().map(|a| (a - mean) * (a - mean)).sum();
     let mae = y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
     let mse = sse / n;
-    let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
+    // scikit-learn's `r2_score`: a constant target predicted exactly is a
+    // perfect score (1), predicted with any error is 0.
+    let r2 = if sst > 0.0 {
+        1.0 - sse / sst
+    } else if sse == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
     let mut m = Map::new();
     m.insert("rows".into(), json!(y.len()));
     m.insert("mse".into(), json!(mse));
@@ -154,7 +162,10 @@ pub fn classification_metrics(
             labels[c].clone(),
             json!({"precision": precision, "recall": recall, "f1": f1, "support": support as u64}),
         );
-        if support > 0.0 {
+        // scikit-learn's convention: the macro average runs over every
+        // label in the truth or the predictions (a class predicted but
+        // absent from the test rows counts, with recall 0).
+        if support > 0.0 || predicted > 0.0 {
             present += 1.0;
             mp += precision;
             mr += recall;
@@ -171,12 +182,31 @@ pub fn classification_metrics(
     m.insert("precision_macro".into(), json!(mp / present));
     m.insert("recall_macro".into(), json!(mr / present));
     m.insert("f1_macro".into(), json!(mf / present));
+    // Micro averages pool every decision; with one label per row all
+    // three equal the accuracy (as in scikit-learn).
+    let micro = correct as f64 / n;
+    m.insert("precision_micro".into(), json!(micro));
+    m.insert("recall_micro".into(), json!(micro));
+    m.insert("f1_micro".into(), json!(micro));
     m.insert("precision_weighted".into(), json!(wp / n));
     m.insert("recall_weighted".into(), json!(wr / n));
     m.insert("f1_weighted".into(), json!(wf / n));
-    if let (2, Some(p)) = (k, proba) {
-        let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
-        m.insert("roc_auc".into(), json!(roc_auc(truth, &scores)));
+    if let Some(p) = proba {
+        if let Some(l) = log_loss(truth, p) {
+            m.insert("log_loss".into(), json!(l));
+        }
+        let classes = p.first().map_or(0, Vec::len);
+        if classes == 2 {
+            let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
+            let auc = roc_auc(truth, &scores);
+            if auc.is_finite() {
+                m.insert("roc_auc".into(), json!(auc));
+            }
+        } else if classes > 2 {
+            if let Some(auc) = roc_auc_ovr_macro(truth, p) {
+                m.insert("roc_auc_ovr_macro".into(), json!(auc));
+            }
+        }
     }
     m.insert("per_class".into(), Value::Object(per_class));
     m.insert(
@@ -186,7 +216,41 @@ pub fn classification_metrics(
     m
 }
 
-/// Area under the ROC curve by the rank statistic (ties share ranks).
+/// Mean negative log-likelihood of the true class (scikit-learn's
+/// `log_loss`, probabilities clipped to [ε, 1 − ε] with ε the f64 machine
+/// epsilon). `proba` is rows × the model's classes; `None` when a test
+/// label is one the model never saw (it has no probability for it).
+pub fn log_loss(truth: &[usize], proba: &[Vec<f64>]) -> Option<f64> {
+    let eps = f64::EPSILON;
+    let mut sum = 0.0;
+    for (&t, row) in truth.iter().zip(proba) {
+        let p = *row.get(t)?;
+        sum -= p.clamp(eps, 1.0 - eps).ln();
+    }
+    Some(sum / truth.len() as f64)
+}
+
+/// One-vs-rest ROC AUC averaged over the classes (scikit-learn's
+/// `roc_auc_score(multi_class="ovr", average="macro")`): class `c`'s
+/// probability scores "is `c`" against "is not". `proba` is rows × classes.
+/// Classes without both positive and negative test rows have no AUC and
+/// are left out of the average; `None` when no class has one.
+pub fn roc_auc_ovr_macro(truth: &[usize], proba: &[Vec<f64>]) -> Option<f64> {
+    let classes = proba.first().map_or(0, Vec::len);
+    let aucs: Vec<f64> = (0..classes)
+        .map(|c| {
+            let is_c: Vec<usize> = truth.iter().map(|&t| usize::from(t == c)).collect();
+            let scores: Vec<f64> = proba.iter().map(|r| r[c]).collect();
+            roc_auc(&is_c, &scores)
+        })
+        .filter(|a| a.is_finite())
+        .collect();
+    (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
+}
+
+/// Area under the ROC curve by the rank statistic (ties share ranks);
+/// `truth` is 1 for the positive class. NaN when the rows hold only one
+/// of the two.
 pub fn roc_auc(truth: &[usize], score: &[f64]) -> f64 {
     let mut idx: Vec<usize> = (0..score.len()).collect();
     idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
@@ -215,6 +279,16 @@ pub fn roc_auc(truth: &[usize], score: &[f64]) -> f64 {
         .map(|(_, r)| r)
         .sum();
     (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+/// Whether a challenger that is better than the reference by `gain` (in
+/// the deciding metric, positive when better) passes a gate asking for at
+/// least `need`. A tie (`gain` of exactly 0) keeps the reference unless the
+/// gate tolerates a loss (`need` < 0): replacing a model by one no better
+/// is churn, and a tie at `need` = 0 used to hand the win to the
+/// challenger.
+pub fn passes_gate(gain: f64, need: f64) -> bool {
+    gain.is_finite() && gain >= need && (gain != 0.0 || need < 0.0)
 }
 
 fn write_metrics(ctx: &RunContext<'_>, m: &Map<String, Value>) -> Result<(), StageError> {
@@ -279,6 +353,71 @@ mod tests {
             m["confusion_matrix"]["rows_actual_columns_predicted"],
             json!([[1, 1], [0, 2]])
         );
+    }
+
+    /// scikit-learn 1.9: `precision_score(["a"]*4, ["a","a","b","b"],
+    /// average="macro")` is 0.5 (recall 0.25, F1 1/3) (labels are truth ∪ predicted); it was 1.0
+    /// averaged over the classes in the truth alone.
+    #[test]
+    fn macro_averages_run_over_truth_and_predicted_labels() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let m = classification_metrics(&[0, 0, 0, 0], &[0, 0, 1, 1], &labels, None);
+        assert_eq!(m["precision_macro"], json!(0.5));
+        assert_eq!(m["recall_macro"], json!(0.25));
+        // f1_a = 2·1·0.5/1.5 = 2/3, f1_b = 0
+        assert!((m["f1_macro"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m["precision_micro"], json!(0.5));
+        // A class neither present nor predicted stays out.
+        let labels3 = vec!["a".into(), "b".into(), "c".into()];
+        let m = classification_metrics(&[0, 1], &[0, 1], &labels3, None);
+        assert_eq!(m["precision_macro"], json!(1.0));
+    }
+
+    /// scikit-learn's `r2_score([3, 3], [3, 3])` is 1.0 (it was 0).
+    #[test]
+    fn r2_of_a_perfect_constant_prediction_is_one() {
+        assert_eq!(
+            regression_metrics(&[3.0, 3.0], &[3.0, 3.0])["r2"],
+            json!(1.0)
+        );
+        assert_eq!(
+            regression_metrics(&[3.0, 3.0], &[3.0, 4.0])["r2"],
+            json!(0.0)
+        );
+    }
+
+    /// scikit-learn 1.9: `log_loss([0, 1, 1], [[.9, .1], [.2, .8], [.6,
+    /// .4]])` = 0.414931599615397, `roc_auc_score([0, 1, 2, 2],
+    /// [[.7,.2,.1],[.2,.5,.3],[.1,.3,.6],[.3,.3,.4]], multi_class="ovr")`
+    /// = 1.0 (every class's own column ranks it first).
+    #[test]
+    fn log_loss_and_one_vs_rest_auc() {
+        let p = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.6, 0.4]];
+        let l = log_loss(&[0, 1, 1], &p).unwrap();
+        let want = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln()) / 3.0;
+        assert!((l - want).abs() < 1e-12, "{l}");
+        assert!(log_loss(&[2], &[vec![0.5, 0.5]]).is_none());
+        let p3 = vec![
+            vec![0.7, 0.2, 0.1],
+            vec![0.2, 0.5, 0.3],
+            vec![0.1, 0.3, 0.6],
+            vec![0.3, 0.3, 0.4],
+        ];
+        assert_eq!(roc_auc_ovr_macro(&[0, 1, 2, 2], &p3), Some(1.0));
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let m = classification_metrics(&[0, 1, 2, 2], &[0, 1, 2, 2], &labels, Some(&p3));
+        assert_eq!(m["roc_auc_ovr_macro"], json!(1.0));
+        assert!(m.get("roc_auc").is_none());
+    }
+
+    #[test]
+    fn a_tie_keeps_the_reference() {
+        assert!(!passes_gate(0.0, 0.0));
+        assert!(passes_gate(1e-12, 0.0));
+        assert!(passes_gate(0.0, -0.01));
+        assert!(!passes_gate(-0.02, -0.01));
+        assert!(passes_gate(0.01, 0.01));
+        assert!(!passes_gate(f64::NAN, 0.0));
     }
 
     #[test]
