@@ -131,33 +131,31 @@ impl Cache {
     /// [`Self::clean_tmp`] can tell whose a file is.
     /// A fresh path in the cache's temp folder for a restore or a
     /// built-in stage's outputs to be put together before they are moved
-    /// into the workspace (same file system as the cache: no copy).
+    /// into the workspace (same file system as the cache: no copy). Named
+    /// like every temp file (`host-pid-…`, so [`Cache::clean_tmp`] removes
+    /// it once its process is gone) with a random part no one can guess.
     pub fn staging_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("stage-{}-{}-{n}", host_name(), std::process::id()))
+        self.root.join("tmp").join(format!(
+            "{}-{}-stage{n}x{:016x}",
+            host_name(),
+            std::process::id(),
+            nonce()
+        ))
     }
 
-    /// Removes what [`Cache::staging_path`] users left when their process
-    /// was killed. Call it holding the writer lock (no run is going on).
-    pub fn clean_staging(&self) {
-        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
-            return;
-        };
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("stage-") {
-                let p = e.path();
-                let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
-            }
-        }
-    }
-
+    /// A temp file's path: `host-pid-seq` (what [`Cache::clean_tmp`]
+    /// reads) and a random part, so that nothing can be put at the path
+    /// beforehand; the file is made with `create_new` (never through a
+    /// symlink or over an existing file).
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("{}-{}-{n}", host_name(), std::process::id()))
+        self.root.join("tmp").join(format!(
+            "{}-{}-{n}x{:016x}",
+            host_name(),
+            std::process::id(),
+            nonce()
+        ))
     }
 
     /// Stores the file at `src`, returning its hash and size. The copy is
@@ -167,7 +165,7 @@ impl Cache {
         fs::create_dir_all(tmp.parent().expect("tmp has a parent"))?;
         let result = (|| {
             let mut input = File::open(src)?;
-            let mut out = File::create(&tmp)?;
+            let mut out = File::create_new(&tmp)?;
             let mut hasher = blake3::Hasher::new();
             let mut buf = vec![0u8; 256 * 1024];
             let mut size = 0u64;
@@ -209,7 +207,7 @@ impl Cache {
         }
         let tmp = self.tmp_path();
         fs::create_dir_all(tmp.parent().expect("tmp has a parent"))?;
-        let mut f = File::create(&tmp)?;
+        let mut f = File::create_new(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -264,12 +262,13 @@ impl Cache {
         match self.copy_verified(hash, &tmp, exec, dest) {
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 let beside = parent.join(format!(
-                    ".{}.mlcycle-tmp-{}-{}",
+                    ".{}.mlcycle-tmp-{}-{}x{:016x}",
                     dest.file_name()
                         .map(|n| n.to_string_lossy())
                         .unwrap_or_default(),
                     std::process::id(),
-                    TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+                    TMP_SEQ.fetch_add(1, Ordering::Relaxed),
+                    nonce()
                 ));
                 self.copy_verified(hash, &beside, exec, dest)
             }
@@ -401,7 +400,16 @@ impl Cache {
                         .and_then(|t| t.elapsed().ok())
                         .is_some_and(|age| age > ABANDONED),
                 };
-                if stale && fs::remove_file(e.path()).is_ok() {
+                if !stale {
+                    continue;
+                }
+                // Staging folders (see `staging_path`) are folders.
+                let path = e.path();
+                let removed = match e.file_type() {
+                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                    _ => fs::remove_file(&path),
+                };
+                if removed.is_ok() {
                     n += 1;
                 }
             }
@@ -438,6 +446,15 @@ fn host_name() -> String {
     } else {
         name
     }
+}
+
+/// 64 random bits from the standard library's hasher seeds (drawn from
+/// the OS), for temp names no one can guess.
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(TMP_SEQ.load(Ordering::Relaxed));
+    h.finish()
 }
 
 /// Whether process `pid` exists on this machine.
@@ -559,6 +576,35 @@ mod tests {
         }
         assert_eq!(cache.clean_tmp().unwrap(), 1);
         assert!(live.exists() && other_host.exists() && !dead.exists());
+    }
+
+    /// Staging folders follow the same rule: a running process's (a
+    /// detached Slurm job's, another host's) stay; a killed one's go.
+    /// Before, every run removed every staging folder, and a job running
+    /// on another node lost the outputs it was writing.
+    #[test]
+    fn clean_tmp_removes_only_dead_staging_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().to_path_buf());
+        let mine = cache.staging_path();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let name = mine.file_name().unwrap().to_string_lossy().into_owned();
+        let dead = mine.with_file_name(name.replacen(
+            &format!("-{}-", std::process::id()),
+            &format!("-{dead_pid}-"),
+            1,
+        ));
+        let other = mine.with_file_name(format!("node7-1-stage0x{:016x}", 7));
+        for d in [&mine, &dead, &other] {
+            fs::create_dir_all(d.join("0")).unwrap();
+            fs::write(d.join("0/model.json"), "{}").unwrap();
+        }
+        assert_ne!(mine, dead);
+        assert_eq!(cache.clean_tmp().unwrap(), 1);
+        assert!(mine.exists() && other.exists() && !dead.exists());
+        assert_ne!(cache.staging_path(), cache.staging_path());
     }
 
     #[test]

@@ -385,7 +385,6 @@ impl Session {
         // Holding the writer lock, no other process writes the lock file:
         // temp files of it are a killed run's.
         self.ws.clean_lock_temps();
-        self.ws.cache.clean_staging();
         let db = Db::open(&self.ws.db_path())?;
         let memo = db.load_memo()?;
         db.mark_abandoned()?;

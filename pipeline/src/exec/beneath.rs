@@ -189,6 +189,14 @@ impl Beneath {
     /// Moves `from` (a path the engine owns, in `.mlcycle/`) to `rel`,
     /// replacing what is there.
     pub(crate) fn publish(&self, from: &Path, rel: &str) -> io::Result<()> {
+        // What the engine put together is a file or a folder; a symlink
+        // there was put by someone else, and is not moved in.
+        if std::fs::symlink_metadata(from)?.file_type().is_symlink() {
+            return Err(escape(
+                rel,
+                "was replaced by a symlink while it was put together",
+            ));
+        }
         let (dir, name) = self.parent(rel, true)?;
         match rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
@@ -367,6 +375,17 @@ mod tests {
         let e = b.publish(&from, "f/x.txt").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{e}");
         assert!(e.to_string().contains("`f`"), "{e}");
+    }
+
+    #[test]
+    fn a_staged_symlink_is_not_moved_in() {
+        let (ws, out, b) = setup();
+        fs::write(out.path().join("secret"), "theirs").unwrap();
+        let from = ws.path().join(".mlcycle-staged");
+        symlink(out.path().join("secret"), &from).unwrap();
+        let e = b.publish(&from, "x.txt").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(fs::symlink_metadata(ws.path().join("x.txt")).is_err());
     }
 
     #[test]
