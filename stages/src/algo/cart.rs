@@ -147,51 +147,37 @@ impl Builder<'_> {
         {
             return self.push_leaf(&counts, n);
         }
-        let parent = self.impurity(&counts, n);
-        // Candidate features, shuffled by the seeded RNG when sampling.
-        let tried: Vec<usize> = match self.p.max_features {
+        // Candidate features: with `max_features`, a seeded shuffle; the
+        // first `max_features` are searched, and, as in scikit-learn, the
+        // search goes on through the rest, one at a time, only while no
+        // valid split has been found.
+        let (first, rest): (Vec<usize>, Vec<usize>) = match self.p.max_features {
             Some(m) if m < self.features.len() => {
                 let mut f = self.features.clone();
                 f.shuffle(&mut self.rng);
-                f.truncate(m);
+                let rest = f.split_off(m.max(1));
                 f.sort_unstable();
-                f
+                (f, rest)
             }
-            _ => self.features.clone(),
+            _ => (self.features.clone(), Vec::new()),
         };
-        let min_leaf = self.p.min_samples_leaf.max(1);
         let mut best: Option<(f64, usize, f64)> = None; // (score, feature, threshold)
         let mut order = rows.clone();
-        for &f in &tried {
-            order.sort_by(|&a, &b| self.x[[a, f]].total_cmp(&self.x[[b, f]]).then(a.cmp(&b)));
-            let mut left = vec![0.0; self.k];
-            let mut right = counts.clone();
-            for i in 0..order.len() - 1 {
-                let r = order[i];
-                left[self.y[r]] += 1.0;
-                right[self.y[r]] -= 1.0;
-                let (a, b) = (self.x[[r, f]], self.x[[order[i + 1], f]]);
-                if a == b || i + 1 < min_leaf || order.len() - i - 1 < min_leaf {
-                    continue;
-                }
-                let nl = (i + 1) as f64;
-                let nr = n - nl;
-                let score = (nl * self.impurity(&left, nl) + nr * self.impurity(&right, nr)) / n;
-                if best.is_none_or(|(s, _, _)| score < s - 1e-12) {
-                    let mut t = a / 2.0 + b / 2.0;
-                    if t <= a {
-                        t = b;
-                    }
-                    best = Some((score, f, t));
-                }
-            }
+        for &f in &first {
+            self.best_split(f, &counts, &mut order, &mut best);
         }
-        let Some((score, f, t)) = best else {
+        for &f in &rest {
+            if best.is_some() {
+                break;
+            }
+            self.best_split(f, &counts, &mut order, &mut best);
+        }
+        // A valid split is taken even when it does not lower the impurity
+        // (scikit-learn's `min_impurity_decrease = 0`): a balanced XOR
+        // gains nothing at its first split and everything at the second.
+        let Some((_, f, t)) = best else {
             return self.push_leaf(&counts, n);
         };
-        if parent - score <= 1e-12 {
-            return self.push_leaf(&counts, n);
-        }
         let id = self.tree.feature.len();
         self.tree.feature.push(f as i32);
         self.tree.threshold.push(t);
@@ -204,6 +190,45 @@ impl Builder<'_> {
         self.tree.left[id] = li;
         self.tree.right[id] = ri;
         id as u32
+    }
+}
+
+impl Builder<'_> {
+    /// Updates `best` with the best split on feature `f` of the rows in
+    /// `order` (class counts `counts`): the first lowest weighted child
+    /// impurity, between two distinct values, leaving at least
+    /// `min_samples_leaf` rows on each side.
+    fn best_split(
+        &self,
+        f: usize,
+        counts: &[f64],
+        order: &mut [usize],
+        best: &mut Option<(f64, usize, f64)>,
+    ) {
+        let n = order.len() as f64;
+        let min_leaf = self.p.min_samples_leaf.max(1);
+        order.sort_by(|&a, &b| self.x[[a, f]].total_cmp(&self.x[[b, f]]).then(a.cmp(&b)));
+        let mut left = vec![0.0; self.k];
+        let mut right = counts.to_vec();
+        for i in 0..order.len() - 1 {
+            let r = order[i];
+            left[self.y[r]] += 1.0;
+            right[self.y[r]] -= 1.0;
+            let (a, b) = (self.x[[r, f]], self.x[[order[i + 1], f]]);
+            if a == b || i + 1 < min_leaf || order.len() - i - 1 < min_leaf {
+                continue;
+            }
+            let nl = (i + 1) as f64;
+            let nr = n - nl;
+            let score = (nl * self.impurity(&left, nl) + nr * self.impurity(&right, nr)) / n;
+            if best.is_none_or(|(s, _, _)| score < s - 1e-12) {
+                let mut t = a / 2.0 + b / 2.0;
+                if t <= a {
+                    t = b;
+                }
+                *best = Some((score, f, t));
+            }
+        }
     }
 }
 
@@ -273,6 +298,39 @@ mod tests {
         }
         let again = Tree::fit(&x, &y, 3, (0..200).collect(), &params());
         assert_eq!(t, again);
+    }
+
+    /// A balanced XOR: no first split lowers the impurity. The tree was a
+    /// single leaf at 50 %; scikit-learn (and now this tree) splits anyway
+    /// and fits it exactly.
+    #[test]
+    fn a_split_that_gains_nothing_is_still_taken() {
+        let x = ndarray::array![[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]];
+        let y = [0, 0, 1, 1];
+        let t = Tree::fit(&x, &y, 2, (0..4).collect(), &params());
+        for (i, want) in y.iter().enumerate() {
+            assert_eq!(crate::model::argmax(&t.proba(x.row(i))), *want, "{t:?}");
+        }
+        assert_eq!(t.leaves(), 4);
+    }
+
+    /// With `max_features`, a node whose sampled features are all constant
+    /// searches on through the others (as scikit-learn does) instead of
+    /// becoming a leaf.
+    #[test]
+    fn sampled_features_without_a_split_do_not_stop_the_search() {
+        // Feature 0 is constant; only feature 1 separates the classes.
+        let x = ndarray::array![[1.0, 0.0], [1.0, 1.0], [1.0, 2.0], [1.0, 3.0]];
+        let y = [0, 0, 1, 1];
+        for seed in 0..8 {
+            let p = TreeParams {
+                max_features: Some(1),
+                seed,
+                ..params()
+            };
+            let t = Tree::fit(&x, &y, 2, (0..4).collect(), &p);
+            assert_eq!(t.leaves(), 2, "seed {seed}: {t:?}");
+        }
     }
 
     #[test]

@@ -88,7 +88,8 @@ fn fit_random_forest(p: &ForestParams, d: &TrainData<'_>) -> Result<Fitted, Stag
     let (ids, names) = classes(d);
     let nf = d.x.ncols();
     let max_features = match &p.max_features {
-        Value::String(s) if s == "sqrt" => ((nf as f64).sqrt().round() as usize).max(1),
+        // scikit-learn: `max(1, int(sqrt(n_features)))`, floored.
+        Value::String(s) if s == "sqrt" => ((nf as f64).sqrt().floor() as usize).max(1),
         Value::Number(n) => (n.as_u64().unwrap_or(1) as usize).min(nf),
         _ => nf,
     };
