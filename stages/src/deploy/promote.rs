@@ -59,7 +59,7 @@ impl StageKind for Promote {
     const SPEC: StageSpec = StageSpec {
         kind: "deploy.promote",
         summary: "Register a bundle as a numbered model version; make it the champion if it beats the current one on the same rows",
-        version: 1,
+        version: 2,
         inputs: PROMOTE_IN,
         outputs: PROMOTE_OUT,
         params: &[

@@ -35,7 +35,7 @@ impl StageKind for Classification {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.classification",
         summary: "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC",
-        version: 1,
+        version: 2,
         inputs: EVAL_IN,
         outputs: CLS_OUT,
         params: &[],

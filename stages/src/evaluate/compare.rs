@@ -76,7 +76,7 @@ impl StageKind for Compare {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.compare",
         summary: "Compare a challenger model with a reference on the same rows: per-metric table and a pass/fail gate",
-        version: 1,
+        version: 2,
         inputs: COMPARE_IN,
         outputs: COMPARE_OUT,
         params: &[

@@ -33,7 +33,7 @@ impl StageKind for Regression {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.regression",
         summary: "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots",
-        version: 1,
+        version: 2,
         inputs: EVAL_IN,
         outputs: REG_OUT,
         params: &[],

@@ -35,7 +35,7 @@ impl StageKind for DecisionTree {
     const SPEC: StageSpec = StageSpec {
         kind: "train.decision_tree",
         summary: "A classification tree (CART), reproducible",
-        version: 1,
+        version: 2,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[

@@ -46,7 +46,7 @@ impl StageKind for RandomForest {
     const SPEC: StageSpec = StageSpec {
         kind: "train.random_forest",
         summary: "A random forest: bagged trees on random feature subsets, trained in parallel",
-        version: 1,
+        version: 2,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
