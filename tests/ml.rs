@@ -423,3 +423,51 @@ stages:
         r.stderr
     );
 }
+
+/// `train.svm` at its defaults is within reach of scikit-learn's `SVC()`:
+/// `gamma: scale` (it was a fixed width of 1 whatever the features'
+/// scale) and one-vs-one voting for three classes (it was the argmax of
+/// one-vs-rest scores). On this split of iris the old defaults scored
+/// 0.933; scikit-learn's `SVC()` scores about 0.98 on iris splits.
+#[test]
+fn svm_defaults_are_scale_aware_and_vote_one_vs_one() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.builtin, with: {name: iris}}
+  split: {uses: preprocess.split, inputs: {data: data.data}, with: {test: 0.3, seed: 1, stratify: true}}
+  svm: {uses: train.svm, inputs: {train: split.train}}
+  ev: {uses: evaluate.classification, inputs: {model: svm.model, test: split.test}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let acc = metric(&ws, "artifacts/ev/metrics.json", "accuracy");
+    assert!(acc >= 0.95, "accuracy {acc}");
+    let model = ws.read("artifacts/svm/model.json");
+    assert!(model.contains("\"pairs\""), "{model}");
+}
+
+/// A kernel matrix that does not fit in memory is refused before it is
+/// allocated, with the size and what to do (it aborted the whole run at
+/// 80 000 rows, asking for 51 GB).
+#[test]
+fn svm_refuses_a_kernel_matrix_over_its_memory_limit() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.builtin, with: {name: iris}}
+  svm: {uses: train.svm, inputs: {train: data.data}, with: {max_kernel_mb: 0.05}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("100 × 100 kernel matrix"), "{}", r.stderr);
+    assert!(r.stderr.contains("max_kernel_mb"), "{}", r.stderr);
+    let bad = Ws::new(
+        "stages:\n  data: {uses: dataset.builtin, with: {name: iris}}\n  svm: {uses: train.svm, inputs: {train: data.data}, with: {gamma: big}}\n",
+    );
+    let r = bad.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`gamma` must be"), "{}", r.stderr);
+}

@@ -79,9 +79,16 @@ pub enum Fitted {
     Forest { trees: Vec<Tree> },
     /// linfa's `GaussianNb<f64, usize>` in its serde form.
     GaussianNb { model: Value },
-    /// linfa's `Svm<f64, bool>`, one per class (one-vs-rest), or one for a
-    /// binary problem (true = second class).
-    Svm { machines: Vec<Value> },
+    /// linfa's `Svm<f64, bool>`: one per pair of classes `(i, j)` in
+    /// `pairs` (true = `j`), the class with the most votes wins
+    /// (one-vs-one, as libsvm). Models written before `pairs` have one
+    /// machine per class (one-vs-rest, the highest score wins) or one for a
+    /// binary problem.
+    Svm {
+        machines: Vec<Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pairs: Vec<(usize, usize)>,
+    },
     /// Nearest centroid.
     Centroids { centroids: Vec<Vec<f64>> },
 }
@@ -393,19 +400,22 @@ impl Model {
                     .map_err(|e| ModelError::Load(format!("naive Bayes parameters: {e}")))?;
                 classes_from_proba(nb_proba(&nb, x, self.classes.len()))
             }
-            Fitted::Svm { machines } => {
+            Fitted::Svm { machines, pairs } => {
                 let svms: Vec<linfa_svm::Svm<f64, bool>> = machines
                     .iter()
                     .map(|m| serde_json::from_value(m.clone()))
                     .collect::<Result<_, _>>()
                     .map_err(|e| ModelError::Load(format!("SVM parameters: {e}")))?;
+                let k = self.classes.len();
                 let ids = x
                     .rows()
                     .into_iter()
                     .map(|r| {
                         let scores: Vec<f64> =
                             svms.iter().map(|s| s.weighted_sum(&r) - s.rho).collect();
-                        if svms.len() == 1 {
+                        if !pairs.is_empty() {
+                            argmax(&ovo_votes(&scores, pairs, k))
+                        } else if svms.len() == 1 {
                             usize::from(scores[0] >= 0.0)
                         } else {
                             argmax(&scores)
@@ -477,6 +487,28 @@ pub fn argmax(v: &[f64]) -> usize {
     best
 }
 
+/// One-vs-one votes per class, with ties broken by the summed confidence
+/// squashed into (−1/3, 1/3), as scikit-learn's `_ovr_decision_function`:
+/// machine `m` on pair `(i, j)` votes `j` when `scores[m] ≥ 0`, else `i`.
+fn ovo_votes(scores: &[f64], pairs: &[(usize, usize)], k: usize) -> Vec<f64> {
+    let mut votes = vec![0.0; k];
+    let mut confidence = vec![0.0; k];
+    for (&s, &(i, j)) in scores.iter().zip(pairs) {
+        if s >= 0.0 {
+            votes[j] += 1.0;
+        } else {
+            votes[i] += 1.0;
+        }
+        confidence[i] -= s;
+        confidence[j] += s;
+    }
+    votes
+        .iter()
+        .zip(&confidence)
+        .map(|(v, c)| v + c / (3.0 * (c.abs() + 1.0)))
+        .collect()
+}
+
 /// Class probabilities of a Gaussian naive Bayes model, rows × `k`
 /// classes: the joint log-likelihoods normalised by a log-sum-exp that
 /// subtracts each row's maximum first, so rows far from every class do not
@@ -542,6 +574,19 @@ pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
 mod tests {
     use super::*;
     use crate::table::Column;
+
+    /// One-vs-one: the class with most votes wins; a three-way tie (each
+    /// class wins one duel) goes to the most confident, as in
+    /// scikit-learn's `_ovr_decision_function`.
+    #[test]
+    fn one_vs_one_votes_and_breaks_ties_by_confidence() {
+        let pairs = [(0, 1), (0, 2), (1, 2)];
+        // 0 beats 1, 0 beats 2, 1 beats 2.
+        assert_eq!(argmax(&ovo_votes(&[-1.0, -1.0, -1.0], &pairs, 3)), 0);
+        // 0 beats 1 (barely), 2 beats 0 (barely), 1 beats 2 (by far).
+        let v = ovo_votes(&[-0.1, 0.1, -2.0], &pairs, 3);
+        assert_eq!(argmax(&v), 1, "{v:?}");
+    }
 
     /// Naive Bayes now gives class probabilities (for log loss and ROC
     /// AUC), and they stay finite for a row far from every class.

@@ -1,10 +1,13 @@
-//! `train.svm`: support vector classifier, one-vs-rest (linfa-svm).
+//! `train.svm`: support vector classifier (linfa-svm's SMO solver), one
+//! machine per pair of classes with voting for three or more classes, as
+//! libsvm and scikit-learn's `SVC` do.
 
 use linfa::traits::Fit;
 use linfa::Dataset;
 use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{classes, fit_error, one, positive, train, TrainData, MODEL_OUT, TRAIN_IN};
 use crate::model::{Fitted, Task};
@@ -17,11 +20,25 @@ pub struct SvmParams {
     c: f64,
     #[serde(default)]
     kernel: Kernel,
-    /// Gaussian kernel width (`exp(-|x-y|²/eps)`).
-    #[serde(default = "one")]
-    eps: f64,
+    /// Gaussian kernel coefficient: `exp(-gamma·|x-y|²)`. `scale` (the
+    /// default, scikit-learn's) is `1 / (n_features · Var(X))`, `auto` is
+    /// `1 / n_features`, or a positive number.
+    #[serde(default = "scale")]
+    gamma: Value,
+    /// linfa's width, `exp(-|x-y|²/eps)` = `1 / gamma`; when set it wins
+    /// over `gamma` (kept for pipelines written before `gamma`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    eps: Option<f64>,
     #[serde(default = "three")]
     degree: f64,
+    /// The most memory one kernel matrix may take, in MB; by default half
+    /// of the memory available when the stage starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_kernel_mb: Option<f64>,
+}
+
+fn scale() -> Value {
+    Value::String("scale".into())
 }
 
 /// The SVM's kernel.
@@ -30,7 +47,7 @@ pub struct SvmParams {
 pub enum Kernel {
     /// `x·y`.
     Linear,
-    /// `exp(-|x-y|²/eps)`.
+    /// `exp(-gamma·|x-y|²)`.
     #[default]
     Gaussian,
     /// `(x·y + 1)^degree`.
@@ -48,21 +65,35 @@ impl StageKind for Svm {
     type Params = SvmParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.svm",
-        summary: "Support vector classifier, one-vs-rest for several classes (linfa-svm)",
-        version: 1,
+        summary: "Support vector classifier, one-vs-one voting for several classes (linfa-svm)",
+        version: 2,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
             ParamDoc::new("c", "number", "penalty of margin violations"),
             ParamDoc::new("kernel", "`linear` | `gaussian` | `polynomial`", "kernel"),
-            ParamDoc::new("eps", "number", "Gaussian kernel width"),
-            ParamDoc::new("degree", "number", "polynomial kernel degree"),
+            ParamDoc::new("gamma", "`scale` | `auto` | number", "Gaussian kernel coefficient, exp(-gamma·|x-y|²): `scale` is 1 / (features × variance of the training matrix), scikit-learn's default; `auto` is 1 / features"),
+            ParamDoc::new("eps", "number", "linfa's Gaussian width, 1 / gamma; overrides `gamma`").unset("from `gamma`"),
+            ParamDoc::new("degree", "number", "polynomial kernel degree, (x·y + 1)^degree"),
+            ParamDoc::new("max_kernel_mb", "number", "refuse to train when one machine's n × n kernel matrix would take more memory than this (MB)").unset("half the available memory"),
         ],
     };
     fn check(p: &mut SvmParams) -> Result<(), ParamError> {
         positive("c", p.c)?;
-        positive("eps", p.eps)?;
-        Ok(())
+        if let Some(eps) = p.eps {
+            positive("eps", eps)?;
+        }
+        if let Some(mb) = p.max_kernel_mb {
+            positive("max_kernel_mb", mb)?;
+        }
+        match &p.gamma {
+            Value::String(s) if s == "scale" || s == "auto" => Ok(()),
+            Value::Number(n) if n.as_f64().is_some_and(|g| g > 0.0 && g.is_finite()) => Ok(()),
+            other => Err(ParamError::new(
+                &["gamma"],
+                format!("`gamma` must be `scale`, `auto` or a positive number, got {other}"),
+            )),
+        }
     }
     fn run(p: &SvmParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
@@ -71,26 +102,94 @@ impl StageKind for Svm {
     }
 }
 
+/// Bytes of one dense kernel matrix over `n` rows (linfa-svm keeps the
+/// whole n × n matrix of f64 in memory).
+fn kernel_bytes(n: usize) -> f64 {
+    (n as f64) * (n as f64) * 8.0
+}
+
+/// Memory available to a new allocation, from `/proc/meminfo`.
+fn available_bytes() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// The Gaussian width linfa takes (`eps` = 1 / gamma).
+fn gaussian_eps(p: &SvmParams, x: &ndarray::Array2<f64>) -> f64 {
+    if let Some(eps) = p.eps {
+        return eps;
+    }
+    let nf = x.ncols().max(1) as f64;
+    let gamma = match &p.gamma {
+        Value::Number(n) => n.as_f64().unwrap_or(1.0),
+        Value::String(s) if s == "auto" => 1.0 / nf,
+        // scikit-learn's `scale`: the variance of every value of X.
+        _ => {
+            let var = x.var(0.0);
+            if var > 0.0 {
+                1.0 / (nf * var)
+            } else {
+                1.0
+            }
+        }
+    };
+    1.0 / gamma
+}
+
 fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
-    let one_vs: Vec<usize> = if names.len() == 2 {
-        vec![1]
-    } else {
-        (0..names.len()).collect()
-    };
-    let mut machines = Vec::new();
-    for class in one_vs {
-        let y: Array1<bool> = ids.iter().map(|&i| i == class).collect();
+    let k = names.len();
+    // One machine per pair of classes (i, j), trained on their rows only,
+    // true meaning `j`; a binary problem is the one pair (0, 1).
+    let pairs: Vec<(usize, usize)> = (0..k)
+        .flat_map(|i| (i + 1..k).map(move |j| (i, j)))
+        .collect();
+    let mut counts = vec![0usize; k];
+    for &i in ids {
+        counts[i] += 1;
+    }
+    let largest = pairs
+        .iter()
+        .map(|&(i, j)| counts[i] + counts[j])
+        .max()
+        .unwrap_or(0);
+    let limit = p
+        .max_kernel_mb
+        .map(|mb| mb * 1e6)
+        .or_else(|| available_bytes().map(|b| b / 2.0));
+    if let Some(limit) = limit {
+        if kernel_bytes(largest) > limit {
+            return Err(StageError::new(format!(
+                "train.svm would need a {largest} × {largest} kernel matrix ({:.1} GB) for the largest pair of classes, over the {:.1} GB it may take",
+                kernel_bytes(largest) / 1e9,
+                limit / 1e9
+            ))
+            .with_help(
+                "train on a sample of the rows (e.g. a smaller `train` share in preprocess.split), \
+                 or use train.logistic_regression; raise `max_kernel_mb` if the machine has the memory",
+            ));
+        }
+    }
+    let eps = gaussian_eps(p, &d.x);
+    let mut machines = Vec::with_capacity(pairs.len());
+    for &(i, j) in &pairs {
+        let rows: Vec<usize> = (0..ids.len())
+            .filter(|&r| ids[r] == i || ids[r] == j)
+            .collect();
+        let x = d.x.select(ndarray::Axis(0), &rows);
+        let y: Array1<bool> = rows.iter().map(|&r| ids[r] == j).collect();
         let params = linfa_svm::Svm::<f64, bool>::params().pos_neg_weights(p.c, p.c);
         let params = match p.kernel {
             Kernel::Linear => params.linear_kernel(),
             Kernel::Polynomial => params.polynomial_kernel(1.0, p.degree),
-            Kernel::Gaussian => params.gaussian_kernel(p.eps),
+            Kernel::Gaussian => params.gaussian_kernel(eps),
         };
         let m = params
-            .fit(&Dataset::new(d.x.clone(), y))
+            .fit(&Dataset::new(x, y))
             .map_err(|e| fit_error("SVM", e))?;
         machines.push(serde_json::to_value(&m).expect("SVMs serialize"));
     }
-    Ok(Fitted::Svm { machines })
+    Ok(Fitted::Svm { machines, pairs })
 }
