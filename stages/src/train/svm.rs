@@ -27,13 +27,13 @@ pub struct SvmParams {
     gamma: Value,
     /// linfa's width, `exp(-|x-y|²/eps)` = `1 / gamma`; when set it wins
     /// over `gamma` (kept for pipelines written before `gamma`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     eps: Option<f64>,
     #[serde(default = "three")]
     degree: f64,
     /// The most memory one kernel matrix may take, in MB; by default half
     /// of the memory available when the stage starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     max_kernel_mb: Option<f64>,
 }
 
