@@ -29,6 +29,18 @@ pub struct SgdParams {
     log_every: usize,
     #[serde(default = "seed")]
     seed: u64,
+    /// Stop once the epoch loss has not improved by `tol` for
+    /// `n_iter_no_change` epochs; `null` runs every epoch.
+    #[serde(default = "tol")]
+    tol: Option<f64>,
+    #[serde(default = "five")]
+    n_iter_no_change: usize,
+}
+fn tol() -> Option<f64> {
+    Some(1e-3)
+}
+fn five() -> usize {
+    5
 }
 fn lr() -> f64 {
     0.01
@@ -69,7 +81,7 @@ impl StageKind for SgdRegression {
     const SPEC: StageSpec = StageSpec {
         kind: "train.sgd_regression",
         summary: "Linear regression by mini-batch gradient descent: initialize, forward, loss, gradient step, repeat",
-        version: 1,
+        version: 2,
         inputs: TRAIN_IN,
         outputs: SGD_OUT,
         params: &[
@@ -80,6 +92,8 @@ impl StageKind for SgdRegression {
             ParamDoc::new("huber_delta", "number", "where Huber loss turns linear"),
             ParamDoc::new("l2", "number", "weight decay"),
             ParamDoc::new("log_every", "integer", "log the loss every this many epochs"),
+            ParamDoc::new("tol", "number or null", "stop when the epoch loss has not fallen by this much below its best for `n_iter_no_change` epochs (scikit-learn's rule); `null` runs every epoch"),
+            ParamDoc::new("n_iter_no_change", "integer", "epochs without improvement before stopping"),
             SEED_DOC,
         ],
     };
@@ -91,6 +105,17 @@ impl StageKind for SgdRegression {
         }
         if !(p.l2 >= 0.0 && p.l2.is_finite()) {
             return Err(ParamError::new(&["l2"], "`l2` must be ≥ 0"));
+        }
+        if let Some(t) = p.tol {
+            if !(t >= 0.0 && t.is_finite()) {
+                return Err(ParamError::new(&["tol"], "`tol` must be ≥ 0, or null"));
+            }
+        }
+        if p.n_iter_no_change == 0 {
+            return Err(ParamError::new(
+                &["n_iter_no_change"],
+                "`n_iter_no_change` must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -113,6 +138,8 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         },
         l2: p.l2,
         seed: p.seed,
+        tol: p.tol,
+        n_iter_no_change: p.n_iter_no_change,
     };
     let every = p.log_every.max(1);
     let fit = sgd
@@ -131,6 +158,23 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
                 "lower `learning_rate`, or scale the features first with `preprocess.scale`",
             )
         })?;
+    if let Some(at) = fit.converged_at {
+        if at % every != 0 && at != 1 {
+            if let Some((_, loss)) = fit.curve.last() {
+                (d.ctx.log)(&format!(
+                    "epoch {at:>5}/{}: {} loss {}",
+                    p.epochs,
+                    p.loss,
+                    short(*loss)
+                ));
+            }
+        }
+        (d.ctx.log)(&format!(
+            "converged at epoch {at}: the loss improved by less than {} for {} epochs (tol, n_iter_no_change)",
+            short(p.tol.unwrap_or(0.0)),
+            p.n_iter_no_change
+        ));
+    }
     let curve = fit.curve;
     let dir = d.ctx.output("loss")?;
     std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
