@@ -471,3 +471,60 @@ stages:
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("`gamma` must be"), "{}", r.stderr);
 }
+
+/// One-hot levels beside an intercept, scored with a category written
+/// differently from training (`1` where training read `1.0`): the model
+/// predicted 57 546 924 568 164 010 with exit 0 (a QR fit with ±10¹⁶
+/// coefficients, the unseen spelling encoded as all zeros). Now `1` and
+/// `1.0` are one category, the collinear fit is the minimum-norm one
+/// (scikit-learn's), an unseen category is warned about with its rows,
+/// and `drop: first` gives one column fewer.
+#[test]
+fn one_hot_with_an_intercept_never_predicts_nonsense() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: ins.csv, target: charges, types: {sex: categorical}}}
+  onehot: {uses: features.one_hot, inputs: {data: data.data}}
+  ols: {uses: train.linear_regression, inputs: {train: onehot.data}}
+  bundle: {uses: deploy.bundle, inputs: {model: ols.model}}
+  first: {uses: features.one_hot, inputs: {data: data.data}, with: {drop: first}}
+  ols_first: {uses: train.linear_regression, inputs: {train: first.data}}
+"#,
+    );
+    let mut csv = String::from("age,sex,charges\n");
+    for i in 0..40 {
+        let age = 20 + i;
+        let sex = i % 2;
+        csv.push_str(&format!(
+            "{age},{sex}.0,{}\n",
+            250 * age + 1000 * sex + (i * 37) % 300
+        ));
+    }
+    ws.write("ins.csv", &csv);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("minimum-norm"), "{}", r.stderr);
+    ws.write("rows.csv", "age,sex\n30,1\n30,1.0\n30,0\n30,2\n");
+    let r = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "rows.csv",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let preds: Vec<f64> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(preds[0], preds[1], "{}", r.stdout);
+    assert!(preds.iter().all(|p| p.abs() < 1e5), "{}", r.stdout);
+    assert!(r.stderr.contains("unseen"), "{}", r.stderr);
+    assert!(r.stderr.contains("value=2"), "{}", r.stderr);
+    let model: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/ols_first/model.json")).unwrap();
+    assert_eq!(model["features"], serde_json::json!(["age", "sex=1"]));
+}

@@ -732,3 +732,55 @@ fn oversized_bodies_under_load_get_their_413() {
         .collect();
     assert!(answers.iter().all(|a| a == "HTTP/1.1 413"), "{answers:?}");
 }
+
+/// A category the model's one-hot encoder never saw is scored (as all
+/// zeros), named with its row count in `X-Mlcycle-Unknown-Categories`,
+/// and counted in `/metrics`; `1` and `1.0` are the same category.
+#[test]
+fn unknown_categories_are_named_in_a_header_and_counted() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: ins.csv, target: charges, types: {sex: categorical}}}
+  onehot: {uses: features.one_hot, inputs: {data: data.data}}
+  ols: {uses: train.linear_regression, inputs: {train: onehot.data}}
+  bundle: {uses: deploy.bundle, inputs: {model: ols.model}}
+  promote: {uses: deploy.promote, inputs: {bundle: bundle.bundle, test: onehot.data}}
+"#,
+    );
+    let mut csv = String::from("age,sex,charges\n");
+    for i in 0..40 {
+        let (age, sex) = (20 + i, i % 2);
+        csv.push_str(&format!("{age},{sex}.0,{}\n", 250 * age + 1000 * sex));
+    }
+    ws.write("ins.csv", &csv);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = start(&ws, &[]);
+    let (code, head, body) = http_full(
+        s.port,
+        "POST",
+        "/predict",
+        "application/json",
+        r#"{"instances": [{"age": 30, "sex": "1"}, {"age": 30, "sex": "2"}, {"age": 31, "sex": "2"}]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains("x-mlcycle-unknown-categories: sex=2:2"),
+        "{head}"
+    );
+    let (code, head, _) = http_full(
+        s.port,
+        "POST",
+        "/predict",
+        "application/json",
+        r#"{"instances": [{"age": 30, "sex": "1.0"}]}"#,
+    );
+    assert_eq!(code, 200);
+    assert!(!head.contains("unknown-categories"), "{head}");
+    let (_, metrics) = http(s.port, "GET", "/metrics", "", "");
+    assert!(
+        metrics.contains("mlcycle_unknown_categories_total 2"),
+        "{metrics}"
+    );
+}

@@ -99,6 +99,17 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
         message: e.to_string().replace(&input.display().to_string(), &shown),
         help: format!("the model needs columns: {}", needs()),
     })?;
+    // A category the model never saw is scored as all zeros: say so, with
+    // the rows it touches (with `unknown: error` the predict below fails).
+    for u in mlcycle_stages::transform::unseen_categories(&bundle.model.transforms, &rows) {
+        tracing::warn!(
+            column = %u.column,
+            value = %u.value,
+            rows = u.rows,
+            known = %known_categories(&bundle.model.transforms, &u.column),
+            "Category unseen in training; scored as all zeros (the model's prediction for it is a guess)"
+        );
+    }
     let pred = bundle.predict(&rows).map_err(|e| CliError::Predict {
         message: format!("cannot score {shown}: {e}"),
         help: format!(
@@ -150,4 +161,19 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
         }
     }
     Ok(0)
+}
+
+/// The categories the one-hot step of `column` knows, for a warning.
+fn known_categories(chain: &[mlcycle_stages::transform::Transform], column: &str) -> String {
+    chain
+        .iter()
+        .find_map(|t| match t {
+            mlcycle_stages::transform::Transform::OneHot {
+                column: c,
+                categories,
+                ..
+            } if c == column => Some(categories.join(", ")),
+            _ => None,
+        })
+        .unwrap_or_default()
 }

@@ -36,11 +36,17 @@ pub enum Transform {
     Normalize { columns: Vec<String> },
     /// Replace categorical `column` by one 0/1 column per category, named
     /// `column=category`. An unseen category gives all zeros, or an error
-    /// when `unknown` is `error`.
+    /// when `unknown` is `error`. The category in `drop` (known, but given
+    /// no column) is all zeros too, so the columns are not collinear with
+    /// an intercept. Categories that are numbers are kept in one spelling
+    /// (`1.0` and `1` are the category `1`; see
+    /// [`crate::transform::category_key`]).
     OneHot {
         column: String,
         categories: Vec<String>,
         unknown: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drop: Option<String>,
     },
     /// Add products of `columns` up to `degree` (named `a*b`, `a^2`).
     Polynomial {

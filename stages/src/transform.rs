@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::table::{Column, ColumnData, Table};
 
@@ -75,8 +75,15 @@ impl Transform {
     pub fn creates(&self) -> Vec<String> {
         match self {
             Transform::OneHot {
-                column, categories, ..
-            } => categories.iter().map(|c| format!("{column}={c}")).collect(),
+                column,
+                categories,
+                drop,
+                ..
+            } => categories
+                .iter()
+                .filter(|c| Some(*c) != drop.as_ref())
+                .map(|c| format!("{column}={c}"))
+                .collect(),
             Transform::Polynomial {
                 columns,
                 degree,
@@ -113,7 +120,8 @@ impl Transform {
                 column,
                 categories,
                 unknown,
-            } => apply_one_hot(t, column, categories, unknown, op)?,
+                drop,
+            } => apply_one_hot(t, column, categories, drop.as_deref(), unknown, op)?,
             Transform::Polynomial {
                 columns,
                 degree,
@@ -234,11 +242,39 @@ fn apply_normalize(t: &mut Table, columns: &[String], op: &'static str) -> Resul
     Ok(())
 }
 
-/// Replaces `column` by one 0/1 column per category.
+/// The spelling under which a category is matched: a value that is a
+/// plain decimal number loses the zeros after its point (`1.0` and `1`
+/// are the category `1`, `2.50` is `2.5`), so a column read as text from
+/// a CSV written by pandas (`1.0`) and one sent by a client (`1`) agree.
+/// Anything else is kept as written: `007` stays `007`.
+pub fn category_key(v: &str) -> std::borrow::Cow<'_, str> {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let Some((int, frac)) = digits.split_once('.') else {
+        return v.into();
+    };
+    if int.is_empty()
+        || frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || !frac.ends_with('0')
+    {
+        return v.into();
+    }
+    let kept = frac.trim_end_matches('0');
+    let sign = if v.starts_with('-') { "-" } else { "" };
+    if kept.is_empty() {
+        format!("{sign}{int}").into()
+    } else {
+        format!("{sign}{int}.{kept}").into()
+    }
+}
+
+/// Replaces `column` by one 0/1 column per category (but `drop`).
 fn apply_one_hot(
     t: &mut Table,
     column: &str,
     categories: &[String],
+    drop: Option<&str>,
     unknown: &str,
     op: &'static str,
 ) -> Result<(), ApplyError> {
@@ -258,11 +294,22 @@ fn apply_one_hot(
             op,
         });
     };
-    let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; categories.len()];
+    // Categories of models fitted before `category_key` may be spelled
+    // `1.0`: match by key on both sides.
+    let keys: Vec<std::borrow::Cow<'_, str>> = categories.iter().map(|c| category_key(c)).collect();
+    let kept: Vec<usize> = (0..categories.len())
+        .filter(|&k| Some(categories[k].as_str()) != drop)
+        .collect();
+    let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; kept.len()];
     for (row, v) in values.iter().enumerate() {
         let Some(v) = v else { continue };
-        match categories.iter().position(|c| c == v) {
-            Some(k) => new[k][row] = 1.0,
+        let key = category_key(v);
+        match keys.iter().position(|c| *c == key) {
+            Some(k) => {
+                if let Some(slot) = kept.iter().position(|&i| i == k) {
+                    new[slot][row] = 1.0;
+                }
+            }
             None if unknown == "error" => {
                 return Err(ApplyError::UnknownCategory {
                     column: column.to_string(),
@@ -273,16 +320,62 @@ fn apply_one_hot(
             None => {}
         }
     }
-    let cols = categories
+    let cols = kept
         .iter()
         .zip(new)
-        .map(|(c, v)| Column {
-            name: format!("{column}={c}"),
+        .map(|(&k, v)| Column {
+            name: format!("{column}={}", categories[k]),
             data: ColumnData::Numeric(v),
         })
         .collect::<Vec<_>>();
     t.columns.splice(pos..=pos, cols);
     Ok(())
+}
+
+/// A category met at scoring time that the one-hot encoder of `column` did
+/// not see in training, and how many rows had it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnseenCategory {
+    pub column: String,
+    pub value: String,
+    pub rows: usize,
+}
+
+/// The categories of `t`'s raw columns that the one-hot steps of `chain`
+/// did not see in training (they encode as all zeros, or fail with
+/// `unknown: error`), with their row counts, in the order met.
+pub fn unseen_categories(chain: &[Transform], t: &Table) -> Vec<UnseenCategory> {
+    let mut out: Vec<UnseenCategory> = Vec::new();
+    for step in chain {
+        let Transform::OneHot {
+            column, categories, ..
+        } = step
+        else {
+            continue;
+        };
+        let Some(ColumnData::Categorical(values)) = t.column(column).map(|c| &c.data) else {
+            continue;
+        };
+        let keys: Vec<std::borrow::Cow<'_, str>> =
+            categories.iter().map(|c| category_key(c)).collect();
+        for v in values.iter().flatten() {
+            if keys.iter().any(|k| *k == category_key(v)) {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|u| u.column == *column && u.value == *v)
+            {
+                Some(u) => u.rows += 1,
+                None => out.push(UnseenCategory {
+                    column: column.clone(),
+                    value: v.clone(),
+                    rows: 1,
+                }),
+            }
+        }
+    }
+    out
 }
 
 /// Applies `steps` in order and records them in the table's chain.
@@ -525,6 +618,62 @@ mod tests {
     }
 
     #[test]
+    fn numeric_categories_have_one_spelling() {
+        for (v, key) in [
+            ("1.0", "1"),
+            ("1", "1"),
+            ("2.50", "2.5"),
+            ("-3.000", "-3"),
+            ("007", "007"),
+            ("1.05", "1.05"),
+            ("a.0", "a.0"),
+            (".0", ".0"),
+            ("1.", "1."),
+        ] {
+            assert_eq!(category_key(v), key, "{v}");
+        }
+    }
+
+    #[test]
+    fn unseen_categories_are_counted_and_dropped_levels_are_known() {
+        let chain = vec![Transform::OneHot {
+            column: "c".into(),
+            categories: vec!["1".into(), "x".into()],
+            unknown: "ignore".into(),
+            drop: Some("1".into()),
+        }];
+        let mut tab = Table {
+            columns: vec![Column {
+                name: "c".into(),
+                data: ColumnData::Categorical(vec![
+                    Some("1.0".into()),
+                    Some("z".into()),
+                    Some("x".into()),
+                    Some("z".into()),
+                    None,
+                ]),
+            }],
+            target: None,
+            transforms: vec![],
+        };
+        let u = unseen_categories(&chain, &tab);
+        assert_eq!(
+            u,
+            vec![UnseenCategory {
+                column: "c".into(),
+                value: "z".into(),
+                rows: 2
+            }]
+        );
+        apply_all(&chain, &mut tab).unwrap();
+        assert_eq!(tab.names(), ["c=x"]);
+        assert_eq!(
+            tab.column("c=x").unwrap().data,
+            ColumnData::Numeric(vec![0.0, 0.0, 1.0, 0.0, 0.0])
+        );
+    }
+
+    #[test]
     fn chain_applies_and_traces_raw_inputs() {
         let mut tab = t();
         let chain = vec![
@@ -536,6 +685,7 @@ mod tests {
                 column: "c".into(),
                 categories: vec!["x".into(), "y".into()],
                 unknown: "ignore".into(),
+                drop: None,
             },
             Transform::Polynomial {
                 columns: vec!["a".into(), "b".into()],

@@ -7,7 +7,7 @@ use super::gram;
 /// OLS by the normal equations of the centred, unit-norm columns, solved by
 /// Cholesky: about k/2 times fewer flops than QR of the whole matrix, and
 /// well conditioned unless columns are (nearly) collinear — then `None`,
-/// and the caller uses linfa's QR least squares. Returns the coefficients
+/// and the caller uses [`min_norm_least_squares`]. Returns the coefficients
 /// and the intercept.
 pub fn normal_equations(
     x: &Array2<f64>,
@@ -56,9 +56,76 @@ pub fn normal_equations(
     Some((w, b))
 }
 
+/// The minimum-norm least-squares solution, by SVD of the centred design
+/// (as `numpy.linalg.lstsq` and so scikit-learn's `LinearRegression`):
+/// singular values below `eps · max(n, k) · s_max` count as zero. When
+/// columns are collinear (one-hot levels beside an intercept, a column
+/// repeated) there are many exact fits; this one has the smallest
+/// coefficients, so a row unlike the training rows (an unseen category, all
+/// zeros) gets a prediction near the mean instead of ±10¹⁶. Returns the
+/// coefficients and the intercept; `None` if the SVD fails.
+pub fn min_norm_least_squares(
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+    intercept: bool,
+) -> Option<(Vec<f64>, f64)> {
+    use linfa_linalg::svd::SVD;
+    let (n, k) = x.dim();
+    if n == 0 || k == 0 {
+        return None;
+    }
+    let mean = if intercept {
+        x.mean_axis(Axis(0))?
+    } else {
+        Array1::zeros(k)
+    };
+    let ybar = if intercept { y.mean()? } else { 0.0 };
+    let z = x - &mean;
+    let yc = y - ybar;
+    // The SVD of the wide or tall matrix, whichever is thinner to compute.
+    let (u, sigma, vt) = z.svd(true, true).ok()?;
+    let (u, vt) = (u?, vt?);
+    let s_max = sigma.iter().copied().fold(0.0, f64::max);
+    let cutoff = f64::EPSILON * n.max(k) as f64 * s_max;
+    // w = V · S⁺ · Uᵀ · y
+    let uty = u.t().dot(&yc);
+    let scaled: Array1<f64> = uty
+        .iter()
+        .zip(&sigma)
+        .map(|(a, s)| if *s > cutoff { a / s } else { 0.0 })
+        .collect();
+    let w = vt.t().dot(&scaled);
+    let b = ybar - w.dot(&mean);
+    if w.iter().any(|v| !v.is_finite()) || !b.is_finite() {
+        return None;
+    }
+    Some((w.to_vec(), b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One-hot levels that sum to 1 beside an intercept: scikit-learn's
+    /// `LinearRegression().fit(X, y)` on these rows gives coefficients
+    /// [-1, 1] and intercept 11 (the minimum-norm fit), and an all-zero row
+    /// (an unseen category) scores 11, not ±10¹⁶.
+    #[test]
+    fn min_norm_fit_of_a_singular_design_matches_scikit_learn() {
+        let x = ndarray::array![[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]];
+        let y = ndarray::array![10.0, 10.0, 12.0, 12.0];
+        let (w, b) = min_norm_least_squares(&x, &y, true).unwrap();
+        assert!(
+            (w[0] + 1.0).abs() < 1e-12 && (w[1] - 1.0).abs() < 1e-12,
+            "{w:?}"
+        );
+        assert!((b - 11.0).abs() < 1e-12, "{b}");
+        // A full-rank design gets the ordinary least-squares fit.
+        let x = ndarray::array![[0.0], [1.0], [2.0]];
+        let y = ndarray::array![1.0, 3.0, 5.0];
+        let (w, b) = min_norm_least_squares(&x, &y, true).unwrap();
+        assert!((w[0] - 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn normal_equations_recover_the_plane_and_refuse_collinear_columns() {

@@ -123,6 +123,8 @@ struct Metrics {
     latency_sum: f64,
     latency_count: u64,
     feedback: u64,
+    /// Rows scored with a category their model's one-hot encoder never saw.
+    unknown_categories: u64,
 }
 
 impl Metrics {
@@ -139,6 +141,7 @@ impl Metrics {
             latency_sum: 0.0,
             latency_count: 0,
             feedback: 0,
+            unknown_categories: 0,
         }
     }
 }
@@ -912,6 +915,38 @@ fn with_ignored(mut r: Response, ignored: &std::collections::BTreeSet<String>) -
     r
 }
 
+/// The header naming the categories a request sent that the model's
+/// one-hot encoders never saw: `column=value:rows`, comma-separated.
+const UNKNOWN_HEADER: &str = "x-mlcycle-unknown-categories";
+
+/// Adds [`UNKNOWN_HEADER`] to `r` when categories were unseen (escaped and
+/// capped as [`with_ignored`]'s list).
+fn with_unknown(mut r: Response, unknown: &[crate::transform::UnseenCategory]) -> Response {
+    const MAX_NAMES: usize = 50;
+    if unknown.is_empty() {
+        return r;
+    }
+    let mut items: Vec<String> = unknown
+        .iter()
+        .take(MAX_NAMES)
+        .map(|u| {
+            format!(
+                "{}={}:{}",
+                header_escape(&u.column),
+                header_escape(&u.value),
+                u.rows
+            )
+        })
+        .collect();
+    if unknown.len() > MAX_NAMES {
+        items.push(format!("...+{}", unknown.len() - MAX_NAMES));
+    }
+    if let Ok(v) = header::HeaderValue::from_str(&items.join(",")) {
+        r.headers_mut().insert(UNKNOWN_HEADER, v);
+    }
+    r
+}
+
 /// A column name for a header list: bytes outside printable ASCII, and
 /// `,` `%` `"`, as `%XX`; the empty name as `""`.
 fn header_escape(name: &str) -> String {
@@ -938,6 +973,7 @@ async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
         rows: kept,
         ignored,
     } = rows_to_table(&loaded, rows, state.strict_columns)?;
+    let unknown = crate::transform::unseen_categories(&loaded.bundle.model.transforms, &t);
     let pred = loaded.bundle.predict(&t).map_err(|e| {
         problem(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -991,10 +1027,19 @@ async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
             format!("the prediction could not be recorded: {e}"),
         )
     })?;
+    if !unknown.is_empty() {
+        let rows: usize = unknown.iter().map(|u| u.rows).sum();
+        state
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .unknown_categories += rows as u64;
+    }
     Ok(Scored {
         loaded,
         predictions: out,
         ignored,
+        unknown,
     })
 }
 
@@ -1004,6 +1049,9 @@ struct Scored {
     loaded: Arc<Loaded>,
     predictions: Vec<(String, Value)>,
     ignored: std::collections::BTreeSet<String>,
+    /// Categories the model's one-hot encoders never saw (scored as all
+    /// zeros).
+    unknown: Vec<crate::transform::UnseenCategory>,
 }
 
 async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1024,6 +1072,7 @@ async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
             loaded,
             predictions,
             ignored,
+            unknown,
         } = score(&state, rows).await?;
         let r = Json(json!({
             "model_version": loaded.label,
@@ -1034,7 +1083,7 @@ async fn predict(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
                 .collect::<Vec<_>>(),
         }))
         .into_response();
-        Ok::<_, Response>(with_ignored(r, &ignored))
+        Ok::<_, Response>(with_unknown(with_ignored(r, &ignored), &unknown))
     }
     .await
     .unwrap_or_else(|e| e);
@@ -1230,13 +1279,14 @@ async fn invocations(
         let Scored {
             predictions,
             ignored,
+            unknown,
             ..
         } = score(&state, &rows).await?;
         let r = Json(json!({
             "predictions": predictions.into_iter().map(|(_, p)| p).collect::<Vec<_>>()
         }))
         .into_response();
-        Ok::<_, Response>(with_ignored(r, &ignored))
+        Ok::<_, Response>(with_unknown(with_ignored(r, &ignored), &unknown))
     }
     .await
     .unwrap_or_else(|e| e);
@@ -1477,6 +1527,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     s.push_str(&format!(
         "# HELP mlcycle_feedback_total Feedback records stored.\n# TYPE mlcycle_feedback_total counter\nmlcycle_feedback_total {}\n",
         m.feedback
+    ));
+    s.push_str(&format!(
+        "# HELP mlcycle_unknown_categories_total Rows scored with a category the model never saw (encoded as all zeros).\n# TYPE mlcycle_unknown_categories_total counter\nmlcycle_unknown_categories_total {}\n",
+        m.unknown_categories
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
 }

@@ -20,6 +20,23 @@ pub struct OneHotParams {
     columns: Option<Vec<String>>,
     #[serde(default)]
     unknown: UnknownCategory,
+    #[serde(default)]
+    drop: DropCategory,
+}
+
+/// Which category gets no column (scikit-learn's `drop`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropCategory {
+    /// A column for every category. With an intercept the columns sum to
+    /// the intercept's; linear models then take the minimum-norm fit.
+    #[default]
+    None,
+    /// No column for the first category (in sorted order): the reference
+    /// level, as in a statistician's dummy coding.
+    First,
+    /// One column for a two-category feature, every category otherwise.
+    IfBinary,
 }
 
 /// What scoring does with a category unseen in training.
@@ -39,7 +56,7 @@ impl StageKind for OneHot {
         kind: "features.one_hot",
         summary:
             "One-hot encode categorical features: one 0/1 column per category seen in training",
-        version: 1,
+        version: 2,
         inputs: FIT_IN,
         outputs: FIT_OUT,
         params: &[
@@ -48,7 +65,12 @@ impl StageKind for OneHot {
             ParamDoc::new(
                 "unknown",
                 "`ignore` | `error`",
-                "a category unseen in training gives all zeros, or an error",
+                "a category unseen in training gives all zeros (and is counted: `mlcycle predict` warns, `mlcycle serve` names it in a header), or an error",
+            ),
+            ParamDoc::new(
+                "drop",
+                "`none` | `first` | `if_binary`",
+                "the category that gets no column (scikit-learn's `drop`): none, the first in sorted order, or the first of a two-category feature",
             ),
         ],
     };
@@ -65,13 +87,24 @@ impl StageKind for OneHot {
             let Some(ColumnData::Categorical(v)) = t.column(name).map(|c| &c.data) else {
                 unreachable!("checked above")
             };
-            let mut cats: Vec<String> = v.iter().flatten().cloned().collect();
+            // `1.0` and `1` are one category, kept as `1`.
+            let mut cats: Vec<String> = v
+                .iter()
+                .flatten()
+                .map(|c| crate::transform::category_key(c).into_owned())
+                .collect();
             cats.sort();
             cats.dedup();
+            let drop = match p.drop {
+                DropCategory::First => cats.first().cloned(),
+                DropCategory::IfBinary if cats.len() == 2 => cats.first().cloned(),
+                _ => None,
+            };
             steps.push(Transform::OneHot {
                 column: name.clone(),
                 categories: cats,
                 unknown: crate::util::choice_name(&p.unknown),
+                drop,
             });
         }
         apply_all(&steps, &mut t).map_err(StageError::from_error)?;

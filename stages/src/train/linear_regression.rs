@@ -1,8 +1,6 @@
 //! `train.linear_regression`: ordinary least squares, by Cholesky
 //! ([`crate::algo::ols`]) or linfa-linear's QR for collinear features.
 
-use linfa::traits::Fit;
-use linfa::Dataset;
 use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 
@@ -47,18 +45,19 @@ fn fit_ols(p: &OlsParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
             intercept,
         });
     }
-    (d.ctx.log)("features are (nearly) collinear: solving by QR least squares instead");
-    let ds = Dataset::new(d.x.clone(), values(d).clone());
-    let m = linfa_linear::LinearRegression::new()
-        .with_intercept(p.fit_intercept)
-        .fit(&ds)
-        .map_err(|e| {
-            fit_error("OLS", e).with_help(
-                "the features may be collinear or fewer than the rows; try `train.elastic_net`",
-            )
-        })?;
+    (d.ctx.log)(
+        "features are (nearly) collinear: taking the minimum-norm least-squares fit (SVD), as scikit-learn does",
+    );
+    let (coefficients, intercept) =
+        crate::algo::ols::min_norm_least_squares(&d.x, values(d), p.fit_intercept).ok_or_else(
+            || {
+                fit_error("OLS", "the singular value decomposition failed").with_help(
+                    "check the features for missing or infinite values, or try `train.elastic_net`",
+                )
+            },
+        )?;
     Ok(Fitted::Linear {
-        coefficients: m.params().to_vec(),
-        intercept: m.intercept(),
+        coefficients,
+        intercept,
     })
 }
