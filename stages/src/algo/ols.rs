@@ -19,13 +19,7 @@ pub fn normal_equations(
     if n <= k {
         return None;
     }
-    let mean = if intercept {
-        x.mean_axis(Axis(0))?
-    } else {
-        Array1::zeros(k)
-    };
-    let ybar = if intercept { y.mean()? } else { 0.0 };
-    let mut z = x - &mean;
+    let (mut z, mean, ybar) = centred(x, y, intercept)?;
     let norms: Vec<f64> = z.columns().into_iter().map(|c| c.dot(&c).sqrt()).collect();
     if norms.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
         return None;
@@ -56,6 +50,20 @@ pub fn normal_equations(
     Some((w, b))
 }
 
+/// `x` minus its column means, the means, and the mean of `y` (zeros and
+/// `x` itself without an intercept); `None` for no rows.
+fn centred(
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+    intercept: bool,
+) -> Option<(Array2<f64>, Array1<f64>, f64)> {
+    if !intercept {
+        return Some((x.clone(), Array1::zeros(x.ncols()), 0.0));
+    }
+    let mean = x.mean_axis(Axis(0))?;
+    Some((x - &mean, mean, y.mean()?))
+}
+
 /// The minimum-norm least-squares solution, by SVD of the centred design
 /// (as `numpy.linalg.lstsq` and so scikit-learn's `LinearRegression`):
 /// singular values below `eps · max(n, k) · s_max` count as zero. When
@@ -74,13 +82,7 @@ pub fn min_norm_least_squares(
     if n == 0 || k == 0 {
         return None;
     }
-    let mean = if intercept {
-        x.mean_axis(Axis(0))?
-    } else {
-        Array1::zeros(k)
-    };
-    let ybar = if intercept { y.mean()? } else { 0.0 };
-    let z = x - &mean;
+    let (z, mean, ybar) = centred(x, y, intercept)?;
     let yc = y - ybar;
     // The SVD of the wide or tall matrix, whichever is thinner to compute.
     let (u, sigma, vt) = z.svd(true, true).ok()?;

@@ -896,21 +896,28 @@ const IGNORED_HEADER: &str = "x-mlcycle-ignored-columns";
 /// Adds [`IGNORED_HEADER`] to `r` when columns were ignored.
 /// Names are percent-encoded (`,`, `%`, controls and non-ASCII bytes),
 /// so a list always parses back; past 50 names it ends with `...+N`.
-fn with_ignored(mut r: Response, ignored: &std::collections::BTreeSet<String>) -> Response {
-    const MAX_NAMES: usize = 50;
-    if ignored.is_empty() {
+fn with_ignored(r: Response, ignored: &std::collections::BTreeSet<String>) -> Response {
+    with_list(r, IGNORED_HEADER, ignored.iter().map(|n| header_escape(n)))
+}
+
+/// Adds header `name` listing `items` (already escaped), comma-separated;
+/// past 50 items the list ends with `...+N`. No header for no items.
+fn with_list(
+    mut r: Response,
+    name: &'static str,
+    items: impl ExactSizeIterator<Item = String>,
+) -> Response {
+    const MAX_ITEMS: usize = 50;
+    let total = items.len();
+    if total == 0 {
         return r;
     }
-    let mut names: Vec<String> = ignored
-        .iter()
-        .take(MAX_NAMES)
-        .map(|n| header_escape(n))
-        .collect();
-    if ignored.len() > MAX_NAMES {
-        names.push(format!("...+{}", ignored.len() - MAX_NAMES));
+    let mut list: Vec<String> = items.take(MAX_ITEMS).collect();
+    if total > MAX_ITEMS {
+        list.push(format!("...+{}", total - MAX_ITEMS));
     }
-    if let Ok(v) = header::HeaderValue::from_str(&names.join(",")) {
-        r.headers_mut().insert(IGNORED_HEADER, v);
+    if let Ok(v) = header::HeaderValue::from_str(&list.join(",")) {
+        r.headers_mut().insert(name, v);
     }
     r
 }
@@ -921,30 +928,19 @@ const UNKNOWN_HEADER: &str = "x-mlcycle-unknown-categories";
 
 /// Adds [`UNKNOWN_HEADER`] to `r` when categories were unseen (escaped and
 /// capped as [`with_ignored`]'s list).
-fn with_unknown(mut r: Response, unknown: &[crate::transform::UnseenCategory]) -> Response {
-    const MAX_NAMES: usize = 50;
-    if unknown.is_empty() {
-        return r;
-    }
-    let mut items: Vec<String> = unknown
-        .iter()
-        .take(MAX_NAMES)
-        .map(|u| {
+fn with_unknown(r: Response, unknown: &[crate::transform::UnseenCategory]) -> Response {
+    with_list(
+        r,
+        UNKNOWN_HEADER,
+        unknown.iter().map(|u| {
             format!(
                 "{}={}:{}",
                 header_escape(&u.column),
                 header_escape(&u.value),
                 u.rows
             )
-        })
-        .collect();
-    if unknown.len() > MAX_NAMES {
-        items.push(format!("...+{}", unknown.len() - MAX_NAMES));
-    }
-    if let Ok(v) = header::HeaderValue::from_str(&items.join(",")) {
-        r.headers_mut().insert(UNKNOWN_HEADER, v);
-    }
-    r
+        }),
+    )
 }
 
 /// A column name for a header list: bytes outside printable ASCII, and
