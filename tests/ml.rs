@@ -528,3 +528,49 @@ stages:
         serde_json::from_str(&ws.read("artifacts/ols_first/model.json")).unwrap();
     assert_eq!(model["features"], serde_json::json!(["age", "sex=1"]));
 }
+
+/// Imputing from every row and then splitting leaked the test rows'
+/// values into the model (the medians travel in it). The split now
+/// refuses, naming the fix; imputing the training split alone is fine and
+/// the model fills the test rows' gaps with the training median.
+#[test]
+fn imputing_before_the_split_is_refused_as_a_leak() {
+    let leaky = r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  clean: {uses: preprocess.clean, inputs: {data: data.data}, with: {missing: median}}
+  split: {uses: preprocess.split, inputs: {data: clean.data}, with: {test: 0.25, seed: 1}}
+"#;
+    let mut csv = String::from("x,y\n");
+    for i in 0..40 {
+        let x = if i % 7 == 3 {
+            String::new()
+        } else {
+            i.to_string()
+        };
+        csv.push_str(&format!("{x},{}\n", 2 * i + 1));
+    }
+    let ws = Ws::new(leaky);
+    ws.write("d.csv", &csv);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("imputed before this split"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("split.train"), "{}", r.stderr);
+    let fine = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  split: {uses: preprocess.split, inputs: {data: data.data}, with: {test: 0.25, seed: 1}}
+  clean: {uses: preprocess.clean, inputs: {data: split.train}, with: {missing: median}}
+  ols: {uses: train.linear_regression, inputs: {train: clean.data}}
+  ev: {uses: evaluate.regression, inputs: {model: ols.model, test: split.test}}
+"#,
+    );
+    fine.write("d.csv", &csv);
+    let r = fine.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -447,7 +447,9 @@ fn raw_type(chain: &[Transform], name: &str, train: &Table) -> String {
         if step.reads().iter().any(|r| r == name) {
             return match step {
                 Transform::OneHot { .. } => "categorical".into(),
-                Transform::Impute { columns, values } => {
+                Transform::Impute {
+                    columns, values, ..
+                } => {
                     let i = columns.iter().position(|c| c == name).unwrap_or(0);
                     match values.get(i) {
                         Some(crate::transform::Fill::Category(_)) => "categorical".into(),

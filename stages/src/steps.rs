@@ -20,10 +20,15 @@ pub enum Fill {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Transform {
-    /// Fill missing values of `columns[i]` with `values[i]`.
+    /// Fill missing values of `columns[i]` with `values[i]`. `strategy`
+    /// says how the values were found (`mean`, `median`, `mode`
+    /// from the rows the step was fitted on, or `constant`); steps written
+    /// before it have none.
     Impute {
         columns: Vec<String>,
         values: Vec<Fill>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strategy: Option<String>,
     },
     /// `x' = (x - offset) * scale` per column (standard, min-max, max-abs).
     Scale {

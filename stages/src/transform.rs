@@ -103,7 +103,9 @@ impl Transform {
     pub fn apply(&self, t: &mut Table) -> Result<(), ApplyError> {
         let op = self.op();
         match self {
-            Transform::Impute { columns, values } => apply_impute(t, columns, values, op)?,
+            Transform::Impute {
+                columns, values, ..
+            } => apply_impute(t, columns, values, op)?,
             Transform::Scale {
                 columns,
                 offsets,
@@ -680,6 +682,7 @@ mod tests {
             Transform::Impute {
                 columns: vec!["a".into()],
                 values: vec![Fill::Number(0.0)],
+                strategy: None,
             },
             Transform::OneHot {
                 column: "c".into(),

@@ -106,7 +106,7 @@ impl StageKind for Clean {
     const SPEC: StageSpec = StageSpec {
         kind: "preprocess.clean",
         summary: "Drop duplicate rows, drop or impute missing values, drop outliers (z-score or IQR); reports what it removed",
-        version: 1,
+        version: 2,
         inputs: CLEAN_IN,
         outputs: CLEAN_OUT,
         params: &[
@@ -313,8 +313,13 @@ impl CleanParams {
         }
         report.insert("imputed".into(), Value::Object(filled));
         if !columns.is_empty() {
-            crate::transform::apply_all(&[Transform::Impute { columns, values }], t)
-                .map_err(StageError::from_error)?;
+            let strategy = Some(self.missing.as_str().to_string());
+            let step = Transform::Impute {
+                columns,
+                values,
+                strategy,
+            };
+            crate::transform::apply_all(&[step], t).map_err(StageError::from_error)?;
         }
         Ok(())
     }

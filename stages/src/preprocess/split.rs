@@ -72,7 +72,7 @@ impl StageKind for Split {
     const SPEC: StageSpec = StageSpec {
         kind: "preprocess.split",
         summary: "Split a table into train, test and validation rows (seeded, optionally stratified)",
-        version: 1,
+        version: 2,
         inputs: SPLIT_IN,
         outputs: SPLIT_OUT,
         params: &[
@@ -114,6 +114,7 @@ impl StageKind for Split {
                 t.n_rows()
             )));
         }
+        refuse_fitted_imputation(&t)?;
         let [train, test, validation] = p.split(&t)?;
         if train.is_empty() {
             return Err(StageError::new("no rows are left for training")
@@ -240,6 +241,30 @@ impl SplitParams {
         }
         Ok(fold)
     }
+}
+
+/// A table whose gaps were filled from its own rows (`missing: mean`,
+/// `median` or `mode` in `preprocess.clean`) before this split:
+/// the fill values saw the test rows, and they travel inside the model.
+fn refuse_fitted_imputation(t: &Table) -> Result<(), StageError> {
+    let fitted = t.transforms.iter().find_map(|s| match s {
+        crate::transform::Transform::Impute {
+            columns,
+            strategy: Some(how),
+            ..
+        } if how != "constant" => Some((how.clone(), columns.clone())),
+        _ => None,
+    });
+    let Some((how, columns)) = fitted else {
+        return Ok(());
+    };
+    Err(StageError::new(format!(
+        "the rows were imputed before this split (`missing: {how}` on {}): the fill values were computed on every row, test rows included, and the model would carry them (a leak)",
+        columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    ))
+    .with_help(
+        "split first and clean the `train` output (`inputs: {data: split.train}`): the model then fills the test rows' gaps with the training rows' values; or use `missing: drop` or `missing: constant` before the split",
+    ))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ impl StageKind for LinearRegression {
     type Params = OlsParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.linear_regression",
-        summary: "Ordinary least squares linear regression (normal equations by Cholesky; linfa-linear's QR for collinear features)",
+        summary: "Ordinary least squares linear regression (normal equations by Cholesky; the minimum-norm SVD fit for collinear features)",
         version: 2, // 2: normal equations by Cholesky (was QR)
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
