@@ -141,8 +141,9 @@ fn stratifying_a_numeric_target_is_explained() {
     assert_eq!(r.code, 1);
     assert!(
         r.stderr
-            .contains("`stratify` needs a categorical target; `price` is numeric"),
+            .contains("`stratify` keeps each class's share, but the target `price` is continuous"),
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("stratify: false"), "{}", r.stderr);
 }

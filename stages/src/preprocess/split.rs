@@ -168,12 +168,29 @@ impl SplitParams {
                     .with_help("name it with `target:` in the dataset stage")
             })?;
             let col = t.column(target).expect("the target column exists");
-            let ColumnData::Categorical(values) = &col.data else {
-                return Err(StageError::new(format!(
-                    "`stratify` needs a categorical target; `{target}` is numeric"
-                ))
-                .with_help("set `stratify: false` for regression targets"));
+            // Class labels: categories, or a few whole numbers (the
+            // classifiers' rule, see `train::class_target`).
+            let values: Vec<Option<String>> = match &col.data {
+                ColumnData::Categorical(values) => values.clone(),
+                ColumnData::Numeric(v) => {
+                    let mut distinct = v.clone();
+                    distinct.sort_by(f64::total_cmp);
+                    distinct.dedup();
+                    let whole = v.iter().all(|x| x.is_finite() && x.fract() == 0.0);
+                    if !whole || distinct.len() > 50 {
+                        return Err(StageError::new(format!(
+                            "`stratify` keeps each class's share, but the target `{target}` is continuous ({} distinct values, e.g. {})",
+                            distinct.len(),
+                            crate::table::short(v[0])
+                        ))
+                        .with_help("set `stratify: false` for a regression target"));
+                    }
+                    v.iter()
+                        .map(|x| Some(crate::table::format_number(*x)))
+                        .collect()
+                }
             };
+            let values = &values;
             let mut classes: Vec<&Option<String>> = values.iter().collect();
             classes.sort();
             classes.dedup();
@@ -318,6 +335,33 @@ mod tests {
             .split(&t)
             .unwrap();
         assert_ne!(other[1], b);
+    }
+
+    /// Whole-number class labels (0/1) stratify as the classifiers take
+    /// them; they were refused as "regression targets".
+    #[test]
+    fn integer_class_labels_stratify() {
+        let t = Table {
+            columns: vec![Column {
+                name: "y".into(),
+                data: ColumnData::Numeric((0..40).map(|i| f64::from(i % 4 == 0)).collect()),
+            }],
+            target: Some("y".into()),
+            transforms: vec![],
+        };
+        let p = stage(serde_json::json!({"test": 0.2, "stratify": true}));
+        let [_, test, _] = p.split(&t).unwrap();
+        let ones = test.iter().filter(|&&r| r % 4 == 0).count();
+        assert_eq!((test.len(), ones), (8, 2));
+        let cont = Table {
+            columns: vec![Column {
+                name: "y".into(),
+                data: ColumnData::Numeric((0..40).map(|i| f64::from(i) + 0.5).collect()),
+            }],
+            ..t
+        };
+        let e = p.split(&cont).unwrap_err();
+        assert!(e.to_string().contains("continuous"), "{e}");
     }
 
     #[test]
