@@ -134,3 +134,93 @@ fn a_stage_cannot_write_through_a_folder_swapped_for_a_symlink_while_it_runs() {
         .collect();
     assert!(left.is_empty(), "written outside: {left:?}");
 }
+
+/// A stage kind that sleeps and writes when it ran and how many threads
+/// its pool has.
+struct Nap;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NapParams {}
+
+impl mlcycle_pipeline::StageKind for Nap {
+    type Params = NapParams;
+    const SPEC: mlcycle_pipeline::StageSpec = mlcycle_pipeline::StageSpec {
+        kind: "test.nap",
+        summary: "Sleeps 300 ms, writes its start, end and pool size",
+        version: 1,
+        inputs: &[],
+        outputs: &[mlcycle_pipeline::PortSpec::output(
+            "out",
+            "nap.txt",
+            mlcycle_pipeline::Artifact::ANY,
+            "start end threads",
+        )],
+        params: &[],
+    };
+
+    fn run(
+        _: &NapParams,
+        ctx: &mlcycle_pipeline::RunContext<'_>,
+    ) -> Result<(), mlcycle_pipeline::StageError> {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        let start = now();
+        std::thread::sleep(Duration::from_millis(300));
+        let text = format!("{start} {} {}", now(), rayon::current_num_threads());
+        std::fs::write(ctx.output("out")?, text)?;
+        Ok(())
+    }
+}
+
+fn naps(yaml: &str) -> Vec<(u128, u128, usize)> {
+    let ws = workspace(yaml);
+    let mut registry = StageRegistry::new();
+    registry.register(Nap).unwrap();
+    let session = Session::open(
+        &ws.path().join("mlcycle.yaml"),
+        &SessionOptions::new(&registry),
+    )
+    .unwrap();
+    let summary = session.run(&RunRequest::default(), &()).unwrap().summary;
+    assert!(summary.succeeded());
+    ["a", "b"]
+        .iter()
+        .map(|s| {
+            let t =
+                std::fs::read_to_string(ws.path().join(format!("artifacts/{s}/nap.txt"))).unwrap();
+            let v: Vec<&str> = t.split(' ').collect();
+            (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// In-process stages hold a share of the CPU budget: by default all the
+/// cores, in a thread pool of their own, so two of them run one after the
+/// other (they shared the process-wide pool and ran side by side, and one
+/// stage's parallel work queued behind the other's); with
+/// `resources: {cpus: 1}` they fit side by side, each with one thread.
+#[test]
+fn in_process_stages_hold_their_share_of_the_cpu_budget() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_default = naps("stages:\n  a: {uses: test.nap}\n  b: {uses: test.nap}\n");
+    let (a, b) = (by_default[0], by_default[1]);
+    assert!(a.1 <= b.0 || b.1 <= a.0, "overlapped: {a:?} {b:?}");
+    assert_eq!((a.2, b.2), (cores, cores));
+    if cores >= 2 {
+        let small = naps(
+            "stages:\n  a: {uses: test.nap, resources: {cpus: 1}}\n  b: {uses: test.nap, resources: {cpus: 1}}\n",
+        );
+        let (a, b) = (small[0], small[1]);
+        assert!(a.0 < b.1 && b.0 < a.1, "did not overlap: {a:?} {b:?}");
+        assert_eq!((a.2, b.2), (1, 1));
+    }
+}

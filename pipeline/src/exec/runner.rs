@@ -32,6 +32,9 @@ pub(crate) struct StageJob<'a> {
     pub key: &'a str,
     /// Lock records of the upstream stages (for a Slurm job's spec).
     pub upstream: &'a BTreeMap<String, LockEntry>,
+    /// The cores the stage may use here (its share of the run's CPU
+    /// budget): an in-process stage gets a thread pool of this size.
+    pub cpus: usize,
 }
 
 /// What a runner left behind.

@@ -103,6 +103,8 @@ struct Job {
     upstream: BTreeMap<String, LockEntry>,
     /// What the stage's record says it wrote (bytes it may replace freely).
     recorded: BTreeMap<String, OutRecord>,
+    /// The cores it holds of the run's CPU budget while it runs.
+    cpus: usize,
 }
 
 /// What every worker shares.
@@ -170,6 +172,29 @@ pub fn run(
         memo: memo.into_inner(),
         ..out
     })
+}
+
+/// The cores a local run may keep busy at once.
+fn cpu_budget() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The cores stage `s` holds while it runs here: its `resources: {cpus}`,
+/// else one for a command (one process) and the whole budget for an
+/// in-process stage (its parallel numerics use every core). Under Slurm
+/// nothing is held here.
+fn stage_cpus(p: &Pipeline, s: &StageDef, slurm: bool) -> usize {
+    if slurm {
+        return 0;
+    }
+    let asked = p.resources.get(&s.id).and_then(|r| r.cpus);
+    match (asked, &s.action) {
+        (Some(n), _) => usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .clamp(1, cpu_budget()),
+        (None, Action::Command { .. }) => 1,
+        (None, Action::Builtin(_)) => cpu_budget(),
+    }
 }
 
 /// A worker: takes jobs until the channel closes.
@@ -248,16 +273,38 @@ impl<'a> Coordinator<'a> {
         let shared = self.shared;
         let interrupt = &shared.opts.interrupt;
         let mut in_flight = 0usize;
+        // The CPU budget (Snakemake's `--cores`): a stage starts when its
+        // cores fit beside those in use, or when nothing else runs.
+        let budget = cpu_budget();
+        let mut used = 0usize;
+        let mut held: Option<Job> = None;
+        let mut holding = vec![0usize; shared.p.stages.len()];
         loop {
             if !self.stopping && interrupt.is_set() {
                 self.stopping = true;
             }
             if self.stopping {
+                if let Some(job) = held.take() {
+                    let r = skipped(shared.p, job.stage, "run interrupted".into());
+                    self.local.push_back((job.stage, (r, None)));
+                }
                 self.skip_unstarted();
             } else {
                 while in_flight < jobs && self.local.is_empty() {
-                    let Some(i) = self.queue.pop() else { break };
-                    let Some(job) = self.decide(i) else { break };
+                    let job = match held.take() {
+                        Some(job) => job,
+                        None => {
+                            let Some(i) = self.queue.pop() else { break };
+                            let Some(job) = self.decide(i) else { break };
+                            job
+                        }
+                    };
+                    if in_flight > 0 && used + job.cpus > budget {
+                        held = Some(job);
+                        break;
+                    }
+                    used += job.cpus;
+                    holding[job.stage] = job.cpus;
                     if job_tx.send(job).is_err() {
                         break;
                     }
@@ -277,6 +324,7 @@ impl<'a> Coordinator<'a> {
                     }
                     Ok(Msg::Done(i, done)) => {
                         in_flight -= 1;
+                        used -= std::mem::take(&mut holding[i]);
                         (i, *done)
                     }
                     Err(_) => break,
@@ -368,12 +416,19 @@ impl<'a> Coordinator<'a> {
                 }
             }
         }
+        // A restore copies files; only a stage that runs holds cores.
+        let cpus = if matches!(a.verdict, Verdict::Restore(_)) {
+            0
+        } else {
+            stage_cpus(self.shared.p, s, self.shared.slurm.is_some())
+        };
         Some(Job {
             stage: i,
             assessment: a,
             t0,
             upstream,
             recorded,
+            cpus,
         })
     }
 
@@ -551,6 +606,9 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         run_id: opts.run_id,
         key: &key,
         upstream: &job.upstream,
+        // The pool size (a restore that fell back to running holds none of
+        // the budget, but still gets its cores).
+        cpus: stage_cpus(shared.p, s, shared.slurm.is_some()).max(job.cpus),
     };
     let stored = match runner.run(&stage_job) {
         Ok(Produced::Stored { entry, job }) => {
