@@ -188,6 +188,10 @@ pub struct PredictArgs {
     /// Print one JSON object per row instead of CSV.
     #[arg(long)]
     pub json: bool,
+    /// Add every class's probability (`proba_<class>` columns) for a
+    /// classifier that gives probabilities.
+    #[arg(long)]
+    pub proba: bool,
 }
 
 #[derive(Debug, Args)]

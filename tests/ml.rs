@@ -573,4 +573,108 @@ stages:
     fine.write("d.csv", &csv);
     let r = fine.run(&["run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Every feature gets a fill value, also one without gaps in the
+    // training rows: a later row's gap there is filled too (as
+    // scikit-learn's SimpleImputer; it was an error at scoring time).
+    let later = Ws::new(
+        r#"
+stages:
+  train: {uses: dataset.csv, with: {path: train.csv, target: y}}
+  test: {uses: dataset.csv, with: {path: test.csv, target: y}}
+  clean: {uses: preprocess.clean, inputs: {data: train.data}, with: {missing: median}}
+  ols: {uses: train.linear_regression, inputs: {train: clean.data}}
+  ev: {uses: evaluate.regression, inputs: {model: ols.model, test: test.data}}
+"#,
+    );
+    later.write(
+        "train.csv",
+        "a,b,y
+1,1,3
+,2,5
+3,3,7
+4,5,9
+5,4,11
+",
+    );
+    later.write(
+        "test.csv",
+        "a,b,y
+2,,5
+,3,7
+",
+    );
+    let r = later.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// `evaluate.*` writes a predictions table (row, truth, prediction and
+/// every class probability) and `mlcycle predict --proba` prints every
+/// class's probability; a model without probabilities says so.
+#[test]
+fn predictions_tables_and_every_class_probability() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.builtin, with: {name: iris}}
+  split: {uses: preprocess.split, inputs: {data: data.data}, with: {test: 0.3, seed: 1, stratify: true}}
+  lr: {uses: train.logistic_regression, inputs: {train: split.train}}
+  ev: {uses: evaluate.classification, inputs: {model: lr.model, test: split.test}}
+  bundle: {uses: deploy.bundle, inputs: {model: lr.model}}
+  svm: {uses: train.svm, inputs: {train: split.train}}
+  svm_bundle: {uses: deploy.bundle, inputs: {model: svm.model}}
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = ws.run(&["show", "ev.predictions", "-n", "0"]);
+    assert!(s.stdout.starts_with("45 rows × 6 columns"), "{}", s.stdout);
+    for c in [
+        "row",
+        "truth",
+        "prediction",
+        "proba_setosa",
+        "proba_virginica",
+    ] {
+        assert!(s.stdout.contains(c), "{c}: {}", s.stdout);
+    }
+    ws.write(
+        "rows.csv",
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+    );
+    let r = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/bundle/bundle",
+        "--input",
+        "rows.csv",
+        "--proba",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut lines = r.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[header.len() - 3..],
+        ["proba_setosa", "proba_versicolor", "proba_virginica"],
+        "{}",
+        r.stdout
+    );
+    for l in lines {
+        let p: f64 = l
+            .split(',')
+            .rev()
+            .take(3)
+            .map(|v| v.parse::<f64>().unwrap())
+            .sum();
+        assert!((p - 1.0).abs() < 1e-9, "{l}");
+    }
+    let r = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/svm_bundle/bundle",
+        "--input",
+        "rows.csv",
+        "--proba",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no class probabilities"), "{}", r.stderr);
 }

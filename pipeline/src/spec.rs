@@ -431,9 +431,13 @@ pub fn choices(ty: &str) -> Vec<&str> {
     if !ty.starts_with('`') {
         return Vec::new();
     }
-    ty.split('|')
-        .filter_map(|c| c.trim().strip_prefix('`')?.strip_suffix('`'))
-        .collect()
+    let parts: Option<Vec<&str>> = ty
+        .split('|')
+        .map(|c| c.trim().strip_prefix('`')?.strip_suffix('`'))
+        .collect();
+    // `` `sqrt` | `all` | integer `` also takes a number: not a choice
+    // among strings only (the kind's own check judges it).
+    parts.unwrap_or_default()
 }
 
 /// For a string that is not one of its param's choices: the nearest one
@@ -696,6 +700,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(e[0].path, vec!["method"]);
         assert_eq!(e[0].message, "`method` must be one of: standard, min_max");
+        assert_eq!(choices("`sqrt` | `all` | integer"), Vec::<&str>::new());
+        assert_eq!(choices("`a` | `b`"), ["a", "b"]);
     }
 
     #[test]

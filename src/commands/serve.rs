@@ -63,6 +63,7 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
 
 pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
     use mlcycle_stages::deploy::Bundle;
+    use mlcycle_stages::model::Predictions;
     let bundle = Bundle::load(&a.bundle).map_err(|e| CliError::Predict {
         message: e.to_string(),
         help: "rebuild the bundle with `mlcycle run`; a bundle is the folder with bundle.json"
@@ -119,7 +120,17 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
             needs()
         ),
     })?;
-    let scored = bundle.with_predictions(&rows, &pred);
+    if a.proba && !matches!(pred, Predictions::Classes { proba: Some(_), .. }) {
+        return Err(CliError::Predict {
+            message: format!(
+                "`--proba`: the model `{}` ({}) gives no class probabilities",
+                bundle.manifest.name, bundle.model.kind
+            ),
+            help: "class probabilities come from logistic regression, naive Bayes, decision trees and random forests; drop `--proba`".into(),
+        }
+        .into());
+    }
+    let scored = bundle.with_predictions(&rows, &pred, a.proba);
     tracing::info!(
         rows = rows.n_rows(),
         model = %bundle.manifest.name,

@@ -305,6 +305,10 @@ impl<'a> Coordinator<'a> {
                     }
                     used += job.cpus;
                     holding[job.stage] = job.cpus;
+                    // A stage's time starts when it gets its cores, not
+                    // while it waits for them.
+                    let mut job = job;
+                    job.t0 = Instant::now();
                     if job_tx.send(job).is_err() {
                         break;
                     }

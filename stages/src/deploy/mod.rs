@@ -208,7 +208,10 @@ impl Bundle {
 
     /// `t` with a `prediction` column (and `probability` for classifiers
     /// that have one) appended.
-    pub fn with_predictions(&self, t: &Table, p: &Predictions) -> Table {
+    /// `t` with the predictions of `p` added: `prediction` and, for a
+    /// classifier with probabilities, `probability` (of the predicted
+    /// class), and with `every_class` one `proba_<class>` column per class.
+    pub fn with_predictions(&self, t: &Table, p: &Predictions, every_class: bool) -> Table {
         let mut out = t.clone();
         match p {
             Predictions::Values(v) => out.columns.push(Column {
@@ -229,6 +232,18 @@ impl Bundle {
                         name: "probability".into(),
                         data: ColumnData::Numeric(ids.iter().zip(pr).map(|(&i, p)| p[i]).collect()),
                     });
+                    if every_class {
+                        for (k, class) in self.model.classes.iter().enumerate() {
+                            out.columns.push(Column {
+                                name: format!("proba_{class}"),
+                                data: ColumnData::Numeric(
+                                    pr.iter()
+                                        .map(|r| r.get(k).copied().unwrap_or(0.0))
+                                        .collect(),
+                                ),
+                            });
+                        }
+                    }
                 }
             }
         }

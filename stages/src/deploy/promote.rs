@@ -159,7 +159,7 @@ impl PromoteParams {
         champion: Option<&ModelVersion>,
         score: &dyn Fn(&Model) -> Result<f64, StageError>,
     ) -> Result<(bool, Option<f64>, String), StageError> {
-        let lower = matches!(metric, "mse" | "rmse" | "mae");
+        let lower = crate::evaluate::lower_is_better(metric);
         Ok(match champion {
             None => (
                 true,

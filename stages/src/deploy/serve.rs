@@ -933,12 +933,9 @@ fn with_unknown(r: Response, unknown: &[crate::transform::UnseenCategory]) -> Re
         r,
         UNKNOWN_HEADER,
         unknown.iter().map(|u| {
-            format!(
-                "{}={}:{}",
-                header_escape(&u.column),
-                header_escape(&u.value),
-                u.rows
-            )
+            // `=` and `:` separate the parts: escaped inside them.
+            let part = |x: &str| header_escape(x).replace('=', "%3D").replace(':', "%3A");
+            format!("{}={}:{}", part(&u.column), part(&u.value), u.rows)
         }),
     )
 }

@@ -24,6 +24,7 @@ const CLS_OUT: &[PortSpec] = &[
         crate::ports::PLOT,
         "`confusion` heat map and, for binary models with scores, `roc` (SVG and PNG)",
     ),
+    super::PREDICTIONS_OUT,
 ];
 
 /// `evaluate.classification`.
@@ -35,7 +36,7 @@ impl StageKind for Classification {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.classification",
         summary: "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC",
-        version: 2,
+        version: 3,
         inputs: EVAL_IN,
         outputs: CLS_OUT,
         params: &[],
@@ -59,6 +60,17 @@ impl StageKind for Classification {
         };
         let (truth, labels) = truth_classes(&m, &test)?;
         let mut metrics = classification_metrics(&truth, &ids, &labels, proba.as_deref());
+        let names = |v: &[usize]| {
+            crate::table::ColumnData::Categorical(
+                v.iter().map(|&i| labels.get(i).cloned()).collect(),
+            )
+        };
+        super::write_predictions(
+            ctx,
+            names(&truth),
+            names(&ids),
+            proba.as_deref().map(|p| (p, &m.classes[..])),
+        )?;
         (ctx.log)(&format!(
             "{} rows: accuracy {}, F1 macro {}{}",
             truth.len(),

@@ -66,10 +66,7 @@ const COMPARE_OUT: &[PortSpec] = &[
     ),
 ];
 
-/// Metrics where lower is better.
-fn lower_is_better(metric: &str) -> bool {
-    matches!(metric, "mse" | "rmse" | "mae")
-}
+use super::lower_is_better;
 
 impl StageKind for Compare {
     type Params = CompareParams;
@@ -80,7 +77,7 @@ impl StageKind for Compare {
         inputs: COMPARE_IN,
         outputs: COMPARE_OUT,
         params: &[
-            ParamDoc::new("metric", "string", "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors").unset("r2 or accuracy"),
+            ParamDoc::new("metric", "string", "the metric that decides (`r2`, `mse`, `rmse`, `mae`, `accuracy`, `f1_macro`, …); lower is better for errors and `log_loss`").unset("r2 or accuracy"),
             ParamDoc::new("min_improvement", "number", "the challenger must beat the reference by at least this much; a tie keeps the reference unless this is negative"),
             ParamDoc::new("fail", "bool", "fail the stage when the challenger does not pass, so dependents do not run"),
         ],
@@ -121,8 +118,10 @@ impl StageKind for Compare {
             if passed { "passed" } else { "failed" },
             short(va),
             short(vb),
-            if gain == 0.0 {
+            if gain == 0.0 && !passed {
                 "a tie, which keeps the reference".to_string()
+            } else if gain == 0.0 {
+                "a tie, allowed by a negative min_improvement".to_string()
             } else {
                 format!("improvement {}", short(gain))
             },

@@ -191,11 +191,15 @@ pub fn classification_metrics(
     m.insert("precision_weighted".into(), json!(wp / n));
     m.insert("recall_weighted".into(), json!(wr / n));
     m.insert("f1_weighted".into(), json!(wf / n));
-    if let Some(p) = proba {
+    // Probabilities cover the model's classes; a test label it never saw
+    // has none, and then neither log loss nor AUC is defined (scikit-learn
+    // raises or gives NaN): they are left out.
+    let classes = proba.and_then(|p| p.first()).map_or(0, Vec::len);
+    let all_known = truth.iter().all(|&t| t < classes);
+    if let Some(p) = proba.filter(|_| all_known) {
         if let Some(l) = log_loss(truth, p) {
             m.insert("log_loss".into(), json!(l));
         }
-        let classes = p.first().map_or(0, Vec::len);
         if classes == 2 {
             let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
             let auc = roc_auc(truth, &scores);
@@ -233,8 +237,8 @@ pub fn log_loss(truth: &[usize], proba: &[Vec<f64>]) -> Option<f64> {
 /// One-vs-rest ROC AUC averaged over the classes (scikit-learn's
 /// `roc_auc_score(multi_class="ovr", average="macro")`): class `c`'s
 /// probability scores "is `c`" against "is not". `proba` is rows × classes.
-/// Classes without both positive and negative test rows have no AUC and
-/// are left out of the average; `None` when no class has one.
+/// As in scikit-learn, every class must have both positive and negative
+/// test rows; `None` (left out of the metrics) otherwise.
 pub fn roc_auc_ovr_macro(truth: &[usize], proba: &[Vec<f64>]) -> Option<f64> {
     let classes = proba.first().map_or(0, Vec::len);
     let aucs: Vec<f64> = (0..classes)
@@ -243,9 +247,9 @@ pub fn roc_auc_ovr_macro(truth: &[usize], proba: &[Vec<f64>]) -> Option<f64> {
             let scores: Vec<f64> = proba.iter().map(|r| r[c]).collect();
             roc_auc(&is_c, &scores)
         })
-        .filter(|a| a.is_finite())
         .collect();
-    (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
+    let defined = !aucs.is_empty() && aucs.iter().all(|a| a.is_finite());
+    defined.then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
 }
 
 /// Area under the ROC curve by the rank statistic (ties share ranks);
@@ -281,6 +285,11 @@ pub fn roc_auc(truth: &[usize], score: &[f64]) -> f64 {
     (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
+/// Metrics where lower is better: the errors and the log loss.
+pub fn lower_is_better(metric: &str) -> bool {
+    matches!(metric, "mse" | "rmse" | "mae" | "log_loss")
+}
+
 /// Whether a challenger that is better than the reference by `gain` (in
 /// the deciding metric, positive when better) passes a gate asking for at
 /// least `need`. A tie (`gain` of exactly 0) keeps the reference unless the
@@ -297,6 +306,58 @@ fn write_metrics(ctx: &RunContext<'_>, m: &Map<String, Value>) -> Result<(), Sta
     std::fs::write(ctx.output("metrics")?, s)
         .map_err(|e| StageError::caused_by("cannot write metrics", e))
 }
+
+/// The predictions table of an `evaluate.*` stage: `row` (the test row's
+/// 0-based index), `truth`, `prediction` and, for a model with class
+/// probabilities, `proba_<class>` per class (rows × 3 + classes). Written
+/// as Arrow IPC like every table (`mlcycle show`, pandas `read_feather`).
+fn write_predictions(
+    ctx: &RunContext<'_>,
+    truth: ColumnData,
+    prediction: ColumnData,
+    proba: Option<(&[Vec<f64>], &[String])>,
+) -> Result<(), StageError> {
+    let n = truth.len();
+    let mut columns = vec![
+        crate::table::Column {
+            name: "row".into(),
+            data: ColumnData::Numeric((0..n).map(|i| i as f64).collect()),
+        },
+        crate::table::Column {
+            name: "truth".into(),
+            data: truth,
+        },
+        crate::table::Column {
+            name: "prediction".into(),
+            data: prediction,
+        },
+    ];
+    if let Some((p, classes)) = proba {
+        for (k, class) in classes.iter().enumerate() {
+            columns.push(crate::table::Column {
+                name: format!("proba_{class}"),
+                data: ColumnData::Numeric(
+                    p.iter().map(|r| r.get(k).copied().unwrap_or(0.0)).collect(),
+                ),
+            });
+        }
+    }
+    let t = Table {
+        columns,
+        target: None,
+        transforms: vec![],
+    };
+    t.write_arrow(ctx.output("predictions")?)
+        .map_err(|e| StageError::caused_by("cannot write the predictions", e))
+}
+
+/// The `predictions` output port of the `evaluate.*` stages.
+const PREDICTIONS_OUT: PortSpec = PortSpec::output(
+    "predictions",
+    "predictions.arrow",
+    crate::ports::TABLE,
+    "one row per test row: `row` (its index), `truth`, `prediction` and, with class probabilities, `proba_<class>`",
+);
 
 fn plot_err(e: String) -> StageError {
     StageError::new(format!("cannot draw a plot: {e}"))
@@ -404,10 +465,28 @@ mod tests {
             vec![0.3, 0.3, 0.4],
         ];
         assert_eq!(roc_auc_ovr_macro(&[0, 1, 2, 2], &p3), Some(1.0));
+        // A class absent from the truth: undefined, as scikit-learn's NaN.
+        assert_eq!(roc_auc_ovr_macro(&[0, 1, 1, 0], &p3), None);
+        // A test label the model never saw: no log loss, no AUC.
+        let labels2: Vec<String> = ["a", "b", "zz"].map(String::from).to_vec();
+        let p2 = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.5, 0.5]];
+        let m = classification_metrics(&[0, 1, 2], &[0, 1, 1], &labels2, Some(&p2));
+        assert!(
+            m.get("roc_auc").is_none() && m.get("log_loss").is_none(),
+            "{m:?}"
+        );
         let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let m = classification_metrics(&[0, 1, 2, 2], &[0, 1, 2, 2], &labels, Some(&p3));
         assert_eq!(m["roc_auc_ovr_macro"], json!(1.0));
         assert!(m.get("roc_auc").is_none());
+    }
+
+    #[test]
+    fn errors_and_log_loss_are_lower_is_better() {
+        for m in ["mse", "rmse", "mae", "log_loss"] {
+            assert!(lower_is_better(m), "{m}");
+        }
+        assert!(!lower_is_better("r2") && !lower_is_better("roc_auc"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ const REG_OUT: &[PortSpec] = &[
         crate::ports::PLOT,
         "`predicted_vs_actual`, `residuals` and, for one input column, `fit` (SVG and PNG)",
     ),
+    super::PREDICTIONS_OUT,
 ];
 
 /// `evaluate.regression`.
@@ -33,7 +34,7 @@ impl StageKind for Regression {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.regression",
         summary: "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots",
-        version: 2,
+        version: 3,
         inputs: EVAL_IN,
         outputs: REG_OUT,
         params: &[],
@@ -63,6 +64,12 @@ impl StageKind for Regression {
         ));
         metrics.insert("model".into(), model_info(&m));
         write_metrics(ctx, &metrics)?;
+        super::write_predictions(
+            ctx,
+            ColumnData::Numeric(y.clone()),
+            ColumnData::Numeric(pred.clone()),
+            None,
+        )?;
 
         let dir = ctx.output("plots")?;
         let target = m.target.clone().unwrap_or_else(|| "target".into());

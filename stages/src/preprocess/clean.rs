@@ -106,7 +106,7 @@ impl StageKind for Clean {
     const SPEC: StageSpec = StageSpec {
         kind: "preprocess.clean",
         summary: "Drop duplicate rows, drop or impute missing values, drop outliers (z-score or IQR); reports what it removed",
-        version: 2,
+        version: 3,
         inputs: CLEAN_IN,
         outputs: CLEAN_OUT,
         params: &[
@@ -300,14 +300,24 @@ impl CleanParams {
         let mut values = Vec::new();
         let mut filled = serde_json::Map::new();
         for c in &t.columns {
+            if t.target.as_deref() == Some(c.name.as_str()) {
+                continue;
+            }
             let gaps = (0..c.data.len())
                 .filter(|&r| missing_at(&c.data, r))
                 .count();
-            if gaps == 0 || t.target.as_deref() == Some(c.name.as_str()) {
-                continue;
+            // Every feature gets a fill value, gaps here or not (as
+            // scikit-learn's SimpleImputer): the model fills the gaps of
+            // rows it scores later, in any column. A column the strategy
+            // cannot fill (a mean of text) is an error only with gaps.
+            let fill = match self.fill_for(c, gaps) {
+                Ok(fill) => fill,
+                Err(_) if gaps == 0 => continue,
+                Err(e) => return Err(e),
+            };
+            if gaps > 0 {
+                filled.insert(c.name.clone(), gaps.into());
             }
-            let fill = self.fill_for(c, gaps)?;
-            filled.insert(c.name.clone(), gaps.into());
             columns.push(c.name.clone());
             values.push(fill);
         }

@@ -194,6 +194,18 @@ impl SplitParams {
             let mut classes: Vec<&Option<String>> = values.iter().collect();
             classes.sort();
             classes.dedup();
+            // As scikit-learn's `train_test_split(stratify=…)`: a class of
+            // one row cannot be in two parts.
+            if let Some(c) = classes
+                .iter()
+                .find(|c| values.iter().filter(|v| v == *c).count() < 2)
+            {
+                return Err(StageError::new(format!(
+                    "`stratify`: class `{}` of the target `{target}` has a single row; every class needs at least 2",
+                    c.as_deref().unwrap_or("(missing)")
+                ))
+                .with_help("set `stratify: false`, or drop the rare classes first"));
+            }
             classes
                 .into_iter()
                 .map(|c| (0..values.len()).filter(|&i| &values[i] == c).collect())
@@ -362,6 +374,16 @@ mod tests {
         };
         let e = p.split(&cont).unwrap_err();
         assert!(e.to_string().contains("continuous"), "{e}");
+        // A class of one row cannot be stratified (scikit-learn refuses).
+        let single = Table {
+            columns: vec![Column {
+                name: "y".into(),
+                data: ColumnData::Numeric((0..40).map(|i| f64::from(i == 7)).collect()),
+            }],
+            ..cont
+        };
+        let e = p.split(&single).unwrap_err();
+        assert!(e.to_string().contains("class `1`"), "{e}");
     }
 
     #[test]

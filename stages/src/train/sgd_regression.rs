@@ -169,9 +169,14 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
                 ));
             }
         }
+        let tol = p.tol.unwrap_or(0.0);
         (d.ctx.log)(&format!(
-            "converged at epoch {at}: the loss improved by less than {} for {} epochs (tol, n_iter_no_change)",
-            short(p.tol.unwrap_or(0.0)),
+            "converged at epoch {at}: the loss {} for {} epochs (tol, n_iter_no_change)",
+            if tol > 0.0 {
+                format!("improved by less than {}", short(tol))
+            } else {
+                "did not improve".to_string()
+            },
             p.n_iter_no_change
         ));
     }

@@ -108,6 +108,15 @@ fn kernel_bytes(n: usize) -> f64 {
     (n as f64) * (n as f64) * 8.0
 }
 
+/// A size in MB or GB, with three significant digits.
+fn bytes_shown(b: f64) -> String {
+    if b >= 1e9 {
+        format!("{} GB", crate::table::short(b / 1e9))
+    } else {
+        format!("{} MB", crate::table::short(b / 1e6))
+    }
+}
+
 /// Memory available to a new allocation, from `/proc/meminfo`.
 fn available_bytes() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -162,9 +171,9 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     if let Some(limit) = limit {
         if kernel_bytes(largest) > limit {
             return Err(StageError::new(format!(
-                "train.svm would need a {largest} × {largest} kernel matrix ({:.1} GB) for the largest pair of classes, over the {:.1} GB it may take",
-                kernel_bytes(largest) / 1e9,
-                limit / 1e9
+                "train.svm would need a {largest} × {largest} kernel matrix ({}) for the largest pair of classes, over the {} it may take",
+                bytes_shown(kernel_bytes(largest)),
+                bytes_shown(limit)
             ))
             .with_help(
                 "train on a sample of the rows (e.g. a smaller `train` share in preprocess.split), \
