@@ -343,3 +343,26 @@ fn inputs_and_with_problems_of_one_stage_are_all_reported() {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
 }
+
+/// `mlcycle validate` reads a CSV's header row: a `target` (or a `types`
+/// key) that is not a column is reported at the param, with the header
+/// and the nearest name, before anything runs (it was found only when the
+/// stage ran). `status` does not read data files.
+#[test]
+fn a_target_that_is_not_in_the_csv_header_is_a_validation_error() {
+    let ws = Ws::new(
+        "stages:\n  data: {uses: dataset.csv, with: {path: d.csv, target: prise, types: {are: numeric}}}\n",
+    );
+    ws.write("d.csv", "area,price\n1,2\n");
+    let (code, err) = validate(&ws, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the target `prise` is not a column of d.csv"),
+        "{err}"
+    );
+    assert!(err.contains("(its header: area, price)"), "{err}");
+    assert!(err.contains("did you mean `price`?"), "{err}");
+    assert!(err.contains("the typed column `are`"), "{err}");
+    assert!(err.contains("mlcycle.yaml:2:"), "{err}");
+    assert_eq!(ws.run(&["status"]).code, 1);
+}

@@ -185,6 +185,15 @@ pub trait StageKind: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Checks the params against the files they name, where a cheap look
+    /// allows (a CSV's header row, a table's schema): a target or a column
+    /// that is not there. `mlcycle validate` calls it (not `status` or
+    /// `run`, which stay fast and find these when the stage runs); each
+    /// problem is reported at its param. `workspace` is the workspace root.
+    fn check_files(_params: &Self::Params, _workspace: &std::path::Path) -> Vec<ParamError> {
+        Vec::new()
+    }
+
     /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
     fn run(params: &Self::Params, ctx: &RunContext<'_>) -> Result<(), StageError>;
 }
@@ -303,6 +312,9 @@ impl<K: StageKind> Stage for Built<K> {
     }
     fn file_deps(&self) -> Vec<String> {
         K::file_deps(&self.params)
+    }
+    fn check_files(&self, workspace: &std::path::Path) -> Vec<ParamError> {
+        K::check_files(&self.params, workspace)
     }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         K::run(&self.params, ctx)

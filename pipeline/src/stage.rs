@@ -217,6 +217,11 @@ pub trait Stage: Send + Sync + fmt::Debug {
     fn file_deps(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Problems with the files the params name, found by a cheap look (see
+    /// [`crate::StageKind::check_files`]); `mlcycle validate` reports them.
+    fn check_files(&self, _workspace: &Path) -> Vec<crate::spec::ParamError> {
+        Vec::new()
+    }
     /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError>;
 }

@@ -68,6 +68,48 @@ impl StageKind for Csv {
     fn file_deps(p: &CsvParams) -> Vec<String> {
         vec![p.path.clone()]
     }
+    /// `target` and the `types` keys against the file's header row.
+    fn check_files(p: &CsvParams, workspace: &std::path::Path) -> Vec<ParamError> {
+        let Ok(file) = std::fs::File::open(workspace.join(&p.path)) else {
+            // A missing file is reported as a missing dep.
+            return Vec::new();
+        };
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(p.delimiter.as_bytes().first().copied().unwrap_or(b','))
+            .from_reader(std::io::BufReader::new(file));
+        let Ok(header) = r.headers() else {
+            return Vec::new();
+        };
+        let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+        let absent = |name: &str, at: &[&str], what: &str| {
+            let near = mlcycle_pipeline::suggest::did_you_mean(name, &names);
+            ParamError::new(
+                at,
+                format!(
+                    "{what} `{name}` is not a column of {} (its header: {})",
+                    p.path,
+                    names.join(", ")
+                ),
+            )
+            .with_help(if near.is_empty() {
+                format!("name one of the columns in {}'s header row", p.path)
+            } else {
+                near
+            })
+        };
+        let mut problems = Vec::new();
+        if let Some(t) = p
+            .target
+            .as_deref()
+            .filter(|t| !names.iter().any(|n| n == t))
+        {
+            problems.push(absent(t, &["target"], "the target"));
+        }
+        for name in p.types.keys().filter(|k| !names.contains(k)) {
+            problems.push(absent(name, &["types", name.as_str()], "the typed column"));
+        }
+        problems
+    }
     fn run(p: &CsvParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let opts = CsvOptions {
             types: super::declared_types(&p.types),

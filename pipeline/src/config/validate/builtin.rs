@@ -58,6 +58,18 @@ impl Validator<'_> {
                 if !self.check_file_deps(d, stage.as_ref(), &wpath, &mut inputs, out_index) {
                     return None;
                 }
+                // `mlcycle validate` also looks into the files the params
+                // name (a CSV header for `target:`).
+                if !self.allow_missing {
+                    let problems = stage.check_files(&self.root);
+                    let none = problems.is_empty();
+                    for e in problems {
+                        self.bad_param(d, factory.as_ref(), e, &wpath);
+                    }
+                    if !none {
+                        return None;
+                    }
+                }
                 Some(StageDef {
                     id: d.id.clone(),
                     kind: factory.kind().into(),
