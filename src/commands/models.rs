@@ -147,7 +147,7 @@ pub(super) fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
         let metric = decisions
             .last()
             .map_or("metric".to_string(), |d| d.metric.clone());
-        mlcycle_stages::plot::curve(
+        mlcycle_stages::plot::curve_with(
             dir,
             "history",
             &format!("{metric} over iterations"),
@@ -156,6 +156,10 @@ pub(super) fn cmd_history(cli: &Cli, a: &HistoryArgs) -> Result<u8, Fail> {
                 ("candidate", pts(&|d| d.candidate_value)),
                 ("champion before", pts(&|d| d.champion_value)),
             ],
+            mlcycle_stages::plot::CurveStyle {
+                log_y: false,
+                markers: true,
+            },
         )
         .map_err(CliError::Io)?;
         eprintln!("wrote {0}/history.svg and {0}/history.png", dir.display());

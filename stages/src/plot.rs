@@ -55,6 +55,53 @@ fn range(v: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A tick label: no pointless `.0`, thousands separated (`250,000`,
+/// `1.5`, `0.001`, `1.2e-7`), at most 6 significant digits.
+pub fn tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if !(1e-4..1e15).contains(&a) {
+        return format!("{v:.2e}").replace(".00e", "e");
+    }
+    let decimals = (5 - a.log10().floor() as i32).clamp(0, 10) as usize;
+    let s = format!("{a:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    let (int, frac) = s
+        .split_once('.')
+        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// Room for the y tick labels of a range (their longest text) and the
+/// axis title beside them, so the two never overlap.
+fn y_label_room(y0: f64, y1: f64) -> u32 {
+    let widest = (0..=10)
+        .map(|i| tick(y0 + (y1 - y0) * f64::from(i) / 10.0).len())
+        .max()
+        .unwrap_or(4) as u32;
+    widest * 9 + 40
+}
+
 /// The most points a scatter draws: beyond it, an evenly spaced sample (the
 /// title says so), which keeps an SVG of a million rows small.
 pub const MAX_POINTS: usize = 5000;
@@ -68,6 +115,10 @@ pub fn scatter(
     points: &[(f64, f64)],
     lines: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
+    if points.is_empty() {
+        // No rows, no chart (an empty frame says nothing).
+        return Ok(());
+    }
     let sampled: Vec<(f64, f64)>;
     let title_owned;
     let (points, title) = if points.len() > MAX_POINTS {
@@ -93,14 +144,16 @@ pub fn scatter(
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 24))
             .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
+            .x_label_area_size(50)
+            .y_label_area_size(y_label_room(y0, y1))
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(xlabel)
             .y_desc(ylabel)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
             .label_style((FONT, 14))
             .draw()
             .map_err(|e| e.to_string())?;
@@ -131,14 +184,51 @@ pub fn scatter(
     })
 }
 
+/// How [`curve_with`] draws.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CurveStyle {
+    /// A logarithmic y axis (for a loss that falls over decades); points
+    /// at or below 0 are left out.
+    pub log_y: bool,
+    /// A marker at every point (for few points, as a decision history).
+    pub markers: bool,
+}
+
 /// A line chart of `series` (one or more named curves).
 pub fn curve(
     dir: &Path,
     name: &str,
     title: &str,
-    (xlabel, ylabel): (&str, &str),
+    labels: (&str, &str),
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
+    curve_with(dir, name, title, labels, series, CurveStyle::default())
+}
+
+/// [`curve`] with a [`CurveStyle`]. No chart is written when no series has
+/// a point.
+pub fn curve_with(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    (xlabel, ylabel): (&str, &str),
+    series: &[(&str, Vec<(f64, f64)>)],
+    style: CurveStyle,
+) -> Result<(), String> {
+    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(l, s)| {
+            let kept = s
+                .iter()
+                .copied()
+                .filter(|p| !style.log_y || p.1 > 0.0)
+                .collect();
+            (*l, kept)
+        })
+        .collect();
+    if series.iter().all(|s| s.1.is_empty()) {
+        return Ok(());
+    }
     let (x0, x1) = range(
         series
             .iter()
@@ -146,45 +236,71 @@ pub fn curve(
             .collect::<Vec<_>>()
             .into_iter(),
     );
-    let (y0, y1) = range(
-        series
-            .iter()
-            .flat_map(|s| s.1.iter().map(|p| p.1))
-            .collect::<Vec<_>>()
-            .into_iter(),
-    );
+    let ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .collect();
     let colors = [BLUE, RED, GREEN, MAGENTA];
-    both!(dir, name, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 24))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(xlabel)
-            .y_desc(ylabel)
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (i, (label, s)) in series.iter().enumerate() {
-            let c = colors[i % colors.len()];
-            chart
-                .draw_series(LineSeries::new(s.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(*label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-    })
+    macro_rules! draw {
+        ($root:ident, $chart:ident) => {
+            $chart
+                .configure_mesh()
+                .x_desc(xlabel)
+                .y_desc(ylabel)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, (label, s)) in series.iter().enumerate() {
+                let c = colors[i % colors.len()];
+                $chart
+                    .draw_series(LineSeries::new(s.iter().copied(), c.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(*label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+                if style.markers {
+                    $chart
+                        .draw_series(s.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            $chart
+                .configure_series_labels()
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        };
+    }
+    if style.log_y {
+        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (y0, y1) = (lo / 1.2, hi * 1.2);
+        both!(dir, name, |root| {
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, (FONT, 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(y_label_room(y0, y1))
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(|e| e.to_string())?;
+            draw!(root, chart);
+        })
+    } else {
+        let (y0, y1) = range(ys.into_iter());
+        both!(dir, name, |root| {
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, (FONT, 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(y_label_room(y0, y1))
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| e.to_string())?;
+            draw!(root, chart);
+        })
+    }
 }
 
 /// A confusion-matrix heat map: `m[actual][predicted]`.
@@ -197,35 +313,53 @@ pub fn heatmap(
 ) -> Result<(), String> {
     let k = labels.len().max(1);
     let max = m.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    let kf = k as f64;
+    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
     both!(dir, name, |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 24))
             .margin(15)
             .x_label_area_size(50)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0..k, 0..k)
+            .y_label_area_size(widest * 9 + 45)
+            .build_cartesian_2d(0.0..kf, 0.0..kf)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_mesh()
+            .x_labels(0)
+            .y_labels(0)
             .x_desc("predicted")
             .y_desc("actual")
-            .x_labels(k)
-            .y_labels(k)
-            .x_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
-            .y_label_formatter(&|i| {
-                (k - 1)
-                    .checked_sub(*i)
-                    .and_then(|j| labels.get(j))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .label_style((FONT, 13))
+            .label_style((FONT, 14))
             .draw()
             .map_err(|e| e.to_string())?;
+        // Class names at the centres of their column and row.
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        for (i, label) in labels.iter().enumerate() {
+            let (cx, bottom) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            root.draw(&Text::new(
+                label.clone(),
+                (cx, bottom + 8),
+                (FONT, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(|e| e.to_string())?;
+            let (left, cy) = chart.backend_coord(&(0.0, (k - 1 - i) as f64 + 0.5));
+            root.draw(&Text::new(
+                label.clone(),
+                (left - 8, cy),
+                (FONT, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
         for (a, row) in m.iter().enumerate() {
             for (p, &n) in row.iter().enumerate() {
-                let y = k - 1 - a;
+                let (x, y) = (p as f64, (k - 1 - a) as f64);
                 let shade = n as f64 / max;
                 let color = RGBColor(
                     (255.0 * (1.0 - shade * 0.8)) as u8,
@@ -234,15 +368,19 @@ pub fn heatmap(
                 );
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(p, y), (p + 1, y + 1)],
+                        [(x, y), (x + 1.0, y + 1.0)],
                         color.filled(),
                     )))
                     .map_err(|e| e.to_string())?;
                 let text_color = if shade > 0.6 { WHITE } else { BLACK };
+                let style = (FONT, 18)
+                    .into_font()
+                    .color(&text_color)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
                 root.draw(&Text::new(
-                    n.to_string(),
-                    chart.backend_coord(&(p, y + 1)),
-                    (FONT, 18).into_font().color(&text_color),
+                    tick(n as f64),
+                    chart.backend_coord(&(x + 0.5, y + 0.5)),
+                    style,
                 ))
                 .map_err(|e| e.to_string())?;
             }
@@ -253,6 +391,47 @@ pub fn heatmap(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_read_as_a_person_writes_them() {
+        for (v, t) in [
+            (250_000.0, "250,000"),
+            (2.0, "2"),
+            (1.5, "1.5"),
+            (-1234.5, "-1,234.5"),
+            (0.001, "0.001"),
+            (0.0, "0"),
+            (1e-7, "1e-7"),
+            (123_456_789.0, "123,456,789"),
+        ] {
+            assert_eq!(tick(v), t, "{v}");
+        }
+    }
+
+    #[test]
+    fn no_chart_without_data_and_a_log_axis_for_losses() {
+        let dir = tempfile::tempdir().unwrap();
+        curve(dir.path(), "empty", "Nothing", ("x", "y"), &[("a", vec![])]).unwrap();
+        assert!(!dir.path().join("empty.svg").exists());
+        let loss: Vec<(f64, f64)> = (1..50)
+            .map(|i| (f64::from(i), 1e9 / f64::from(i * i)))
+            .collect();
+        let style = CurveStyle {
+            log_y: true,
+            markers: true,
+        };
+        curve_with(
+            dir.path(),
+            "loss",
+            "Loss",
+            ("epoch", "loss"),
+            &[("train", loss)],
+            style,
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("loss.svg")).unwrap();
+        assert!(!svg.contains(".0<"), "pointless .0 in a tick");
+    }
 
     #[test]
     fn plots_render_svg_and_png_with_text() {

@@ -94,10 +94,18 @@ impl StageKind for Classification {
         if let (2, Some(p)) = (labels.len(), &proba) {
             let scores: Vec<f64> = p.iter().map(|r| r[1]).collect();
             let curve = roc_points(&truth, &scores);
+            let title = match metrics.get("roc_auc").and_then(Value::as_f64) {
+                Some(auc) => format!(
+                    "ROC curve, positive class `{}` (AUC {})",
+                    labels[1],
+                    short(auc)
+                ),
+                None => format!("ROC curve, positive class `{}`", labels[1]),
+            };
             crate::plot::curve(
                 dir,
                 "roc",
-                "ROC curve",
+                &title,
                 ("false positive rate", "true positive rate"),
                 &[("model", curve), ("chance", vec![(0.0, 0.0), (1.0, 1.0)])],
             )

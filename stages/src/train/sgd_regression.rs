@@ -188,12 +188,16 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         csv.push_str(&format!("{e},{}\n", format_number(*l)));
     }
     std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
-    crate::plot::curve(
+    crate::plot::curve_with(
         dir,
         "loss",
         "Training loss",
-        ("epoch", &format!("{} loss", p.loss)),
+        ("epoch", &format!("{} loss (log scale)", p.loss)),
         &[("train", curve)],
+        crate::plot::CurveStyle {
+            log_y: true,
+            markers: false,
+        },
     )
     .map_err(|e| StageError::new(format!("cannot draw the loss curve: {e}")))?;
     Ok(Fitted::Linear {
