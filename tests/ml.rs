@@ -490,7 +490,17 @@ stages:
   bundle: {uses: deploy.bundle, inputs: {model: ols.model}}
   first: {uses: features.one_hot, inputs: {data: data.data}, with: {drop: first}}
   ols_first: {uses: train.linear_regression, inputs: {train: first.data}}
+  test: {uses: dataset.csv, with: {path: t.csv, target: charges, types: {sex: categorical}}}
+  ev: {uses: evaluate.regression, inputs: {model: ols.model, test: test.data}}
 "#,
+    );
+    ws.write(
+        "t.csv",
+        "age,sex,charges
+30,1,8500
+40,2,11000
+41,2,11200
+",
     );
     let mut csv = String::from("age,sex,charges\n");
     for i in 0..40 {
@@ -505,6 +515,14 @@ stages:
     let r = ws.run(&["run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("minimum-norm"), "{}", r.stderr);
+    // evaluate.* say so too, and count them in the metrics.
+    assert!(
+        r.stderr.contains("2 test row(s) have `sex` = `2`"),
+        "{}",
+        r.stderr
+    );
+    let m: serde_json::Value = serde_json::from_str(&ws.read("artifacts/ev/metrics.json")).unwrap();
+    assert_eq!(m["unknown_categories"]["sex=2"], 2, "{m}");
     ws.write("rows.csv", "age,sex\n30,1\n30,1.0\n30,0\n30,2\n");
     let r = ws.run(&[
         "predict",

@@ -87,6 +87,7 @@ impl StageKind for Classification {
         )
         .expect("confusion matrix");
         metrics.insert("model".into(), model_info(&m));
+        super::note_unseen(ctx, &m, &test, &mut metrics);
         write_metrics(ctx, &metrics)?;
         let dir = ctx.output("plots")?;
         crate::plot::heatmap(dir, "confusion", "Confusion matrix", &labels, &cm)

@@ -351,6 +351,26 @@ fn write_predictions(
         .map_err(|e| StageError::caused_by("cannot write the predictions", e))
 }
 
+/// Logs and records (as `unknown_categories` in the metrics: rows per
+/// `column=value`) the test rows' categories that the model's one-hot
+/// steps never saw: they are scored as all zeros, so the metrics of those
+/// rows say little about the model.
+fn note_unseen(ctx: &RunContext<'_>, m: &Model, t: &Table, metrics: &mut Map<String, Value>) {
+    let unseen = crate::transform::unseen_categories(&m.transforms, t);
+    if unseen.is_empty() {
+        return;
+    }
+    let mut rec = Map::new();
+    for u in &unseen {
+        (ctx.log)(&format!(
+            "warning: {} test row(s) have `{}` = `{}`, a category unseen in training (scored as all zeros)",
+            u.rows, u.column, u.value
+        ));
+        rec.insert(format!("{}={}", u.column, u.value), json!(u.rows));
+    }
+    metrics.insert("unknown_categories".into(), Value::Object(rec));
+}
+
 /// The `predictions` output port of the `evaluate.*` stages.
 const PREDICTIONS_OUT: PortSpec = PortSpec::output(
     "predictions",

@@ -63,6 +63,7 @@ impl StageKind for Regression {
             short(metrics["r2"].as_f64().unwrap_or(f64::NAN)),
         ));
         metrics.insert("model".into(), model_info(&m));
+        super::note_unseen(ctx, &m, &test, &mut metrics);
         write_metrics(ctx, &metrics)?;
         super::write_predictions(
             ctx,
