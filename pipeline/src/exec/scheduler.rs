@@ -174,26 +174,24 @@ pub fn run(
     })
 }
 
-/// The cores a local run may keep busy at once.
-fn cpu_budget() -> usize {
+/// The machine's cores.
+fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The cores stage `s` holds while it runs here: its `resources: {cpus}`,
-/// else one for a command (one process) and the whole budget for an
-/// in-process stage (its parallel numerics use every core). Under Slurm
-/// nothing is held here.
+/// else one for a command (one process) and every core of the machine for
+/// an in-process stage (its parallel numerics use them all); never more
+/// than the machine has. Under Slurm nothing is held here.
 fn stage_cpus(p: &Pipeline, s: &StageDef, slurm: bool) -> usize {
     if slurm {
         return 0;
     }
     let asked = p.resources.get(&s.id).and_then(|r| r.cpus);
     match (asked, &s.action) {
-        (Some(n), _) => usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .clamp(1, cpu_budget()),
+        (Some(n), _) => usize::try_from(n).unwrap_or(usize::MAX).clamp(1, cores()),
         (None, Action::Command { .. }) => 1,
-        (None, Action::Builtin(_)) => cpu_budget(),
+        (None, Action::Builtin(_)) => cores(),
     }
 }
 
@@ -273,9 +271,10 @@ impl<'a> Coordinator<'a> {
         let shared = self.shared;
         let interrupt = &shared.opts.interrupt;
         let mut in_flight = 0usize;
-        // The CPU budget (Snakemake's `--cores`): a stage starts when its
-        // cores fit beside those in use, or when nothing else runs.
-        let budget = cpu_budget();
+        // The CPU budget is `--jobs` (as Snakemake's `--cores`, which is
+        // its `-j` locally): a stage starts when its cores fit beside those
+        // in use, or when nothing else runs.
+        let budget = jobs;
         let mut used = 0usize;
         let mut held: Option<Job> = None;
         let mut holding = vec![0usize; shared.p.stages.len()];
