@@ -492,6 +492,7 @@ stages:
   ols_first: {uses: train.linear_regression, inputs: {train: first.data}}
   test: {uses: dataset.csv, with: {path: t.csv, target: charges, types: {sex: categorical}}}
   ev: {uses: evaluate.regression, inputs: {model: ols.model, test: test.data}}
+  encode_test: {uses: features.apply, inputs: {transform: onehot.transform, data: test.data}}
 "#,
     );
     ws.write(
@@ -523,6 +524,12 @@ stages:
     );
     let m: serde_json::Value = serde_json::from_str(&ws.read("artifacts/ev/metrics.json")).unwrap();
     assert_eq!(m["unknown_categories"]["sex=2"], 2, "{m}");
+    assert!(
+        r.stderr
+            .contains("encode_test | warning: 2 row(s) have `sex` = `2`"),
+        "{}",
+        r.stderr
+    );
     ws.write("rows.csv", "age,sex\n30,1\n30,1.0\n30,0\n30,2\n");
     let r = ws.run(&[
         "predict",

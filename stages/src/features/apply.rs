@@ -38,6 +38,14 @@ impl StageKind for Apply {
     fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let steps = read_steps(ctx.input("transform")?).map_err(StageError::from_error)?;
         let mut t = read_table(ctx, "data")?;
+        // A category the fitted one-hot step never saw becomes all zeros:
+        // say so, with its rows.
+        for u in crate::transform::unseen_categories(&steps, &t) {
+            (ctx.log)(&format!(
+                "warning: {} row(s) have `{}` = `{}`, a category unseen when the transform was fitted (encoded as all zeros)",
+                u.rows, u.column, u.value
+            ));
+        }
         apply_all(&steps, &mut t).map_err(|e| {
             StageError::caused_by("cannot apply the transform", e)
                 .with_help("the table must have the columns the transform was fitted on")
