@@ -172,23 +172,16 @@ impl SplitParams {
             // classifiers' rule, see `train::class_target`).
             let values: Vec<Option<String>> = match &col.data {
                 ColumnData::Categorical(values) => values.clone(),
-                ColumnData::Numeric(v) => {
-                    let mut distinct = v.clone();
-                    distinct.sort_by(f64::total_cmp);
-                    distinct.dedup();
-                    let whole = v.iter().all(|x| x.is_finite() && x.fract() == 0.0);
-                    if !whole || distinct.len() > 50 {
+                ColumnData::Numeric(v) => match crate::train::numeric_class_labels(v) {
+                    Ok(labels) => labels.into_iter().map(Some).collect(),
+                    Err(distinct) => {
                         return Err(StageError::new(format!(
-                            "`stratify` keeps each class's share, but the target `{target}` is continuous ({} distinct values, e.g. {})",
-                            distinct.len(),
+                            "`stratify` keeps each class's share, but the target `{target}` is continuous ({distinct} distinct values, e.g. {})",
                             crate::table::short(v[0])
                         ))
                         .with_help("set `stratify: false` for a regression target"));
                     }
-                    v.iter()
-                        .map(|x| Some(crate::table::format_number(*x)))
-                        .collect()
-                }
+                },
             };
             let values = &values;
             let mut classes: Vec<&Option<String>> = values.iter().collect();

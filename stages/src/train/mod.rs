@@ -198,6 +198,20 @@ pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageErro
     }
 }
 
+/// The class labels of a numeric target by the classifiers' rule: every
+/// value a whole number, at most 50 distinct ones (`0`/`1`, star ratings).
+/// `Err` with the number of distinct values for a continuous target.
+pub fn numeric_class_labels(v: &[f64]) -> Result<Vec<String>, usize> {
+    let mut distinct: Vec<f64> = v.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let whole = v.iter().all(|x| x.is_finite() && x.fract() == 0.0);
+    if !whole || distinct.len() > 50 {
+        return Err(distinct.len());
+    }
+    Ok(v.iter().map(|x| format_number(*x)).collect())
+}
+
 /// Class ids (index into the sorted class names) of a classification table.
 /// A numeric target is accepted when it holds a few whole numbers.
 pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), StageError> {
@@ -213,15 +227,11 @@ pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), 
             }
             v.iter().map(|s| s.clone().unwrap_or_default()).collect()
         }
-        ColumnData::Numeric(v) => {
-            let mut distinct: Vec<f64> = v.clone();
-            distinct.sort_by(f64::total_cmp);
-            distinct.dedup();
-            let whole = v.iter().all(|x| x.is_finite() && x.fract() == 0.0);
-            if !whole || distinct.len() > 50 {
+        ColumnData::Numeric(v) => match numeric_class_labels(v) {
+            Ok(labels) => labels,
+            Err(distinct) => {
                 return Err(StageError::new(format!(
-                    "`{kind}` is a classifier, but the target `{name}` is continuous ({} distinct values, e.g. {})",
-                    distinct.len(),
+                    "`{kind}` is a classifier, but the target `{name}` is continuous ({distinct} distinct values, e.g. {})",
                     short(v[0])
                 ))
                 .with_help(
@@ -229,8 +239,7 @@ pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), 
                      `train.sgd_regression`), or make the target categorical with `types:` in the dataset stage",
                 ));
             }
-            v.iter().map(|x| format_number(*x)).collect()
-        }
+        },
     };
     let mut names: Vec<String> = labels.clone();
     names.sort_by(|a, b| natural(a, b));
