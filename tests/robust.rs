@@ -44,8 +44,9 @@ fn kill(pid: i32, sig: i32) {
     assert!(ok, "kill -{sig} {pid}");
 }
 
-#[test]
-fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
+/// Starts `mlcycle run` on [`SLOW`], sends the mlcycle process `sig` while
+/// `slow` runs, and stops the orphaned command as a crash would leave it.
+fn run_then_kill(sig: i32) -> Ws {
     let ws = Ws::new(SLOW);
     let mut child = ws
         .cmd(&["run"])
@@ -54,11 +55,16 @@ fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
         .spawn()
         .unwrap();
     wait_for(&ws, "slow.pid");
-    kill(child.id() as i32, 9);
+    kill(child.id() as i32, sig);
     child.wait().unwrap();
-    // The orphaned command is still sleeping; stop it as a crash would leave it.
     let pid: i32 = ws.read("slow.pid").trim().parse().unwrap();
     kill(pid, 9);
+    ws
+}
+
+#[test]
+fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
+    let ws = run_then_kill(9);
 
     let st = ws.run(&["status", "-v"]);
     assert_eq!(st.code, 1);
@@ -89,6 +95,70 @@ fn kill_9_mid_run_then_the_next_run_redoes_exactly_the_unfinished_stages() {
         "{}",
         runs.stdout
     );
+}
+
+/// A stage that aborts the process (an allocation past what memory allows
+/// ends in SIGABRT) is recorded as the failure it was by the next run, not
+/// only as a killed run with no stage to blame.
+#[test]
+fn regression_a_stage_running_when_the_process_aborts_is_recorded_as_failed() {
+    let ws = run_then_kill(6);
+
+    // `slow` never finished a run: it is stale because its run died, not
+    // because it never ran.
+    let st = ws.run(&["status", "-v"]);
+    let line = st
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("slow "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("its last run did not finish"),
+        "{}",
+        st.stdout
+    );
+    // `runs` settles the dead run (no run holds the workspace) ...
+    let runs = ws.run(&["runs"]);
+    assert!(
+        runs.stdout
+            .lines()
+            .any(|l| l.contains(" killed ") && !l.contains(" running ")),
+        "{}",
+        runs.stdout
+    );
+    // ... and the next run would too.
+    ws.write("mlcycle.yaml", &SLOW.replace("sleep 30", "sleep 0"));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let show = ws.run(&["runs", "show", "1"]);
+    assert_eq!(show.code, 0, "{}{}", show.stdout, show.stderr);
+    assert!(show.stdout.contains("run 1  killed"), "{}", show.stdout);
+    let slow = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("slow "))
+        .unwrap_or_else(|| panic!("no row for `slow`:\n{}", show.stdout));
+    assert!(slow.contains("failed"), "{slow}");
+    assert!(slow.contains("process died while this stage ran"), "{slow}");
+    assert!(
+        show.stdout.contains("ended while this stage ran") && show.stdout.contains(": slow"),
+        "{}",
+        show.stdout
+    );
+    // `fast` finished before the abort: it is not blamed.
+    assert!(
+        !show.stdout.lines().any(|l| l.starts_with("fast ")),
+        "{}",
+        show.stdout
+    );
+    let runs = ws.run(&["runs", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    let first = v
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["id"] == 1))
+        .unwrap_or_else(|| panic!("{}", runs.stdout));
+    assert_eq!(first["status"], "killed");
+    assert_eq!(first["failed"], 1);
 }
 
 #[test]

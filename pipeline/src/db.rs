@@ -95,6 +95,10 @@ CREATE TABLE IF NOT EXISTS file_stamps (
 );
 ";
 
+/// The failure recorded for a stage that was running when its run's
+/// process died.
+pub const DIED_IN_STAGE: &str = "the mlcycle process died while this stage ran (killed, crashed, aborted or out of memory); it is stale until it runs again";
+
 /// An open workspace database.
 pub struct Db {
     conn: Connection,
@@ -302,12 +306,79 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    /// Marks runs still recorded as running as `killed`. Call it holding
-    /// the writer lock: then no run can really be in progress.
-    pub fn mark_abandoned(&self) -> Result<usize, DbError> {
+    /// Whether any run is recorded as `running`.
+    pub fn has_running(&self) -> Result<bool, DbError> {
         self.conn
-            .execute("UPDATE runs SET status='killed' WHERE status='running'", [])
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM runs WHERE status='running')",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
+    }
+
+    /// Marks runs still recorded as running as `killed`, and records the
+    /// stages each was running when its process died (`in_flight`, from the
+    /// journal: stage → the run that started it) as failed, so that a stage
+    /// that aborted the process (out of memory, a crash) shows as the
+    /// failure it was. Call it holding the writer lock: then no run can
+    /// really be in progress. Returns how many runs were marked.
+    pub fn mark_abandoned(
+        &mut self,
+        in_flight: &std::collections::BTreeMap<String, Option<i64>>,
+    ) -> Result<usize, DbError> {
+        let path = self.path.clone();
+        let e = |source| DbError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let running: Vec<i64> = {
+            let mut stmt = tx
+                .prepare("SELECT id FROM runs WHERE status='running'")
+                .map_err(e)?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))
+                .map_err(e)?
+                .collect::<Result<Vec<i64>, _>>()
+                .map_err(e)?;
+            ids
+        };
+        for &id in &running {
+            let died_in: Vec<&str> = in_flight
+                .iter()
+                .filter(|(_, run)| **run == Some(id))
+                .map(|(stage, _)| stage.as_str())
+                .collect();
+            for stage in &died_in {
+                tx.execute(
+                    "INSERT OR IGNORE INTO stage_runs (run_id, stage, outcome, duration_ms, reasons, detail) VALUES (?1, ?2, 'failed', 0, '[]', ?3)",
+                    params![id, stage, DIED_IN_STAGE],
+                )
+                .map_err(e)?;
+            }
+            let error = if died_in.is_empty() {
+                "the mlcycle process ended before the run finished (killed, crashed or out of memory)"
+                    .to_string()
+            } else {
+                format!(
+                    "the mlcycle process ended while {} ran (killed, crashed or out of memory): {}",
+                    if died_in.len() == 1 {
+                        "this stage"
+                    } else {
+                        "these stages"
+                    },
+                    died_in.join(", ")
+                )
+            };
+            tx.execute(
+                "UPDATE runs SET status='killed', failed=failed+?2, error=COALESCE(error, ?3) WHERE id=?1",
+                params![id, died_in.len() as i64, error],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)?;
+        Ok(running.len())
     }
 
     /// Marks a run whose stages were handed to Slurm (`--detach`): it is

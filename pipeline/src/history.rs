@@ -1,5 +1,7 @@
 //! The run history, read back: what `mlcycle runs` lists. Runs are written
-//! by [`crate::Session`]; this side only reads.
+//! by [`crate::Session`]; this side reads, and settles the record of a
+//! run whose process died (so `mlcycle runs` never shows a dead run as
+//! `running`).
 
 use crate::db::Db;
 pub use crate::db::{now_rfc3339, DbError, RunRow, StageRow};
@@ -15,7 +17,10 @@ impl History {
     /// one (and no database is created).
     pub fn open(ws: &Workspace) -> Result<Self, DbError> {
         let path = ws.db_path();
-        let db = path.exists().then(|| Db::open(&path)).transpose()?;
+        let mut db = path.exists().then(|| Db::open(&path)).transpose()?;
+        if let Some(db) = &mut db {
+            settle_dead_runs(ws, db)?;
+        }
         Ok(Self { db })
     }
 
@@ -39,4 +44,21 @@ impl History {
             None => Ok(None),
         }
     }
+}
+
+/// Marks runs recorded as `running` whose process is gone as `killed`,
+/// with the stages they were running as failed, as the next run would.
+/// Only when no run holds the writer lock (taken without waiting and let
+/// go at once); a run in progress is left as it is.
+fn settle_dead_runs(ws: &Workspace, db: &mut Db) -> Result<(), DbError> {
+    if !db.has_running()? {
+        return Ok(());
+    }
+    let Ok(_writer) = ws.lock_writer(false, |_| {}) else {
+        return Ok(());
+    };
+    // The journal names the stages the dead run was in; if it cannot be
+    // read, the run is still marked, with no stage to blame.
+    let in_flight = ws.read_lock().map(|l| l.in_flight).unwrap_or_default();
+    db.mark_abandoned(&in_flight).map(|_| ())
 }

@@ -209,13 +209,15 @@ pub fn fingerprint<'a>(
     Ok(StageInputs { stage: s, inputs })
 }
 
-/// Decides what to do with a stage given its fingerprint and its record.
+/// Decides what to do with a stage given its fingerprint and its record;
+/// `started`: a run that did not finish (killed) started the stage.
 pub fn assess(
     ws: &Workspace,
     p: &Pipeline,
     s: &StageDef,
     inputs: StageInputs<'_>,
     recorded: Option<&LockEntry>,
+    started: bool,
     memo: &SharedMemo,
     force: bool,
 ) -> Assessment {
@@ -260,6 +262,11 @@ pub fn assess(
         }
         Some(rec) => {
             reasons = changed_since(ws, s, rec, &inputs, memo, &upstream_of);
+            false
+        }
+        // Never recorded, but started by a run that died: not a first run.
+        None if started => {
+            reasons.push(StaleReason::Unfinished);
             false
         }
         None => {
@@ -600,8 +607,18 @@ pub fn status(
         .filter(|&&i| selected[i])
         .map(|&i| {
             let s = &p.stages[i];
-            let a = fingerprint(ws, s, memo, &up)
-                .map(|fp| assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false));
+            let a = fingerprint(ws, s, memo, &up).map(|fp| {
+                assess(
+                    ws,
+                    p,
+                    s,
+                    fp,
+                    lock.stages.get(&s.id),
+                    lock.started.contains(&s.id),
+                    memo,
+                    false,
+                )
+            });
             (i, a)
         })
         .collect();

@@ -385,9 +385,9 @@ impl Session {
         // Holding the writer lock, no other process writes the lock file:
         // temp files of it are a killed run's.
         self.ws.clean_lock_temps();
-        let db = Db::open(&self.ws.db_path())?;
+        let mut db = Db::open(&self.ws.db_path())?;
         let memo = db.load_memo()?;
-        db.mark_abandoned()?;
+        db.mark_abandoned(&lock.in_flight)?;
         let run_id = db.start_run(&req.command, &self.pipeline.name)?;
         Ok(Started {
             _writer: writer,

@@ -89,6 +89,11 @@ pub struct LockFile {
     /// to the file): what their outputs hold may be their own partial work.
     #[serde(skip)]
     pub started: std::collections::BTreeSet<String>,
+    /// Stages the journal says started and never finished, each with the
+    /// run that started it (`None` in a journal from before runs were
+    /// named): the process died while they ran.
+    #[serde(skip)]
+    pub in_flight: BTreeMap<String, Option<i64>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -96,6 +101,9 @@ struct JournalLine {
     stage: String,
     /// `None`: the stage started; its old record no longer holds.
     entry: Option<LockEntry>,
+    /// The run (its id in the run history) that started the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<i64>,
 }
 
 /// Errors reading or writing workspace state.
@@ -278,12 +286,14 @@ impl Workspace {
             };
             match j.entry {
                 Some(e) => {
+                    lock.in_flight.remove(&j.stage);
                     lock.stages.insert(j.stage, e);
                 }
                 None => {
                     if let Some(e) = lock.stages.get_mut(&j.stage) {
                         e.unfinished = true;
                     }
+                    lock.in_flight.insert(j.stage.clone(), j.run);
                     lock.started.insert(j.stage);
                 }
             }
@@ -384,18 +394,23 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Records that `stage` started: its previous record no longer holds.
-    pub fn started(&mut self, stage: &str) -> io::Result<()> {
+    /// Records that `stage` started, in run `run`: its previous record no
+    /// longer holds. A run that dies before the matching
+    /// [`finished`](Self::finished) line is read back by the next run as
+    /// having failed in this stage.
+    pub fn started(&mut self, stage: &str, run: Option<i64>) -> io::Result<()> {
         self.append(&JournalLine {
             stage: stage.into(),
             entry: None,
+            run,
         })
     }
-    /// Records a finished stage.
-    pub fn finished(&mut self, stage: &str, entry: &LockEntry) -> io::Result<()> {
+    /// Records a finished stage, run by run `run`.
+    pub fn finished(&mut self, stage: &str, entry: &LockEntry, run: Option<i64>) -> io::Result<()> {
         self.append(&JournalLine {
             stage: stage.into(),
             entry: Some(entry.clone()),
+            run,
         })
     }
     fn append(&mut self, line: &JournalLine) -> io::Result<()> {
@@ -487,8 +502,8 @@ mod tests {
         lock.stages.insert("b".into(), entry("k2"));
         ws.write_lock(&lock).unwrap();
         let mut j = ws.open_journal().unwrap();
-        j.finished("a", &entry("k3")).unwrap();
-        j.started("b").unwrap();
+        j.finished("a", &entry("k3"), Some(7)).unwrap();
+        j.started("b", Some(7)).unwrap();
         drop(j);
         // A torn last line, as a kill -9 mid-write would leave.
         let mut f = OpenOptions::new()
@@ -499,6 +514,9 @@ mod tests {
         let read = ws.read_lock().unwrap();
         assert_eq!(read.stages["a"].key, "k3");
         assert!(read.stages["b"].unfinished);
+        // `b` started in run 7 and never finished: the process died in it.
+        assert_eq!(read.in_flight.get("b"), Some(&Some(7)));
+        assert!(!read.in_flight.contains_key("a"));
         ws.write_lock(&read).unwrap();
         assert!(!ws.journal_path().exists());
     }
@@ -512,7 +530,7 @@ mod tests {
         let ws = Workspace::new(dir.path());
         ws.write_lock(&LockFile::default()).unwrap();
         let mut j = ws.open_journal().unwrap();
-        j.finished("a", &entry("k1")).unwrap();
+        j.finished("a", &entry("k1"), None).unwrap();
         drop(j);
         let mut f = OpenOptions::new()
             .append(true)
@@ -522,7 +540,7 @@ mod tests {
         drop(f);
         // The next run (killed too) appends its own lines.
         let mut j = ws.open_journal().unwrap();
-        j.finished("c", &entry("k3")).unwrap();
+        j.finished("c", &entry("k3"), None).unwrap();
         drop(j);
         let read = ws.read_lock().unwrap();
         assert_eq!(read.stages["a"].key, "k1");

@@ -321,7 +321,7 @@ impl<'a> Coordinator<'a> {
                     Ok(Msg::Started(i)) => {
                         // Invalidate the record before the stage touches its outputs.
                         let id = &shared.p.stages[i].id;
-                        let r = self.journal.started(id);
+                        let r = self.journal.started(id, shared.opts.run_id);
                         r.map_err(|e| self.journal_err(e))?;
                         continue;
                     }
@@ -378,7 +378,17 @@ impl<'a> Coordinator<'a> {
                 return None;
             }
         };
-        let a = plan::assess(ws, p, s, fp, lock.stages.get(&s.id), memo, opts.forced[i]);
+        let started = lock.started.contains(&s.id);
+        let a = plan::assess(
+            ws,
+            p,
+            s,
+            fp,
+            lock.stages.get(&s.id),
+            started,
+            memo,
+            opts.forced[i],
+        );
         if matches!(a.verdict, Verdict::Fresh) {
             let r = result(s, Outcome::Fresh, t0, vec![]);
             self.local.push_back((i, (r, None)));
@@ -466,7 +476,7 @@ impl<'a> Coordinator<'a> {
             Outcome::Skipped { .. } => {}
             Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
                 if let Some(e) = entry {
-                    let r = self.journal.finished(id, &e);
+                    let r = self.journal.finished(id, &e, self.shared.opts.run_id);
                     r.map_err(|err| self.journal_err(err))?;
                     if let Some(old) = self.lock.stages.insert(id.clone(), e) {
                         self.replaced.push(old);

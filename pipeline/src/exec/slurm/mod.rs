@@ -142,7 +142,16 @@ pub fn submit_detached(
                 crate::plan::recorded_output(p, &lock.stages, stage, output)
             };
             let fp = fingerprint(ws, s, memo, &up).map_err(|e| format!("stage `{}`: {e}", s.id))?;
-            let a = assess(ws, p, s, fp, lock.stages.get(&s.id), memo, false);
+            let a = assess(
+                ws,
+                p,
+                s,
+                fp,
+                lock.stages.get(&s.id),
+                lock.started.contains(&s.id),
+                memo,
+                false,
+            );
             if matches!(a.verdict, Verdict::Fresh) {
                 continue;
             }
