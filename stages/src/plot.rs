@@ -319,6 +319,8 @@ pub fn heatmap(
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 24))
             .margin(15)
+            // Room for the colour scale on the right.
+            .margin_right(COLOUR_BAR_ROOM)
             .x_label_area_size(50)
             .y_label_area_size(widest * 9 + 45)
             .build_cartesian_2d(0.0..kf, 0.0..kf)
@@ -361,11 +363,7 @@ pub fn heatmap(
             for (p, &n) in row.iter().enumerate() {
                 let (x, y) = (p as f64, (k - 1 - a) as f64);
                 let shade = n as f64 / max;
-                let color = RGBColor(
-                    (255.0 * (1.0 - shade * 0.8)) as u8,
-                    (255.0 * (1.0 - shade * 0.6)) as u8,
-                    255,
-                );
+                let color = shade_colour(shade);
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x, y), (x + 1.0, y + 1.0)],
@@ -385,7 +383,58 @@ pub fn heatmap(
                 .map_err(|e| e.to_string())?;
             }
         }
+        // The colour scale: what a shade counts, from 0 to the largest cell.
+        let (left, top) = chart.backend_coord(&(kf, kf));
+        let (_, bottom) = chart.backend_coord(&(kf, 0.0));
+        let (x0, x1) = (left + 20, left + 38);
+        let steps = 64;
+        for i in 0..steps {
+            let y_hi = bottom - (bottom - top) * (i + 1) / steps;
+            let y_lo = bottom - (bottom - top) * i / steps;
+            let colour = shade_colour((i as f64 + 0.5) / steps as f64);
+            root.draw(&Rectangle::new([(x0, y_hi), (x1, y_lo)], colour.filled()))
+                .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Rectangle::new(
+            [(x0, top), (x1, bottom)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
+        // Counts are whole: the middle label is a whole count, placed where
+        // its shade is.
+        let mid = (max / 2.0).round();
+        let mid_y = bottom - ((bottom - top) as f64 * mid / max).round() as i32;
+        let mut marks = vec![(0.0, bottom)];
+        // (With a largest count of 1 the middle would repeat an end.)
+        if mid > 0.0 && mid < max {
+            marks.push((mid, mid_y));
+        }
+        marks.push((max, top));
+        for (value, y) in marks {
+            root.draw(&Text::new(
+                tick(value),
+                (x1 + 6, y),
+                (FONT, 13)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
     })
+}
+
+/// Pixels right of a heat map for its colour scale and the scale's labels.
+const COLOUR_BAR_ROOM: u32 = 90;
+
+/// The heat map's colour for a cell holding `shade` (0..=1) of the largest
+/// count: white to blue.
+fn shade_colour(shade: f64) -> RGBColor {
+    RGBColor(
+        (255.0 * (1.0 - shade * 0.8)) as u8,
+        (255.0 * (1.0 - shade * 0.6)) as u8,
+        255,
+    )
 }
 
 #[cfg(test)]
@@ -458,5 +507,30 @@ mod tests {
         assert!(svg.contains("Price by area"), "the title is drawn as text");
         let png = std::fs::read(dir.path().join("cm.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
+    }
+
+    /// The confusion matrix has a colour scale from 0 to its largest cell,
+    /// so a shade can be read as a count.
+    #[test]
+    fn the_confusion_matrix_has_a_colour_scale() {
+        let dir = tempfile::tempdir().unwrap();
+        heatmap(
+            dir.path(),
+            "cm",
+            "Confusion",
+            &["no".into(), "yes".into()],
+            &[vec![1200, 5], vec![3, 900]],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("cm.svg")).unwrap();
+        // 600 is in no cell: only the scale's middle label says it.
+        let texts: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit_once('>').map(|(_, x)| x.trim()))
+            .collect();
+        assert!(texts.contains(&"600"), "{texts:?}");
+        assert!(texts.contains(&"0"), "{texts:?}");
+        let top = texts.iter().filter(|t| **t == "1,200").count();
+        assert_eq!(top, 2, "the cell and the scale's top: {texts:?}");
     }
 }

@@ -36,7 +36,7 @@ impl StageKind for Classification {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.classification",
         summary: "Score a classifier on held-out rows: accuracy, precision, recall, F1, confusion matrix, ROC AUC",
-        version: 3,
+        version: 4,
         inputs: EVAL_IN,
         outputs: CLS_OUT,
         params: &[],
