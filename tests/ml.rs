@@ -219,6 +219,33 @@ stages:
         r.stderr
     );
     assert!(r.stderr.contains("features.one_hot"), "{}", r.stderr);
+    // Training, not scoring: no word of a model "trained on" anything.
+    assert!(!r.stderr.contains("trained on"), "{}", r.stderr);
+}
+
+/// Forgetting `target:` on a table with a text column was reported as
+/// "column `species` is categorical, but the model was trained on a
+/// numeric column": the missing target is the fault, and is named first.
+#[test]
+fn regression_a_forgotten_target_is_reported_as_such() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv}}
+  fit: {uses: train.logistic_regression, inputs: {train: data.data}}
+"#,
+    );
+    ws.write("d.csv", "x,species\n1,a\n2,b\n3,a\n4,b\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("needs a target column, and the table has none"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`target:`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("trained on"), "{}", r.stderr);
 }
 
 #[test]

@@ -360,7 +360,7 @@ fn a_target_that_is_not_in_the_csv_header_is_a_validation_error() {
         err.contains("the target `prise` is not a column of d.csv"),
         "{err}"
     );
-    assert!(err.contains("(its header: area, price)"), "{err}");
+    assert!(err.contains("(its columns: area, price)"), "{err}");
     assert!(err.contains("did you mean `price`?"), "{err}");
     assert!(err.contains("the typed column `are`"), "{err}");
     assert!(err.contains("mlcycle.yaml:2:"), "{err}");

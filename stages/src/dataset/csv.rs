@@ -81,34 +81,7 @@ impl StageKind for Csv {
             return Vec::new();
         };
         let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-        let absent = |name: &str, at: &[&str], what: &str| {
-            let near = mlcycle_pipeline::suggest::did_you_mean(name, &names);
-            ParamError::new(
-                at,
-                format!(
-                    "{what} `{name}` is not a column of {} (its header: {})",
-                    p.path,
-                    names.join(", ")
-                ),
-            )
-            .with_help(if near.is_empty() {
-                format!("name one of the columns in {}'s header row", p.path)
-            } else {
-                near
-            })
-        };
-        let mut problems = Vec::new();
-        if let Some(t) = p
-            .target
-            .as_deref()
-            .filter(|t| !names.iter().any(|n| n == t))
-        {
-            problems.push(absent(t, &["target"], "the target"));
-        }
-        for name in p.types.keys().filter(|k| !names.contains(k)) {
-            problems.push(absent(name, &["types", name.as_str()], "the typed column"));
-        }
-        problems
+        super::check_columns(&p.path, &names, p.target.as_deref(), &p.types)
     }
     fn run(p: &CsvParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let opts = CsvOptions {

@@ -15,7 +15,7 @@ pub use self::csv::Csv;
 pub use builtin::Builtin;
 pub use feedback::Feedback;
 #[cfg(feature = "parquet")]
-pub use parquet::Parquet;
+pub use parquet::{Parquet, ParquetParams};
 pub use synthetic::Synthetic;
 
 pub(crate) use synthetic::normal;
@@ -58,6 +58,40 @@ const TABLE_OUT: &[PortSpec] = &[PortSpec::output(
     crate::ports::TABLE,
     "the table (Arrow IPC; pandas `read_feather`, polars `read_ipc`)",
 )];
+
+/// `mlcycle validate`'s check of a dataset stage's `target` and `types`
+/// against the columns its file has (`names`, from a CSV header or a
+/// Parquet schema): one error per name the file lacks, with the nearest.
+fn check_columns(
+    path: &str,
+    names: &[String],
+    target: Option<&str>,
+    types: &std::collections::BTreeMap<String, ColumnType>,
+) -> Vec<mlcycle_pipeline::ParamError> {
+    let absent = |name: &str, at: &[&str], what: &str| {
+        let near = mlcycle_pipeline::suggest::did_you_mean(name, names);
+        mlcycle_pipeline::ParamError::new(
+            at,
+            format!(
+                "{what} `{name}` is not a column of {path} (its columns: {})",
+                names.join(", ")
+            ),
+        )
+        .with_help(if near.is_empty() {
+            format!("name one of the columns of {path}")
+        } else {
+            near
+        })
+    };
+    let mut problems = Vec::new();
+    if let Some(t) = target.filter(|t| !names.iter().any(|n| n == t)) {
+        problems.push(absent(t, &["target"], "the target"));
+    }
+    for name in types.keys().filter(|k| !names.contains(k)) {
+        problems.push(absent(name, &["types", name.as_str()], "the typed column"));
+    }
+    problems
+}
 
 /// Sets the target (checking it exists), logs, and writes the table.
 fn finish_read(

@@ -1,6 +1,6 @@
 //! `dataset.parquet`: a Parquet file as a table.
 
-use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -42,6 +42,29 @@ impl StageKind for Parquet {
     }
     fn file_deps(p: &ParquetParams) -> Vec<String> {
         vec![p.path.clone()]
+    }
+    /// `target` and the `types` keys against the file's schema (read from
+    /// its footer, no rows), and every column's type: a date column
+    /// without `types:` is reported here rather than at run time.
+    fn check_files(p: &ParquetParams, workspace: &std::path::Path) -> Vec<ParamError> {
+        let path = workspace.join(&p.path);
+        // A missing file is reported as a missing dep, an unreadable one
+        // when the stage runs (with the reader's own words).
+        let Ok(fields) = Table::parquet_schema(&path, &super::declared_types(&p.types)) else {
+            return Vec::new();
+        };
+        let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        let mut problems = super::check_columns(&p.path, &names, p.target.as_deref(), &p.types);
+        for (name, problem) in fields {
+            if let Err(why) = problem {
+                problems.push(
+                    ParamError::new(&["path"], format!("{}: {why}", p.path)).with_help(format!(
+                        "declare `{name}` under `types:`, or drop the column from the file"
+                    )),
+                );
+            }
+        }
+        problems
     }
     fn run(p: &ParquetParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let path = ctx.workspace.join(&p.path);

@@ -28,6 +28,38 @@ use arrow_schema::{DataType, Field, TimeUnit};
 use super::{Column, ColumnData, Table, TableError};
 
 impl Table {
+    /// The columns of a Parquet file, read from its footer (no rows), each
+    /// with whether a table can hold it given the declared `types`
+    /// (`Err`: why not, as [`Table::read_parquet`] would say).
+    ///
+    /// # Errors
+    /// The file cannot be opened or is not Parquet.
+    pub fn parquet_schema(
+        path: &Path,
+        types: &HashMap<String, String>,
+    ) -> Result<Vec<(String, Result<(), String>)>, TableError> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let shown = path.display().to_string();
+        let file = File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| TableError::Format {
+                path: shown,
+                message: format!("not a readable Parquet file: {e}"),
+            })?;
+        Ok(builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let declared = types.get(f.name()).map(String::as_str);
+                (f.name().clone(), parquet_column(f, declared).map(|_| ()))
+            })
+            .collect())
+    }
+
     /// Reads a Parquet file. Numeric columns (integers, floats, decimals)
     /// become numeric, text, dictionary and boolean columns categorical;
     /// `types` may override either way (a text column declared numeric
@@ -409,6 +441,49 @@ mod tests {
         w.write(&batch).unwrap();
         w.close().unwrap();
         p
+    }
+
+    /// `mlcycle validate` reads the schema from the footer: a target or a
+    /// typed column the file lacks, and a column no table holds (a date
+    /// without `types:`), are found before anything runs.
+    #[test]
+    fn validate_checks_target_types_and_column_types_against_the_schema() {
+        use mlcycle_pipeline::StageKind;
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            vec![
+                ("area", Arc::new(Int64Array::from(vec![1, 2]))),
+                ("price", Arc::new(Int64Array::from(vec![3, 4]))),
+                ("sold", Arc::new(Date32Array::from(vec![19000, 19001]))),
+            ],
+        );
+        let check = |with: serde_json::Value| {
+            let p: crate::dataset::ParquetParams = serde_json::from_value(with).unwrap();
+            crate::dataset::Parquet::check_files(&p, dir.path())
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let found = check(serde_json::json!(
+            {"path": "t.parquet", "target": "prise", "types": {"are": "numeric"}}
+        ));
+        assert!(
+            found.contains(
+                "the target `prise` is not a column of t.parquet (its columns: area, price, sold)"
+            ),
+            "{found}"
+        );
+        assert!(found.contains("the typed column `are`"), "{found}");
+        assert!(found.contains("column `sold` has type Date32"), "{found}");
+        // Declared, the date reads as text; the right names pass.
+        let found = check(serde_json::json!(
+            {"path": "t.parquet", "target": "price", "types": {"sold": "categorical"}}
+        ));
+        assert_eq!(found, "");
+        // A file that is not there is the missing dep's to report.
+        assert_eq!(check(serde_json::json!({"path": "none.parquet"})), "");
     }
 
     #[test]

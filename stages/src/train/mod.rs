@@ -101,15 +101,8 @@ fn train<P: Serialize>(
     if features.is_empty() {
         return Err(StageError::new("the training table has no feature columns"));
     }
-    let x = matrix(&t, &features).map_err(|e| {
-        let help = match &e {
-            crate::model::ModelError::ColumnType { .. } => {
-                "encode categorical columns with `features.one_hot`, or drop them with `features.select`"
-            }
-            _ => "impute or drop missing values with `preprocess.clean`",
-        };
-        StageError::caused_by("cannot train on this table", e).with_help(help)
-    })?;
+    // The target first: a table without one (`target:` forgotten) is
+    // reported as that, not as whatever its columns hold.
     let target = match task {
         Task::Regression => Target::Values(regression_target(&t, kind)?),
         Task::Classification => {
@@ -118,6 +111,14 @@ fn train<P: Serialize>(
         }
         Task::Clustering => Target::None,
     };
+    let x = matrix(&t, &features).map_err(|e| match e {
+        crate::model::ModelError::ColumnType { column, .. } => StageError::new(format!(
+            "cannot train on this table: column `{column}` is categorical, and `{kind}` takes numeric features"
+        ))
+        .with_help("encode it with `features.one_hot`, or drop it with `features.select`"),
+        e => StageError::caused_by("cannot train on this table", e)
+            .with_help("impute or drop missing values with `preprocess.clean`"),
+    })?;
     let data = TrainData {
         x,
         target,
