@@ -209,18 +209,36 @@ pub fn fingerprint<'a>(
     Ok(StageInputs { stage: s, inputs })
 }
 
-/// Decides what to do with a stage given its fingerprint and its record;
-/// `started`: a run that did not finish (killed) started the stage.
+/// What `mlcycle.lock` (with the journal applied) says of one stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Record<'a> {
+    /// Its last recorded result.
+    pub entry: Option<&'a LockEntry>,
+    /// A run that did not finish (killed) started it.
+    pub started: bool,
+}
+
+impl<'a> Record<'a> {
+    /// Stage `id`'s record in `lock`.
+    pub fn of(lock: &'a LockFile, id: &str) -> Self {
+        Record {
+            entry: lock.stages.get(id),
+            started: lock.started.contains(id),
+        }
+    }
+}
+
+/// Decides what to do with a stage given its fingerprint and its record.
 pub fn assess(
     ws: &Workspace,
     p: &Pipeline,
     s: &StageDef,
     inputs: StageInputs<'_>,
-    recorded: Option<&LockEntry>,
-    started: bool,
+    record: Record<'_>,
     memo: &SharedMemo,
     force: bool,
 ) -> Assessment {
+    let (recorded, started) = (record.entry, record.started);
     let key = inputs.key();
     let upstream_of = |input_key: &str| -> Option<String> {
         s.inputs
@@ -607,18 +625,8 @@ pub fn status(
         .filter(|&&i| selected[i])
         .map(|&i| {
             let s = &p.stages[i];
-            let a = fingerprint(ws, s, memo, &up).map(|fp| {
-                assess(
-                    ws,
-                    p,
-                    s,
-                    fp,
-                    lock.stages.get(&s.id),
-                    lock.started.contains(&s.id),
-                    memo,
-                    false,
-                )
-            });
+            let a = fingerprint(ws, s, memo, &up)
+                .map(|fp| assess(ws, p, s, fp, Record::of(lock, &s.id), memo, false));
             (i, a)
         })
         .collect();

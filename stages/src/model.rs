@@ -89,6 +89,14 @@ pub enum Fitted {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pairs: Vec<(usize, usize)>,
     },
+    /// Linear SVMs, one per pair of classes `(i, j)` in `pairs` (a
+    /// positive `coef[m]·x + intercept[m]` votes for `j`), the class with
+    /// the most votes wins (one-vs-one, as [`Fitted::Svm`]).
+    LinearSvm {
+        coef: Vec<Vec<f64>>,
+        intercept: Vec<f64>,
+        pairs: Vec<(usize, usize)>,
+    },
     /// Nearest centroid.
     Centroids { centroids: Vec<Vec<f64>> },
 }
@@ -420,6 +428,26 @@ impl Model {
                         } else {
                             argmax(&scores)
                         }
+                    })
+                    .collect();
+                Predictions::Classes { ids, proba: None }
+            }
+            Fitted::LinearSvm {
+                coef,
+                intercept,
+                pairs,
+            } => {
+                let k = self.classes.len();
+                let ids = x
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        let scores: Vec<f64> = coef
+                            .iter()
+                            .zip(intercept)
+                            .map(|(w, b)| w.iter().zip(r).map(|(w, v)| w * v).sum::<f64>() + b)
+                            .collect();
+                        argmax(&ovo_votes(&scores, pairs, k))
                     })
                     .collect();
                 Predictions::Classes { ids, proba: None }

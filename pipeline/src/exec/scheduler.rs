@@ -378,14 +378,12 @@ impl<'a> Coordinator<'a> {
                 return None;
             }
         };
-        let started = lock.started.contains(&s.id);
         let a = plan::assess(
             ws,
             p,
             s,
             fp,
-            lock.stages.get(&s.id),
-            started,
+            plan::Record::of(lock, &s.id),
             memo,
             opts.forced[i],
         );

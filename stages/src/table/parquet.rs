@@ -27,6 +27,10 @@ use arrow_schema::{DataType, Field, TimeUnit};
 
 use super::{Column, ColumnData, Table, TableError};
 
+/// A column of a Parquet schema: its name, and whether a table can hold
+/// it (`Err`: why not).
+pub type SchemaColumn = (String, Result<(), String>);
+
 impl Table {
     /// The columns of a Parquet file, read from its footer (no rows), each
     /// with whether a table can hold it given the declared `types`
@@ -37,7 +41,7 @@ impl Table {
     pub fn parquet_schema(
         path: &Path,
         types: &HashMap<String, String>,
-    ) -> Result<Vec<(String, Result<(), String>)>, TableError> {
+    ) -> Result<Vec<SchemaColumn>, TableError> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let shown = path.display().to_string();
         let file = File::open(path).map_err(|source| TableError::Io {

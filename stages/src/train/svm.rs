@@ -1,6 +1,8 @@
-//! `train.svm`: support vector classifier (linfa-svm's SMO solver), one
-//! machine per pair of classes with voting for three or more classes, as
-//! libsvm and scikit-learn's `SVC` do.
+//! `train.svm`: support vector classifier, one machine per pair of classes
+//! with voting for three or more classes, as libsvm and scikit-learn's
+//! `SVC` do. Kernel machines use linfa-svm's SMO solver; `kernel: linear`
+//! uses dual coordinate descent ([`crate::algo::linear_svm`], LIBLINEAR's
+//! method), which needs no n × n kernel matrix.
 
 use linfa::traits::Fit;
 use linfa::Dataset;
@@ -65,8 +67,8 @@ impl StageKind for Svm {
     type Params = SvmParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.svm",
-        summary: "Support vector classifier, one-vs-one voting for several classes (linfa-svm)",
-        version: 2,
+        summary: "Support vector classifier, one-vs-one voting for several classes (linfa-svm; `linear`: dual coordinate descent)",
+        version: 3,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
@@ -75,7 +77,7 @@ impl StageKind for Svm {
             ParamDoc::new("gamma", "`scale` | `auto` | number", "Gaussian kernel coefficient, exp(-gamma·|x-y|²): `scale` is 1 / (features × variance of the training matrix), scikit-learn's default; `auto` is 1 / features"),
             ParamDoc::new("eps", "number", "linfa's Gaussian width, 1 / gamma; overrides `gamma`").unset("from `gamma`"),
             ParamDoc::new("degree", "number", "polynomial kernel degree, (x·y + 1)^degree"),
-            ParamDoc::new("max_kernel_mb", "number", "refuse to train when one machine's n × n kernel matrix would take more memory than this (MB)").unset("half the available memory"),
+            ParamDoc::new("max_kernel_mb", "number", "refuse to train when one machine's n × n kernel matrix would take more memory than this (MB); `linear` builds none").unset("half the available memory"),
         ],
     };
     fn check(p: &mut SvmParams) -> Result<(), ParamError> {
@@ -147,6 +149,12 @@ fn gaussian_eps(p: &SvmParams, x: &ndarray::Array2<f64>) -> f64 {
     1.0 / gamma
 }
 
+/// Stopping tolerance of the linear solver: LIBLINEAR's projected-gradient
+/// gap, at libsvm's `tol` (scikit-learn's `SVC` default, 1e-3).
+const LINEAR_TOL: f64 = 1e-3;
+/// At most this many passes over the rows (LIBLINEAR's default).
+const LINEAR_MAX_EPOCHS: usize = 1000;
+
 fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
     let k = names.len();
@@ -155,6 +163,9 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let pairs: Vec<(usize, usize)> = (0..k)
         .flat_map(|i| (i + 1..k).map(move |j| (i, j)))
         .collect();
+    if matches!(p.kernel, Kernel::Linear) {
+        return Ok(fit_linear(p, d, ids, names, pairs));
+    }
     let mut counts = vec![0usize; k];
     for &i in ids {
         counts[i] += 1;
@@ -201,4 +212,41 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         machines.push(serde_json::to_value(&m).expect("SVMs serialize"));
     }
     Ok(Fitted::Svm { machines, pairs })
+}
+
+/// `kernel: linear`: one dual-coordinate-descent machine per pair of
+/// classes, in parallel (each on its own rows).
+fn fit_linear(
+    p: &SvmParams,
+    d: &TrainData<'_>,
+    ids: &[usize],
+    names: &[String],
+    pairs: Vec<(usize, usize)>,
+) -> Fitted {
+    use rayon::prelude::*;
+    let fitted: Vec<_> = pairs
+        .par_iter()
+        .map(|&(i, j)| {
+            let rows: Vec<usize> = (0..ids.len())
+                .filter(|&r| ids[r] == i || ids[r] == j)
+                .collect();
+            let x = d.x.select(ndarray::Axis(0), &rows);
+            let y: Vec<bool> = rows.iter().map(|&r| ids[r] == j).collect();
+            crate::algo::linear_svm::fit(&x, &y, p.c, LINEAR_TOL, LINEAR_MAX_EPOCHS, 0)
+        })
+        .collect();
+    for (m, (i, j)) in fitted.iter().zip(&pairs) {
+        if !m.converged {
+            (d.ctx.log)(&format!(
+                "warning: the linear SVM for classes `{}` and `{}` stopped after {} passes before converging (try a smaller `c`, or scale the features)",
+                names[*i], names[*j], m.epochs
+            ));
+        }
+    }
+    let (coef, intercept) = fitted.into_iter().map(|m| (m.w, m.b)).unzip();
+    Fitted::LinearSvm {
+        coef,
+        intercept,
+        pairs,
+    }
 }

@@ -222,7 +222,7 @@ fn check_inputs(
     let up = |stage: usize, output: usize| plan::recorded_output(p, upstream, stage, output);
     let s = &p.stages[i];
     let seen = plan::fingerprint(ws, s, memo, &up)
-        .map(|fp| plan::assess(ws, p, s, fp, None, false, memo, true).key);
+        .map(|fp| plan::assess(ws, p, s, fp, plan::Record::default(), memo, true).key);
     match seen {
         Ok(k) if k == spec.key => Ok(()),
         Ok(_) => Err(

@@ -147,8 +147,7 @@ pub fn submit_detached(
                 p,
                 s,
                 fp,
-                lock.stages.get(&s.id),
-                lock.started.contains(&s.id),
+                crate::plan::Record::of(lock, &s.id),
                 memo,
                 false,
             );
