@@ -3,6 +3,7 @@
 //! stages wrap them with parameters, logging and model files.
 
 pub mod cart;
+pub mod kmeans;
 pub mod linear_svm;
 pub mod newton;
 pub mod ols;

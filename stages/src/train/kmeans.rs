@@ -1,13 +1,12 @@
-//! `train.kmeans`: k-means clustering (linfa-clustering).
+//! `train.kmeans`: k-means clustering (Lloyd's algorithm from k-means++
+//! seeds, [`crate::algo::kmeans`]).
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
 use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Axis;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{fit_error, gtol, positive, seed, train, TrainData, MODEL_OUT, SEED_DOC, TRAIN_IN};
+use super::{gtol, positive, seed, train, TrainData, MODEL_OUT, SEED_DOC, TRAIN_IN};
 use crate::model::{Fitted, Task};
 use crate::table::short;
 
@@ -44,8 +43,10 @@ impl StageKind for KMeans {
     type Params = KMeansParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.kmeans",
-        summary: "k-means clustering, best of several k-means++ runs (linfa-clustering)",
-        version: 1,
+        summary: "k-means clustering, best of several k-means++ runs (Lloyd, as scikit-learn's KMeans)",
+        // 2: own Lloyd iterations (was linfa-clustering); `tolerance` is
+        // relative to the data's variance, as scikit-learn's `tol`.
+        version: 2,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
@@ -56,7 +57,7 @@ impl StageKind for KMeans {
                 "independent runs; the lowest inertia wins",
             ),
             ParamDoc::new("max_iterations", "integer", "iterations per run at most"),
-            ParamDoc::new("tolerance", "number", "stop when centroids move less"),
+            ParamDoc::new("tolerance", "number", "stop a run when the centroids' summed squared move is at most this share of the features' mean variance (scikit-learn's `tol`)"),
             SEED_DOC,
         ],
     };
@@ -87,19 +88,21 @@ fn fit_kmeans(p: &KMeansParams, d: &TrainData<'_>) -> Result<Fitted, StageError>
             p.clusters
         )));
     }
-    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(p.seed);
-    let m = linfa_clustering::KMeans::params_with_rng(p.clusters, rng)
-        .n_runs(p.runs)
-        .max_n_iterations(p.max_iterations)
-        .tolerance(p.tolerance)
-        .fit(&DatasetBase::from(d.x.clone()))
-        .map_err(|e| fit_error("k-means", e))?;
-    (d.ctx.log)(&format!("inertia {}", short(m.inertia())));
+    let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(p.seed);
+    let params = crate::algo::kmeans::KMeansParams {
+        k: p.clusters,
+        runs: p.runs,
+        max_iter: p.max_iterations as usize,
+        tol: p.tolerance,
+    };
+    let m = crate::algo::kmeans::fit(&d.x, params, &mut rng);
+    (d.ctx.log)(&format!(
+        "inertia {} (mean {} a row), {} iterations in the best run",
+        short(m.inertia),
+        short(m.inertia / d.x.nrows() as f64),
+        m.iterations
+    ));
     Ok(Fitted::Centroids {
-        centroids: m
-            .centroids()
-            .axis_iter(Axis(0))
-            .map(|r| r.to_vec())
-            .collect(),
+        centroids: m.centroids.axis_iter(Axis(0)).map(|r| r.to_vec()).collect(),
     })
 }
