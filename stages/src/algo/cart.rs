@@ -68,6 +68,20 @@ impl Tree {
 
     /// Class probabilities for one row.
     pub fn proba(&self, x: ArrayView1<f64>) -> Vec<f64> {
+        self.leaf(x).to_vec()
+    }
+
+    /// The class probabilities of the leaf `x` falls in, borrowed (a
+    /// forest sums them without a copy per tree and row).
+    pub fn leaf(&self, x: ArrayView1<f64>) -> &[f64] {
+        match x.as_slice() {
+            Some(row) => self.leaf_of(row),
+            None => self.leaf_of(&x.to_vec()),
+        }
+    }
+
+    /// [`Tree::leaf`] for a row as a slice (`features` long).
+    pub fn leaf_of(&self, x: &[f64]) -> &[f64] {
         let mut i = 0;
         while self.feature[i] >= 0 {
             i = if x[self.feature[i] as usize] < self.threshold[i] {
@@ -76,7 +90,7 @@ impl Tree {
                 self.right[i]
             } as usize;
         }
-        self.value[i].clone()
+        &self.value[i]
     }
 
     /// Grows a tree on the rows `rows` of `x` (labels `y` in 0..n_classes).
