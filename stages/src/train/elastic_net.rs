@@ -1,7 +1,6 @@
 //! `train.elastic_net`: linear regression with L1 and L2 penalties (linfa-elasticnet).
 
 use linfa::traits::Fit;
-use linfa::Dataset;
 use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +70,7 @@ impl StageKind for ElasticNet {
 }
 
 fn fit_elastic_net(p: &ElasticNetParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let ds = Dataset::new(d.x.clone(), values(d).clone());
+    let ds = linfa::DatasetBase::new(d.x.view(), values(d).view());
     let m = linfa_elasticnet::ElasticNet::params()
         .penalty(p.alpha)
         .l1_ratio(p.l1_ratio)

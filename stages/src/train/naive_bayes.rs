@@ -1,7 +1,6 @@
 //! `train.naive_bayes`: Gaussian naive Bayes (linfa-bayes).
 
 use linfa::traits::Fit;
-use linfa::Dataset;
 use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
@@ -51,7 +50,8 @@ impl StageKind for NaiveBayes {
 
 fn fit_naive_bayes(p: &NbParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, _) = classes(d);
-    let ds = Dataset::new(d.x.clone(), Array1::from(ids.to_vec()));
+    let y = Array1::from(ids.to_vec());
+    let ds = linfa::DatasetBase::new(d.x.view(), y.view());
     let m = linfa_bayes::GaussianNb::params()
         .var_smoothing(p.var_smoothing)
         .fit(&ds)
