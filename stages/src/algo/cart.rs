@@ -221,14 +221,21 @@ impl Builder<'_> {
     ) {
         let n = order.len() as f64;
         let min_leaf = self.p.min_samples_leaf.max(1);
-        order.sort_by(|&a, &b| self.x[[a, f]].total_cmp(&self.x[[b, f]]).then(a.cmp(&b)));
+        // Sort (value, row) pairs held together: comparing through row
+        // indices read the matrix column-wise at random (half the forest's
+        // fit time). Ties go by row, so the order is the same as before.
+        let mut keyed: Vec<(f64, usize)> = order.iter().map(|&r| (self.x[[r, f]], r)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (o, &(_, r)) in order.iter_mut().zip(&keyed) {
+            *o = r;
+        }
         let mut left = vec![0.0; self.k];
         let mut right = counts.to_vec();
-        for i in 0..order.len() - 1 {
-            let r = order[i];
+        for i in 0..keyed.len() - 1 {
+            let r = keyed[i].1;
             left[self.y[r]] += 1.0;
             right[self.y[r]] -= 1.0;
-            let (a, b) = (self.x[[r, f]], self.x[[order[i + 1], f]]);
+            let (a, b) = (keyed[i].0, keyed[i + 1].0);
             if a == b || i + 1 < min_leaf || order.len() - i - 1 < min_leaf {
                 continue;
             }
