@@ -248,9 +248,10 @@ impl Model {
         serde_json::from_str(text).map_err(ModelFileError::Malformed)
     }
 
-    /// Writes `model.json` (pretty, stable key order).
+    /// Writes `model.json` (objects indented, arrays on one line; stable
+    /// key order).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let mut s = serde_json::to_string_pretty(self).expect("models serialize");
+        let mut s = crate::util::to_json_readable(self);
         s.push('\n');
         std::fs::write(path, s)
     }

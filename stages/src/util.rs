@@ -266,3 +266,98 @@ mod tests {
         assert!(e.message.contains("missing field `path`"), "{}", e.message);
     }
 }
+
+/// `value` as JSON with its objects indented one key a line and its
+/// arrays on one line each, whatever they hold. Model files are mostly
+/// arrays of numbers (a forest's trees): pretty-printed, every number took
+/// a line of its own, and a 100-tree forest's file was 97 MB.
+pub fn to_json_readable<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Readable::default());
+    value.serialize(&mut ser).expect("values serialize to JSON");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// serde_json's pretty formatter outside arrays, its compact one inside.
+#[derive(Default)]
+struct Readable {
+    pretty: serde_json::ser::PrettyFormatter<'static>,
+    /// How many arrays the writer is inside.
+    arrays: usize,
+}
+
+impl Readable {
+    fn compact(&self) -> bool {
+        self.arrays > 0
+    }
+}
+
+macro_rules! either {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {
+        if $self.compact() {
+            serde_json::ser::CompactFormatter.$method($($arg),*)
+        } else {
+            $self.pretty.$method($($arg),*)
+        }
+    };
+}
+
+impl serde_json::ser::Formatter for Readable {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.arrays += 1;
+        serde_json::ser::CompactFormatter.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.arrays -= 1;
+        serde_json::ser::CompactFormatter.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        serde_json::ser::CompactFormatter.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        serde_json::ser::CompactFormatter.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        either!(self, begin_object(w))
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        either!(self, end_object(w))
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        either!(self, begin_object_key(w, first))
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        either!(self, begin_object_value(w))
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        either!(self, end_object_value(w))
+    }
+}
+
+#[cfg(test)]
+mod readable_tests {
+    /// Objects are indented a key a line; arrays, and all they hold, take
+    /// one line; the text reads back as the same value.
+    #[test]
+    fn objects_indent_and_arrays_stay_on_one_line() {
+        let v = serde_json::json!({
+            "format": "mlcycle.model",
+            "fitted": {"trees": [{"threshold": [0.5, 1.5], "value": [[0.25, 0.75], []]}]},
+            "empty": {}
+        });
+        let text = super::to_json_readable(&v);
+        assert_eq!(
+            text,
+            "{\n  \"format\": \"mlcycle.model\",\n  \"fitted\": {\n    \"trees\": [{\"threshold\":[0.5,1.5],\"value\":[[0.25,0.75],[]]}]\n  },\n  \"empty\": {}\n}"
+        );
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+    }
+}
