@@ -89,6 +89,14 @@ pub enum Fitted {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pairs: Vec<(usize, usize)>,
     },
+    /// Kernel SVMs (libsvm's form: support vectors, `yᵢαᵢ`, `rho`), one per
+    /// pair of classes `(i, j)` in `pairs` (a positive decision value votes
+    /// for `j`), the class with the most votes wins (one-vs-one).
+    KernelSvm {
+        kernel: crate::algo::smo::KernelFn,
+        machines: Vec<crate::algo::smo::KernelMachine>,
+        pairs: Vec<(usize, usize)>,
+    },
     /// Linear SVMs, one per pair of classes `(i, j)` in `pairs` (a
     /// positive `coef[m]·x + intercept[m]` votes for `j`), the class with
     /// the most votes wins (one-vs-one, as [`Fitted::Svm`]).
@@ -433,6 +441,24 @@ impl Model {
                         } else {
                             argmax(&scores)
                         }
+                    })
+                    .collect();
+                Predictions::Classes { ids, proba: None }
+            }
+            Fitted::KernelSvm {
+                kernel,
+                machines,
+                pairs,
+            } => {
+                let k = self.classes.len();
+                let scores: Vec<Array1<f64>> = machines
+                    .iter()
+                    .map(|m| crate::algo::smo::decision(m, *kernel, x.view()))
+                    .collect();
+                let ids = (0..x.nrows())
+                    .map(|r| {
+                        let s: Vec<f64> = scores.iter().map(|d| d[r]).collect();
+                        argmax(&ovo_votes(&s, pairs, k))
                     })
                     .collect();
                 Predictions::Classes { ids, proba: None }

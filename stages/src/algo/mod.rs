@@ -8,6 +8,7 @@ pub mod linear_svm;
 pub mod newton;
 pub mod ols;
 pub mod sgd;
+pub mod smo;
 
 use ndarray::Array2;
 
