@@ -48,10 +48,18 @@ impl StageKind for Parquet {
     /// without `types:` is reported here rather than at run time.
     fn check_files(p: &ParquetParams, workspace: &std::path::Path) -> Vec<ParamError> {
         let path = workspace.join(&p.path);
-        // A missing file is reported as a missing dep, an unreadable one
-        // when the stage runs (with the reader's own words).
-        let Ok(fields) = Table::parquet_schema(&path, &super::declared_types(&p.types)) else {
+        // A missing file is reported as a missing dep.
+        if !path.exists() {
             return Vec::new();
+        }
+        let fields = match Table::parquet_schema(&path, &super::declared_types(&p.types)) {
+            Ok(fields) => fields,
+            Err(e) => {
+                let why = e.to_string().replace(&workspace.display().to_string(), ".");
+                return vec![ParamError::new(&["path"], why).with_help(
+                    "the file must be a whole Parquet file (written by pandas `to_parquet`, polars, Spark or Arrow)",
+                )];
+            }
         };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let mut problems = super::check_columns(&p.path, &names, p.target.as_deref(), &p.types);
@@ -59,7 +67,7 @@ impl StageKind for Parquet {
             if let Err(why) = problem {
                 problems.push(
                     ParamError::new(&["path"], format!("{}: {why}", p.path)).with_help(format!(
-                        "declare `{name}` under `types:`, or drop the column from the file"
+                        "declare `{name}` `categorical` under `types:`, or drop the column from the file"
                     )),
                 );
             }

@@ -143,8 +143,28 @@ impl Table {
 
 /// An empty column of the type `declared`, or else the type the field's
 /// Arrow type implies.
+/// Whether [`numbers`] converts an array of type `t`.
+fn holds_numbers(t: &DataType) -> bool {
+    match t {
+        DataType::Null
+        | DataType::Boolean
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => holds_numbers(values),
+        t => t.is_numeric(),
+    }
+}
+
 fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
     let numeric = match declared {
+        Some("numeric") if !holds_numbers(f.data_type()) => {
+            return Err(format!(
+                "column `{}` is declared `numeric`, but the type {} does not hold numbers",
+                f.name(),
+                f.data_type()
+            ))
+        }
         Some("numeric") => true,
         Some(_) => false,
         None => match f.data_type() {
@@ -488,6 +508,20 @@ mod tests {
         assert_eq!(found, "");
         // A file that is not there is the missing dep's to report.
         assert_eq!(check(serde_json::json!({"path": "none.parquet"})), "");
+        // A date declared numeric does not hold numbers.
+        let found = check(serde_json::json!({"path": "t.parquet", "types": {"sold": "numeric"}}));
+        assert!(
+            found.contains("`sold` is declared `numeric`, but the type Date32"),
+            "{found}"
+        );
+        // An empty or cut file is reported, not passed.
+        std::fs::write(dir.path().join("empty.parquet"), b"").unwrap();
+        let found = check(serde_json::json!({"path": "empty.parquet", "target": "x"}));
+        assert!(found.contains("not a readable Parquet file"), "{found}");
+        let whole = std::fs::read(dir.path().join("t.parquet")).unwrap();
+        std::fs::write(dir.path().join("cut.parquet"), &whole[..whole.len() / 2]).unwrap();
+        let found = check(serde_json::json!({"path": "cut.parquet"}));
+        assert!(found.contains("not a readable Parquet file"), "{found}");
     }
 
     #[test]
