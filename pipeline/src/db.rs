@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::hash::{Digest, Memo, Stamp};
 use crate::summary::{RunSummary, StageResult};
-use crate::workspace::LockEntry;
+use crate::workspace::{LockEntry, LockFile};
 
 thread_local! {
     /// One read connection per thread for run-cache lookups, which happen
@@ -317,16 +317,15 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    /// Marks runs still recorded as running as `killed`, and records the
-    /// stages each was running when its process died (`in_flight`, from the
-    /// journal: stage → the run that started it) as failed, so that a stage
+    /// Marks runs still recorded as running as `killed`, and records, from
+    /// the journal in `lock`, the stages each finished (with their outcome
+    /// and time) and those it was running when its process died (as
+    /// failed), so that a stage
     /// that aborted the process (out of memory, a crash) shows as the
     /// failure it was. Call it holding the writer lock: then no run can
     /// really be in progress. Returns how many runs were marked.
-    pub fn mark_abandoned(
-        &mut self,
-        in_flight: &std::collections::BTreeMap<String, Option<i64>>,
-    ) -> Result<usize, DbError> {
+    pub fn mark_abandoned(&mut self, lock: &LockFile) -> Result<usize, DbError> {
+        let in_flight = &lock.in_flight;
         let path = self.path.clone();
         let e = |source| DbError {
             path: path.clone(),
@@ -345,6 +344,26 @@ impl Db {
             ids
         };
         for &id in &running {
+            // What the run finished before it died.
+            let (mut ran, mut fresh, mut restored) = (0i64, 0i64, 0i64);
+            for (stage, done) in lock.finished_in.iter().filter(|(_, d)| d.run == id) {
+                tx.execute(
+                    "INSERT OR IGNORE INTO stage_runs (run_id, stage, outcome, duration_ms, reasons, detail) VALUES (?1, ?2, ?3, ?4, '[]', NULL)",
+                    params![id, stage, done.outcome, done.ms as i64],
+                )
+                .map_err(e)?;
+                match done.outcome.as_str() {
+                    "ran" => ran += 1,
+                    "fresh" => fresh += 1,
+                    "restored" => restored += 1,
+                    _ => {}
+                }
+            }
+            tx.execute(
+                "UPDATE runs SET ran=ran+?2, fresh=fresh+?3, restored=restored+?4 WHERE id=?1",
+                params![id, ran, fresh, restored],
+            )
+            .map_err(e)?;
             let died_in: Vec<&str> = in_flight
                 .iter()
                 .filter(|(_, run)| **run == Some(id))

@@ -47,7 +47,8 @@ impl History {
 }
 
 /// Marks runs recorded as `running` whose process is gone as `killed`,
-/// with the stages they were running as failed, as the next run would.
+/// with what they finished and the stages they were running (as failed),
+/// as the next run would.
 /// Only when no run holds the writer lock (taken without waiting and let
 /// go at once); a run in progress is left as it is.
 fn settle_dead_runs(ws: &Workspace, db: &mut Db) -> Result<(), DbError> {
@@ -59,6 +60,6 @@ fn settle_dead_runs(ws: &Workspace, db: &mut Db) -> Result<(), DbError> {
     };
     // The journal names the stages the dead run was in; if it cannot be
     // read, the run is still marked, with no stage to blame.
-    let in_flight = ws.read_lock().map(|l| l.in_flight).unwrap_or_default();
-    db.mark_abandoned(&in_flight).map(|_| ())
+    let lock = ws.read_lock().unwrap_or_default();
+    db.mark_abandoned(&lock).map(|_| ())
 }

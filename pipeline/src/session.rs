@@ -387,7 +387,7 @@ impl Session {
         self.ws.clean_lock_temps();
         let mut db = Db::open(&self.ws.db_path())?;
         let memo = db.load_memo()?;
-        db.mark_abandoned(&lock.in_flight)?;
+        db.mark_abandoned(&lock)?;
         let run_id = db.start_run(&req.command, &self.pipeline.name)?;
         Ok(Started {
             _writer: writer,

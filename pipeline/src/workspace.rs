@@ -94,6 +94,19 @@ pub struct LockFile {
     /// named): the process died while they ran.
     #[serde(skip)]
     pub in_flight: BTreeMap<String, Option<i64>>,
+    /// Stages the journal says finished, with the run that finished them,
+    /// how (`ran`, `fresh`, `restored`) and in how many milliseconds: what
+    /// a run that then died had done.
+    #[serde(skip)]
+    pub finished_in: BTreeMap<String, Finished>,
+}
+
+/// A stage's finish as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub run: i64,
+    pub outcome: String,
+    pub ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,6 +117,12 @@ struct JournalLine {
     /// The run (its id in the run history) that started the stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     run: Option<i64>,
+    /// A finished stage's outcome (`ran`, `fresh`, `restored`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+    /// A finished stage's duration, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
 }
 
 /// Errors reading or writing workspace state.
@@ -287,12 +306,23 @@ impl Workspace {
             match j.entry {
                 Some(e) => {
                     lock.in_flight.remove(&j.stage);
+                    match (j.run, j.outcome) {
+                        (Some(run), Some(outcome)) => {
+                            let ms = j.ms.unwrap_or(0);
+                            lock.finished_in
+                                .insert(j.stage.clone(), Finished { run, outcome, ms });
+                        }
+                        _ => {
+                            lock.finished_in.remove(&j.stage);
+                        }
+                    }
                     lock.stages.insert(j.stage, e);
                 }
                 None => {
                     if let Some(e) = lock.stages.get_mut(&j.stage) {
                         e.unfinished = true;
                     }
+                    lock.finished_in.remove(&j.stage);
                     lock.in_flight.insert(j.stage.clone(), j.run);
                     lock.started.insert(j.stage);
                 }
@@ -403,14 +433,26 @@ impl Journal {
             stage: stage.into(),
             entry: None,
             run,
+            outcome: None,
+            ms: None,
         })
     }
-    /// Records a finished stage, run by run `run`.
-    pub fn finished(&mut self, stage: &str, entry: &LockEntry, run: Option<i64>) -> io::Result<()> {
+    /// Records a finished stage, finished by run `run` with `outcome`
+    /// (`ran`, `fresh`, `restored`) in `ms` milliseconds.
+    pub fn finished(
+        &mut self,
+        stage: &str,
+        entry: &LockEntry,
+        run: Option<i64>,
+        outcome: &str,
+        ms: u64,
+    ) -> io::Result<()> {
         self.append(&JournalLine {
             stage: stage.into(),
             entry: Some(entry.clone()),
             run,
+            outcome: Some(outcome.into()),
+            ms: Some(ms),
         })
     }
     fn append(&mut self, line: &JournalLine) -> io::Result<()> {
@@ -502,7 +544,7 @@ mod tests {
         lock.stages.insert("b".into(), entry("k2"));
         ws.write_lock(&lock).unwrap();
         let mut j = ws.open_journal().unwrap();
-        j.finished("a", &entry("k3"), Some(7)).unwrap();
+        j.finished("a", &entry("k3"), Some(7), "ran", 12).unwrap();
         j.started("b", Some(7)).unwrap();
         drop(j);
         // A torn last line, as a kill -9 mid-write would leave.
@@ -517,6 +559,8 @@ mod tests {
         // `b` started in run 7 and never finished: the process died in it.
         assert_eq!(read.in_flight.get("b"), Some(&Some(7)));
         assert!(!read.in_flight.contains_key("a"));
+        let done = &read.finished_in["a"];
+        assert_eq!((done.run, done.outcome.as_str(), done.ms), (7, "ran", 12));
         ws.write_lock(&read).unwrap();
         assert!(!ws.journal_path().exists());
     }
@@ -530,7 +574,7 @@ mod tests {
         let ws = Workspace::new(dir.path());
         ws.write_lock(&LockFile::default()).unwrap();
         let mut j = ws.open_journal().unwrap();
-        j.finished("a", &entry("k1"), None).unwrap();
+        j.finished("a", &entry("k1"), None, "ran", 0).unwrap();
         drop(j);
         let mut f = OpenOptions::new()
             .append(true)
@@ -540,7 +584,7 @@ mod tests {
         drop(f);
         // The next run (killed too) appends its own lines.
         let mut j = ws.open_journal().unwrap();
-        j.finished("c", &entry("k3"), None).unwrap();
+        j.finished("c", &entry("k3"), None, "ran", 0).unwrap();
         drop(j);
         let read = ws.read_lock().unwrap();
         assert_eq!(read.stages["a"].key, "k1");

@@ -474,7 +474,9 @@ impl<'a> Coordinator<'a> {
             Outcome::Skipped { .. } => {}
             Outcome::Fresh | Outcome::Restored | Outcome::Ran => {
                 if let Some(e) = entry {
-                    let r = self.journal.finished(id, &e, self.shared.opts.run_id);
+                    let ms = result.duration.as_millis() as u64;
+                    let (run, how) = (self.shared.opts.run_id, result.outcome.label());
+                    let r = self.journal.finished(id, &e, run, how, ms);
                     r.map_err(|err| self.journal_err(err))?;
                     if let Some(old) = self.lock.stages.insert(id.clone(), e) {
                         self.replaced.push(old);
