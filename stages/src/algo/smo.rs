@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum KernelFn {
+    /// `x·y`.
+    Linear,
     /// `exp(-gamma · ‖x − y‖²)`.
     Gaussian { gamma: f64 },
     /// `(x·y + coef0)^degree`.
@@ -36,6 +38,7 @@ impl KernelFn {
     /// The kernel of two rows from their dot product and squared norms.
     fn of_dot(self, dot: f64, xx: f64, yy: f64) -> f64 {
         match self {
+            KernelFn::Linear => dot,
             KernelFn::Gaussian { gamma } => (-gamma * (xx + yy - 2.0 * dot).max(0.0)).exp(),
             KernelFn::Polynomial { degree, coef0 } => (dot + coef0).powf(degree),
         }

@@ -3,13 +3,16 @@
 //! `SVC` do. Kernel machines use libsvm's SMO ([`crate::algo::smo`]) on a
 //! kernel matrix computed by matrix products; `kernel: linear`
 //! uses dual coordinate descent ([`crate::algo::linear_svm`], LIBLINEAR's
-//! method), which needs no n × n kernel matrix.
+//! method), which needs no n × n kernel matrix, and finishes by SMO over
+//! the linear kernel where it does not converge (a large `c`) and the
+//! kernel fits in memory.
 
 use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{classes, one, positive, train, TrainData, MODEL_OUT, TRAIN_IN};
+use crate::algo::smo::KernelFn;
 use crate::model::{Fitted, Task};
 
 /// `train.svm`'s params (`with:`).
@@ -118,6 +121,14 @@ fn bytes_shown(b: f64) -> String {
     }
 }
 
+/// The most bytes one kernel matrix may take: `max_kernel_mb`, or half
+/// the memory available now.
+fn kernel_limit(p: &SvmParams) -> Option<f64> {
+    p.max_kernel_mb
+        .map(|mb| mb * 1e6)
+        .or_else(|| available_bytes().map(|b| b / 2.0))
+}
+
 /// Memory available to a new allocation, from `/proc/meminfo`.
 fn available_bytes() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -163,7 +174,6 @@ const LINEAR_MAX_EPOCHS: usize = 1000;
 fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let (ids, names) = classes(d);
     let k = names.len();
-    use crate::algo::smo::KernelFn;
     // One machine per pair of classes (i, j), trained on their rows only,
     // true meaning `j`; a binary problem is the one pair (0, 1).
     let pairs: Vec<(usize, usize)> = (0..k)
@@ -181,10 +191,7 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         .map(|&(i, j)| counts[i] + counts[j])
         .max()
         .unwrap_or(0);
-    let limit = p
-        .max_kernel_mb
-        .map(|mb| mb * 1e6)
-        .or_else(|| available_bytes().map(|b| b / 2.0));
+    let limit = kernel_limit(p);
     if let Some(limit) = limit {
         if kernel_bytes(largest) > limit {
             return Err(StageError::new(format!(
@@ -242,7 +249,8 @@ fn fit_linear(
     pairs: Vec<(usize, usize)>,
 ) -> Fitted {
     use rayon::prelude::*;
-    let fitted: Vec<_> = pairs
+    let limit = kernel_limit(p);
+    let fitted: Vec<(Vec<f64>, f64, Option<usize>)> = pairs
         .par_iter()
         .map(|&(i, j)| {
             let rows: Vec<usize> = (0..ids.len())
@@ -250,18 +258,33 @@ fn fit_linear(
                 .collect();
             let x = d.x.select(ndarray::Axis(0), &rows);
             let y: Vec<bool> = rows.iter().map(|&r| ids[r] == j).collect();
-            crate::algo::linear_svm::fit(&x, &y, p.c, LINEAR_TOL, LINEAR_MAX_EPOCHS, 0)
+            let m = crate::algo::linear_svm::fit(&x, &y, p.c, LINEAR_TOL, LINEAR_MAX_EPOCHS, 0);
+            if m.converged || limit.is_some_and(|l| kernel_bytes(rows.len()) > l) {
+                return (m.w, m.b, (!m.converged).then_some(m.epochs));
+            }
+            // Coordinate descent converges slowly at a large `c`: solve the
+            // same problem with SMO over the linear kernel (as libsvm's
+            // `SVC(kernel='linear')`), memory allowing, and read w and b
+            // off its support vectors.
+            let s = crate::algo::smo::fit(&x, &y, p.c, KernelFn::Linear, SMO_TOL, SMO_MAX_ITER);
+            let mut w = vec![0.0; x.ncols()];
+            for (sv, a) in s.machine.support.iter().zip(&s.machine.dual_coef) {
+                for (w, v) in w.iter_mut().zip(sv) {
+                    *w += a * v;
+                }
+            }
+            (w, -s.machine.rho, (!s.converged).then_some(s.iterations))
         })
         .collect();
-    for (m, (i, j)) in fitted.iter().zip(&pairs) {
-        if !m.converged {
+    for ((_, _, stopped), (i, j)) in fitted.iter().zip(&pairs) {
+        if let Some(steps) = stopped {
             (d.ctx.log)(&format!(
-                "warning: the linear SVM for classes `{}` and `{}` stopped after {} passes before converging (try a smaller `c`, or scale the features)",
-                names[*i], names[*j], m.epochs
+                "warning: the linear SVM for classes `{}` and `{}` stopped after {steps} steps before converging (try a smaller `c`)",
+                names[*i], names[*j]
             ));
         }
     }
-    let (coef, intercept) = fitted.into_iter().map(|m| (m.w, m.b)).unzip();
+    let (coef, intercept) = fitted.into_iter().map(|(w, b, _)| (w, b)).unzip();
     Fitted::LinearSvm {
         coef,
         intercept,
