@@ -497,6 +497,17 @@ stages:
     let r = bad.run(&["validate"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("`gamma` must be"), "{}", r.stderr);
+    // A fractional degree made NaN kernels and a model written with nulls.
+    let bad = Ws::new(
+        "stages:\n  data: {uses: dataset.builtin, with: {name: iris}}\n  svm: {uses: train.svm, inputs: {train: data.data}, with: {kernel: polynomial, degree: 2.5}}\n",
+    );
+    let r = bad.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`degree` must be a whole number"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `kernel: linear` needs no kernel matrix: it trains under a memory limit

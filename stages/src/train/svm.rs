@@ -78,7 +78,7 @@ impl StageKind for Svm {
             ParamDoc::new("kernel", "`linear` | `gaussian` | `polynomial`", "kernel"),
             ParamDoc::new("gamma", "`scale` | `auto` | number", "Gaussian kernel coefficient, exp(-gamma·|x-y|²): `scale` is 1 / (features × variance of the training matrix), scikit-learn's default; `auto` is 1 / features"),
             ParamDoc::new("eps", "number", "linfa's Gaussian width, 1 / gamma; overrides `gamma`").unset("from `gamma`"),
-            ParamDoc::new("degree", "number", "polynomial kernel degree, (x·y + 1)^degree"),
+            ParamDoc::new("degree", "integer", "polynomial kernel degree, (x·y + 1)^degree"),
             ParamDoc::new("max_kernel_mb", "number", "refuse to train when one machine's n × n kernel matrix would take more memory than this (MB); `linear` builds none").unset("half the available memory"),
         ],
     };
@@ -89,6 +89,17 @@ impl StageKind for Svm {
         }
         if let Some(mb) = p.max_kernel_mb {
             positive("max_kernel_mb", mb)?;
+        }
+        // (x·y + 1)^degree of a negative base is NaN for a fractional
+        // degree: the model was written with nulls and could not be read.
+        if !(p.degree >= 1.0 && p.degree.fract() == 0.0 && p.degree.is_finite()) {
+            return Err(ParamError::new(
+                &["degree"],
+                format!(
+                    "`degree` must be a whole number of at least 1, got {}",
+                    p.degree
+                ),
+            ));
         }
         match &p.gamma {
             Value::String(s) if s == "scale" || s == "auto" => Ok(()),
