@@ -82,10 +82,9 @@ fn plus_plus(x: &Array2<f64>, norms: &Array1<f64>, k: usize, rng: &mut impl Rng)
     let mut centres = Array2::zeros((k, x.ncols()));
     let first = rng.gen_range(0..n);
     centres.row_mut(0).assign(&x.row(first));
-    let mut closest: Vec<f64> = column(
-        &distances_to(x, norms, &centres.slice(s![0..1, ..]).to_owned()),
-        0,
-    );
+    let mut closest: Vec<f64> = distances_to(x, norms, &centres.slice(s![0..1, ..]).to_owned())
+        .column(0)
+        .to_vec();
     let mut potential: f64 = closest.iter().sum();
     for c in 1..k {
         // Candidates by inverse CDF of the squared distances.
@@ -141,18 +140,12 @@ fn distances_to(x: &Array2<f64>, norms: &Array1<f64>, c: &Array2<f64>) -> Array2
     ndarray::concatenate(Axis(0), &views).expect("same widths")
 }
 
-fn column(a: &Array2<f64>, j: usize) -> Vec<f64> {
-    a.column(j).to_vec()
-}
-
 /// One assignment pass: per block, the sums (`k × features`, row-major)
-/// and counts of the rows each centre is nearest to, the inertia, and the
-/// labels.
+/// and counts of the rows each centre is nearest to, and the inertia.
 struct Pass {
     sums: Vec<f64>,
     counts: Vec<usize>,
     inertia: f64,
-    labels: Vec<usize>,
 }
 
 /// Assigns every row of `x` (standard layout) to its nearest centre.
@@ -171,7 +164,6 @@ fn assign(x: &Array2<f64>, norms: &Array1<f64>, c: &Array2<f64>) -> Pass {
                 sums: vec![0.0; k * f],
                 counts: vec![0; k],
                 inertia: 0.0,
-                labels: Vec::with_capacity(hi - lo),
             };
             for (i, r) in (lo..hi).enumerate() {
                 let dr = &ds[i * k..(i + 1) * k];
@@ -187,7 +179,6 @@ fn assign(x: &Array2<f64>, norms: &Array1<f64>, c: &Array2<f64>) -> Pass {
                 }
                 pass.counts[j] += 1;
                 pass.inertia += best;
-                pass.labels.push(j);
             }
             pass
         })
@@ -199,7 +190,6 @@ fn assign(x: &Array2<f64>, norms: &Array1<f64>, c: &Array2<f64>) -> Pass {
                 *x += y;
             }
             a.inertia += b.inertia;
-            a.labels.extend(b.labels);
             a
         })
         .expect("at least one row")
@@ -492,8 +482,8 @@ mod tests {
         let fast = lloyd(&x, &norms, seeds.clone(), 300, 0.0);
         // Plain Lloyd.
         let mut c = seeds;
-        let mut labels = Vec::new();
         for _ in 0..300 {
+            let before = c.clone();
             let pass = assign(&x, &norms, &c);
             for j in 0..6 {
                 if pass.counts[j] > 0 {
@@ -502,10 +492,9 @@ mod tests {
                     }
                 }
             }
-            if pass.labels == labels {
+            if c == before {
                 break;
             }
-            labels = pass.labels;
         }
         for (a, b) in fast.centroids.iter().zip(c.iter()) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
