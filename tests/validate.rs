@@ -366,3 +366,114 @@ fn a_target_that_is_not_in_the_csv_header_is_a_validation_error() {
     assert!(err.contains("mlcycle.yaml:2:"), "{err}");
     assert_eq!(ws.run(&["status"]).code, 1);
 }
+
+/// `mlcycle validate` follows what the data will hold through the DAG
+/// (columns from the CSV header, text from its first rows, the target from
+/// the dataset stage) and reports, at the stage that would fail, what used
+/// to show only when it ran: a trainer fed a table without a target, a
+/// text column that reaches a model un-encoded, a regression on a text
+/// target, rows scored without the target, and a column a step names that
+/// the table will not have. A pipeline that encodes first passes.
+#[test]
+fn faults_that_flow_through_the_dag_are_found_by_validate() {
+    let ws = Ws::new(
+        r#"name: flow
+stages:
+  data:
+    uses: dataset.csv
+    with: {path: h.csv}
+  split:
+    uses: preprocess.split
+    inputs: {data: data.data}
+  fit:
+    uses: train.linear_regression
+    inputs: {train: split.train}
+  priced:
+    uses: dataset.csv
+    with: {path: h.csv, target: price}
+  forest:
+    uses: train.random_forest
+    inputs: {train: priced.data}
+  by_city:
+    uses: dataset.csv
+    with: {path: h.csv, target: city}
+  sgd:
+    uses: train.sgd_regression
+    inputs: {train: by_city.data}
+  scale:
+    uses: preprocess.scale
+    inputs: {data: priced.data}
+    with: {columns: [area, romos]}
+  enc:
+    uses: features.one_hot
+    inputs: {data: priced.data}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: enc.data}
+  unlabelled:
+    uses: dataset.csv
+    with: {path: u.csv}
+  eval:
+    uses: evaluate.regression
+    inputs: {model: ols.model, test: unlabelled.data}
+"#,
+    );
+    ws.write(
+        "h.csv",
+        "area,city,rooms,price\n50,paris,2,100\n70,lyon,3,150\n",
+    );
+    ws.write("u.csv", "area,city,rooms\n50,paris,2\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2, "{text}");
+    insta::assert_snapshot!(text);
+    // `status` and `run` do not read data files to validate.
+    assert_eq!(ws.run(&["status"]).code, 1);
+
+    // Encoded before training, scored on rows with the target: valid.
+    let ws = Ws::new(
+        r#"name: fine
+stages:
+  data: {uses: dataset.csv, with: {path: h.csv, target: price}}
+  split: {uses: preprocess.split, inputs: {data: data.data}}
+  enc: {uses: features.one_hot, inputs: {data: split.train}}
+  keep:
+    uses: features.select
+    inputs: {data: enc.data}
+    with: {keep: [area, city=paris]}
+  fit: {uses: train.linear_regression, inputs: {train: keep.data}}
+  test: {uses: features.apply, inputs: {data: split.test, transform: enc.transform}}
+  eval: {uses: evaluate.regression, inputs: {model: fit.model, test: split.test}}
+"#,
+    );
+    ws.write(
+        "h.csv",
+        "area,city,rooms,price\n50,paris,2,100\n70,lyon,3,150\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// A CSV column whose first rows are numbers is not called numeric for
+/// certain: text further down is the run's to report, never a false alarm
+/// from `validate`.
+#[test]
+fn validate_raises_no_alarm_on_what_the_first_rows_cannot_tell() {
+    let ws = Ws::new(
+        "stages:\n  data: {uses: dataset.csv, with: {path: d.csv, target: y}}\n  fit: {uses: train.logistic_regression, inputs: {train: data.data}}\n",
+    );
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("{i},{},{}\n", i % 7, i % 2));
+    }
+    csv.push_str("5,text,1\n");
+    ws.write("d.csv", &csv);
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout.contains("column `b` is categorical"),
+        "{}",
+        r.stdout
+    );
+}

@@ -66,6 +66,6 @@ pub use graph::StageGraph;
 pub use registry::StageRegistry;
 pub use session::{RunRequest, Session, SessionError, SessionOptions};
 pub use spec::{ParamDoc, ParamError, StageFactory, StageKind, StageSpec};
-pub use stage::{Artifact, PortSpec, RunContext, Stage, StageError};
+pub use stage::{Artifact, Facts, InferContext, Inferred, PortSpec, RunContext, Stage, StageError};
 pub use summary::RunSummary;
 pub use workspace::Workspace;

@@ -69,7 +69,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::stage::{PortSpec, RunContext, Stage, StageError};
+use crate::stage::{InferContext, Inferred, PortSpec, RunContext, Stage, StageError};
 
 /// What a stage kind is, as the catalogue and the validator see it.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +132,10 @@ pub struct ParamError {
     pub path: Vec<String>,
     /// Whether the key itself is wrong (unknown), rather than its value.
     pub at_key: bool,
+    /// The input port the problem is about, when it is about what an input
+    /// brings rather than a `with:` value (see [`ParamError::at_input`]):
+    /// it is then reported at the stage's `inputs:` entry for the port.
+    pub input: Option<String>,
     pub message: String,
     pub help: Option<String>,
 }
@@ -142,6 +146,18 @@ impl ParamError {
         Self {
             path: path.iter().map(|s| s.to_string()).collect(),
             at_key: false,
+            input: None,
+            message: message.into(),
+            help: None,
+        }
+    }
+    /// A problem with what input `port` brings (found by
+    /// [`StageKind::infer`]), reported at the stage's `inputs:` entry.
+    pub fn at_input(port: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: Vec::new(),
+            at_key: false,
+            input: Some(port.to_string()),
             message: message.into(),
             help: None,
         }
@@ -192,6 +208,17 @@ pub trait StageKind: Send + Sync + 'static {
     /// problem is reported at its param. `workspace` is the workspace root.
     fn check_files(_params: &Self::Params, _workspace: &std::path::Path) -> Vec<ParamError> {
         Vec::new()
+    }
+
+    /// What the outputs will hold, from what is known of the inputs
+    /// (`cx.inputs`, each output's [`crate::Facts`] from the stage upstream), with
+    /// the problems that already shows: a trainer fed a table that has no
+    /// target, a column a stage names that its input will not have.
+    /// `mlcycle validate` calls it on every stage in dependency order, once
+    /// [`Self::check_files`] passed; a kind that knows nothing returns
+    /// [`Inferred::default`], and the stages after it are not checked.
+    fn infer(_params: &Self::Params, _cx: &InferContext<'_>) -> Inferred {
+        Inferred::default()
     }
 
     /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
@@ -316,6 +343,9 @@ impl<K: StageKind> Stage for Built<K> {
     fn check_files(&self, workspace: &std::path::Path) -> Vec<ParamError> {
         K::check_files(&self.params, workspace)
     }
+    fn infer(&self, cx: &InferContext<'_>) -> Inferred {
+        K::infer(&self.params, cx)
+    }
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError> {
         K::run(&self.params, ctx)
     }
@@ -394,6 +424,7 @@ fn deserialize<P: DeserializeOwned>(with: &Value, docs: &[ParamDoc]) -> Result<P
         ParamError {
             path,
             at_key: false,
+            input: None,
             message: plain_types(&e.into_inner().to_string()),
             help,
         }
@@ -548,6 +579,7 @@ fn unknown_param(path: Vec<String>, key: &str, valid: &[&str]) -> ParamError {
     ParamError {
         path,
         at_key: true,
+        input: None,
         message: format!("unknown field `{key}`, {expected}"),
         help: crate::suggest::closest(key, valid.iter().copied())
             .map(|s| format!("did you mean `{s}`?")),

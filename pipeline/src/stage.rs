@@ -205,6 +205,71 @@ impl RunContext<'_> {
     }
 }
 
+/// What `mlcycle validate` can know of an artifact before it exists (a
+/// table's columns and target, read from its source file's header), handed
+/// from the stage that writes it to the stages that read it. The engine
+/// does not look inside: a kind puts in a type of its own and the kinds
+/// that read it downcast with [`Facts::get`].
+#[derive(Clone)]
+pub struct Facts(Arc<dyn std::any::Any + Send + Sync>);
+
+impl Facts {
+    pub fn new<T: std::any::Any + Send + Sync>(facts: T) -> Self {
+        Facts(Arc::new(facts))
+    }
+    /// The facts, when they are a `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Facts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Facts(..)")
+    }
+}
+
+/// What [`crate::StageKind::infer`] sees.
+pub struct InferContext<'a> {
+    /// The stage's id in the pipeline.
+    pub stage: &'a str,
+    /// The workspace root.
+    pub workspace: &'a Path,
+    /// Input port → what the stage upstream said its output holds. A port
+    /// is absent when nothing is known (a file, a `run:` stage, a kind
+    /// that infers nothing).
+    pub inputs: BTreeMap<String, Facts>,
+}
+
+impl InferContext<'_> {
+    /// The facts an input brings, when they are known and a `T`.
+    pub fn input<T: std::any::Any>(&self, port: &str) -> Option<&T> {
+        self.inputs.get(port).and_then(Facts::get)
+    }
+}
+
+/// What [`crate::StageKind::infer`] found: facts per output port, and
+/// problems (at a `with:` value, or at an input with
+/// [`crate::ParamError::at_input`]).
+#[derive(Debug, Default)]
+pub struct Inferred {
+    pub outputs: BTreeMap<String, Facts>,
+    pub problems: Vec<crate::spec::ParamError>,
+}
+
+impl Inferred {
+    /// Facts for output `port`.
+    pub fn output(mut self, port: &str, facts: Facts) -> Self {
+        self.outputs.insert(port.to_string(), facts);
+        self
+    }
+    /// Adds a problem.
+    pub fn problem(mut self, e: crate::spec::ParamError) -> Self {
+        self.problems.push(e);
+        self
+    }
+}
+
 /// A configured stage, ready to run: what [`crate::StageFactory::build`]
 /// returns for a `uses:` stage.
 pub trait Stage: Send + Sync + fmt::Debug {
@@ -221,6 +286,11 @@ pub trait Stage: Send + Sync + fmt::Debug {
     /// [`crate::StageKind::check_files`]); `mlcycle validate` reports them.
     fn check_files(&self, _workspace: &Path) -> Vec<crate::spec::ParamError> {
         Vec::new()
+    }
+    /// What the outputs will hold, given what the inputs hold (see
+    /// [`crate::StageKind::infer`]).
+    fn infer(&self, _cx: &InferContext<'_>) -> Inferred {
+        Inferred::default()
     }
     /// Does the work: reads `ctx.inputs`, writes every `ctx.outputs` path.
     fn run(&self, ctx: &RunContext<'_>) -> Result<(), StageError>;

@@ -13,6 +13,7 @@ pub mod model;
 pub mod plot;
 pub mod ports;
 pub mod preprocess;
+pub mod shape;
 pub mod steps;
 pub mod table;
 pub mod train;

@@ -4,6 +4,7 @@
 mod builtin;
 mod command;
 mod cycles;
+mod flow;
 mod folders;
 mod inputs;
 mod outputs;
@@ -206,6 +207,11 @@ impl Validator<'_> {
             .collect();
         self.link_folder_deps(&drafts, &mut defs);
         self.check_cycles(&drafts, &defs);
+        // `validate` also follows what the data will hold through the DAG
+        // (the files were looked into above).
+        if !self.allow_missing {
+            self.check_flow(&drafts, &defs);
+        }
         // Where stages run.
         let executor = self.check_executor(top);
         let cache_dir = self.check_cache_dir(top);

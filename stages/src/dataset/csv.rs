@@ -1,6 +1,8 @@
 //! `dataset.csv`: a CSV file as a table.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -82,6 +84,19 @@ impl StageKind for Csv {
         };
         let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
         super::check_columns(&p.path, &names, p.target.as_deref(), &p.types)
+    }
+    /// The columns from the header, text or numbers from the first rows.
+    fn infer(p: &CsvParams, cx: &InferContext<'_>) -> Inferred {
+        let opts = CsvOptions {
+            types: super::declared_types(&p.types),
+            delimiter: Some(p.delimiter.as_bytes()[0]),
+        };
+        let path = cx.workspace.join(&p.path);
+        match Table::sniff_csv(&path, &opts, crate::shape::SNIFF_ROWS) {
+            Ok(columns) => super::read_shape(cx, &p.path, columns, p.target.as_deref()),
+            // Reported when the stage runs, with the line.
+            Err(_) => Inferred::default(),
+        }
     }
     fn run(p: &CsvParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let opts = CsvOptions {

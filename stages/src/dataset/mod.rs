@@ -93,6 +93,30 @@ fn check_columns(
     problems
 }
 
+/// What a dataset stage's `data` output will hold: `columns` with
+/// `Some(categorical)` where the type is certain.
+fn read_shape(
+    cx: &mlcycle_pipeline::InferContext<'_>,
+    file: &str,
+    columns: Vec<(String, Option<bool>)>,
+    target: Option<&str>,
+) -> mlcycle_pipeline::Inferred {
+    use crate::shape::Kind;
+    let columns = columns
+        .into_iter()
+        .map(|(name, categorical)| {
+            let kind = match categorical {
+                Some(true) => Kind::Categorical,
+                Some(false) => Kind::Numeric,
+                None => Kind::Unsure,
+            };
+            (name, kind)
+        })
+        .collect();
+    let shape = crate::shape::TableShape::read(cx.stage, file, columns, target);
+    mlcycle_pipeline::Inferred::default().output("data", mlcycle_pipeline::Facts::new(shape))
+}
+
 /// Sets the target (checking it exists), logs, and writes the table.
 fn finish_read(
     ctx: &RunContext<'_>,

@@ -1,6 +1,8 @@
 //! `dataset.parquet`: a Parquet file as a table.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -73,6 +75,18 @@ impl StageKind for Parquet {
             }
         }
         problems
+    }
+    /// The columns and their types from the file's schema.
+    fn infer(p: &ParquetParams, cx: &InferContext<'_>) -> Inferred {
+        let path = cx.workspace.join(&p.path);
+        let Ok(fields) = Table::parquet_schema(&path, &super::declared_types(&p.types)) else {
+            return Inferred::default();
+        };
+        let columns = fields
+            .into_iter()
+            .map(|(name, categorical)| (name, categorical.ok()))
+            .collect();
+        super::read_shape(cx, &p.path, columns, p.target.as_deref())
     }
     fn run(p: &ParquetParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let path = ctx.workspace.join(&p.path);

@@ -1,6 +1,8 @@
 //! `evaluate.classification`: classification metrics and plots on held-out rows.
 
-use mlcycle_pipeline::{PortSpec, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, PortSpec, RunContext, StageError, StageKind, StageSpec,
+};
 use serde_json::Value;
 
 use super::{
@@ -41,6 +43,9 @@ impl StageKind for Classification {
         outputs: CLS_OUT,
         params: &[],
     };
+    fn infer(_: &NoParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::scored_rows(cx, "test")
+    }
     fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let (m, test) = load(ctx)?;
         if m.task != Task::Classification {

@@ -1,7 +1,8 @@
 //! `evaluate.compare`: a challenger against a reference model, as a gate.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
+    InferContext, Inferred, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind,
+    StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -90,6 +91,9 @@ impl StageKind for Compare {
             ));
         }
         Ok(())
+    }
+    fn infer(_: &CompareParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::scored_rows(cx, "test")
     }
     fn run(p: &CompareParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let read = |port: &str| {

@@ -1,6 +1,8 @@
 //! `evaluate.regression`: regression metrics and plots on held-out rows.
 
-use mlcycle_pipeline::{PortSpec, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, PortSpec, RunContext, StageError, StageKind, StageSpec,
+};
 
 use super::{
     load, model_info, plot_err, regression_metrics, score, truth_values, write_metrics, EVAL_IN,
@@ -39,6 +41,9 @@ impl StageKind for Regression {
         outputs: REG_OUT,
         params: &[],
     };
+    fn infer(_: &NoParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::scored_rows(cx, "test")
+    }
     fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let (m, test) = load(ctx)?;
         if m.task != Task::Regression {

@@ -1,6 +1,8 @@
 //! `features.apply`: apply fitted transforms to another table.
 
-use mlcycle_pipeline::{PortSpec, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, PortSpec, RunContext, StageError, StageKind, StageSpec,
+};
 
 use crate::transform::{apply_all, read_steps};
 use crate::util::{read_table, write_table, NoParams};
@@ -35,6 +37,9 @@ impl StageKind for Apply {
         outputs: APPLY_OUT,
         params: &[],
     };
+    fn infer(_: &NoParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::apply(cx)
+    }
     fn run(_: &NoParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let steps = read_steps(ctx.input("transform")?).map_err(StageError::from_error)?;
         let mut t = read_table(ctx, "data")?;

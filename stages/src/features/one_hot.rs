@@ -1,6 +1,8 @@
 //! `features.one_hot`: one-hot encode categorical columns.
 
-use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::preprocess::{FIT_IN, FIT_OUT};
@@ -74,6 +76,14 @@ impl StageKind for OneHot {
             ),
         ],
     };
+    fn infer(p: &OneHotParams, cx: &InferContext<'_>) -> Inferred {
+        let named = p.columns.clone();
+        let step = crate::shape::StepShape::new(move |t| {
+            let encoded = named.clone().unwrap_or_else(|| t.default_columns(false));
+            t.replace(&encoded, None)
+        });
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(false), "columns", step)
+    }
     fn run(p: &OneHotParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = read_table(ctx, "data")?;
         let columns = crate::util::chosen_columns(&t, &p.columns, false, "columns")?;

@@ -1,6 +1,8 @@
 //! `features.pca`: principal components.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,6 +54,17 @@ impl StageKind for Pca {
                 "`components` must be at least 1",
             ))
         }
+    }
+    fn infer(p: &PcaParams, cx: &InferContext<'_>) -> Inferred {
+        let (named, k) = (p.columns.clone(), p.components);
+        let step = crate::shape::StepShape::new(move |t| {
+            let projected = named.clone().unwrap_or_else(|| t.default_columns(true));
+            let pcs = (1..=k)
+                .map(|i| (format!("pc{i}"), crate::shape::Kind::Numeric))
+                .collect();
+            t.replace(&projected, Some(pcs))
+        });
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
     }
     fn run(p: &PcaParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use linfa::traits::Fit;

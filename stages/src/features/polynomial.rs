@@ -1,6 +1,8 @@
 //! `features.polynomial`: polynomial feature expansion.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::finish;
@@ -59,6 +61,12 @@ impl StageKind for Polynomial {
                 format!("`degree` must be 2 to 5, got {}", p.degree),
             ))
         }
+    }
+    fn infer(p: &PolyParams, cx: &InferContext<'_>) -> Inferred {
+        // The terms are named by the columns they multiply: added, with
+        // names this check does not predict.
+        let step = crate::shape::StepShape::new(|t| t.replace(&[], None));
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
     }
     fn run(p: &PolyParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;

@@ -1,6 +1,8 @@
 //! `features.select`: keep or drop columns.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -55,6 +57,41 @@ impl StageKind for Select {
             )),
             _ => Ok(()),
         }
+    }
+    fn infer(p: &SelectParams, cx: &InferContext<'_>) -> Inferred {
+        let (keep, drop) = (p.keep.clone(), p.drop.clone());
+        let step = crate::shape::StepShape::new(move |t| {
+            let mut t = t.clone();
+            if let Some(keep) = &keep {
+                let mut columns: Vec<(String, crate::shape::Kind)> = keep
+                    .iter()
+                    .map(|n| {
+                        let kind = t.columns.iter().find(|(c, _)| c == n).map(|(_, k)| *k);
+                        (n.clone(), kind.unwrap_or(crate::shape::Kind::Unsure))
+                    })
+                    .collect();
+                if let Some(target) = &t.target {
+                    if let Some(c) = t.columns.iter().find(|(c, _)| c == target) {
+                        columns.push(c.clone());
+                    }
+                }
+                t.columns = columns;
+                t.complete = true;
+            }
+            if let Some(drop) = &drop {
+                t.columns.retain(|(n, _)| !drop.contains(n));
+            }
+            t
+        });
+        let mut out = crate::shape::fitted_step(cx, None, None, "keep", step);
+        if let Some(t) = crate::shape::table(cx, "data") {
+            for (param, named) in [("keep", &p.keep), ("drop", &p.drop)] {
+                if let Some(named) = named {
+                    out.problems.extend(t.check_named(named, None, param));
+                }
+            }
+        }
+        out
     }
     fn run(p: &SelectParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;

@@ -2,7 +2,8 @@
 //! features or by oversampling minority classes.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
+    InferContext, Inferred, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind,
+    StageSpec,
 };
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -80,6 +81,9 @@ impl StageKind for Augment {
             return Err(ParamError::new(&["noise"], "`noise` must be ≥ 0"));
         }
         Ok(())
+    }
+    fn infer(_: &AugmentParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::through(cx, "data", &["data"], Clone::clone)
     }
     fn run(p: &AugmentParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use rand::Rng;

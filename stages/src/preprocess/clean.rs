@@ -1,7 +1,8 @@
 //! `preprocess.clean`: duplicates, missing values, outliers.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
+    InferContext, Inferred, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind,
+    StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -143,6 +144,13 @@ impl StageKind for Clean {
             Outliers::Iqr => Some(p.threshold.unwrap_or(1.5)),
         };
         Ok(())
+    }
+    fn infer(p: &CleanParams, cx: &InferContext<'_>) -> Inferred {
+        let mut out = crate::shape::through(cx, "data", &["data"], Clone::clone);
+        if let (Some(t), Some(named)) = (crate::shape::table(cx, "data"), &p.columns) {
+            out.problems = t.check_named(named, Some(true), "columns");
+        }
+        out
     }
     fn run(p: &CleanParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = crate::util::read_table(ctx, "data")?;

@@ -1,6 +1,8 @@
 //! `preprocess.scale`: scale numeric features.
 
-use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{FIT_IN, FIT_OUT};
@@ -59,6 +61,10 @@ impl StageKind for Scale {
             ParamDoc::new("columns", "list of strings", "columns to scale (never the target)").unset("every numeric feature"),
         ],
     };
+    fn infer(p: &ScaleParams, cx: &InferContext<'_>) -> Inferred {
+        let step = crate::shape::StepShape::new(Clone::clone);
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
+    }
     fn run(p: &ScaleParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use crate::transform::Transform;
         use linfa::traits::Fit;

@@ -1,7 +1,8 @@
 //! `preprocess.split`: seeded train / test / validation split and folds.
 
 use mlcycle_pipeline::{
-    ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
+    InferContext, Inferred, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind,
+    StageSpec,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -105,6 +106,9 @@ impl StageKind for Split {
             ));
         }
         Ok(())
+    }
+    fn infer(_: &SplitParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::through(cx, "data", &["train", "test", "validation"], Clone::clone)
     }
     fn run(p: &SplitParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;

@@ -205,6 +205,56 @@ impl Table {
         })
     }
 
+    /// The columns of a CSV file as far as its first `rows` rows tell:
+    /// each name with `Some(true)` when the column is categorical (declared,
+    /// or a value there is not a number: [`Table::read_csv`] reads it as
+    /// text too), `Some(false)` when declared numeric, `None` when the rows
+    /// read hold only numbers (a later row may still hold text). For
+    /// `mlcycle validate`, which must not read a large file whole.
+    ///
+    /// # Errors
+    /// The file cannot be read, or its header row is bad.
+    pub fn sniff_csv(
+        path: &Path,
+        opts: &CsvOptions,
+        rows: usize,
+    ) -> Result<Vec<(String, Option<bool>)>, TableError> {
+        let shown = path.display().to_string();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .delimiter(opts.delimiter.unwrap_or(b','))
+            .from_path(path)
+            .map_err(|e| csv_error(&shown, e))?;
+        let headers = csv_headers(&mut rdr, &shown, opts)?;
+        let mut kinds: Vec<Option<bool>> = headers
+            .iter()
+            .map(|h| match opts.types.get(h).map(String::as_str) {
+                Some("categorical") => Some(true),
+                Some(_) => Some(false),
+                None => None,
+            })
+            .collect();
+        let mut rec = csv::ByteRecord::new();
+        for _ in 0..rows {
+            // A bad row is reported when the stage runs, with its line.
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+            for (kind, field) in kinds.iter_mut().zip(rec.iter()) {
+                if kind.is_some() {
+                    continue;
+                }
+                let text = std::str::from_utf8(field.trim_ascii()).unwrap_or("\u{fffd}");
+                if !is_missing(text) && text.parse::<f64>().is_err() {
+                    *kind = Some(true);
+                }
+            }
+        }
+        Ok(headers.into_iter().zip(kinds).collect())
+    }
+
     /// Writes a CSV file with a header row.
     pub fn write_csv(&self, path: &Path) -> Result<(), TableError> {
         let shown = path.display().to_string();

@@ -27,9 +27,9 @@ use arrow_schema::{DataType, Field, TimeUnit};
 
 use super::{Column, ColumnData, Table, TableError};
 
-/// A column of a Parquet schema: its name, and whether a table can hold
-/// it (`Err`: why not).
-pub type SchemaColumn = (String, Result<(), String>);
+/// A column of a Parquet schema: its name, and whether a table reads it
+/// as categorical (`Err`: why a table cannot hold it).
+pub type SchemaColumn = (String, Result<bool, String>);
 
 impl Table {
     /// The columns of a Parquet file, read from its footer (no rows), each
@@ -59,7 +59,11 @@ impl Table {
             .iter()
             .map(|f| {
                 let declared = types.get(f.name()).map(String::as_str);
-                (f.name().clone(), parquet_column(f, declared).map(|_| ()))
+                (
+                    f.name().clone(),
+                    parquet_column(f, declared)
+                        .map(|c| matches!(c.data, ColumnData::Categorical(_))),
+                )
             })
             .collect())
     }
@@ -522,6 +526,45 @@ mod tests {
         std::fs::write(dir.path().join("cut.parquet"), &whole[..whole.len() / 2]).unwrap();
         let found = check(serde_json::json!({"path": "cut.parquet"}));
         assert!(found.contains("not a readable Parquet file"), "{found}");
+    }
+
+    /// `validate` follows the types a Parquet schema gives through the
+    /// DAG: a text column is certainly categorical, a number certainly
+    /// numeric, a declared type wins.
+    #[test]
+    fn validate_takes_column_types_from_the_schema() {
+        use crate::shape::{Kind, TableShape};
+        use mlcycle_pipeline::StageKind;
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            vec![
+                ("area", Arc::new(Int64Array::from(vec![1, 2]))),
+                ("city", Arc::new(StringArray::from(vec!["a", "b"]))),
+                ("code", Arc::new(Int64Array::from(vec![3, 4]))),
+            ],
+        );
+        let p: crate::dataset::ParquetParams = serde_json::from_value(serde_json::json!(
+            {"path": "t.parquet", "target": "area", "types": {"code": "categorical"}}
+        ))
+        .unwrap();
+        let cx = mlcycle_pipeline::InferContext {
+            stage: "data",
+            workspace: dir.path(),
+            inputs: Default::default(),
+        };
+        let out = crate::dataset::Parquet::infer(&p, &cx);
+        let shape = out.outputs["data"].get::<TableShape>().unwrap();
+        assert_eq!(
+            shape.columns,
+            [
+                ("area".to_string(), Kind::Numeric),
+                ("city".to_string(), Kind::Categorical),
+                ("code".to_string(), Kind::Categorical),
+            ]
+        );
+        assert_eq!(shape.target.as_deref(), Some("area"));
+        assert!(out.problems.is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `train.decision_tree`: a reproducible classification tree ([`crate::algo::cart`]).
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -65,6 +67,9 @@ impl StageKind for DecisionTree {
             ));
         }
         Ok(())
+    }
+    fn infer(_: &TreeStageParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &TreeStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {

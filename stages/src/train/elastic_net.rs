@@ -1,7 +1,9 @@
 //! `train.elastic_net`: linear regression with L1 and L2 penalties (linfa-elasticnet).
 
 use linfa::traits::Fit;
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{fit_error, one, positive, train, values, TrainData, MODEL_OUT, TRAIN_IN};
@@ -61,6 +63,9 @@ impl StageKind for ElasticNet {
             .with_help("0 is ridge (L2 only), 1 is lasso (L1 only)"));
         }
         positive("tolerance", p.tolerance)
+    }
+    fn infer(_: &ElasticNetParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
     }
     fn run(p: &ElasticNetParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Regression, p, ctx, |d| {

@@ -1,7 +1,9 @@
 //! `train.kmeans`: k-means clustering (Lloyd's algorithm from k-means++
 //! seeds, [`crate::algo::kmeans`]).
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use ndarray::Axis;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,9 @@ impl StageKind for KMeans {
             return Err(ParamError::new(&["runs"], "`runs` must be at least 1"));
         }
         positive("tolerance", p.tolerance)
+    }
+    fn infer(_: &KMeansParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Clustering)
     }
     fn run(p: &KMeansParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Clustering, p, ctx, |d| {

@@ -1,7 +1,9 @@
 //! `train.linear_regression`: ordinary least squares, by Cholesky
 //! ([`crate::algo::ols`]) or linfa-linear's QR for collinear features.
 
-use mlcycle_pipeline::{ParamDoc, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{fit_error, train, values, yes, TrainData, MODEL_OUT, TRAIN_IN};
@@ -31,6 +33,9 @@ impl StageKind for LinearRegression {
             ParamDoc::new("fit_intercept", "bool", "fit an intercept term"),
         ],
     };
+    fn infer(_: &OlsParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
+    }
     fn run(p: &OlsParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Regression, p, ctx, |d| fit_ols(p, d))
     }

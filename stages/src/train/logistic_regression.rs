@@ -3,7 +3,9 @@
 
 use linfa::traits::Fit;
 use linfa::Dataset;
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,9 @@ impl StageKind for LogisticRegression {
             return Err(ParamError::new(&["alpha"], "`alpha` must be ≥ 0"));
         }
         positive("tolerance", p.tolerance)
+    }
+    fn infer(_: &LogisticParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &LogisticParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {

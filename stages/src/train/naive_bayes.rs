@@ -1,7 +1,9 @@
 //! `train.naive_bayes`: Gaussian naive Bayes (linfa-bayes).
 
 use linfa::traits::Fit;
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,6 +42,9 @@ impl StageKind for NaiveBayes {
     };
     fn check(p: &mut NbParams) -> Result<(), ParamError> {
         positive("var_smoothing", p.var_smoothing)
+    }
+    fn infer(_: &NbParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &NbParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {

@@ -1,6 +1,8 @@
 //! `train.random_forest`: bagged CART trees ([`crate::algo::cart`]) trained in parallel.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -76,6 +78,9 @@ impl StageKind for RandomForest {
                 format!("`max_features` must be `sqrt`, `all` or a positive integer, got {other}"),
             )),
         }
+    }
+    fn infer(_: &ForestParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &ForestParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {

@@ -1,6 +1,8 @@
 //! `train.sgd_regression`: the stage around [`crate::algo::sgd`], with its loss curve.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{hundred, one, positive, seed, train, values, TrainData, SEED_DOC, SGD_OUT, TRAIN_IN};
@@ -118,6 +120,9 @@ impl StageKind for SgdRegression {
             ));
         }
         Ok(())
+    }
+    fn infer(_: &SgdParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
     }
     fn run(p: &SgdParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Regression, p, ctx, |d| fit_sgd(p, d))

@@ -7,7 +7,9 @@
 //! the linear kernel where it does not converge (a large `c`) and the
 //! kernel fits in memory.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -109,6 +111,9 @@ impl StageKind for Svm {
                 format!("`gamma` must be `scale`, `auto` or a positive number, got {other}"),
             )),
         }
+    }
+    fn infer(_: &SvmParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &SvmParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {

@@ -244,13 +244,25 @@ impl Validator<'_> {
 
     /// Reports why the stage's kind refused its `with:`, at the param the
     /// error names.
-    fn bad_param(
+    pub(super) fn bad_param(
         &mut self,
         d: &Draft<'_>,
         factory: &dyn StageFactory,
         e: ParamError,
         wpath: &YamlPath,
     ) {
+        if let Some(port) = &e.input {
+            let at = d.path.key("inputs").key(port.clone());
+            self.push(
+                "bad_input",
+                &at,
+                Part::Value,
+                format!("stage `{}` ({}): {}", d.id, factory.kind(), e.message),
+                "this input",
+                e.help,
+            );
+            return;
+        }
         // Walk `with:` along the error's path: a segment is a list index
         // where the value there is a list.
         let mut p = wpath.clone();
