@@ -477,3 +477,94 @@ fn validate_raises_no_alarm_on_what_the_first_rows_cannot_tell() {
         r.stdout
     );
 }
+
+/// Pipelines that run, which the DAG check must not refuse (each was once
+/// refused): outlier removal on the target, `columns` unread without
+/// outliers, a fitted step applied to a wider table, PCA beside a column
+/// only unsure to be numbers, and a CSV that a `run:` stage rewrites.
+#[test]
+fn regression_validate_refuses_no_pipeline_that_runs() {
+    let ws = Ws::new(
+        r#"name: fine
+stages:
+  data: {uses: dataset.csv, with: {path: a.csv, target: price}}
+  wide: {uses: dataset.csv, with: {path: b.csv}}
+  clean:
+    uses: preprocess.clean
+    inputs: {data: data.data}
+    with: {outliers: zscore, columns: [price]}
+  unread:
+    uses: preprocess.clean
+    inputs: {data: data.data}
+    with: {columns: [nosuch]}
+  keep: {uses: features.select, inputs: {data: data.data}, with: {keep: [area]}}
+  fit: {uses: train.linear_regression, inputs: {train: keep.data}}
+  kb: {uses: features.apply, inputs: {data: wide.data, transform: keep.transform}}
+  eval: {uses: evaluate.regression, inputs: {model: fit.model, test: kb.data}}
+  late: {uses: dataset.csv, with: {path: late.csv, target: y}}
+  pca: {uses: features.pca, inputs: {data: late.data}, with: {components: 1}}
+  enc: {uses: features.one_hot, inputs: {data: pca.data}, with: {columns: [code]}}
+  gen:
+    run: "printf 'a,y\n1,2\n2,4\n3,6\n4,8\n' > ${outputs.d}"
+    outs: [{d: out/d.csv}]
+  gen_data: {uses: dataset.csv, with: {path: out/d.csv, target: y}}
+  gen_fit: {uses: train.linear_regression, inputs: {train: gen_data.data}}
+"#,
+    );
+    ws.write(
+        "a.csv",
+        "area,city,price\n1,x,2\n2,y,4\n3,x,6\n4,y,9\n5,x,10\n",
+    );
+    ws.write("b.csv", "area,city,price\n1,x,2\n2,y,4\n");
+    let mut late = String::from("a,b,code,y\n");
+    for i in 0..1200 {
+        late.push_str(&format!("{i},{},{},{}\n", i % 5, i % 3, i % 2));
+    }
+    late.push_str("1,2,text,1\n");
+    ws.write("late.csv", &late);
+    // What is on disk now is not what `gen` will write.
+    ws.write("out/d.csv", "a,city,y\n1,x,2\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+/// Faults the DAG check once let through: the reference of a comparison
+/// scored on rows without its target, a step fitted on a narrow table and
+/// applied to a wider one, and a regression on a bundled data set whose
+/// target is a class.
+#[test]
+fn regression_validate_follows_references_applied_steps_and_bundled_data() {
+    let ws = Ws::new(
+        r#"name: faults
+stages:
+  a: {uses: dataset.csv, with: {path: a.csv, target: price}}
+  b: {uses: dataset.csv, with: {path: b.csv, target: price}}
+  z: {uses: dataset.csv, with: {path: z.csv, target: z}}
+  enc: {uses: features.one_hot, inputs: {data: a.data}}
+  fit: {uses: train.linear_regression, inputs: {train: enc.data}}
+  wide: {uses: features.apply, inputs: {data: b.data, transform: enc.transform}}
+  refit: {uses: train.linear_regression, inputs: {train: wide.data}}
+  zfit: {uses: train.linear_regression, inputs: {train: z.data}}
+  cmp: {uses: evaluate.compare, inputs: {model: fit.model, reference: zfit.model, test: a.data}}
+  iris: {uses: dataset.builtin, with: {name: iris}}
+  ols: {uses: train.linear_regression, inputs: {train: iris.data}}
+"#,
+    );
+    ws.write("a.csv", "area,city,price\n1,x,2\n2,y,4\n");
+    ws.write("b.csv", "area,city,color,price\n1,x,red,2\n2,y,blue,4\n");
+    ws.write("z.csv", "area,z\n1,2\n2,4\n");
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2, "{text}");
+    for needle in [
+        "stage `refit` (train.linear_regression): column `color` will reach it categorical",
+        "stage `cmp` (evaluate.compare): the `reference` predicts `z`",
+        "stage `ols` (train.linear_regression): `train.linear_regression` is a regression and needs a numeric target, but `species` will be categorical",
+    ] {
+        assert!(
+            text.replace('\n', " ").replace("  │ ", "").contains(needle),
+            "`{needle}` missing from:\n{text}"
+        );
+    }
+}

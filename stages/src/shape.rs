@@ -10,8 +10,6 @@
 //! after a step that adds columns named by the data (one-hot) the list is
 //! no longer [`TableShape::complete`].
 
-use std::sync::Arc;
-
 use mlcycle_pipeline::{Facts, InferContext, Inferred, ParamError};
 
 use crate::model::Task;
@@ -52,14 +50,18 @@ pub struct ModelShape {
     pub target: String,
 }
 
-/// A fitted step's effect on a table's columns: what `features.apply`
-/// does to the table it is given.
-#[derive(Clone)]
-pub struct StepShape(Arc<dyn Fn(&TableShape) -> TableShape + Send + Sync>);
+/// A fitted step's effect on a table's columns, fixed when it is fitted:
+/// the columns it removes and those it adds (`None`: columns named by the
+/// data). `features.apply` does the same to the table it is given.
+#[derive(Debug, Clone)]
+pub struct StepShape {
+    pub removed: Vec<String>,
+    pub added: Option<Vec<(String, Kind)>>,
+}
 
 impl StepShape {
-    pub fn new(f: impl Fn(&TableShape) -> TableShape + Send + Sync + 'static) -> Self {
-        StepShape(Arc::new(f))
+    fn apply(&self, t: &TableShape) -> TableShape {
+        t.replace(&self.removed, self.added.clone())
     }
 }
 
@@ -100,9 +102,21 @@ impl TableShape {
             .collect()
     }
 
+    /// The column names for a message: the first 20, then how many.
     fn names(&self) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(n, _)| n.as_str()).collect();
-        names.join(", ")
+        const SHOWN: usize = 20;
+        let names: Vec<&str> = self
+            .columns
+            .iter()
+            .take(SHOWN)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let more = self.columns.len().saturating_sub(SHOWN);
+        if more > 0 {
+            format!("{}, … ({} in all)", names.join(", "), self.columns.len())
+        } else {
+            names.join(", ")
+        }
     }
 
     /// "stage `data` (data/houses.csv)".
@@ -110,31 +124,35 @@ impl TableShape {
         format!("stage `{}` ({})", self.origin, self.file)
     }
 
-    /// "text in data/houses.csv, read by stage `data`".
+    /// "as stage `data` reads data/houses.csv" (text, a declared type or
+    /// a Parquet type: what makes the column categorical).
     fn text_in(&self) -> String {
-        format!("text in {}, read by stage `{}`", self.file, self.origin)
+        format!("as stage `{}` reads {}", self.origin, self.file)
     }
 
     /// The problems with the columns `param` names (`[param, i]`): one the
     /// table will not have, the target, or one of the wrong type (`numeric`
-    /// wanted or not; `None`: any).
+    /// wanted or not; `None`: any). `target_ok`: the step may take the
+    /// target (outlier removal).
     pub fn check_named(
         &self,
         names: &[String],
         numeric: Option<bool>,
         param: &str,
+        target_ok: bool,
     ) -> Vec<ParamError> {
         let mut problems = Vec::new();
         for (i, n) in names.iter().enumerate() {
             let at = [param, &i.to_string()];
             let at: Vec<&str> = at.iter().map(|s| &**s).collect();
-            if self.is_target(n) {
-                problems.push(ParamError::new(
-                    &at,
-                    format!(
-                        "`{param}` names the target column `{n}`; targets are never transformed"
-                    ),
-                ));
+            if self.is_target(n) && !target_ok {
+                problems.push(
+                    ParamError::new(
+                        &at,
+                        format!("`{param}` names the target column `{n}`; targets are never transformed"),
+                    )
+                    .with_help(format!("leave `{n}` out of `{param}`")),
+                );
                 continue;
             }
             match self.kind(n) {
@@ -194,21 +212,31 @@ impl TableShape {
         t
     }
 
-    /// The feature columns of kind `numeric` a step takes when `columns:`
-    /// is not given: every certain one of that type (for numbers, the
-    /// unsure ones too, which the step takes if they hold numbers).
+    /// The feature columns a step certainly takes when `columns:` is not
+    /// given: every certain one of that type. An unsure column stays in
+    /// the shape, which can only hide a problem, never make one up.
     pub fn default_columns(&self, numeric: bool) -> Vec<String> {
+        let want = if numeric {
+            Kind::Numeric
+        } else {
+            Kind::Categorical
+        };
         self.columns
             .iter()
-            .filter(|(n, k)| {
-                !self.is_target(n)
-                    && match k {
-                        Kind::Categorical => !numeric,
-                        Kind::Numeric | Kind::Unsure => numeric,
-                    }
-            })
+            .filter(|(n, k)| !self.is_target(n) && *k == want)
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// How many feature columns a step that takes numbers may take at
+    /// most (`None`: not known).
+    pub fn numeric_at_most(&self) -> Option<usize> {
+        self.complete.then(|| {
+            self.columns
+                .iter()
+                .filter(|(n, k)| !self.is_target(n) && *k != Kind::Categorical)
+                .count()
+        })
     }
 }
 
@@ -235,23 +263,25 @@ pub fn through(
 }
 
 /// A fitting `features.*` or `preprocess.scale` stage: problems with the
-/// columns it names, its `data` output, and its `transform` (the same
-/// change, for `features.apply`).
+/// columns it names (`param`), its `data` output, and its `transform` (the
+/// same change, for `features.apply`). `step` fixes the change from the
+/// table it is fitted on.
 pub fn fitted_step(
     cx: &InferContext<'_>,
     named: Option<&[String]>,
     numeric: Option<bool>,
     param: &str,
-    step: StepShape,
+    step: impl FnOnce(&TableShape) -> StepShape,
 ) -> Inferred {
     let Some(t) = table(cx, "data") else {
-        return Inferred::default().output("transform", Facts::new(step));
+        return Inferred::default();
     };
     let problems = named
-        .map(|n| t.check_named(n, numeric, param))
+        .map(|n| t.check_named(n, numeric, param, false))
         .unwrap_or_default();
+    let step = step(t);
     let mut out = Inferred::default()
-        .output("data", Facts::new((step.0)(t)))
+        .output("data", Facts::new(step.apply(t)))
         .output("transform", Facts::new(step));
     out.problems = problems;
     out
@@ -260,7 +290,7 @@ pub fn fitted_step(
 /// `features.apply`: the transform's change applied to the table.
 pub fn apply(cx: &InferContext<'_>) -> Inferred {
     match (table(cx, "data"), cx.input::<StepShape>("transform")) {
-        (Some(t), Some(step)) => Inferred::default().output("data", Facts::new((step.0)(t))),
+        (Some(t), Some(step)) => Inferred::default().output("data", Facts::new(step.apply(t))),
         _ => Inferred::default(),
     }
 }
@@ -337,29 +367,39 @@ pub fn trainer(cx: &InferContext<'_>, kind: &str, task: Task) -> Inferred {
 }
 
 /// An evaluation's check of the rows it scores (input `port`): they must
-/// carry the target the model predicts.
+/// hold the column each model (`model`, and `reference` for a comparison)
+/// predicts.
 pub fn scored_rows(cx: &InferContext<'_>, port: &str) -> Inferred {
-    let (Some(t), Some(m)) = (table(cx, port), cx.input::<ModelShape>("model")) else {
-        return Inferred::default();
+    let mut out = Inferred::default();
+    let Some(t) = table(cx, port) else {
+        return out;
     };
-    if !t.complete || t.kind(&m.target).is_some() {
-        return Inferred::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for model in ["model", "reference"] {
+        let Some(m) = cx.input::<ModelShape>(model) else {
+            continue;
+        };
+        if !t.complete || t.kind(&m.target).is_some() || seen.contains(&m.target.as_str()) {
+            continue;
+        }
+        seen.push(&m.target);
+        out = out.problem(
+            ParamError::at_input(
+                port,
+                format!(
+                    "the `{model}` predicts `{0}`, and the rows from {1} have no `{0}` column to score it against (their columns: {2})",
+                    m.target,
+                    t.from(),
+                    t.names()
+                ),
+            )
+            .with_help(format!(
+                "score it on rows that hold `{}`, such as the `test` output of the `preprocess.split` stage the model was trained from",
+                m.target
+            )),
+        );
     }
-    Inferred::default().problem(
-        ParamError::at_input(
-            port,
-            format!(
-                "the model predicts `{0}`, and the rows from {1} have no `{0}` column to score it against (their columns: {2})",
-                m.target,
-                t.from(),
-                t.names()
-            ),
-        )
-        .with_help(format!(
-            "score it on rows that hold `{}`, such as the `test` output of the `preprocess.split` stage the model was trained from",
-            m.target
-        )),
-    )
+    out
 }
 
 #[cfg(test)]
@@ -384,7 +424,7 @@ mod tests {
         let t = houses();
         // Absent, target, categorical where numbers are wanted.
         let names = ["aera", "price", "city"].map(String::from);
-        let problems = t.check_named(&names, Some(true), "columns");
+        let problems = t.check_named(&names, Some(true), "columns", false);
         let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
         assert_eq!(problems.len(), 3, "{messages:?}");
         assert_eq!(problems[0].path, ["columns", "0"]);
@@ -394,12 +434,12 @@ mod tests {
         // A column the first rows show as numbers may hold text further
         // down: not refused as categorical.
         assert!(t
-            .check_named(&["area".into()], Some(false), "columns")
+            .check_named(&["area".into()], Some(false), "columns", false)
             .is_empty());
         // Once one-hot added columns, an unknown name may be one of them.
         let encoded = t.replace(&["city".into()], None);
         assert!(encoded
-            .check_named(&["city=paris".into()], Some(true), "columns")
+            .check_named(&["city=paris".into()], Some(true), "columns", false)
             .is_empty());
     }
 }

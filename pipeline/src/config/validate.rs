@@ -17,7 +17,7 @@ mod shape;
 mod stages;
 mod top;
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,6 +83,7 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         paths: PathCache::default(),
         allow_missing: !opts.strict_sources,
         missing: Vec::new(),
+        unread: HashSet::default(),
     };
     let pipeline = v.pipeline(&doc, opts.overrides, file, may_hold_nul(&text));
     if v.issues.is_empty() {
@@ -140,6 +141,9 @@ struct Validator<'r> {
     allow_missing: bool,
     /// The missing source files accepted, as messages.
     missing: Vec<String>,
+    /// Built-in stages that read a file another stage writes: their files
+    /// are not looked into, nor is what they will hold followed.
+    unread: HashSet<String>,
 }
 
 impl Validator<'_> {

@@ -1,6 +1,8 @@
 //! `dataset.builtin`: the data sets that ship with linfa-datasets.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -75,6 +77,24 @@ impl StageKind for Builtin {
             }
         }
         Ok(())
+    }
+    /// The target and its type; the feature columns are all numbers.
+    fn infer(p: &BuiltinParams, cx: &InferContext<'_>) -> Inferred {
+        use crate::shape::Kind;
+        let (target, kind) = match p.name.as_str() {
+            "iris" => ("species", Kind::Categorical),
+            "winequality" => ("quality", Kind::Categorical),
+            "diabetes" => ("progression", Kind::Numeric),
+            _ => (p.target.as_deref().unwrap_or("Weight"), Kind::Numeric),
+        };
+        let mut shape = crate::shape::TableShape::read(
+            cx.stage,
+            &format!("the {} data set", p.name),
+            vec![(target.to_string(), kind)],
+            Some(target),
+        );
+        shape.complete = false;
+        Inferred::default().output("data", mlcycle_pipeline::Facts::new(shape))
     }
     fn run(p: &BuiltinParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = p.table();

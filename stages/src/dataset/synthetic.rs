@@ -1,6 +1,8 @@
 //! `dataset.synthetic`: seeded synthetic data.
 
-use mlcycle_pipeline::{ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec};
+use mlcycle_pipeline::{
+    InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
+};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -115,6 +117,35 @@ impl StageKind for Synthetic {
             ));
         }
         Ok(())
+    }
+    /// The columns are fixed by the params.
+    fn infer(p: &SyntheticParams, cx: &InferContext<'_>) -> Inferred {
+        use crate::shape::Kind;
+        let xs = |n: usize| (1..=n).map(|j| (format!("x{j}"), Kind::Numeric));
+        let (columns, target): (Vec<(String, Kind)>, &str) = match p.kind {
+            SyntheticKind::HousePrices => (
+                vec![
+                    ("area".into(), Kind::Numeric),
+                    ("price".into(), Kind::Numeric),
+                ],
+                "price",
+            ),
+            SyntheticKind::Regression => (
+                xs(p.features)
+                    .chain([("y".into(), Kind::Numeric)])
+                    .collect(),
+                "y",
+            ),
+            SyntheticKind::Blobs => (
+                xs(p.features)
+                    .chain([("class".into(), Kind::Categorical)])
+                    .collect(),
+                "class",
+            ),
+        };
+        let file = format!("synthetic {}", crate::util::choice_name(&p.kind));
+        let shape = crate::shape::TableShape::read(cx.stage, &file, columns, Some(target));
+        Inferred::default().output("data", mlcycle_pipeline::Facts::new(shape))
     }
     fn run(p: &SyntheticParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = p.generate();

@@ -78,11 +78,13 @@ impl StageKind for OneHot {
     };
     fn infer(p: &OneHotParams, cx: &InferContext<'_>) -> Inferred {
         let named = p.columns.clone();
-        let step = crate::shape::StepShape::new(move |t| {
-            let encoded = named.clone().unwrap_or_else(|| t.default_columns(false));
-            t.replace(&encoded, None)
-        });
-        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(false), "columns", step)
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(false), "columns", |t| {
+            crate::shape::StepShape {
+                removed: named.unwrap_or_else(|| t.default_columns(false)),
+                // One column per category: named by the data.
+                added: None,
+            }
+        })
     }
     fn run(p: &OneHotParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = read_table(ctx, "data")?;

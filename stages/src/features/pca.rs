@@ -57,14 +57,37 @@ impl StageKind for Pca {
     }
     fn infer(p: &PcaParams, cx: &InferContext<'_>) -> Inferred {
         let (named, k) = (p.columns.clone(), p.components);
-        let step = crate::shape::StepShape::new(move |t| {
-            let projected = named.clone().unwrap_or_else(|| t.default_columns(true));
-            let pcs = (1..=k)
-                .map(|i| (format!("pc{i}"), crate::shape::Kind::Numeric))
-                .collect();
-            t.replace(&projected, Some(pcs))
-        });
-        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
+        let mut too_many = None;
+        let mut out =
+            crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", |t| {
+                // At most as many components as columns projected.
+                let most = match &named {
+                    Some(n) => Some(n.len()),
+                    None => t.numeric_at_most(),
+                };
+                if let Some(most) = most.filter(|&m| k > m) {
+                    too_many = Some(most);
+                }
+                let shown = k.min(most.unwrap_or(k)).min(10_000);
+                crate::shape::StepShape {
+                    removed: named.unwrap_or_else(|| t.default_columns(true)),
+                    added: (shown == k).then(|| {
+                        (1..=k)
+                            .map(|i| (format!("pc{i}"), crate::shape::Kind::Numeric))
+                            .collect()
+                    }),
+                }
+            });
+        if let Some(most) = too_many {
+            out.problems.push(
+                ParamError::new(
+                    &["components"],
+                    format!("{k} components asked of at most {most} numeric column(s)"),
+                )
+                .with_help(format!("ask for at most {most}")),
+            );
+        }
+        out
     }
     fn run(p: &PcaParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use linfa::traits::Fit;

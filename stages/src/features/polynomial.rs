@@ -65,8 +65,12 @@ impl StageKind for Polynomial {
     fn infer(p: &PolyParams, cx: &InferContext<'_>) -> Inferred {
         // The terms are named by the columns they multiply: added, with
         // names this check does not predict.
-        let step = crate::shape::StepShape::new(|t| t.replace(&[], None));
-        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", |_| {
+            crate::shape::StepShape {
+                removed: vec![],
+                added: None,
+            }
+        })
     }
     fn run(p: &PolyParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = read_table(ctx, "data")?;

@@ -59,35 +59,29 @@ impl StageKind for Select {
         }
     }
     fn infer(p: &SelectParams, cx: &InferContext<'_>) -> Inferred {
-        let (keep, drop) = (p.keep.clone(), p.drop.clone());
-        let step = crate::shape::StepShape::new(move |t| {
-            let mut t = t.clone();
-            if let Some(keep) = &keep {
-                let mut columns: Vec<(String, crate::shape::Kind)> = keep
+        let mut out = crate::shape::fitted_step(cx, None, None, "keep", |t| {
+            // Fixed on the fitted table: what `features.apply` drops.
+            let mut removed: Vec<String> = match &p.keep {
+                Some(keep) => t
+                    .columns
                     .iter()
-                    .map(|n| {
-                        let kind = t.columns.iter().find(|(c, _)| c == n).map(|(_, k)| *k);
-                        (n.clone(), kind.unwrap_or(crate::shape::Kind::Unsure))
-                    })
-                    .collect();
-                if let Some(target) = &t.target {
-                    if let Some(c) = t.columns.iter().find(|(c, _)| c == target) {
-                        columns.push(c.clone());
-                    }
-                }
-                t.columns = columns;
-                t.complete = true;
+                    .map(|(n, _)| n)
+                    .filter(|n| !keep.contains(n) && t.target.as_ref() != Some(*n))
+                    .cloned()
+                    .collect(),
+                None => vec![],
+            };
+            removed.extend(p.drop.iter().flatten().cloned());
+            crate::shape::StepShape {
+                removed,
+                added: Some(vec![]),
             }
-            if let Some(drop) = &drop {
-                t.columns.retain(|(n, _)| !drop.contains(n));
-            }
-            t
         });
-        let mut out = crate::shape::fitted_step(cx, None, None, "keep", step);
         if let Some(t) = crate::shape::table(cx, "data") {
             for (param, named) in [("keep", &p.keep), ("drop", &p.drop)] {
                 if let Some(named) = named {
-                    out.problems.extend(t.check_named(named, None, param));
+                    out.problems
+                        .extend(t.check_named(named, None, param, false));
                 }
             }
         }

@@ -147,8 +147,13 @@ impl StageKind for Clean {
     }
     fn infer(p: &CleanParams, cx: &InferContext<'_>) -> Inferred {
         let mut out = crate::shape::through(cx, "data", &["data"], Clone::clone);
-        if let (Some(t), Some(named)) = (crate::shape::table(cx, "data"), &p.columns) {
-            out.problems = t.check_named(named, Some(true), "columns");
+        // `columns` is read only to drop outliers, the target among them.
+        if let (Some(t), Some(named), false) = (
+            crate::shape::table(cx, "data"),
+            &p.columns,
+            matches!(p.outliers, Outliers::None),
+        ) {
+            out.problems = t.check_named(named, Some(true), "columns", true);
         }
         out
     }

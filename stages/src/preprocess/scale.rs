@@ -62,8 +62,12 @@ impl StageKind for Scale {
         ],
     };
     fn infer(p: &ScaleParams, cx: &InferContext<'_>) -> Inferred {
-        let step = crate::shape::StepShape::new(Clone::clone);
-        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", step)
+        crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", |_| {
+            crate::shape::StepShape {
+                removed: vec![],
+                added: Some(vec![]),
+            }
+        })
     }
     fn run(p: &ScaleParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use crate::transform::Transform;

@@ -220,12 +220,16 @@ impl Table {
         rows: usize,
     ) -> Result<Vec<(String, Option<bool>)>, TableError> {
         let shown = path.display().to_string();
+        // At most 8 MiB: an unclosed quote must not make it read all.
+        let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .delimiter(opts.delimiter.unwrap_or(b','))
-            .from_path(path)
-            .map_err(|e| csv_error(&shown, e))?;
+            .from_reader(std::io::Read::take(file, 8 << 20));
         let headers = csv_headers(&mut rdr, &shown, opts)?;
         let mut kinds: Vec<Option<bool>> = headers
             .iter()
@@ -668,8 +672,8 @@ fn csv_error(path: &str, e: csv::Error) -> TableError {
 /// table cannot hold.
 /// The header row of a CSV file, checked: non-empty, unique names, and
 /// every column named in `opts.types` present with a known type.
-fn csv_headers(
-    rdr: &mut csv::Reader<std::fs::File>,
+fn csv_headers<R: std::io::Read>(
+    rdr: &mut csv::Reader<R>,
     shown: &str,
     opts: &CsvOptions,
 ) -> Result<Vec<String>, TableError> {

@@ -59,8 +59,16 @@ impl Validator<'_> {
                     return None;
                 }
                 // `mlcycle validate` also looks into the files the params
-                // name (a CSV header for `target:`).
-                if !self.allow_missing {
+                // name (a CSV header for `target:`), unless a stage writes
+                // them: what is there now is not what the stage will read.
+                let written = inputs.iter().any(|i| {
+                    matches!(i.source, Source::Stage { .. })
+                        && !ports.iter().any(|p| p.name == i.key)
+                });
+                if written {
+                    self.unread.insert(d.id.clone());
+                }
+                if !self.allow_missing && !written {
                     let problems = stage.check_files(&self.root);
                     let none = problems.is_empty();
                     for e in problems {

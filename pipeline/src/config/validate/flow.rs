@@ -21,6 +21,9 @@ impl Validator<'_> {
         let mut problems = vec![Vec::new(); defs.len()];
         for i in dependency_order(defs) {
             let Some(def) = &defs[i] else { continue };
+            if self.unread.contains(&def.id) {
+                continue;
+            }
             let Action::Builtin(stage) = &def.action else {
                 continue;
             };
