@@ -104,7 +104,20 @@ impl StageGraph {
         }
         let mut keep = vec![false; n];
         for t in targets {
-            let Some(i) = p.stage_index(t) else {
+            // A `matrix:` or `foreach:` stage's name selects every instance.
+            let starts: Vec<usize> = match p.stage_index(t) {
+                Some(i) => vec![i],
+                None => {
+                    let prefix = format!("{t}@");
+                    p.stages
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.id.starts_with(&prefix))
+                        .map(|(i, _)| i)
+                        .collect()
+                }
+            };
+            if starts.is_empty() {
                 let help = crate::suggest::closest(t, p.stages.iter().map(|s| s.id.as_str()))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| Some("`mlcycle dag --format text` lists the stages".into()));
@@ -112,21 +125,23 @@ impl StageGraph {
                     name: t.clone(),
                     help,
                 });
-            };
-            let start = NodeIndex::new(i);
-            let rev = Reversed(&self.graph);
-            let mut dfs = Dfs::new(rev, start);
-            while let Some(nx) = dfs.next(rev) {
-                keep[nx.index()] = true;
             }
-            if downstream {
-                let mut dfs = Dfs::new(&self.graph, start);
-                while let Some(nx) = dfs.next(&self.graph) {
+            for i in starts {
+                let start = NodeIndex::new(i);
+                let rev = Reversed(&self.graph);
+                let mut dfs = Dfs::new(rev, start);
+                while let Some(nx) = dfs.next(rev) {
                     keep[nx.index()] = true;
-                    // What a downstream stage needs must run too.
-                    let mut up = Dfs::new(rev, nx);
-                    while let Some(u) = up.next(rev) {
-                        keep[u.index()] = true;
+                }
+                if downstream {
+                    let mut dfs = Dfs::new(&self.graph, start);
+                    while let Some(nx) = dfs.next(&self.graph) {
+                        keep[nx.index()] = true;
+                        // What a downstream stage needs must run too.
+                        let mut up = Dfs::new(rev, nx);
+                        while let Some(u) = up.next(rev) {
+                            keep[u.index()] = true;
+                        }
                     }
                 }
             }

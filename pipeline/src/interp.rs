@@ -49,6 +49,11 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
                 "params" => Namespace::Params,
                 "inputs" => Namespace::Inputs,
                 "outputs" => Namespace::Outputs,
+                "item" | "key" => {
+                    return Err(format!(
+                        "`${{{inner}}}` is given only in a stage with `matrix:` or `foreach:`"
+                    ))
+                }
                 other => {
                     return Err(format!(
                         "unknown namespace `{other}` in `${{{inner}}}`; use `params`, `inputs` or `outputs`"

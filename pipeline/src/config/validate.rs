@@ -7,6 +7,7 @@ mod cycles;
 mod flow;
 mod folders;
 mod inputs;
+mod matrix;
 mod outputs;
 mod params;
 mod parse;
@@ -18,6 +19,7 @@ mod stages;
 mod top;
 
 use foldhash::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,6 +85,8 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         paths: PathCache::default(),
         allow_missing: !opts.strict_sources,
         missing: Vec::new(),
+        matrix: BTreeMap::new(),
+        fanned: HashSet::default(),
         unread: HashSet::default(),
     };
     let pipeline = v.pipeline(&doc, opts.overrides, file, may_hold_nul(&text));
@@ -141,6 +145,11 @@ struct Validator<'r> {
     allow_missing: bool,
     /// The missing source files accepted, as messages.
     missing: Vec<String>,
+    /// A `matrix:` or `foreach:` stage's name → its instances' names.
+    matrix: BTreeMap<String, Vec<String>>,
+    /// (stage, input name) given to every instance by one
+    /// `NAME: stage@*.port` dep: `${inputs.NAME}` is all their paths.
+    fanned: HashSet<(String, String)>,
     /// Built-in stages that read a file another stage writes: their files
     /// are not looked into, nor is what they will hold followed.
     unread: HashSet<String>,
@@ -189,10 +198,13 @@ impl Validator<'_> {
         let stages = self.check_stages(top)?;
         let stages_path = YamlPath::root().key("stages");
 
+        // `matrix:` and `foreach:` stages become one stage per instance.
+        let entries = self.expand_stages(stages, &stages_path);
+
         // Pass 1: kinds and outputs.
-        let mut drafts: Vec<Draft<'_>> = Vec::with_capacity(stages.len());
-        for (id, decl) in stages {
-            if let Some(d) = self.draft(id, decl, &stages_path) {
+        let mut drafts: Vec<Draft<'_>> = Vec::with_capacity(entries.len());
+        for e in &entries {
+            if let Some(d) = self.draft(&e.id, &e.decl, e.path.clone(), e.instance) {
                 drafts.push(d);
             }
         }

@@ -317,11 +317,26 @@ impl Validator<'_> {
                 Namespace::Params => params::get(params, name)
                     .map(params::to_arg)
                     .unwrap_or_default(),
+                // A fan-in (`NAME: stage@*.port`) is every instance's
+                // path, each quoted on its own.
+                Namespace::Inputs if quote => {
+                    let all: Vec<String> = inputs
+                        .iter()
+                        .filter(|i| i.name == name)
+                        .map(|i| {
+                            shlex::try_quote(&i.path)
+                                .map(|c| c.into_owned())
+                                .unwrap_or_else(|_| i.path.clone())
+                        })
+                        .collect();
+                    return all.join(" ");
+                }
                 Namespace::Inputs => inputs
                     .iter()
-                    .find(|i| i.name == name)
+                    .filter(|i| i.name == name)
                     .map(|i| i.path.clone())
-                    .unwrap_or_default(),
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 Namespace::Outputs => outputs
                     .iter()
                     .find(|o| o.name == name)
@@ -365,7 +380,13 @@ impl Validator<'_> {
                         } else {
                             outputs.iter().map(|o| o.name.as_str()).collect()
                         };
-                        let count = names.iter().filter(|n| **n == name).count();
+                        let mut count = names.iter().filter(|n| **n == name).count();
+                        if count > 1
+                            && *ns == Namespace::Inputs
+                            && self.fanned.contains(&(d.id.clone(), name.to_string()))
+                        {
+                            count = 1;
+                        }
                         if count != 1 {
                             ok = false;
                             let what = if count == 0 { "no" } else { "more than one" };

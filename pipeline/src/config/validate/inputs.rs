@@ -47,49 +47,62 @@ impl Validator<'_> {
             let Some((name, raw)) = self.named_entry(item, &ipath, "deps") else {
                 continue;
             };
-            let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index) else {
+            // `stage@*.port`: the port of every instance, in order.
+            let Some(each) = self.fan_in(&raw, &d.id, &ipath) else {
                 continue;
             };
-            let name = name.unwrap_or_else(|| match &source {
-                Source::Stage { stage, output } => drafts[*stage].outputs[*output].name.clone(),
-                Source::File(f) => stem(f),
-            });
-            if !keys.insert(raw.clone()) {
-                self.push(
-                    "duplicate_dep",
-                    &ipath,
-                    Part::Value,
-                    format!("stage `{}` lists `{raw}` twice", d.id),
-                    "listed twice",
-                    None,
-                );
-                continue;
+            let fanned = each.len() > 1 || raw.contains("@*.");
+            for raw in each {
+                let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index)
+                else {
+                    continue;
+                };
+                let name = name.clone().unwrap_or_else(|| match &source {
+                    Source::Stage { stage, output } => drafts[*stage].outputs[*output].name.clone(),
+                    Source::File(f) => stem(f),
+                });
+                if fanned {
+                    self.fanned.insert((d.id.clone(), name.clone()));
+                }
+                if !keys.insert(raw.clone()) {
+                    self.push(
+                        "duplicate_dep",
+                        &ipath,
+                        Part::Value,
+                        format!("stage `{}` lists `{raw}` twice", d.id),
+                        "listed twice",
+                        None,
+                    );
+                    continue;
+                }
+                // A name given explicitly must be unique among the deps (the
+                // instances of one fan-in share theirs).
+                let clash = match names.get(&name) {
+                    Some(_) if fanned && item.is_object() => false,
+                    Some(&was_explicit) => item.is_object() || was_explicit,
+                    None => false,
+                };
+                let entry = names.entry(name.clone()).or_insert(false);
+                *entry |= item.is_object();
+                if clash {
+                    self.push(
+                        "port_fed_twice",
+                        &ipath,
+                        Part::Value,
+                        format!("input `{name}` of stage `{}` is fed twice", d.id),
+                        "second feed",
+                        Some("give each dep its own name".into()),
+                    );
+                    continue;
+                }
+                inputs.push(Input {
+                    key: raw,
+                    name,
+                    path: p,
+                    source,
+                    written_by: Vec::new(),
+                });
             }
-            // A name given explicitly must be unique among the deps.
-            let clash = match names.get(&name) {
-                Some(&was_explicit) => item.is_object() || was_explicit,
-                None => false,
-            };
-            let entry = names.entry(name.clone()).or_insert(false);
-            *entry |= item.is_object();
-            if clash {
-                self.push(
-                    "port_fed_twice",
-                    &ipath,
-                    Part::Value,
-                    format!("input `{name}` of stage `{}` is fed twice", d.id),
-                    "second feed",
-                    Some("give each dep its own name".into()),
-                );
-                continue;
-            }
-            inputs.push(Input {
-                key: raw,
-                name,
-                path: p,
-                source,
-                written_by: Vec::new(),
-            });
         }
         inputs
     }
@@ -138,6 +151,17 @@ impl Validator<'_> {
                 );
                 continue;
             };
+            if raw.contains("@*.") {
+                self.push(
+                    "matrix",
+                    &ppath,
+                    Part::Value,
+                    format!("input `{port}` of stage `{}` takes one artifact, not every instance of `{raw}`", d.id),
+                    "one artifact per port",
+                    Some("name one instance (`stage@VALUE.port`), or gather them all in a `run:` stage's `deps:`".into()),
+                );
+                continue;
+            }
             if let Some((p, source)) = self.resolve(d, raw, &ppath, drafts, ids, out_index) {
                 let want = ports
                     .iter()

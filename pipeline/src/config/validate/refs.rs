@@ -78,6 +78,7 @@ impl Validator<'_> {
         let unknown_port = unknown_port.filter(|(si, _)| drafts[*si].id != stage.id);
         if let Some((si, port)) = unknown_port {
             self.unknown_port(stage, raw, path, &drafts[si], port);
+        } else if self.ref_to_matrix(raw, &stage.id, path) {
         } else if self.missing_input(stage, raw, path, drafts, ids) && self.allow_missing {
             // A source file missing from a partial checkout blocks the
             // stages that read it, not the whole pipeline.
@@ -366,7 +367,13 @@ fn find_ref<'r>(
     ids: &HashMap<&str, usize>,
 ) -> (Option<(usize, usize)>, Option<(usize, &'r str)>) {
     let mut unknown_port: Option<(usize, &str)> = None;
-    let as_ref = raw.split_once('.').and_then(|(sid, port)| {
+    // A stage name may hold a `.` after `@` (`train@0.01`): the stage is
+    // the longest prefix before a `.` that names one.
+    let split = raw
+        .rmatch_indices('.')
+        .map(|(i, _)| (&raw[..i], &raw[i + 1..]))
+        .find(|(sid, _)| ids.contains_key(sid));
+    let as_ref = split.and_then(|(sid, port)| {
         let &si = ids.get(sid)?;
         match drafts[si].outputs.iter().position(|o| o.name == port) {
             Some(oi) => Some((si, oi)),

@@ -26,6 +26,8 @@ const STAGE_KEYS: &[&str] = &[
     "shell",
     "always_changed",
     "frozen",
+    "matrix",
+    "foreach",
 ];
 /// The longest stage name: its log file `<stage>.log` (and the run
 /// script `<stage>.sh`) must stay within a file name's 255 bytes.
@@ -39,10 +41,16 @@ impl Validator<'_> {
         &mut self,
         id: &str,
         decl: &'d Value,
-        stages_path: &YamlPath,
+        path: YamlPath,
+        instance: bool,
     ) -> Option<Draft<'d>> {
-        let path = stages_path.key(id);
-        self.check_stage_name(id, &path);
+        // An instance's name (`train@ols-0`) is made from a checked one.
+        let base = if instance {
+            id.split_once('@').map_or(id, |(b, _)| b)
+        } else {
+            id
+        };
+        self.check_stage_name(base, &path);
         let Some(decl) = decl.as_object() else {
             self.push(
                 "type",

@@ -1,0 +1,566 @@
+//! `matrix:` and `foreach:`: one stage declared, one stage per combination
+//! run. A stage with `matrix: {model: [ols, sgd], fold: [0, 1]}` becomes
+//! `train@ols-0`, `train@ols-1`, `train@sgd-0`, `train@sgd-1`, each with
+//! `${item.model}` and `${item.fold}` replaced in its strings; `foreach:`
+//! is the one-axis case over a list (`${item}`) or a mapping (`${key}`,
+//! `${item}`). Expansion happens before any other check, so an instance is
+//! checked like any stage, and its problems are shown at the declaration.
+//! `stage@*.port` in `deps:` takes the port of every instance.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::super::span::{Part, YamlPath};
+use super::Validator;
+
+/// The most stages one declaration may expand into.
+const MAX_INSTANCES: usize = 100_000;
+
+/// One stage after expansion: as declared, or an instance of a matrix.
+pub(super) struct Entry<'v> {
+    pub id: String,
+    pub decl: Cow<'v, Value>,
+    /// Where it is declared (an instance: its matrix stage).
+    pub path: YamlPath,
+    pub instance: bool,
+}
+
+/// What `${item…}` and `${key}` stand for in one instance.
+struct Binding {
+    /// `${item}`: the list element, the mapping value, or (matrix) the
+    /// mapping from axis to value.
+    item: Value,
+    /// `${key}` (`foreach:` over a mapping).
+    key: Option<String>,
+    /// The name after `@`.
+    suffix: String,
+}
+
+impl Validator<'_> {
+    /// Expands every `matrix:` and `foreach:` stage of `stages`, in file
+    /// order (instances in the order of the combinations, the first axis
+    /// outermost). A declaration with a problem is reported and left out.
+    pub(super) fn expand_stages<'v>(
+        &mut self,
+        stages: &'v Map<String, Value>,
+        stages_path: &YamlPath,
+    ) -> Vec<Entry<'v>> {
+        let mut taken: HashSet<String> = stages.keys().cloned().collect();
+        let mut out = Vec::with_capacity(stages.len());
+        for (id, decl) in stages {
+            let path = stages_path.key(id);
+            let fan = decl
+                .as_object()
+                .filter(|d| d.contains_key("matrix") || d.contains_key("foreach"));
+            let Some(map) = fan else {
+                out.push(Entry {
+                    id: id.clone(),
+                    decl: Cow::Borrowed(decl),
+                    path,
+                    instance: false,
+                });
+                continue;
+            };
+            // A declaration that failed has no instances: references to
+            // it are not reported again.
+            let instances = self
+                .expand_one(id, map, &path, &mut taken)
+                .unwrap_or_default();
+            self.matrix
+                .insert(id.clone(), instances.iter().map(|e| e.id.clone()).collect());
+            out.extend(instances);
+        }
+        out
+    }
+
+    fn expand_one<'v>(
+        &mut self,
+        id: &str,
+        decl: &Map<String, Value>,
+        path: &YamlPath,
+        taken: &mut HashSet<String>,
+    ) -> Option<Vec<Entry<'v>>> {
+        let (key, spec) = match (decl.get("matrix"), decl.get("foreach")) {
+            (Some(_), Some(_)) => {
+                self.push(
+                    "matrix",
+                    &path.key("foreach"),
+                    Part::Key,
+                    format!("stage `{id}` has both `matrix:` and `foreach:`"),
+                    "second fan-out",
+                    Some("use `matrix:` for several axes, `foreach:` for one list".into()),
+                );
+                return None;
+            }
+            (Some(m), None) => ("matrix", m),
+            (None, Some(f)) => ("foreach", f),
+            (None, None) => unreachable!("only stages with one are expanded"),
+        };
+        let kpath = path.key(key);
+        let bindings = if key == "matrix" {
+            self.matrix_bindings(id, spec, &kpath)?
+        } else {
+            self.foreach_bindings(id, spec, &kpath)?
+        };
+        let mut body = decl.clone();
+        body.remove(key);
+        let body = Value::Object(body);
+        // Checked once: a `${item.x}` that is not an axis is wrong in every
+        // instance alike.
+        if let Err((at, message)) = substitute(&mut body.clone(), path, &bindings[0], key) {
+            self.push(
+                "matrix",
+                &at,
+                Part::Value,
+                format!("stage `{id}`: {message}"),
+                "here",
+                Some(match key {
+                    "matrix" => format!("the axes are the keys of `matrix:` ({})", axes(spec)),
+                    _ => "`foreach:` gives `${item}` (and `${key}` over a mapping)".into(),
+                }),
+            );
+            return None;
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for b in &bindings {
+            if !seen.insert(&b.suffix) || taken.contains(&format!("{id}@{}", b.suffix)) {
+                self.push(
+                    "matrix",
+                    &kpath,
+                    Part::Key,
+                    format!(
+                        "stage `{id}` expands to `{id}@{}` twice (or onto a stage of that name)",
+                        b.suffix
+                    ),
+                    "names collide",
+                    Some("instance names join the values with `-`, other characters than letters, digits, `_`, `-` and `.` read `_`: make the values differ there".into()),
+                );
+                return None;
+            }
+        }
+        let mut out = Vec::with_capacity(bindings.len());
+        for b in bindings {
+            let mut decl = body.clone();
+            // Checked above on the first binding; every binding has the
+            // same names.
+            let _ = substitute(&mut decl, path, &b, key);
+            let iid = format!("{id}@{}", b.suffix);
+            taken.insert(iid.clone());
+            out.push(Entry {
+                id: iid,
+                decl: Cow::Owned(decl),
+                path: path.clone(),
+                instance: true,
+            });
+        }
+        Some(out)
+    }
+
+    /// `matrix:`: a mapping from axis name to a non-empty list of scalars.
+    fn matrix_bindings(&mut self, id: &str, spec: &Value, at: &YamlPath) -> Option<Vec<Binding>> {
+        let Some(axes) = spec.as_object().filter(|m| !m.is_empty()) else {
+            self.push(
+                "matrix",
+                at,
+                Part::Value,
+                format!("`matrix` of stage `{id}` must map axis names to lists of values"),
+                "expected a non-empty mapping",
+                Some("e.g. `matrix: {model: [ols, sgd], fold: [0, 1, 2]}`".into()),
+            );
+            return None;
+        };
+        let mut lists: Vec<(&String, &Vec<Value>)> = Vec::new();
+        let mut count: usize = 1;
+        for (axis, values) in axes {
+            let apath = at.key(axis.clone());
+            if !valid_axis(axis) {
+                self.push(
+                    "matrix",
+                    &apath,
+                    Part::Key,
+                    format!(
+                        "axis name `{axis}` of stage `{id}` may only hold letters, digits and `_`"
+                    ),
+                    "bad name",
+                    None,
+                );
+                return None;
+            }
+            let Some(list) = values.as_array().filter(|l| !l.is_empty()) else {
+                self.push(
+                    "matrix",
+                    &apath,
+                    Part::Value,
+                    format!("axis `{axis}` of stage `{id}` must be a non-empty list"),
+                    if values.as_array().is_some() {
+                        "empty"
+                    } else {
+                        "not a list"
+                    },
+                    None,
+                );
+                return None;
+            };
+            if let Some(i) = list.iter().position(|v| !is_scalar(v)) {
+                self.push(
+                    "matrix",
+                    &apath.index(i),
+                    Part::Value,
+                    format!("axis `{axis}` of stage `{id}` holds a value that is not a string, number or boolean"),
+                    "not a scalar",
+                    Some("use `foreach:` over a list of mappings for structured values".into()),
+                );
+                return None;
+            }
+            count = count.saturating_mul(list.len());
+            lists.push((axis, list));
+        }
+        if count > MAX_INSTANCES {
+            self.push(
+                "matrix",
+                at,
+                Part::Key,
+                format!("`matrix` of stage `{id}` expands to {count} stages; the most is {MAX_INSTANCES}"),
+                "too many combinations",
+                None,
+            );
+            return None;
+        }
+        // Every combination, the first axis outermost.
+        let mut combos: Vec<Vec<&Value>> = vec![Vec::new()];
+        for (_, list) in &lists {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    list.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push(v);
+                        c
+                    })
+                })
+                .collect();
+        }
+        Some(
+            combos
+                .into_iter()
+                .map(|values| {
+                    let item: Map<String, Value> = lists
+                        .iter()
+                        .zip(&values)
+                        .map(|((axis, _), v)| ((*axis).clone(), (*v).clone()))
+                        .collect();
+                    let parts: Vec<String> = values.iter().map(|v| name_part(&text(v))).collect();
+                    Binding {
+                        item: Value::Object(item),
+                        key: None,
+                        suffix: parts.join("-"),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// `foreach:`: a non-empty list (instances named by the value when it
+    /// is a scalar, else by position) or mapping (named by the key).
+    fn foreach_bindings(&mut self, id: &str, spec: &Value, at: &YamlPath) -> Option<Vec<Binding>> {
+        match spec {
+            Value::Array(list) if !list.is_empty() => Some(
+                list.iter()
+                    .enumerate()
+                    .map(|(i, v)| Binding {
+                        item: v.clone(),
+                        key: None,
+                        suffix: if is_scalar(v) {
+                            name_part(&text(v))
+                        } else {
+                            i.to_string()
+                        },
+                    })
+                    .collect(),
+            ),
+            Value::Object(map) if !map.is_empty() => Some(
+                map.iter()
+                    .map(|(k, v)| Binding {
+                        item: v.clone(),
+                        key: Some(k.clone()),
+                        suffix: name_part(k),
+                    })
+                    .collect(),
+            ),
+            _ => {
+                self.push(
+                    "matrix",
+                    at,
+                    Part::Value,
+                    format!("`foreach` of stage `{id}` must be a non-empty list or mapping"),
+                    "expected a non-empty list or mapping",
+                    Some("e.g. `foreach: [small, large]`, then `${item}` in the stage".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The stage ids `raw` (a `deps:` entry) stands for: `stage@*.port`
+    /// is that port of every instance; anything else is itself. `None`
+    /// when `stage` has no instances (reported).
+    pub(super) fn fan_in(&mut self, raw: &str, stage: &str, at: &YamlPath) -> Option<Vec<String>> {
+        let Some((base, port)) = raw.split_once("@*.") else {
+            return Some(vec![raw.to_string()]);
+        };
+        match self.matrix.get(base) {
+            Some(ids) if ids.is_empty() => None,
+            Some(ids) => Some(ids.iter().map(|i| format!("{i}.{port}")).collect()),
+            None => {
+                let bases: Vec<&str> = self.matrix.keys().map(String::as_str).collect();
+                let near = crate::suggest::did_you_mean(base, &bases);
+                self.push(
+                    "matrix",
+                    at,
+                    Part::Value,
+                    format!("`{raw}` in stage `{stage}`: no stage `{base}` has `matrix:` or `foreach:`"),
+                    "no instances",
+                    Some(if near.is_empty() {
+                        "`NAME@*.port` takes a port of every instance of a `matrix:` or `foreach:` stage".into()
+                    } else {
+                        near
+                    }),
+                );
+                None
+            }
+        }
+    }
+
+    /// For a reference `train.model` to a stage that was expanded: the
+    /// problem, reported, so the caller stops. `false` when `raw` is not one.
+    pub(super) fn ref_to_matrix(&mut self, raw: &str, stage: &str, at: &YamlPath) -> bool {
+        let Some((base, port)) = raw.split_once('.') else {
+            return false;
+        };
+        let Some(ids) = self.matrix.get(base) else {
+            return false;
+        };
+        if ids.is_empty() {
+            // Its declaration was reported.
+            return true;
+        }
+        let first = ids.first().cloned().unwrap_or_default();
+        let shown: Vec<&str> = ids.iter().take(4).map(String::as_str).collect();
+        self.push(
+            "matrix",
+            at,
+            Part::Value,
+            format!(
+                "`{raw}` in stage `{stage}`: stage `{base}` is expanded into {} stages ({}{})",
+                ids.len(),
+                shown.join(", "),
+                if ids.len() > 4 { ", …" } else { "" }
+            ),
+            "names no instance",
+            Some(format!(
+                "name one instance (`{first}.{port}`), or every one with `{base}@*.{port}` in `deps:`"
+            )),
+        );
+        true
+    }
+}
+
+fn valid_axis(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// A value as text: strings bare, numbers and booleans as YAML writes them.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A value as part of a stage name: letters, digits, `_`, `-` and `.`
+/// kept, anything else `_`.
+fn name_part(s: &str) -> String {
+    let p: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if p.is_empty() {
+        "_".into()
+    } else {
+        p
+    }
+}
+
+fn axes(spec: &Value) -> String {
+    spec.as_object()
+        .map(|m| {
+            m.keys()
+                .map(|k| format!("`${{item.{k}}}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Replaces `${item}`, `${item.NAME}` and `${key}` in every string of `v`
+/// (mapping keys stay). A string that is one reference and nothing else
+/// takes the value itself, type and all; inside text it is written as
+/// text. `$${` and other namespaces are left for the later passes.
+fn substitute(
+    v: &mut Value,
+    path: &YamlPath,
+    b: &Binding,
+    kind: &str,
+) -> Result<(), (YamlPath, String)> {
+    match v {
+        Value::String(s) if s.contains("${") => {
+            if let Some(new) = render(s, b, kind).map_err(|m| (path.clone(), m))? {
+                *v = new;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .enumerate()
+            .try_for_each(|(i, x)| substitute(x, &path.index(i), b, kind)),
+        Value::Object(m) => m
+            .iter_mut()
+            .try_for_each(|(k, x)| substitute(x, &path.key(k.clone()), b, kind)),
+        _ => Ok(()),
+    }
+}
+
+/// `s` with the references of `b` filled in; `None` when it has none.
+fn render(s: &str, b: &Binding, kind: &str) -> Result<Option<Value>, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    let mut found = false;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("$${");
+            rest = tail;
+            continue;
+        }
+        let Some(tail) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let Some(end) = tail.find('}') else {
+            // Unclosed: the later pass reports it.
+            out.push_str(after);
+            rest = "";
+            break;
+        };
+        let inner = tail[..end].trim();
+        let value = match inner.split_once('.') {
+            _ if inner == "key" => match &b.key {
+                Some(k) => Value::String(k.clone()),
+                None => {
+                    return Err(format!(
+                        "`${{key}}` is only given by `foreach:` over a mapping (this stage has `{kind}:`)"
+                    ))
+                }
+            },
+            _ if inner == "item" => {
+                if kind == "matrix" {
+                    return Err(
+                        "`${item}` needs an axis with `matrix:`: write `${item.AXIS}`".into(),
+                    );
+                }
+                b.item.clone()
+            }
+            Some(("item", name)) => lookup(&b.item, name).ok_or_else(|| match kind {
+                "matrix" => format!("`${{item.{name}}}` is not an axis of `matrix:`"),
+                _ => format!("`${{item.{name}}}`: the `foreach:` item has no field `{name}`"),
+            })?,
+            _ => {
+                out.push_str(&after[..2 + end + 1]);
+                rest = &tail[end + 1..];
+                continue;
+            }
+        };
+        found = true;
+        if out.is_empty() && end + 1 == tail.len() {
+            return Ok(Some(value));
+        }
+        out.push_str(&text(&value));
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(found.then_some(Value::String(out)))
+}
+
+/// `a.b` inside a mapping item.
+fn lookup(item: &Value, dotted: &str) -> Option<Value> {
+    let mut at = item;
+    for part in dotted.split('.') {
+        at = at.as_object()?.get(part)?;
+    }
+    Some(at.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(item: Value, key: Option<&str>) -> Binding {
+        Binding {
+            item,
+            key: key.map(String::from),
+            suffix: String::new(),
+        }
+    }
+
+    #[test]
+    fn references_are_filled_typed_alone_and_as_text_inside() {
+        let b = bind(serde_json::json!({"lr": 0.01, "model": "ols"}), None);
+        assert_eq!(
+            render("${item.lr}", &b, "matrix").unwrap(),
+            Some(serde_json::json!(0.01))
+        );
+        assert_eq!(
+            render(
+                "fit.py --lr ${item.lr} ${params.x} $${item.lr}",
+                &b,
+                "matrix"
+            )
+            .unwrap(),
+            Some(Value::String(
+                "fit.py --lr 0.01 ${params.x} $${item.lr}".into()
+            ))
+        );
+        assert_eq!(render("${params.x}", &b, "matrix").unwrap(), None);
+        assert!(render("${item.lrr}", &b, "matrix")
+            .unwrap_err()
+            .contains("not an axis"));
+        assert!(render("${item}", &b, "matrix").is_err());
+        assert!(render("${key}", &b, "matrix").is_err());
+        let b = bind(serde_json::json!({"rows": 10}), Some("small"));
+        assert_eq!(
+            render("${key}:${item.rows}", &b, "foreach").unwrap(),
+            Some(Value::String("small:10".into()))
+        );
+    }
+
+    #[test]
+    fn instance_names_keep_only_safe_characters() {
+        assert_eq!(name_part("0.01"), "0.01");
+        assert_eq!(name_part("a b/c"), "a_b_c");
+        assert_eq!(name_part(""), "_");
+    }
+}

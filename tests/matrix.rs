@@ -1,0 +1,181 @@
+//! `matrix:` and `foreach:`: one declaration, one stage per combination,
+//! each cached and rerun on its own; `stage@*.port` gathers them all.
+
+mod common;
+
+use common::Ws;
+
+const SWEEP: &str = r#"name: sweep
+params:
+  scale: 2
+stages:
+  prep:
+    run: "echo prep >> log.txt && mkdir -p out && echo 1 > out/data.txt"
+    outs: [{data: out/data.txt}]
+  train:
+    matrix:
+      lr: [0.1, 0.01]
+      model: [ols, sgd]
+    deps: [prep.data]
+    outs: [{model: "out/${item.model}-${item.lr}.txt"}]
+    run: "echo train-${item.model}-${item.lr} >> log.txt && echo ${item.model} ${item.lr} ${params.scale} > ${outputs.model}"
+  report:
+    foreach: [ols, sgd]
+    deps: ["train@0.1-${item}.model"]
+    outs: [{r: "out/report-${item}.txt"}]
+    run: "cat ${inputs.model} > ${outputs.r}"
+  gather:
+    deps: [{models: "train@*.model"}]
+    outs: [out/all.txt]
+    run: "cat ${inputs.models} > out/all.txt"
+"#;
+
+fn log_lines(ws: &Ws) -> Vec<String> {
+    ws.read("log.txt").lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_matrix_expands_into_stages_that_run_and_cache_one_by_one() {
+    let ws = Ws::new(SWEEP);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for id in [
+        "train@0.1-ols",
+        "train@0.1-sgd",
+        "train@0.01-ols",
+        "train@0.01-sgd",
+        "report@ols",
+        "report@sgd",
+        "gather",
+    ] {
+        assert_eq!(r.outcome(id).as_deref(), Some("ran"), "{id}: {}", r.stdout);
+    }
+    // Shared upstream work ran once; each combination once.
+    let log = log_lines(&ws);
+    assert_eq!(log.iter().filter(|l| *l == "prep").count(), 1, "{log:?}");
+    assert_eq!(log.len(), 5, "{log:?}");
+    assert_eq!(ws.read("out/sgd-0.01.txt").trim(), "sgd 0.01 2");
+    assert_eq!(ws.read("out/report-sgd.txt").trim(), "sgd 0.1 2");
+    // The gather stage got every instance's output, in order.
+    assert_eq!(
+        ws.read("out/all.txt"),
+        "ols 0.1 2\nsgd 0.1 2\nols 0.01 2\nsgd 0.01 2\n"
+    );
+
+    // Nothing changed: nothing runs.
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(log_lines(&ws).len(), 5);
+
+    // One more value on an axis: only the new instances (and the gather)
+    // run; the others stay fresh.
+    let more = SWEEP.replace("lr: [0.1, 0.01]", "lr: [0.1, 0.01, 1]");
+    ws.write("mlcycle.yaml", &more);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let mut new = log_lines(&ws).split_off(5);
+    new.sort();
+    assert_eq!(new, ["train-ols-1", "train-sgd-1"], "{}", r.stdout);
+    assert_eq!(r.outcome("gather").as_deref(), Some("ran"));
+    assert!(r.stdout.contains("3 ran, 7 fresh"), "{}", r.stdout);
+}
+
+#[test]
+fn a_matrix_stage_is_addressed_by_its_name_or_an_instance() {
+    let ws = Ws::new(SWEEP);
+    // The declared name selects every instance (and what they need).
+    let r = ws.run(&["run", "train"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(log_lines(&ws).len(), 5);
+    assert!(r.outcome("gather").is_none(), "{}", r.stdout);
+    // One instance by its name.
+    let r = ws.run(&["status", "report@sgd"]);
+    assert!(r.stdout.contains("report@sgd"), "{}", r.stdout);
+    assert!(!r.stdout.contains("report@ols"), "{}", r.stdout);
+    let r = ws.run(&["dag", "--format", "text"]);
+    assert!(r.stdout.contains("train@0.01-sgd"), "{}", r.stdout);
+}
+
+/// Every mistake is reported at the matrix, with its line and column.
+#[test]
+fn matrix_mistakes_are_reported_where_they_are_written() {
+    let ws = Ws::new(
+        r#"name: bad
+stages:
+  empty:
+    matrix: {lr: []}
+    run: "echo ${item.lr}"
+  axis:
+    matrix: {lr: [1, 2]}
+    run: "echo ${item.rate}"
+  clash:
+    matrix: {a: [x-y, x], b: [z, y-z]}
+    run: "echo ${item.a}"
+  both:
+    matrix: {a: [1]}
+    foreach: [1]
+    run: "echo"
+  plain:
+    run: "echo ${item.a}"
+  fine:
+    foreach: [1, 2]
+    outs: ["o-${item}.txt"]
+    run: "echo > o-${item}.txt"
+  base_ref:
+    deps: [fine.o-1]
+    run: "echo"
+  star:
+    deps: ["plain@*.out"]
+    run: "echo"
+"#,
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    let text = r.stderr.replace(&ws.path().display().to_string(), "[WS]");
+    insta::assert_snapshot!(text);
+}
+
+/// A `foreach:` over a mapping gives `${key}` and the item's fields, typed
+/// where a value is one reference alone (a number stays a number in
+/// `with:`).
+#[test]
+fn foreach_over_a_mapping_fills_keys_and_typed_fields() {
+    let ws = Ws::new(
+        r#"name: each
+stages:
+  data:
+    foreach:
+      small: {rows: 20}
+      large: {rows: 50}
+    uses: dataset.synthetic
+    with: {kind: house_prices, rows: "${item.rows}"}
+  count:
+    foreach: [small, large]
+    deps: ["data@${item}.data"]
+    outs: ["out/${item}.txt"]
+    run: "mkdir -p out && echo ${key} > /dev/null"
+"#,
+    );
+    let r = ws.run(&["validate"]);
+    // `${key}` is given only over a mapping.
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("`${key}` is only given by `foreach:` over a mapping"),
+        "{}",
+        r.stderr
+    );
+    let fixed = std::fs::read_to_string(ws.path().join("mlcycle.yaml"))
+        .unwrap()
+        .replace(
+            "echo ${key} > /dev/null",
+            "wc -c < ${inputs.data} > out/${item}.txt",
+        );
+    ws.write("mlcycle.yaml", &fixed);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("data@small").as_deref(), Some("ran"));
+    let small: u64 = ws.read("out/small.txt").trim().parse().unwrap();
+    let large: u64 = ws.read("out/large.txt").trim().parse().unwrap();
+    assert!(small < large, "{small} {large}");
+}
