@@ -94,6 +94,29 @@ fn a_matrix_stage_is_addressed_by_its_name_or_an_instance() {
     assert!(!r.stdout.contains("report@ols"), "{}", r.stdout);
     let r = ws.run(&["dag", "--format", "text"]);
     assert!(r.stdout.contains("train@0.01-sgd"), "{}", r.stdout);
+    // `--force` by the declared name forces every instance.
+    let r = ws.run(&["run", "--force", "train"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(log_lines(&ws).len(), 9, "{}", r.stdout);
+}
+
+/// A value written into a `run:` command is one shell word, never code.
+#[test]
+fn regression_item_values_cannot_inject_shell_code() {
+    let ws = Ws::new(
+        r#"name: q
+stages:
+  a:
+    foreach: ["it's", "x y", "a;touch pwned"]
+    outs: ["out-${item}.txt"]
+    run: printf '[%s]' ${item} > out-${item}.txt
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!ws.exists("pwned"));
+    assert_eq!(ws.read("out-x y.txt"), "[x y]");
+    assert_eq!(ws.read("out-it's.txt"), "[it's]");
 }
 
 /// Every mistake is reported at the matrix, with its line and column.

@@ -409,7 +409,13 @@ impl Session {
         } else {
             p.stages
                 .iter()
-                .map(|s| req.targets.contains(&s.id))
+                .map(|s| {
+                    // A `matrix:` stage's declared name names every instance.
+                    let base = s.id.split_once('@').map(|(b, _)| b);
+                    req.targets
+                        .iter()
+                        .any(|t| *t == s.id || Some(t.as_str()) == base)
+                })
                 .collect()
         };
         let after = if req.force_downstream {

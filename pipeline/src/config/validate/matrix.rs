@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::super::span::{Part, YamlPath};
+use super::super::span::{Part, Seg, YamlPath};
 use super::Validator;
 
 /// The most stages one declaration may expand into.
@@ -49,6 +49,7 @@ impl Validator<'_> {
     ) -> Vec<Entry<'v>> {
         let mut taken: HashSet<String> = stages.keys().cloned().collect();
         let mut out = Vec::with_capacity(stages.len());
+        let mut total = 0usize;
         for (id, decl) in stages {
             let path = stages_path.key(id);
             let fan = decl
@@ -65,9 +66,23 @@ impl Validator<'_> {
             };
             // A declaration that failed has no instances: references to
             // it are not reported again.
-            let instances = self
+            let mut instances = self
                 .expand_one(id, map, &path, &mut taken)
                 .unwrap_or_default();
+            // The cap is on the whole pipeline: ten matrices of 100 000
+            // would be a million stages from a file of a few lines.
+            total += instances.len();
+            if total > MAX_INSTANCES {
+                self.push(
+                    "matrix",
+                    &path,
+                    Part::Key,
+                    format!("with stage `{id}`, the pipeline expands to more than {MAX_INSTANCES} stages, the most it may have"),
+                    "one expansion too many",
+                    None,
+                );
+                instances.clear();
+            }
             self.matrix
                 .insert(id.clone(), instances.iter().map(|e| e.id.clone()).collect());
             out.extend(instances);
@@ -107,24 +122,51 @@ impl Validator<'_> {
         let mut body = decl.clone();
         body.remove(key);
         let body = Value::Object(body);
-        // Checked once: a `${item.x}` that is not an axis is wrong in every
-        // instance alike.
-        if let Err((at, message)) = substitute(&mut body.clone(), path, &bindings[0], key) {
-            self.push(
-                "matrix",
-                &at,
-                Part::Value,
-                format!("stage `{id}`: {message}"),
-                "here",
-                Some(match key {
-                    "matrix" => format!("the axes are the keys of `matrix:` ({})", axes(spec)),
-                    _ => "`foreach:` gives `${item}` (and `${key}` over a mapping)".into(),
-                }),
-            );
-            return None;
+        // A value written into a shell command is quoted for the shell.
+        let shell = body.get("run").is_some_and(Value::is_string);
+        let mut expanded = Vec::with_capacity(bindings.len());
+        for (i, b) in bindings.iter().enumerate() {
+            let mut decl = body.clone();
+            if let Err((at, message)) = substitute(&mut decl, path, b, key, shell) {
+                // Wrong in every instance alike unless the first passed.
+                let which = if i > 0 {
+                    format!(" (instance `{id}@{}`)", b.suffix)
+                } else {
+                    String::new()
+                };
+                self.push(
+                    "matrix",
+                    &at,
+                    Part::Value,
+                    format!("stage `{id}`{which}: {message}"),
+                    "here",
+                    Some(match key {
+                        "matrix" => format!("the axes are the keys of `matrix:` ({})", axes(spec)),
+                        _ => "`foreach:` gives `${item}` (and `${key}` over a mapping)".into(),
+                    }),
+                );
+                return None;
+            }
+            expanded.push(decl);
         }
         let mut seen: HashSet<&str> = HashSet::new();
         for b in &bindings {
+            if id.len() + 1 + b.suffix.len() > super::stages::MAX_STAGE_NAME {
+                self.push(
+                    "matrix",
+                    &kpath,
+                    Part::Value,
+                    format!(
+                        "stage `{id}` expands to a name of {} bytes (`{id}@{}…`); the limit is {}, as a stage's log file is named after it",
+                        id.len() + 1 + b.suffix.len(),
+                        b.suffix.chars().take(20).collect::<String>(),
+                        super::stages::MAX_STAGE_NAME
+                    ),
+                    "value too long",
+                    Some("use shorter values, or `foreach:` over a mapping with short keys".into()),
+                );
+                return None;
+            }
             if !seen.insert(&b.suffix) || taken.contains(&format!("{id}@{}", b.suffix)) {
                 self.push(
                     "matrix",
@@ -141,11 +183,7 @@ impl Validator<'_> {
             }
         }
         let mut out = Vec::with_capacity(bindings.len());
-        for b in bindings {
-            let mut decl = body.clone();
-            // Checked above on the first binding; every binding has the
-            // same names.
-            let _ = substitute(&mut decl, path, &b, key);
+        for (b, decl) in bindings.into_iter().zip(expanded) {
             let iid = format!("{id}@{}", b.suffix);
             taken.insert(iid.clone());
             out.push(Entry {
@@ -203,6 +241,17 @@ impl Validator<'_> {
                 );
                 return None;
             };
+            if let Some(i) = list.iter().position(holds_template) {
+                self.push(
+                    "matrix",
+                    &apath.index(i),
+                    Part::Value,
+                    format!("axis `{axis}` of stage `{id}` holds a `${{…}}`; values are taken as written"),
+                    "a template in a value",
+                    Some("write the value itself (a param may be used in the stage instead: `${params.KEY}`)".into()),
+                );
+                return None;
+            }
             if let Some(i) = list.iter().position(|v| !is_scalar(v)) {
                 self.push(
                     "matrix",
@@ -222,7 +271,7 @@ impl Validator<'_> {
                 "matrix",
                 at,
                 Part::Key,
-                format!("`matrix` of stage `{id}` expands to {count} stages; the most is {MAX_INSTANCES}"),
+                format!("`matrix` of stage `{id}` expands to more than {MAX_INSTANCES} stages, the most a pipeline may have"),
                 "too many combinations",
                 None,
             );
@@ -265,6 +314,33 @@ impl Validator<'_> {
     /// `foreach:`: a non-empty list (instances named by the value when it
     /// is a scalar, else by position) or mapping (named by the key).
     fn foreach_bindings(&mut self, id: &str, spec: &Value, at: &YamlPath) -> Option<Vec<Binding>> {
+        let items: Vec<(YamlPath, &Value)> = match spec {
+            Value::Array(l) => l
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (at.index(i), v))
+                .collect(),
+            Value::Object(m) => m.iter().map(|(k, v)| (at.key(k.clone()), v)).collect(),
+            _ => Vec::new(),
+        };
+        for (p, v) in items {
+            let why = if v.is_null() {
+                "an empty value (null)"
+            } else if holds_template(v) {
+                "a `${…}`; values are taken as written"
+            } else {
+                continue;
+            };
+            self.push(
+                "matrix",
+                &p,
+                Part::Value,
+                format!("`foreach` of stage `{id}` holds {why}"),
+                "here",
+                None,
+            );
+            return None;
+        }
         match spec {
             Value::Array(list) if !list.is_empty() => Some(
                 list.iter()
@@ -371,6 +447,16 @@ fn valid_axis(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether a value (or a string inside it) holds `${`.
+fn holds_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("${"),
+        Value::Array(a) => a.iter().any(holds_template),
+        Value::Object(m) => m.values().any(holds_template),
+        _ => false,
+    }
+}
+
 fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
@@ -418,15 +504,19 @@ fn axes(spec: &Value) -> String {
 /// (mapping keys stay). A string that is one reference and nothing else
 /// takes the value itself, type and all; inside text it is written as
 /// text. `$${` and other namespaces are left for the later passes.
+/// With `shell`, the stage's `run:` is a shell command: values written
+/// into it are quoted for the shell, so a value is one word and never code.
 fn substitute(
     v: &mut Value,
     path: &YamlPath,
     b: &Binding,
     kind: &str,
+    shell: bool,
 ) -> Result<(), (YamlPath, String)> {
     match v {
         Value::String(s) if s.contains("${") => {
-            if let Some(new) = render(s, b, kind).map_err(|m| (path.clone(), m))? {
+            let quote = shell && matches!(path.0.as_slice(), [_, _, Seg::Key(k)] if &**k == "run");
+            if let Some(new) = render(s, b, kind, quote).map_err(|m| (path.clone(), m))? {
                 *v = new;
             }
             Ok(())
@@ -434,16 +524,16 @@ fn substitute(
         Value::Array(items) => items
             .iter_mut()
             .enumerate()
-            .try_for_each(|(i, x)| substitute(x, &path.index(i), b, kind)),
+            .try_for_each(|(i, x)| substitute(x, &path.index(i), b, kind, shell)),
         Value::Object(m) => m
             .iter_mut()
-            .try_for_each(|(k, x)| substitute(x, &path.key(k.clone()), b, kind)),
+            .try_for_each(|(k, x)| substitute(x, &path.key(k.clone()), b, kind, shell)),
         _ => Ok(()),
     }
 }
 
 /// `s` with the references of `b` filled in; `None` when it has none.
-fn render(s: &str, b: &Binding, kind: &str) -> Result<Option<Value>, String> {
+fn render(s: &str, b: &Binding, kind: &str, quote: bool) -> Result<Option<Value>, String> {
     let mut out = String::new();
     let mut rest = s;
     let mut found = false;
@@ -495,10 +585,17 @@ fn render(s: &str, b: &Binding, kind: &str) -> Result<Option<Value>, String> {
             }
         };
         found = true;
-        if out.is_empty() && end + 1 == tail.len() {
+        if out.is_empty() && end + 1 == tail.len() && !quote {
             return Ok(Some(value));
         }
-        out.push_str(&text(&value));
+        let value = text(&value);
+        if quote {
+            out.push_str(&shlex::try_quote(&value).map_err(|_| {
+                format!("`${{{inner}}}` holds a NUL byte, which a shell command cannot")
+            })?);
+        } else {
+            out.push_str(&value);
+        }
         rest = &tail[end + 1..];
     }
     out.push_str(rest);
@@ -530,30 +627,42 @@ mod tests {
     fn references_are_filled_typed_alone_and_as_text_inside() {
         let b = bind(serde_json::json!({"lr": 0.01, "model": "ols"}), None);
         assert_eq!(
-            render("${item.lr}", &b, "matrix").unwrap(),
+            render("${item.lr}", &b, "matrix", false).unwrap(),
             Some(serde_json::json!(0.01))
         );
         assert_eq!(
             render(
                 "fit.py --lr ${item.lr} ${params.x} $${item.lr}",
                 &b,
-                "matrix"
+                "matrix",
+                false
             )
             .unwrap(),
             Some(Value::String(
                 "fit.py --lr 0.01 ${params.x} $${item.lr}".into()
             ))
         );
-        assert_eq!(render("${params.x}", &b, "matrix").unwrap(), None);
-        assert!(render("${item.lrr}", &b, "matrix")
+        assert_eq!(render("${params.x}", &b, "matrix", false).unwrap(), None);
+        assert!(render("${item.lrr}", &b, "matrix", false)
             .unwrap_err()
             .contains("not an axis"));
-        assert!(render("${item}", &b, "matrix").is_err());
-        assert!(render("${key}", &b, "matrix").is_err());
+        assert!(render("${item}", &b, "matrix", false).is_err());
+        assert!(render("${key}", &b, "matrix", false).is_err());
         let b = bind(serde_json::json!({"rows": 10}), Some("small"));
         assert_eq!(
-            render("${key}:${item.rows}", &b, "foreach").unwrap(),
+            render("${key}:${item.rows}", &b, "foreach", false).unwrap(),
             Some(Value::String("small:10".into()))
+        );
+    }
+
+    /// A value written into a shell command is one word, never code.
+    #[test]
+    fn values_in_a_shell_command_are_quoted() {
+        let b = bind(serde_json::json!("a;echo PWNED it's"), None);
+        let out = render("printf %s ${item}", &b, "foreach", true).unwrap();
+        assert_eq!(
+            out,
+            Some(Value::String(r#"printf %s "a;echo PWNED it's""#.into()))
         );
     }
 

@@ -31,7 +31,7 @@ const STAGE_KEYS: &[&str] = &[
 ];
 /// The longest stage name: its log file `<stage>.log` (and the run
 /// script `<stage>.sh`) must stay within a file name's 255 bytes.
-const MAX_STAGE_NAME: usize = 200;
+pub(super) const MAX_STAGE_NAME: usize = 200;
 const RUN_ONLY: &[&str] = &["deps", "outs", "params", "env", "shell"];
 const USES_ONLY: &[&str] = &["with", "inputs"];
 
