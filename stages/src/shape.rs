@@ -245,21 +245,14 @@ pub fn table<'c>(cx: &'c InferContext<'_>, port: &str) -> Option<&'c TableShape>
     cx.input::<TableShape>(port)
 }
 
-/// A stage whose outputs `outs` hold the table of input `port`, changed
-/// by `f` (the identity for a stage that changes rows, not columns).
-pub fn through(
-    cx: &InferContext<'_>,
-    port: &str,
-    outs: &[&str],
-    f: impl Fn(&TableShape) -> TableShape,
-) -> Inferred {
-    let Some(t) = table(cx, port) else {
+/// A stage that changes rows, not columns: its outputs `outs` hold what
+/// its input `port` holds.
+pub fn through(cx: &InferContext<'_>, port: &str, outs: &[&str]) -> Inferred {
+    let Some(facts) = cx.inputs.get(port) else {
         return Inferred::default();
     };
-    let out = f(t);
-    outs.iter().fold(Inferred::default(), |i, o| {
-        i.output(o, Facts::new(out.clone()))
-    })
+    outs.iter()
+        .fold(Inferred::default(), |i, o| i.output(o, facts.clone()))
 }
 
 /// A fitting `features.*` or `preprocess.scale` stage: problems with the

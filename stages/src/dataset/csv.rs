@@ -70,33 +70,36 @@ impl StageKind for Csv {
     fn file_deps(p: &CsvParams) -> Vec<String> {
         vec![p.path.clone()]
     }
-    /// `target` and the `types` keys against the file's header row.
-    fn check_files(p: &CsvParams, workspace: &std::path::Path) -> Vec<ParamError> {
-        let Ok(file) = std::fs::File::open(workspace.join(&p.path)) else {
-            // A missing file is reported as a missing dep.
-            return Vec::new();
-        };
-        let mut r = csv::ReaderBuilder::new()
-            .delimiter(p.delimiter.as_bytes().first().copied().unwrap_or(b','))
-            .from_reader(std::io::BufReader::new(file));
-        let Ok(header) = r.headers() else {
-            return Vec::new();
-        };
-        let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-        super::check_columns(&p.path, &names, p.target.as_deref(), &p.types)
-    }
-    /// The columns from the header, text or numbers from the first rows.
+    /// `target` and the `types` keys against the header row, and what the
+    /// table will hold: its columns, text or numbers from the first rows.
     fn infer(p: &CsvParams, cx: &InferContext<'_>) -> Inferred {
-        let opts = CsvOptions {
-            types: super::declared_types(&p.types),
-            delimiter: Some(p.delimiter.as_bytes()[0]),
-        };
         let path = cx.workspace.join(&p.path);
-        match Table::sniff_csv(&path, &opts, crate::shape::SNIFF_ROWS) {
-            Ok(columns) => super::read_shape(cx, &p.path, columns, p.target.as_deref()),
-            // Reported when the stage runs, with the line.
-            Err(_) => Inferred::default(),
+        // A missing file is reported as a missing dep, a bad header or row
+        // when the stage runs, with its line.
+        let Ok(sniffed) =
+            Table::sniff_csv(&path, p.delimiter.as_bytes()[0], crate::shape::SNIFF_ROWS)
+        else {
+            return Inferred::default();
+        };
+        let names: Vec<String> = sniffed.iter().map(|(n, _)| n.clone()).collect();
+        let problems = super::check_columns(&p.path, &names, p.target.as_deref(), &p.types);
+        if !problems.is_empty() {
+            return Inferred {
+                problems,
+                ..Inferred::default()
+            };
         }
+        let columns = sniffed
+            .into_iter()
+            .map(|(name, text)| {
+                let categorical = match p.types.get(&name) {
+                    Some(t) => Some(*t == super::ColumnType::Categorical),
+                    None => text.then_some(true),
+                };
+                (name, categorical)
+            })
+            .collect();
+        super::read_shape(cx, &p.path, columns, p.target.as_deref())
     }
     fn run(p: &CsvParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let opts = CsvOptions {

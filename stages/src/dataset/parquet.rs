@@ -47,25 +47,28 @@ impl StageKind for Parquet {
     }
     /// `target` and the `types` keys against the file's schema (read from
     /// its footer, no rows), and every column's type: a date column
-    /// without `types:` is reported here rather than at run time.
-    fn check_files(p: &ParquetParams, workspace: &std::path::Path) -> Vec<ParamError> {
-        let path = workspace.join(&p.path);
+    /// without `types:` is reported here rather than at run time. Then
+    /// what the table will hold, with each column's type.
+    fn infer(p: &ParquetParams, cx: &InferContext<'_>) -> Inferred {
+        let path = cx.workspace.join(&p.path);
         // A missing file is reported as a missing dep.
         if !path.exists() {
-            return Vec::new();
+            return Inferred::default();
         }
         let fields = match Table::parquet_schema(&path, &super::declared_types(&p.types)) {
             Ok(fields) => fields,
             Err(e) => {
-                let why = e.to_string().replace(&workspace.display().to_string(), ".");
-                return vec![ParamError::new(&["path"], why).with_help(
+                let why = e
+                    .to_string()
+                    .replace(&cx.workspace.display().to_string(), ".");
+                return Inferred::default().problem(ParamError::new(&["path"], why).with_help(
                     "the file must be a whole Parquet file (written by pandas `to_parquet`, polars, Spark or Arrow)",
-                )];
+                ));
             }
         };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let mut problems = super::check_columns(&p.path, &names, p.target.as_deref(), &p.types);
-        for (name, problem) in fields {
+        for (name, problem) in &fields {
             if let Err(why) = problem {
                 problems.push(
                     ParamError::new(&["path"], format!("{}: {why}", p.path)).with_help(format!(
@@ -74,14 +77,12 @@ impl StageKind for Parquet {
                 );
             }
         }
-        problems
-    }
-    /// The columns and their types from the file's schema.
-    fn infer(p: &ParquetParams, cx: &InferContext<'_>) -> Inferred {
-        let path = cx.workspace.join(&p.path);
-        let Ok(fields) = Table::parquet_schema(&path, &super::declared_types(&p.types)) else {
-            return Inferred::default();
-        };
+        if !problems.is_empty() {
+            return Inferred {
+                problems,
+                ..Inferred::default()
+            };
+        }
         let columns = fields
             .into_iter()
             .map(|(name, categorical)| (name, categorical.ok()))

@@ -56,29 +56,28 @@ impl StageKind for Pca {
         }
     }
     fn infer(p: &PcaParams, cx: &InferContext<'_>) -> Inferred {
-        let (named, k) = (p.columns.clone(), p.components);
-        let mut too_many = None;
+        // Names one per component are listed up to this many; past it the
+        // table's columns are left open rather than allocated.
+        const LISTED: usize = 10_000;
+        let k = p.components;
+        let mut most = None;
         let mut out =
             crate::shape::fitted_step(cx, p.columns.as_deref(), Some(true), "columns", |t| {
                 // At most as many components as columns projected.
-                let most = match &named {
-                    Some(n) => Some(n.len()),
+                most = match &p.columns {
+                    Some(named) => Some(named.len()),
                     None => t.numeric_at_most(),
                 };
-                if let Some(most) = most.filter(|&m| k > m) {
-                    too_many = Some(most);
-                }
-                let shown = k.min(most.unwrap_or(k)).min(10_000);
                 crate::shape::StepShape {
-                    removed: named.unwrap_or_else(|| t.default_columns(true)),
-                    added: (shown == k).then(|| {
+                    removed: p.columns.clone().unwrap_or_else(|| t.default_columns(true)),
+                    added: (k <= most.unwrap_or(k).min(LISTED)).then(|| {
                         (1..=k)
                             .map(|i| (format!("pc{i}"), crate::shape::Kind::Numeric))
                             .collect()
                     }),
                 }
             });
-        if let Some(most) = too_many {
+        if let Some(most) = most.filter(|&m| k > m) {
             out.problems.push(
                 ParamError::new(
                     &["components"],

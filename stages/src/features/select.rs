@@ -59,7 +59,7 @@ impl StageKind for Select {
         }
     }
     fn infer(p: &SelectParams, cx: &InferContext<'_>) -> Inferred {
-        let mut out = crate::shape::fitted_step(cx, None, None, "keep", |t| {
+        let mut out = crate::shape::fitted_step(cx, p.keep.as_deref(), None, "keep", |t| {
             // Fixed on the fitted table: what `features.apply` drops.
             let mut removed: Vec<String> = match &p.keep {
                 Some(keep) => t
@@ -77,13 +77,9 @@ impl StageKind for Select {
                 added: Some(vec![]),
             }
         });
-        if let Some(t) = crate::shape::table(cx, "data") {
-            for (param, named) in [("keep", &p.keep), ("drop", &p.drop)] {
-                if let Some(named) = named {
-                    out.problems
-                        .extend(t.check_named(named, None, param, false));
-                }
-            }
+        if let (Some(t), Some(drop)) = (crate::shape::table(cx, "data"), &p.drop) {
+            out.problems
+                .extend(t.check_named(drop, None, "drop", false));
         }
         out
     }

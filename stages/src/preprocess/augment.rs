@@ -83,7 +83,7 @@ impl StageKind for Augment {
         Ok(())
     }
     fn infer(_: &AugmentParams, cx: &InferContext<'_>) -> Inferred {
-        crate::shape::through(cx, "data", &["data"], Clone::clone)
+        crate::shape::through(cx, "data", &["data"])
     }
     fn run(p: &AugmentParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         use rand::Rng;

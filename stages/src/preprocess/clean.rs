@@ -146,7 +146,7 @@ impl StageKind for Clean {
         Ok(())
     }
     fn infer(p: &CleanParams, cx: &InferContext<'_>) -> Inferred {
-        let mut out = crate::shape::through(cx, "data", &["data"], Clone::clone);
+        let mut out = crate::shape::through(cx, "data", &["data"]);
         // `columns` is read only to drop outliers, the target among them.
         if let (Some(t), Some(named), false) = (
             crate::shape::table(cx, "data"),

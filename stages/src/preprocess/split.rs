@@ -108,7 +108,7 @@ impl StageKind for Split {
         Ok(())
     }
     fn infer(_: &SplitParams, cx: &InferContext<'_>) -> Inferred {
-        crate::shape::through(cx, "data", &["train", "test", "validation"], Clone::clone)
+        crate::shape::through(cx, "data", &["train", "test", "validation"])
     }
     fn run(p: &SplitParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;

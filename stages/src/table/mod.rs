@@ -205,40 +205,32 @@ impl Table {
         })
     }
 
-    /// The columns of a CSV file as far as its first `rows` rows tell:
-    /// each name with `Some(true)` when the column is categorical (declared,
-    /// or a value there is not a number: [`Table::read_csv`] reads it as
-    /// text too), `Some(false)` when declared numeric, `None` when the rows
-    /// read hold only numbers (a later row may still hold text). For
-    /// `mlcycle validate`, which must not read a large file whole.
+    /// The columns of a CSV file as far as its first `rows` rows (and
+    /// 8 MiB) tell: each name with whether a value there is not a number,
+    /// which makes [`Table::read_csv`] read the column as text. A column
+    /// of numbers may still hold text further down. For `mlcycle
+    /// validate`, which must not read a large file whole.
     ///
     /// # Errors
     /// The file cannot be read, or its header row is bad.
     pub fn sniff_csv(
         path: &Path,
-        opts: &CsvOptions,
+        delimiter: u8,
         rows: usize,
-    ) -> Result<Vec<(String, Option<bool>)>, TableError> {
+    ) -> Result<Vec<(String, bool)>, TableError> {
         let shown = path.display().to_string();
-        // At most 8 MiB: an unclosed quote must not make it read all.
         let file = std::fs::File::open(path).map_err(|source| TableError::Io {
             path: shown.clone(),
             source,
         })?;
+        // Capped: an unclosed quote must not make it read all.
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .delimiter(opts.delimiter.unwrap_or(b','))
+            .delimiter(delimiter)
             .from_reader(std::io::Read::take(file, 8 << 20));
-        let headers = csv_headers(&mut rdr, &shown, opts)?;
-        let mut kinds: Vec<Option<bool>> = headers
-            .iter()
-            .map(|h| match opts.types.get(h).map(String::as_str) {
-                Some("categorical") => Some(true),
-                Some(_) => Some(false),
-                None => None,
-            })
-            .collect();
+        let headers = csv_headers(&mut rdr, &shown, &CsvOptions::default())?;
+        let mut text = vec![false; headers.len()];
         let mut rec = csv::ByteRecord::new();
         for _ in 0..rows {
             // A bad row is reported when the stage runs, with its line.
@@ -246,17 +238,12 @@ impl Table {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             }
-            for (kind, field) in kinds.iter_mut().zip(rec.iter()) {
-                if kind.is_some() {
-                    continue;
-                }
-                let text = std::str::from_utf8(field.trim_ascii()).unwrap_or("\u{fffd}");
-                if !is_missing(text) && text.parse::<f64>().is_err() {
-                    *kind = Some(true);
-                }
+            for (seen, field) in text.iter_mut().zip(rec.iter()) {
+                let v = std::str::from_utf8(field.trim_ascii()).unwrap_or("\u{fffd}");
+                *seen |= !is_missing(v) && v.parse::<f64>().is_err();
             }
         }
-        Ok(headers.into_iter().zip(kinds).collect())
+        Ok(headers.into_iter().zip(text).collect())
     }
 
     /// Writes a CSV file with a header row.

@@ -488,7 +488,13 @@ mod tests {
         );
         let check = |with: serde_json::Value| {
             let p: crate::dataset::ParquetParams = serde_json::from_value(with).unwrap();
-            crate::dataset::Parquet::check_files(&p, dir.path())
+            let cx = mlcycle_pipeline::InferContext {
+                stage: "data",
+                workspace: dir.path(),
+                inputs: Default::default(),
+            };
+            crate::dataset::Parquet::infer(&p, &cx)
+                .problems
                 .into_iter()
                 .map(|e| e.message)
                 .collect::<Vec<_>>()
