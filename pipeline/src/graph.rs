@@ -104,19 +104,7 @@ impl StageGraph {
         }
         let mut keep = vec![false; n];
         for t in targets {
-            // A `matrix:` or `foreach:` stage's name selects every instance.
-            let starts: Vec<usize> = match p.stage_index(t) {
-                Some(i) => vec![i],
-                None => {
-                    let prefix = format!("{t}@");
-                    p.stages
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.id.starts_with(&prefix))
-                        .map(|(i, _)| i)
-                        .collect()
-                }
-            };
+            let starts = p.named(t);
             if starts.is_empty() {
                 let help = crate::suggest::closest(t, p.stages.iter().map(|s| s.id.as_str()))
                     .map(|s| format!("did you mean `{s}`?"))

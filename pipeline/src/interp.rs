@@ -26,8 +26,18 @@ pub enum Piece {
     Ref(Namespace, String),
 }
 
-/// Splits a template into literal text and references.
-pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
+/// A template as written: literal text (`$${` already read as `${`) and
+/// the inside of each `${…}`, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token<'s> {
+    Lit(String),
+    Ref(&'s str),
+}
+
+/// Splits a template into literal text and the insides of its `${…}`,
+/// whatever they name (the one scanner of templates: [`parse`] and
+/// `matrix:` expansion both read its tokens).
+pub fn tokens(s: &str) -> Result<Vec<Token<'_>>, String> {
     let mut out = Vec::new();
     let mut lit = String::new();
     let mut rest = s;
@@ -41,32 +51,10 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
             let end = tail.find('}').ok_or_else(|| {
                 format!("`${{` is not closed in `{s}`; add `}}` or write `$${{` for a literal")
             })?;
-            let inner = tail[..end].trim();
-            let (ns, name) = inner.split_once('.').ok_or_else(|| {
-                format!("`${{{inner}}}` must name `params.KEY`, `inputs.NAME` or `outputs.NAME`")
-            })?;
-            let ns = match ns {
-                "params" => Namespace::Params,
-                "inputs" => Namespace::Inputs,
-                "outputs" => Namespace::Outputs,
-                "item" | "key" => {
-                    return Err(format!(
-                        "`${{{inner}}}` is given only in a stage with `matrix:` or `foreach:`"
-                    ))
-                }
-                other => {
-                    return Err(format!(
-                        "unknown namespace `{other}` in `${{{inner}}}`; use `params`, `inputs` or `outputs`"
-                    ))
-                }
-            };
-            if name.is_empty() {
-                return Err(format!("`${{{inner}}}` has an empty name"));
-            }
             if !lit.is_empty() {
-                out.push(Piece::Lit(std::mem::take(&mut lit)));
+                out.push(Token::Lit(std::mem::take(&mut lit)));
             }
-            out.push(Piece::Ref(ns, name.to_string()));
+            out.push(Token::Ref(tail[..end].trim()));
             rest = &tail[end + 1..];
         } else {
             lit.push('$');
@@ -75,9 +63,56 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
     }
     lit.push_str(rest);
     if !lit.is_empty() {
-        out.push(Piece::Lit(lit));
+        out.push(Token::Lit(lit));
     }
     Ok(out)
+}
+
+/// Literal text written back as a template: `${` escaped as `$${`.
+pub fn escape(lit: &str) -> String {
+    lit.replace("${", "$${")
+}
+
+/// Splits a template into literal text and references.
+pub fn parse(s: &str) -> Result<Vec<Piece>, String> {
+    tokens(s)?
+        .into_iter()
+        .map(|t| match t {
+            Token::Lit(l) => Ok(Piece::Lit(l)),
+            Token::Ref(inner) => reference(inner),
+        })
+        .collect()
+}
+
+/// The reference `${inner}` names.
+fn reference(inner: &str) -> Result<Piece, String> {
+    if inner == "item" || inner == "key" {
+        return Err(format!(
+            "`${{{inner}}}` is given only in a stage with `matrix:` or `foreach:`"
+        ));
+    }
+    let (ns, name) = inner.split_once('.').ok_or_else(|| {
+        format!("`${{{inner}}}` must name `params.KEY`, `inputs.NAME` or `outputs.NAME`")
+    })?;
+    let ns = match ns {
+        "params" => Namespace::Params,
+        "inputs" => Namespace::Inputs,
+        "outputs" => Namespace::Outputs,
+        "item" | "key" => {
+            return Err(format!(
+                "`${{{inner}}}` is given only in a stage with `matrix:` or `foreach:`"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unknown namespace `{other}` in `${{{inner}}}`; use `params`, `inputs` or `outputs`"
+            ))
+        }
+    };
+    if name.is_empty() {
+        return Err(format!("`${{{inner}}}` has an empty name"));
+    }
+    Ok(Piece::Ref(ns, name.to_string()))
 }
 
 /// Joins pieces back into a string, resolving each reference with `f`.

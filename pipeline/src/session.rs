@@ -407,16 +407,13 @@ impl Session {
         let named: Vec<bool> = if req.targets.is_empty() {
             vec![true; p.stages.len()]
         } else {
-            p.stages
-                .iter()
-                .map(|s| {
-                    // A `matrix:` stage's declared name names every instance.
-                    let base = s.id.split_once('@').map(|(b, _)| b);
-                    req.targets
-                        .iter()
-                        .any(|t| *t == s.id || Some(t.as_str()) == base)
-                })
-                .collect()
+            let mut named = vec![false; p.stages.len()];
+            for t in &req.targets {
+                for i in p.named(t) {
+                    named[i] = true;
+                }
+            }
+            named
         };
         let after = if req.force_downstream {
             self.graph

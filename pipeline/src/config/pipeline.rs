@@ -40,6 +40,24 @@ impl Pipeline {
     pub fn stage_index(&self, id: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.id == id)
     }
+
+    /// The stages a name given on the command line selects: the stage of
+    /// that name, or every instance of a `matrix:` or `foreach:` stage
+    /// declared under it (`train` → `train@0.1-ols`, …).
+    pub fn named(&self, name: &str) -> Vec<usize> {
+        if let Some(i) = self.stage_index(name) {
+            return vec![i];
+        }
+        self.stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.id.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('@'))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 /// One validated stage.

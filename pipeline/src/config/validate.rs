@@ -90,6 +90,7 @@ pub fn load_pipeline(file: &Path, opts: &LoadOptions<'_>) -> Result<Pipeline, Co
         unread: HashSet::default(),
     };
     let pipeline = v.pipeline(&doc, opts.overrides, file, may_hold_nul(&text));
+    v.collapse_instance_issues();
     if v.issues.is_empty() {
         if let Some(p) = pipeline {
             return Ok(p);
@@ -145,7 +146,8 @@ struct Validator<'r> {
     allow_missing: bool,
     /// The missing source files accepted, as messages.
     missing: Vec<String>,
-    /// A `matrix:` or `foreach:` stage's name → its instances' names.
+    /// A `matrix:` or `foreach:` stage's name → its instances' names
+    /// (none when its declaration was refused: it is not reported again).
     matrix: BTreeMap<String, Vec<String>>,
     /// (stage, input name) given to every instance by one
     /// `NAME: stage@*.port` dep: `${inputs.NAME}` is all their paths.

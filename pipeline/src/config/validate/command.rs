@@ -62,7 +62,25 @@ impl Validator<'_> {
         }
         let (env, env_templates) = self.check_env(d, &inputs, &mut stage_params);
         self.check_env_collisions(d, &inputs);
-        let config = command_config(d, &templates, shell, env_templates);
+        let mut config = command_config(d, &templates, shell, env_templates);
+        // The inputs are fingerprinted by key, in no order; a gather
+        // (`stage@*.port`) is rendered in the order of the instances, so
+        // that order is part of what the command sees.
+        let gathered: Map<String, Value> = inputs
+            .iter()
+            .filter(|i| self.fanned.contains(&(d.id.clone(), i.name.clone())))
+            .fold(Map::new(), |mut m, i| {
+                if let Value::Array(keys) = m
+                    .entry(i.name.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    keys.push(Value::String(i.key.clone()));
+                }
+                m
+            });
+        if !gathered.is_empty() {
+            config.insert("gathered".into(), Value::Object(gathered));
+        }
         if self.issues.len() > before {
             return None;
         }

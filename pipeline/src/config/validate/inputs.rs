@@ -55,6 +55,11 @@ impl Validator<'_> {
             for raw in each {
                 let Some((p, source)) = self.resolve(d, &raw, &ipath, drafts, ids, out_index)
                 else {
+                    // The instances share their ports: what one lacks,
+                    // all do, and it is reported once.
+                    if fanned {
+                        break;
+                    }
                     continue;
                 };
                 let name = name.clone().unwrap_or_else(|| match &source {

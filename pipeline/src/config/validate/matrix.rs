@@ -8,12 +8,13 @@
 //! `stage@*.port` in `deps:` takes the port of every instance.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, Seg, YamlPath};
 use super::Validator;
+use crate::interp;
 
 /// The most stages one declaration may expand into.
 const MAX_INSTANCES: usize = 100_000;
@@ -122,12 +123,10 @@ impl Validator<'_> {
         let mut body = decl.clone();
         body.remove(key);
         let body = Value::Object(body);
-        // A value written into a shell command is quoted for the shell.
-        let shell = body.get("run").is_some_and(Value::is_string);
         let mut expanded = Vec::with_capacity(bindings.len());
         for (i, b) in bindings.iter().enumerate() {
             let mut decl = body.clone();
-            if let Err((at, message)) = substitute(&mut decl, path, b, key, shell) {
+            if let Err((at, message)) = substitute(&mut decl, path, b, key) {
                 // Wrong in every instance alike unless the first passed.
                 let which = if i > 0 {
                     format!(" (instance `{id}@{}`)", b.suffix)
@@ -443,6 +442,86 @@ impl Validator<'_> {
     }
 }
 
+impl Validator<'_> {
+    /// One problem per declaration, not per instance: a mistake in a
+    /// `matrix:` stage is made by every instance alike, and 4 000 copies
+    /// of it (each with its source line) bury the rest. Problems at the
+    /// same place whose messages differ only in the instance named are
+    /// kept once, with how many instances share them.
+    pub(super) fn collapse_instance_issues(&mut self) {
+        if self.matrix.values().all(Vec::is_empty) {
+            return;
+        }
+        let mut first: HashMap<(&'static str, String), usize> = HashMap::new();
+        let mut count: Vec<usize> = Vec::with_capacity(self.issues.len());
+        let mut keep: Vec<bool> = Vec::with_capacity(self.issues.len());
+        let mut bases: Vec<Option<String>> = Vec::with_capacity(self.issues.len());
+        for (i, issue) in self.issues.iter().enumerate() {
+            count.push(1);
+            let base = match issue.path.as_ref().map(|p| p.0.as_slice()) {
+                Some([Seg::Key(s), Seg::Key(b), ..]) if &**s == "stages" => b.to_string(),
+                _ => {
+                    keep.push(true);
+                    bases.push(None);
+                    continue;
+                }
+            };
+            if self.matrix.get(&base).is_none_or(Vec::is_empty) {
+                keep.push(true);
+                bases.push(None);
+                continue;
+            }
+            let key = format!(
+                "{:?}|{:?}|{}|{}",
+                issue.path,
+                issue.part,
+                issue.label,
+                any_instance(&issue.message, &base)
+            );
+            match first.get(&(issue.code, key.clone())) {
+                Some(&j) => {
+                    count[j] += 1;
+                    keep.push(false);
+                }
+                None => {
+                    first.insert((issue.code, key), i);
+                    keep.push(true);
+                }
+            }
+            bases.push(Some(base));
+        }
+        let mut i = 0;
+        self.issues.retain_mut(|issue| {
+            let at = i;
+            i += 1;
+            if let (true, Some(base)) = (count[at] > 1, &bases[at]) {
+                issue.message.push_str(&format!(
+                    " (and the same in {} more instances of `{base}`)",
+                    count[at] - 1
+                ));
+            }
+            keep[at]
+        });
+    }
+}
+
+/// `message` with every instance name of `base` (`base@…`) written
+/// `base@*`.
+fn any_instance(message: &str, base: &str) -> String {
+    let marker = format!("{base}@");
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(&marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        out.push('*');
+        rest = rest[i + marker.len()..].trim_start_matches(|c: char| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+        });
+    }
+    out.push_str(rest);
+    out
+}
+
 fn valid_axis(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
@@ -504,18 +583,18 @@ fn axes(spec: &Value) -> String {
 /// (mapping keys stay). A string that is one reference and nothing else
 /// takes the value itself, type and all; inside text it is written as
 /// text. `$${` and other namespaces are left for the later passes.
-/// With `shell`, the stage's `run:` is a shell command: values written
-/// into it are quoted for the shell, so a value is one word and never code.
+/// A `run:` written as one string is a shell command: values written into
+/// it are quoted for the shell, so a value is one word and never code (as
+/// `${params.…}` values are).
 fn substitute(
     v: &mut Value,
     path: &YamlPath,
     b: &Binding,
     kind: &str,
-    shell: bool,
 ) -> Result<(), (YamlPath, String)> {
     match v {
         Value::String(s) if s.contains("${") => {
-            let quote = shell && matches!(path.0.as_slice(), [_, _, Seg::Key(k)] if &**k == "run");
+            let quote = matches!(path.0.as_slice(), [_, _, Seg::Key(k)] if &**k == "run");
             if let Some(new) = render(s, b, kind, quote).map_err(|m| (path.clone(), m))? {
                 *v = new;
             }
@@ -524,68 +603,38 @@ fn substitute(
         Value::Array(items) => items
             .iter_mut()
             .enumerate()
-            .try_for_each(|(i, x)| substitute(x, &path.index(i), b, kind, shell)),
+            .try_for_each(|(i, x)| substitute(x, &path.index(i), b, kind)),
         Value::Object(m) => m
             .iter_mut()
-            .try_for_each(|(k, x)| substitute(x, &path.key(k.clone()), b, kind, shell)),
+            .try_for_each(|(k, x)| substitute(x, &path.key(k.clone()), b, kind)),
         _ => Ok(()),
     }
 }
 
 /// `s` with the references of `b` filled in; `None` when it has none.
+/// Other references (and `$${` escapes) are written back for the later
+/// passes. With `quote`, a value is quoted for the shell.
 fn render(s: &str, b: &Binding, kind: &str, quote: bool) -> Result<Option<Value>, String> {
+    let tokens = interp::tokens(s)?;
     let mut out = String::new();
-    let mut rest = s;
     let mut found = false;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        if let Some(tail) = after.strip_prefix("$${") {
-            out.push_str("$${");
-            rest = tail;
-            continue;
-        }
-        let Some(tail) = after.strip_prefix("${") else {
-            out.push('$');
-            rest = &after[1..];
-            continue;
-        };
-        let Some(end) = tail.find('}') else {
-            // Unclosed: the later pass reports it.
-            out.push_str(after);
-            rest = "";
-            break;
-        };
-        let inner = tail[..end].trim();
-        let value = match inner.split_once('.') {
-            _ if inner == "key" => match &b.key {
-                Some(k) => Value::String(k.clone()),
-                None => {
-                    return Err(format!(
-                        "`${{key}}` is only given by `foreach:` over a mapping (this stage has `{kind}:`)"
-                    ))
-                }
-            },
-            _ if inner == "item" => {
-                if kind == "matrix" {
-                    return Err(
-                        "`${item}` needs an axis with `matrix:`: write `${item.AXIS}`".into(),
-                    );
-                }
-                b.item.clone()
-            }
-            Some(("item", name)) => lookup(&b.item, name).ok_or_else(|| match kind {
-                "matrix" => format!("`${{item.{name}}}` is not an axis of `matrix:`"),
-                _ => format!("`${{item.{name}}}`: the `foreach:` item has no field `{name}`"),
-            })?,
-            _ => {
-                out.push_str(&after[..2 + end + 1]);
-                rest = &tail[end + 1..];
+    for t in &tokens {
+        let inner = match t {
+            interp::Token::Lit(l) => {
+                out.push_str(&interp::escape(l));
                 continue;
             }
+            interp::Token::Ref(inner) => *inner,
+        };
+        let Some(value) = item_value(inner, b, kind)? else {
+            out.push_str("${");
+            out.push_str(inner);
+            out.push('}');
+            continue;
         };
         found = true;
-        if out.is_empty() && end + 1 == tail.len() && !quote {
+        // One reference alone keeps the value's type.
+        if tokens.len() == 1 && !quote {
             return Ok(Some(value));
         }
         let value = text(&value);
@@ -596,10 +645,35 @@ fn render(s: &str, b: &Binding, kind: &str, quote: bool) -> Result<Option<Value>
         } else {
             out.push_str(&value);
         }
-        rest = &tail[end + 1..];
     }
-    out.push_str(rest);
     Ok(found.then_some(Value::String(out)))
+}
+
+/// What `${inner}` stands for in `b`; `None` when it is not `item` or
+/// `key` (a param, input or output, for the later passes).
+fn item_value(inner: &str, b: &Binding, kind: &str) -> Result<Option<Value>, String> {
+    let value = match inner.split_once('.') {
+        _ if inner == "key" => match &b.key {
+            Some(k) => Value::String(k.clone()),
+            None => {
+                return Err(format!(
+                "`${{key}}` is only given by `foreach:` over a mapping (this stage has `{kind}:`)"
+            ))
+            }
+        },
+        _ if inner == "item" => {
+            if kind == "matrix" {
+                return Err("`${item}` needs an axis with `matrix:`: write `${item.AXIS}`".into());
+            }
+            b.item.clone()
+        }
+        Some(("item", name)) => lookup(&b.item, name).ok_or_else(|| match kind {
+            "matrix" => format!("`${{item.{name}}}` is not an axis of `matrix:`"),
+            _ => format!("`${{item.{name}}}`: the `foreach:` item has no field `{name}`"),
+        })?,
+        _ => return Ok(None),
+    };
+    Ok(Some(value))
 }
 
 /// `a.b` inside a mapping item.

@@ -78,8 +78,13 @@ impl Validator<'_> {
         let unknown_port = unknown_port.filter(|(si, _)| drafts[*si].id != stage.id);
         if let Some((si, port)) = unknown_port {
             self.unknown_port(stage, raw, path, &drafts[si], port);
-        } else if self.ref_to_matrix(raw, &stage.id, path) {
-        } else if self.missing_input(stage, raw, path, drafts, ids) && self.allow_missing {
+            return None;
+        }
+        // `train.model` where `train` has instances (reported there).
+        if self.ref_to_matrix(raw, &stage.id, path) {
+            return None;
+        }
+        if self.missing_input(stage, raw, path, drafts, ids) && self.allow_missing {
             // A source file missing from a partial checkout blocks the
             // stages that read it, not the whole pipeline.
             let norm = norm.expect("checked above");
