@@ -45,6 +45,9 @@ pub enum Cmd {
     Gc(GcArgs),
     /// List recorded runs, or show one.
     Runs(RunsArgs),
+    /// Experiments: run sweeps over params, compare them, apply one.
+    #[command(subcommand)]
+    Exp(ExpCmd),
     /// List stage kinds, or describe one.
     Stages(StagesArgs),
     /// Show an artifact: a table's schema and first rows, or a JSON file.
@@ -354,4 +357,143 @@ pub struct StagesArgs {
     /// Print the whole catalogue as Markdown (docs/stages.md).
     #[arg(long, conflicts_with = "kind")]
     pub markdown: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExpCmd {
+    /// Run a sweep: one experiment per combination of `-S` values, all as one
+    /// DAG (a stage shared by several runs once), none touching the
+    /// workspace until applied.
+    Run(ExpRunArgs),
+    /// A table of experiments: one row each, with params and metrics.
+    Show(ExpShowArgs),
+    /// Params and metrics of two experiments side by side, with deltas.
+    Diff(ExpDiffArgs),
+    /// Write an experiment's params into the workspace's files and restore
+    /// its outputs from the cache.
+    Apply(ExpApplyArgs),
+    /// Delete experiments (their records and scratch folders).
+    Remove(ExpRemoveArgs),
+    /// Rename an experiment.
+    Rename(ExpRenameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExpRunArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    /// A param and its values: `-S train.lr=0.01,0.1`, `-S 'opt=[sgd, "a,b"]'`,
+    /// or with `--random` a range `-S train.lr=0.001..0.1`. Repeat for a grid.
+    #[arg(short = 'S', long = "set-param", value_name = "KEY=VALUES")]
+    pub set: Vec<String>,
+    /// Draw N configurations at random instead of the full grid.
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+    /// Seed of `--random`.
+    #[arg(long, default_value_t = 0, requires = "random")]
+    pub seed: u64,
+    /// Name of the experiment (`NAME-1`, `NAME-2`, … for a sweep).
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Record the experiments as queued; run them later with `--run-all`.
+    #[arg(long)]
+    pub queue: bool,
+    /// Run every queued (or interrupted) experiment.
+    #[arg(long, conflicts_with = "queue")]
+    pub run_all: bool,
+    /// Stages running at once, over all experiments (default: one per core).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Go on with independent stages after a failure.
+    #[arg(short, long)]
+    pub keep_going: bool,
+    /// Print the experiments as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpShowArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    /// Only the params and metrics that differ between the experiments shown.
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Sort by this param or metric (its column name).
+    #[arg(long, value_name = "COLUMN")]
+    pub sort_by: Option<String>,
+    /// With `--sort-by`: ascending or descending.
+    #[arg(long, value_enum, default_value = "asc", requires = "sort_by")]
+    pub sort_order: SortOrder,
+    /// Keep rows where a condition holds: `'evaluate.rmse<0.5'`,
+    /// `'train.lr=0.1'`, `status=done` (operators = != < <= > >=). Repeat: all must hold.
+    #[arg(long, value_name = "COND")]
+    pub filter: Vec<String>,
+    /// Only these columns (params or metrics; a name, or a prefix ending in `.`).
+    #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
+    pub columns: Vec<String>,
+    #[command(flatten)]
+    pub format: TableFormat,
+}
+
+/// How a table is printed.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct TableFormat {
+    /// As JSON (one object per row).
+    #[arg(long)]
+    pub json: bool,
+    /// As CSV.
+    #[arg(long)]
+    pub csv: bool,
+    /// As a Markdown table.
+    #[arg(long)]
+    pub md: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpDiffArgs {
+    /// The first experiment.
+    pub a: String,
+    /// The second experiment.
+    pub b: String,
+    /// Also the params and metrics that are equal.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpApplyArgs {
+    /// The experiment.
+    pub name: String,
+    /// Only write the params; restore nothing (a later `mlcycle run` does).
+    #[arg(long)]
+    pub no_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpRemoveArgs {
+    /// The experiments.
+    #[arg(required_unless_present_any = ["failed", "queued"])]
+    pub names: Vec<String>,
+    /// Every failed experiment.
+    #[arg(long)]
+    pub failed: bool,
+    /// Every queued experiment.
+    #[arg(long)]
+    pub queued: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpRenameArgs {
+    pub old: String,
+    pub new: String,
 }

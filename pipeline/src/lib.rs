@@ -46,6 +46,7 @@ pub mod cache;
 pub mod config;
 pub(crate) mod db;
 pub mod exec;
+pub mod experiments;
 pub mod fingerprint;
 pub mod graph;
 pub(crate) mod hash;

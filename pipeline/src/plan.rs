@@ -314,7 +314,10 @@ pub fn assess(
     }
     let cached = match recorded {
         Some(rec) if rec.key == key && !rec.unfinished => Some(rec.clone()),
-        _ => crate::db::lookup_run_cache(&ws.db_path(), &key),
+        _ => crate::db::lookup_run_cache(&ws.db_path(), &key).or_else(|| {
+            let parent = ws.parent_db.as_deref()?;
+            crate::db::lookup_run_cache(parent, &key)
+        }),
     };
     let verdict = match cached {
         // `cache: false` outputs are not in the cache: such a stage reruns.

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{load_pipeline, ConfigError, LoadOptions, Pipeline};
 use crate::db::{Db, DbError};
 use crate::exec::slurm::{self, SlurmOptions};
-use crate::exec::{self, Interrupt, Reporter, RunError, RunOptions};
+use crate::exec::{self, Interrupt, Reporter, RunError, RunOptions, StageGate};
 use crate::graph::{StageGraph, UnknownTarget};
 use crate::hash::Memo;
 use crate::plan::{self, InputError, SharedMemo, StageStatus};
@@ -85,6 +85,9 @@ pub struct SessionOptions<'a> {
     /// Refuse deps on missing source files (`validate`); otherwise only
     /// the stages that read them are blocked.
     pub strict_sources: bool,
+    /// The workspace this one is a scratch copy of (an experiment's): its
+    /// cache holds this one's outputs too, and its run-cache is consulted.
+    pub parent: Option<&'a Workspace>,
 }
 
 impl<'a> SessionOptions<'a> {
@@ -95,6 +98,7 @@ impl<'a> SessionOptions<'a> {
             overrides: &[],
             read_ahead: false,
             strict_sources: true,
+            parent: None,
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct RunRequest {
     pub slurm: Option<SlurmOptions>,
     /// Stops the run when triggered.
     pub interrupt: Interrupt,
+    /// Shared with the other runs of an experiment sweep in this process.
+    pub gate: Option<std::sync::Arc<StageGate>>,
 }
 
 /// A finished run: its summary (which carries the run id).
@@ -213,7 +219,11 @@ impl Session {
             },
         )?;
         let graph = StageGraph::build(&pipeline);
-        let ws = Workspace::for_pipeline(&pipeline);
+        let mut ws = Workspace::for_pipeline(&pipeline);
+        if let Some(parent) = opts.parent {
+            ws.cache = parent.cache.clone();
+            ws.parent_db = Some(parent.db_path());
+        }
         Ok(Self {
             pipeline,
             graph,
@@ -440,6 +450,7 @@ impl Session {
             run_id: Some(run_id),
             slurm: req.slurm.clone(),
             interrupt: req.interrupt.clone(),
+            gate: req.gate.clone(),
         }
     }
 

@@ -163,6 +163,9 @@ pub struct Workspace {
     pub root: PathBuf,
     pub state: PathBuf,
     pub cache: Cache,
+    /// The database of the workspace this one is a scratch copy of (an
+    /// experiment's): its run-cache is consulted after this one's.
+    pub parent_db: Option<PathBuf>,
 }
 
 /// The exclusive writer lock; released when dropped (or when the process dies).
@@ -188,6 +191,7 @@ impl Workspace {
             cache: Cache::new(state.join("cache")),
             root,
             state,
+            parent_db: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The subcommands: one file each (or per small family), sharing the
 //! error type, the workspace lookup and `open` from here.
 
+mod exp;
 mod gc;
 mod init;
 mod models;
@@ -11,6 +12,7 @@ mod show;
 mod stages;
 mod status;
 
+use exp::*;
 use gc::*;
 use init::*;
 use models::*;
@@ -65,6 +67,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Validate(a) => cmd_validate(&cli, a, &registry),
         Cmd::Gc(a) => cmd_gc(&cli, a, &registry),
         Cmd::Runs(a) => cmd_runs(&cli, a),
+        Cmd::Exp(c) => cmd_exp(&cli, c, &registry),
         Cmd::Stages(a) => cmd_stages(a, &registry),
         Cmd::Show(a) => cmd_show(&cli, a, &registry),
         Cmd::Predict(a) => cmd_predict(a),
@@ -179,6 +182,7 @@ fn open_with(
             overrides: &overrides,
             read_ahead,
             strict_sources,
+            parent: None,
         },
     )?;
     Ok((session, targets))

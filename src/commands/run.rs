@@ -46,6 +46,7 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
         command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         slurm,
         interrupt: interrupt.clone(),
+        gate: None,
     };
     let reporter = TermReporter::new(cli.quiet || a.json, cli.verbose > 0);
     if a.detach {
@@ -78,7 +79,16 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
     // The process ends now: let the OS reclaim the pipeline's many small
     // allocations instead of freeing them one by one.
     std::mem::forget(session);
-    if let Some(e) = done.not_recorded {
+    exit_code(&s, done.not_recorded)
+}
+
+/// A run's exit code: 130 interrupted, 1 a stage failed, else 0; an
+/// error when its results could not be recorded.
+pub(super) fn exit_code(
+    s: &RunSummary,
+    not_recorded: Option<mlcycle_pipeline::workspace::StateError>,
+) -> Result<u8, Fail> {
+    if let Some(e) = not_recorded {
         return Err(mlcycle_pipeline::SessionError::from(e).into());
     }
     Ok(if s.interrupted {

@@ -122,6 +122,9 @@ pub struct Output {
     /// `cache: false`: recorded by hash but not stored in the cache, so the
     /// stage is never restored, only rerun.
     pub cache: bool,
+    /// `metrics: true` (or a built-in's `metrics` port): a JSON or YAML
+    /// mapping of metrics, recorded with each experiment.
+    pub metrics: bool,
 }
 
 impl Output {
@@ -132,6 +135,7 @@ impl Output {
             path,
             persist: false,
             cache: true,
+            metrics: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 mod beneath;
 mod builtin;
 mod command;
+pub mod gate;
 pub mod interrupt;
 mod outputs;
 pub mod queue;
@@ -14,6 +15,7 @@ mod runner;
 pub mod scheduler;
 pub mod slurm;
 
+pub use gate::StageGate;
 pub use interrupt::Interrupt;
 pub use queue::DependencyQueue;
 pub use scheduler::{run, Reporter, RunError, RunOptions, RunOutput};

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::builtin::BuiltinRunner;
 use super::command::CommandRunner;
+use super::gate::{Admission, StageGate};
 use super::interrupt::Interrupt;
 use super::outputs;
 use super::queue::DependencyQueue;
@@ -63,6 +64,9 @@ pub struct RunOptions {
     pub slurm: Option<super::slurm::SlurmOptions>,
     /// Stops the run when triggered (a Ctrl-C handler holds a clone).
     pub interrupt: Interrupt,
+    /// Shared with other runs in this process (an experiment sweep): job
+    /// slots, and one computation per stage fingerprint.
+    pub gate: Option<Arc<StageGate>>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -567,7 +571,7 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         p,
         memo,
         opts,
-        reporter,
+        reporter: _,
         ..
     } = *shared;
     let t0 = job.t0;
@@ -588,9 +592,93 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
     if opts.interrupt.is_set() {
         return (skipped(p, job.stage, "run interrupted".into()), None);
     }
+    let mut t0 = t0;
+    let pass = match &opts.gate {
+        None => None,
+        Some(gate) => {
+            // Results kept out of the cache cannot be handed to another run.
+            let share = s.outputs.iter().all(|o| o.cache && !o.persist) && !s.always_changed;
+            let cpus = stage_cpus(p, s, shared.slurm.is_some()).max(job.cpus);
+            match gate.enter(share.then_some(key.as_str()), cpus, &opts.interrupt) {
+                Admission::Interrupted => {
+                    return (skipped(p, job.stage, "run interrupted".into()), None);
+                }
+                Admission::Ran(entry) => {
+                    if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+                        let mut entry = entry;
+                        entry.set_fingerprint(key.clone(), fingerprint);
+                        return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
+                    }
+                    // Its bytes left the cache: compute it here.
+                    match gate.enter(None, cpus, &opts.interrupt) {
+                        Admission::Run(pass) => Some(pass),
+                        _ => return (skipped(p, job.stage, "run interrupted".into()), None),
+                    }
+                }
+                Admission::Run(pass) => Some(pass),
+            }
+        }
+    };
+    // The time spent waiting for the gate is not the stage's.
+    if pass.is_some() {
+        t0 = Instant::now();
+    }
+    let work = Work {
+        i: job.stage,
+        upstream: &job.upstream,
+        recorded: &job.recorded,
+        cpus: job.cpus,
+        key: &key,
+        fingerprint,
+        t0,
+    };
+    let settled = compute(shared, &work, a.reasons, msg);
+    if let Some(pass) = pass {
+        pass.finish(settled.1.as_ref());
+    }
+    settled
+}
+
+/// A stale stage about to be computed.
+struct Work<'j> {
+    i: usize,
+    upstream: &'j BTreeMap<String, LockEntry>,
+    recorded: &'j BTreeMap<String, OutRecord>,
+    /// The cores it holds of the run's budget.
+    cpus: usize,
+    key: &'j str,
+    fingerprint: &'j crate::fingerprint::StageFingerprint,
+    t0: Instant,
+}
+
+/// Runs stale stage `w.i` with its runner and stores what it wrote.
+fn compute(
+    shared: &Shared<'_>,
+    w: &Work<'_>,
+    reasons: Vec<StaleReason>,
+    msg: &mpsc::Sender<Msg>,
+) -> Settled {
+    let Work {
+        i,
+        upstream,
+        recorded,
+        key,
+        fingerprint,
+        t0,
+        ..
+    } = *w;
+    let Shared {
+        ws,
+        p,
+        memo,
+        opts,
+        reporter,
+        ..
+    } = *shared;
+    let s = &p.stages[i];
     plan::keep_folder_manifests(ws, s, memo);
-    let _ = msg.send(Msg::Started(job.stage));
-    reporter.started(&s.id, &a.reasons);
+    let _ = msg.send(Msg::Started(i));
+    reporter.started(&s.id, &reasons);
     let runner = shared.runner(s);
     let log_path = opts.log_dir.join(format!("{}.log", s.id));
     let log_shown = log_path
@@ -606,8 +694,8 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         job: None,
     };
     if runner.local() {
-        if let Err(e) = outputs::prepare(ws, memo, s, &job.recorded, opts.run_id) {
-            return failure(s, fail(e, None), t0, a.reasons);
+        if let Err(e) = outputs::prepare(ws, memo, s, recorded, opts.run_id) {
+            return failure(s, fail(e, None), t0, reasons);
         }
     }
     let stage_job = StageJob {
@@ -617,15 +705,15 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         reporter,
         interrupt: &opts.interrupt,
         run_id: opts.run_id,
-        key: &key,
-        upstream: &job.upstream,
+        key,
+        upstream,
         // The pool size (a restore that fell back to running holds none of
         // the budget, but still gets its cores).
-        cpus: stage_cpus(shared.p, s, shared.slurm.is_some()).max(job.cpus),
+        cpus: stage_cpus(shared.p, s, shared.slurm.is_some()).max(w.cpus),
     };
     let stored = match runner.run(&stage_job) {
         Ok(Produced::Stored { entry, job }) => {
-            let mut r = result(s, Outcome::Ran, t0, a.reasons);
+            let mut r = result(s, Outcome::Ran, t0, reasons);
             r.job = Some(job);
             return (r, Some(entry));
         }
@@ -641,12 +729,12 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
     }
     match stored {
         Ok(outs) => {
-            let entry = LockEntry::new(key, fingerprint, outs);
-            (result(s, Outcome::Ran, t0, a.reasons), Some(entry))
+            let entry = LockEntry::new(key.to_string(), fingerprint, outs);
+            (result(s, Outcome::Ran, t0, reasons), Some(entry))
         }
         Err(f) if f.log.is_none() && f.job.is_none() => {
-            failure(s, RunFailure { log: shown(), ..f }, t0, a.reasons)
+            failure(s, RunFailure { log: shown(), ..f }, t0, reasons)
         }
-        Err(f) => failure(s, f, t0, a.reasons),
+        Err(f) => failure(s, f, t0, reasons),
     }
 }

@@ -11,12 +11,13 @@ use super::paths::{normalize_output, stem};
 use super::{Draft, Validator};
 
 /// The keys an output's mapping may have.
-const OUT_KEYS: &[&str] = &["path", "persist", "cache"];
+const OUT_KEYS: &[&str] = &["path", "persist", "cache", "metrics"];
 
-/// `persist:` and `cache:` of one output.
+/// `persist:`, `cache:` and `metrics:` of one output.
 struct OutFlags {
     persist: bool,
     cache: bool,
+    metrics: bool,
 }
 
 impl Default for OutFlags {
@@ -24,6 +25,7 @@ impl Default for OutFlags {
         Self {
             persist: false,
             cache: true,
+            metrics: false,
         }
     }
 }
@@ -87,6 +89,7 @@ impl Validator<'_> {
             outs.push(Output {
                 persist: flags.persist,
                 cache: flags.cache,
+                metrics: flags.metrics,
                 ..Output::new(name, norm)
             });
         }
@@ -118,7 +121,11 @@ impl Validator<'_> {
             &format!(" of an output of stage `{id}`"),
         );
         let mut flags = OutFlags::default();
-        for (flag, slot) in [("persist", &mut flags.persist), ("cache", &mut flags.cache)] {
+        for (flag, slot) in [
+            ("persist", &mut flags.persist),
+            ("cache", &mut flags.cache),
+            ("metrics", &mut flags.metrics),
+        ] {
             match m.get(flag) {
                 None => {}
                 Some(Value::Bool(b)) => *slot = *b,

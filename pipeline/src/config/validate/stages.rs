@@ -220,7 +220,11 @@ impl Validator<'_> {
                         // `artifacts` may be a symlink: inside the workspace
                         // it is resolved, out of it the stage is refused.
                         match normalize_output(&self.root, &at, &mut self.paths) {
-                            Ok(p) => outputs.push(Output::new(port.name.to_string(), p)),
+                            Ok(p) => outputs.push(Output {
+                                metrics: port.name == "metrics"
+                                    && port.artifact.as_str() == "metrics",
+                                ..Output::new(port.name.to_string(), p)
+                            }),
                             Err(why) => self.push(
                                 "output_path",
                                 &kind_path,

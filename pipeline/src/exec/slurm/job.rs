@@ -133,6 +133,7 @@ fn run(job: &JobRun<'_>, log_dir: &Path, reporter: &dyn Reporter) -> Result<Done
         run_id: Some(job.run_id),
         slurm: None,
         interrupt: job.interrupt.clone(),
+        gate: None,
     };
     let graph = StageGraph::build(&p);
     let out = exec::run(&ws, &p, &graph, lock, memo.into_inner(), &opts, reporter)

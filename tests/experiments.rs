@@ -1,0 +1,399 @@
+//! Experiments: a sweep runs as one DAG (shared stages once), leaves the
+//! workspace alone, is recorded, shown, compared, applied, and resumes
+//! after a kill.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Ws;
+use serde_json::Value;
+
+const PIPELINE: &str = r#"name: sweep
+params_file: params.yaml
+params:
+  log: LOG
+stages:
+  prep:
+    run: echo prep >> ${params.log} && sleep ${params.prep_sleep} && mkdir -p out && echo data > out/data.txt
+    outs: [out/data.txt]
+  train:
+    deps: [out/data.txt]
+    run: >-
+      echo train-${params.train.lr}-${params.train.epochs} >> ${params.log} &&
+      sleep ${params.train_sleep} &&
+      awk -v lr=${params.train.lr} -v e=${params.train.epochs}
+      'BEGIN { printf "{\"score\": %g, \"model\": \"m\"}\n", lr * e }' > out/metrics.json
+    outs:
+      - out/metrics.json: {metrics: true}
+"#;
+
+const PARAMS: &str = "# training knobs\ntrain:\n  lr: 0.1     # step size\n  epochs: 10\nprep_sleep: 0\ntrain_sleep: 0\n";
+
+/// A workspace with the sweep pipeline; its side log is outside it.
+fn sweep_ws() -> (Ws, tempfile::TempDir) {
+    let side = tempfile::tempdir().unwrap();
+    let log = side.path().join("count.txt");
+    let ws = Ws::new(&PIPELINE.replace("LOG", &log.display().to_string()));
+    ws.write("params.yaml", PARAMS);
+    (ws, side)
+}
+
+fn side_log(side: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_to_string(side.path().join("count.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every file of the workspace but its state folder, with its bytes.
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if rel == ".mlcycle" {
+                continue;
+            }
+            if p.is_dir() {
+                out.push((format!("{rel}/"), vec![]));
+                walk(root, &p, out);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn show_json(ws: &Ws) -> Vec<Value> {
+    let r = ws.run(&["exp", "show", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str::<Value>(&r.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_grid_sweep_runs_shared_stages_once_and_leaves_the_workspace_alone() {
+    let (ws, side) = sweep_ws();
+    let before = tree(ws.path());
+    let r = ws.run(&[
+        "exp",
+        "run",
+        "-S",
+        "train.lr=0.1,0.2",
+        "-S",
+        "train.epochs=10,20",
+        "-j",
+        "2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let log = side_log(&side);
+    // The data stage is the same in every configuration: it ran once.
+    assert_eq!(log.iter().filter(|l| *l == "prep").count(), 1, "{log:?}");
+    let mut trains: Vec<&String> = log.iter().filter(|l| l.starts_with("train")).collect();
+    trains.sort();
+    assert_eq!(
+        trains,
+        [
+            "train-0.1-10",
+            "train-0.1-20",
+            "train-0.2-10",
+            "train-0.2-20"
+        ],
+        "{log:?}"
+    );
+    // Nothing of the workspace changed: no outputs, no lock, same params.
+    assert_eq!(tree(ws.path()), before);
+    // Each experiment is recorded with its params and metrics.
+    let rows = show_json(&ws);
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert_eq!(row["status"], "done", "{row}");
+        let lr = row["params"]["train.lr"].as_f64().unwrap();
+        let e = row["params"]["train.epochs"].as_f64().unwrap();
+        let score = row["metrics"]["train.score"].as_f64().unwrap();
+        assert!((score - lr * e).abs() < 1e-9, "{row}");
+        // Text in a metrics file is not a metric.
+        assert!(row["metrics"].get("train.model").is_none(), "{row}");
+    }
+    // The scratch copies of finished experiments are gone.
+    let exps = ws.path().join(".mlcycle/exps");
+    assert!(
+        !exps.exists() || std::fs::read_dir(&exps).unwrap().next().is_none(),
+        "scratch copies left behind"
+    );
+}
+
+#[test]
+fn a_second_sweep_reuses_what_the_first_computed() {
+    let (ws, side) = sweep_ws();
+    let r = ws.run(&["exp", "run", "-S", "train.lr=0.1,0.2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "run", "-S", "train.lr=0.2,0.3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let log = side_log(&side);
+    let mut sorted = log.clone();
+    sorted.sort();
+    // Data prepared once; lr 0.2 is not computed a second time.
+    assert_eq!(
+        sorted,
+        ["prep", "train-0.1-10", "train-0.2-10", "train-0.3-10"],
+        "{log:?}"
+    );
+    assert_eq!(log.iter().filter(|l| *l == "prep").count(), 1, "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| *l == "train-0.2-10").count(),
+        1,
+        "the same params again are the same experiment: {log:?}"
+    );
+    // Three experiments: lr 0.2 was not recorded twice.
+    assert_eq!(show_json(&ws).len(), 3);
+}
+
+#[test]
+fn apply_writes_the_params_in_place_and_restores_the_outputs() {
+    let (ws, side) = sweep_ws();
+    let r = ws.run(&[
+        "exp",
+        "run",
+        "-n",
+        "grid",
+        "-S",
+        "train.lr=0.1,0.2",
+        "-S",
+        "train.epochs=10,20",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ran = side_log(&side).len();
+    // grid-4 is lr 0.2, epochs 20 (the last axis varies fastest).
+    let r = ws.run(&["exp", "apply", "grid-4"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        ws.read("params.yaml"),
+        "# training knobs\ntrain:\n  lr: 0.2     # step size\n  epochs: 20\nprep_sleep: 0\ntrain_sleep: 0\n",
+        "only the values change; comments and layout stay"
+    );
+    let m: Value = serde_json::from_str(&ws.read("out/metrics.json")).unwrap();
+    assert_eq!(m["score"].as_f64(), Some(4.0));
+    assert_eq!(side_log(&side).len(), ran, "nothing was computed again");
+    assert!(r.stdout.contains("restored"), "{}", r.stdout);
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "the workspace is fresh: {}", st.stdout);
+}
+
+#[test]
+fn apply_refuses_an_experiment_that_did_not_finish_and_names_are_checked() {
+    let (ws, _side) = sweep_ws();
+    let r = ws.run(&["exp", "run", "--queue", "-n", "later", "-S", "train.lr=0.5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "apply", "later"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is queued"), "{}", r.stderr);
+    let r = ws.run(&["exp", "apply", "latr"]);
+    assert!(
+        r.stderr.contains("later"),
+        "a near name is suggested: {}",
+        r.stderr
+    );
+    let r = ws.run(&["exp", "rename", "later", "no/slash"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // The queue runs with --run-all.
+    let r = ws.run(&["exp", "run", "--run-all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(show_json(&ws)[0]["status"], "done");
+    let r = ws.run(&["exp", "rename", "later", "lr-half"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "remove", "lr-half"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(show_json(&ws).is_empty());
+}
+
+#[test]
+fn bad_sweeps_are_refused_before_anything_runs() {
+    let (ws, side) = sweep_ws();
+    for (args, says) in [
+        (vec!["-S", "train.lrr=0.1"], "did you mean `train.lr`"),
+        (vec!["-S", "train.lr=0.1..0.5"], "a grid needs a list"),
+        (vec!["-S", "train=1"], "a mapping or a list"),
+        (vec!["-S", "train.lr"], "has no `=`"),
+        (
+            vec!["-S", "train.lr=0.1", "-S", "train.lr=0.2"],
+            "set twice",
+        ),
+    ] {
+        let mut full = vec!["exp", "run"];
+        full.extend(args.iter().copied());
+        let r = ws.run(&full);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert!(side_log(&side).is_empty());
+    assert!(show_json(&ws).is_empty());
+}
+
+#[test]
+fn random_search_is_seeded() {
+    let (ws, _side) = sweep_ws();
+    let args = [
+        "exp",
+        "run",
+        "--random",
+        "3",
+        "--seed",
+        "5",
+        "-S",
+        "train.lr=0.01..1",
+        "-S",
+        "train.epochs=[5, 10, 20]",
+    ];
+    let r = ws.run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = show_json(&ws);
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let lr = row["params"]["train.lr"].as_f64().unwrap();
+        assert!((0.01..1.0).contains(&lr), "{row}");
+        let e = row["params"]["train.epochs"].as_i64().unwrap();
+        assert!([5, 10, 20].contains(&e), "{row}");
+    }
+    // The same seed draws the same configurations: nothing new.
+    let r = ws.run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(show_json(&ws).len(), 3);
+}
+
+#[test]
+fn a_sweep_killed_and_started_again_resumes() {
+    let (ws, side) = sweep_ws();
+    ws.write(
+        "params.yaml",
+        &PARAMS.replace("train_sleep: 0", "train_sleep: 0.4"),
+    );
+    let args = [
+        "exp",
+        "run",
+        "-j",
+        "1",
+        "-S",
+        "train.lr=0.1,0.2,0.3,0.4,0.5,0.6",
+    ];
+    let mut child = ws
+        .cmd(&args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let done = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let done: Vec<String> = show_json(&ws)
+            .iter()
+            .filter(|r| r["status"] == "done")
+            .map(|r| r["params"]["train.lr"].to_string())
+            .collect();
+        if done.len() >= 2 || t0.elapsed() > Duration::from_secs(60) {
+            break done;
+        }
+    };
+    // kill -9: no chance to record anything more.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(done.len() >= 2 && done.len() < 6, "{done:?}");
+    // Let a command the kill orphaned finish its line.
+    std::thread::sleep(Duration::from_millis(600));
+    let r = ws.run(&args);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let log = side_log(&side);
+    for lr in &done {
+        let line = format!("train-{lr}-10");
+        assert_eq!(
+            log.iter().filter(|l| **l == line).count(),
+            1,
+            "{line} finished before the kill and ran again: {log:?}"
+        );
+    }
+    assert_eq!(log.iter().filter(|l| *l == "prep").count(), 1, "{log:?}");
+    let rows = show_json(&ws);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(rows.iter().all(|r| r["status"] == "done"), "{rows:?}");
+}
+
+/// The text table, with creation times replaced.
+fn stable(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let b = l.as_bytes();
+            let mut out = String::new();
+            let mut i = 0;
+            while i < l.len() {
+                let is_stamp = i + 16 <= b.len()
+                    && b[i..i + 16].iter().enumerate().all(|(j, c)| match j {
+                        4 | 7 => *c == b'-',
+                        10 => *c == b' ',
+                        13 => *c == b':',
+                        _ => c.is_ascii_digit(),
+                    });
+                if is_stamp {
+                    out.push_str("YYYY-MM-DD hh:mm");
+                    i += 16;
+                } else {
+                    out.push(b[i] as char);
+                    i += 1;
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_experiments_table() {
+    let (ws, _side) = sweep_ws();
+    let r = ws.run(&[
+        "exp",
+        "run",
+        "-n",
+        "lr",
+        "-S",
+        "train.lr=0.3,0.1,0.2",
+        "-S",
+        "train.epochs=7",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let show = |extra: &[&str]| {
+        let mut args = vec!["exp", "show"];
+        args.extend(extra);
+        let r = ws.run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        stable(&r.stdout)
+    };
+    let text = [
+        "$ exp show --only-changed --sort-by train.score".to_string(),
+        show(&["--only-changed", "--sort-by", "train.score"]),
+        "$ exp show --filter train.score>1 --columns train. --md".into(),
+        show(&["--filter", "train.score>1", "--columns", "train.", "--md"]),
+        "$ exp show --only-changed --csv".into(),
+        show(&["--only-changed", "--csv"]),
+        "$ exp diff lr-1 lr-2".into(),
+        {
+            let r = ws.run(&["exp", "diff", "lr-1", "lr-2"]);
+            r.stdout
+        },
+    ]
+    .join("\n");
+    insta::assert_snapshot!(text);
+}
