@@ -13,8 +13,10 @@ use crate::cli::{
     ExpApplyArgs, ExpCmd, ExpDiffArgs, ExpRemoveArgs, ExpRenameArgs, ExpRunArgs, ExpShowArgs,
     SortOrder, TableFormat,
 };
+use mlcycle_pipeline::experiments::listing::Row;
 use mlcycle_pipeline::experiments::{
-    self, grid, sweep, ExpRecord, ExpStatus, ExpStore, ParamFiles, SweepReporter, SweepRequest,
+    self, grid, sweep, Cell, ExpRecord, ExpStatus, ExpStore, Listing, ParamFiles, SweepReporter,
+    SweepRequest,
 };
 use mlcycle_pipeline::summary::StageResult;
 
@@ -165,8 +167,8 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
             );
             return Ok(0);
         }
-        let table = Table::of(&done.experiments, true);
-        out!("{}", table.text());
+        let listing = Listing::from_records(&done.experiments);
+        out!("{}", Table::of(&listing).text());
         let count = |s: ExpStatus| done.experiments.iter().filter(|r| r.status == s).count();
         outln!(
             "{} experiment(s): {} done, {} failed, {} interrupted; {} stage run(s) computed in {}",
@@ -193,162 +195,223 @@ fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_f64() => {
-            let x = n.as_f64().unwrap_or(f64::NAN);
-            short_float(x)
-        }
+        Some(Value::Number(n)) if n.is_f64() => short_float(n.as_f64().unwrap_or(f64::NAN)),
         Some(other) => other.to_string(),
     }
+}
+
+/// A table cell, rounded as [`cell`] rounds.
+fn short(c: Option<&Cell>) -> String {
+    let mut s = String::new();
+    write_short(&mut s, c);
+    s
+}
+
+/// Appends the rounded text of `c` to `buf` (no allocation of its own).
+fn write_short(buf: &mut String, c: Option<&Cell>) {
+    match c {
+        None => buf.push('-'),
+        Some(Cell::Float(x)) => write_float(buf, *x),
+        Some(c) => {
+            let _ = write!(buf, "{c}");
+        }
+    }
+}
+
+/// A table cell for CSV and JSON: every digit kept.
+fn full(c: Option<&Cell>) -> String {
+    c.map(ToString::to_string).unwrap_or_default()
 }
 
 /// `x` to six significant digits: `22057.8`, `0.983628`, `1.5e-7`.
 fn short_float(x: f64) -> String {
+    let mut s = String::new();
+    write_float(&mut s, x);
+    s
+}
+
+fn write_float(buf: &mut String, x: f64) {
+    let start = buf.len();
     if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
+        // Also `-0` as `0`.
+        let _ = write!(buf, "{}", if x == 0.0 { 0.0 } else { x });
+        return;
     }
     let mag = x.abs().log10().floor() as i32;
+    let trim = |buf: &mut String, from: usize| {
+        if buf[from..].contains('.') {
+            let end = buf[from..]
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .len()
+                + from;
+            buf.truncate(end);
+        }
+    };
     if !(-4..9).contains(&mag) {
-        let s = format!("{x:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') {
-            m.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            m
-        };
-        return format!("{m}e{e}");
+        let _ = write!(buf, "{x:.5e}");
+        let e = buf[start..].find('e').map_or(buf.len(), |i| i + start);
+        let exp = buf[e..].to_string();
+        buf.truncate(e);
+        trim(buf, start);
+        buf.push_str(&exp);
+        return;
     }
     let decimals = (5 - mag).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    let _ = write!(buf, "{x:.decimals$}");
+    trim(buf, start);
 }
 
-/// A cell for CSV: every digit kept.
-fn raw(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
+/// A column of the table.
+#[derive(Clone, Copy, PartialEq)]
+enum Col {
+    Param(u32),
+    Metric(u32),
 }
 
-/// The experiments as rows and columns.
-struct Table<'r> {
-    rows: Vec<&'r ExpRecord>,
-    params: Vec<String>,
-    metrics: Vec<String>,
+/// The experiments shown: which rows, in which order, and which columns.
+struct Table<'l> {
+    listing: &'l Listing,
+    rows: Vec<&'l Row>,
+    columns: Vec<Col>,
 }
 
-impl<'r> Table<'r> {
-    /// The columns of `rows`: the params set by any experiment (with
-    /// `set_only`) or every param, then every metric, in first-seen order.
-    fn of(rows: &'r [ExpRecord], set_only: bool) -> Self {
-        let mut params = indexmap::IndexSet::new();
-        let mut metrics = indexmap::IndexSet::new();
-        for r in rows {
-            let keys: Box<dyn Iterator<Item = &String>> = if set_only {
-                Box::new(r.set.keys())
-            } else {
-                Box::new(r.params.keys())
-            };
-            for k in keys {
-                if !params.contains(k) {
-                    params.insert(k.clone());
-                }
-            }
-            for k in r.metrics.keys() {
-                if !metrics.contains(k) {
-                    metrics.insert(k.clone());
-                }
-            }
-        }
+impl<'l> Table<'l> {
+    /// Every row and column of `listing`: params, then metrics.
+    fn of(listing: &'l Listing) -> Self {
+        let params = (0..listing.params.names.len() as u32).map(Col::Param);
+        let metrics = (0..listing.metrics.names.len() as u32).map(Col::Metric);
         Self {
-            rows: rows.iter().collect(),
-            params: params.into_iter().collect(),
-            metrics: metrics.into_iter().collect(),
+            listing,
+            rows: listing.rows.iter().collect(),
+            columns: params.chain(metrics).collect(),
         }
     }
 
-    fn param<'a>(r: &'a ExpRecord, k: &str) -> Option<&'a Value> {
-        r.set.get(k).or_else(|| r.params.get(k))
+    fn name(&self, c: Col) -> &str {
+        match c {
+            Col::Param(i) => &self.listing.params.names[i as usize],
+            Col::Metric(i) => &self.listing.metrics.names[i as usize],
+        }
     }
 
-    fn header(&self) -> Vec<String> {
-        let mut h = vec!["Experiment".to_string(), "Status".into(), "Created".into()];
-        h.extend(self.params.iter().cloned());
-        h.extend(self.metrics.iter().cloned());
-        h
+    fn get(r: &Row, c: Col) -> Option<&Cell> {
+        match c {
+            Col::Param(i) => r.param(i),
+            Col::Metric(i) => r.metric(i),
+        }
     }
 
-    fn cells(&self, r: &ExpRecord, fmt: fn(Option<&Value>) -> String) -> Vec<String> {
-        let mut c = vec![
-            r.name.clone(),
-            r.status.as_str().to_string(),
-            r.created_at
-                .get(..16)
-                .unwrap_or(&r.created_at)
-                .replace('T', " "),
-        ];
-        c.extend(self.params.iter().map(|k| fmt(Self::param(r, k))));
-        c.extend(self.metrics.iter().map(|k| fmt(r.metrics.get(k))));
-        c
+    /// The column called `name`: a param, else a metric.
+    fn column(&self, name: &str) -> Option<Col> {
+        let l = self.listing;
+        l.params
+            .get(name)
+            .map(Col::Param)
+            .or_else(|| l.metrics.get(name).map(Col::Metric))
     }
 
-    /// Drops the param and metric columns whose value is the same in every row.
+    /// Drops the columns whose value is the same in every row.
     fn only_changed(&mut self) {
         let rows = &self.rows;
-        let varies = |get: &dyn Fn(&ExpRecord) -> Option<&Value>| {
-            rows.windows(2).any(|w| get(w[0]) != get(w[1]))
-        };
-        self.params.retain(|k| varies(&|r| Self::param(r, k)));
-        self.metrics.retain(|k| varies(&|r| r.metrics.get(k)));
+        self.columns.retain(|&c| {
+            rows.windows(2)
+                .any(|w| Self::get(w[0], c) != Self::get(w[1], c))
+        });
     }
 
     /// Keeps the named columns (a name ending in `.` keeps that prefix).
     fn keep_columns(&mut self, names: &[String]) {
-        let keep = |k: &String| {
+        let listing = self.listing;
+        let name = |c: Col| match c {
+            Col::Param(i) => &listing.params.names[i as usize],
+            Col::Metric(i) => &listing.metrics.names[i as usize],
+        };
+        self.columns.retain(|&c| {
+            let k = name(c);
             names
                 .iter()
                 .any(|n| k == n || (n.ends_with('.') && k.starts_with(n.as_str())))
-        };
-        self.params.retain(|k| keep(k));
-        self.metrics.retain(|k| keep(k));
+        });
     }
 
+    fn header(&self) -> Vec<&str> {
+        let mut h = vec!["Experiment", "Status", "Created"];
+        h.extend(self.columns.iter().map(|&c| self.name(c)));
+        h
+    }
+
+    fn fixed(r: &Row) -> [&str; 3] {
+        [
+            &r.name,
+            r.status.as_str(),
+            r.created_at.get(..16).unwrap_or(&r.created_at),
+        ]
+    }
+
+    /// The text table. Every value is formatted once, into one arena
+    /// (ten thousand rows of fifty metrics would otherwise be half a
+    /// million strings), then padded to its column's width.
     fn text(&self) -> String {
         let header = self.header();
-        let body: Vec<Vec<String>> = self.rows.iter().map(|r| self.cells(r, cell)).collect();
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-        for row in &body {
-            for (w, c) in widths.iter_mut().zip(row) {
+        let mut arena = String::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(self.rows.len() * self.columns.len());
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(Self::fixed(r)) {
                 *w = (*w).max(c.chars().count());
             }
+            for (w, &c) in widths[3..].iter_mut().zip(&self.columns) {
+                let start = arena.len();
+                write_short(&mut arena, Self::get(r, c));
+                ends.push(arena.len());
+                *w = (*w).max(arena[start..].chars().count());
+            }
         }
-        let mut out = String::with_capacity(body.len() * 80);
-        let mut line = |cells: &[String]| {
-            for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-                // Text left, values (params and metrics) right.
-                if i < 3 {
-                    let _ = write!(out, "{c:<w$}");
-                } else {
-                    let _ = write!(out, "{c:>w$}");
-                }
-                out.push_str(if i + 1 < cells.len() { "  " } else { "\n" });
+        let mut out = String::with_capacity(
+            (self.rows.len() + 1) * (widths.iter().sum::<usize>() + 2 * widths.len()),
+        );
+        let pad = |out: &mut String, text: &str, w: usize, left: bool| {
+            let n = w.saturating_sub(text.chars().count());
+            if !left {
+                out.extend(std::iter::repeat_n(' ', n));
+            }
+            out.push_str(text);
+            if left {
+                out.extend(std::iter::repeat_n(' ', n));
             }
         };
-        line(&header);
-        for row in &body {
-            line(row);
+        let end_line = |out: &mut String| {
+            let end = out.trim_end_matches(' ').len();
+            out.truncate(end);
+            out.push('\n');
+        };
+        for (i, (h, w)) in header.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            pad(&mut out, h, *w, i < 3);
         }
-        // No trailing spaces on a line.
-        out.lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        end_line(&mut out);
+        let mut cell = 0;
+        let mut start = 0;
+        for r in &self.rows {
+            // Text left, values (params and metrics) right.
+            for (i, (c, w)) in Self::fixed(r).iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                pad(&mut out, &c.replace('T', " "), *w, true);
+            }
+            for w in &widths[3..] {
+                out.push_str("  ");
+                let end = ends[cell];
+                pad(&mut out, &arena[start..end], *w, false);
+                (cell, start) = (cell + 1, end);
+            }
+            end_line(&mut out);
+        }
+        out
     }
 
     fn csv(&self) -> String {
@@ -360,12 +423,14 @@ impl<'r> Table<'r> {
             }
         };
         let mut out = String::new();
-        let join =
-            |cells: Vec<String>| cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",");
-        out.push_str(&join(self.header()));
+        let header: Vec<String> = self.header().iter().map(|h| quote(h)).collect();
+        out.push_str(&header.join(","));
         out.push('\n');
         for r in &self.rows {
-            out.push_str(&join(self.cells(r, raw)));
+            let fixed = Self::fixed(r).map(|s| quote(&s.replace('T', " ")));
+            let values = self.columns.iter().map(|&c| quote(&full(Self::get(r, c))));
+            let cells: Vec<String> = fixed.into_iter().chain(values).collect();
+            out.push_str(&cells.join(","));
             out.push('\n');
         }
         out
@@ -381,49 +446,51 @@ impl<'r> Table<'r> {
                 .map(|h| esc(h))
                 .collect::<Vec<_>>()
                 .join(" | "),
-            header
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i < 3 { " --- " } else { " ---: " })
+            (0..header.len())
+                .map(|i| if i < 3 { " --- " } else { " ---: " })
                 .collect::<Vec<_>>()
                 .join("|")
         );
         for r in &self.rows {
-            let _ = writeln!(
-                out,
-                "| {} |",
-                self.cells(r, cell)
-                    .iter()
-                    .map(|c| esc(c))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
+            let fixed = Self::fixed(r).map(|s| esc(&s.replace('T', " ")));
+            let values = self.columns.iter().map(|&c| esc(&short(Self::get(r, c))));
+            let cells: Vec<String> = fixed.into_iter().chain(values).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         out
     }
 
+    /// A JSON array, one experiment per line (rows are built one at a time).
     fn json(&self) -> String {
-        let rows: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|r| {
-                let pick = |keys: &[String], get: &dyn Fn(&str) -> Option<Value>| {
-                    keys.iter()
-                        .filter_map(|k| get(k).map(|v| (k.clone(), v)))
-                        .collect::<Map<String, Value>>()
-                };
-                serde_json::json!({
-                    "name": r.name,
-                    "status": r.status,
-                    "created_at": r.created_at,
-                    "commit": r.commit,
-                    "duration_ms": r.duration_ms,
-                    "params": pick(&self.params, &|k| Self::param(r, k).cloned()),
-                    "metrics": pick(&self.metrics, &|k| r.metrics.get(k).cloned()),
-                })
-            })
-            .collect();
-        serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n"
+        let mut out = String::from("[");
+        for (n, r) in self.rows.iter().enumerate() {
+            let mut params = Map::new();
+            let mut metrics = Map::new();
+            for &c in &self.columns {
+                if let Some(v) = Self::get(r, c) {
+                    let into = if matches!(c, Col::Param(_)) {
+                        &mut params
+                    } else {
+                        &mut metrics
+                    };
+                    into.insert(self.name(c).to_string(), v.to_json());
+                }
+            }
+            let row = serde_json::json!({
+                "name": r.name,
+                "status": r.status,
+                "created_at": r.created_at,
+                "commit": r.commit,
+                "duration_ms": r.duration_ms,
+                "error": r.error,
+                "params": params,
+                "metrics": metrics,
+            });
+            out.push_str(if n == 0 { "\n  " } else { ",\n  " });
+            out.push_str(&row.to_string());
+        }
+        out.push_str(if self.rows.is_empty() { "]\n" } else { "\n]\n" });
+        out
     }
 
     fn print(&self, f: &TableFormat) {
@@ -467,18 +534,22 @@ impl Filter {
         .into())
     }
 
-    fn holds(&self, r: &ExpRecord) -> bool {
-        let got = match self.column.as_str() {
-            "name" | "experiment" => Some(Value::String(r.name.clone())),
-            "status" => Some(Value::String(r.status.as_str().into())),
-            k => Table::param(r, k).or_else(|| r.metrics.get(k)).cloned(),
+    fn holds(&self, t: &Table<'_>, r: &Row) -> bool {
+        let text;
+        let got: Option<Cell> = match self.column.as_str() {
+            "name" | "experiment" => {
+                text = r.name.clone();
+                Some(Cell::Text(text.into()))
+            }
+            "status" => Some(Cell::Text(r.status.as_str().into())),
+            k => t.column(k).and_then(|c| Table::get(r, c)).cloned(),
         };
         let Some(got) = got else {
             return self.op == "!=";
         };
         let ord = match (got.as_f64(), self.value.parse::<f64>().ok()) {
             (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => Some(cell(Some(&got)).as_str().cmp(self.value.as_str())),
+            _ => Some(got.to_string().as_str().cmp(self.value.as_str())),
         };
         let Some(ord) = ord else { return false };
         match self.op {
@@ -492,8 +563,8 @@ impl Filter {
     }
 }
 
-/// Orders two values: numbers by value, then text; missing values last.
-fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+/// Orders two cells: numbers by value, then text; missing values last.
+fn compare(a: Option<&Cell>, b: Option<&Cell>) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, _) => Ordering::Greater,
@@ -502,7 +573,7 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (None, None) => cell(Some(x)).cmp(&cell(Some(y))),
+            (None, None) => x.to_string().cmp(&y.to_string()),
         },
     }
 }
@@ -523,39 +594,42 @@ fn exp_show(cli: &Cli, a: &ExpShowArgs) -> Result<u8, Fail> {
         }
         return Ok(0);
     };
-    let mut rows = Vec::new();
-    store.for_each(|r| {
-        if filters.iter().all(|f| f.holds(&r)) {
-            rows.push(r);
-        }
-    })?;
-    if let Some(col) = &a.sort_by {
-        let known = rows
+    let listing = store.listing()?;
+    drop(store);
+    let mut table = Table::of(&listing);
+    if !filters.is_empty() {
+        let kept: Vec<&Row> = table
+            .rows
             .iter()
-            .any(|r| Table::param(r, col).is_some() || r.metrics.contains_key(col));
-        if !known && !rows.is_empty() {
-            let mut names: Vec<String> = rows[0].params.keys().cloned().collect();
-            names.extend(rows[0].metrics.keys().cloned());
+            .copied()
+            .filter(|r| filters.iter().all(|f| f.holds(&table, r)))
+            .collect();
+        table.rows = kept;
+    }
+    if let Some(name) = &a.sort_by {
+        let Some(col) = table.column(name) else {
+            let mut names = listing.params.names.clone();
+            names.extend(listing.metrics.names.iter().cloned());
+            let hint = mlcycle_pipeline::suggest::did_you_mean(name, &names);
             return Err(CliError::Usage(format!(
-                "--sort-by `{col}`: no experiment has that param or metric{}",
-                mlcycle_pipeline::suggest::did_you_mean(col, &names)
-                    .strip_prefix("did you mean")
-                    .map(|s| format!("; did you mean{s}"))
-                    .unwrap_or_default()
+                "--sort-by `{name}`: no experiment has that param or metric{}",
+                if hint.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {hint}")
+                }
             ))
             .into());
-        }
-        let key = |r: &ExpRecord| Table::param(r, col).or_else(|| r.metrics.get(col)).cloned();
-        rows.sort_by(|x, y| {
-            let (kx, ky) = (key(x), key(y));
-            let o = compare(kx.as_ref(), ky.as_ref());
+        };
+        table.rows.sort_by(|x, y| {
+            let (kx, ky) = (Table::get(x, col), Table::get(y, col));
+            let o = compare(kx, ky);
             match a.sort_order {
                 SortOrder::Desc if kx.is_some() && ky.is_some() => o.reverse(),
                 _ => o,
             }
         });
     }
-    let mut table = Table::of(&rows, false);
     if a.only_changed {
         table.only_changed();
     }

@@ -16,6 +16,7 @@
 
 pub mod edit;
 pub mod grid;
+pub mod listing;
 pub mod store;
 pub mod sweep;
 
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 pub use edit::ParamFiles;
 pub use grid::{parse_axis, Axis, Config, Values};
+pub use listing::{Cell, Listing};
 pub use store::{ExpRecord, ExpStatus, ExpStore};
 pub use sweep::{run_sweep, SweepReporter, SweepRequest};
 

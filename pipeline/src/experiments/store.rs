@@ -304,6 +304,62 @@ impl ExpStore {
         Ok(())
     }
 
+    /// Every experiment as a compact table (`exp show`), oldest first.
+    pub fn listing(&self) -> Result<super::listing::Listing, ExpError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, name, created_at, status, commit_id, duration_ms, set_params, params, metrics, error, pid FROM experiments ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = super::listing::Listing::default();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i: usize| -> rusqlite::Result<&str> {
+                r.get_ref(i)?.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })
+            };
+            let mut status = ExpStatus::parse(text(3).map_err(|e| self.err(e))?);
+            let pid: Option<i64> = r.get(10).map_err(|e| self.err(e))?;
+            // A `running` experiment whose process is gone was killed: it
+            // resumes when run again, as an interrupted one does.
+            if status == ExpStatus::Running
+                && !pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+            {
+                status = ExpStatus::Interrupted;
+            }
+            let row = super::listing::Row {
+                seq: r.get(0).map_err(|e| self.err(e))?,
+                name: r.get(1).map_err(|e| self.err(e))?,
+                created_at: r.get(2).map_err(|e| self.err(e))?,
+                status,
+                error: r.get(9).map_err(|e| self.err(e))?,
+                commit: r.get(4).map_err(|e| self.err(e))?,
+                duration_ms: r
+                    .get::<_, Option<i64>>(5)
+                    .map_err(|e| self.err(e))?
+                    .map(|d| d.max(0) as u64),
+                params: Vec::new(),
+                metrics: Vec::new(),
+            };
+            let (set, params, metrics) = (
+                text(6).map_err(|e| self.err(e))?,
+                text(7).map_err(|e| self.err(e))?,
+                text(8).map_err(|e| self.err(e))?,
+            );
+            // A row that does not parse (edited by hand) shows without values.
+            if out.push_json(row.clone(), set, params, metrics).is_err() {
+                out.rows.push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every experiment, oldest first.
     pub fn all(&self) -> Result<Vec<ExpRecord>, ExpError> {
         let mut out = Vec::new();
