@@ -397,3 +397,181 @@ fn the_experiments_table() {
     .join("\n");
     insta::assert_snapshot!(text);
 }
+
+/// A one-stage pipeline: `s` runs `cmd` (which may use `${params.…}`).
+fn one_stage(params: &str, cmd: &str, extra: &str) -> Ws {
+    Ws::new(&format!(
+        "params:\n{params}\nstages:\n  s:\n    run: {cmd}\n    outs: [out/o.txt]\n{extra}"
+    ))
+}
+
+#[test]
+fn regression_a_params_file_outside_the_workspace_is_never_written() {
+    let shared = tempfile::tempdir().unwrap();
+    let pf = shared.path().join("p.yaml");
+    std::fs::write(&pf, "lr: 0.1  # keep\n").unwrap();
+    let ws = Ws::new(&format!(
+        "params_file: {}\nstages:\n  s:\n    run: mkdir -p out && echo ${{params.lr}} > out/o.txt\n    outs: [out/o.txt]\n",
+        pf.display()
+    ));
+    let r = ws.run(&["exp", "run", "-S", "lr=0.5,0.7"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(std::fs::read_to_string(&pf).unwrap(), "lr: 0.1  # keep\n");
+    let rows = show_json(&ws);
+    assert!(rows.iter().all(|r| r["status"] == "done"), "{rows:?}");
+}
+
+#[test]
+fn regression_a_failed_experiment_run_again_sees_the_fixed_code() {
+    let ws = one_stage("  a: 1", "sh step.sh ${params.a}", "    deps: [step.sh]\n");
+    ws.write(
+        "step.sh",
+        "mkdir -p out; if [ \"$1\" = 2 ]; then exit 1; fi; echo v1 $1 > out/o.txt\n",
+    );
+    let r = ws.run(&["exp", "run", "-n", "g", "-S", "a=1,2"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        ws.exists(".mlcycle/exps/g-2"),
+        "a failed experiment keeps its copy"
+    );
+    ws.write("step.sh", "mkdir -p out; echo v2 $1 > out/o.txt\n");
+    let r = ws.run(&["exp", "run", "-n", "g", "-S", "a=1,2"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("g-2 has these params already"),
+        "{}",
+        r.stderr
+    );
+    let r = ws.run(&["exp", "apply", "g-2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ws.read("out/o.txt").trim(), "v2 2");
+}
+
+#[test]
+fn regression_relative_symlinks_out_of_the_workspace_still_lead_there() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("o.txt"), "far\n").unwrap();
+    let ws = one_stage(
+        "  p: 1",
+        "mkdir -p out && cat data/far/o.txt > out/o.txt && echo ${params.p} >> out/o.txt",
+        "",
+    );
+    std::fs::create_dir_all(ws.path().join("data")).unwrap();
+    // A relative link from data/ to the folder outside.
+    let rel = pathdiff(outside.path(), &ws.path().join("data"));
+    std::os::unix::fs::symlink(&rel, ws.path().join("data/far")).unwrap();
+    let r = ws.run(&["exp", "run", "-S", "p=2,3"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+/// `to` relative to `from` (both absolute), with `..` steps.
+fn pathdiff(to: &Path, from: &Path) -> std::path::PathBuf {
+    let (to, from) = (to.canonicalize().unwrap(), from.canonicalize().unwrap());
+    let common = to
+        .components()
+        .zip(from.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = std::path::PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in to.components().skip(common) {
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn regression_params_that_cannot_be_written_in_place_are_refused_before_anything_runs() {
+    let (ws, side) = sweep_ws();
+    ws.write(
+        "params.yaml",
+        "base: &base\n  lr: 0.1\n  epochs: 5\ntrain:\n  <<: *base\n  epochs: 10\nnote: |\n  text\nprep_sleep: 0\ntrain_sleep: 0\n",
+    );
+    for (set, says) in [
+        (
+            "base.lr=9",
+            ["params.yaml (line 2)", "anchor", "`train.lr`"],
+        ),
+        (
+            "train.lr=9",
+            ["params.yaml (line", "merge key", "`train.lr`"],
+        ),
+        ("note=new", ["params.yaml (line 7)", "block", "scalar"]),
+    ] {
+        let r = ws.run(&["exp", "run", "-S", set]);
+        assert_eq!(r.code, 2, "{set}: {}", r.stderr);
+        for s in says {
+            assert!(r.stderr.contains(s), "{set}: {s}: {}", r.stderr);
+        }
+    }
+    assert!(side_log(&side).is_empty());
+    assert!(show_json(&ws).is_empty(), "nothing recorded");
+}
+
+#[test]
+fn regression_a_value_of_another_type_is_refused_and_ranges_follow_the_param() {
+    let (ws, _side) = sweep_ws();
+    for set in ["train.epochs=abc", "train.lr=.inf", "train.lr=true"] {
+        let r = ws.run(&["exp", "run", "-S", set]);
+        assert_eq!(r.code, 2, "{set}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("would change the param's type"),
+            "{set}: {}",
+            r.stderr
+        );
+    }
+    // lr is a float: the range 0..1 draws floats, not the integers 0 and 1.
+    let r = ws.run(&["exp", "run", "--random", "4", "-S", "train.lr=0..1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = show_json(&ws);
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter().all(|r| r["params"]["train.lr"].is_f64()),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn regression_metrics_files_keep_what_they_can_and_say_what_they_cannot() {
+    let ws = Ws::new(
+        "params:\n  p: 1\nstages:\n  s:\n    run: >-\n      mkdir -p out/dir &&\n      printf 'acc: 4\\nbad: .nan\\n\"\": 3\\nnested: {f1: 0.5, tag: x}\\n' > out/m.yaml &&\n      echo '{}' > out/dir/m.json && echo ${params.p} > out/o.txt\n    outs:\n      - out/m.yaml: {metrics: true}\n      - out/dir: {metrics: true}\n      - out/o.txt\n",
+    );
+    let r = ws.run(&["exp", "run", "-S", "p=2"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("`out/dir` of stage `s` is a folder"),
+        "{}",
+        r.stderr
+    );
+    let rows = show_json(&ws);
+    let m = &rows[0]["metrics"];
+    assert_eq!(m["s.acc"], 4, "{m}");
+    assert_eq!(m["s.nested.f1"], 0.5, "{m}");
+    assert_eq!(m.as_object().unwrap().len(), 2, "{m}");
+}
+
+#[test]
+fn regression_show_refuses_unknown_columns_and_compares_like_with_like() {
+    let (ws, _side) = sweep_ws();
+    let r = ws.run(&["exp", "run", "-S", "train.lr=0.1,0.2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "show", "--filter", "train.scor<1"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`train.score`"), "{}", r.stderr);
+    // A text value matches no number.
+    let r = ws.run(&["exp", "show", "--json", "--filter", "train.score<abc"]);
+    assert_eq!(r.stdout.trim(), "[]", "{}", r.stdout);
+    let r = ws.run(&[
+        "exp",
+        "show",
+        "--json",
+        "--filter",
+        "status=done",
+        "--filter",
+        "train.score>=1.5",
+    ]);
+    let rows: Vec<Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}

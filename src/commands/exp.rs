@@ -15,7 +15,7 @@ use crate::cli::{
 };
 use mlcycle_pipeline::experiments::listing::Row;
 use mlcycle_pipeline::experiments::{
-    self, grid, sweep, Cell, ExpRecord, ExpStatus, ExpStore, Listing, ParamFiles, SweepReporter,
+    self, sweep, Cell, ExpRecord, ExpStatus, ExpStore, Listing, ParamFiles, Plan, SweepReporter,
     SweepRequest,
 };
 use mlcycle_pipeline::summary::StageResult;
@@ -84,6 +84,14 @@ impl SweepReporter for SweepLines {
             ));
         }
     }
+    fn same_params(&self, name: &str) {
+        self.say(&format!(
+            "{name} has these params already: running it again (it resumes, or checks that nothing changed)"
+        ));
+    }
+    fn warn(&self, exp: &str, message: &str) {
+        self.say(&format!("warning: {exp}: {message}"));
+    }
     fn finished(&self, rec: &ExpRecord) {
         let mut line = format!(
             "{}: {} ({})",
@@ -120,10 +128,13 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
         .iter()
         .map(|s| experiments::parse_axis(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let configs = match a.random {
-        _ if axes.is_empty() => Vec::new(),
-        Some(n) => grid::random(&axes, n, a.seed)?,
-        None => grid::grid(&axes)?,
+    let plan = match a.random {
+        Some(n) if !axes.is_empty() => Plan::Random {
+            axes,
+            n,
+            seed: a.seed,
+        },
+        _ => Plan::Grid(axes),
     };
     let jobs = a.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -135,7 +146,7 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
     let req = SweepRequest {
         registry,
         pipeline: &file,
-        configs,
+        plan,
         name: a.name.clone(),
         jobs,
         queue: a.queue,
@@ -547,9 +558,12 @@ impl Filter {
         let Some(got) = got else {
             return self.op == "!=";
         };
+        // A number compares with numbers, text with text; a value of the
+        // other kind does not match (but is `!=`).
         let ord = match (got.as_f64(), self.value.parse::<f64>().ok()) {
             (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => Some(got.to_string().as_str().cmp(self.value.as_str())),
+            (None, None) => Some(got.to_string().as_str().cmp(self.value.as_str())),
+            _ => return self.op == "!=",
         };
         let Some(ord) = ord else { return false };
         match self.op {
@@ -597,6 +611,26 @@ fn exp_show(cli: &Cli, a: &ExpShowArgs) -> Result<u8, Fail> {
     let listing = store.listing()?;
     drop(store);
     let mut table = Table::of(&listing);
+    let unknown = |what: &str, name: &str| -> Fail {
+        let mut names = listing.params.names.clone();
+        names.extend(listing.metrics.names.iter().cloned());
+        let hint = mlcycle_pipeline::suggest::did_you_mean(name, &names);
+        CliError::Usage(format!(
+            "{what} `{name}`: no experiment has that param or metric{}",
+            if hint.is_empty() {
+                String::new()
+            } else {
+                format!("; {hint}")
+            }
+        ))
+        .into()
+    };
+    for f in &filters {
+        let builtin = ["name", "experiment", "status"].contains(&f.column.as_str());
+        if !builtin && table.column(&f.column).is_none() && !listing.rows.is_empty() {
+            return Err(unknown("--filter", &f.column));
+        }
+    }
     if !filters.is_empty() {
         let kept: Vec<&Row> = table
             .rows
@@ -608,18 +642,7 @@ fn exp_show(cli: &Cli, a: &ExpShowArgs) -> Result<u8, Fail> {
     }
     if let Some(name) = &a.sort_by {
         let Some(col) = table.column(name) else {
-            let mut names = listing.params.names.clone();
-            names.extend(listing.metrics.names.iter().cloned());
-            let hint = mlcycle_pipeline::suggest::did_you_mean(name, &names);
-            return Err(CliError::Usage(format!(
-                "--sort-by `{name}`: no experiment has that param or metric{}",
-                if hint.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {hint}")
-                }
-            ))
-            .into());
+            return Err(unknown("--sort-by", name));
         };
         table.rows.sort_by(|x, y| {
             let (kx, ky) = (Table::get(x, col), Table::get(y, col));

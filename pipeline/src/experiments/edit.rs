@@ -46,6 +46,32 @@ impl ParamFiles {
     /// (it comes from an anchor or a merge key), or a file that cannot be
     /// read or written. Nothing is written then.
     pub fn write(&self, values: &[(String, Value)]) -> Result<Vec<PathBuf>, ExpError> {
+        let mut changed = Vec::new();
+        for (path, text) in self.edits(values)? {
+            let old = std::fs::read_to_string(&path).unwrap_or_default();
+            if old != text {
+                crate::workspace::write_atomic(&path, text.as_bytes()).map_err(|source| {
+                    ExpError::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                changed.push(path);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Checks that [`write`](Self::write) can write `values`, writing nothing.
+    ///
+    /// # Errors
+    /// As `write`.
+    pub fn check(&self, values: &[(String, Value)]) -> Result<(), ExpError> {
+        self.edits(values).map(drop)
+    }
+
+    /// Each file to change, with its new text.
+    fn edits(&self, values: &[(String, Value)]) -> Result<Vec<(PathBuf, String)>, ExpError> {
         let (ptext, pdoc) = read_yaml(&self.pipeline)?;
         let inline = pdoc.get("params").cloned().unwrap_or(Value::Null);
         let mut in_pipeline = Vec::new();
@@ -76,29 +102,44 @@ impl ParamFiles {
                 edit_text(&text, &YamlPath::root(), &in_file, pf)?,
             ));
         }
-        let mut changed = Vec::new();
-        for (path, text) in edits {
-            let old = std::fs::read_to_string(&path).unwrap_or_default();
-            if old != text {
-                crate::workspace::write_atomic(&path, text.as_bytes()).map_err(|source| {
-                    ExpError::Io {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                changed.push(path);
-            }
-        }
-        Ok(changed)
+        Ok(edits)
     }
+}
+
+/// Points `params_file:` of the pipeline file `pipeline` at `rel`.
+///
+/// # Errors
+/// The file cannot be read, edited or written.
+pub fn set_params_file(pipeline: &Path, rel: &str) -> Result<(), ExpError> {
+    let text = read_yaml(pipeline)?.0;
+    let out = edit_text(
+        &text,
+        &YamlPath::root(),
+        &[("params_file".to_string(), Value::String(rel.into()))],
+        pipeline,
+    )?;
+    crate::workspace::write_atomic(pipeline, out.as_bytes()).map_err(|source| ExpError::Io {
+        path: pipeline.to_path_buf(),
+        source,
+    })
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+fn file_name(file: &Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn unknown(key: &str, file: &Path) -> ExpError {
     ExpError::UnknownParam {
         key: key.into(),
-        file: file
-            .file_name()
-            .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        file: file_name(file),
         help: "experiments set params the pipeline declares (under `params:` or in its `params_file:`)".into(),
     }
 }
@@ -142,32 +183,65 @@ fn edit_text(
             return Err(ExpError::NotScalar { key: key.clone() });
         }
         let path = key.split('.').fold(base.clone(), |p, part| p.key(part));
-        let (start, len) =
-            spans
-                .locate(&path, Part::Value)
-                .ok_or_else(|| ExpError::NotEditable {
-                    key: key.clone(),
-                    file: file.to_path_buf(),
-                })?;
-        cuts.push((start, start + len, render(v)));
+        // Problems are shown at the key's line.
+        let key_at = spans.locate(&path, Part::Key).map_or(0, |(s, _)| s);
+        let not_editable = |why: &str| ExpError::NotEditable {
+            key: key.clone(),
+            file: file_name(file),
+            line: line_of(text, key_at),
+            why: why.into(),
+        };
+        let (start, len) = spans
+            .locate(&path, Part::Value)
+            .ok_or_else(|| not_editable("its value has no text of its own there"))?;
+        // A block scalar's span is its content; its indicator comes before.
+        let indicator = text[..start]
+            .trim_end()
+            .rsplit([' ', '\t', '\n'])
+            .next()
+            .unwrap_or("");
+        if indicator.starts_with(['|', '>']) || text[start..].starts_with(['|', '>']) {
+            return Err(not_editable("its value is a block scalar (`|` or `>`)"));
+        }
+        cuts.push((key, key_at, start, start + len, render(v)));
     }
-    cuts.sort_by_key(|c| std::cmp::Reverse(c.0));
+    cuts.sort_by_key(|c| std::cmp::Reverse(c.2));
     let mut out = text.to_string();
-    for (s, e, new) in &cuts {
+    for (_, _, s, e, new) in &cuts {
         out.replace_range(*s..*e, new);
     }
-    // The edit must say exactly what was asked (a value that an anchor or
-    // a merge key supplies has no text of its own to replace).
+    // The edit must change exactly what was asked: a value that an anchor
+    // or a merge key supplies has no text of its own to replace, and one
+    // that defines an anchor would change its aliases too.
     let again = load::parse(&out).ok();
-    for (key, v) in values {
-        let got = again
-            .as_ref()
-            .and_then(|d| params::get(&under(d), key).cloned());
-        if got.as_ref() != Some(v) {
-            return Err(ExpError::NotEditable {
-                key: key.clone(),
-                file: file.to_path_buf(),
-            });
+    let mut before = serde_json::Map::new();
+    super::flatten("", &scope, &mut before);
+    let mut after = serde_json::Map::new();
+    if let Some(d) = &again {
+        super::flatten("", &under(d), &mut after);
+    }
+    for (key, key_at, _, _, _) in &cuts {
+        let at = |why: String| ExpError::NotEditable {
+            key: key.to_string(),
+            file: file_name(file),
+            line: line_of(text, *key_at),
+            why,
+        };
+        let want = values.iter().find(|(k, _)| k == *key).map(|(_, v)| v);
+        if after.get(key.as_str()) != want {
+            return Err(at("its value comes from an anchor or a merge key".into()));
+        }
+        let others: Vec<&String> = after
+            .iter()
+            .filter(|(k, v)| !values.iter().any(|(vk, _)| vk == *k) && before.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        if !others.is_empty() {
+            let names: Vec<String> = others.iter().map(|k| format!("`{k}`")).collect();
+            return Err(at(format!(
+                "it is part of an anchor that {} also use(s)",
+                names.join(", ")
+            )));
         }
     }
     Ok(out)

@@ -75,6 +75,18 @@ pub fn parse_axis(arg: &str) -> Result<Axis, ExpError> {
             Ok(Value::Array(_)) => return Err(bad("the list is empty")),
             _ => return Err(bad("it is not a YAML flow list like `[0.1, 0.2]`")),
         }
+    } else if raw.contains(['"', '\'']) {
+        // Quoted values may hold commas: read the list as YAML does.
+        match load::parse(&format!("[{raw}]")) {
+            Ok(Value::Array(items)) if items.iter().all(|v| !v.is_object() && !v.is_array()) => {
+                items
+            }
+            _ => {
+                return Err(bad(
+                    "its quotes do not pair up (write `KEY='a, b',c` or `KEY=[\"a, b\", c]`)",
+                ))
+            }
+        }
     } else {
         raw.split(',')
             .map(|v| load::parse_scalar(v.trim()))
@@ -195,6 +207,9 @@ mod tests {
         );
         let a = parse_axis("name=[a, \"b,c\"]").unwrap();
         assert_eq!(a.values, Values::List(vec![json!("a"), json!("b,c")]));
+        let a = parse_axis("tag=\"x, y\",z").unwrap();
+        assert_eq!(a.values, Values::List(vec![json!("x, y"), json!("z")]));
+        assert!(parse_axis("tag=\"x, y").is_err(), "an unpaired quote");
         assert_eq!(
             parse_axis("n=1..5").unwrap().values,
             Values::Range {

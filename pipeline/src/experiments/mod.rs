@@ -26,7 +26,7 @@ pub use edit::ParamFiles;
 pub use grid::{parse_axis, Axis, Config, Values};
 pub use listing::{Cell, Listing};
 pub use store::{ExpRecord, ExpStatus, ExpStore};
-pub use sweep::{run_sweep, SweepReporter, SweepRequest};
+pub use sweep::{run_sweep, Plan, SweepReporter, SweepRequest};
 
 /// What can go wrong with experiments.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -64,12 +64,29 @@ pub enum ExpError {
         help("set its leaves: `-S {key}.SUBKEY=…`")
     )]
     NotScalar { key: String },
-    #[error("param `{key}` cannot be written in place in {}: its value comes from an anchor or a merge key", .file.display())]
+    #[error("param `{key}` cannot be written in place in {file} (line {line}): {why}")]
     #[diagnostic(
         code(mlcycle::exp::not_editable),
-        help("give the param its own value in the file, then run the sweep again")
+        help("give the param a plain value of its own in the file (`{key}: 0.1`), then run the sweep again")
     )]
-    NotEditable { key: String, file: PathBuf },
+    NotEditable {
+        key: String,
+        /// The file, as its name.
+        file: String,
+        line: usize,
+        why: String,
+    },
+    #[error("`-S {key}={value}` would change the param's type: it is {was} ({old})")]
+    #[diagnostic(
+        code(mlcycle::exp::type_changed),
+        help("give a value of the same type, or change the param's type in the file first")
+    )]
+    TypeChanged {
+        key: String,
+        value: String,
+        was: &'static str,
+        old: String,
+    },
     #[error("{} is not valid YAML", .file.display())]
     #[diagnostic(
         code(mlcycle::exp::invalid),
@@ -100,7 +117,7 @@ pub enum ExpError {
     #[error("experiment `{name}` is {status}; only a finished experiment can be applied")]
     #[diagnostic(
         code(mlcycle::exp::not_done),
-        help("run it to the end first: `mlcycle exp run --run-all`")
+        help("run it to the end first: the `mlcycle exp run` that made it, again (or `--run-all` for a queued one); `mlcycle exp show --json` has its error")
     )]
     NotDone { name: String, status: &'static str },
     #[error("configuration {index} ({set}) is not a valid pipeline")]

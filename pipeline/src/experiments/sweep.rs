@@ -23,8 +23,9 @@ use crate::session::{RunRequest, Session, SessionOptions};
 use crate::summary::StageResult;
 use crate::workspace::{LockFile, Workspace};
 
-/// Marks a scratch copy as complete (a copy cut short by a kill is redone).
-const READY: &str = ".mlcycle-exp-ready";
+/// The name a params file from outside the workspace gets in a scratch
+/// copy (the original is never written by a sweep).
+const OUTSIDE_PARAMS: &str = ".mlcycle-params.yaml";
 
 /// What a sweep reports as it goes.
 pub trait SweepReporter: Send + Sync {
@@ -38,6 +39,12 @@ pub trait SweepReporter: Send + Sync {
     fn stage(&self, _exp: &str, _result: &StageResult) {}
     /// An experiment ended (its record as stored).
     fn finished(&self, _record: &ExpRecord) {}
+    /// A configuration has the params of experiment `name`: it is that
+    /// experiment, run again (resumed, or checked), not a new one.
+    fn same_params(&self, _name: &str) {}
+    /// Something about an experiment the user should know (metrics that
+    /// could not be read).
+    fn warn(&self, _exp: &str, _message: &str) {}
 }
 
 impl SweepReporter for () {}
@@ -47,8 +54,8 @@ pub struct SweepRequest<'a> {
     pub registry: &'a StageRegistry,
     /// The workspace's `mlcycle.yaml`.
     pub pipeline: &'a Path,
-    /// The configurations to try (each: the params it sets).
-    pub configs: Vec<Config>,
+    /// The configurations to try.
+    pub plan: Plan,
     /// `-n NAME`: the experiment's name (`NAME-1`, `NAME-2`, … for several).
     pub name: Option<String>,
     /// Job slots shared by every experiment.
@@ -60,6 +67,45 @@ pub struct SweepRequest<'a> {
     /// Go on with independent stages after a failure.
     pub keep_going: bool,
     pub interrupt: Interrupt,
+}
+
+/// Which configurations a sweep tries.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Every combination of the axes' values (none: no new experiment).
+    Grid(Vec<super::Axis>),
+    /// `n` configurations drawn with `seed`.
+    Random {
+        axes: Vec<super::Axis>,
+        n: usize,
+        seed: u64,
+    },
+}
+
+impl Plan {
+    /// The configurations, drawn against the pipeline's params: a range
+    /// `0..1` of a float param draws floats, not the integers 0 and 1.
+    fn configs(&self, params: &Value) -> Result<Vec<Config>, ExpError> {
+        match self {
+            Plan::Grid(axes) if axes.is_empty() => Ok(Vec::new()),
+            Plan::Grid(axes) => super::grid::grid(axes),
+            Plan::Random { axes, n, seed } => {
+                let axes: Vec<super::Axis> = axes
+                    .iter()
+                    .map(|a| {
+                        let mut a = a.clone();
+                        if let super::Values::Range { int, .. } = &mut a.values {
+                            let is_int = crate::params::get(params, &a.key)
+                                .is_some_and(|v| v.is_i64() || v.is_u64());
+                            *int = *int && is_int;
+                        }
+                        a
+                    })
+                    .collect();
+                super::grid::random(&axes, *n, *seed)
+            }
+        }
+    }
 }
 
 /// What a sweep did.
@@ -90,7 +136,8 @@ pub fn run_sweep(
             ..SessionOptions::new(req.registry)
         },
     )?;
-    check_configs(req, &main)?;
+    let configs = req.plan.configs(&main.pipeline().params)?;
+    check_configs(req, &main, &configs)?;
     let ws = main.workspace().clone();
     let _writer = ws
         .lock_writer(true, |holder| reporter.waiting(holder))
@@ -98,15 +145,16 @@ pub fn run_sweep(
     let store = ExpStore::open(&ws.state)?;
     let commit = git_commit(&ws.root);
     let mut names = Vec::new();
-    let many = req.configs.len() > 1;
+    let many = configs.len() > 1;
     let mut taken: HashSet<String> = store.names()?.into_iter().collect();
-    for (i, config) in req.configs.iter().enumerate() {
+    for (i, config) in configs.iter().enumerate() {
         let set: Map<String, Value> = config.iter().cloned().collect();
         let params = all_params(main.pipeline(), config);
         if let Some(old) = store.find_by_params(&params)? {
             // The same params again: the same experiment, resumed (its
             // finished stages are fresh in its copy, or restored).
             if !old.alive() && !names.contains(&old.name) {
+                reporter.same_params(&old.name);
                 names.push(old.name);
             }
             continue;
@@ -149,13 +197,21 @@ pub fn run_sweep(
             wall: start.elapsed(),
         });
     }
-    drop(store);
+    // One connection to each database for all the threads (opened here,
+    // so that their schemas exist before any thread writes).
+    let store = Mutex::new(store);
+    let main_db = Mutex::new(
+        Db::open(&ws.db_path())
+            .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?,
+    );
     reporter.begin(names.len());
     let gate = Arc::new(StageGate::new(req.jobs));
     let excluded = excluded_paths(&main);
     let ctx = Ctx {
         req,
         ws: &ws,
+        store: &store,
+        main_db: &main_db,
         gate: &gate,
         excluded: &excluded,
         reporter,
@@ -200,9 +256,13 @@ pub fn run_sweep(
 /// Every key a configuration sets must be a param of the pipeline; the
 /// first configuration must make a valid pipeline (the others are checked
 /// as they start: a bad one fails alone).
-fn check_configs(req: &SweepRequest<'_>, main: &Session) -> Result<(), ExpError> {
+fn check_configs(
+    req: &SweepRequest<'_>,
+    main: &Session,
+    configs: &[Config],
+) -> Result<(), ExpError> {
     let params = &main.pipeline().params;
-    for config in &req.configs {
+    for config in configs {
         for (key, v) in config {
             match crate::params::get(params, key) {
                 None => {
@@ -220,11 +280,23 @@ fn check_configs(req: &SweepRequest<'_>, main: &Session) -> Result<(), ExpError>
                 Some(old) if old.is_object() || old.is_array() || v.is_object() || v.is_array() => {
                     return Err(ExpError::NotScalar { key: key.clone() })
                 }
-                Some(_) => {}
+                Some(old) => {
+                    if let Some(was) = type_change(old, v) {
+                        return Err(ExpError::TypeChanged {
+                            key: key.clone(),
+                            value: render(v),
+                            was,
+                            old: render(old),
+                        });
+                    }
+                }
             }
         }
     }
-    if let Some(first) = req.configs.first() {
+    if let Some(first) = configs.first() {
+        // Where each param is written can be checked once: it depends on
+        // the key, not the value.
+        ParamFiles::of(req.pipeline)?.check(first)?;
         let overrides = overrides(first);
         Session::open(
             req.pipeline,
@@ -241,6 +313,19 @@ fn check_configs(req: &SweepRequest<'_>, main: &Session) -> Result<(), ExpError>
         })?;
     }
     Ok(())
+}
+
+/// What `old` is, when `new` is a value of another type (any two numbers
+/// are one type).
+fn type_change(old: &Value, new: &Value) -> Option<&'static str> {
+    let kind = |v: &Value| match v {
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+        _ => "a mapping or list",
+    };
+    (kind(old) != kind(new) && !old.is_null()).then(|| kind(old))
 }
 
 /// Every param of `p` with `config` applied, by dotted key: what makes an
@@ -326,6 +411,9 @@ fn excluded_paths(main: &Session) -> HashSet<String> {
 struct Ctx<'a> {
     req: &'a SweepRequest<'a>,
     ws: &'a Workspace,
+    store: &'a Mutex<ExpStore>,
+    /// The workspace's database, whose run-cache each experiment adds to.
+    main_db: &'a Mutex<Db>,
     gate: &'a Arc<StageGate>,
     excluded: &'a HashSet<String>,
     reporter: &'a dyn SweepReporter,
@@ -347,16 +435,20 @@ impl Reporter for Named<'_> {
 }
 
 impl Ctx<'_> {
+    /// The experiments database (one connection, shared by the threads).
+    fn db(&self) -> std::sync::MutexGuard<'_, ExpStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs one experiment in its scratch copy and records how it ended.
     fn run_one(&self, name: &str) -> Result<ExpRecord, ExpError> {
         let t0 = Instant::now();
-        let store = ExpStore::open(&self.ws.state)?;
-        let rec = super::find(&store, name)?;
+        let rec = super::find(&self.db(), name)?;
         let set: Config = rec.set.clone().into_iter().collect();
         let scratch = self.ws.state.join("exps").join(name);
-        store.start(name)?;
+        self.db().start(name)?;
         let fail = |error: String| -> Result<ExpRecord, ExpError> {
-            store.finish(
+            self.db().finish(
                 name,
                 &Finish {
                     status: ExpStatus::Failed,
@@ -368,7 +460,7 @@ impl Ctx<'_> {
                     error: Some(&error),
                 },
             )?;
-            super::find(&store, name)
+            super::find(&self.db(), name)
         };
         if let Err(e) = self.prepare(&scratch, &set) {
             return fail(e.to_string());
@@ -425,7 +517,10 @@ impl Ctx<'_> {
             .collect();
         let mut params = Map::new();
         flatten("", &session.pipeline().params, &mut params);
-        let metrics = read_metrics(&session);
+        let (metrics, warnings) = read_metrics(&session);
+        for w in &warnings {
+            self.reporter.warn(name, w);
+        }
         let lock_text = fs::read_to_string(session.workspace().lock_path()).ok();
         // Its results join the workspace's run-cache: applying the
         // experiment, or running the same params later, restores them.
@@ -433,9 +528,10 @@ impl Ctx<'_> {
             .as_deref()
             .and_then(|t| serde_json::from_str::<LockFile>(t).ok())
         {
-            let mut db = Db::open(&self.ws.db_path())
-                .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?;
-            db.save_run_cache(lock.stages.values())
+            self.main_db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .save_run_cache(lock.stages.values())
                 .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?;
         }
         // Run again with nothing to compute (resumed after a kill, or the
@@ -446,10 +542,11 @@ impl Ctx<'_> {
             .iter()
             .any(|r| matches!(r.outcome, crate::summary::Outcome::Ran));
         if rec.status == ExpStatus::Done && status == ExpStatus::Done && !redone {
-            store.finish(name, &Finish::same(&rec, ExpStatus::Done))?;
+            self.db()
+                .finish(name, &Finish::same(&rec, ExpStatus::Done))?;
             drop(session);
             let _ = fs::remove_dir_all(&scratch);
-            return super::find(&store, name);
+            return super::find(&self.db(), name);
         }
         let error = summary
             .stages
@@ -461,7 +558,7 @@ impl Ctx<'_> {
                 _ => None,
             })
             .or_else(|| done.not_recorded.as_ref().map(ToString::to_string));
-        store.finish(
+        self.db().finish(
             name,
             &Finish {
                 status,
@@ -479,30 +576,39 @@ impl Ctx<'_> {
             // a failed or interrupted copy stays, to resume and to read logs.
             let _ = fs::remove_dir_all(&scratch);
         }
-        super::find(&store, name)
+        super::find(&self.db(), name)
     }
 
-    /// Makes the scratch copy (unless a complete one is there) and writes
-    /// the experiment's params into it.
+    /// Brings the scratch copy up to date with the workspace's files (a
+    /// failed or interrupted experiment run again sees the code as it is
+    /// now; its finished stages stay fresh only if their inputs are the
+    /// same) and writes the experiment's params into it.
     fn prepare(&self, scratch: &Path, set: &Config) -> Result<(), ExpError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ExpError::Io { path, source }
         };
-        if !scratch.join(READY).exists() {
-            if scratch.exists() {
-                fs::remove_dir_all(scratch).map_err(io(scratch))?;
+        fs::create_dir_all(scratch).map_err(io(scratch))?;
+        clear_sources(scratch, "", self.excluded).map_err(io(scratch))?;
+        copy_tree(&self.ws.root, scratch, "", self.excluded).map_err(io(scratch))?;
+        let name = self
+            .req
+            .pipeline
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("mlcycle.yaml"));
+        let file = scratch.join(name);
+        // A params file outside the workspace is shared by everything that
+        // reads it: the experiment gets its own copy.
+        if let Some(pf) = ParamFiles::of(self.req.pipeline)?.params_file {
+            let inside = pf
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(&self.ws.root));
+            if !inside {
+                let copy = scratch.join(OUTSIDE_PARAMS);
+                fs::copy(&pf, &copy).map_err(io(&pf))?;
+                super::edit::set_params_file(&file, OUTSIDE_PARAMS)?;
             }
-            fs::create_dir_all(scratch).map_err(io(scratch))?;
-            copy_tree(&self.ws.root, scratch, "", self.excluded).map_err(io(scratch))?;
-            fs::write(scratch.join(READY), b"").map_err(io(scratch))?;
         }
-        let file = scratch.join(
-            self.req
-                .pipeline
-                .file_name()
-                .unwrap_or(std::ffi::OsStr::new("mlcycle.yaml")),
-        );
         ParamFiles::of(&file)?.write(set)?;
         Ok(())
     }
@@ -519,24 +625,146 @@ fn render_error(e: &dyn miette::Diagnostic) -> String {
 }
 
 /// The metrics the stages wrote (`metrics: true` outputs, and built-in
-/// `metrics` ports), flattened as `STAGE.KEY`: their numbers.
-fn read_metrics(session: &Session) -> Map<String, Value> {
+/// `metrics` ports), flattened as `STAGE.KEY`: their finite numbers. What
+/// cannot be read is said in the warnings, one per output.
+fn read_metrics(session: &Session) -> (Map<String, Value>, Vec<String>) {
     let root = &session.workspace().root;
     let mut out = Map::new();
+    let mut warnings = Vec::new();
     for s in &session.pipeline().stages {
         for o in s.outputs.iter().filter(|o| o.metrics) {
-            let Ok(text) = load::read_capped(&root.join(&o.path)) else {
+            let path = root.join(&o.path);
+            if path.is_dir() {
+                warnings.push(format!(
+                    "metrics output `{}` of stage `{}` is a folder; mark the file in it as metrics instead",
+                    o.path, s.id
+                ));
                 continue;
-            };
-            if let Ok(v @ Value::Object(_)) = load::parse(&text) {
-                let mut leaves = Map::new();
-                flatten(&s.id, &v, &mut leaves);
-                // Metrics are numbers; text (a model's kind) is not one.
-                out.extend(leaves.into_iter().filter(|(_, v)| v.is_number()));
+            }
+            let parsed = load::read_capped(&path)
+                .map_err(|_| "cannot be read (missing, not UTF-8, or over 8 MiB)".to_string())
+                .and_then(|text| {
+                    serde_norway::from_str::<serde_norway::Value>(&text)
+                        .map_err(|e| format!("is not JSON or YAML ({e})"))
+                });
+            match parsed {
+                Ok(v @ serde_norway::Value::Mapping(_)) => numbers(&s.id, &v, &mut out),
+                Ok(_) => warnings.push(format!(
+                    "metrics output `{}` of stage `{}` holds no mapping of names to numbers",
+                    o.path, s.id
+                )),
+                Err(why) => warnings.push(format!(
+                    "metrics output `{}` of stage `{}` {why}",
+                    o.path, s.id
+                )),
             }
         }
     }
-    out
+    (out, warnings)
+}
+
+/// The finite numbers of a YAML/JSON tree by dotted key (empty keys, text,
+/// lists, NaN and infinities are left out).
+fn numbers(prefix: &str, v: &serde_norway::Value, out: &mut Map<String, Value>) {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Mapping(m) => {
+            for (k, child) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    _ => continue,
+                };
+                if key.is_empty() {
+                    continue;
+                }
+                numbers(&format!("{prefix}.{key}"), child, out);
+            }
+        }
+        Y::Number(n) => {
+            let v = if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
+                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+            } else {
+                return;
+            };
+            if !v.is_null() {
+                out.insert(prefix.to_string(), v);
+            }
+        }
+        Y::Tagged(t) => numbers(prefix, &t.value, out),
+        _ => {}
+    }
+}
+
+/// The entries of folder `base/rel`, each with its path relative to `base`
+/// (names that are not UTF-8 are left out).
+fn children(base: &Path, rel: &str) -> io::Result<Vec<(String, fs::DirEntry)>> {
+    let dir = if rel.is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    };
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir)? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        out.push((child, entry));
+    }
+    Ok(out)
+}
+
+/// Removes from the scratch copy `dst` everything but its state folder and
+/// the stages' outputs (`excluded`), before the sources are copied afresh.
+fn clear_sources(dst: &Path, rel: &str, excluded: &HashSet<String>) -> io::Result<()> {
+    for (child, entry) in children(dst, rel)? {
+        if child == crate::workspace::STATE_DIR || excluded.contains(&child) {
+            continue;
+        }
+        let ft = entry.file_type()?;
+        let prefix = format!("{child}/");
+        if ft.is_dir() && excluded.iter().any(|e| e.starts_with(&prefix)) {
+            clear_sources(dst, &child, excluded)?;
+        } else if ft.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Where symlink `link` (at `at`, in the workspace `root`) leads, for its
+/// copy: as written when it stays inside the workspace (it then leads to
+/// the copy's own file), else the absolute place it leads to.
+fn link_target(root: &Path, at: &Path, link: PathBuf) -> PathBuf {
+    if link.is_absolute() {
+        return link;
+    }
+    let mut resolved = at.parent().unwrap_or(root).to_path_buf();
+    for part in link.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    if resolved.starts_with(root) {
+        link
+    } else {
+        resolved
+    }
 }
 
 /// Copies the workspace's files from `src/rel` to `dst/rel`: reflinks where
@@ -545,32 +773,19 @@ fn read_metrics(session: &Session) -> Map<String, Value> {
 /// since it is an environment, not data. `.mlcycle`, `.git` and `excluded`
 /// paths are left out.
 fn copy_tree(src: &Path, dst: &Path, rel: &str, excluded: &HashSet<String>) -> io::Result<()> {
-    let from = if rel.is_empty() {
-        src.to_path_buf()
-    } else {
-        src.join(rel)
-    };
-    for entry in fs::read_dir(&from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let child = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
+    for (child, entry) in children(src, rel)? {
         if child == crate::workspace::STATE_DIR || child == ".git" || excluded.contains(&child) {
             continue;
         }
         let (s, d): (PathBuf, PathBuf) = (src.join(&child), dst.join(&child));
         let ft = entry.file_type()?;
         if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&s)?, &d)?;
+            std::os::unix::fs::symlink(link_target(src, &s, fs::read_link(&s)?), &d)?;
         } else if ft.is_dir() {
             if s.join("pyvenv.cfg").is_file() {
                 std::os::unix::fs::symlink(&s, &d)?;
             } else {
-                fs::create_dir(&d)?;
+                fs::create_dir_all(&d)?;
                 copy_tree(src, dst, &child, excluded)?;
             }
         } else if ft.is_file() {
