@@ -575,3 +575,41 @@ fn regression_show_refuses_unknown_columns_and_compares_like_with_like() {
     let rows: Vec<Value> = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
 }
+
+#[test]
+fn the_sweep_example_prepares_the_data_once_and_cross_validates_each_configuration() {
+    let ws = common::example("sweep");
+    let r = ws.run(&[
+        "exp",
+        "run",
+        "--json",
+        "-S",
+        "sgd.learning_rate=0.01,0.1",
+        "-S",
+        "sgd.epochs=100,1000",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let records: Vec<Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(records.len(), 4);
+    // The stages every configuration shares were computed by one of them;
+    // the others restored them.
+    for stage in ["data", "clean", "split", "fold@0", "fold@4"] {
+        let ran = records
+            .iter()
+            .filter(|rec| {
+                rec["stages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["stage"] == stage && s["outcome"] == "ran")
+            })
+            .count();
+        assert_eq!(ran, 1, "{stage} computed {ran} times");
+    }
+    for rec in &records {
+        let m = &rec["metrics"];
+        assert_eq!(m["cv.folds"], 5, "{m}");
+        assert!(m["cv.rmse_mean"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["eval.r2"].as_f64().is_some(), "{m}");
+    }
+}

@@ -32,6 +32,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(dataset::Feedback)?;
     registry.register(preprocess::Clean)?;
     registry.register(preprocess::Split)?;
+    registry.register(preprocess::Fold)?;
     registry.register(preprocess::Scale)?;
     registry.register(preprocess::Augment)?;
     registry.register(features::Select)?;

@@ -1,8 +1,9 @@
-//! Preprocessing stages, one file per kind: `clean`, `split`, `scale` and
-//! `augment`.
+//! Preprocessing stages, one file per kind: `clean`, `split`, `fold`,
+//! `scale` and `augment`.
 
 mod augment;
 mod clean;
+mod fold;
 mod scale;
 mod split;
 
@@ -10,6 +11,7 @@ use mlcycle_pipeline::PortSpec;
 
 pub use augment::Augment;
 pub use clean::Clean;
+pub use fold::Fold;
 pub use scale::Scale;
 pub use split::Split;
 
