@@ -372,6 +372,8 @@ pub enum ExpCmd {
     /// Write an experiment's params into the workspace's files and restore
     /// its outputs from the cache.
     Apply(ExpApplyArgs),
+    /// The step-wise metrics an experiment's stages logged (loss curves).
+    Steps(ExpStepsArgs),
     /// Delete experiments (their records and scratch folders).
     Remove(ExpRemoveArgs),
     /// Rename an experiment.
@@ -466,6 +468,17 @@ pub struct ExpDiffArgs {
     /// Also the params and metrics that are equal.
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpStepsArgs {
+    /// The experiment.
+    pub name: String,
+    /// Only this stage's steps.
+    #[arg(long)]
+    pub stage: Option<String>,
     #[command(flatten)]
     pub format: TableFormat,
 }

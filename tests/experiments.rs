@@ -613,3 +613,28 @@ fn the_sweep_example_prepares_the_data_once_and_cross_validates_each_configurati
         assert!(m["eval.r2"].as_f64().is_some(), "{m}");
     }
 }
+
+#[test]
+fn step_wise_metrics_a_command_appends_land_in_the_record() {
+    let ws = one_stage(
+        "  lr: 0.1",
+        r#"'for i in 1 2 3; do echo "{\"step\": $i, \"loss\": $i}" >> "$MLCYCLE_STEP_METRICS"; done; echo not-json >> "$MLCYCLE_STEP_METRICS"; mkdir -p out && echo ${params.lr} > out/o.txt'"#,
+        "",
+    );
+    let r = ws.run(&["exp", "run", "-n", "t", "-S", "lr=0.2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "steps", "t", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let steps: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        steps,
+        serde_json::json!({"s": [
+            {"step": 1, "loss": 1}, {"step": 2, "loss": 2}, {"step": 3, "loss": 3}
+        ]})
+    );
+    let r = ws.run(&["exp", "steps", "t", "--csv"]);
+    assert_eq!(r.stdout, "Stage,step,loss\ns,1,1\ns,2,2\ns,3,3\n");
+    let r = ws.run(&["exp", "steps", "t", "--stage", "nope"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("stages with steps: s"), "{}", r.stderr);
+}

@@ -204,6 +204,12 @@ impl Workspace {
     pub fn db_path(&self) -> PathBuf {
         self.state.join("mlcycle.db")
     }
+    /// Where a `run:` command appends its step-wise metrics (JSON lines),
+    /// given to it as `MLCYCLE_STEP_METRICS`: one file per stage, of its
+    /// last run.
+    pub fn step_metrics_path(&self, stage: &str) -> PathBuf {
+        self.state.join("steps").join(format!("{stage}.jsonl"))
+    }
     pub fn runs_dir(&self) -> PathBuf {
         self.state.join("runs")
     }

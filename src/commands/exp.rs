@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::*;
 use crate::cli::{
     ExpApplyArgs, ExpCmd, ExpDiffArgs, ExpRemoveArgs, ExpRenameArgs, ExpRunArgs, ExpShowArgs,
-    SortOrder, TableFormat,
+    ExpStepsArgs, SortOrder, TableFormat,
 };
 use mlcycle_pipeline::experiments::listing::Row;
 use mlcycle_pipeline::experiments::{
@@ -26,6 +26,7 @@ pub(super) fn cmd_exp(cli: &Cli, cmd: &ExpCmd, registry: &StageRegistry) -> Resu
         ExpCmd::Show(a) => exp_show(cli, a),
         ExpCmd::Diff(a) => exp_diff(cli, a),
         ExpCmd::Apply(a) => exp_apply(cli, a, registry),
+        ExpCmd::Steps(a) => exp_steps(cli, a),
         ExpCmd::Remove(a) => exp_remove(cli, a),
         ExpCmd::Rename(a) => exp_rename(cli, a),
     }
@@ -873,6 +874,116 @@ fn exp_apply(cli: &Cli, a: &ExpApplyArgs, registry: &StageRegistry) -> Result<u8
         out!("{}", s.table(cli.verbose > 0));
     }
     exit_code(&s, done.not_recorded)
+}
+
+fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
+    let Some(store) = open_store(cli, None)? else {
+        return Err(experiments::ExpError::NoSuchExperiment {
+            name: a.name.clone(),
+            help: "no experiment is recorded yet".into(),
+        }
+        .into());
+    };
+    let rec = experiments::find(&store, &a.name)?;
+    let mut steps = store.steps_of(&rec.name)?;
+    if let Some(stage) = &a.stage {
+        if !steps.contains_key(stage) {
+            let names: Vec<&String> = steps.keys().collect();
+            return Err(CliError::Usage(format!(
+                "experiment `{}` has no steps of stage `{stage}`{}",
+                rec.name,
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (stages with steps: {})",
+                        names
+                            .iter()
+                            .map(|n| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ))
+            .into());
+        }
+        steps.retain(|k, _| k == stage);
+    }
+    if a.format.json {
+        outln!("{}", serde_json::to_string_pretty(&steps).expect("json"));
+        return Ok(0);
+    }
+    if steps.is_empty() {
+        if !cli.quiet {
+            eprintln!(
+                "experiment `{}` logged no steps (a `run:` stage appends JSON lines to the file named by $MLCYCLE_STEP_METRICS)",
+                rec.name
+            );
+        }
+        return Ok(0);
+    }
+    // Columns: the stage, then every key in first-seen order.
+    let mut keys = indexmap::IndexSet::new();
+    for lines in steps.values() {
+        for l in lines.as_array().into_iter().flatten() {
+            for k in l.as_object().into_iter().flat_map(|m| m.keys()) {
+                keys.insert(k.clone());
+            }
+        }
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (stage, lines) in &steps {
+        for l in lines.as_array().into_iter().flatten() {
+            let mut row = vec![stage.clone()];
+            row.extend(keys.iter().map(|k| {
+                if a.format.csv {
+                    l.get(k).map(|v| v.to_string()).unwrap_or_default()
+                } else {
+                    cell(l.get(k))
+                }
+            }));
+            rows.push(row);
+        }
+    }
+    let header: Vec<String> = std::iter::once("Stage".to_string())
+        .chain(keys.iter().cloned())
+        .collect();
+    if a.format.csv || a.format.md {
+        let md = a.format.md;
+        let line = |cells: &[String]| {
+            if md {
+                format!("| {} |", cells.join(" | "))
+            } else {
+                cells.join(",")
+            }
+        };
+        outln!("{}", line(&header));
+        if md {
+            outln!("|{}", " --- |".repeat(header.len()));
+        }
+        for r in &rows {
+            outln!("{}", line(r));
+        }
+        return Ok(0);
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let mut s = String::new();
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                let _ = write!(s, "{c:<w$}  ");
+            } else {
+                let _ = write!(s, "{c:>w$}  ");
+            }
+        }
+        outln!("{}", s.trim_end());
+    }
+    Ok(0)
 }
 
 fn exp_remove(cli: &Cli, a: &ExpRemoveArgs) -> Result<u8, Fail> {

@@ -107,6 +107,13 @@ fn run_command(
             "MLCYCLE_PARAMS",
             serde_json::to_string(&s.params).unwrap_or_else(|_| "{}".into()),
         );
+    // Step-wise metrics: a fresh file for each run of the stage.
+    let steps = ws.step_metrics_path(&s.id);
+    if let Some(dir) = steps.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    let _ = fs::remove_file(&steps);
+    cmd.env("MLCYCLE_STEP_METRICS", &steps);
     for inp in &s.inputs {
         // A name two deps share (two `.../data`) is ambiguous: neither
         // gets the variable, as `${inputs.data}` is refused.

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     params TEXT NOT NULL DEFAULT '{}',
     metrics TEXT NOT NULL DEFAULT '{}',
     stages TEXT NOT NULL DEFAULT '[]',
+    steps TEXT NOT NULL DEFAULT '{}',
     lock TEXT,
     duration_ms INTEGER,
     error TEXT
@@ -116,6 +117,8 @@ pub struct Finish<'a> {
     pub params: &'a Map<String, Value>,
     pub metrics: &'a Map<String, Value>,
     pub stages: &'a [ExpStage],
+    /// Step-wise metrics by stage (JSON), when the run logged any.
+    pub steps: Option<&'a str>,
     pub lock: Option<&'a str>,
     pub duration_ms: u64,
     pub error: Option<&'a str>,
@@ -129,6 +132,7 @@ impl Finish<'_> {
             params: &r.params,
             metrics: &r.metrics,
             stages: &r.stages,
+            steps: None,
             lock: None,
             duration_ms: r.duration_ms.unwrap_or(0),
             error: r.error.as_deref(),
@@ -249,7 +253,7 @@ impl ExpStore {
     pub fn finish(&self, name: &str, f: &Finish<'_>) -> Result<(), ExpError> {
         self.conn
             .execute(
-                "UPDATE experiments SET status=?2, finished_at=?3, params=?4, metrics=?5, stages=?6, lock=COALESCE(?7, lock), duration_ms=?8, error=?9, pid=NULL WHERE name=?1",
+                "UPDATE experiments SET status=?2, finished_at=?3, params=?4, metrics=?5, stages=?6, lock=COALESCE(?7, lock), duration_ms=?8, error=?9, steps=COALESCE(?10, steps), pid=NULL WHERE name=?1",
                 params![
                     name,
                     f.status.as_str(),
@@ -260,6 +264,7 @@ impl ExpStore {
                     f.lock,
                     f.duration_ms as i64,
                     f.error,
+                    f.steps,
                 ],
             )
             .map(|_| ())
@@ -276,6 +281,21 @@ impl ExpStore {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// The step-wise metrics an experiment's stages logged: stage → list
+    /// of JSON objects, in the order written.
+    pub fn steps_of(&self, name: &str) -> Result<Map<String, Value>, ExpError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT steps FROM experiments WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.as_deref().map(object).unwrap_or_default())
     }
 
     /// The lock file an experiment ended with.

@@ -455,6 +455,7 @@ impl Ctx<'_> {
                     params: &Map::new(),
                     metrics: &Map::new(),
                     stages: &[],
+                    steps: None,
                     lock: None,
                     duration_ms: t0.elapsed().as_millis() as u64,
                     error: Some(&error),
@@ -565,6 +566,7 @@ impl Ctx<'_> {
                 params: &params,
                 metrics: &metrics,
                 stages: &stages,
+                steps: Some(&read_steps(&session)),
                 lock: lock_text.as_deref(),
                 duration_ms: t0.elapsed().as_millis() as u64,
                 error: error.as_deref(),
@@ -661,6 +663,38 @@ fn read_metrics(session: &Session) -> (Map<String, Value>, Vec<String>) {
         }
     }
     (out, warnings)
+}
+
+/// Most step-wise lines kept per stage, and bytes read per stage.
+const MAX_STEPS: usize = 100_000;
+const MAX_STEP_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The step-wise metrics the `run:` stages appended to their
+/// `MLCYCLE_STEP_METRICS` file, as JSON: stage → the objects, in order
+/// (lines that are not JSON objects are left out).
+fn read_steps(session: &Session) -> String {
+    use std::io::{BufRead, Read};
+    let ws = session.workspace();
+    let mut out = Map::new();
+    for s in &session.pipeline().stages {
+        let Ok(f) = fs::File::open(ws.step_metrics_path(&s.id)) else {
+            continue;
+        };
+        let lines: Vec<Value> = io::BufReader::new(f.take(MAX_STEP_BYTES))
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| {
+                serde_json::from_str::<Value>(&l)
+                    .ok()
+                    .filter(Value::is_object)
+            })
+            .take(MAX_STEPS)
+            .collect();
+        if !lines.is_empty() {
+            out.insert(s.id.clone(), Value::Array(lines));
+        }
+    }
+    Value::Object(out).to_string()
 }
 
 /// The finite numbers of a YAML/JSON tree by dotted key (empty keys, text,
