@@ -361,36 +361,57 @@ impl<'l> Table<'l> {
         ]
     }
 
-    /// The text table. Every value is formatted once, into one arena
-    /// (ten thousand rows of fifty metrics would otherwise be half a
-    /// million strings), then padded to its column's width.
+    /// The text table. Every value is formatted once, into one arena per
+    /// block of rows (ten thousand rows of fifty metrics would otherwise be
+    /// half a million strings), the blocks in parallel; then each block is
+    /// padded to the columns' widths, in parallel too.
     fn text(&self) -> String {
+        use rayon::prelude::*;
         let header = self.header();
+        let n = header.len();
+        let block = self
+            .rows
+            .len()
+            .div_ceil(rayon::current_num_threads() * 4)
+            .max(256);
+        // Per block: its formatted values, where each ends, and the widths.
+        let blocks: Vec<(String, Vec<usize>, Vec<usize>)> = self
+            .rows
+            .par_chunks(block)
+            .map(|rows| {
+                let mut widths = vec![0usize; n];
+                let mut arena = String::with_capacity(rows.len() * self.columns.len() * 8);
+                let mut ends = Vec::with_capacity(rows.len() * self.columns.len());
+                for r in rows {
+                    for (w, c) in widths.iter_mut().zip(Self::fixed(r)) {
+                        *w = (*w).max(c.chars().count());
+                    }
+                    for (w, &c) in widths[3..].iter_mut().zip(&self.columns) {
+                        let start = arena.len();
+                        write_short(&mut arena, Self::get(r, c));
+                        ends.push(arena.len());
+                        *w = (*w).max(arena[start..].chars().count());
+                    }
+                }
+                (arena, ends, widths)
+            })
+            .collect();
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-        let mut arena = String::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(self.rows.len() * self.columns.len());
-        for r in &self.rows {
-            for (w, c) in widths.iter_mut().zip(Self::fixed(r)) {
-                *w = (*w).max(c.chars().count());
-            }
-            for (w, &c) in widths[3..].iter_mut().zip(&self.columns) {
-                let start = arena.len();
-                write_short(&mut arena, Self::get(r, c));
-                ends.push(arena.len());
-                *w = (*w).max(arena[start..].chars().count());
+        for (_, _, bw) in &blocks {
+            for (w, b) in widths.iter_mut().zip(bw) {
+                *w = (*w).max(*b);
             }
         }
-        let mut out = String::with_capacity(
-            (self.rows.len() + 1) * (widths.iter().sum::<usize>() + 2 * widths.len()),
-        );
+        let line_len = widths.iter().sum::<usize>() + 2 * n;
+        let widths = &widths;
         let pad = |out: &mut String, text: &str, w: usize, left: bool| {
-            let n = w.saturating_sub(text.chars().count());
+            let k = w.saturating_sub(text.chars().count());
             if !left {
-                out.extend(std::iter::repeat_n(' ', n));
+                out.extend(std::iter::repeat_n(' ', k));
             }
             out.push_str(text);
             if left {
-                out.extend(std::iter::repeat_n(' ', n));
+                out.extend(std::iter::repeat_n(' ', k));
             }
         };
         let end_line = |out: &mut String| {
@@ -398,30 +419,42 @@ impl<'l> Table<'l> {
             out.truncate(end);
             out.push('\n');
         };
-        for (i, (h, w)) in header.iter().zip(&widths).enumerate() {
+        let mut out = String::with_capacity((self.rows.len() + 1) * line_len);
+        for (i, (h, w)) in header.iter().zip(widths).enumerate() {
             if i > 0 {
                 out.push_str("  ");
             }
             pad(&mut out, h, *w, i < 3);
         }
         end_line(&mut out);
-        let mut cell = 0;
-        let mut start = 0;
-        for r in &self.rows {
-            // Text left, values (params and metrics) right.
-            for (i, (c, w)) in Self::fixed(r).iter().zip(&widths).enumerate() {
-                if i > 0 {
-                    out.push_str("  ");
+        let texts: Vec<String> = self
+            .rows
+            .par_chunks(block)
+            .zip(&blocks)
+            .map(|(rows, (arena, ends, _))| {
+                let mut out = String::with_capacity(rows.len() * line_len);
+                let (mut cell, mut start) = (0, 0);
+                for r in rows {
+                    // Text left, values (params and metrics) right.
+                    for (i, (c, w)) in Self::fixed(r).iter().zip(widths).enumerate() {
+                        if i > 0 {
+                            out.push_str("  ");
+                        }
+                        pad(&mut out, &c.replace('T', " "), *w, true);
+                    }
+                    for w in &widths[3..] {
+                        out.push_str("  ");
+                        let end = ends[cell];
+                        pad(&mut out, &arena[start..end], *w, false);
+                        (cell, start) = (cell + 1, end);
+                    }
+                    end_line(&mut out);
                 }
-                pad(&mut out, &c.replace('T', " "), *w, true);
-            }
-            for w in &widths[3..] {
-                out.push_str("  ");
-                let end = ends[cell];
-                pad(&mut out, &arena[start..end], *w, false);
-                (cell, start) = (cell + 1, end);
-            }
-            end_line(&mut out);
+                out
+            })
+            .collect();
+        for t in texts {
+            out.push_str(&t);
         }
         out
     }

@@ -3,8 +3,8 @@
 //! with fifty metrics each load in a few tens of milliseconds and a few
 //! tens of megabytes (a map per row would take ten times the memory).
 
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
