@@ -33,6 +33,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -59,15 +60,29 @@ LRS = ["0.001", "0.003", "0.01", "0.03", "0.1", "0.3"]
 EPOCHS = ["25", "50", "100", "200"]
 
 
-def run(cmd: list[str], cwd: str, env: dict | None = None) -> tuple[float, str]:
-    """Runs `cmd` to its end; returns (wall seconds, stdout). Exits on failure."""
+class TimedOut(Exception):
+    pass
+
+
+def run(cmd: list[str], cwd: str, env: dict | None = None,
+        timeout: float | None = None) -> tuple[float, str]:
+    """Runs `cmd` to its end; returns (wall seconds, stdout). Exits on
+    failure; raises TimedOut (after killing its process group, workers
+    included) when it runs past `timeout` seconds."""
     t0 = time.monotonic()
-    p = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, cwd=cwd, env=env or ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise TimedOut(f"`{' '.join(cmd)}` ran past {timeout:.0f} s")
     wall = time.monotonic() - t0
     if p.returncode != 0:
-        sys.exit(f"`{' '.join(cmd)}` failed ({p.returncode}):\n{p.stderr.decode()[-3000:]}")
-    return wall, p.stdout.decode()
+        sys.exit(f"`{' '.join(cmd)}` failed ({p.returncode}):\n{err.decode()[-3000:]}")
+    return wall, out.decode()
 
 
 def fresh(name: str, count: str) -> str:
@@ -106,10 +121,17 @@ def dvc_sweep(rep: int) -> dict:
                 ["git", "commit", "-q", "-m", "sweep"]):
         run(cmd, ws, env)
     t0 = time.monotonic()
-    run(["dvc", "exp", "run", "--queue",
-         "-S", f"train.lr=choice({','.join(LRS)})",
-         "-S", f"train.epochs=choice({','.join(EPOCHS)})"], ws, env)
-    run(["dvc", "exp", "run", "--run-all", "-j", "2"], ws, env)
+    try:
+        run(["dvc", "exp", "run", "--queue",
+             "-S", f"train.lr=choice({','.join(LRS)})",
+             "-S", f"train.epochs=choice({','.join(EPOCHS)})"], ws, env, timeout=300)
+        run(["dvc", "exp", "run", "--run-all", "-j", "2"], ws, env, timeout=300)
+    except TimedOut as e:
+        # DVC's queue workers sometimes hang; the run is reported, not timed.
+        print(f"dvc rep {rep}: {e}", file=sys.stderr)
+        subprocess.run(["pkill", "-9", "-f", "dvc exp queue-worker"], check=False)
+        return {"tool": "dvc", "rep": rep, "wall": None, "error": str(e), "metrics": None,
+                "prep_runs": None}
     wall = time.monotonic() - t0
     _, out = run(["dvc", "exp", "show", "--csv"], ws, env)
     metrics = {}
@@ -187,12 +209,14 @@ def main() -> None:
         print(f"mlcycle rep {rep}: {runs[-1]['wall']:.2f} s", file=sys.stderr)
         if not args.no_dvc:
             runs.append(dvc_sweep(rep))
-            print(f"dvc rep {rep}: {runs[-1]['wall']:.2f} s", file=sys.stderr)
+            if runs[-1]["wall"] is not None:
+                print(f"dvc rep {rep}: {runs[-1]['wall']:.2f} s", file=sys.stderr)
     # Same metrics for every configuration, in every run of both tools.
     want = runs[0]["metrics"]
     assert len(want) == len(LRS) * len(EPOCHS), f"{len(want)} configurations recorded"
     for r in runs:
-        assert r["metrics"] == want, f"{r['tool']} rep {r['rep']}: metrics differ"
+        if r["metrics"] is not None:
+            assert r["metrics"] == want, f"{r['tool']} rep {r['rep']}: metrics differ"
     ws = history_workspace(args.show_n, 50)
     shows = {}
     for label, a in (("table", []), ("--json", ["--json"]),
@@ -201,7 +225,9 @@ def main() -> None:
         samples = [timed_show(ws, a) for _ in range(5)]
         shows[label] = {"wall": med([s[0] for s in samples]),
                         "peak_mb": max(s[1] for s in samples) / 1024}
-    by = {t: [r for r in runs if r["tool"] == t] for t in ("mlcycle", "dvc")}
+    by = {t: [r for r in runs if r["tool"] == t and r["wall"] is not None]
+          for t in ("mlcycle", "dvc")}
+    failed = [r for r in runs if r["wall"] is None]
     lines = [
         "# Sweep benchmark",
         "",
@@ -217,6 +243,8 @@ def main() -> None:
         walls = [r["wall"] for r in rs]
         lines.append(f"| {tool} | {med(walls):.2f} s | {min(walls):.2f}-{max(walls):.2f} s | "
                      f"{rs[0]['prep_runs']} |")
+    for r in failed:
+        lines.append(f"| {r['tool']} rep {r['rep']} | not timed: {r['error']} | | |")
     if by["dvc"]:
         ratio = med([r["wall"] for r in by["dvc"]]) / med([r["wall"] for r in by["mlcycle"]])
         lines += ["", f"mlcycle is {ratio:.1f}x faster than DVC (median wall)."]
