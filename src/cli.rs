@@ -48,6 +48,9 @@ pub enum Cmd {
     /// Experiments: run sweeps over params, compare them, apply one.
     #[command(subcommand)]
     Exp(ExpCmd),
+    /// The workspace's metrics, or how they changed since a commit or against an experiment.
+    #[command(subcommand)]
+    Metrics(MetricsCmd),
     /// List stage kinds, or describe one.
     Stages(StagesArgs),
     /// Show an artifact: a table's schema and first rows, or a JSON file.
@@ -374,6 +377,9 @@ pub enum ExpCmd {
     Apply(ExpApplyArgs),
     /// The step-wise metrics an experiment's stages logged (loss curves).
     Steps(ExpStepsArgs),
+    /// One step-wise metric of several experiments, overlaid in one chart
+    /// (SVG and PNG).
+    Plot(ExpPlotArgs),
     /// Delete experiments (their records and scratch folders).
     Remove(ExpRemoveArgs),
     /// Rename an experiment.
@@ -442,7 +448,7 @@ pub struct ExpShowArgs {
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct TableFormat {
-    /// As JSON (one object per row).
+    /// As JSON.
     #[arg(long)]
     pub json: bool,
     /// As CSV.
@@ -484,6 +490,25 @@ pub struct ExpStepsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExpPlotArgs {
+    /// The experiments (at least one).
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// The metric to plot (a key of the logged lines).
+    #[arg(long)]
+    pub metric: String,
+    /// The key of the x axis (default `step`; without it, the line number).
+    #[arg(long, default_value = "step")]
+    pub x: String,
+    /// The stage whose lines to plot, when several logged the metric.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The folder to write `<metric>.svg` and `<metric>.png` into.
+    #[arg(short, long, default_value = "plots")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct ExpApplyArgs {
     /// The experiment.
     pub name: String,
@@ -494,7 +519,7 @@ pub struct ExpApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ExpRemoveArgs {
-    /// The experiments.
+    /// The experiments (or `--failed`, `--queued`).
     #[arg(required_unless_present_any = ["failed", "queued"])]
     pub names: Vec<String>,
     /// Every failed experiment.
@@ -509,4 +534,36 @@ pub struct ExpRemoveArgs {
 pub struct ExpRenameArgs {
     pub old: String,
     pub new: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCmd {
+    /// Every metric the workspace's outputs hold now, as `STAGE.KEY`.
+    Show(MetricsShowArgs),
+    /// The workspace's metrics against those of a git commit's
+    /// `mlcycle.lock` (default: HEAD) or of an experiment.
+    Diff(MetricsDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsShowArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    #[command(flatten)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsDiffArgs {
+    /// The git revision whose `mlcycle.lock` to compare with.
+    #[arg(default_value = "HEAD", conflicts_with = "exp")]
+    pub rev: String,
+    /// Compare with this experiment instead.
+    #[arg(long, value_name = "NAME")]
+    pub exp: Option<String>,
+    /// Also the metrics that are equal.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub format: TableFormat,
 }

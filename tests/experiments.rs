@@ -560,8 +560,11 @@ fn regression_show_refuses_unknown_columns_and_compares_like_with_like() {
     let r = ws.run(&["exp", "show", "--filter", "train.scor<1"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("`train.score`"), "{}", r.stderr);
-    // A text value matches no number.
+    // `<` compares numbers: a text value is refused.
     let r = ws.run(&["exp", "show", "--json", "--filter", "train.score<abc"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    // A text value matches no number.
+    let r = ws.run(&["exp", "show", "--json", "--filter", "train.score=abc"]);
     assert_eq!(r.stdout.trim(), "[]", "{}", r.stdout);
     let r = ws.run(&[
         "exp",
@@ -637,4 +640,157 @@ fn step_wise_metrics_a_command_appends_land_in_the_record() {
     let r = ws.run(&["exp", "steps", "t", "--stage", "nope"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("stages with steps: s"), "{}", r.stderr);
+}
+
+fn git(ws: &Ws, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .current_dir(ws.path())
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .status()
+        .expect("git runs")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn metrics_show_and_diff_against_the_committed_lock_and_an_experiment() {
+    let (ws, _side) = sweep_ws();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["metrics", "show", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(m, serde_json::json!({"train.score": 1}));
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "baseline"]);
+    let r = ws.run(&["exp", "run", "-n", "big", "-S", "train.lr=0.5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The experiment and the workspace agree: nothing to show.
+    let r = ws.run(&["metrics", "diff", "--exp", "big", "--csv"]);
+    assert_eq!(
+        r.stdout,
+        "Kind,Key,big,workspace,Change\nmetric,train.score,5,1,-4\n"
+    );
+    let r = ws.run(&["exp", "apply", "big"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Against the commit: the score went from 1 to 5.
+    let r = ws.run(&["metrics", "diff", "--csv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "Kind,Key,HEAD,workspace,Change\nmetric,train.score,1,5,+4\n"
+    );
+    let r = ws.run(&["metrics", "diff", "--exp", "big"]);
+    assert!(r.stdout.contains("have the same metrics"), "{}", r.stdout);
+    let r = ws.run(&["metrics", "diff", "nope"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no mlcycle.lock at `nope`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn exp_plot_overlays_a_step_wise_metric_of_several_experiments() {
+    let ws = one_stage(
+        "  lr: 1",
+        r#"'for i in 1 2 3; do echo "{\"step\": $i, \"loss\": $(( ${params.lr} * i ))}" >> "$MLCYCLE_STEP_METRICS"; done; mkdir -p out && echo ${params.lr} > out/o.txt'"#,
+        "",
+    );
+    let r = ws.run(&["exp", "run", "-n", "p", "-S", "lr=2,3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&[
+        "exp", "plot", "p-1", "p-2", "--metric", "loss", "-o", "charts",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let svg = ws.read("charts/loss.svg");
+    assert!(
+        svg.contains("p-1") && svg.contains("p-2"),
+        "a legend entry per experiment"
+    );
+    assert!(ws.exists("charts/loss.png"));
+    let r = ws.run(&["exp", "plot", "p-1", "--metric", "acc"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("logged no step-wise `acc`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn regression_step_lines_keep_what_json_cannot_hold_out_and_shared_stages_share_them() {
+    // `prep` is shared by both configurations and logs a diverged loss the
+    // way Python writes it; `train` logs a key with a comma and a bar.
+    let ws = Ws::new(
+        r#"params:
+  lr: 1
+stages:
+  prep:
+    run: 'printf "%s\n" "{\"step\": 1, \"loss\": NaN, \"ok\": 2}" "{\"step\": 2, \"loss\": 1e400}" "oops" >> "$MLCYCLE_STEP_METRICS"; mkdir -p out && echo d > out/d.txt'
+    outs: [out/d.txt]
+  train:
+    deps: [out/d.txt]
+    run: 'echo "{\"step\": 1, \"a,b\": \"c|d\"}" >> "$MLCYCLE_STEP_METRICS"; echo ${params.lr} > out/m.txt'
+    outs: [out/m.txt]
+"#,
+    );
+    let r = ws.run(&["exp", "run", "-n", "s", "-S", "lr=1,2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("left out 1 line(s) that are not JSON objects"),
+        "{}",
+        r.stderr
+    );
+    for name in ["s-1", "s-2"] {
+        let r = ws.run(&["exp", "steps", name, "--stage", "prep", "--json"]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"prep": [{"step": 1, "ok": 2}, {"step": 2}]}),
+            "{name}"
+        );
+    }
+    let r = ws.run(&["exp", "steps", "s-1", "--stage", "train", "--csv"]);
+    assert_eq!(r.stdout, "Stage,step,\"a,b\"\ntrain,1,c|d\n");
+    let r = ws.run(&["exp", "steps", "s-1", "--stage", "train", "--md"]);
+    assert!(r.stdout.contains("| train | 1 | c\\|d |"), "{}", r.stdout);
+}
+
+#[test]
+fn regression_show_rejects_what_it_cannot_honour_and_keeps_float_types_visible() {
+    let (ws, _side) = sweep_ws();
+    let r = ws.run(&["exp", "run", "-n", "f", "-S", "train.epochs=10,10.0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&[
+        "exp",
+        "show",
+        "--only-changed",
+        "--columns",
+        "train.epochs",
+        "--csv",
+    ]);
+    assert!(
+        r.stdout.contains(",10\n") && r.stdout.contains(",10.0\n"),
+        "{}",
+        r.stdout
+    );
+    let r = ws.run(&["exp", "show", "--columns", "train.epochz"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for f in ["train.lr==0.1", "train.lr>abc", "train.lr<"] {
+        let r = ws.run(&["exp", "show", "--filter", f]);
+        assert_eq!(r.code, 2, "{f}: {}", r.stderr);
+    }
+    let r = ws.run(&["exp", "rename", "f-1", "f-1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = ws.run(&["exp", "run", "--random", "0", "-S", "train.lr=0..1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }

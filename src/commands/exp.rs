@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::cli::{
-    ExpApplyArgs, ExpCmd, ExpDiffArgs, ExpRemoveArgs, ExpRenameArgs, ExpRunArgs, ExpShowArgs,
-    ExpStepsArgs, SortOrder, TableFormat,
+    ExpApplyArgs, ExpCmd, ExpDiffArgs, ExpPlotArgs, ExpRemoveArgs, ExpRenameArgs, ExpRunArgs,
+    ExpShowArgs, ExpStepsArgs, SortOrder, TableFormat,
 };
 use mlcycle_pipeline::experiments::listing::Row;
 use mlcycle_pipeline::experiments::{
@@ -27,6 +27,7 @@ pub(super) fn cmd_exp(cli: &Cli, cmd: &ExpCmd, registry: &StageRegistry) -> Resu
         ExpCmd::Diff(a) => exp_diff(cli, a),
         ExpCmd::Apply(a) => exp_apply(cli, a, registry),
         ExpCmd::Steps(a) => exp_steps(cli, a),
+        ExpCmd::Plot(a) => exp_plot(cli, a),
         ExpCmd::Remove(a) => exp_remove(cli, a),
         ExpCmd::Rename(a) => exp_rename(cli, a),
     }
@@ -124,6 +125,9 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
     if let Some(n) = &a.name {
         experiments::check_name(n)?;
     }
+    if a.random == Some(0) {
+        return Err(CliError::Usage("--random needs at least 1 configuration".into()).into());
+    }
     let axes = a
         .set
         .iter()
@@ -177,6 +181,10 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            return Ok(0);
+        }
+        if done.experiments.is_empty() {
+            outln!("nothing to run: no experiment is queued or interrupted");
             return Ok(0);
         }
         let listing = Listing::from_records(&done.experiments);
@@ -269,9 +277,23 @@ fn write_float(buf: &mut String, x: f64) {
         buf.push_str(&exp);
         return;
     }
+    if x.fract() == 0.0 {
+        // A float that is whole stays a float: `1.0`, not the integer `1`.
+        let _ = write!(buf, "{x:.1}");
+        return;
+    }
     let decimals = (5 - mag).max(0) as usize;
     let _ = write!(buf, "{x:.decimals$}");
     trim(buf, start);
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// A column of the table.
@@ -460,13 +482,7 @@ impl<'l> Table<'l> {
     }
 
     fn csv(&self) -> String {
-        let quote = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
+        let quote = csv_field;
         let mut out = String::new();
         let header: Vec<String> = self.header().iter().map(|h| quote(h)).collect();
         out.push_str(&header.join(","));
@@ -564,12 +580,18 @@ impl Filter {
         for op in ["<=", ">=", "!=", "<", ">", "="] {
             if let Some((c, v)) = s.split_once(op) {
                 let column = c.trim().to_string();
+                let value = v.trim().to_string();
                 if !column.is_empty() {
-                    return Ok(Self {
-                        column,
-                        op,
-                        value: v.trim().to_string(),
-                    });
+                    if value.starts_with(['=', '<', '>', '!']) || value.is_empty() {
+                        break;
+                    }
+                    if op.starts_with(['<', '>']) && value.parse::<f64>().is_err() {
+                        return Err(CliError::Usage(format!(
+                            "--filter `{s}`: `{op}` compares numbers, and `{value}` is not one"
+                        ))
+                        .into());
+                    }
+                    return Ok(Self { column, op, value });
                 }
             }
         }
@@ -691,6 +713,17 @@ fn exp_show(cli: &Cli, a: &ExpShowArgs) -> Result<u8, Fail> {
         table.only_changed();
     }
     if !a.columns.is_empty() {
+        for c in &a.columns {
+            let known = listing
+                .params
+                .names
+                .iter()
+                .chain(&listing.metrics.names)
+                .any(|k| k == c || (c.ends_with('.') && k.starts_with(c.as_str())));
+            if !known && !listing.rows.is_empty() {
+                return Err(unknown("--columns", c));
+            }
+        }
         table.keep_columns(&a.columns);
     }
     table.print(&a.format);
@@ -707,26 +740,44 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
     };
     let x = experiments::find(&store, &a.a)?;
     let y = experiments::find(&store, &a.b)?;
-    type Row<'v> = (&'static str, String, Option<&'v Value>, Option<&'v Value>);
-    fn push<'v>(
-        rows: &mut Vec<Row<'v>>,
-        all: bool,
-        kind: &'static str,
-        mx: &'v Map<String, Value>,
-        my: &'v Map<String, Value>,
-    ) {
-        let mut keys: Vec<&String> = mx.keys().collect();
-        keys.extend(my.keys().filter(|k| !mx.contains_key(*k)));
-        for k in keys {
-            let (vx, vy) = (mx.get(k), my.get(k));
-            if all || vx != vy {
-                rows.push((kind, k.clone(), vx, vy));
-            }
-        }
-    }
-    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut rows: Vec<DiffRow<'_>> = Vec::new();
     push(&mut rows, a.all, "param", &x.params, &y.params);
     push(&mut rows, a.all, "metric", &x.metrics, &y.metrics);
+    print_diff(
+        &x.name,
+        &y.name,
+        &rows,
+        &a.format,
+        "the same params and metrics",
+    );
+    Ok(0)
+}
+
+/// One line of a comparison: what it is, its key, its two values.
+pub(super) type DiffRow<'v> = (&'static str, String, Option<&'v Value>, Option<&'v Value>);
+
+/// Adds the keys of `mx` and `my` to `rows` (those whose values differ,
+/// or all of them).
+pub(super) fn push<'v>(
+    rows: &mut Vec<DiffRow<'v>>,
+    all: bool,
+    kind: &'static str,
+    mx: &'v Map<String, Value>,
+    my: &'v Map<String, Value>,
+) {
+    let mut keys: Vec<&String> = mx.keys().collect();
+    keys.extend(my.keys().filter(|k| !mx.contains_key(*k)));
+    for k in keys {
+        let (vx, vy) = (mx.get(k), my.get(k));
+        if all || vx != vy {
+            rows.push((kind, k.clone(), vx, vy));
+        }
+    }
+}
+
+/// Prints a comparison of `a` and `b` with the change from one to the
+/// other; `same` says what is equal when no row differs.
+pub(super) fn print_diff(a: &str, b: &str, rows: &[DiffRow<'_>], format: &TableFormat, same: &str) {
     let delta = |vx: Option<&Value>, vy: Option<&Value>| -> Option<Value> {
         let (x, y) = (vx?, vy?);
         if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
@@ -734,7 +785,7 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
         }
         serde_json::Number::from_f64(y.as_f64()? - x.as_f64()?).map(Value::Number)
     };
-    if a.format.json {
+    if format.json {
         let v: Vec<Value> = rows
             .iter()
             .map(|(kind, k, vx, vy)| {
@@ -743,10 +794,10 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
             .collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"a": x.name, "b": y.name, "rows": v}))
+            serde_json::to_string_pretty(&serde_json::json!({"a": a, "b": b, "rows": v}))
                 .expect("json")
         );
-        return Ok(0);
+        return;
     }
     let fmt_delta = |d: Option<Value>| match d {
         Some(d) if d.as_f64() == Some(0.0) => "0".to_string(),
@@ -763,8 +814,8 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
     let header = [
         "Kind".to_string(),
         "Key".into(),
-        x.name.clone(),
-        y.name.clone(),
+        a.to_string(),
+        b.to_string(),
         "Change".into(),
     ];
     let body: Vec<[String; 5]> = rows
@@ -779,8 +830,8 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
             ]
         })
         .collect();
-    if a.format.csv || a.format.md {
-        let md = a.format.md;
+    if format.csv || format.md {
+        let md = format.md;
         let sep = if md { " | " } else { "," };
         let wrap = |cells: &[String]| {
             if md {
@@ -796,15 +847,11 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
         for row in &body {
             outln!("{}", wrap(row));
         }
-        return Ok(0);
+        return;
     }
     if body.is_empty() {
-        outln!(
-            "`{}` and `{}` have the same params and metrics",
-            x.name,
-            y.name
-        );
-        return Ok(0);
+        outln!("`{a}` and `{b}` have {same}");
+        return;
     }
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &body {
@@ -827,7 +874,6 @@ fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
     for row in &body {
         outln!("{}", line(row));
     }
-    Ok(0)
 }
 
 fn exp_apply(cli: &Cli, a: &ExpApplyArgs, registry: &StageRegistry) -> Result<u8, Fail> {
@@ -970,7 +1016,11 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
             let mut row = vec![stage.clone()];
             row.extend(keys.iter().map(|k| {
                 if a.format.csv {
-                    l.get(k).map(|v| v.to_string()).unwrap_or_default()
+                    match l.get(k) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                    }
                 } else {
                     cell(l.get(k))
                 }
@@ -985,8 +1035,10 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
         let md = a.format.md;
         let line = |cells: &[String]| {
             if md {
+                let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
                 format!("| {} |", cells.join(" | "))
             } else {
+                let cells: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
                 cells.join(",")
             }
         };
@@ -1015,6 +1067,91 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
             }
         }
         outln!("{}", s.trim_end());
+    }
+    Ok(0)
+}
+
+fn exp_plot(cli: &Cli, a: &ExpPlotArgs) -> Result<u8, Fail> {
+    let Some(store) = open_store(cli, None)? else {
+        return Err(experiments::ExpError::NoSuchExperiment {
+            name: a.names[0].clone(),
+            help: "no experiment is recorded yet".into(),
+        }
+        .into());
+    };
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for name in &a.names {
+        let rec = experiments::find(&store, name)?;
+        let steps = store.steps_of(&rec.name)?;
+        let has = |lines: &Value| {
+            lines.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|o| o.get(&a.metric).is_some_and(Value::is_number))
+            })
+        };
+        let stages: Vec<&String> = match &a.stage {
+            Some(s) => steps.keys().filter(|k| *k == s).collect(),
+            None => steps
+                .iter()
+                .filter(|(_, l)| has(l))
+                .map(|(k, _)| k)
+                .collect(),
+        };
+        let stage = match stages.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(CliError::Usage(format!(
+                    "experiment `{}` logged no step-wise `{}`{}; `mlcycle exp steps {}` shows what it logged",
+                    rec.name,
+                    a.metric,
+                    a.stage.as_ref().map(|s| format!(" in stage `{s}`")).unwrap_or_default(),
+                    rec.name
+                ))
+                .into())
+            }
+            many => {
+                return Err(CliError::Usage(format!(
+                    "in experiment `{}`, stages {} logged `{}`; choose one with --stage",
+                    rec.name,
+                    many.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+                    a.metric
+                ))
+                .into())
+            }
+        };
+        let points: Vec<(f64, f64)> = steps[stage]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let y = o.get(&a.metric)?.as_f64()?;
+                let x = o.get(&a.x).and_then(Value::as_f64).unwrap_or(i as f64);
+                Some((x, y))
+            })
+            .collect();
+        series.push((rec.name, points));
+    }
+    let refs: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    let file = a.metric.replace(['/', '\\'], "_");
+    mlcycle_stages::plot::curve(
+        &a.out,
+        &file,
+        &format!("{} by experiment", a.metric),
+        (&a.x, &a.metric),
+        &refs,
+    )
+    .map_err(|e| {
+        CliError::Io(format!(
+            "cannot write the chart into {}: {e}",
+            a.out.display()
+        ))
+    })?;
+    if !cli.quiet {
+        eprintln!("wrote {0}/{1}.svg and {0}/{1}.png", a.out.display(), file);
     }
     Ok(0)
 }
@@ -1066,6 +1203,11 @@ fn exp_remove(cli: &Cli, a: &ExpRemoveArgs) -> Result<u8, Fail> {
 fn exp_rename(cli: &Cli, a: &ExpRenameArgs) -> Result<u8, Fail> {
     let ws = state_dir(cli, None)?;
     experiments::check_name(&a.new)?;
+    if a.old == a.new {
+        return Err(
+            CliError::Usage(format!("`{}` is already the experiment's name", a.old)).into(),
+        );
+    }
     let Some(store) = ExpStore::open_existing(&ws.state)? else {
         return Err(experiments::ExpError::NoSuchExperiment {
             name: a.old.clone(),

@@ -4,6 +4,7 @@
 mod exp;
 mod gc;
 mod init;
+mod metrics;
 mod models;
 mod run;
 mod runs;
@@ -15,6 +16,7 @@ mod status;
 use exp::*;
 use gc::*;
 use init::*;
+use metrics::*;
 use models::*;
 use run::*;
 use runs::*;
@@ -68,6 +70,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Gc(a) => cmd_gc(&cli, a, &registry),
         Cmd::Runs(a) => cmd_runs(&cli, a),
         Cmd::Exp(c) => cmd_exp(&cli, c, &registry),
+        Cmd::Metrics(c) => cmd_metrics(&cli, c, &registry),
         Cmd::Stages(a) => cmd_stages(a, &registry),
         Cmd::Show(a) => cmd_show(&cli, a, &registry),
         Cmd::Predict(a) => cmd_predict(a),

@@ -196,7 +196,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 31 } else { 30 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 32 } else { 31 });
     }
 
     /// The catalogue takes defaults from each kind's `Params`: the example

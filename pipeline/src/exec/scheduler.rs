@@ -584,6 +584,8 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         .expect("a stale stage carries its fingerprint");
     if let Verdict::Restore(entry) = &a.verdict {
         if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+            // The steps a previous run logged are not those of this result.
+            let _ = std::fs::remove_file(ws.step_metrics_path(&s.id));
             let mut entry = entry.clone();
             entry.set_fingerprint(key, fingerprint);
             return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
@@ -605,6 +607,7 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
                 }
                 Admission::Ran(entry) => {
                     if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+                        let _ = std::fs::remove_file(ws.step_metrics_path(&s.id));
                         let mut entry = entry;
                         entry.set_fingerprint(key.clone(), fingerprint);
                         return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));

@@ -17,6 +17,7 @@
 pub mod edit;
 pub mod grid;
 pub mod listing;
+pub mod metrics;
 pub mod store;
 pub mod sweep;
 

@@ -298,6 +298,17 @@ impl ExpStore {
         Ok(text.as_deref().map(object).unwrap_or_default())
     }
 
+    /// Replaces an experiment's step-wise metrics (JSON: stage → lines).
+    pub fn set_steps(&self, name: &str, steps: &str) -> Result<(), ExpError> {
+        self.conn
+            .execute(
+                "UPDATE experiments SET steps = ?2 WHERE name = ?1",
+                [name, steps],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// The lock file an experiment ended with.
     pub fn lock_of(&self, name: &str) -> Result<Option<String>, ExpError> {
         self.conn

@@ -15,7 +15,6 @@ use super::edit::{render, ParamFiles};
 use super::grid::Config;
 use super::store::{ExpRecord, ExpStage, ExpStatus, ExpStore, Finish};
 use super::{flatten, ExpError};
-use crate::config::load;
 use crate::db::Db;
 use crate::exec::{Interrupt, Reporter, StageGate};
 use crate::registry::StageRegistry;
@@ -240,6 +239,9 @@ pub fn run_sweep(
             });
         }
     });
+    // A stage shared by several experiments logged its steps in the one
+    // that computed it: the others get them too.
+    share_steps(&store.lock().unwrap_or_else(|e| e.into_inner()), &names)?;
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     results.sort_by_key(|(i, _)| *i);
     let mut experiments = Vec::with_capacity(results.len());
@@ -251,6 +253,42 @@ pub fn run_sweep(
         computed: gate.computed(),
         wall: start.elapsed(),
     })
+}
+
+/// Gives each experiment of `names` the step-wise metrics of the stages it
+/// restored from another experiment's run of the same fingerprint.
+fn share_steps(store: &ExpStore, names: &[String]) -> Result<(), ExpError> {
+    let mut by_key: std::collections::HashMap<(String, String), Value> = Default::default();
+    let mut each = Vec::with_capacity(names.len());
+    for n in names {
+        let lock: LockFile = match store.lock_of(n)?.map(|t| serde_json::from_str(&t)) {
+            Some(Ok(l)) => l,
+            _ => continue,
+        };
+        let steps = store.steps_of(n)?;
+        for (stage, lines) in &steps {
+            if let Some(e) = lock.stages.get(stage) {
+                by_key.insert((stage.clone(), e.key.clone()), lines.clone());
+            }
+        }
+        each.push((n, lock, steps));
+    }
+    for (n, lock, mut steps) in each {
+        let mut changed = false;
+        for (stage, e) in &lock.stages {
+            if steps.contains_key(stage) {
+                continue;
+            }
+            if let Some(lines) = by_key.get(&(stage.clone(), e.key.clone())) {
+                steps.insert(stage.clone(), lines.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            store.set_steps(n, &Value::Object(steps).to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// Every key a configuration sets must be a param of the pipeline; the
@@ -518,7 +556,14 @@ impl Ctx<'_> {
             .collect();
         let mut params = Map::new();
         flatten("", &session.pipeline().params, &mut params);
-        let (metrics, warnings) = read_metrics(&session);
+        let (metrics, mut warnings) =
+            super::metrics::in_files(session.workspace(), session.pipeline());
+        // A stage that failed or never ran has no metrics to miss.
+        if status != ExpStatus::Done {
+            warnings.clear();
+        }
+        let (steps, lost) = read_steps(&session);
+        warnings.extend(lost);
         for w in &warnings {
             self.reporter.warn(name, w);
         }
@@ -566,7 +611,7 @@ impl Ctx<'_> {
                 params: &params,
                 metrics: &metrics,
                 stages: &stages,
-                steps: Some(&read_steps(&session)),
+                steps: Some(&steps),
                 lock: lock_text.as_deref(),
                 duration_ms: t0.elapsed().as_millis() as u64,
                 error: error.as_deref(),
@@ -626,111 +671,107 @@ fn render_error(e: &dyn miette::Diagnostic) -> String {
     s
 }
 
-/// The metrics the stages wrote (`metrics: true` outputs, and built-in
-/// `metrics` ports), flattened as `STAGE.KEY`: their finite numbers. What
-/// cannot be read is said in the warnings, one per output.
-fn read_metrics(session: &Session) -> (Map<String, Value>, Vec<String>) {
-    let root = &session.workspace().root;
-    let mut out = Map::new();
-    let mut warnings = Vec::new();
-    for s in &session.pipeline().stages {
-        for o in s.outputs.iter().filter(|o| o.metrics) {
-            let path = root.join(&o.path);
-            if path.is_dir() {
-                warnings.push(format!(
-                    "metrics output `{}` of stage `{}` is a folder; mark the file in it as metrics instead",
-                    o.path, s.id
-                ));
-                continue;
-            }
-            let parsed = load::read_capped(&path)
-                .map_err(|_| "cannot be read (missing, not UTF-8, or over 8 MiB)".to_string())
-                .and_then(|text| {
-                    serde_norway::from_str::<serde_norway::Value>(&text)
-                        .map_err(|e| format!("is not JSON or YAML ({e})"))
-                });
-            match parsed {
-                Ok(v @ serde_norway::Value::Mapping(_)) => numbers(&s.id, &v, &mut out),
-                Ok(_) => warnings.push(format!(
-                    "metrics output `{}` of stage `{}` holds no mapping of names to numbers",
-                    o.path, s.id
-                )),
-                Err(why) => warnings.push(format!(
-                    "metrics output `{}` of stage `{}` {why}",
-                    o.path, s.id
-                )),
-            }
-        }
-    }
-    (out, warnings)
-}
-
 /// Most step-wise lines kept per stage, and bytes read per stage.
 const MAX_STEPS: usize = 100_000;
 const MAX_STEP_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The step-wise metrics the `run:` stages appended to their
-/// `MLCYCLE_STEP_METRICS` file, as JSON: stage → the objects, in order
-/// (lines that are not JSON objects are left out).
-fn read_steps(session: &Session) -> String {
+/// `MLCYCLE_STEP_METRICS` file, as JSON (stage → the objects, in order),
+/// and a warning per stage that lost lines: lines that are not JSON
+/// objects, and lines past the caps. A value JSON cannot hold (`NaN`,
+/// `Infinity`, as Python writes them, or `1e400`) is left out of its line;
+/// the line is kept.
+fn read_steps(session: &Session) -> (String, Vec<String>) {
     use std::io::{BufRead, Read};
     let ws = session.workspace();
     let mut out = Map::new();
+    let mut warnings = Vec::new();
     for s in &session.pipeline().stages {
         let Ok(f) = fs::File::open(ws.step_metrics_path(&s.id)) else {
             continue;
         };
-        let lines: Vec<Value> = io::BufReader::new(f.take(MAX_STEP_BYTES))
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| {
-                serde_json::from_str::<Value>(&l)
-                    .ok()
-                    .filter(Value::is_object)
-            })
-            .take(MAX_STEPS)
-            .collect();
+        let size = f.metadata().map_or(0, |m| m.len());
+        let mut reader = io::BufReader::new(f.take(MAX_STEP_BYTES));
+        let (mut lines, mut bad, mut over) = (Vec::new(), 0usize, 0usize);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            match step_line(text) {
+                Some(v) if lines.len() < MAX_STEPS => lines.push(v),
+                Some(_) => over += 1,
+                None => bad += 1,
+            }
+        }
+        let mut lost = Vec::new();
+        if bad > 0 {
+            lost.push(format!("{bad} line(s) that are not JSON objects"));
+        }
+        if over > 0 {
+            lost.push(format!("{over} line(s) past the first {MAX_STEPS}"));
+        }
+        if size > MAX_STEP_BYTES {
+            lost.push(format!(
+                "everything after its first {} MiB",
+                MAX_STEP_BYTES / (1024 * 1024)
+            ));
+        }
+        if !lost.is_empty() {
+            warnings.push(format!(
+                "step-wise metrics of stage `{}`: left out {}",
+                s.id,
+                lost.join(", ")
+            ));
+        }
         if !lines.is_empty() {
             out.insert(s.id.clone(), Value::Array(lines));
         }
     }
-    Value::Object(out).to_string()
+    (Value::Object(out).to_string(), warnings)
 }
 
-/// The finite numbers of a YAML/JSON tree by dotted key (empty keys, text,
-/// lists, NaN and infinities are left out).
-fn numbers(prefix: &str, v: &serde_norway::Value, out: &mut Map<String, Value>) {
-    use serde_norway::Value as Y;
-    match v {
-        Y::Mapping(m) => {
-            for (k, child) in m {
-                let key = match k {
-                    Y::String(s) => s.clone(),
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    _ => continue,
-                };
-                if key.is_empty() {
-                    continue;
-                }
-                numbers(&format!("{prefix}.{key}"), child, out);
-            }
-        }
-        Y::Number(n) => {
-            let v = if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
-                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
-            } else {
-                return;
-            };
-            if !v.is_null() {
-                out.insert(prefix.to_string(), v);
-            }
-        }
-        Y::Tagged(t) => numbers(prefix, &t.value, out),
-        _ => {}
+/// One step line as a JSON object: JSON, or (for `NaN`, `Infinity` and
+/// numbers out of range) read as YAML with those values left out.
+fn step_line(text: &str) -> Option<Value> {
+    if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
+        return Some(v);
     }
+    let y: serde_norway::Value = serde_norway::from_str(text).ok()?;
+    fn to_json(y: &serde_norway::Value) -> Option<Value> {
+        use serde_norway::Value as Y;
+        Some(match y {
+            Y::Null => Value::Null,
+            Y::Bool(b) => Value::Bool(*b),
+            Y::Number(n) => match n.as_i64() {
+                Some(i) => Value::from(i),
+                None => Value::Number(serde_json::Number::from_f64(n.as_f64()?)?),
+            },
+            // Python's `NaN` and `Infinity` are plain words to YAML.
+            Y::String(s)
+                if ["NaN", "Infinity", "-Infinity"].contains(&s.as_str())
+                    || s.parse::<f64>().is_ok_and(|x| !x.is_finite()) =>
+            {
+                return None
+            }
+            Y::String(s) => Value::String(s.clone()),
+            Y::Sequence(items) => Value::Array(items.iter().filter_map(to_json).collect()),
+            Y::Mapping(m) => Value::Object(
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), to_json(v)?)))
+                    .collect(),
+            ),
+            Y::Tagged(t) => to_json(&t.value)?,
+        })
+    }
+    to_json(&y).filter(Value::is_object)
 }
 
 /// The entries of folder `base/rel`, each with its path relative to `base`

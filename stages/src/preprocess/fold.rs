@@ -64,6 +64,9 @@ impl StageKind for Fold {
             "the fold to hold out for validation, 0 to k-1 (required; `matrix: {fold: [0, 1, 2, 3, 4]}` makes one stage per fold)",
         )],
     };
+    fn example() -> serde_json::Value {
+        serde_json::json!({"fold": 0})
+    }
     fn check(_: &mut FoldParams) -> Result<(), ParamError> {
         Ok(())
     }
