@@ -418,6 +418,14 @@ pub struct ExpRunArgs {
     /// Print the experiments as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where stages run: here, or as Slurm jobs (the workspace must be on
+    /// a filesystem every node shares). Default: `executor:` in
+    /// mlcycle.yaml, else local.
+    #[arg(long, value_enum)]
+    pub executor: Option<Executor>,
+    /// An extra `sbatch` argument for every job (repeatable).
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

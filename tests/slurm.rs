@@ -277,3 +277,36 @@ fn ctrl_c_cancels_the_runs_jobs() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_sweep_runs_its_distinct_stages_as_slurm_jobs_and_shares_the_rest() {
+    if !have_slurm() {
+        return;
+    }
+    let ws = Ws::new(DIAMOND);
+    let r = ws.run(&[
+        "exp",
+        "run",
+        "--executor",
+        "slurm",
+        "-j",
+        "4",
+        "-n",
+        "k",
+        "-S",
+        "k=2,3",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // src, right, houses and ols are the same in both configurations: one
+    // job each; left and join differ: one each per configuration.
+    assert_eq!(r.stderr.matches("as Slurm job").count(), 8, "{}", r.stderr);
+    assert!(!ws.exists("out"), "the workspace is untouched");
+    let r = ws.run(&["exp", "apply", "k-2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let local = Ws::new(DIAMOND);
+    assert_eq!(local.run(&["run", "-p", "k=3"]).code, 0);
+    assert_eq!(
+        std::fs::read(ws.path().join("out/join.txt")).unwrap(),
+        std::fs::read(local.path().join("out/join.txt")).unwrap()
+    );
+}

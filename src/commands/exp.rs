@@ -78,8 +78,13 @@ impl SweepReporter for SweepLines {
             _ => false,
         };
         if show {
+            let job = r
+                .job
+                .as_ref()
+                .map(|j| format!(" as Slurm job {j}"))
+                .unwrap_or_default();
             self.say(&format!(
-                "{exp}  {}  {} ({})",
+                "{exp}  {}  {} ({}){job}",
                 r.stage,
                 r.outcome.label(),
                 fmt_duration(r.duration)
@@ -148,7 +153,31 @@ fn exp_run(cli: &Cli, a: &ExpRunArgs, registry: &StageRegistry) -> Result<u8, Fa
     });
     let interrupt = Interrupt::new();
     install_interrupt_handler(interrupt.clone());
+    let slurm_wanted = match a.executor {
+        Some(e) => matches!(e, Executor::Slurm),
+        None => {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            mlcycle_pipeline::config::load::parse(&text)
+                .ok()
+                .and_then(|d| {
+                    d.get("executor")
+                        .and_then(|v| v.as_str())
+                        .map(|e| e == "slurm")
+                })
+                .unwrap_or(false)
+        }
+    };
+    let slurm = if slurm_wanted {
+        let exe = std::env::current_exe().map_err(|e| CliError::Io(e.to_string()))?;
+        Some(SlurmOptions {
+            extra: a.slurm_args.clone(),
+            ..SlurmOptions::from_env(exe, PathBuf::new())
+        })
+    } else {
+        None
+    };
     let req = SweepRequest {
+        slurm,
         registry,
         pipeline: &file,
         plan,

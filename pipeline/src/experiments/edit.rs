@@ -111,13 +111,27 @@ impl ParamFiles {
 /// # Errors
 /// The file cannot be read, edited or written.
 pub fn set_params_file(pipeline: &Path, rel: &str) -> Result<(), ExpError> {
-    let text = read_yaml(pipeline)?.0;
-    let out = edit_text(
-        &text,
-        &YamlPath::root(),
-        &[("params_file".to_string(), Value::String(rel.into()))],
-        pipeline,
-    )?;
+    set_top_level(pipeline, "params_file", rel)
+}
+
+/// Sets the top-level key `key` of the pipeline file `pipeline` to the
+/// text `value`: its value replaced when the key is there, else a line
+/// added at the top (after a `---` marker).
+///
+/// # Errors
+/// The file cannot be read, edited or written.
+pub fn set_top_level(pipeline: &Path, key: &str, value: &str) -> Result<(), ExpError> {
+    let (text, doc) = read_yaml(pipeline)?;
+    let v = Value::String(value.into());
+    let out = if doc.get(key).is_some() {
+        edit_text(&text, &YamlPath::root(), &[(key.to_string(), v)], pipeline)?
+    } else {
+        let line = format!("{key}: {}\n", render(&v));
+        match text.strip_prefix("---\n") {
+            Some(rest) => format!("---\n{line}{rest}"),
+            None => format!("{line}{text}"),
+        }
+    };
     crate::workspace::write_atomic(pipeline, out.as_bytes()).map_err(|source| ExpError::Io {
         path: pipeline.to_path_buf(),
         source,

@@ -66,6 +66,9 @@ pub struct SweepRequest<'a> {
     /// Go on with independent stages after a failure.
     pub keep_going: bool,
     pub interrupt: Interrupt,
+    /// Run the stages as Slurm jobs with these options (their workspace
+    /// root and resources are each experiment's).
+    pub slurm: Option<crate::exec::slurm::SlurmOptions>,
 }
 
 /// Which configurations a sweep tries.
@@ -521,7 +524,23 @@ impl Ctx<'_> {
             Ok(s) => s,
             Err(e) => return fail(render_error(&e)),
         };
+        let slurm = self
+            .req
+            .slurm
+            .clone()
+            .map(|t| crate::exec::slurm::SlurmOptions {
+                root: session.workspace().root.clone(),
+                resources: session
+                    .pipeline()
+                    .resources
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.sbatch_args()))
+                    .collect(),
+                params: Vec::new(),
+                ..t
+            });
         let run = RunRequest {
+            slurm,
             jobs: Some(self.req.jobs),
             keep_going: self.req.keep_going,
             command: format!("exp run ({name})"),
@@ -656,6 +675,10 @@ impl Ctx<'_> {
                 super::edit::set_params_file(&file, OUTSIDE_PARAMS)?;
             }
         }
+        // Where the experiment's results go, said in its own pipeline file:
+        // a Slurm job loads that file, and must store into the same cache.
+        let cache = self.ws.cache.root().to_string_lossy().into_owned();
+        super::edit::set_top_level(&file, "cache_dir", &cache)?;
         ParamFiles::of(&file)?.write(set)?;
         Ok(())
     }
