@@ -51,6 +51,9 @@ pub enum Cmd {
     /// The workspace's metrics, or how they changed since a commit or against an experiment.
     #[command(subcommand)]
     Metrics(MetricsCmd),
+    /// Charts of the `plots: true` outputs, overlaid across commits and experiments.
+    #[command(subcommand)]
+    Plots(PlotsCmd),
     /// List stage kinds, or describe one.
     Stages(StagesArgs),
     /// Show an artifact: a table's schema and first rows, or a JSON file.
@@ -574,4 +577,25 @@ pub struct MetricsDiffArgs {
     pub all: bool,
     #[command(flatten)]
     pub format: TableFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlotsCmd {
+    /// One chart per plots output and column, overlaying the workspace's
+    /// series with those of experiments and git revisions, in one HTML page.
+    Diff(PlotsDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlotsDiffArgs {
+    /// Experiments or git revisions to draw beside the workspace (default:
+    /// HEAD).
+    pub targets: Vec<String>,
+    /// The column of the x axis (default: `step`, else `epoch`, else the
+    /// row number).
+    #[arg(long)]
+    pub x: Option<String>,
+    /// The folder to write `index.html` and the charts into.
+    #[arg(short, long, default_value = "plots")]
+    pub out: PathBuf,
 }

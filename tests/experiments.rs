@@ -794,3 +794,38 @@ fn regression_show_rejects_what_it_cannot_honour_and_keeps_float_types_visible()
     let r = ws.run(&["exp", "run", "--random", "0", "-S", "train.lr=0..1"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn plots_diff_overlays_a_series_across_a_commit_an_experiment_and_the_workspace() {
+    let ws = one_stage(
+        "  lr: 1",
+        r#"'mkdir -p out && printf "step,loss,tag\n1,$(( ${params.lr} * 4 )),a\n2,$(( ${params.lr} * 2 )),b\n" > out/loss.csv && echo ${params.lr} > out/o.txt'"#,
+        "",
+    );
+    let yaml = ws.read("mlcycle.yaml").replace(
+        "outs: [out/o.txt]",
+        "outs: [out/o.txt, {out/loss.csv: {plots: true}}]",
+    );
+    ws.write("mlcycle.yaml", &yaml);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    git(&ws, &["init", "-q"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "baseline"]);
+    let r = ws.run(&["exp", "run", "-n", "big", "-S", "lr=3"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["plots", "diff", "HEAD", "big", "-o", "charts"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("(1 chart(s))"),
+        "one chart: loss by step (tag is text): {}",
+        r.stderr
+    );
+    let html = ws.read("charts/index.html");
+    assert!(html.contains("HEAD vs big vs workspace"), "{html}");
+    let svg = ws.read("charts/out_loss_csv-loss.svg");
+    for label in ["HEAD", "big", "workspace"] {
+        assert!(svg.contains(label), "{label} in the legend");
+    }
+    let r = ws.run(&["plots", "diff", "nope"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

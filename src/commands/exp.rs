@@ -1161,24 +1161,14 @@ fn exp_plot(cli: &Cli, a: &ExpPlotArgs) -> Result<u8, Fail> {
             .collect();
         series.push((rec.name, points));
     }
-    let refs: Vec<(&str, Vec<(f64, f64)>)> = series
-        .iter()
-        .map(|(n, p)| (n.as_str(), p.clone()))
-        .collect();
     let file = a.metric.replace(['/', '\\'], "_");
-    mlcycle_stages::plot::curve(
+    super::plots::write_chart(
         &a.out,
         &file,
         &format!("{} by experiment", a.metric),
         (&a.x, &a.metric),
-        &refs,
-    )
-    .map_err(|e| {
-        CliError::Io(format!(
-            "cannot write the chart into {}: {e}",
-            a.out.display()
-        ))
-    })?;
+        &series,
+    )?;
     if !cli.quiet {
         eprintln!("wrote {0}/{1}.svg and {0}/{1}.png", a.out.display(), file);
     }

@@ -21,7 +21,11 @@ pub(super) fn cmd_metrics(
     }
 }
 
-fn open_session(cli: &Cli, dir: Option<&Path>, registry: &StageRegistry) -> Result<Session, Fail> {
+pub(super) fn open_session(
+    cli: &Cli,
+    dir: Option<&Path>,
+    registry: &StageRegistry,
+) -> Result<Session, Fail> {
     let args: Vec<String> = dir
         .iter()
         .map(|d| d.to_string_lossy().into_owned())
@@ -122,7 +126,7 @@ fn metrics_diff(cli: &Cli, a: &MetricsDiffArgs, registry: &StageRegistry) -> Res
 }
 
 /// `mlcycle.lock` as commit `rev` has it (`git show REV:./mlcycle.lock`).
-fn committed_lock(root: &Path, rev: &str) -> Result<LockFile, Fail> {
+pub(super) fn committed_lock(root: &Path, rev: &str) -> Result<LockFile, Fail> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(root)

@@ -6,6 +6,7 @@ mod gc;
 mod init;
 mod metrics;
 mod models;
+mod plots;
 mod run;
 mod runs;
 mod serve;
@@ -18,6 +19,7 @@ use gc::*;
 use init::*;
 use metrics::*;
 use models::*;
+use plots::*;
 use run::*;
 use runs::*;
 use serve::*;
@@ -71,6 +73,7 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::Runs(a) => cmd_runs(&cli, a),
         Cmd::Exp(c) => cmd_exp(&cli, c, &registry),
         Cmd::Metrics(c) => cmd_metrics(&cli, c, &registry),
+        Cmd::Plots(c) => cmd_plots(&cli, c, &registry),
         Cmd::Stages(a) => cmd_stages(a, &registry),
         Cmd::Show(a) => cmd_show(&cli, a, &registry),
         Cmd::Predict(a) => cmd_predict(a),

@@ -125,6 +125,10 @@ pub struct Output {
     /// `metrics: true` (or a built-in's `metrics` port): a JSON or YAML
     /// mapping of metrics, recorded with each experiment.
     pub metrics: bool,
+    /// `plots: true`: series (CSV with a header, or a JSON list of
+    /// objects) that `mlcycle plots diff` draws across experiments and
+    /// commits.
+    pub plots: bool,
 }
 
 impl Output {
@@ -136,6 +140,7 @@ impl Output {
             persist: false,
             cache: true,
             metrics: false,
+            plots: false,
         }
     }
 }

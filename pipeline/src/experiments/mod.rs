@@ -18,6 +18,7 @@ pub mod edit;
 pub mod grid;
 pub mod listing;
 pub mod metrics;
+pub mod plots;
 pub mod store;
 pub mod sweep;
 

@@ -11,13 +11,14 @@ use super::paths::{normalize_output, stem};
 use super::{Draft, Validator};
 
 /// The keys an output's mapping may have.
-const OUT_KEYS: &[&str] = &["path", "persist", "cache", "metrics"];
+const OUT_KEYS: &[&str] = &["path", "persist", "cache", "metrics", "plots"];
 
-/// `persist:`, `cache:` and `metrics:` of one output.
+/// `persist:`, `cache:`, `metrics:` and `plots:` of one output.
 struct OutFlags {
     persist: bool,
     cache: bool,
     metrics: bool,
+    plots: bool,
 }
 
 impl Default for OutFlags {
@@ -26,6 +27,7 @@ impl Default for OutFlags {
             persist: false,
             cache: true,
             metrics: false,
+            plots: false,
         }
     }
 }
@@ -90,6 +92,7 @@ impl Validator<'_> {
                 persist: flags.persist,
                 cache: flags.cache,
                 metrics: flags.metrics,
+                plots: flags.plots,
                 ..Output::new(name, norm)
             });
         }
@@ -125,6 +128,7 @@ impl Validator<'_> {
             ("persist", &mut flags.persist),
             ("cache", &mut flags.cache),
             ("metrics", &mut flags.metrics),
+            ("plots", &mut flags.plots),
         ] {
             match m.get(flag) {
                 None => {}
