@@ -829,3 +829,18 @@ fn plots_diff_overlays_a_series_across_a_commit_an_experiment_and_the_workspace(
     let r = ws.run(&["plots", "diff", "nope"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn validate_catches_a_fold_the_split_does_not_make() {
+    let ws = common::example("sweep");
+    let yaml = ws.read("mlcycle.yaml");
+    ws.write("mlcycle.yaml", &yaml.replace("folds: 5,", "folds: 4,"));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("makes 4 folds"), "{}", r.stderr);
+    assert!(r.stderr.contains("fold@4"), "{}", r.stderr);
+    ws.write("mlcycle.yaml", &yaml.replace("folds: 5,", "folds: 0,"));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no folds"), "{}", r.stderr);
+}

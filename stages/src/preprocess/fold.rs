@@ -13,6 +13,11 @@ use crate::table::{ColumnData, Table};
 #[derive(Debug)]
 pub struct Fold;
 
+/// What `preprocess.split` tells `validate` about its `folds` output: how
+/// many folds it makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FoldCount(pub usize);
+
 /// `preprocess.fold`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,8 +75,19 @@ impl StageKind for Fold {
     fn check(_: &mut FoldParams) -> Result<(), ParamError> {
         Ok(())
     }
-    fn infer(_: &FoldParams, cx: &InferContext<'_>) -> Inferred {
-        crate::shape::through(cx, "data", &["train", "validation"])
+    fn infer(p: &FoldParams, cx: &InferContext<'_>) -> Inferred {
+        let inferred = crate::shape::through(cx, "data", &["train", "validation"]);
+        match cx.input::<FoldCount>("folds") {
+            Some(FoldCount(0)) => inferred.problem(ParamError::at_input(
+                "folds",
+                "the split stage assigns no folds (its `folds` is 0); set `folds: k` there, k at least 2",
+            )),
+            Some(FoldCount(k)) if p.fold >= *k => inferred.problem(ParamError::new(
+                &["fold"],
+                format!("`fold` is {}, but the split makes {k} folds (0 to {})", p.fold, k - 1),
+            )),
+            _ => inferred,
+        }
     }
     fn run(p: &FoldParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;

@@ -107,8 +107,11 @@ impl StageKind for Split {
         }
         Ok(())
     }
-    fn infer(_: &SplitParams, cx: &InferContext<'_>) -> Inferred {
-        crate::shape::through(cx, "data", &["train", "test", "validation"])
+    fn infer(p: &SplitParams, cx: &InferContext<'_>) -> Inferred {
+        crate::shape::through(cx, "data", &["train", "test", "validation"]).output(
+            "folds",
+            mlcycle_pipeline::Facts::new(super::fold::FoldCount(p.folds)),
+        )
     }
     fn run(p: &SplitParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
