@@ -844,3 +844,22 @@ fn validate_catches_a_fold_the_split_does_not_make() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no folds"), "{}", r.stderr);
 }
+
+#[test]
+fn exp_steps_stage_selects_the_instances_of_a_matrix_stage() {
+    let ws = Ws::new(
+        r#"params:
+  lr: 1
+stages:
+  t:
+    matrix: {m: [a, b]}
+    run: 'echo "{\"step\": 1, \"m\": 1}" >> "$MLCYCLE_STEP_METRICS"; mkdir -p out && echo ${params.lr} > out/${item.m}.txt'
+    outs: ["out/${item.m}.txt"]
+"#,
+    );
+    let r = ws.run(&["exp", "run", "-n", "x", "-S", "lr=2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run(&["exp", "steps", "x", "--stage", "t", "--csv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Stage,step,m\nt@a,1,1\nt@b,1,1\n");
+}

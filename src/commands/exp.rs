@@ -995,7 +995,13 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
     let rec = experiments::find(&store, &a.name)?;
     let mut steps = store.steps_of(&rec.name)?;
     if let Some(stage) = &a.stage {
-        if !steps.contains_key(stage) {
+        // The declared name of a `matrix:` stage selects its instances.
+        let picks = |k: &str| {
+            k == stage
+                || k.strip_prefix(stage.as_str())
+                    .is_some_and(|r| r.starts_with('@'))
+        };
+        if !steps.keys().any(|k| picks(k)) {
             let names: Vec<&String> = steps.keys().collect();
             return Err(CliError::Usage(format!(
                 "experiment `{}` has no steps of stage `{stage}`{}",
@@ -1015,7 +1021,7 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
             ))
             .into());
         }
-        steps.retain(|k, _| k == stage);
+        steps.retain(|k, _| picks(k));
     }
     if a.format.json {
         outln!("{}", serde_json::to_string_pretty(&steps).expect("json"));
