@@ -283,3 +283,44 @@ fn regression_a_second_ctrl_c_kills_commands_that_ignore_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped) is not running.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// A command a `kill -9`'d mlcycle left running is stopped by the next run
+/// of the workspace, before that run starts the stage again: two copies of
+/// one command never write the same outputs.
+#[test]
+fn regression_the_next_run_stops_a_command_a_killed_run_left_running() {
+    let ws = Ws::new(SLOW);
+    let mut child = ws
+        .cmd(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "slow.pid");
+    kill(child.id() as i32, 9);
+    child.wait().unwrap();
+    let pid: i32 = ws.read("slow.pid").trim().parse().unwrap();
+    assert!(alive(pid), "the orphan runs on after the kill");
+    ws.write("mlcycle.yaml", &SLOW.replace("sleep 30", "sleep 0"));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t = Instant::now();
+    while alive(pid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "the orphan was stopped");
+    assert!(
+        r.stderr
+            .contains("Stopped a command a killed run left running"),
+        "{}",
+        r.stderr
+    );
+}

@@ -398,6 +398,8 @@ impl Session {
         let mut db = Db::open(&self.ws.db_path())?;
         let memo = db.load_memo()?;
         db.mark_abandoned(&lock)?;
+        // Commands a killed run left running would race this run's.
+        exec::orphans::reap(&self.ws);
         let run_id = db.start_run(&req.command, &self.pipeline.name)?;
         Ok(Started {
             _writer: writer,

@@ -139,6 +139,7 @@ fn run_command(
     })?;
     let pid = child.id() as i32;
     interrupt.track_group(pid, true);
+    let _recorded = super::orphans::record(ws, pid);
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -9,6 +9,7 @@ mod builtin;
 mod command;
 pub mod gate;
 pub mod interrupt;
+pub mod orphans;
 mod outputs;
 pub mod queue;
 mod runner;
