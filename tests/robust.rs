@@ -324,3 +324,23 @@ fn regression_the_next_run_stops_a_command_a_killed_run_left_running() {
         r.stderr
     );
 }
+
+/// The history says what it knows of a stage the process died in: not a
+/// duration of 0 ms, and not that it "was fresh or restored".
+#[test]
+fn regression_a_stage_the_process_died_in_has_no_made_up_time_or_log_hint() {
+    let ws = run_then_kill(9);
+    // `runs` settles the dead run.
+    let r = ws.run(&["runs", "show", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("slow "))
+        .unwrap_or_default();
+    assert!(line.contains(" ? "), "{}", r.stdout);
+    assert!(!line.contains("0ms"), "{}", r.stdout);
+    let r = ws.run(&["runs", "show", "1", "--logs", "slow"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("died while it ran"), "{}", r.stderr);
+}

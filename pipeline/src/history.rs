@@ -4,6 +4,8 @@
 //! `running`).
 
 use crate::db::Db;
+/// The detail recorded for a stage the mlcycle process died in.
+pub use crate::db::DIED_IN_STAGE;
 pub use crate::db::{now_rfc3339, DbError, RunRow, StageRow};
 use crate::workspace::Workspace;
 

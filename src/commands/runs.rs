@@ -105,8 +105,16 @@ fn print_logs(ws: &Workspace, id: i64, stage: &str, stages: &[StageRow]) -> Resu
     let known: Vec<&str> = stages.iter().map(|s| s.stage.as_str()).collect();
     Err(CliError::Usage(format!(
         "run {id} kept no log for stage `{stage}`{}",
-        if known.contains(&stage) {
-            " (it was fresh or restored, or wrote nothing)".to_string()
+        if let Some(row) = stages.iter().find(|s| s.stage == stage) {
+            match (row.outcome.as_str(), row.detail.as_deref()) {
+                ("failed", Some(d)) if d == mlcycle_pipeline::history::DIED_IN_STAGE => {
+                    " (the mlcycle process died while it ran, before it printed anything)"
+                        .to_string()
+                }
+                ("failed", _) => " (it failed before it printed anything)".to_string(),
+                ("skipped", _) => " (it was skipped: it never started)".to_string(),
+                _ => " (it was fresh or restored, or printed nothing)".to_string(),
+            }
         } else {
             format!("; the run's stages: {}", known.join(", "))
         }
@@ -133,13 +141,13 @@ fn print_run(ws: &Workspace, run: &RunRow, stages: &[StageRow]) {
             Some(d) => d.clone(),
             None => s.reasons.join("; "),
         };
-        outln!(
-            "{:<w$}  {:<8}  {:>9}  {}",
-            s.stage,
-            s.outcome,
-            fmt_duration(Duration::from_millis(s.duration_ms as u64)),
-            why
-        );
+        // How long a stage the process died in ran is not known.
+        let time = if s.detail.as_deref() == Some(mlcycle_pipeline::history::DIED_IN_STAGE) {
+            "?".to_string()
+        } else {
+            fmt_duration(Duration::from_millis(s.duration_ms as u64))
+        };
+        outln!("{:<w$}  {:<8}  {:>9}  {}", s.stage, s.outcome, time, why);
     }
     let logs = ws.runs_dir().join(run.id.to_string());
     if logs.is_dir() {
