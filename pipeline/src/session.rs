@@ -86,7 +86,9 @@ pub struct SessionOptions<'a> {
     /// the stages that read them are blocked.
     pub strict_sources: bool,
     /// The workspace this one is a scratch copy of (an experiment's): its
-    /// cache holds this one's outputs too, and its run-cache is consulted.
+    /// run-cache is consulted after this one's. (The copy's pipeline file
+    /// names the parent's cache in `cache_dir:`, so that Slurm jobs, which
+    /// load that file alone, store there too.)
     pub parent: Option<&'a Workspace>,
 }
 
@@ -221,7 +223,6 @@ impl Session {
         let graph = StageGraph::build(&pipeline);
         let mut ws = Workspace::for_pipeline(&pipeline);
         if let Some(parent) = opts.parent {
-            ws.cache = parent.cache.clone();
             ws.parent_db = Some(parent.db_path());
         }
         Ok(Self {

@@ -760,13 +760,7 @@ fn exp_show(cli: &Cli, a: &ExpShowArgs) -> Result<u8, Fail> {
 }
 
 fn exp_diff(cli: &Cli, a: &ExpDiffArgs) -> Result<u8, Fail> {
-    let Some(store) = open_store(cli, None)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.a.clone(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&state_dir(cli, None)?.state, &a.a)?;
     let x = experiments::find(&store, &a.a)?;
     let y = experiments::find(&store, &a.b)?;
     let mut rows: Vec<DiffRow<'_>> = Vec::new();
@@ -914,13 +908,7 @@ fn exp_apply(cli: &Cli, a: &ExpApplyArgs, registry: &StageRegistry) -> Result<u8
         }
         .root(),
     );
-    let Some(store) = ExpStore::open_existing(&ws.state)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.name.clone(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&ws.state, &a.name)?;
     let rec = experiments::find(&store, &a.name)?;
     if rec.status != ExpStatus::Done {
         return Err(experiments::ExpError::NotDone {
@@ -985,13 +973,7 @@ fn exp_apply(cli: &Cli, a: &ExpApplyArgs, registry: &StageRegistry) -> Result<u8
 }
 
 fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
-    let Some(store) = open_store(cli, None)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.name.clone(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&state_dir(cli, None)?.state, &a.name)?;
     let rec = experiments::find(&store, &a.name)?;
     let mut steps = store.steps_of(&rec.name)?;
     if let Some(stage) = &a.stage {
@@ -1107,13 +1089,7 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
 }
 
 fn exp_plot(cli: &Cli, a: &ExpPlotArgs) -> Result<u8, Fail> {
-    let Some(store) = open_store(cli, None)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.names[0].clone(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&state_dir(cli, None)?.state, &a.names[0])?;
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for name in &a.names {
         let rec = experiments::find(&store, name)?;
@@ -1183,13 +1159,7 @@ fn exp_plot(cli: &Cli, a: &ExpPlotArgs) -> Result<u8, Fail> {
 
 fn exp_remove(cli: &Cli, a: &ExpRemoveArgs) -> Result<u8, Fail> {
     let ws = state_dir(cli, None)?;
-    let Some(store) = ExpStore::open_existing(&ws.state)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.names.first().cloned().unwrap_or_default(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&ws.state, a.names.first().map_or("", String::as_str))?;
     let mut names = Vec::new();
     for n in &a.names {
         names.push(experiments::find(&store, n)?);
@@ -1233,13 +1203,7 @@ fn exp_rename(cli: &Cli, a: &ExpRenameArgs) -> Result<u8, Fail> {
             CliError::Usage(format!("`{}` is already the experiment's name", a.old)).into(),
         );
     }
-    let Some(store) = ExpStore::open_existing(&ws.state)? else {
-        return Err(experiments::ExpError::NoSuchExperiment {
-            name: a.old.clone(),
-            help: "no experiment is recorded yet".into(),
-        }
-        .into());
-    };
+    let store = experiments::open_for(&ws.state, &a.old)?;
     let r = experiments::find(&store, &a.old)?;
     if r.alive() {
         return Err(CliError::Usage(format!(

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::exp::{print_diff, push, DiffRow};
 use super::*;
 use crate::cli::{MetricsCmd, MetricsDiffArgs, MetricsShowArgs, TableFormat};
-use mlcycle_pipeline::experiments::{self, metrics, ExpStore};
+use mlcycle_pipeline::experiments::{self, metrics};
 use mlcycle_pipeline::workspace::LockFile;
 
 pub(super) fn cmd_metrics(
@@ -101,18 +101,17 @@ fn metrics_diff(cli: &Cli, a: &MetricsDiffArgs, registry: &StageRegistry) -> Res
     let (now, mut warnings) = metrics::in_files(ws, session.pipeline());
     let (label, base) = match &a.exp {
         Some(name) => {
-            let Some(store) = ExpStore::open_existing(&ws.state)? else {
-                return Err(experiments::ExpError::NoSuchExperiment {
-                    name: name.clone(),
-                    help: "no experiment is recorded yet".into(),
-                }
-                .into());
-            };
+            let store = experiments::open_for(&ws.state, name)?;
             let rec = experiments::find(&store, name)?;
             (rec.name, rec.metrics)
         }
         None => {
-            let lock = committed_lock(&ws.root, &a.rev)?;
+            let lock = committed_lock(&ws.root, &a.rev).map_err(|no| {
+                CliError::Usage(format!(
+                    "{}; commit the lock file, or compare with an experiment: `mlcycle metrics diff --exp NAME`",
+                    no.about(&a.rev)
+                ))
+            })?;
             let (m, w) = metrics::in_lock(ws, session.pipeline(), &lock);
             warnings.extend(w.into_iter().map(|w| format!("{}: {w}", a.rev)));
             (a.rev.clone(), m)
@@ -125,8 +124,26 @@ fn metrics_diff(cli: &Cli, a: &MetricsDiffArgs, registry: &StageRegistry) -> Res
     Ok(0)
 }
 
+/// Why a git revision gives no lock file.
+pub(super) enum NoLock {
+    /// git found none (its message).
+    Missing(String),
+    /// The committed file does not parse.
+    Unreadable(String),
+}
+
+impl NoLock {
+    /// What is wrong with `rev`, as a sentence.
+    pub(super) fn about(&self, rev: &str) -> String {
+        match self {
+            NoLock::Missing(why) => format!("no mlcycle.lock at `{rev}` in git ({why})"),
+            NoLock::Unreadable(why) => format!("mlcycle.lock at `{rev}` cannot be read: {why}"),
+        }
+    }
+}
+
 /// `mlcycle.lock` as commit `rev` has it (`git show REV:./mlcycle.lock`).
-pub(super) fn committed_lock(root: &Path, rev: &str) -> Result<LockFile, Fail> {
+pub(super) fn committed_lock(root: &Path, rev: &str) -> Result<LockFile, NoLock> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(root)
@@ -135,14 +152,11 @@ pub(super) fn committed_lock(root: &Path, rev: &str) -> Result<LockFile, Fail> {
             &format!("{rev}:./{}", mlcycle_pipeline::workspace::LOCK_FILE),
         ])
         .output()
-        .map_err(|e| CliError::Io(format!("cannot run git: {e}")))?;
+        .map_err(|e| NoLock::Missing(format!("git does not run: {e}")))?;
     if !out.status.success() {
-        return Err(CliError::Usage(format!(
-            "no mlcycle.lock at `{rev}` in git ({}); commit the lock file, or compare with an experiment: `mlcycle metrics diff --exp NAME`",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-        .into());
+        return Err(NoLock::Missing(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| CliError::Usage(format!("mlcycle.lock at `{rev}` cannot be read: {e}")).into())
+    serde_json::from_slice(&out.stdout).map_err(|e| NoLock::Unreadable(e.to_string()))
 }

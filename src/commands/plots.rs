@@ -54,7 +54,12 @@ fn plots_diff(cli: &Cli, a: &PlotsDiffArgs, registry: &StageRegistry) -> Result<
                     ))
                 })?
             }
-            None => committed_lock(&ws.root, t)?,
+            None => committed_lock(&ws.root, t).map_err(|no| {
+                CliError::Usage(format!(
+                    "`{t}` is no experiment, and {}; name an experiment (`mlcycle exp show` lists them) or a commit whose mlcycle.lock is committed",
+                    no.about(t)
+                ))
+            })?,
         };
         let (series, w) = plots::in_lock(ws, p, &lock);
         warnings.extend(w.into_iter().map(|w| format!("{t}: {w}")));

@@ -248,6 +248,8 @@ pub(super) fn restore(
         }
         record_stamp(memo, &ws.root, path, rec);
     }
+    // The steps a previous run logged are not those of this result.
+    let _ = fs::remove_file(ws.step_metrics_path(&s.id));
     true
 }
 

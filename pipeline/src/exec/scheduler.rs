@@ -567,14 +567,9 @@ fn failure(s: &StageDef, f: RunFailure, t0: Instant, reasons: Vec<StaleReason>) 
 /// Restores or runs one stale stage (on a worker thread).
 fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
     let Shared {
-        ws,
-        p,
-        memo,
-        opts,
-        reporter: _,
-        ..
+        ws, p, memo, opts, ..
     } = *shared;
-    let t0 = job.t0;
+    let mut t0 = job.t0;
     let s = &p.stages[job.stage];
     let a = job.assessment;
     let key = a.key.clone();
@@ -582,43 +577,44 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         .fingerprint
         .as_ref()
         .expect("a stale stage carries its fingerprint");
+    // Restores `entry`'s outputs; `None` when they cannot be restored.
+    let restore = |entry: &LockEntry, reasons: &[StaleReason]| {
+        if !outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+            return None;
+        }
+        let mut entry = entry.clone();
+        entry.set_fingerprint(key.clone(), fingerprint);
+        Some((
+            result(s, Outcome::Restored, t0, reasons.to_vec()),
+            Some(entry),
+        ))
+    };
     if let Verdict::Restore(entry) = &a.verdict {
-        if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
-            // The steps a previous run logged are not those of this result.
-            let _ = std::fs::remove_file(ws.step_metrics_path(&s.id));
-            let mut entry = entry.clone();
-            entry.set_fingerprint(key, fingerprint);
-            return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
+        if let Some(done) = restore(entry, &a.reasons) {
+            return done;
         }
     }
+    let interrupted = || (skipped(p, job.stage, "run interrupted".into()), None);
     if opts.interrupt.is_set() {
-        return (skipped(p, job.stage, "run interrupted".into()), None);
+        return interrupted();
     }
-    let mut t0 = t0;
     let pass = match &opts.gate {
         None => None,
         Some(gate) => {
             // Results kept out of the cache cannot be handed to another run.
             let share = s.outputs.iter().all(|o| o.cache && !o.persist) && !s.always_changed;
             let cpus = stage_cpus(p, s, shared.slurm.is_some()).max(job.cpus);
-            match gate.enter(share.then_some(key.as_str()), cpus, &opts.interrupt) {
-                Admission::Interrupted => {
-                    return (skipped(p, job.stage, "run interrupted".into()), None);
-                }
-                Admission::Ran(entry) => {
-                    if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
-                        let _ = std::fs::remove_file(ws.step_metrics_path(&s.id));
-                        let mut entry = entry;
-                        entry.set_fingerprint(key.clone(), fingerprint);
-                        return (result(s, Outcome::Restored, t0, a.reasons), Some(entry));
-                    }
+            let admitted = match gate.enter(share.then_some(key.as_str()), cpus, &opts.interrupt) {
+                Admission::Ran(entry) => match restore(&entry, &a.reasons) {
+                    Some(done) => return done,
                     // Its bytes left the cache: compute it here.
-                    match gate.enter(None, cpus, &opts.interrupt) {
-                        Admission::Run(pass) => Some(pass),
-                        _ => return (skipped(p, job.stage, "run interrupted".into()), None),
-                    }
-                }
+                    None => gate.enter(None, cpus, &opts.interrupt),
+                },
+                other => other,
+            };
+            match admitted {
                 Admission::Run(pass) => Some(pass),
+                _ => return interrupted(),
             }
         }
     };

@@ -154,7 +154,7 @@ fn unknown(key: &str, file: &Path) -> ExpError {
     ExpError::UnknownParam {
         key: key.into(),
         file: file_name(file),
-        help: "experiments set params the pipeline declares (under `params:` or in its `params_file:`)".into(),
+        help: super::DECLARED_PARAMS.into(),
     }
 }
 

@@ -12,30 +12,55 @@ pub type Read = (Map<String, Value>, Vec<String>);
 
 /// The metrics the workspace's files hold now.
 pub fn in_files(ws: &Workspace, p: &Pipeline) -> Read {
-    collect(p, |_, o| {
-        let path = ws.root.join(&o.path);
-        if path.is_dir() {
-            return Err("is a folder; mark the file in it as metrics instead".into());
-        }
-        load::read_capped(&path)
-            .map_err(|_| "cannot be read (missing, not UTF-8, or over 8 MiB)".to_string())
-    })
+    collect(p, |s, o| read_output(ws, Origin::Files, s, o))
 }
 
 /// The metrics `lock` records: each metrics output's bytes, from the cache
-/// by the hash the lock gives (an output the lock has no record of is
-/// skipped).
+/// by the hash the lock gives.
 pub fn in_lock(ws: &Workspace, p: &Pipeline, lock: &LockFile) -> Read {
-    collect(p, |s, o| {
-        let Some(rec) = lock.stages.get(&s.id).and_then(|e| e.outs.get(&o.path)) else {
-            return Err("has no record in that lock file".into());
-        };
-        if rec.dir {
-            return Err("is a folder; mark the file in it as metrics instead".into());
+    collect(p, |s, o| read_output(ws, Origin::Lock(lock), s, o))
+}
+
+/// Where an output's bytes are read from.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// The workspace's file.
+    Files,
+    /// The cache object a lock file records for it.
+    Lock(&'a LockFile),
+}
+
+/// The text of output `o` of stage `s` (a file of at most 8 MiB), or why
+/// it cannot be read, as the end of a sentence about the output.
+pub(crate) fn read_output(
+    ws: &Workspace,
+    origin: Origin<'_>,
+    s: &StageDef,
+    o: &Output,
+) -> Result<String, String> {
+    let folder = || "is a folder; mark the file in it instead".to_string();
+    match origin {
+        Origin::Files => {
+            let path = ws.root.join(&o.path);
+            if path.is_dir() {
+                return Err(folder());
+            }
+            load::read_capped(&path)
+                .map_err(|_| "cannot be read (missing, not UTF-8, or over 8 MiB)".into())
         }
-        load::read_capped(&ws.cache.object_path(&rec.hash))
-            .map_err(|_| "is not in the cache (removed by `mlcycle gc`?)".to_string())
-    })
+        Origin::Lock(lock) => {
+            let rec = lock
+                .stages
+                .get(&s.id)
+                .and_then(|e| e.outs.get(&o.path))
+                .ok_or("has no record in that lock file")?;
+            if rec.dir {
+                return Err(folder());
+            }
+            load::read_capped(&ws.cache.object_path(&rec.hash))
+                .map_err(|_| "is not in the cache (removed by `mlcycle gc`?)".into())
+        }
+    }
 }
 
 fn collect(p: &Pipeline, read: impl Fn(&StageDef, &Output) -> Result<String, String>) -> Read {

@@ -156,6 +156,39 @@ impl From<crate::session::SessionError> for ExpError {
     }
 }
 
+impl From<crate::db::DbError> for ExpError {
+    fn from(e: crate::db::DbError) -> Self {
+        crate::session::SessionError::from(e).into()
+    }
+}
+
+impl From<crate::workspace::StateError> for ExpError {
+    fn from(e: crate::workspace::StateError) -> Self {
+        crate::session::SessionError::from(e).into()
+    }
+}
+
+/// The help of a lookup in a workspace that has no experiment.
+const NONE_YET: &str =
+    "no experiment is recorded yet; make some with `mlcycle exp run -S KEY=V1,V2`";
+
+/// The help of an unknown param key that has no near name.
+pub(crate) const DECLARED_PARAMS: &str =
+    "experiments set params the pipeline declares (under `params:` or in its `params_file:`)";
+
+/// The experiments database of the workspace whose state folder is
+/// `state`, opened to look up `name`.
+///
+/// # Errors
+/// [`ExpError::NoSuchExperiment`] naming `name` when the workspace has
+/// recorded no experiment, or a database failure.
+pub fn open_for(state: &std::path::Path, name: &str) -> Result<ExpStore, ExpError> {
+    ExpStore::open_existing(state)?.ok_or_else(|| ExpError::NoSuchExperiment {
+        name: name.into(),
+        help: NONE_YET.into(),
+    })
+}
+
 /// Checks an experiment name given by the user.
 ///
 /// # Errors
@@ -189,7 +222,7 @@ pub fn find(store: &ExpStore, name: &str) -> Result<ExpRecord, ExpError> {
     let mut help = crate::suggest::did_you_mean(name, &names);
     if help.is_empty() {
         help = if names.is_empty() {
-            "no experiment is recorded yet; make some with `mlcycle exp run -S KEY=V1,V2`".into()
+            NONE_YET.into()
         } else {
             "`mlcycle exp show` lists them".into()
         };

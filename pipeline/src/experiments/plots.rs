@@ -3,7 +3,8 @@
 //! read from the workspace's files or from a lock file's records in the
 //! cache, for `mlcycle plots diff`.
 
-use crate::config::{load, Output, Pipeline, StageDef};
+use super::metrics::{read_output, Origin};
+use crate::config::{Output, Pipeline, StageDef};
 use crate::workspace::{LockFile, Workspace};
 
 /// One plots output: its numeric columns, in file order (a missing or
@@ -20,26 +21,12 @@ pub type Read = (Vec<Series>, Vec<String>);
 
 /// The series the workspace's files hold now.
 pub fn in_files(ws: &Workspace, p: &Pipeline) -> Read {
-    collect(p, |_, o| {
-        load::read_capped(&ws.root.join(&o.path))
-            .map_err(|_| "cannot be read (missing, a folder, not UTF-8, or over 8 MiB)".into())
-    })
+    collect(p, |s, o| read_output(ws, Origin::Files, s, o))
 }
 
 /// The series `lock` records, read from the cache by hash.
 pub fn in_lock(ws: &Workspace, p: &Pipeline, lock: &LockFile) -> Read {
-    collect(p, |s, o| {
-        let rec = lock
-            .stages
-            .get(&s.id)
-            .and_then(|e| e.outs.get(&o.path))
-            .ok_or("has no record in that lock file")?;
-        if rec.dir {
-            return Err("is a folder; mark the file in it as plots instead".into());
-        }
-        load::read_capped(&ws.cache.object_path(&rec.hash))
-            .map_err(|_| "is not in the cache (removed by `mlcycle gc`?)".into())
-    })
+    collect(p, |s, o| read_output(ws, Origin::Lock(lock), s, o))
 }
 
 fn collect(p: &Pipeline, read: impl Fn(&StageDef, &Output) -> Result<String, String>) -> Read {

@@ -141,9 +141,7 @@ pub fn run_sweep(
     let configs = req.plan.configs(&main.pipeline().params)?;
     check_configs(req, &main, &configs)?;
     let ws = main.workspace().clone();
-    let _writer = ws
-        .lock_writer(true, |holder| reporter.waiting(holder))
-        .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?;
+    let _writer = ws.lock_writer(true, |holder| reporter.waiting(holder))?;
     let store = ExpStore::open(&ws.state)?;
     let commit = git_commit(&ws.root);
     let mut names = Vec::new();
@@ -202,10 +200,7 @@ pub fn run_sweep(
     // One connection to each database for all the threads (opened here,
     // so that their schemas exist before any thread writes).
     let store = Mutex::new(store);
-    let main_db = Mutex::new(
-        Db::open(&ws.db_path())
-            .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?,
-    );
+    let main_db = Mutex::new(Db::open(&ws.db_path())?);
     reporter.begin(names.len());
     let gate = Arc::new(StageGate::new(req.jobs));
     let excluded = excluded_paths(&main);
@@ -310,7 +305,7 @@ fn check_configs(
                     let keys = crate::params::all_keys(params);
                     let mut help = crate::suggest::did_you_mean(key, &keys);
                     if help.is_empty() {
-                        help = "experiments set params the pipeline declares (under `params:` or in its `params_file:`)".into();
+                        help = super::DECLARED_PARAMS.into();
                     }
                     return Err(ExpError::UnknownParam {
                         key: key.clone(),
@@ -476,6 +471,16 @@ impl Reporter for Named<'_> {
 }
 
 impl Ctx<'_> {
+    /// The pipeline file of the scratch copy `scratch`.
+    fn pipeline_in(&self, scratch: &Path) -> PathBuf {
+        scratch.join(
+            self.req
+                .pipeline
+                .file_name()
+                .unwrap_or(std::ffi::OsStr::new("mlcycle.yaml")),
+        )
+    }
+
     /// The experiments database (one connection, shared by the threads).
     fn db(&self) -> std::sync::MutexGuard<'_, ExpStore> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
@@ -507,12 +512,7 @@ impl Ctx<'_> {
         if let Err(e) = self.prepare(&scratch, &set) {
             return fail(e.to_string());
         }
-        let file = scratch.join(
-            self.req
-                .pipeline
-                .file_name()
-                .unwrap_or(std::ffi::OsStr::new("mlcycle.yaml")),
-        );
+        let file = self.pipeline_in(&scratch);
         let session = match Session::open(
             &file,
             &SessionOptions {
@@ -564,6 +564,20 @@ impl Ctx<'_> {
         } else {
             ExpStatus::Failed
         };
+        // Run again with nothing to compute (resumed after a kill, or the
+        // same params asked again): the record of the run that did the
+        // work stands.
+        let redone = summary
+            .stages
+            .iter()
+            .any(|r| matches!(r.outcome, crate::summary::Outcome::Ran));
+        if rec.status == ExpStatus::Done && status == ExpStatus::Done && !redone {
+            self.db()
+                .finish(name, &Finish::same(&rec, ExpStatus::Done))?;
+            drop(session);
+            let _ = fs::remove_dir_all(&scratch);
+            return super::find(&self.db(), name);
+        }
         let stages: Vec<ExpStage> = summary
             .stages
             .iter()
@@ -596,22 +610,7 @@ impl Ctx<'_> {
             self.main_db
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .save_run_cache(lock.stages.values())
-                .map_err(|e| ExpError::from(crate::session::SessionError::from(e)))?;
-        }
-        // Run again with nothing to compute (resumed after a kill, or the
-        // same params asked again): the record of the run that did the
-        // work stands.
-        let redone = summary
-            .stages
-            .iter()
-            .any(|r| matches!(r.outcome, crate::summary::Outcome::Ran));
-        if rec.status == ExpStatus::Done && status == ExpStatus::Done && !redone {
-            self.db()
-                .finish(name, &Finish::same(&rec, ExpStatus::Done))?;
-            drop(session);
-            let _ = fs::remove_dir_all(&scratch);
-            return super::find(&self.db(), name);
+                .save_run_cache(lock.stages.values())?;
         }
         let error = summary
             .stages
@@ -657,12 +656,7 @@ impl Ctx<'_> {
         fs::create_dir_all(scratch).map_err(io(scratch))?;
         clear_sources(scratch, "", self.excluded).map_err(io(scratch))?;
         copy_tree(&self.ws.root, scratch, "", self.excluded).map_err(io(scratch))?;
-        let name = self
-            .req
-            .pipeline
-            .file_name()
-            .unwrap_or(std::ffi::OsStr::new("mlcycle.yaml"));
-        let file = scratch.join(name);
+        let file = self.pipeline_in(scratch);
         // A params file outside the workspace is shared by everything that
         // reads it: the experiment gets its own copy.
         if let Some(pf) = ParamFiles::of(self.req.pipeline)?.params_file {
