@@ -611,8 +611,9 @@ fn the_sweep_example_prepares_the_data_once_and_cross_validates_each_configurati
     }
     for rec in &records {
         let m = &rec["metrics"];
-        assert_eq!(m["cv.folds"], 5, "{m}");
-        assert!(m["cv.rmse_mean"].as_f64().unwrap() > 0.0, "{m}");
+        assert_eq!(m["cv.count"], 5, "{m}");
+        assert!(m["cv.mean.rmse"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["cv.std.rmse"].as_f64().unwrap() > 0.0, "{m}");
         assert!(m["eval.r2"].as_f64().is_some(), "{m}");
     }
 }

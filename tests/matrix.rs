@@ -256,3 +256,151 @@ stages:
     assert_eq!(r.outcome("g").as_deref(), Some("ran"), "{}", r.stdout);
     assert_eq!(ws.read("all.txt"), "c\na\nb\n");
 }
+
+const SELECT: &str = r#"name: select
+stages:
+  data:
+    uses: dataset.synthetic
+    with: {kind: house_prices, rows: 200, seed: 1}
+  split:
+    uses: preprocess.split
+    inputs: {data: data.data}
+    with: {test: 0.25, seed: 1}
+  train:
+    foreach: [elastic_net, linear_regression]
+    uses: train.${item}
+    inputs: {train: split.train}
+  evaluate:
+    foreach: [elastic_net, linear_regression]
+    uses: evaluate.regression
+    inputs: {model: "train@${item}.model", test: split.test}
+  pick:
+    uses: evaluate.select
+    inputs: {models: "train@*.model", metrics: "evaluate@*.metrics"}
+    with: {metric: rmse}
+  board:
+    uses: evaluate.leaderboard
+    inputs: {metrics: ["evaluate@linear_regression.metrics", "evaluate@elastic_net.metrics"]}
+  bundle:
+    uses: deploy.bundle
+    inputs: {model: pick.best}
+"#;
+
+/// A built-in stage's gathering input takes every instance (`train@*.model`)
+/// or a list: `evaluate.select` hands on the best model unchanged, ranks the
+/// runs and averages their metrics; a new instance reruns the gather only.
+#[test]
+fn a_built_in_stage_gathers_every_instance_and_picks_the_best() {
+    let ws = Ws::new(SELECT);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let best = std::fs::read(ws.path().join("artifacts/pick/best.json")).unwrap();
+    let ols = std::fs::read(
+        ws.path()
+            .join("artifacts/train@linear_regression/model.json"),
+    )
+    .unwrap();
+    assert_eq!(best, ols, "the least RMSE is the least-squares fit");
+    let board = ws.read("artifacts/pick/leaderboard.csv");
+    let rows: Vec<&str> = board.lines().collect();
+    assert!(rows[0].starts_with("rank,stage,model,"), "{board}");
+    assert!(
+        rows[1].starts_with("1,evaluate@linear_regression,train@linear_regression,"),
+        "{board}"
+    );
+    assert!(
+        rows[2].starts_with("2,evaluate@elastic_net,train@elastic_net,"),
+        "{board}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/pick/summary.json")).unwrap();
+    assert_eq!(summary["count"], 2);
+    assert_eq!(summary["best_model"], "train@linear_regression");
+    let rmse = |stage: &str| {
+        let m: serde_json::Value =
+            serde_json::from_str(&ws.read(&format!("artifacts/{stage}/metrics.json"))).unwrap();
+        m["rmse"].as_f64().unwrap()
+    };
+    let mean = (rmse("evaluate@elastic_net") + rmse("evaluate@linear_regression")) / 2.0;
+    let got = summary["mean"]["rmse"].as_f64().unwrap();
+    assert!((got - mean).abs() <= 1e-9 * mean, "{got} vs {mean}");
+    // The list feeds `board` by r2 (the default) in the order written.
+    let board: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/board/summary.json")).unwrap();
+    assert_eq!(board["metric"], "r2");
+    assert_eq!(board["best"], "evaluate@linear_regression");
+
+    // A third candidate: only it and what gathers it run.
+    ws.write(
+        "mlcycle.yaml",
+        &SELECT.replace(
+            "[elastic_net, linear_regression]",
+            "[elastic_net, linear_regression, sgd_regression]",
+        ),
+    );
+    let r = ws.run(&["status"]);
+    assert!(
+        r.stdout.contains("new input `train@sgd_regression.model`")
+            && !r.stdout.contains("gathered"),
+        "{}",
+        r.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("pick").as_deref(), Some("ran"), "{}", r.stdout);
+    assert_eq!(r.outcome("train@sgd_regression").as_deref(), Some("ran"));
+    assert_eq!(r.outcome("train@linear_regression"), None, "{}", r.stdout);
+    assert_eq!(r.outcome("board"), None, "{}", r.stdout);
+    let board = ws.read("artifacts/pick/leaderboard.csv");
+    assert_eq!(board.lines().count(), 4, "{board}");
+}
+
+/// The order of a gathered list is what the stage sees (ties keep it), so
+/// reordering it reruns the stage, as it does a `run:` gather.
+#[test]
+fn regression_reordering_a_built_in_gather_reruns_it() {
+    let ws = Ws::new(SELECT);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write(
+        "mlcycle.yaml",
+        &SELECT.replace(
+            r#"["evaluate@linear_regression.metrics", "evaluate@elastic_net.metrics"]"#,
+            r#"["evaluate@elastic_net.metrics", "evaluate@linear_regression.metrics"]"#,
+        ),
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("board").as_deref(), Some("ran"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("order of gathered `metrics` changed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.outcome("pick"), None, "{}", r.stdout);
+}
+
+#[test]
+fn gathering_mistakes_are_reported_where_they_are_written() {
+    let ws = Ws::new(&SELECT.replace(
+        r#"    inputs: {models: "train@*.model", metrics: "evaluate@*.metrics"}
+    with: {metric: rmse}"#,
+        r#"    inputs: {models: "evaluate@*.metrics", metrics: [evaluate@*.metrics, evaluate@elastic_net.metrics]}
+    with: {metric: custom_score}
+  empty:
+    uses: evaluate.leaderboard
+    inputs: {metrics: []}
+  typo:
+    uses: evaluate.leaderboard
+    inputs: {metrics: "evaluat@*.metrics"}
+  declared:
+    uses: evaluate.leaderboard
+    inputs: {metrics: [train.model, 3]}
+  one:
+    uses: evaluate.regression
+    inputs: {model: "train@*.model", test: split.test}"#,
+    ));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    let text = r.stderr.replace(&ws.path().display().to_string(), "[WS]");
+    insta::assert_snapshot!(text);
+}

@@ -181,6 +181,20 @@ impl StageFingerprint {
             StaleReason::ConfigChanged { field, old, new } if field.starts_with("with.") => {
                 !param_changes.contains(&(old.clone(), new.clone()))
             }
+            // A gather's order (`gathered.NAME`) is said only when it is
+            // all that changed: an added or removed artifact is its own
+            // reason.
+            StaleReason::ConfigChanged { field, old, new } if field.starts_with("gathered.") => {
+                let set = |v: &Option<String>| {
+                    let list: Option<Vec<String>> =
+                        v.as_deref().and_then(|t| serde_json::from_str(t).ok());
+                    list.map(|mut l| {
+                        l.sort();
+                        l
+                    })
+                };
+                matches!((set(old), set(new)), (Some(a), Some(b)) if a == b)
+            }
             _ => true,
         });
         if out.is_empty() {
@@ -346,6 +360,14 @@ impl fmt::Display for StaleReason {
             StaleReason::ConfigChanged { field, old, new } => {
                 if field == "run" {
                     return write!(f, "command changed: {} -> {}", opt(old), opt(new));
+                }
+                if let Some(k) = field.strip_prefix("gathered.") {
+                    return write!(
+                        f,
+                        "order of gathered `{k}` changed: {} -> {}",
+                        opt(old),
+                        opt(new)
+                    );
                 }
                 if let Some(k) = field.strip_prefix("with.") {
                     return write!(f, "param `{k}` changed: {} -> {}", opt(old), opt(new));

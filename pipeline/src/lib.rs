@@ -67,6 +67,8 @@ pub use graph::StageGraph;
 pub use registry::StageRegistry;
 pub use session::{RunRequest, Session, SessionError, SessionOptions};
 pub use spec::{ParamDoc, ParamError, StageFactory, StageKind, StageSpec};
-pub use stage::{Artifact, Facts, InferContext, Inferred, PortSpec, RunContext, Stage, StageError};
+pub use stage::{
+    Artifact, Facts, Gathered, InferContext, Inferred, PortSpec, RunContext, Stage, StageError,
+};
 pub use summary::RunSummary;
 pub use workspace::Workspace;

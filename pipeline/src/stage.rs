@@ -29,6 +29,11 @@ pub struct PortSpec {
     /// What the port carries. Wiring an output to an input of another
     /// artifact type is a validation error; [`Artifact::ANY`] matches all.
     pub artifact: Artifact,
+    /// An input that gathers several artifacts (every instance of a
+    /// `matrix:` stage, `train@*.model`, or a list of references): the
+    /// stage reads them with [`RunContext::gathered`]. Made by
+    /// [`PortSpec::gather`].
+    pub many: bool,
 }
 
 impl PortSpec {
@@ -45,6 +50,26 @@ impl PortSpec {
             required,
             doc,
             artifact,
+            many: false,
+        }
+    }
+
+    /// An input port that takes several artifacts of one type, in the
+    /// order written (`inputs: {metrics: evaluate@*.metrics}`, or a list
+    /// of references). A required one needs at least one artifact.
+    pub const fn gather(
+        name: &'static str,
+        artifact: Artifact,
+        required: bool,
+        doc: &'static str,
+    ) -> Self {
+        PortSpec {
+            name,
+            file: "",
+            required,
+            doc,
+            artifact,
+            many: true,
         }
     }
 
@@ -61,6 +86,7 @@ impl PortSpec {
             required: true,
             doc,
             artifact,
+            many: false,
         }
     }
 }
@@ -177,6 +203,9 @@ pub struct RunContext<'a> {
     pub workspace: &'a Path,
     /// Input port → file path (already verified against the cache).
     pub inputs: BTreeMap<String, PathBuf>,
+    /// Gathering input port ([`PortSpec::gather`]) → its artifacts, in
+    /// the order the pipeline lists them.
+    pub gathered: BTreeMap<String, Vec<Gathered>>,
     /// Output port → file path to write. When the engine runs the stage
     /// this is a fresh folder of its own (under `.mlcycle/cache/tmp/`, with
     /// the output's file name); the engine moves what the stage wrote into
@@ -196,6 +225,11 @@ impl RunContext<'_> {
             .map(PathBuf::as_path)
             .ok_or_else(|| StageError::new(format!("input port `{port}` is not wired")))
     }
+    /// The artifacts of a gathering input port ([`PortSpec::gather`]), in
+    /// order; empty when the port is not wired.
+    pub fn gathered(&self, port: &str) -> &[Gathered] {
+        self.gathered.get(port).map(Vec::as_slice).unwrap_or(&[])
+    }
     /// The path to write an output port to.
     pub fn output(&self, port: &str) -> Result<&Path, StageError> {
         self.outputs
@@ -203,6 +237,16 @@ impl RunContext<'_> {
             .map(PathBuf::as_path)
             .ok_or_else(|| StageError::new(format!("output port `{port}` is not declared")))
     }
+}
+
+/// One artifact of a gathering input port.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// Where it comes from: the id of the stage that wrote it
+    /// (`train@ols-0`), or its path for a file of the workspace.
+    pub from: String,
+    /// The file to read (already verified against the cache).
+    pub path: PathBuf,
 }
 
 /// What `mlcycle validate` can know of an artifact before it exists (a

@@ -54,9 +54,10 @@ pub(super) fn cmd_stages(a: &StagesArgs, registry: &StageRegistry) -> Result<u8,
             }
             for p in f.inputs() {
                 outln!(
-                    "  {:<12} [{}] {}{}",
+                    "  {:<12} [{}{}] {}{}",
                     p.name,
                     p.artifact.as_str(),
+                    if p.many { ", several" } else { "" },
                     p.doc,
                     if p.required { "" } else { " (optional)" }
                 );

@@ -52,6 +52,8 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(evaluate::Regression)?;
     registry.register(evaluate::Classification)?;
     registry.register(evaluate::Compare)?;
+    registry.register(evaluate::Leaderboard)?;
+    registry.register(evaluate::Select)?;
     registry.register(deploy::BundleFactory)?;
     registry.register(deploy::Promote)?;
     registry.register(util::ExportCsv)?;
@@ -69,7 +71,10 @@ pub fn kind_table_markdown(registry: &StageRegistry) -> String {
             return "—".into();
         }
         ps.iter()
-            .map(|p| format!("`{}` ({})", p.name, p.artifact.as_str()))
+            .map(|p| {
+                let many = if p.many { ", several" } else { "" };
+                format!("`{}` ({}{many})", p.name, p.artifact.as_str())
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -101,7 +106,9 @@ pub fn catalogue_markdown(registry: &StageRegistry) -> String {
          and `metrics`. An output port is written to `artifacts/<stage>/<file>`\n\
          and referred to by other stages as `<stage>.<port>`. An output feeds\n\
          only inputs of the same artifact type (`any` matches every type);\n\
-         [artifacts.md](artifacts.md) describes each format.\n\n\
+         [artifacts.md](artifacts.md) describes each format. An input marked\n\
+         *several* gathers a list of artifacts, or every instance of a `matrix:`\n\
+         stage (`metrics: evaluate@*.metrics`).\n\n\
          `run:` stages (any command, any language) are described in\n\
          [pipeline-yaml.md](pipeline-yaml.md).\n",
     );
@@ -119,9 +126,10 @@ pub fn catalogue_markdown(registry: &StageRegistry) -> String {
         );
         for p in f.inputs() {
             let req = if p.required { "" } else { " (optional)" };
+            let many = if p.many { ", several" } else { "" };
             let _ = writeln!(
                 s,
-                "| `{}` | in | {} | | {}{req} |",
+                "| `{}` | in | {}{many} | | {}{req} |",
                 p.name,
                 p.artifact.as_str(),
                 p.doc
@@ -196,7 +204,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 32 } else { 31 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 34 } else { 33 });
     }
 
     /// The catalogue takes defaults from each kind's `Params`: the example

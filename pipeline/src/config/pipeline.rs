@@ -97,7 +97,8 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Input {
     /// Unique within the stage: the port name for built-ins, the dep as
-    /// written (path or `stage.port`) for `run:` stages.
+    /// written (path or `stage.port`) for `run:` stages and for each
+    /// artifact of a gathering port.
     pub key: String,
     /// Name for `${inputs.NAME}`.
     pub name: String,
@@ -108,6 +109,11 @@ pub struct Input {
     /// write inside it (a folder dep holding their outputs). The stage runs
     /// after them, and reads the folder as they leave it.
     pub written_by: Vec<usize>,
+    /// For one of the artifacts of a gathering port ([`PortSpec::gather`],
+    /// whose name `name` is): the stage id it comes from, or its path.
+    ///
+    /// [`PortSpec::gather`]: crate::stage::PortSpec::gather
+    pub gathered: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use inputs::gather_order;
+
 use serde_json::{Map, Value};
 
 use self::parse::{cached_parse, display_name, failure, save_parse};

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use super::runner::{in_place, Failure, Produced, RunFailure, Runner, StageJob, StageLog};
 use super::scheduler::Reporter;
 use crate::config::{Action, StageDef};
-use crate::stage::RunContext;
+use crate::stage::{Gathered, RunContext};
 use crate::workspace::Workspace;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::beneath::Beneath;
@@ -73,8 +74,10 @@ fn run_builtin(
         inputs: s
             .inputs
             .iter()
+            .filter(|i| i.gathered.is_none())
             .map(|i| (i.key.clone(), ws.root.join(&i.path)))
             .collect(),
+        gathered: gathered(ws, s),
         outputs: s
             .outputs
             .iter()
@@ -107,6 +110,20 @@ fn run_builtin(
     };
     ran?;
     staging.publish(ws, s).map_err(|e| (e, vec![]))
+}
+
+/// The artifacts of the stage's gathering ports, by port, in order.
+fn gathered(ws: &Workspace, s: &StageDef) -> BTreeMap<String, Vec<Gathered>> {
+    let mut by_port: BTreeMap<String, Vec<Gathered>> = BTreeMap::new();
+    for i in &s.inputs {
+        if let Some(from) = &i.gathered {
+            by_port.entry(i.name.clone()).or_default().push(Gathered {
+                from: from.clone(),
+                path: ws.root.join(&i.path),
+            });
+        }
+    }
+    by_port
 }
 
 /// Where a built-in stage writes its outputs: a fresh folder in the

@@ -3,6 +3,7 @@
 
 mod classification;
 mod compare;
+mod leaderboard;
 mod regression;
 
 use mlcycle_pipeline::{PortSpec, RunContext, StageError};
@@ -13,6 +14,7 @@ use crate::table::{ColumnData, Table};
 
 pub use classification::Classification;
 pub use compare::Compare;
+pub use leaderboard::{Leaderboard, Select};
 pub use regression::Regression;
 
 const EVAL_IN: &[PortSpec] = &[

@@ -55,6 +55,13 @@ impl Validator<'_> {
             Ok(stage) => {
                 let checked = params::canonical(&stage.params());
                 config.insert("with".into(), checked);
+                // The inputs are fingerprinted by key, in no order; what a
+                // gathering port holds is a list, whose order the stage
+                // sees (ties keep it), so that order is fingerprinted too.
+                let gathered = super::gather_order(inputs.iter().filter(|i| i.gathered.is_some()));
+                if !gathered.is_empty() {
+                    config.insert("gathered".into(), Value::Object(gathered));
+                }
                 if !self.check_file_deps(d, stage.as_ref(), &wpath, &mut inputs, out_index) {
                     return None;
                 }
@@ -63,6 +70,7 @@ impl Validator<'_> {
                 // them: what is there now is not what the stage will read.
                 let written = inputs.iter().any(|i| {
                     matches!(i.source, Source::Stage { .. })
+                        && i.gathered.is_none()
                         && !ports.iter().any(|p| p.name == i.key)
                 });
                 if written {
@@ -205,6 +213,7 @@ impl Validator<'_> {
                     path,
                     source,
                     written_by: Vec::new(),
+                    gathered: None,
                 }),
                 None if self.allow_missing && normalize_any(&f).is_some() => {
                     let path = normalize_any(&f)
@@ -220,6 +229,7 @@ impl Validator<'_> {
                         source: Source::File(path.clone()),
                         path,
                         written_by: Vec::new(),
+                        gathered: None,
                     });
                 }
                 None => {

@@ -66,18 +66,11 @@ impl Validator<'_> {
         // The inputs are fingerprinted by key, in no order; a gather
         // (`stage@*.port`) is rendered in the order of the instances, so
         // that order is part of what the command sees.
-        let gathered: Map<String, Value> = inputs
-            .iter()
-            .filter(|i| self.fanned.contains(&(d.id.clone(), i.name.clone())))
-            .fold(Map::new(), |mut m, i| {
-                if let Value::Array(keys) = m
-                    .entry(i.name.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
-                    keys.push(Value::String(i.key.clone()));
-                }
-                m
-            });
+        let gathered = super::gather_order(
+            inputs
+                .iter()
+                .filter(|i| self.fanned.contains(&(d.id.clone(), i.name.clone()))),
+        );
         if !gathered.is_empty() {
             config.insert("gathered".into(), Value::Object(gathered));
         }

@@ -30,6 +30,9 @@ impl Validator<'_> {
             let inputs = def
                 .inputs
                 .iter()
+                // A gathering port's artifacts bring no facts: a kind
+                // that gathers reads them at run time.
+                .filter(|input| input.gathered.is_none())
                 .filter_map(|input| match input.source {
                     Source::Stage { stage, output } => {
                         let port = &defs[stage].as_ref()?.outputs.get(output)?.name;

@@ -11,6 +11,23 @@ use crate::spec::StageFactory;
 use crate::stage::{Artifact, PortSpec};
 use crate::suggest::did_you_mean;
 
+/// The keys of gathered inputs by name, in order: what a stage's
+/// fingerprint records so that reordering a gather reruns it.
+pub(super) fn gather_order<'a>(
+    inputs: impl Iterator<Item = &'a Input>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    for i in inputs {
+        if let serde_json::Value::Array(keys) = m
+            .entry(i.name.clone())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            keys.push(serde_json::Value::String(i.key.clone()));
+        }
+    }
+    m
+}
+
 impl Validator<'_> {
     /// Checks the `deps:` of a `run:` stage: a list of paths or
     /// `stage.port` references that resolve, none listed twice, and no
@@ -106,6 +123,7 @@ impl Validator<'_> {
                     path: p,
                     source,
                     written_by: Vec::new(),
+                    gathered: None,
                 });
             }
         }
@@ -145,6 +163,23 @@ impl Validator<'_> {
             if !self.check_port_name(d, factory, ports, port, &ppath) {
                 continue;
             }
+            let spec = ports.iter().find(|p| p.name == port);
+            let want = spec.map(|p| p.artifact).unwrap_or(Artifact::ANY);
+            if spec.is_some_and(|p| p.many) {
+                self.check_gather(
+                    d,
+                    factory,
+                    port,
+                    want,
+                    v,
+                    &ppath,
+                    drafts,
+                    ids,
+                    out_index,
+                    &mut inputs,
+                );
+                continue;
+            }
             let Some(raw) = v.as_str() else {
                 self.push(
                     "type",
@@ -157,22 +192,23 @@ impl Validator<'_> {
                 continue;
             };
             if raw.contains("@*.") {
+                let gathering: Vec<&str> =
+                    ports.iter().filter(|p| p.many).map(|p| p.name).collect();
                 self.push(
                     "matrix",
                     &ppath,
                     Part::Value,
                     format!("input `{port}` of stage `{}` takes one artifact, not every instance of `{raw}`", d.id),
                     "one artifact per port",
-                    Some("name one instance (`stage@VALUE.port`), or gather them all in a `run:` stage's `deps:`".into()),
+                    Some(if gathering.is_empty() {
+                        "name one instance (`stage@VALUE.port`), or gather them all in a `run:` stage's `deps:` or an `evaluate.leaderboard` stage".into()
+                    } else {
+                        format!("name one instance (`stage@VALUE.port`); {} of `{}` takes several", gathering.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "), factory.kind())
+                    }),
                 );
                 continue;
             }
             if let Some((p, source)) = self.resolve(d, raw, &ppath, drafts, ids, out_index) {
-                let want = ports
-                    .iter()
-                    .find(|p| p.name == port)
-                    .map(|p| p.artifact)
-                    .unwrap_or(Artifact::ANY);
                 if !self.check_artifact(d, factory, port, want, &source, &ppath, drafts) {
                     continue;
                 }
@@ -182,10 +218,106 @@ impl Validator<'_> {
                     path: p,
                     source,
                     written_by: Vec::new(),
+                    gathered: None,
                 });
             }
         }
         inputs
+    }
+
+    /// Checks the value of a gathering port ([`PortSpec::many`]): one
+    /// reference or a list of them, where `stage@*.port` stands for that
+    /// port of every instance; each artifact must resolve, fit the port's
+    /// type and appear once.
+    #[allow(clippy::too_many_arguments)]
+    fn check_gather(
+        &mut self,
+        d: &Draft<'_>,
+        factory: &dyn StageFactory,
+        port: &str,
+        want: Artifact,
+        v: &serde_json::Value,
+        ppath: &YamlPath,
+        drafts: &[Draft<'_>],
+        ids: &HashMap<&str, usize>,
+        out_index: &HashMap<&str, (usize, usize)>,
+        inputs: &mut Vec<Input>,
+    ) {
+        let items: Vec<(YamlPath, &serde_json::Value)> = match v {
+            serde_json::Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (ppath.index(i), item))
+                .collect(),
+            other => vec![(ppath.clone(), other)],
+        };
+        if items.is_empty() {
+            self.push(
+                "matrix",
+                ppath,
+                Part::Value,
+                format!("input `{port}` of stage `{}` gathers nothing", d.id),
+                "empty list",
+                Some(format!(
+                    "list what it gathers, or every instance of a stage: `{port}: STAGE@*.PORT`"
+                )),
+            );
+            return;
+        }
+        let mut seen: HashSet<String> = HashSet::new();
+        for (at, item) in items {
+            let Some(raw) = item.as_str() else {
+                self.push(
+                    "type",
+                    &at,
+                    Part::Value,
+                    format!("input `{port}` takes `stage.port` references or paths, one or a list"),
+                    "not a reference",
+                    None,
+                );
+                continue;
+            };
+            let Some(each) = self.fan_in(raw, &d.id, &at) else {
+                continue;
+            };
+            let fanned = raw.contains("@*.");
+            for raw in each {
+                let Some((p, source)) = self.resolve(d, &raw, &at, drafts, ids, out_index) else {
+                    // The instances share their ports: what one lacks,
+                    // all do, and it is reported once.
+                    if fanned {
+                        break;
+                    }
+                    continue;
+                };
+                if !self.check_artifact(d, factory, port, want, &source, &at, drafts) {
+                    break;
+                }
+                if !seen.insert(raw.clone()) {
+                    self.push(
+                        "duplicate_dep",
+                        &at,
+                        Part::Value,
+                        format!("input `{port}` of stage `{}` gathers `{raw}` twice", d.id),
+                        "gathered twice",
+                        None,
+                    );
+                    continue;
+                }
+                let from = match &source {
+                    Source::Stage { stage, .. } => drafts[*stage].id.clone(),
+                    Source::File(f) => f.clone(),
+                };
+                inputs.push(Input {
+                    key: raw,
+                    name: port.to_string(),
+                    path: p,
+                    source,
+                    written_by: Vec::new(),
+                    gathered: Some(from),
+                });
+            }
+        }
     }
 
     /// Checks that `port` is one of the input ports of the stage's kind.
@@ -282,7 +414,9 @@ impl Validator<'_> {
         inputs: &[Input],
     ) {
         for p in ports.iter().filter(|p| p.required) {
-            if !inputs.iter().any(|i| i.key == p.name)
+            if !inputs
+                .iter()
+                .any(|i| i.key == p.name || (i.gathered.is_some() && i.name == p.name))
                 && d.decl.get("inputs").and_then(|m| m.get(p.name)).is_none()
             {
                 self.push(

@@ -435,7 +435,7 @@ impl Validator<'_> {
             ),
             "names no instance",
             Some(format!(
-                "name one instance (`{first}.{port}`), or every one with `{base}@*.{port}` in `deps:`"
+                "name one instance (`{first}.{port}`), or every one with `{base}@*.{port}` in `deps:` or an input that gathers"
             )),
         );
         true
