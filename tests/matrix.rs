@@ -379,6 +379,53 @@ fn regression_reordering_a_built_in_gather_reruns_it() {
     assert_eq!(r.outcome("pick"), None, "{}", r.stdout);
 }
 
+/// Metrics listed in another order than the models still pick the model
+/// they scored: pairing is by the model's stage, never by position alone.
+#[test]
+fn regression_select_pairs_each_metrics_file_with_the_model_it_scored() {
+    let ws = Ws::new(&SELECT.replace(
+        "  evaluate:\n    foreach: [elastic_net, linear_regression]",
+        "  evaluate:\n    foreach: [linear_regression, elastic_net]",
+    ));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let best = std::fs::read(ws.path().join("artifacts/pick/best.json")).unwrap();
+    let ols = std::fs::read(
+        ws.path()
+            .join("artifacts/train@linear_regression/model.json"),
+    )
+    .unwrap();
+    assert_eq!(best, ols, "the least-squares fit has the least RMSE");
+    let board = ws.read("artifacts/pick/leaderboard.csv");
+    assert!(
+        board.contains("1,evaluate@linear_regression,train@linear_regression,"),
+        "{board}"
+    );
+}
+
+/// A path and the reference to the stage that writes it are one artifact:
+/// gathering both is a duplicate. Models and metrics in different numbers
+/// are refused before anything runs.
+#[test]
+fn regression_aliases_and_uneven_gathers_are_refused_by_validate() {
+    let ws = Ws::new(&SELECT.replace(
+        r#"    inputs: {metrics: ["evaluate@linear_regression.metrics", "evaluate@elastic_net.metrics"]}"#,
+        r#"    inputs: {metrics: ["evaluate@*.metrics", "artifacts/evaluate@elastic_net/metrics.json"]}"#,
+    ).replace(
+        r#"inputs: {models: "train@*.model", metrics: "evaluate@*.metrics"}"#,
+        r#"inputs: {models: "train@*.model", metrics: ["evaluate@linear_regression.metrics"]}"#,
+    ));
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("duplicate_dep"), "{}", r.stderr);
+    assert!(r.stderr.contains("stage `board` gathers"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`models` gathers 2 artifacts but"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn gathering_mistakes_are_reported_where_they_are_written() {
     let ws = Ws::new(&SELECT.replace(

@@ -283,6 +283,9 @@ pub struct InferContext<'a> {
     /// is absent when nothing is known (a file, a `run:` stage, a kind
     /// that infers nothing).
     pub inputs: BTreeMap<String, Facts>,
+    /// Gathering input port ([`PortSpec::gather`]) → how many artifacts
+    /// it takes.
+    pub gathered: BTreeMap<String, usize>,
 }
 
 impl InferContext<'_> {

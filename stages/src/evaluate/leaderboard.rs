@@ -12,7 +12,8 @@
 use std::fmt::Write as _;
 
 use mlcycle_pipeline::{
-    Gathered, ParamDoc, ParamError, PortSpec, RunContext, StageError, StageKind, StageSpec,
+    Gathered, InferContext, Inferred, ParamDoc, ParamError, PortSpec, RunContext, StageError,
+    StageKind, StageSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -65,7 +66,7 @@ const SELECT_IN: &[PortSpec] = &[
         "metrics",
         crate::ports::METRICS,
         true,
-        "each candidate's metrics, in the same order as `models`",
+        "each candidate's metrics: matched to its model by the model's stage when the metrics name it (`evaluate.*` do), else by position",
     ),
 ];
 const SUMMARY_OUT: PortSpec = PortSpec::output(
@@ -145,6 +146,21 @@ impl StageKind for Select {
     fn check(p: &mut RankParams) -> Result<(), ParamError> {
         p.check()
     }
+    fn infer(_: &RankParams, cx: &InferContext<'_>) -> Inferred {
+        let count = |port: &str| cx.gathered.get(port).copied().unwrap_or(0);
+        let (models, metrics) = (count("models"), count("metrics"));
+        let mut out = Inferred::default();
+        if models > 0 && metrics > 0 && models != metrics {
+            out.problems.push(
+                ParamError::at_input(
+                    "metrics",
+                    format!("`models` gathers {models} artifacts but `metrics` gathers {metrics}"),
+                )
+                .with_help("gather one metrics file per model"),
+            );
+        }
+        out
+    }
     fn run(p: &RankParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let models = ctx.gathered("models");
         let metrics = ctx.gathered("metrics");
@@ -154,9 +170,11 @@ impl StageKind for Select {
                 models.len(),
                 metrics.len()
             ))
-            .with_help("gather one metrics file per model, in the same order (`train@*.model` with `evaluate@*.metrics`)"));
+            .with_help("gather one metrics file per model"));
         }
         let runs = read_runs(metrics)?;
+        let paired = pair(models, &runs)?;
+        let models: Vec<&Gathered> = paired.iter().map(|&m| &models[m]).collect();
         let mut board = Board::rank(p, runs)?;
         board.models = Some(models.iter().map(|m| m.from.clone()).collect());
         board.write(ctx)?;
@@ -211,10 +229,17 @@ fn direction(metric: &str) -> Option<bool> {
     }
     let score = matches!(
         last,
-        "r2" | "accuracy" | "balanced_accuracy" | "roc_auc" | "explained_variance"
-    ) || ["precision", "recall", "f1"]
-        .iter()
-        .any(|p| last == *p || last.starts_with(&format!("{p}_")));
+        "r2" | "accuracy" | "balanced_accuracy" | "explained_variance" | "score"
+    ) || [
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "average_precision",
+        "auc",
+    ]
+    .iter()
+    .any(|p| last == *p || last.starts_with(&format!("{p}_")));
     score.then_some(true)
 }
 
@@ -284,8 +309,12 @@ fn flatten(prefix: &str, map: &Map<String, Value>, out: &mut Vec<(String, f64)>)
         match v {
             Value::Object(inner) => flatten(&key, inner, out),
             Value::Number(n) => {
+                // A literal `a.b` and a nested `a: {b}` read alike: the
+                // first in the file counts.
                 if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
-                    out.push((key, x));
+                    if !out.iter().any(|(k, _)| *k == key) {
+                        out.push((key, x));
+                    }
                 }
             }
             _ => {}
@@ -317,11 +346,14 @@ impl Board {
                 .find(|m| runs.iter().all(|r| r.get(m).is_some()))
                 .map(str::to_string)
                 .ok_or_else(|| {
-                    StageError::new("the runs have neither `r2` nor `accuracy` to rank by")
-                        .with_help(format!(
-                            "set `metric:` to one they all have: {}",
-                            common(&runs).join(", ")
-                        ))
+                    let all = common(&runs);
+                    StageError::new("the runs do not all have `r2`, nor all `accuracy`, to rank by")
+                        .with_help(if all.is_empty() {
+                            "no numeric metric is common to all runs: gather metrics of one kind"
+                                .to_string()
+                        } else {
+                            format!("set `metric:` to one they all have: {}", all.join(", "))
+                        })
                 })?,
         };
         let greater_is_better = p
@@ -375,10 +407,11 @@ impl Board {
     fn mean_std(&self, key: &str) -> (f64, f64) {
         let xs: Vec<f64> = self.runs.iter().filter_map(|r| r.get(key)).collect();
         let n = xs.len() as f64;
-        // Scaled by the largest magnitude, so that the squares of a
-        // diverged run's error (1e85) do not overflow.
-        let scale = xs.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        if scale == 0.0 || !scale.is_finite() {
+        // Scaled by the largest magnitude when squares could overflow (a
+        // diverged run's error of 1e85); plain sums otherwise.
+        let big = xs.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let scale = if big > 1e100 { big } else { 1.0 };
+        if !scale.is_finite() {
             return (xs.iter().sum::<f64>() / n, 0.0);
         }
         let mean = xs.iter().map(|x| x / scale).sum::<f64>() / n;
@@ -418,18 +451,31 @@ impl Board {
             "count": self.runs.len(),
             "best": self.best().from,
             "best_value": self.best().get(&self.metric),
-            "best_model": self.models.as_ref().map(|m| m[self.order[0]].clone()),
             "mean": mean,
             "std": std,
         });
+        let mut summary = summary;
+        if let Some(m) = &self.models {
+            summary["best_model"] = json!(m[self.order[0]]);
+        }
         write_json(ctx.output("metrics")?, &summary)?;
 
         let mut csv = csv::Writer::from_writer(Vec::new());
-        let header = ["rank", "stage"]
+        let fixed: Vec<&str> = ["rank", "stage"]
             .into_iter()
             .chain(self.models.is_some().then_some("model"))
-            .map(str::to_string)
-            .chain(self.columns.iter().cloned());
+            .collect();
+        // A metric named like a fixed column is written `metric:NAME`.
+        let header = fixed
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.columns.iter().map(|c| {
+                if fixed.contains(&c.as_str()) {
+                    format!("metric:{c}")
+                } else {
+                    c.clone()
+                }
+            }));
         let csv_err = |e: csv::Error| StageError::caused_by("cannot write the leaderboard", e);
         csv.write_record(header).map_err(csv_err)?;
         for &i in &self.order {
@@ -469,7 +515,7 @@ impl Board {
             }
         );
         for c in &self.columns {
-            let _ = write!(md, " {c} |");
+            let _ = write!(md, " {} |", cell(c));
         }
         md.push_str("\n|---:|---|");
         if self.models.is_some() {
@@ -479,9 +525,9 @@ impl Board {
         md.push('\n');
         for &i in &self.order {
             let r = &self.runs[i];
-            let _ = write!(md, "| {} | `{}` |", self.ranks[i], r.from);
+            let _ = write!(md, "| {} | `{}` |", self.ranks[i], cell(&r.from));
             if let Some(m) = &self.models {
-                let _ = write!(md, " `{}` |", m[i]);
+                let _ = write!(md, " `{}` |", cell(&m[i]));
             }
             for c in &self.columns {
                 let _ = write!(md, " {} |", r.get(c).map(short).unwrap_or_default());
@@ -511,6 +557,69 @@ fn number(v: f64) -> String {
         return format!("{v:.0}");
     }
     serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string())
+}
+
+/// `s` for a Markdown table cell: `|` escaped.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// For `evaluate.select`: the index of the model each run's metrics
+/// belong to. Metrics that name the model they scored (`model.stage`, as
+/// `evaluate.*` write) are matched to the model trained by that stage (its
+/// `lineage.stage`), whatever order the two lists are in; otherwise the
+/// lists pair by position.
+fn pair(models: &[Gathered], runs: &[Run]) -> Result<Vec<usize>, StageError> {
+    let scored: Vec<Option<&str>> = runs
+        .iter()
+        .map(|r| {
+            r.raw
+                .get("model")
+                .and_then(|m| m.get("stage"))
+                .and_then(Value::as_str)
+        })
+        .collect();
+    if scored.iter().any(Option::is_none) {
+        return Ok((0..runs.len()).collect());
+    }
+    let trained_by: Vec<Option<String>> = models
+        .iter()
+        .map(|m| {
+            let text = std::fs::read_to_string(&m.path).ok()?;
+            let v: Value = serde_json::from_str(&text).ok()?;
+            v.get("lineage")?.get("stage")?.as_str().map(str::to_string)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(runs.len());
+    for (r, stage) in runs.iter().zip(scored.iter().flatten()) {
+        let matches: Vec<usize> = (0..models.len())
+            .filter(|&i| trained_by[i].as_deref() == Some(*stage))
+            .collect();
+        match matches.as_slice() {
+            [one] => out.push(*one),
+            [] => {
+                return Err(StageError::new(format!(
+                    "the metrics of `{}` score the model of stage `{stage}`, which `models` does not gather",
+                    r.from
+                ))
+                .with_help(format!(
+                    "gather the models the metrics score; `models` holds those of: {}",
+                    models
+                        .iter()
+                        .map(|m| format!("`{}`", m.from))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+            _ => {
+                return Err(StageError::new(format!(
+                    "`models` gathers several models of stage `{stage}`, which the metrics of `{}` score",
+                    r.from
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The numeric metrics every run has, in the first run's order.
@@ -616,9 +725,10 @@ mod tests {
 
     #[test]
     fn an_unknown_metric_needs_a_direction() {
-        assert!(params(Some("auc_pr_custom"), None).check().is_err());
-        assert!(params(Some("auc_pr_custom"), Some(true)).check().is_ok());
+        assert!(params(Some("custom_metric"), None).check().is_err());
+        assert!(params(Some("custom_metric"), Some(true)).check().is_ok());
         assert_eq!(direction("f1_macro"), Some(true));
+        assert_eq!(direction("roc_auc_ovr_macro"), Some(true));
         assert_eq!(direction("test.log_loss"), Some(false));
     }
 }

@@ -492,6 +492,7 @@ mod tests {
                 stage: "data",
                 workspace: dir.path(),
                 inputs: Default::default(),
+                gathered: Default::default(),
             };
             crate::dataset::Parquet::infer(&p, &cx)
                 .problems
@@ -558,6 +559,7 @@ mod tests {
             stage: "data",
             workspace: dir.path(),
             inputs: Default::default(),
+            gathered: Default::default(),
         };
         let out = crate::dataset::Parquet::infer(&p, &cx);
         let shape = out.outputs["data"].get::<TableShape>().unwrap();

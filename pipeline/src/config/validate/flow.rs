@@ -42,10 +42,15 @@ impl Validator<'_> {
                     Source::File(_) => None,
                 })
                 .collect();
+            let mut gathered: BTreeMap<String, usize> = BTreeMap::new();
+            for input in def.inputs.iter().filter(|i| i.gathered.is_some()) {
+                *gathered.entry(input.name.clone()).or_default() += 1;
+            }
             let cx = InferContext {
                 stage: &def.id,
                 workspace: &self.root,
                 inputs,
+                gathered,
             };
             let inferred = stage.infer(&cx);
             problems[i] = inferred.problems;

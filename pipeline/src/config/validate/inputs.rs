@@ -201,7 +201,7 @@ impl Validator<'_> {
                     format!("input `{port}` of stage `{}` takes one artifact, not every instance of `{raw}`", d.id),
                     "one artifact per port",
                     Some(if gathering.is_empty() {
-                        "name one instance (`stage@VALUE.port`), or gather them all in a `run:` stage's `deps:` or an `evaluate.leaderboard` stage".into()
+                        "name one instance (`stage@VALUE.port`), or gather them all in a `run:` stage's `deps:`, `evaluate.leaderboard` or `evaluate.select`".into()
                     } else {
                         format!("name one instance (`stage@VALUE.port`); {} of `{}` takes several", gathering.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", "), factory.kind())
                     }),
@@ -293,15 +293,27 @@ impl Validator<'_> {
                 if !self.check_artifact(d, factory, port, want, &source, &at, drafts) {
                     break;
                 }
-                if !seen.insert(raw.clone()) {
+                // By the file read, so that a path and the reference to
+                // the stage that writes it are one artifact.
+                if !seen.insert(p.clone()) {
                     self.push(
                         "duplicate_dep",
                         &at,
                         Part::Value,
-                        format!("input `{port}` of stage `{}` gathers `{raw}` twice", d.id),
+                        if raw == p {
+                            format!("input `{port}` of stage `{}` gathers `{raw}` twice", d.id)
+                        } else {
+                            format!(
+                                "input `{port}` of stage `{}` gathers `{raw}` (`{p}`) twice",
+                                d.id
+                            )
+                        },
                         "gathered twice",
-                        None,
+                        Some("gather each artifact once".into()),
                     );
+                    if fanned {
+                        break;
+                    }
                     continue;
                 }
                 let from = match &source {
