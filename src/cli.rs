@@ -67,6 +67,9 @@ pub enum Cmd {
     /// Serve the champion model over HTTP (predict, MLflow invocations, feedback).
     #[cfg(feature = "serve")]
     Serve(ServeArgs),
+    /// Open the pipeline, runs, experiments and models in the browser.
+    #[cfg(feature = "serve")]
+    Ui(UiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -97,6 +100,26 @@ pub struct WorkspaceArg {
     // Its own id: the global `-C` is `dir`, and clap would merge the two.
     #[arg(id = "workspace", value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    /// Address to listen on; anything but loopback needs a token.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the log line says which).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Require this token on every request (generated and printed when
+    /// `--host` is not loopback and none is given).
+    #[arg(long, env = "MLCYCLE_UI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow actions from the page: start a run, apply an experiment,
+    /// promote or roll back a model. Off, the UI is read-only.
+    #[arg(long)]
+    pub allow_actions: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,8 @@ mod locate;
 #[macro_use]
 mod output;
 mod report;
+#[cfg(feature = "serve")]
+mod ui;
 
 use std::process::ExitCode;
 

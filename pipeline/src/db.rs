@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS stage_runs (
     detail TEXT,
     PRIMARY KEY (run_id, stage)
 );
+CREATE INDEX IF NOT EXISTS stage_runs_by_stage ON stage_runs(stage, run_id);
 CREATE TABLE IF NOT EXISTS run_cache (
     key TEXT PRIMARY KEY,
     entry TEXT NOT NULL
@@ -131,6 +132,9 @@ pub struct StageRow {
     pub stage: String,
     pub outcome: String,
     pub duration_ms: i64,
+    /// When it started, in milliseconds after its run started (unknown
+    /// for runs recorded before mlcycle kept it).
+    pub start_ms: Option<i64>,
     pub reasons: Vec<String>,
     pub detail: Option<String>,
 }
@@ -451,7 +455,7 @@ impl Db {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO stage_runs (run_id, stage, outcome, duration_ms, reasons, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR REPLACE INTO stage_runs (run_id, stage, outcome, duration_ms, reasons, detail, start_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(e)?;
             for r in &summary.stages {
@@ -462,7 +466,8 @@ impl Db {
                     r.outcome.label(),
                     r.duration.as_millis() as i64,
                     serde_json::to_string(&reasons).unwrap_or_default(),
-                    detail(r)
+                    detail(r),
+                    r.start_ms.map(|ms| ms as i64)
                 ])
                 .map_err(e)?;
             }
@@ -499,28 +504,56 @@ impl Db {
         let Some(run) = run else { return Ok(None) };
         let mut stmt = self
             .conn
-            .prepare("SELECT stage, outcome, duration_ms, reasons, detail FROM stage_runs WHERE run_id=?1 ORDER BY rowid")
+            .prepare("SELECT stage, outcome, duration_ms, reasons, detail, start_ms FROM stage_runs WHERE run_id=?1 ORDER BY rowid")
             .map_err(|e| self.err(e))?;
         let stages = stmt
-            .query_map([id], |r| {
-                let reasons: String = r.get(3)?;
-                Ok(StageRow {
-                    stage: r.get(0)?,
-                    outcome: r.get(1)?,
-                    duration_ms: r.get(2)?,
-                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
-                    detail: r.get(4)?,
-                })
-            })
+            .query_map([id], row_to_stage)
             .map_err(|e| self.err(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
         Ok(Some((run, stages)))
     }
+
+    /// The newest `limit` recorded runs of `stage`, newest first, each with
+    /// its run's id and start time (by the `stage_runs_by_stage` index).
+    pub fn stage_history(
+        &self,
+        stage: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, StageRow)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.stage, s.outcome, s.duration_ms, s.reasons, s.detail, s.start_ms, s.run_id, r.started_at \
+                 FROM stage_runs s JOIN runs r ON r.id = s.run_id \
+                 WHERE s.stage=?1 ORDER BY s.run_id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![stage, limit as i64], |r| {
+                Ok((r.get(6)?, r.get(7)?, row_to_stage(r)?))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
 }
 
 fn detail(r: &StageResult) -> Option<String> {
     r.outcome.detail()
+}
+
+fn row_to_stage(r: &rusqlite::Row<'_>) -> rusqlite::Result<StageRow> {
+    let reasons: String = r.get(3)?;
+    Ok(StageRow {
+        stage: r.get(0)?,
+        outcome: r.get(1)?,
+        duration_ms: r.get(2)?,
+        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        detail: r.get(4)?,
+        start_ms: r.get(5)?,
+    })
 }
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -551,6 +584,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch("ALTER TABLE runs ADD COLUMN error TEXT")?;
         }
         conn.pragma_update(None, "user_version", 1)?;
+    }
+    if version < 2 {
+        // When each stage started within its run (the runs timeline).
+        let has = conn
+            .prepare("SELECT start_ms FROM stage_runs LIMIT 0")
+            .is_ok();
+        if !has {
+            conn.execute_batch("ALTER TABLE stage_runs ADD COLUMN start_ms INTEGER")?;
+        }
+        conn.pragma_update(None, "user_version", 2)?;
     }
     Ok(())
 }

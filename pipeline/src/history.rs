@@ -39,6 +39,19 @@ impl History {
         }
     }
 
+    /// The newest `limit` recorded runs of one stage, newest first: (run
+    /// id, run start, the stage's row).
+    pub fn stage_history(
+        &self,
+        stage: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, StageRow)>, DbError> {
+        match &self.db {
+            Some(db) => db.stage_history(stage, limit),
+            None => Ok(vec![]),
+        }
+    }
+
     /// Run `id` with its stages, if recorded.
     pub fn run(&self, id: i64) -> Result<Option<(RunRow, Vec<StageRow>)>, DbError> {
         match &self.db {

@@ -60,6 +60,11 @@ pub struct StageResult {
     /// The Slurm job that ran it, under `--executor slurm`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub job: Option<String>,
+    /// When it started, in milliseconds after the run started (for a
+    /// timeline of what ran in parallel); unknown for a stage settled
+    /// elsewhere (a detached Slurm run).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub start_ms: Option<u64>,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -246,6 +251,7 @@ mod tests {
                 StageResult {
                     stage: "prep".into(),
                     job: None,
+                    start_ms: None,
                     outcome: Outcome::Fresh,
                     duration: Duration::ZERO,
                     reasons: vec![],
@@ -253,6 +259,7 @@ mod tests {
                 StageResult {
                     stage: "train".into(),
                     job: None,
+                    start_ms: None,
                     outcome: Outcome::Ran,
                     duration: Duration::from_millis(1200),
                     reasons: vec![StaleReason::ParamChanged {
@@ -264,6 +271,7 @@ mod tests {
                 StageResult {
                     stage: "eval".into(),
                     job: None,
+                    start_ms: None,
                     outcome: Outcome::Skipped {
                         because: "upstream `train` failed".into(),
                     },

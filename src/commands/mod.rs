@@ -81,6 +81,8 @@ pub fn main(registry: StageRegistry) -> ExitCode {
         Cmd::History(a) => cmd_history(&cli, a),
         #[cfg(feature = "serve")]
         Cmd::Serve(a) => cmd_serve(&cli, a),
+        #[cfg(feature = "serve")]
+        Cmd::Ui(a) => cmd_ui(&cli, a, registry),
         Cmd::Exec(a) => cmd_exec(&cli, a, &registry),
         Cmd::Init(a) => cmd_init(&cli, a),
         Cmd::Completions { shell } => {

@@ -15,17 +15,7 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
         Err(e) => return Err(e),
     };
     let ws = Workspace::new(dir.canonicalize().unwrap_or(dir.clone()));
-    let addr: std::net::SocketAddr = format!("{}:{}", a.host, a.port)
-        .parse()
-        .or_else(|_| {
-            use std::net::ToSocketAddrs;
-            (a.host.as_str(), a.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut it| it.next())
-                .ok_or(())
-        })
-        .map_err(|_| CliError::Usage(format!("`{}` is not a host to listen on", a.host)))?;
+    let addr = listen_addr(&a.host, a.port)?;
     for (flag, v) in [
         ("--header-timeout", a.header_timeout),
         ("--body-timeout", a.body_timeout),
@@ -187,4 +177,57 @@ fn known_categories(chain: &[mlcycle_stages::transform::Transform], column: &str
             _ => None,
         })
         .unwrap_or_default()
+}
+
+/// `mlcycle ui`: serves the web app for the workspace until Ctrl-C.
+#[cfg(feature = "serve")]
+pub(super) fn cmd_ui(
+    cli: &Cli,
+    a: &crate::cli::UiArgs,
+    registry: StageRegistry,
+) -> Result<u8, Fail> {
+    let root = locate_root(cli.dir.as_deref(), a.workspace.dir.as_deref())?;
+    let root = root.canonicalize().unwrap_or(root);
+    let file = root.join(PIPELINE_FILE);
+    let addr = listen_addr(&a.host, a.port)?;
+    if a.token.as_deref().is_some_and(|t| t.len() < 16) {
+        return Err(CliError::Usage(
+            "`--token` must be at least 16 characters; leave it out to have one generated".into(),
+        )
+        .into());
+    }
+    // Anything but loopback is reachable by others: never without a token.
+    let token = match &a.token {
+        Some(t) => Some(t.clone()),
+        None if !addr.ip().is_loopback() => Some(crate::ui::random_token()),
+        None => None,
+    };
+    crate::ui::serve(
+        crate::ui::UiOptions {
+            root,
+            file,
+            addr,
+            token,
+            allow_actions: a.allow_actions,
+        },
+        registry,
+    )
+    .map_err(|e| CliError::Io(e.to_string()))?;
+    Ok(0)
+}
+
+/// The address `--host` and `--port` name (an IP or a host name).
+#[cfg(feature = "serve")]
+fn listen_addr(host: &str, port: u16) -> Result<std::net::SocketAddr, Fail> {
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            (host, port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or(())
+        })
+        .map_err(|_| CliError::Usage(format!("`{host}` is not a host to listen on")).into())
 }

@@ -231,6 +231,8 @@ struct Coordinator<'a> {
     /// Every recorded output by path, built when first needed.
     by_path: Option<foldhash::HashMap<String, OutRecord>>,
     stopping: bool,
+    /// When the run started: each result's `start_ms` is counted from it.
+    started: Instant,
 }
 
 impl<'a> Coordinator<'a> {
@@ -255,6 +257,7 @@ impl<'a> Coordinator<'a> {
             blocked: HashSet::new(),
             by_path: None,
             stopping: false,
+            started: Instant::now(),
         })
     }
 
@@ -452,10 +455,13 @@ impl<'a> Coordinator<'a> {
     fn settle(
         &mut self,
         i: usize,
-        result: StageResult,
+        mut result: StageResult,
         entry: Option<LockEntry>,
     ) -> Result<(), RunError> {
         let p = self.shared.p;
+        // Settled as it finishes: it started its duration ago.
+        let since = self.started.elapsed().saturating_sub(result.duration);
+        result.start_ms.get_or_insert(since.as_millis() as u64);
         let id = &p.stages[i].id;
         match &result.outcome {
             Outcome::Failed { .. } => {
@@ -527,6 +533,7 @@ fn result(s: &StageDef, outcome: Outcome, t0: Instant, reasons: Vec<StaleReason>
     StageResult {
         stage: s.id.clone(),
         job: None,
+        start_ms: None,
         outcome,
         duration: t0.elapsed(),
         reasons,
@@ -537,6 +544,7 @@ fn skipped(p: &Pipeline, i: usize, because: String) -> StageResult {
     StageResult {
         stage: p.stages[i].id.clone(),
         job: None,
+        start_ms: None,
         outcome: Outcome::Skipped { because },
         duration: Duration::ZERO,
         reasons: vec![],

@@ -384,7 +384,14 @@ async fn run(opts: ServeOptions, loaded: Loaded, log: LogWriter) -> Result<(), S
         .map_err(io_err("read the address listened on"))?;
     // A line scripts can wait for.
     eprintln!("listening on http://{local}");
+    // Where `mlcycle ui` finds this server to show its live numbers.
+    let announce = opts.state.join("serve.json");
+    let _ = std::fs::write(
+        &announce,
+        serde_json::json!({"addr": local.to_string(), "pid": std::process::id()}).to_string(),
+    );
     accept_until_shutdown(listener, app, &opts, &stop).await;
+    let _ = std::fs::remove_file(&announce);
     Ok(())
 }
 

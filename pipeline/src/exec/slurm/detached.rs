@@ -200,6 +200,7 @@ fn record(
         results.push(StageResult {
             stage: s.clone(),
             job: Some(job.clone()),
+            start_ms: None,
             outcome,
             duration,
             reasons: vec![],
