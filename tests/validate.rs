@@ -568,3 +568,54 @@ stages:
         );
     }
 }
+
+/// A port is named after its file (`out/gb_metrics.json` is
+/// `MLCYCLE_OUT_GB_METRICS`): a command, or a script it runs, that reads a
+/// variable the stage does not set is caught before anything runs, with
+/// the nearest name, instead of a KeyError after a long training run.
+#[test]
+fn a_command_or_script_reading_an_unset_port_variable_is_refused() {
+    let ws = Ws::new(
+        r#"name: env
+stages:
+  train:
+    run: python3 train.py && cp x "$MLCYCLE_OUT_METRICS"
+    deps: [train.py, {data: in.csv}]
+    outs: [out/gb_metrics.json]
+"#,
+    );
+    ws.write("in.csv", "a\n1\n");
+    ws.write(
+        "train.py",
+        "import os\nopen(os.environ['MLCYCLE_IN_DATA']).read()\nout = os.environ['MLCYCLE_OUT_GB_METRIC']\n",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("unknown_env"), "{text}");
+    assert!(
+        text.contains("the command of stage `train` reads `$MLCYCLE_OUT_METRICS`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`train.py`, run by stage `train`, reads `$MLCYCLE_OUT_GB_METRIC`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("did you mean `MLCYCLE_OUT_GB_METRICS`?"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MLCYCLE_IN_DATA`,"),
+        "a variable the stage sets is fine: {text}"
+    );
+    // `status` reads the command line, not the scripts.
+    ws.write(
+        "mlcycle.yaml",
+        &ws.read("mlcycle.yaml")
+            .replace("\"$MLCYCLE_OUT_METRICS\"", "\"$MLCYCLE_OUT_GB_METRICS\""),
+    );
+    let r = ws.run(&["status"]);
+    assert_eq!(r.code, 1, "stale, not invalid: {}{}", r.stdout, r.stderr);
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 2, "validate still reads train.py: {text}");
+}

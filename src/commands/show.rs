@@ -27,7 +27,15 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
             "`{artifact}` is not `STAGE.PORT`; `mlcycle show` lists the artifacts"
         ))
     };
-    let (sid, port) = artifact.split_once('.').ok_or_else(usage)?;
+    // A stage id may hold dots (`train@0.1`, `split@data.csv`): the
+    // longest prefix that names a stage is the stage.
+    let (sid, port) = artifact
+        .match_indices('.')
+        .rev()
+        .map(|(i, _)| (&artifact[..i], &artifact[i + 1..]))
+        .find(|(sid, _)| p.stages.iter().any(|s| s.id == *sid))
+        .or_else(|| artifact.split_once('.'))
+        .ok_or_else(usage)?;
     let Some(stage) = p.stages.iter().find(|s| s.id == sid) else {
         let help = mlcycle_pipeline::suggest::closest(sid, p.stages.iter().map(|s| s.id.as_str()))
             .map(|s| format!("did you mean `{s}`?"));
@@ -63,7 +71,7 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
         .into());
     }
     let text = if out.path.ends_with(".arrow") {
-        mlcycle_stages::table::Table::read_arrow(&path)
+        mlcycle_stages::table::Table::read(&path)
             .map_err(|e| CliError::Io(e.to_string()))?
             .preview(a.rows)
     } else if path.is_dir() {

@@ -23,6 +23,15 @@ pub mod util;
 use mlcycle_pipeline::registry::{DuplicateKind, StageRegistry};
 
 /// Adds every built-in stage kind to `registry`.
+/// The `target:` param of the kinds that read a table first (splits,
+/// cleaning, trainers): names the target of a table that carries none.
+pub(crate) const TARGET_PARAM_DOC: mlcycle_pipeline::ParamDoc = mlcycle_pipeline::ParamDoc::new(
+    "target",
+    "string",
+    "the target column, for a table that names none (written by a script: CSV, Feather, Parquet); replaces the table's own",
+)
+.unset("the table's");
+
 pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKind> {
     registry.register(dataset::Csv)?;
     #[cfg(feature = "parquet")]
@@ -234,6 +243,11 @@ mod tests {
             }
             let mut have = Vec::new();
             keys(&stage.params(), "", &documented, &mut have);
+            // `target:` is left out of the params when unset, so that it
+            // changes no existing stage's fingerprint.
+            if documented.contains(&"target") && !have.iter().any(|k| k == "target") {
+                have.push("target".into());
+            }
             have.sort_unstable();
             documented.sort_unstable();
             assert_eq!(have, documented, "params of `{}`", f.kind());

@@ -119,7 +119,18 @@ pub fn choice_name<T: Serialize>(choice: &T) -> String {
 
 /// Reads the table wired to input `port`.
 pub fn read_table(ctx: &RunContext<'_>, port: &str) -> Result<crate::table::Table, StageError> {
-    crate::table::Table::read_arrow(ctx.input(port)?).map_err(StageError::from_error)
+    crate::table::Table::read(ctx.input(port)?).map_err(StageError::from_error)
+}
+
+/// Names the target column of `t` as a stage's `target:` param says, when
+/// it is set (a table a script wrote carries none).
+pub fn declared_target(
+    t: &mut crate::table::Table,
+    target: Option<&str>,
+) -> Result<(), StageError> {
+    t.set_target(target).map_err(|e| {
+        StageError::new(e).with_help("`target:` names a column of the table this stage reads")
+    })
 }
 
 /// Writes `t` to output `port`.

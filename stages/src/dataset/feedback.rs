@@ -59,7 +59,7 @@ impl StageKind for Feedback {
     fn run(p: &FeedbackParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let (records, mut skipped) = p.records(ctx)?;
         let base = match ctx.inputs.get("data") {
-            Some(p) => Some(Table::read_arrow(p).map_err(StageError::from_error)?),
+            Some(p) => Some(Table::read(p).map_err(StageError::from_error)?),
             None => None,
         };
         // A record whose label (or a numeric feature) is not a number where

@@ -107,7 +107,7 @@ impl StageKind for Compare {
                 reference.task.as_str()
             )));
         }
-        let test = Table::read_arrow(ctx.input("test")?).map_err(StageError::from_error)?;
+        let test = Table::read(ctx.input("test")?).map_err(StageError::from_error)?;
         let a = evaluate(&challenger, &test)?;
         let b = evaluate(&reference, &test)?;
         let (metric, va, vb) = p.decider(challenger.task, &a, &b)?;

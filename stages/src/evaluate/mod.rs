@@ -31,7 +31,7 @@ fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
     let model = Model::read(ctx.input("model")?).map_err(|e| {
         StageError::from_error(e).with_help("wire a `train.*` stage's `model` output here")
     })?;
-    let test = Table::read_arrow(ctx.input("test")?).map_err(StageError::from_error)?;
+    let test = Table::read(ctx.input("test")?).map_err(StageError::from_error)?;
     if test.n_rows() == 0 {
         return Err(StageError::new("the `test` table has no rows")
             .with_help("give the split stage a larger `test` share"));

@@ -30,6 +30,10 @@ pub struct CleanParams {
     threshold: Option<f64>,
     #[serde(default)]
     columns: Option<Vec<String>>,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn yes() -> bool {
     true
@@ -111,6 +115,7 @@ impl StageKind for Clean {
         inputs: CLEAN_IN,
         outputs: CLEAN_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("duplicates", "bool", "drop rows identical to an earlier row"),
             ParamDoc::new("missing", "`drop` | `mean` | `median` | `mode` | `constant` | `keep`", "rows with a missing feature are dropped, or the gap is filled (mean/median: numeric columns; mode: any; constant: `fill`). Rows with a missing target are always dropped unless `keep`"),
             ParamDoc::new("fill", "number or string", "the value for `missing: constant`"),
@@ -159,6 +164,7 @@ impl StageKind for Clean {
     }
     fn run(p: &CleanParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let mut t = crate::util::read_table(ctx, "data")?;
+        crate::util::declared_target(&mut t, p.target.as_deref())?;
         let rows_in = t.n_rows();
         let mut report = serde_json::Map::new();
         report.insert("rows_in".into(), rows_in.into());

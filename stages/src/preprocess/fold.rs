@@ -90,8 +90,8 @@ impl StageKind for Fold {
         }
     }
     fn run(p: &FoldParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
-        let f = Table::read_arrow(ctx.input("folds")?).map_err(StageError::from_error)?;
+        let t = Table::read(ctx.input("data")?).map_err(StageError::from_error)?;
+        let f = Table::read(ctx.input("folds")?).map_err(StageError::from_error)?;
         let [train, validation] = p.rows(&t, &f)?;
         (ctx.log)(&format!(
             "fold {}: {} train rows, {} validation rows",

@@ -31,6 +31,10 @@ pub struct SplitParams {
     /// Number of cross-validation folds of the training rows (0 = none).
     #[serde(default)]
     folds: usize,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 
 fn default_test() -> f64 {
@@ -77,6 +81,7 @@ impl StageKind for Split {
         inputs: SPLIT_IN,
         outputs: SPLIT_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("test", "number", "share of rows for the test split"),
             ParamDoc::new("validation", "number", "share of rows for the validation split"),
             ParamDoc::new("seed", "integer", "shuffle seed: the same seed gives the same split"),
@@ -114,7 +119,8 @@ impl StageKind for Split {
         )
     }
     fn run(p: &SplitParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        let t = Table::read_arrow(ctx.input("data")?).map_err(StageError::from_error)?;
+        let mut t = Table::read(ctx.input("data")?).map_err(StageError::from_error)?;
+        crate::util::declared_target(&mut t, p.target.as_deref())?;
         if t.n_rows() < 2 {
             return Err(StageError::new(format!(
                 "input `data` has {} rows; a split needs at least 2",
@@ -172,7 +178,7 @@ impl SplitParams {
         let groups: Vec<Vec<usize>> = if p.stratify {
             let target = t.target.as_deref().ok_or_else(|| {
                 StageError::new("`stratify` needs a target column")
-                    .with_help("name it with `target:` in the dataset stage")
+                    .with_help("name it with `target:` in the dataset stage, or in this stage's `with:` for a table a script wrote")
             })?;
             let col = t.column(target).expect("the target column exists");
             // Class labels: categories, or a few whole numbers (the

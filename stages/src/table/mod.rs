@@ -11,14 +11,14 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
 use rayon::prelude::*;
 
 use crate::steps::Transform;
 
+mod convert;
 #[cfg(feature = "parquet")]
 mod parquet;
 
@@ -323,8 +323,128 @@ impl Table {
         w.finish().map_err(fmt)
     }
 
-    /// Reads an Arrow IPC file written by [`Table::write_arrow`] (or by
-    /// pandas/polars with float and string columns).
+    /// Reads a table from any file a stage may be given: Arrow IPC
+    /// (Feather v2, file or stream format, any compression pandas, polars
+    /// or pyarrow use), Parquet, or CSV (`.csv`, `.tsv`; types inferred as
+    /// `dataset.csv` does). The format is told by the file's first bytes,
+    /// not its name. A table read from a file mlcycle did not write names
+    /// no target: the consuming stage's `target:` does.
+    ///
+    /// # Errors
+    /// The file cannot be read, is none of those formats, or holds a
+    /// column a table cannot ([`convert`] lists what it can).
+    pub fn read(path: &Path) -> Result<Table, TableError> {
+        use std::io::Read as _;
+        let shown = path.display().to_string();
+        let mut head = [0u8; 8];
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(|source| TableError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        let head = &head[..n];
+        if head.starts_with(b"ARROW1") {
+            return Table::read_arrow(path);
+        }
+        if head.starts_with(&[0xff, 0xff, 0xff, 0xff]) {
+            return Table::read_arrow_stream(path);
+        }
+        if head.starts_with(b"PAR1") {
+            #[cfg(feature = "parquet")]
+            return Table::read_parquet(path, &std::collections::HashMap::new());
+            #[cfg(not(feature = "parquet"))]
+            return Err(TableError::Format {
+                path: shown,
+                message: "a Parquet file, and this mlcycle was built without Parquet support (the `parquet` feature)".into(),
+            });
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("csv") | Some("txt") => Table::read_csv(path, &CsvOptions::default()),
+            Some("tsv") => Table::read_csv(
+                path,
+                &CsvOptions {
+                    delimiter: Some(b'\t'),
+                    ..CsvOptions::default()
+                },
+            ),
+            _ => Err(TableError::Format {
+                path: shown,
+                message:
+                    "not a table: neither Arrow IPC (Feather), Parquet, nor a `.csv` or `.tsv` file"
+                        .into(),
+            }),
+        }
+    }
+
+    /// Reads an Arrow IPC stream (what `write_ipc_stream` and
+    /// `pyarrow.ipc.new_stream` write), as [`Table::read_arrow`] does a file.
+    fn read_arrow_stream(path: &Path) -> Result<Table, TableError> {
+        let shown = path.display().to_string();
+        let fmt = |message: String| TableError::Format {
+            path: shown.clone(),
+            message,
+        };
+        let file = File::open(path).map_err(|source| TableError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+            .map_err(|e| fmt(format!("not an Arrow IPC stream: {e}")))?;
+        let schema = reader.schema();
+        let (target, transforms) = Self::metadata(&schema, &fmt)?;
+        let columns = convert::read_batches(&schema, reader, &|_| None).map_err(fmt)?;
+        Ok(Table {
+            columns,
+            target,
+            transforms,
+        })
+    }
+
+    /// Names `target` the table's target column (when given), replacing the
+    /// one it had: a table a script wrote names none.
+    ///
+    /// # Errors
+    /// The table has no such column (the message suggests the nearest).
+    pub fn set_target(&mut self, target: Option<&str>) -> Result<(), String> {
+        let Some(t) = target else { return Ok(()) };
+        if self.column(t).is_none() {
+            let names = self.names();
+            return Err(format!(
+                "`target: {t}` names no column of the table {}",
+                mlcycle_pipeline::suggest::did_you_mean(t, &names)
+            ));
+        }
+        self.target = Some(t.to_string());
+        Ok(())
+    }
+
+    /// The target and transform chain a table's schema metadata records.
+    fn metadata(
+        schema: &arrow_schema::Schema,
+        fmt: &dyn Fn(String) -> TableError,
+    ) -> Result<(Option<String>, Vec<Transform>), TableError> {
+        let target = schema.metadata().get(TARGET_KEY).cloned();
+        let transforms = match schema.metadata().get(TRANSFORMS_KEY) {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                fmt(format!(
+                    "the transform chain in its metadata is unreadable ({e}); was it written by a newer mlcycle?"
+                ))
+            })?,
+        };
+        Ok((target, transforms))
+    }
+
+    /// Reads an Arrow IPC (Feather v2) file: one written by
+    /// [`Table::write_arrow`], or by pandas, polars or pyarrow with their
+    /// defaults (LZ4 or ZSTD compressed, any numeric, text, boolean,
+    /// dictionary, date or timestamp column; see [`convert`] for how each
+    /// becomes a column).
     pub fn read_arrow(path: &Path) -> Result<Table, TableError> {
         let shown = path.display().to_string();
         let fmt = |message: String| TableError::Format {
@@ -338,60 +458,8 @@ impl Table {
         let reader = arrow_ipc::reader::FileReader::try_new(file, None)
             .map_err(|e| fmt(format!("not an Arrow IPC file: {e}")))?;
         let schema = reader.schema();
-        let target = schema.metadata().get(TARGET_KEY).cloned();
-        let transforms = match schema.metadata().get(TRANSFORMS_KEY) {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(json).map_err(|e| {
-                fmt(format!(
-                    "the transform chain in its metadata is unreadable ({e}); was it written by a newer mlcycle?"
-                ))
-            })?,
-        };
-        let mut columns: Vec<Column> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let data = match f.data_type() {
-                    DataType::Utf8 => Ok(ColumnData::Categorical(Vec::new())),
-                    t if t.is_numeric() => Ok(ColumnData::Numeric(Vec::new())),
-                    other => Err(fmt(format!(
-                        "column `{}` has type {other}; tables hold numbers and strings",
-                        f.name()
-                    ))),
-                }?;
-                Ok(Column {
-                    name: f.name().clone(),
-                    data,
-                })
-            })
-            .collect::<Result<_, TableError>>()?;
-        for batch in reader {
-            let batch = batch.map_err(|e| fmt(e.to_string()))?;
-            for (col, array) in columns.iter_mut().zip(batch.columns()) {
-                match &mut col.data {
-                    ColumnData::Numeric(v) => {
-                        let vals = numeric_values(array.as_ref()).ok_or_else(|| {
-                            fmt(format!(
-                                "column `{}` has an unsupported number type",
-                                col.name
-                            ))
-                        })?;
-                        v.extend(vals);
-                    }
-                    ColumnData::Categorical(v) => {
-                        let a = array.as_string_opt::<i32>().ok_or_else(|| {
-                            fmt(format!(
-                                "column `{}` is not a UTF-8 string column",
-                                col.name
-                            ))
-                        })?;
-                        v.extend(
-                            (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())),
-                        );
-                    }
-                }
-            }
-        }
+        let (target, transforms) = Self::metadata(&schema, &fmt)?;
+        let columns = convert::read_batches(&schema, reader, &|_| None).map_err(fmt)?;
         Ok(Table {
             columns,
             target,
@@ -445,41 +513,6 @@ impl Table {
         }
         s
     }
-}
-
-/// The values of a numeric Arrow array as f64, nulls as NaN.
-fn numeric_values(array: &dyn Array) -> Option<Vec<f64>> {
-    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
-    fn collect<T: arrow_array::ArrowPrimitiveType>(
-        a: &arrow_array::PrimitiveArray<T>,
-        f: impl Fn(T::Native) -> f64,
-    ) -> Vec<f64> {
-        (0..a.len())
-            .map(|i| {
-                if a.is_null(i) {
-                    f64::NAN
-                } else {
-                    f(a.value(i))
-                }
-            })
-            .collect()
-    }
-    if let Some(a) = array.as_primitive_opt::<Float64Type>() {
-        if a.null_count() == 0 {
-            return Some(a.values().to_vec());
-        }
-        return Some(collect(a, |x| x));
-    }
-    if let Some(a) = array.as_primitive_opt::<Float32Type>() {
-        return Some(collect(a, f64::from));
-    }
-    if let Some(a) = array.as_primitive_opt::<Int64Type>() {
-        return Some(collect(a, |x| x as f64));
-    }
-    if let Some(a) = array.as_primitive_opt::<Int32Type>() {
-        return Some(collect(a, f64::from));
-    }
-    None
 }
 
 fn is_missing(v: &str) -> bool {
@@ -926,6 +959,114 @@ mod tests {
         let e = Table::read_csv(&p, &opts).unwrap_err().to_string();
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("column `price`"), "{e}");
+    }
+
+    /// What pandas, polars and pyarrow write with their defaults: LZ4- or
+    /// ZSTD-compressed IPC, integers, booleans, dictionaries, dates and
+    /// timestamps, no target; and the IPC stream format.
+    #[test]
+    fn compressed_ipc_files_and_streams_of_every_common_type_read() {
+        use arrow_array::types::Int32Type;
+        use arrow_array::{
+            BooleanArray, Date32Array, DictionaryArray, Int64Array, TimestampNanosecondArray,
+            UInt8Array,
+        };
+        use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
+        use arrow_ipc::CompressionType;
+        let dir = tempfile::tempdir().unwrap();
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+            ),
+            ("u", Arc::new(UInt8Array::from(vec![7, 8, 9]))),
+            ("b", Arc::new(BooleanArray::from(vec![true, false, true]))),
+            (
+                "c",
+                Arc::new(
+                    vec![Some("x"), Some("y"), None]
+                        .into_iter()
+                        .collect::<DictionaryArray<Int32Type>>(),
+                ),
+            ),
+            // 2024-01-01 is day 19723 of the Unix epoch.
+            ("d", Arc::new(Date32Array::from(vec![19723, 19724, 19725]))),
+            (
+                "t",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![1_704_067_200_500_000_000, 0, 1])
+                        .with_timezone("Europe/Paris"),
+                ),
+            ),
+        ];
+        let schema = Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let batch =
+            RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect())
+                .unwrap();
+        for (name, compression) in [
+            ("lz4.arrow", Some(CompressionType::LZ4_FRAME)),
+            ("zstd.feather", Some(CompressionType::ZSTD)),
+            ("plain.ipc", None),
+        ] {
+            let p = dir.path().join(name);
+            let opts = IpcWriteOptions::default()
+                .try_with_compression(compression)
+                .unwrap();
+            let mut w =
+                FileWriter::try_new_with_options(File::create(&p).unwrap(), &schema, opts).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+            let t = Table::read(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(t.target, None);
+            assert_eq!(t.n_rows(), 3);
+            let num = |c: &str| match &t.column(c).unwrap().data {
+                ColumnData::Numeric(v) => v.clone(),
+                other => panic!("{c} is {}", other.type_name()),
+            };
+            let n = num("n");
+            assert_eq!((n[0], n[2]), (1.0, 3.0));
+            assert!(n[1].is_nan(), "a null is missing");
+            assert_eq!(num("u"), vec![7.0, 8.0, 9.0]);
+            assert_eq!(num("d"), vec![19723.0, 19724.0, 19725.0], "days since 1970");
+            assert_eq!(
+                num("t"),
+                vec![1_704_067_200.5, 0.0, 1e-9],
+                "seconds since 1970, UTC"
+            );
+            assert_eq!(
+                t.column("b").unwrap().data,
+                ColumnData::Categorical(vec![
+                    Some("true".into()),
+                    Some("false".into()),
+                    Some("true".into())
+                ])
+            );
+            assert_eq!(
+                t.column("c").unwrap().data,
+                ColumnData::Categorical(vec![Some("x".into()), Some("y".into()), None])
+            );
+        }
+        let p = dir.path().join("stream.arrows");
+        let mut w = StreamWriter::try_new(File::create(&p).unwrap(), &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        assert_eq!(Table::read(&p).unwrap().n_rows(), 3);
+        // A CSV by its name; anything else is refused, naming the formats.
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, "area,price\n1,2\n").unwrap();
+        let mut t = Table::read(&csv).unwrap();
+        t.set_target(Some("price")).unwrap();
+        assert_eq!(t.target.as_deref(), Some("price"));
+        let e = t.set_target(Some("prise")).unwrap_err();
+        assert!(e.contains("did you mean `price`?"), "{e}");
+        let junk = dir.path().join("t.bin");
+        std::fs::write(&junk, "hello").unwrap();
+        let e = Table::read(&junk).unwrap_err().to_string();
+        assert!(e.contains("neither Arrow IPC"), "{e}");
     }
 
     #[test]

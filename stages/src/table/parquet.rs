@@ -11,21 +11,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use arrow_array::cast::AsArray;
-use arrow_array::temporal_conversions::{as_datetime, date32_to_datetime, date64_to_datetime};
-use arrow_array::types::{
-    ArrowPrimitiveType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type, DecimalType,
-    Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
-};
-use arrow_array::types::{
-    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
-use arrow_array::Array;
-use arrow_schema::{DataType, Field, TimeUnit};
-
-use super::{Column, ColumnData, Table, TableError};
+use super::convert::{column_for, read_batches};
+use super::{Table, TableError};
 
 /// A column of a Parquet schema: its name, and whether a table reads it
 /// as categorical (`Err`: why a table cannot hold it).
@@ -61,8 +48,8 @@ impl Table {
                 let declared = types.get(f.name()).map(String::as_str);
                 (
                     f.name().clone(),
-                    parquet_column(f, declared)
-                        .map(|c| matches!(c.data, ColumnData::Categorical(_))),
+                    column_for(f, declared)
+                        .map(|c| matches!(c.data, super::ColumnData::Categorical(_))),
                 )
             })
             .collect())
@@ -76,7 +63,7 @@ impl Table {
     /// # Errors
     /// [`TableError::Io`] when the file cannot be opened;
     /// [`TableError::Format`] when it is not Parquet, has a column of
-    /// another type (dates, lists, structs), `types` names a column it lacks,
+    /// another type (lists, structs), `types` names a column it lacks,
     /// or a value does not convert (text that is not a number, ±∞).
     pub fn read_parquet(path: &Path, types: &HashMap<String, String>) -> Result<Table, TableError> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -102,41 +89,8 @@ impl Table {
                 )));
             }
         }
-        let mut columns: Vec<Column> = Vec::new();
-        for f in schema.fields() {
-            let declared = types.get(f.name()).map(String::as_str);
-            columns.push(parquet_column(f, declared).map_err(fmt)?);
-        }
-        let mut row0 = 0usize;
-        for batch in reader {
-            let batch = batch.map_err(|e| fmt(e.to_string()))?;
-            for (col, array) in columns.iter_mut().zip(batch.columns()) {
-                match &mut col.data {
-                    ColumnData::Numeric(v) => {
-                        let start = v.len();
-                        numbers(array.as_ref(), v).map_err(|e| {
-                            fmt(format!(
-                                "column `{}` (rows {}..{}): not readable as numbers: {e}",
-                                col.name,
-                                row0 + 1,
-                                row0 + batch.num_rows()
-                            ))
-                        })?;
-                        if let Some(i) = v[start..].iter().position(|x| x.is_infinite()) {
-                            return Err(fmt(format!(
-                                "column `{}`, row {}: {} is not a finite number",
-                                col.name,
-                                row0 + i + 1,
-                                v[start + i]
-                            )));
-                        }
-                    }
-                    ColumnData::Categorical(v) => texts(array.as_ref(), v)
-                        .map_err(|e| fmt(format!("column `{}`: {e}", col.name)))?,
-                }
-            }
-            row0 += batch.num_rows();
-        }
+        let columns =
+            read_batches(&schema, reader, &|name| types.get(name).cloned()).map_err(fmt)?;
         Ok(Table {
             columns,
             target: None,
@@ -145,308 +99,18 @@ impl Table {
     }
 }
 
-/// An empty column of the type `declared`, or else the type the field's
-/// Arrow type implies.
-/// Whether [`numbers`] converts an array of type `t`.
-fn holds_numbers(t: &DataType) -> bool {
-    match t {
-        DataType::Null
-        | DataType::Boolean
-        | DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View => true,
-        DataType::Dictionary(_, values) => holds_numbers(values),
-        t => t.is_numeric(),
-    }
-}
-
-fn parquet_column(f: &Field, declared: Option<&str>) -> Result<Column, String> {
-    let numeric = match declared {
-        Some("numeric") if !holds_numbers(f.data_type()) => {
-            return Err(format!(
-                "column `{}` is declared `numeric`, but the type {} does not hold numbers",
-                f.name(),
-                f.data_type()
-            ))
-        }
-        Some("numeric") => true,
-        Some(_) => false,
-        None => match f.data_type() {
-            t if t.is_numeric() => true,
-            DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Boolean
-            | DataType::Binary
-            | DataType::LargeBinary
-            | DataType::BinaryView
-            | DataType::Null
-            | DataType::Dictionary(_, _) => false,
-            other @ (DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) => {
-                return Err(format!(
-                    "column `{}` has type {other}; tables hold numbers and text (declare it \
-                     `categorical` under `types:` to read it as ISO 8601 text)",
-                    f.name()
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "column `{}` has type {other}; tables hold numbers and text",
-                    f.name()
-                ))
-            }
-        },
-    };
-    Ok(Column {
-        name: f.name().clone(),
-        data: if numeric {
-            ColumnData::Numeric(Vec::new())
-        } else {
-            ColumnData::Categorical(Vec::new())
-        },
-    })
-}
-
-/// Appends `array`'s values as numbers (a null is NaN).
-fn numbers(array: &dyn Array, out: &mut Vec<f64>) -> Result<(), String> {
-    fn primitive<T: ArrowPrimitiveType>(
-        array: &dyn Array,
-        out: &mut Vec<f64>,
-        to_f64: impl Fn(T::Native) -> f64,
-    ) -> bool {
-        let Some(a) = array.as_primitive_opt::<T>() else {
-            return false;
-        };
-        out.extend(a.iter().map(|x| x.map_or(f64::NAN, &to_f64)));
-        true
-    }
-    let scale = |s: i8| 10f64.powi(i32::from(s));
-    let done = match array.data_type() {
-        DataType::Int8 => primitive::<Int8Type>(array, out, f64::from),
-        DataType::Int16 => primitive::<Int16Type>(array, out, f64::from),
-        DataType::Int32 => primitive::<Int32Type>(array, out, f64::from),
-        DataType::Int64 => primitive::<Int64Type>(array, out, |x| x as f64),
-        DataType::UInt8 => primitive::<UInt8Type>(array, out, f64::from),
-        DataType::UInt16 => primitive::<UInt16Type>(array, out, f64::from),
-        DataType::UInt32 => primitive::<UInt32Type>(array, out, f64::from),
-        DataType::UInt64 => primitive::<UInt64Type>(array, out, |x| x as f64),
-        DataType::Float16 => primitive::<Float16Type>(array, out, |x| x.to_f64()),
-        DataType::Float32 => primitive::<Float32Type>(array, out, f64::from),
-        DataType::Float64 => primitive::<Float64Type>(array, out, |x| x),
-        DataType::Decimal32(_, s) => {
-            let d = scale(*s);
-            primitive::<Decimal32Type>(array, out, |x| f64::from(x) / d)
-        }
-        DataType::Decimal64(_, s) => {
-            let d = scale(*s);
-            primitive::<Decimal64Type>(array, out, |x| x as f64 / d)
-        }
-        DataType::Decimal128(_, s) => {
-            let d = scale(*s);
-            primitive::<Decimal128Type>(array, out, |x| x as f64 / d)
-        }
-        DataType::Decimal256(_, s) => {
-            let d = scale(*s);
-            primitive::<Decimal256Type>(array, out, |x| {
-                x.to_string().parse::<f64>().map_or(f64::NAN, |v| v / d)
-            })
-        }
-        DataType::Null => {
-            out.extend(std::iter::repeat_n(f64::NAN, array.len()));
-            true
-        }
-        DataType::Boolean => {
-            let a = array.as_boolean();
-            out.extend(
-                a.iter()
-                    .map(|b| b.map_or(f64::NAN, |b| f64::from(u8::from(b)))),
-            );
-            true
-        }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let mut text = Vec::with_capacity(array.len());
-            texts(array, &mut text)?;
-            for t in text {
-                out.push(match t {
-                    None => f64::NAN,
-                    Some(t) => t
-                        .trim()
-                        .parse::<f64>()
-                        .map_err(|_| format!("`{t}` is not a number"))?,
-                });
-            }
-            true
-        }
-        DataType::Dictionary(_, _) => {
-            let dict = array.as_any_dictionary();
-            let mut values = Vec::with_capacity(dict.values().len());
-            numbers(dict.values().as_ref(), &mut values)?;
-            let keys = dict.normalized_keys();
-            out.extend(keys.iter().enumerate().map(|(i, &k)| {
-                if array.is_null(i) {
-                    f64::NAN
-                } else {
-                    values.get(k).copied().unwrap_or(f64::NAN)
-                }
-            }));
-            true
-        }
-        _ => false,
-    };
-    if done {
-        Ok(())
-    } else {
-        Err(format!(
-            "the type {} does not hold numbers",
-            array.data_type()
-        ))
-    }
-}
-
-/// Appends `array`'s values as text (a null is `None`). Dates become
-/// `2024-03-01`, timestamps `2024-03-01T12:00:00` (the instant in UTC,
-/// fractional seconds only when there are some).
-fn texts(array: &dyn Array, out: &mut Vec<Option<String>>) -> Result<(), String> {
-    match array.data_type() {
-        DataType::Utf8 => out.extend(
-            array
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.map(str::to_string)),
-        ),
-        DataType::LargeUtf8 => {
-            out.extend(
-                array
-                    .as_string::<i64>()
-                    .iter()
-                    .map(|s| s.map(str::to_string)),
-            );
-        }
-        DataType::Utf8View => {
-            out.extend(array.as_string_view().iter().map(|s| s.map(str::to_string)));
-        }
-        DataType::Boolean => {
-            out.extend(array.as_boolean().iter().map(|b| b.map(|b| b.to_string())));
-        }
-        DataType::Dictionary(_, _) => {
-            let dict = array.as_any_dictionary();
-            let mut values = Vec::with_capacity(dict.values().len());
-            texts(dict.values().as_ref(), &mut values)?;
-            let keys = dict.normalized_keys();
-            out.extend(keys.iter().enumerate().map(|(i, &k)| {
-                if array.is_null(i) {
-                    None
-                } else {
-                    values.get(k).cloned().flatten()
-                }
-            }));
-        }
-        DataType::Date32 => out.extend(
-            array
-                .as_primitive::<Date32Type>()
-                .iter()
-                .map(|d| Some(date32_to_datetime(d?)?.date().to_string())),
-        ),
-        DataType::Date64 => out.extend(
-            array
-                .as_primitive::<Date64Type>()
-                .iter()
-                .map(|d| Some(date64_to_datetime(d?)?.date().to_string())),
-        ),
-        DataType::Timestamp(unit, _) => match unit {
-            TimeUnit::Second => timestamps::<TimestampSecondType>(array, out),
-            TimeUnit::Millisecond => timestamps::<TimestampMillisecondType>(array, out),
-            TimeUnit::Microsecond => timestamps::<TimestampMicrosecondType>(array, out),
-            TimeUnit::Nanosecond => timestamps::<TimestampNanosecondType>(array, out),
-        },
-        // A numeric column declared categorical: each value's exact text,
-        // from its own type (never through f64, which would merge large
-        // integer ids and print 0.1f32 as 0.10000000149011612).
-        DataType::Int8 => exact::<Int8Type>(array, out, |x| x.to_string()),
-        DataType::Int16 => exact::<Int16Type>(array, out, |x| x.to_string()),
-        DataType::Int32 => exact::<Int32Type>(array, out, |x| x.to_string()),
-        DataType::Int64 => exact::<Int64Type>(array, out, |x| x.to_string()),
-        DataType::UInt8 => exact::<UInt8Type>(array, out, |x| x.to_string()),
-        DataType::UInt16 => exact::<UInt16Type>(array, out, |x| x.to_string()),
-        DataType::UInt32 => exact::<UInt32Type>(array, out, |x| x.to_string()),
-        DataType::UInt64 => exact::<UInt64Type>(array, out, |x| x.to_string()),
-        DataType::Float16 => exact::<Float16Type>(array, out, |x| x.to_string()),
-        DataType::Float32 => exact::<Float32Type>(array, out, |x| x.to_string()),
-        DataType::Float64 => exact::<Float64Type>(array, out, |x| x.to_string()),
-        DataType::Decimal32(p, s) => decimals::<Decimal32Type>(array, out, *p, *s),
-        DataType::Decimal64(p, s) => decimals::<Decimal64Type>(array, out, *p, *s),
-        DataType::Decimal128(p, s) => decimals::<Decimal128Type>(array, out, *p, *s),
-        DataType::Decimal256(p, s) => decimals::<Decimal256Type>(array, out, *p, *s),
-        DataType::Binary => binary(array.as_binary::<i32>().iter(), out)?,
-        DataType::LargeBinary => binary(array.as_binary::<i64>().iter(), out)?,
-        DataType::BinaryView => binary(array.as_binary_view().iter(), out)?,
-        DataType::Null => out.extend(std::iter::repeat_n(None, array.len())),
-        other => return Err(format!("the type {other} does not hold text")),
-    }
-    Ok(())
-}
-
-/// Appends a primitive array's values as text, each by `text`.
-fn exact<T: ArrowPrimitiveType>(
-    array: &dyn Array,
-    out: &mut Vec<Option<String>>,
-    text: impl Fn(T::Native) -> String,
-) {
-    out.extend(array.as_primitive::<T>().iter().map(|x| x.map(&text)));
-}
-
-/// Appends a decimal array's values as exact decimal text (`12.50`).
-fn decimals<T: DecimalType>(
-    array: &dyn Array,
-    out: &mut Vec<Option<String>>,
-    precision: u8,
-    scale: i8,
-) {
-    exact::<T>(array, out, |x| T::format_decimal(x, precision, scale));
-}
-
-/// Appends byte strings as text; bytes that are not UTF-8 are an error.
-fn binary<'a>(
-    values: impl Iterator<Item = Option<&'a [u8]>>,
-    out: &mut Vec<Option<String>>,
-) -> Result<(), String> {
-    for (i, v) in values.enumerate() {
-        out.push(match v {
-            None => None,
-            Some(b) => Some(
-                String::from_utf8(b.to_vec())
-                    .map_err(|_| format!("row {} is not UTF-8 text", i + 1))?,
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Appends a timestamp array's values as ISO 8601 text.
-fn timestamps<T: ArrowPrimitiveType<Native = i64>>(
-    array: &dyn Array,
-    out: &mut Vec<Option<String>>,
-) {
-    out.extend(array.as_primitive::<T>().iter().map(|v| {
-        Some(
-            as_datetime::<T>(v?)?
-                .format("%Y-%m-%dT%H:%M:%S%.f")
-                .to_string(),
-        )
-    }));
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use super::super::ColumnData;
     use arrow_array::types::Int8Type;
     use arrow_array::{
         ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float32Array,
         Int64Array, LargeStringArray, RecordBatch, StringArray, TimestampMillisecondArray,
         UInt16Array,
     };
-    use arrow_schema::Schema;
+    use arrow_schema::{Field, Schema};
 
     use super::*;
 
@@ -511,7 +175,10 @@ mod tests {
             "{found}"
         );
         assert!(found.contains("the typed column `are`"), "{found}");
-        assert!(found.contains("column `sold` has type Date32"), "{found}");
+        assert!(
+            !found.contains("has type Date32"),
+            "a date is numeric now: {found}"
+        );
         // Declared, the date reads as text; the right names pass.
         let found = check(serde_json::json!(
             {"path": "t.parquet", "target": "price", "types": {"sold": "categorical"}}
@@ -519,12 +186,9 @@ mod tests {
         assert_eq!(found, "");
         // A file that is not there is the missing dep's to report.
         assert_eq!(check(serde_json::json!({"path": "none.parquet"})), "");
-        // A date declared numeric does not hold numbers.
+        // A date declared numeric is its number of days since 1970.
         let found = check(serde_json::json!({"path": "t.parquet", "types": {"sold": "numeric"}}));
-        assert!(
-            found.contains("`sold` is declared `numeric`, but the type Date32"),
-            "{found}"
-        );
+        assert_eq!(found, "");
         // An empty or cut file is reported, not passed.
         std::fs::write(dir.path().join("empty.parquet"), b"").unwrap();
         let found = check(serde_json::json!({"path": "empty.parquet", "target": "x"}));
@@ -653,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_timestamps_declared_categorical_read_as_iso_text() {
+    fn dates_and_timestamps_read_as_epoch_numbers_or_declared_as_iso_text() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(
             dir.path(),
@@ -672,10 +336,15 @@ mod tests {
                 ),
             ],
         );
-        let e = Table::read_parquet(&p, &HashMap::new())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("declare it `categorical`"), "{e}");
+        // Undeclared: days and seconds since the Unix epoch.
+        let t = Table::read_parquet(&p, &HashMap::new()).unwrap();
+        let num = |n: &str| match &t.column(n).unwrap().data {
+            ColumnData::Numeric(v) => v.clone(),
+            other => panic!("{n} is {}", other.type_name()),
+        };
+        assert_eq!(num("day")[..2], [0.0, 19783.0]);
+        assert!(num("day")[2].is_nan());
+        assert_eq!(num("at")[..2], [1_700_000_000.5, 0.0]);
         let types = HashMap::from([
             ("day".to_string(), "categorical".to_string()),
             ("at".to_string(), "categorical".to_string()),

@@ -26,6 +26,10 @@ pub struct TreeStageParams {
     criterion: Criterion,
     #[serde(default = "seed")]
     seed: u64,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 
 /// `train.decision_tree`.
@@ -41,6 +45,7 @@ impl StageKind for DecisionTree {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new(
                 "max_depth",
                 "integer",

@@ -21,6 +21,10 @@ pub struct ElasticNetParams {
     max_iterations: u32,
     #[serde(default = "tol")]
     tolerance: f64,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn half() -> f64 {
     0.5
@@ -45,6 +49,7 @@ impl StageKind for ElasticNet {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("alpha", "number", "overall penalty strength"),
             ParamDoc::new("l1_ratio", "number", "share of L1 in the penalty: 0 is ridge, 1 is lasso"),
             ParamDoc::new("max_iterations", "integer", "coordinate-descent iterations at most"),

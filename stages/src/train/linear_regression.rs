@@ -15,6 +15,10 @@ use crate::model::{Fitted, Task};
 pub struct OlsParams {
     #[serde(default = "yes")]
     fit_intercept: bool,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 
 /// `train.linear_regression`.
@@ -30,6 +34,7 @@ impl StageKind for LinearRegression {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("fit_intercept", "bool", "fit an intercept term"),
         ],
     };

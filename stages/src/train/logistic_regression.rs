@@ -23,6 +23,10 @@ pub struct LogisticParams {
     max_iterations: u64,
     #[serde(default = "gtol")]
     tolerance: f64,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn hundred_u64() -> u64 {
     100
@@ -42,6 +46,7 @@ impl StageKind for LogisticRegression {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("alpha", "number", "L2 penalty"),
             ParamDoc::new("max_iterations", "integer", "solver iterations at most"),
             ParamDoc::new(

@@ -87,7 +87,13 @@ fn train<P: Serialize>(
     fit: impl FnOnce(&TrainData<'_>) -> Result<Fitted, StageError>,
 ) -> Result<(), StageError> {
     let path = ctx.input("train")?;
-    let t = Table::read_arrow(path).map_err(StageError::from_error)?;
+    let mut t = Table::read(path).map_err(StageError::from_error)?;
+    // Every trainer's params may name the target (`target:`) of a table a
+    // script wrote.
+    let declared = serde_json::to_value(params)
+        .ok()
+        .and_then(|v| v.get("target")?.as_str().map(str::to_string));
+    crate::util::declared_target(&mut t, declared.as_deref())?;
     if t.n_rows() == 0 {
         return Err(StageError::new("the training table `train` has no rows")
             .with_help("check the split and cleaning stages upstream"));
@@ -168,7 +174,7 @@ fn target_column<'t>(t: &'t Table, kind: &str) -> Result<(&'t str, &'t Column), 
         StageError::new(format!(
             "`{kind}` needs a target column, and the table has none"
         ))
-        .with_help("name it with `target:` in the dataset stage")
+        .with_help("name it with `target:` in the dataset stage, or in this stage's `with:` for a table a script wrote")
     })?;
     let col = t.column(name).ok_or_else(|| {
         StageError::new(format!(

@@ -17,6 +17,10 @@ use crate::model::{Fitted, Task};
 pub struct NbParams {
     #[serde(default = "var_smoothing")]
     var_smoothing: f64,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn var_smoothing() -> f64 {
     1e-9
@@ -34,11 +38,14 @@ impl StageKind for NaiveBayes {
         version: 1,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
-        params: &[ParamDoc::new(
-            "var_smoothing",
-            "number",
-            "added to variances for stability",
-        )],
+        params: &[
+            crate::TARGET_PARAM_DOC,
+            ParamDoc::new(
+                "var_smoothing",
+                "number",
+                "added to variances for stability",
+            ),
+        ],
     };
     fn check(p: &mut NbParams) -> Result<(), ParamError> {
         positive("var_smoothing", p.var_smoothing)

@@ -34,6 +34,10 @@ pub struct ForestParams {
     criterion: Criterion,
     #[serde(default = "seed")]
     seed: u64,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn sqrt() -> Value {
     Value::String("sqrt".into())
@@ -52,6 +56,7 @@ impl StageKind for RandomForest {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("trees", "integer", "number of trees"),
             ParamDoc::new("max_depth", "integer", "deepest level of each tree").unset("unlimited"),
             MIN_SAMPLES_SPLIT_DOC,

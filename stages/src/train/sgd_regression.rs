@@ -37,6 +37,10 @@ pub struct SgdParams {
     tol: Option<f64>,
     #[serde(default = "five")]
     n_iter_no_change: usize,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 fn tol() -> Option<f64> {
     Some(1e-3)
@@ -87,6 +91,7 @@ impl StageKind for SgdRegression {
         inputs: TRAIN_IN,
         outputs: SGD_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("learning_rate", "number", "step size"),
             ParamDoc::new("epochs", "integer", "passes over the training rows"),
             ParamDoc::new("batch_size", "integer", "rows per gradient step; 0 = all rows"),

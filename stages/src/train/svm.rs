@@ -40,6 +40,10 @@ pub struct SvmParams {
     /// of the memory available when the stage starts.
     #[serde(default)]
     max_kernel_mb: Option<f64>,
+    /// The target column of a table that names none (one a script wrote);
+    /// when the table names one, this one replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
 }
 
 fn scale() -> Value {
@@ -76,6 +80,7 @@ impl StageKind for Svm {
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
+            crate::TARGET_PARAM_DOC,
             ParamDoc::new("c", "number", "penalty of margin violations"),
             ParamDoc::new("kernel", "`linear` | `gaussian` | `polynomial`", "kernel"),
             ParamDoc::new("gamma", "`scale` | `auto` | number", "Gaussian kernel coefficient, exp(-gamma·|x-y|²): `scale` is 1 / (features × variance of the training matrix), scikit-learn's default; `auto` is 1 / features"),

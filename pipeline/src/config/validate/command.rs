@@ -1,13 +1,13 @@
 //! `run:` stages: the command line (or argv) and `env:`, rendered with
 //! `${params.…}`, `${inputs.…}` and `${outputs.…}`.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
 use super::super::span::{Part, YamlPath};
-use super::super::{env_var_name, Action, Input, Output, Shell, StageDef};
+use super::super::{env_var_name, Action, Input, Output, Shell, Source, StageDef};
 use super::{Draft, Validator};
 use crate::interp::{self, Namespace, Piece};
 use crate::params;
@@ -62,6 +62,7 @@ impl Validator<'_> {
         }
         let (env, env_templates) = self.check_env(d, &inputs, &mut stage_params);
         self.check_env_collisions(d, &inputs);
+        self.check_env_refs(d, &inputs, &templates);
         let mut config = command_config(d, &templates, shell, env_templates);
         // The inputs are fingerprinted by key, in no order; a gather
         // (`stage@*.port`) is rendered in the order of the instances, so
@@ -136,6 +137,110 @@ impl Validator<'_> {
                     ),
                     "same variable",
                     Some("name one of them: `- other_name: path`".into()),
+                );
+            }
+        }
+    }
+
+    /// Checks that every `MLCYCLE_IN_…` / `MLCYCLE_OUT_…` variable the
+    /// command names is one the stage sets: a port is named after its
+    /// file (`out/gb_metrics.json` is `MLCYCLE_OUT_GB_METRICS`), and a
+    /// wrong guess would otherwise surface only when the command ends. The
+    /// command line is read always; under `mlcycle validate`, also the
+    /// scripts among the deps that the command names (`python train.py`).
+    fn check_env_refs(
+        &mut self,
+        d: &Draft<'_>,
+        inputs: &[Input],
+        templates: &[(String, YamlPath)],
+    ) {
+        let set: Vec<String> = inputs
+            .iter()
+            .map(|i| format!("MLCYCLE_IN_{}", env_var_name(&i.name)))
+            .chain(
+                d.outputs
+                    .iter()
+                    .map(|o| format!("MLCYCLE_OUT_{}", env_var_name(&o.name))),
+            )
+            .collect();
+        let mut texts: Vec<(String, YamlPath, Option<String>)> = templates
+            .iter()
+            .map(|(t, p)| (t.clone(), p.clone(), None))
+            .collect();
+        if !self.allow_missing {
+            for inp in inputs {
+                let Source::File(f) = &inp.source else {
+                    continue;
+                };
+                let named = templates.iter().any(|(t, _)| t.contains(f.as_str()));
+                let script = [".py", ".sh", ".r", ".R", ".jl", ".js", ".rb", ".pl"]
+                    .iter()
+                    .any(|e| f.ends_with(e));
+                if !(named && script) {
+                    continue;
+                }
+                let path = self.root.join(f);
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.len() <= 1 << 20 => {}
+                    _ => continue,
+                }
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    texts.push((text, d.path.key("run"), Some(f.clone())));
+                }
+            }
+        }
+        let mut reported: HashSet<String> = HashSet::new();
+        for (text, at, file) in texts {
+            for var in env_refs(&text) {
+                if set.contains(&var) || !reported.insert(var.clone()) {
+                    continue;
+                }
+                let kind = if var.starts_with("MLCYCLE_IN_") {
+                    "in"
+                } else {
+                    "out"
+                };
+                let same_kind: Vec<&str> = set
+                    .iter()
+                    .filter(|v| {
+                        v.starts_with(if kind == "in" {
+                            "MLCYCLE_IN_"
+                        } else {
+                            "MLCYCLE_OUT_"
+                        })
+                    })
+                    .map(String::as_str)
+                    .collect();
+                let near = did_you_mean(&var, &same_kind);
+                let listed = if same_kind.is_empty() {
+                    format!(
+                        "the stage sets no `MLCYCLE_{}_…` variable",
+                        kind.to_uppercase()
+                    )
+                } else {
+                    format!(
+                        "it sets {}",
+                        same_kind
+                            .iter()
+                            .map(|v| format!("`{v}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                self.push(
+                    "unknown_env",
+                    &at,
+                    Part::Value,
+                    match &file {
+                        Some(f) => format!("`{f}`, run by stage `{}`, reads `${var}`, which the stage does not set", d.id),
+                        None => format!("the command of stage `{}` reads `${var}`, which the stage does not set", d.id),
+                    },
+                    "no such variable",
+                    Some(if near.is_empty() {
+                        format!("{listed}; a port is named after its file name unless named: `- {}: path`", var.split_once(if kind == "in" { "MLCYCLE_IN_" } else { "MLCYCLE_OUT_" }).map(|(_, n)| n.to_lowercase()).unwrap_or_default())
+                    } else {
+                        near
+                    }),
                 );
             }
         }
@@ -534,4 +639,25 @@ fn valid_env_name(k: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The `MLCYCLE_IN_…` and `MLCYCLE_OUT_…` variable names in `text`.
+fn env_refs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["MLCYCLE_IN_", "MLCYCLE_OUT_"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            // Not the tail of a longer name (`XMLCYCLE_IN_A`).
+            let before = rest[..i].chars().next_back();
+            let tail = &rest[i + prefix.len()..];
+            let n = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            if n > 0 && !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.push(format!("{prefix}{}", &tail[..n]));
+            }
+            rest = &tail[n..];
+        }
+    }
+    out
 }
