@@ -252,7 +252,7 @@ fn serving_beyond_loopback_requires_a_token() {
     );
     assert_eq!(code, 200);
     let (code, head, _) = http(s.port, "GET", &format!("/?token={token}"), &[], "");
-    assert_eq!(code, 200);
+    assert_eq!(code, 303, "{head}");
     assert!(
         head.to_lowercase().contains("set-cookie: mlcycle_token="),
         "{head}"
@@ -321,4 +321,136 @@ fn the_pages_work_in_chromium() {
         text.contains("# fail 0") && !text.contains("# pass 0"),
         "{text}"
     );
+}
+
+/// Without a token the server answers only under a loopback name: a page
+/// of another site whose name resolves to 127.0.0.1 (DNS rebinding) can
+/// neither read the workspace nor act on it.
+#[test]
+fn regression_a_foreign_host_name_is_refused_without_a_token() {
+    let ws = Ws::new(TWO_SLEEPS);
+    let s = ui(ws.path(), &["--allow-actions"]);
+    let evil = format!("evil.example:{}", s.port);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "GET /api/pipeline HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(out.contains("not this machine's loopback address"), "{out}");
+    for host in ["localhost", "127.0.0.1"] {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        write!(
+            c,
+            "GET /api/pipeline HTTP/1.1\r\nHost: {host}:{}\r\nConnection: close\r\n\r\n",
+            s.port
+        )
+        .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{host}: {out}");
+    }
+}
+
+/// A stage's panel never reads through a link out of the workspace (the
+/// file endpoint already refused it), and a run's log is served only for
+/// a stage the run recorded.
+#[test]
+fn regression_the_stage_panel_and_logs_do_not_follow_links_out() {
+    let ws = Ws::new(
+        r#"name: links
+stages:
+  mk:
+    run: "mkdir -p out && echo '{}' > out/m.json"
+    outs: [{m: {path: out/m.json, metrics: true}}]
+"#,
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("creds.json"),
+        r#"{"secret": "hunter2"}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(ws.path().join("out/m.json")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("creds.json"),
+        ws.path().join("out/m.json"),
+    )
+    .unwrap();
+    let s = ui(ws.path(), &[]);
+    let (code, body) = get(s.port, "/api/stage/mk");
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("hunter2"), "{body}");
+    assert!(body.contains("\"outside\":true"), "{body}");
+    let logs = ws.path().join(".mlcycle/runs/1");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("creds.json"), logs.join("other.log")).unwrap();
+    let (code, body) = get(s.port, "/api/runs/1/log/other");
+    assert_eq!(code, 404, "{body}");
+    std::fs::remove_file(logs.join("mk.log")).ok();
+    std::os::unix::fs::symlink(outside.path().join("creds.json"), logs.join("mk.log")).unwrap();
+    let (code, body) = get(s.port, "/api/runs/1/log/mk");
+    assert_eq!(code, 404, "{body}");
+    assert!(!body.contains("hunter2"));
+    // An unknown endpoint is a JSON 404, not the page.
+    let (code, body) = get(s.port, "/api/nope");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no such endpoint"), "{body}");
+}
+
+/// An invalid pipeline file is answered with every problem where it is,
+/// as `mlcycle validate` reports them.
+#[test]
+fn an_invalid_pipeline_is_reported_with_its_problems() {
+    let ws = Ws::new(TWO_SLEEPS);
+    let s = ui(ws.path(), &[]);
+    ws.write(
+        "mlcycle.yaml",
+        &TWO_SLEEPS.replace("deps: [a.a, b.b]", "deps: [a.a, b.bb]"),
+    );
+    let (code, body) = get(s.port, "/api/pipeline");
+    assert_eq!(code, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("mlcycle.yaml:10:17"), "{e}");
+    assert!(e.contains("b.bb"), "{e}");
+}
+
+/// The token given in the URL becomes a cookie and leaves the address, so
+/// a link copied from the page does not carry it; the scheme of an
+/// Authorization header is case-insensitive.
+#[test]
+fn a_token_in_the_url_moves_to_a_cookie() {
+    let ws = Ws::new(TWO_SLEEPS);
+    let s = ui(ws.path(), &["--token", "0123456789abcdef0123"]);
+    let (code, head, _) = http(
+        s.port,
+        "GET",
+        "/pipeline?token=0123456789abcdef0123&stage=a",
+        &[],
+        "",
+    );
+    assert_eq!(code, 303, "{head}");
+    assert!(
+        head.contains("location: /pipeline?stage=a")
+            || head.contains("Location: /pipeline?stage=a"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase()
+            .contains("set-cookie: mlcycle_token=0123456789abcdef0123"),
+        "{head}"
+    );
+    let (code, _, _) = http(
+        s.port,
+        "GET",
+        "/api/runs",
+        &[("Authorization", "bearer 0123456789abcdef0123")],
+        "",
+    );
+    assert_eq!(code, 200);
 }

@@ -514,6 +514,25 @@ impl Db {
         Ok(Some((run, stages)))
     }
 
+    /// Each stage's outcome in the latest recorded run that had it (one
+    /// pass over the `stage_runs_by_stage` index).
+    pub fn last_outcomes(&self) -> Result<std::collections::HashMap<String, String>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.stage, s.outcome FROM stage_runs s \
+                 JOIN (SELECT stage, MAX(run_id) AS run_id FROM stage_runs GROUP BY stage) m \
+                 ON m.stage = s.stage AND m.run_id = s.run_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
     /// The newest `limit` recorded runs of `stage`, newest first, each with
     /// its run's id and start time (by the `stage_runs_by_stage` index).
     pub fn stage_history(

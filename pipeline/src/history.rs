@@ -52,6 +52,14 @@ impl History {
         }
     }
 
+    /// Each stage's outcome in the latest recorded run that had it.
+    pub fn last_outcomes(&self) -> Result<std::collections::HashMap<String, String>, DbError> {
+        match &self.db {
+            Some(db) => db.last_outcomes(),
+            None => Ok(Default::default()),
+        }
+    }
+
     /// Run `id` with its stages, if recorded.
     pub fn run(&self, id: i64) -> Result<Option<(RunRow, Vec<StageRow>)>, DbError> {
         match &self.db {

@@ -37,15 +37,73 @@ fn open_session(ui: &Ui) -> Result<Session, ApiError> {
         parent: None,
     };
     Session::open(&ui.file, &opts).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the pipeline does not load: {e}; `mlcycle validate` shows every problem"
-        ))
+        // Every problem, with its file:line:column and source lines, as
+        // `mlcycle validate` prints them (without colours).
+        let mut text = String::new();
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(100);
+        if handler.render_report(&mut text, &e).is_err() {
+            text = e.to_string();
+        }
+        ApiError::unprocessable(format!("the pipeline does not load:\n{text}"))
     })
+}
+
+/// Each stage's state and reasons as the pages show them: `status`'s,
+/// with `running` for a stage the run in progress is in (by its journal)
+/// and `failed` for a stale stage whose last recorded run failed.
+type States = (Vec<(&'static str, Vec<String>)>, Option<i64>);
+fn states(session: &Session) -> Result<States, ApiError> {
+    let p = session.pipeline();
+    let all = vec![true; p.stages.len()];
+    let st = session
+        .status(&all)
+        .map_err(|e| ApiError::internal(format!("cannot assess the stages: {e}")))?;
+    let ws = session.workspace();
+    let live = running(ws);
+    let last = History::open(ws)
+        .ok()
+        .and_then(|h| h.last_outcomes().ok())
+        .unwrap_or_default();
+    let out =
+        p.stages
+            .iter()
+            .zip(st)
+            .map(|(s, status)| {
+                if let Some(run) = live.get(&s.id) {
+                    return ("running", vec![format!("running in run {run}")]);
+                }
+                let reasons: Vec<String> = status.reasons.iter().map(ToString::to_string).collect();
+                let stale = status.state != "fresh" && status.state != "frozen";
+                let failed =
+                    status.reasons.iter().any(|r| {
+                        matches!(r, mlcycle_pipeline::fingerprint::StaleReason::Unfinished)
+                    }) || last.get(&s.id).is_some_and(|o| o == "failed");
+                if stale && failed {
+                    ("failed", reasons)
+                } else {
+                    (status.state, reasons)
+                }
+            })
+            .collect();
+    Ok((out, live.values().next().copied()))
 }
 
 /// The declared name of a `matrix:` instance (`train` for `train@0.1`).
 fn group(id: &str) -> &str {
     id.split_once('@').map_or(id, |(base, _)| base)
+}
+
+/// The id of a run recorded as in progress whose process is alive.
+fn running_run(ws: &Workspace) -> Option<i64> {
+    History::open(ws)
+        .ok()?
+        .runs(5)
+        .ok()?
+        .into_iter()
+        .find(|r| r.status == "running")
+        .map(|r| r.id)
 }
 
 /// Stages the run in progress is in, by the journal: (stage → run id).
@@ -72,33 +130,14 @@ pub fn pipeline(ui: &Ui) -> Result<Value, ApiError> {
     let session = open_session(ui)?;
     let p = session.pipeline();
     let graph = session.graph();
-    let all = vec![true; p.stages.len()];
-    let st = session
-        .status(&all)
-        .map_err(|e| ApiError::internal(format!("cannot assess the stages: {e}")))?;
-    let live = running(session.workspace());
+    let (st, run) = states(&session)?;
     let n = p.stages.len();
     let upstream: Vec<Vec<usize>> = (0..n).map(|i| graph.upstream(i).collect()).collect();
     let groups: Vec<&str> = p.stages.iter().map(|s| group(&s.id)).collect();
     let lay = layout(n, graph.order(), &upstream, &groups);
     let mut stages = Vec::with_capacity(n);
     for (i, s) in p.stages.iter().enumerate() {
-        let status = &st[i];
-        let failed = status
-            .reasons
-            .iter()
-            .any(|r| matches!(r, mlcycle_pipeline::fingerprint::StaleReason::Unfinished));
-        let state = if live.contains_key(&s.id) {
-            "running"
-        } else if failed && status.state != "fresh" && status.state != "frozen" {
-            "failed"
-        } else {
-            status.state
-        };
-        let reasons: Vec<String> = match live.get(&s.id) {
-            Some(run) => vec![format!("running in run {run}")],
-            None => status.reasons.iter().map(ToString::to_string).collect(),
-        };
+        let (state, reasons) = &st[i];
         stages.push(json!({
             "id": s.id,
             "kind": s.kind,
@@ -112,7 +151,6 @@ pub fn pipeline(ui: &Ui) -> Result<Value, ApiError> {
     let edges: Vec<Value> = (0..n)
         .flat_map(|i| upstream[i].iter().map(move |&u| json!([u, i])))
         .collect();
-    let run = live.values().next().copied();
     Ok(json!({
         "name": p.name,
         "stages": stages,
@@ -134,12 +172,10 @@ pub fn stage(ui: &Ui, id: &str) -> Result<Value, ApiError> {
         )));
     };
     let s = &p.stages[i];
-    let mut sel = vec![false; p.stages.len()];
-    sel[i] = true;
-    let st = session
-        .status(&sel)
-        .map_err(|e| ApiError::internal(format!("cannot assess the stage: {e}")))?;
-    let status = st.iter().find(|x| x.stage == s.id);
+    // Judged with the whole pipeline, so that an out-of-date upstream
+    // stage counts, as in `mlcycle status` and the DAG.
+    let (st, _) = states(&session)?;
+    let (state, reasons) = &st[i];
     let ws = session.workspace();
     let inputs: Vec<Value> = s
         .inputs
@@ -168,24 +204,20 @@ pub fn stage(ui: &Ui, id: &str) -> Result<Value, ApiError> {
     let past = history
         .stage_history(&s.id, HISTORY_SHOWN)
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    // The log of the stage's latest run that ran it (a run that kept no
+    // log for it says so, rather than showing an older run's).
     let log = past
         .iter()
-        .find(|(run, _, row)| {
-            row.outcome != "fresh"
-                && ws
-                    .runs_dir()
-                    .join(run.to_string())
-                    .join(format!("{}.log", s.id))
-                    .exists()
-        })
+        .find(|(_, _, row)| row.outcome == "ran" || row.outcome == "failed")
         .map(|(run, _, _)| {
-            let text = tail(
-                &ws.runs_dir()
-                    .join(run.to_string())
-                    .join(format!("{}.log", s.id)),
-                LOG_LINES,
-            );
-            json!({"run": run, "text": text})
+            let path = ws
+                .runs_dir()
+                .join(run.to_string())
+                .join(format!("{}.log", s.id));
+            match beneath(&ws.runs_dir(), &path) {
+                Some(p) => json!({"run": run, "text": tail(&p, LOG_LINES)}),
+                None => json!({"run": run, "text": null}),
+            }
         });
     let durations: Vec<Value> = past
         .iter()
@@ -197,8 +229,8 @@ pub fn stage(ui: &Ui, id: &str) -> Result<Value, ApiError> {
         "id": s.id,
         "kind": s.kind,
         "group": group(&s.id),
-        "state": status.map(|x| x.state),
-        "reasons": status.map(|x| x.reasons.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        "state": state,
+        "reasons": reasons,
         "params": s.params,
         "with": with,
         "command": command,
@@ -212,7 +244,13 @@ pub fn stage(ui: &Ui, id: &str) -> Result<Value, ApiError> {
 /// What the panel shows of an output: metrics inline, a table's schema
 /// and first rows, a plot folder's images (as links to `/api/file`).
 fn output_view(root: &Path, name: &str, rel: &str, metrics: bool, plots: bool) -> Value {
-    let path = root.join(rel.trim_end_matches('/'));
+    let joined = root.join(rel.trim_end_matches('/'));
+    // Never through a link out of the workspace (what is read is shown).
+    let path = beneath(root, &joined);
+    if path.is_none() && std::fs::symlink_metadata(&joined).is_ok() {
+        return json!({"name": name, "path": rel, "exists": true, "outside": true});
+    }
+    let path = path.unwrap_or(joined);
     let meta = std::fs::metadata(&path).ok();
     let mut v = json!({
         "name": name,
@@ -245,7 +283,7 @@ fn output_view(root: &Path, name: &str, rel: &str, metrics: bool, plots: bool) -
         }
         v["json"] = parsed.unwrap_or(Value::Null);
     } else if meta.is_file() && ext == "arrow" {
-        if let Ok(t) = mlcycle_stages::table::Table::read_arrow(&path) {
+        if let Ok(t) = mlcycle_stages::table::Table::read(&path) {
             v["table"] = table_head(&t);
         }
     } else if meta.is_file() && (ext == "svg" || ext == "png") {
@@ -300,11 +338,29 @@ fn table_head(t: &mlcycle_stages::table::Table) -> Value {
     json!({"columns": columns, "rows": rows, "n_rows": t.n_rows()})
 }
 
-/// The last `n` lines of a text file.
+/// The last `n` lines of a text file, after a line saying how many were
+/// left out and where the whole log is.
 fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let skipped = lines.len().saturating_sub(n);
+    let shown = lines[skipped..].join("\n");
+    if skipped == 0 {
+        shown
+    } else {
+        format!(
+            "… {skipped} earlier lines not shown; the whole log is {}\n{shown}",
+            path.display()
+        )
+    }
+}
+
+/// `path` resolved, when it exists and lies beneath `root` (resolved):
+/// no link leads out.
+fn beneath(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
+    let root = root.canonicalize().ok()?;
+    let full = path.canonicalize().ok()?;
+    full.starts_with(&root).then_some(full)
 }
 
 /// A file beneath a declared output of the pipeline, with its content
@@ -354,9 +410,35 @@ pub fn runs(ui: &Ui) -> Result<Value, ApiError> {
 pub fn run(ui: &Ui, id: i64) -> Result<Value, ApiError> {
     let ws = workspace(ui);
     let h = History::open(&ws).map_err(|e| ApiError::internal(e.to_string()))?;
-    let Some((run, stages)) = h.run(id).map_err(|e| ApiError::internal(e.to_string()))? else {
+    let Some((run, mut stages)) = h.run(id).map_err(|e| ApiError::internal(e.to_string()))? else {
         return Err(ApiError::not_found(format!("no run {id} in the history")));
     };
+    // A run in progress has recorded nothing yet: its journal says what it
+    // finished so far and what it is running.
+    if run.status == "running" && stages.is_empty() {
+        if let Ok(lock) = ws.read_lock() {
+            for (stage, done) in lock.finished_in.iter().filter(|(_, d)| d.run == id) {
+                stages.push(mlcycle_pipeline::history::StageRow {
+                    stage: stage.clone(),
+                    outcome: done.outcome.clone(),
+                    duration_ms: done.ms as i64,
+                    start_ms: None,
+                    reasons: vec![],
+                    detail: None,
+                });
+            }
+            for (stage, _) in lock.in_flight.iter().filter(|(_, r)| **r == Some(id)) {
+                stages.push(mlcycle_pipeline::history::StageRow {
+                    stage: stage.clone(),
+                    outcome: "running".into(),
+                    duration_ms: 0,
+                    start_ms: None,
+                    reasons: vec![],
+                    detail: None,
+                });
+            }
+        }
+    }
     let logs: Vec<String> = stages
         .iter()
         .filter(|s| {
@@ -372,18 +454,23 @@ pub fn run(ui: &Ui, id: i64) -> Result<Value, ApiError> {
 
 pub fn run_log(ui: &Ui, id: i64, stage: &str) -> Result<Value, ApiError> {
     let ws = workspace(ui);
-    if stage.contains('/') || stage.starts_with('.') {
-        return Err(ApiError::bad_request("not a stage name"));
+    let none = || ApiError::not_found(format!("run {id} kept no log for stage `{stage}`"));
+    // Only the log of a stage the run recorded, and never through a link.
+    let h = History::open(&ws).map_err(|e| ApiError::internal(e.to_string()))?;
+    let recorded = h
+        .run(id)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .is_some_and(|(_, stages)| stages.iter().any(|s| s.stage == stage));
+    if !recorded || stage.contains('/') {
+        return Err(none());
     }
     let path = ws
         .runs_dir()
         .join(id.to_string())
         .join(format!("{stage}.log"));
-    if !path.is_file() {
-        return Err(ApiError::not_found(format!(
-            "run {id} kept no log for stage `{stage}`"
-        )));
-    }
+    let path = beneath(&ws.runs_dir(), &path)
+        .filter(|p| p.is_file())
+        .ok_or_else(none)?;
     Ok(json!({"run": id, "stage": stage, "text": tail(&path, LOG_LINES * 5)}))
 }
 
@@ -557,7 +644,7 @@ pub fn action(ui: &Ui, name: &str, body: &Value) -> Result<Value, ApiError> {
         "apply" => {
             let exp = text("name")
                 .ok_or_else(|| ApiError::bad_request("give the experiment's `name`"))?;
-            vec!["exp".into(), "apply".into(), exp]
+            vec!["exp".into(), "apply".into(), "--".into(), exp]
         }
         "promote" => {
             let v = body
@@ -592,6 +679,12 @@ pub fn action(ui: &Ui, name: &str, body: &Value) -> Result<Value, ApiError> {
         .arg("--quiet")
         .stdin(std::process::Stdio::null());
     if name == "run" {
+        // One at a time: a second would only wait for the first's lock.
+        if let Some(run) = running_run(&workspace(ui)) {
+            return Err(ApiError::conflict(format!(
+                "run {run} is in progress; wait for it to finish"
+            )));
+        }
         let state = ui.root.join(".mlcycle");
         std::fs::create_dir_all(&state).map_err(|e| ApiError::internal(e.to_string()))?;
         let log = state.join("ui-run.log");

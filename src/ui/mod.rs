@@ -149,6 +149,10 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/models", get(models))
         .route("/api/actions/{action}", post(action))
         .route(
+            "/api/{*rest}",
+            get(|| async { ApiError::not_found("no such endpoint").into_response() }),
+        )
+        .route(
             "/assets/app.js",
             get(|| async { asset(APP_JS, "text/javascript") }),
         )
@@ -201,13 +205,30 @@ async fn index(State(ui): State<Arc<Ui>>) -> Response {
 /// matches sets a cookie, so links within the app need not carry it.
 async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
     let Some(want) = &ui.token else {
+        // No token: loopback only, and only under a loopback name, so that
+        // a site whose name an attacker points at 127.0.0.1 (DNS
+        // rebinding) is not the page's origin.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !loopback_host(host) {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": format!("refused: the Host `{host}` is not this machine's loopback address; open http://127.0.0.1:PORT or http://localhost:PORT, or start `mlcycle ui` with `--token` to serve under another name")})),
+            )
+                .into_response();
+        }
         return next.run(req).await;
     };
     let headers = req.headers();
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     let cookie = headers
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok())
@@ -228,10 +249,32 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
         return next.run(req).await;
     }
     if query.as_deref().is_some_and(ok) {
-        let mut resp = next.run(req).await;
-        if let Ok(v) = HeaderValue::from_str(&format!(
+        let cookie = HeaderValue::from_str(&format!(
             "mlcycle_token={want}; Path=/; HttpOnly; SameSite=Strict"
-        )) {
+        ));
+        // A page: set the cookie and drop the token from the address, so
+        // that links copied from the page do not carry it.
+        if req.method() == axum::http::Method::GET && !req.uri().path().starts_with("/api/") {
+            let rest: Vec<&str> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.starts_with("token=") && !kv.is_empty())
+                .collect();
+            let location = if rest.is_empty() {
+                req.uri().path().to_string()
+            } else {
+                format!("{}?{}", req.uri().path(), rest.join("&"))
+            };
+            let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+            if let Ok(v) = cookie {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            return resp;
+        }
+        let mut resp = next.run(req).await;
+        if let Ok(v) = cookie {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
         return resp;
@@ -241,6 +284,20 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
         Json(json!({"error": "this server needs its token: open the URL `mlcycle ui` printed (it ends in ?token=…), or send `Authorization: Bearer TOKEN`"})),
     )
         .into_response()
+}
+
+/// Whether a `Host` header names this machine's loopback interface
+/// (`127.0.0.1:8765`, `localhost:8765`, `[::1]:8765`).
+fn loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -283,6 +340,18 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
             message: message.into(),
         }
     }
@@ -421,6 +490,28 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for ok in [
+            "127.0.0.1:8765",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:80",
+            "127.1.2.3:9",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8765",
+            "",
+            "localhost.evil.example",
+            "10.0.0.1:80",
+            "[::2]:1",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

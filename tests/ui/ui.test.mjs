@@ -145,6 +145,26 @@ test("a stale stage says why, and the URL of a stage is shareable", async () => 
   }
 });
 
+test("a broken pipeline file is shown with its problems, and the page recovers when it is fixed", async () => {
+  const { readFileSync } = await import("node:fs");
+  const yaml = join(sweep, "mlcycle.yaml");
+  const good = readFileSync(yaml, "utf8");
+  const p = await page(`${roUrl}/pipeline`);
+  await p.waitForSelector("svg .node");
+  writeFileSync(yaml, good.replace("inputs: {data: clean.data}", "inputs: {data: clean.dat}"));
+  try {
+    const alert = p.locator("pre.error[role=alert]");
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /mlcycle\.yaml:\d+:\d+/);
+    assert.match(await alert.textContent(), /did you mean `data`\?/);
+  } finally {
+    writeFileSync(yaml, good);
+  }
+  await p.locator("pre.error[role=alert]").waitFor({ state: "hidden" });
+  assert.ok(await p.locator("svg .node").count() > 0);
+  await p.close();
+});
+
 test("the runs page lists runs and shows one as a timeline", async () => {
   const p = await page(`${roUrl}/runs`);
   await p.locator("table.data tbody tr").first().waitFor();
@@ -161,14 +181,19 @@ test("the experiments table sorts, filters and compares two experiments", async 
   const p = await page(`${roUrl}/experiments`);
   await p.waitForSelector(".grid[data-ready='1']");
   assert.equal(await p.locator(".grid .row").count(), 2);
-  const col = p.locator(".grid .head button", { hasText: "eval.rmse" });
-  await col.click();
-  assert.equal(await col.getAttribute("aria-sort"), "descending");
-  await col.click();
-  assert.equal(await p.locator(".grid .head button", { hasText: "eval.rmse" }).getAttribute("aria-sort"), "ascending");
+  const header = () => p.locator(".grid .head [role=columnheader]", { hasText: "eval.rmse" });
+  await header().locator("button").click();
+  assert.equal(await header().getAttribute("aria-sort"), "descending");
+  // from the keyboard: the focus stays on the header, Enter sorts again
+  await p.keyboard.press("Enter");
+  assert.equal(await header().getAttribute("aria-sort"), "ascending");
+  assert.equal(await p.evaluate(() => document.activeElement.dataset.col), "eval.rmse");
   assert.match(p.url(), /sort=eval.rmse/);
   await p.fill("#exp-filter", "sgd.learning_rate=0.01");
   await p.waitForFunction(() => document.querySelectorAll(".grid .row").length === 1);
+  await p.fill("#exp-filter", "eval.rmsee<1");
+  await p.locator("#exp-status", { hasText: "did you mean `eval.rmse`?" }).waitFor();
+  assert.equal(await p.getAttribute("#exp-filter", "aria-invalid"), "true");
   await p.fill("#exp-filter", "");
   await p.waitForFunction(() => document.querySelectorAll(".grid .row").length === 2);
   await shot(p, "experiments");

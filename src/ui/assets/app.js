@@ -123,7 +123,7 @@ function lineChart(title, series, xl, yl) {
 }
 
 // ---------- router ----------
-function route() {
+function route(message) {
   clearInterval(timer);
   timer = null;
   const path = location.pathname;
@@ -132,7 +132,7 @@ function route() {
     if (a.dataset.page === page) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  live.textContent = "";
+  live.textContent = typeof message === "string" ? message : "";
   const q = new URLSearchParams(location.search);
   const m = path.match(/^\/runs\/(\d+)/);
   let p;
@@ -150,16 +150,33 @@ const NW = 190, NH = 40, CX = 250, RY = 56, PAD = 24;
 function nodeXY(s) { return [PAD + s.col * CX, PAD + 14 + s.row * RY]; }
 
 async function pipelinePage(q) {
-  const data = await api("/api/pipeline");
+  let data;
+  try {
+    data = await api("/api/pipeline");
+  } catch (e) {
+    // An invalid pipeline file: say what is wrong, and come back when it
+    // is fixed.
+    main.replaceChildren(h("h1", {}, "Pipeline"), h("pre", { class: "error", role: "alert" }, e.message));
+    timer = setInterval(() => api("/api/pipeline").then(() => route()).catch(x => { main.querySelector("pre.error").textContent = x.message; }), 1500);
+    return;
+  }
   document.title = `${data.name} · pipeline · mlcycle`;
   const legend = h("p", { class: "legend", "aria-label": "States" });
   const runBtn = ACTIONS ? h("button", { on: { click: async () => { try { await act("run"); live.textContent = "Run started"; } catch (e) { live.textContent = e.message; } } } }, "Run pipeline") : null;
   const dag = h("div", { class: "dag", role: "region", "aria-label": "Pipeline graph" });
   const panel = h("aside", { class: "panel", hidden: true, "aria-label": "Stage details", tabindex: "-1" });
-  main.replaceChildren(h("div", { class: "toolbar" }, h("h1", {}, `Pipeline ${data.name}`), legend, runBtn), h("div", { class: "split" }, dag, panel));
-  let shape = "", nodes = [];
+  const problem = h("pre", { class: "error", role: "alert", hidden: true });
+  main.replaceChildren(h("div", { class: "toolbar" }, h("h1", {}, `Pipeline ${data.name}`), legend, runBtn), problem, h("div", { class: "split" }, dag, panel));
+  let shape = "", nodes = [], openId = null, openSig = "";
+  const tip = s => `${s.id}: ${s.state}${s.reasons.length ? "\n" + s.reasons.join("\n") : ""}`;
   const draw = d => {
-    const sig = d.stages.map(s => s.id).join("\n") + "|" + d.edges.length;
+    problem.hidden = true;
+    const sig = d.stages.map(s => `${s.id} ${s.kind}`).join("\n") + "|" + d.edges.map(e => e.join(">")).join(",");
+    if (openId) {
+      const s = d.stages.find(x => x.id === openId);
+      const now = s ? tip(s) : "";
+      if (now !== openSig) { openSig = now; if (s) stagePanel(panel, openId, open).catch(() => {}); }
+    }
     const counts = {};
     for (const s of d.stages) counts[s.state] = (counts[s.state] || 0) + 1;
     legend.innerHTML = Object.entries(counts).map(([k, n]) => `<span><i class="dot" style="background:var(--${k})"></i>${esc(k)} ${n}</span>`).join("");
@@ -167,12 +184,15 @@ async function pipelinePage(q) {
     if (sig === shape) {
       d.stages.forEach((s, i) => {
         const g = nodes[i];
-        if (g && g.dataset.state !== s.state) {
+        if (!g) return;
+        if (g.dataset.state !== s.state) {
           g.dataset.state = s.state;
-          g.setAttribute("class", `node st-${s.state}`);
+          g.setAttribute("class", `node st-${s.state}${s.id === openId ? " selected" : ""}`);
           g.setAttribute("aria-label", `stage ${s.id}, ${s.state}`);
-          g.querySelector("title").textContent = `${s.id}: ${s.state}${s.reasons.length ? "\n" + s.reasons.join("\n") : ""}`;
+          g.querySelector("text.kind").textContent = `${s.kind} · ${s.state}`;
         }
+        const t = g.querySelector("title");
+        if (t.textContent !== tip(s)) t.textContent = tip(s);
       });
       return;
     }
@@ -181,8 +201,11 @@ async function pipelinePage(q) {
     let s = `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" aria-label="Stages and their dependencies">`;
     // matrix groups: a box around the instances of one declaration
     const groups = {};
-    d.stages.forEach(st => { if (st.group !== st.id) (groups[st.group] ||= []).push(st); });
-    for (const [name, members] of Object.entries(groups)) {
+    // one box per declaration and column: instances that land in other
+    // columns get their own box, never one around unrelated stages
+    d.stages.forEach(st => { if (st.group !== st.id) (groups[`${st.group}\u0000${st.col}`] ||= []).push(st); });
+    for (const [key, members] of Object.entries(groups)) {
+      const name = key.split("\u0000")[0];
       const xs = members.map(m => nodeXY(m)[0]), ys = members.map(m => nodeXY(m)[1]);
       const x0 = Math.min(...xs) - 6, y0 = Math.min(...ys) - 16, x1 = Math.max(...xs) + NW + 6, y1 = Math.max(...ys) + NH + 6;
       s += `<rect class="grp" x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}" rx="8"/><text class="grp-label" x="${x0 + 6}" y="${y0 + 11}">${esc(name)} ×${members.length}</text>`;
@@ -196,30 +219,36 @@ async function pipelinePage(q) {
       const [x, y] = nodeXY(st);
       const label = st.id.length > 26 ? st.id.slice(0, 25) + "…" : st.id;
       s += `<g class="node st-${esc(st.state)}" data-i="${i}" data-id="${esc(st.id)}" data-state="${esc(st.state)}" tabindex="0" role="button" aria-label="stage ${esc(st.id)}, ${esc(st.state)}" transform="translate(${x} ${y})">`;
-      s += `<title>${esc(st.id)}: ${esc(st.state)}${st.reasons.length ? "\n" + esc(st.reasons.join("\n")) : ""}</title>`;
-      s += `<rect width="${NW}" height="${NH}"/><text x="8" y="16">${esc(label)}</text><text class="kind" x="8" y="31">${esc(st.kind)}</text></g>`;
+      s += `<title>${esc(tip(st))}</title>`;
+      s += `<rect width="${NW}" height="${NH}"/><text x="8" y="16">${esc(label)}</text><text class="kind" x="8" y="31">${esc(st.kind)} · ${esc(st.state)}</text></g>`;
     });
-    dag.innerHTML = s + "</svg>";
+    dag.innerHTML = d.stages.length ? s + "</svg>" : "<p class='muted' style='padding:12px'>The pipeline has no stages yet: add some to mlcycle.yaml.</p>";
     nodes = [...dag.querySelectorAll(".node")];
+    if (openId) nodes.find(n => n.dataset.id === openId)?.classList.add("selected");
   };
   draw(data);
   dag.dataset.drawnAt = performance.now().toFixed(0); // since navigation
-  const open = id => {
+  const open = (id, focus) => {
     for (const n of dag.querySelectorAll(".node.selected")) n.classList.remove("selected");
-    const n = [...dag.querySelectorAll(".node")].find(n => n.dataset.id === id);
-    if (n) n.classList.add("selected");
+    const n = nodes.find(n => n.dataset.id === id);
+    if (n) { n.classList.add("selected"); n.scrollIntoView({ block: "nearest", inline: "nearest" }); }
+    openId = id;
     const u = new URL(location.href);
     u.searchParams.set("stage", id);
     history.replaceState(null, "", u);
-    stagePanel(panel, id, open).catch(e => { panel.hidden = false; panel.replaceChildren(h("p", { class: "error" }, e.message)); });
+    stagePanel(panel, id, open).then(() => { if (focus) panel.focus(); }).catch(e => { panel.hidden = false; panel.replaceChildren(h("p", { class: "error" }, e.message)); });
   };
   dag.addEventListener("click", e => { const g = e.target.closest(".node"); if (g) open(g.dataset.id); });
   dag.addEventListener("keydown", e => {
     const g = e.target.closest(".node");
-    if (g && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); open(g.dataset.id); }
+    if (g && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); open(g.dataset.id, true); }
   });
-  if (q.get("stage")) open(q.get("stage"));
-  timer = setInterval(() => api("/api/pipeline").then(draw).catch(() => {}), 1000);
+  if (q.get("stage")) {
+    const s = data.stages.find(x => x.id === q.get("stage"));
+    if (s) openSig = tip(s);
+    open(q.get("stage"));
+  }
+  timer = setInterval(() => api("/api/pipeline").then(draw).catch(e => { problem.hidden = false; problem.textContent = e.message; }), 1000);
 }
 
 async function stagePanel(panel, id, open) {
@@ -244,6 +273,7 @@ async function stagePanel(panel, id, open) {
       walk("", o.json);
       box.append(h("table", { class: "data", "aria-label": `${o.name} values` }, rows.slice(0, 60).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", { class: "num" }, fmt(v))))));
     }
+    if (o.outside) box.append(h("p", { class: "error" }, "a link that leads out of the workspace: not shown"));
     if (o.model) box.append(h("p", { class: "muted" }, `model: ${o.model.kind}, ${o.model.task}, target ${o.model.target ?? "—"}`));
     if (o.table) {
       const t = o.table;
@@ -261,7 +291,7 @@ async function stagePanel(panel, id, open) {
     if (pts.length > 1) kids.push(h("div", { class: "chart", html: lineChart(`durations of ${s.id}`, [{ name: "ran", points: pts }], "run (oldest first)", "ms") }));
     kids.push(h("table", { class: "data" }, h("tr", {}, h("th", {}, "run"), h("th", {}, "outcome"), h("th", {}, "time")), s.history.slice(0, 10).map(x => h("tr", {}, h("td", {}, h("a", { href: `/runs/${x.run}` }, `#${x.run}`)), h("td", {}, badge(x.outcome)), h("td", { class: "num" }, ms(x.duration_ms))))));
   }
-  if (s.log) kids.push(h("h2", {}, `Last log (run ${s.log.run})`), h("pre", { "aria-label": "log" }, s.log.text || "(empty)"));
+  if (s.log) kids.push(h("h2", {}, `Last log (run ${s.log.run})`), h("pre", { "aria-label": "log" }, s.log.text == null ? `run ${s.log.run} kept no log for this stage` : s.log.text || "(empty)"));
   panel.replaceChildren(...kids);
 }
 
@@ -301,7 +331,8 @@ async function runPage(id) {
   }
   svg += `<g class="axis"><text x="140" y="12">0</text><text x="${W - 20}" y="12" text-anchor="end">${esc(ms(total))}</text></g></svg>`;
   const logBox = h("pre", { hidden: true, "aria-label": "stage log" });
-  main.replaceChildren(
+  if (run.status === "running") timer = setInterval(() => api(`/api/runs/${id}`).then(x => { if (x.run.status !== "running" || x.stages.length !== stages.length) route(); }).catch(() => {}), 1000);
+  main.replaceChildren(...[
     h("h1", {}, `Run #${run.id} `, badge(run.status)),
     h("p", { class: "muted" }, `${run.started_at} · ${ms(run.duration_ms)} · ${run.ran} ran, ${run.fresh} fresh, ${run.restored} restored, ${run.failed} failed, ${run.skipped} skipped · `, h("code", {}, run.command)),
     run.error ? h("p", { class: "error" }, run.error) : null,
@@ -309,10 +340,10 @@ async function runPage(id) {
     placed.length ? h("div", { class: "chart", html: svg }) : h("p", { class: "muted" }, "No stage ran in this run (or it was recorded before start times were kept)."),
     h("h2", {}, "Stages"),
     h("table", { class: "data" }, h("thead", {}, h("tr", {}, ["stage", "outcome", "started", "time", "why", "log"].map(c => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, stages.map(s => h("tr", {}, h("td", {}, h("a", { href: `/pipeline?stage=${encodeURIComponent(s.stage)}` }, s.stage)), h("td", {}, badge(s.outcome)), h("td", { class: "num" }, s.start_ms == null ? "" : ms(s.start_ms)), h("td", { class: "num" }, ms(s.duration_ms)),
+      h("tbody", {}, stages.map(s => h("tr", {}, h("td", {}, h("a", { href: `/pipeline?stage=${encodeURIComponent(s.stage)}` }, s.stage)), h("td", {}, badge(s.outcome)), h("td", { class: "num" }, s.start_ms == null ? "" : ms(s.start_ms)), h("td", { class: "num" }, s.outcome === "running" ? "…" : ms(s.duration_ms)),
         h("td", {}, [...s.reasons, s.detail].filter(Boolean).join("; ")),
-        h("td", {}, logs.includes(s.stage) ? h("button", { on: { click: async () => { const l = await api(`/api/runs/${id}/log/${encodeURIComponent(s.stage)}`); logBox.hidden = false; logBox.textContent = l.text || "(empty)"; logBox.scrollIntoView(); } } }, "log") : null))))),
-    logBox);
+        h("td", {}, logs.includes(s.stage) ? h("button", { "aria-label": `log of ${s.stage}`, on: { click: async () => { const l = await api(`/api/runs/${id}/log/${encodeURIComponent(s.stage)}`); logBox.hidden = false; logBox.textContent = l.text || "(empty)"; logBox.scrollIntoView(); } } }, "log") : null))))),
+    logBox].filter(Boolean));
 }
 
 // ---------- experiments ----------
@@ -335,11 +366,20 @@ async function loadExperiments() {
     }
   }
   for (const c of cols) {
-    if (c.num) { let lo = Infinity, hi = -Infinity; for (const v of c.num) if (v === v) { if (v < lo) lo = v; if (v > hi) hi = v; } c.constant = !(hi > lo); }
+    // constant: the same value in every experiment (a missing value is a
+    // value of its own, as in `exp show --only-changed`)
+    if (c.num) { let lo = Infinity, hi = -Infinity, gaps = 0; for (const v of c.num) if (v === v) { if (v < lo) lo = v; if (v > hi) hi = v; } else gaps++; c.constant = gaps === n || (gaps === 0 && !(hi > lo)); }
     else c.constant = c.kind !== "name" && new Set(c.text).size <= 1;
   }
   expCache = { n, cols };
   return expCache;
+}
+// ` (did you mean `x`?)` for the closest name, by edit distance.
+function near(name, names) {
+  const d = (a, b) => { const m = a.length, n = b.length, r = Array.from({ length: m + 1 }, (_, i) => [i, ...Array(n).fill(0)]); for (let j = 1; j <= n; j++) r[0][j] = j; for (let i = 1; i <= m; i++) for (let j = 1; j <= n; j++) r[i][j] = Math.min(r[i - 1][j] + 1, r[i][j - 1] + 1, r[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)); return r[m][n]; };
+  let best = null, bd = Infinity;
+  for (const x of names) { const v = d(name, x); if (v < bd) { bd = v; best = x; } }
+  return best != null && bd <= Math.max(2, name.length / 3) ? ` (did you mean \`${best}\`?)` : "";
 }
 function parseFilter(text, cols) {
   // `metric>0.9 lr=0.1 name-part`: comparisons on columns, else a name substring
@@ -347,8 +387,10 @@ function parseFilter(text, cols) {
   for (const tok of text.split(/[\s,]+/).filter(Boolean)) {
     const m = tok.match(/^(.+?)(>=|<=|!=|=|>|<)(.+)$/);
     const c = m && cols.find(c => c.name === m[1]);
+    if (m && !c) throw new Error(`no column \`${m[1]}\`${near(m[1], cols.map(c => c.name))}`);
     if (!c) { const t = tok.toLowerCase(); tests.push(i => cols[0].text[i].toLowerCase().includes(t)); continue; }
     const op = m[2], raw = m[3], x = Number(raw);
+    if (c.num && !Number.isFinite(x) && raw !== "") throw new Error(`\`${c.name}\` holds numbers; \`${raw}\` is not one`);
     if (c.num && Number.isFinite(x)) {
       const f = { ">": (a, b) => a > b, "<": (a, b) => a < b, ">=": (a, b) => a >= b, "<=": (a, b) => a <= b, "=": (a, b) => a === b, "!=": (a, b) => a !== b }[op];
       tests.push(i => f(c.num[i], x));
@@ -385,11 +427,14 @@ async function experimentsPage(q) {
   };
   const header = () => {
     shown = cols.filter(c => !changed || !c.constant || c.kind === "name" || c.kind === "status");
-    head.replaceChildren(h("span", { class: "sel", role: "columnheader" }, ""), ...shown.map(c => h("button", {
-      role: "columnheader", class: c.kind, style: `width:${widths(c)}px`, title: `${c.kind}: ${c.name} (sort)`,
-      "aria-sort": c.name === sortBy ? (order > 0 ? "ascending" : "descending") : "none",
+    const refocus = head.contains(document.activeElement);
+    head.replaceChildren(h("span", { class: "sel", role: "columnheader", "aria-label": "Select for comparison" }, ""), ...shown.map(c => h("span", {
+      role: "columnheader", "aria-sort": c.name === sortBy ? (order > 0 ? "ascending" : "descending") : "none", style: `width:${widths(c)}px;flex:none;display:flex`,
+    }, h("button", {
+      class: c.kind, style: "width:100%", title: `${c.kind}: ${c.name} (sort)`, "data-col": c.name,
       on: { click: () => { if (sortBy === c.name) order = -order; else { sortBy = c.name; order = c.kind === "name" ? 1 : -1; } recompute(); } },
-    }, c.name + (c.name === sortBy ? (order > 0 ? " ▲" : " ▼") : ""))));
+    }, c.name + (c.name === sortBy ? (order > 0 ? " ▲" : " ▼") : "")))));
+    if (refocus) [...head.querySelectorAll("button")].find(b => b.dataset.col === sortBy)?.focus();
   };
   const render = () => {
     const first = Math.max(0, Math.floor(grid.scrollTop / ROW) - 5);
@@ -411,7 +456,15 @@ async function experimentsPage(q) {
   };
   const recompute = () => {
     const s0 = performance.now();
-    const tests = parseFilter(filter, cols);
+    let tests;
+    try {
+      tests = parseFilter(filter, cols);
+      filterIn.removeAttribute("aria-invalid");
+    } catch (e) {
+      filterIn.setAttribute("aria-invalid", "true");
+      status.textContent = `Filter: ${e.message}`;
+      return;
+    }
     const idx = [];
     for (let i = 0; i < n; i++) if (tests.every(t => t(i))) idx.push(i);
     view = Uint32Array.from(idx);
@@ -471,7 +524,8 @@ async function comparePage(q) {
         }));
       })))];
   };
-  kids.push(h("p", {}, ex.map(e => h("span", {}, badge(e.status), ` ${e.name} `, e.commit ? h("code", {}, e.commit.slice(0, 10)) : null, ACTIONS ? h("button", { on: { click: async ev => { ev.target.disabled = true; try { const r = await act("apply", { name: e.name }); live.textContent = r.ok ? `Applied ${e.name}` : r.output; } catch (x) { live.textContent = x.message; } } } }, `Apply ${e.name}`) : null, " "))));
+  kids.push(h("p", {}, ex.map(e => h("span", {}, badge(e.status), ` ${e.name} `, e.commit ? h("code", {}, e.commit.slice(0, 10)) : null, ACTIONS && e.status === "done" ? h("button", { on: { click: async ev => { if (!confirm(`Write the params of ${e.name} into your files and restore its outputs?`)) return; ev.target.disabled = true; try { const r = await act("apply", { name: e.name }); live.textContent = r.ok ? `Applied ${e.name}` : r.output; } catch (x) { live.textContent = x.message; } } } }, `Apply ${e.name}`) : null, " "))));
+  for (const e of ex) if (e.error) kids.push(h("p", { class: "error" }, `${e.name}: ${e.error}`));
   kids.push(table("Params", "params"), table("Metrics", "metrics"));
   // scatter of a metric against a param, and parallel coordinates
   const numKeys = key => [...new Set(ex.flatMap(e => Object.entries(e[key] || {}).filter(([, v]) => typeof v === "number").map(([k]) => k)))];
@@ -543,13 +597,13 @@ async function modelsPage() {
   if (!d.versions.length) kids.push(h("p", { class: "muted" }, "No model registered yet: a `deploy.promote` stage registers bundles."));
   else {
     kids.push(h("p", {}, "Champion: ", d.champion != null ? h("strong", {}, `version ${d.champion}`) : "none",
-      ACTIONS && d.events.length > 1 ? h("button", { on: { click: async () => { try { const r = await act("rollback"); live.textContent = r.output; route(); } catch (e) { live.textContent = e.message; } } } }, " Roll back") : null));
+      ACTIONS && d.events.length > 1 ? h("button", { on: { click: async () => { if (!confirm("Make the previous champion the champion again? A running mlcycle serve switches to it.")) return; try { const r = await act("rollback"); route(r.ok ? "Rolled back" : r.output); } catch (e) { live.textContent = e.message; } } } }, " Roll back") : null));
     const mkeys = [...new Set(d.versions.flatMap(v => Object.entries(v.metrics || {}).filter(([, x]) => typeof x === "number").map(([k]) => k)))].slice(0, 6);
     kids.push(h("h2", {}, "Versions"), h("table", { class: "data", "aria-label": "Registered versions" },
       h("thead", {}, h("tr", {}, ["version", "name", "kind", "task", "stage", "created", ...mkeys, ""].map(c => h("th", { scope: "col" }, c)))),
       h("tbody", {}, d.versions.map(v => h("tr", { class: v.version === d.champion ? "changed" : "" }, h("td", {}, `${v.version}${v.version === d.champion ? " ★" : ""}`), h("td", {}, v.name), h("td", {}, v.kind), h("td", {}, v.task), h("td", {}, v.stage), h("td", {}, v.created_at),
         ...mkeys.map(k => h("td", { class: "num" }, fmt((v.metrics || {})[k]))),
-        h("td", {}, ACTIONS && v.version !== d.champion ? h("button", { on: { click: async () => { try { const r = await act("promote", { version: v.version }); live.textContent = r.output; route(); } catch (e) { live.textContent = e.message; } } } }, "Promote") : null))))));
+        h("td", {}, ACTIONS && v.version !== d.champion ? h("button", { "aria-label": `Promote version ${v.version}`, on: { click: async () => { if (!confirm(`Make version ${v.version} the champion? A running mlcycle serve switches to it.`)) return; try { const r = await act("promote", { version: v.version }); route(r.ok ? `Version ${v.version} is the champion` : r.output); } catch (e) { live.textContent = e.message; } } } }, "Promote") : null))))));
   }
   if (d.decisions.length) {
     const box = h("div", { class: "chart", id: "decisions" });
