@@ -791,3 +791,89 @@ stages:
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no class probabilities"), "{}", r.stderr);
 }
+
+/// Permutation importance finds the column the target depends on, gives a
+/// column of pure noise about nothing, is the same for the same seed, and
+/// draws partial dependence for the top column.
+#[test]
+fn permutation_importance_finds_the_column_the_target_depends_on() {
+    let mut csv = String::from("signal,noise,y\n");
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..300 {
+        let (s, n) = (next() * 10.0, next() * 10.0);
+        csv.push_str(&format!("{s},{n},{}\n", 3.0 * s + 1.0));
+    }
+    let ws = common::Ws::new(
+        r#"name: imp
+stages:
+  data:
+    uses: dataset.csv
+    with: {path: data.csv, target: y}
+  split:
+    uses: preprocess.split
+    inputs: {data: data.data}
+    with: {test: 0.3, seed: 1}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: split.train}
+  imp:
+    uses: evaluate.importance
+    inputs: {model: ols.model, test: split.test}
+    with: {n_repeats: 4, top: 1}
+"#,
+    );
+    ws.write("data.csv", &csv);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let first = ws.read("artifacts/imp/importance.json");
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["scoring"], "r2");
+    let signal = v["importance"]["signal"]["mean"].as_f64().unwrap();
+    let noise = v["importance"]["noise"]["mean"].as_f64().unwrap();
+    // Shuffling the signal of an exact fit costs about 2 × its R² (1).
+    assert!(signal > 1.5, "{first}");
+    assert!(noise.abs() < 1e-6, "{first}");
+    assert!(ws.exists("artifacts/imp/plots/importance.svg"));
+    assert!(ws.exists("artifacts/imp/plots/partial_dependence_signal.png"));
+    assert!(
+        !ws.exists("artifacts/imp/plots/partial_dependence_noise.svg"),
+        "top: 1"
+    );
+    let r = ws.run(&["run", "--force", "imp"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(ws.read("artifacts/imp/importance.json"), first, "seeded");
+
+    // A score the model has not is named with the ones it has.
+    ws.write(
+        "mlcycle.yaml",
+        &ws.read("mlcycle.yaml")
+            .replace("{n_repeats: 4, top: 1}", "{scoring: accuracy}"),
+    );
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("`scoring: accuracy` is not a metric of this model"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("rmse"), "{}", r.stderr);
+    ws.write(
+        "mlcycle.yaml",
+        &ws.read("mlcycle.yaml")
+            .replace("{scoring: accuracy}", "{n_repeats: 0}"),
+    );
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("must be between 1 and 1000"),
+        "{}",
+        r.stderr
+    );
+}

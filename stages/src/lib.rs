@@ -61,6 +61,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(evaluate::Regression)?;
     registry.register(evaluate::Classification)?;
     registry.register(evaluate::Compare)?;
+    registry.register(evaluate::Importance)?;
     registry.register(evaluate::Leaderboard)?;
     registry.register(evaluate::Select)?;
     registry.register(deploy::BundleFactory)?;
@@ -213,7 +214,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 34 } else { 33 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 35 } else { 34 });
     }
 
     /// The catalogue takes defaults from each kind's `Params`: the example

@@ -184,6 +184,79 @@ pub fn scatter(
     })
 }
 
+/// A horizontal bar chart: one bar per `(label, value, spread)`, in the
+/// order given (top first), with a whisker of ± `spread` when it is > 0.
+pub fn bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    xlabel: &str,
+    bars: &[(String, f64, f64)],
+) -> Result<(), String> {
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let lo = bars.iter().map(|b| b.1 - b.2).fold(0.0f64, f64::min);
+    let hi = bars.iter().map(|b| b.1 + b.2).fold(0.0f64, f64::max);
+    let (x0, x1) = range([lo, hi].into_iter());
+    let n = bars.len();
+    let widest = bars
+        .iter()
+        .map(|b| b.0.chars().count())
+        .max()
+        .unwrap_or(4)
+        .min(40) as u32;
+    // Row `r` (0 at the bottom) is centred on y = r; the first bar is on top.
+    let row = |i: usize| (n - 1 - i) as f64;
+    both!(dir, name, |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 24))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(widest * 8 + 20)
+            .build_cartesian_2d(x0..x1, -0.5..(n as f64 - 0.5))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(xlabel)
+            .x_label_formatter(&|v| tick(*v))
+            .y_labels(n + 1)
+            .y_label_formatter(&|v| {
+                let r = v.round();
+                if (v - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {
+                    return String::new();
+                }
+                bars[n - 1 - r as usize].0.chars().take(40).collect()
+            })
+            .disable_y_mesh()
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let (a, z) = if b.1 >= 0.0 { (0.0, b.1) } else { (b.1, 0.0) };
+                Rectangle::new(
+                    [(a, row(i) - 0.35), (z, row(i) + 0.35)],
+                    BLUE.mix(0.6).filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                bars.iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.2 > 0.0)
+                    .map(|(i, b)| {
+                        PathElement::new(
+                            vec![(b.1 - b.2, row(i)), (b.1 + b.2, row(i))],
+                            BLACK.stroke_width(2),
+                        )
+                    }),
+            )
+            .map_err(|e| e.to_string())?;
+    })
+}
+
 /// How [`curve_with`] draws.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CurveStyle {

@@ -3,6 +3,7 @@
 
 mod classification;
 mod compare;
+mod importance;
 mod leaderboard;
 mod regression;
 
@@ -14,6 +15,7 @@ use crate::table::{ColumnData, Table};
 
 pub use classification::Classification;
 pub use compare::Compare;
+pub use importance::Importance;
 pub use leaderboard::{Leaderboard, Select};
 pub use regression::Regression;
 
