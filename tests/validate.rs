@@ -597,7 +597,7 @@ stages:
         "{text}"
     );
     assert!(
-        text.contains("`train.py`, run by stage `train`, reads `$MLCYCLE_OUT_GB_METRIC`"),
+        text.contains("`train.py`, run by stage `train`, reads `MLCYCLE_OUT_GB_METRIC`"),
         "{text}"
     );
     assert!(
@@ -618,4 +618,48 @@ stages:
     assert_eq!(r.code, 1, "stale, not invalid: {}{}", r.stdout, r.stderr);
     let (code, text) = validate(&ws, &[]);
     assert_eq!(code, 2, "validate still reads train.py: {text}");
+}
+
+/// What the shell does not expand is not a read: comments, single quotes,
+/// escapes, `${NAME:-default}`, a name the command sets itself, an argv
+/// list; a script the command does not run is not scanned; and a variable
+/// from the environment mlcycle was started in never reaches a stage.
+#[test]
+fn regression_port_variables_the_shell_does_not_read_are_not_refused() {
+    let ws = Ws::new(
+        r#"name: env
+stages:
+  a:
+    run: "mkdir -p out && echo '$MLCYCLE_IN_FOO' $${MLCYCLE_OUT_Y:-none} > out/a.txt # not $MLCYCLE_IN_BAR"
+    outs: [out/a.txt]
+  b:
+    run: [sh, -c, 'echo $MLCYCLE_IN_FOO > out/b.txt']
+    outs: [out/b.txt]
+  c:
+    run: "wc -l lint.py > out/c.txt && MLCYCLE_IN_X=1; env | grep ^MLCYCLE_ | sort >> out/c.txt"
+    deps: [lint.py]
+    outs: [out/c.txt]
+"#,
+    );
+    ws.write(
+        "lint.py",
+        "import os
+os.environ['MLCYCLE_IN_NOPE']
+",
+    );
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = ws
+        .cmd(&["run"])
+        .env("MLCYCLE_IN_GHOST", "stale")
+        .env("MLCYCLE_OUT_GHOST", "stale")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let env = ws.read("out/c.txt");
+    assert!(env.contains("MLCYCLE_IN_LINT="), "{env}");
+    assert!(
+        !env.contains("GHOST"),
+        "an inherited port variable leaked: {env}"
+    );
 }

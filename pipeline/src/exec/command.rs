@@ -114,6 +114,15 @@ fn run_command(
     }
     let _ = fs::remove_file(&steps);
     cmd.env("MLCYCLE_STEP_METRICS", &steps);
+    // Port variables come from this stage only: none inherited from the
+    // environment mlcycle was started in (a shell where a script was tried
+    // by hand, or a `run:` stage that runs mlcycle) may pass for one.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("MLCYCLE_IN_") || k.starts_with("MLCYCLE_OUT_") {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     for inp in &s.inputs {
         // A name two deps share (two `.../data`) is ambiguous: neither
         // gets the variable, as `${inputs.data}` is refused.

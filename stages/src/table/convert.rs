@@ -41,7 +41,21 @@ pub(super) fn read_batches(
     declared: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Column>, String> {
     let mut columns: Vec<Column> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for f in schema.fields() {
+        // A table addresses its columns by name: two of one name would
+        // read as one (the first), silently.
+        if f.name().is_empty() {
+            return Err(
+                "a column has an empty name; column names must be non-empty and unique".into(),
+            );
+        }
+        if !seen.insert(f.name().as_str()) {
+            return Err(format!(
+                "two columns are named `{}`; column names must be non-empty and unique",
+                f.name()
+            ));
+        }
         let d = declared(f.name());
         columns.push(column_for(f, d.as_deref())?);
     }

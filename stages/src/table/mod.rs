@@ -414,9 +414,28 @@ impl Table {
         let Some(t) = target else { return Ok(()) };
         if self.column(t).is_none() {
             let names = self.names();
+            let near = mlcycle_pipeline::suggest::did_you_mean(t, &names);
+            return Err(if near.is_empty() {
+                format!(
+                    "`target: {t}` names no column of the table; its columns: {}",
+                    names.join(", ")
+                )
+            } else {
+                format!("`target: {t}` names no column of the table; {near}")
+            });
+        }
+        // A column a fitted step changed (scaled, imputed, encoded) is a
+        // feature of the chain, not raw values a model could predict.
+        let steps = serde_json::to_value(&self.transforms).unwrap_or_default();
+        let touched = steps.as_array().into_iter().flatten().find(|step| {
+            step.get("columns")
+                .and_then(|c| c.as_array())
+                .is_some_and(|c| c.iter().any(|n| n.as_str() == Some(t)))
+        });
+        if let Some(step) = touched {
             return Err(format!(
-                "`target: {t}` names no column of the table {}",
-                mlcycle_pipeline::suggest::did_you_mean(t, &names)
+                "`target: {t}` names a column that a fitted `{}` step upstream changed; name the target before that step (in the stage that reads the raw table)",
+                step.get("op").and_then(|o| o.as_str()).unwrap_or("preprocessing")
             ));
         }
         self.target = Some(t.to_string());
@@ -1063,6 +1082,34 @@ mod tests {
         assert_eq!(t.target.as_deref(), Some("price"));
         let e = t.set_target(Some("prise")).unwrap_err();
         assert!(e.contains("did you mean `price`?"), "{e}");
+        // A column a fitted step changed cannot become the target.
+        t.transforms.push(crate::steps::Transform::Scale {
+            method: "standard".into(),
+            columns: vec!["area".into()],
+            offsets: vec![0.0],
+            scales: vec![1.0],
+        });
+        let e = t.set_target(Some("area")).unwrap_err();
+        assert!(e.contains("fitted `scale` step"), "{e}");
+        // Two columns of one name would read as one: refused.
+        let dup = dir.path().join("dup.arrow");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("x", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+                Arc::new(Float64Array::from(vec![2.0])) as ArrayRef,
+            ],
+        )
+        .unwrap();
+        let mut w = FileWriter::try_new(File::create(&dup).unwrap(), &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        let e = Table::read(&dup).unwrap_err().to_string();
+        assert!(e.contains("two columns are named `x`"), "{e}");
         let junk = dir.path().join("t.bin");
         std::fs::write(&junk, "hello").unwrap();
         let e = Table::read(&junk).unwrap_err().to_string();

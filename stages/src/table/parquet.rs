@@ -89,8 +89,20 @@ impl Table {
                 )));
             }
         }
-        let columns =
-            read_batches(&schema, reader, &|name| types.get(name).cloned()).map_err(fmt)?;
+        // The Parquet decoder panics on some encodings it does not support
+        // (a dictionary of booleans, as pandas writes a categorical of
+        // bools): that is this file's problem, said as such.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_batches(&schema, reader, &|name| types.get(name).cloned())
+        }));
+        let columns = match read {
+            Ok(r) => r.map_err(fmt)?,
+            Err(_) => {
+                return Err(fmt(
+                    "the Parquet decoder cannot read an encoding of this file (a dictionary of booleans, such as a pandas categorical of True/False, is one); write that column as plain booleans or text".into(),
+                ))
+            }
+        };
         Ok(Table {
             columns,
             target: None,

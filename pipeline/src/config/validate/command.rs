@@ -62,7 +62,7 @@ impl Validator<'_> {
         }
         let (env, env_templates) = self.check_env(d, &inputs, &mut stage_params);
         self.check_env_collisions(d, &inputs);
-        self.check_env_refs(d, &inputs, &templates);
+        self.check_env_refs(d, &inputs, &templates, line);
         let mut config = command_config(d, &templates, shell, env_templates);
         // The inputs are fingerprinted by key, in no order; a gather
         // (`stage@*.port`) is rendered in the order of the instances, so
@@ -143,106 +143,115 @@ impl Validator<'_> {
     }
 
     /// Checks that every `MLCYCLE_IN_…` / `MLCYCLE_OUT_…` variable the
-    /// command names is one the stage sets: a port is named after its
-    /// file (`out/gb_metrics.json` is `MLCYCLE_OUT_GB_METRICS`), and a
-    /// wrong guess would otherwise surface only when the command ends. The
-    /// command line is read always; under `mlcycle validate`, also the
-    /// scripts among the deps that the command names (`python train.py`).
+    /// command reads is one the stage sets: a port is named after its file
+    /// (`out/gb_metrics.json` is `MLCYCLE_OUT_GB_METRICS`), and a wrong
+    /// guess would otherwise surface only when the command ends. A command
+    /// line is read as the shell would (`$NAME` and `${NAME}` outside
+    /// single quotes and comments; `${NAME:-default}` is an optional read);
+    /// an argv list expands nothing. Under `mlcycle validate`, so are the
+    /// scripts among the deps that the command runs with an interpreter
+    /// (`python3 train.py`, `bash run.sh`, `./run.sh`): a Python script's
+    /// `environ["NAME"]` and a shell script's `$NAME`.
     fn check_env_refs(
         &mut self,
         d: &Draft<'_>,
         inputs: &[Input],
         templates: &[(String, YamlPath)],
+        line: bool,
     ) {
-        let set: Vec<String> = inputs
-            .iter()
-            .map(|i| format!("MLCYCLE_IN_{}", env_var_name(&i.name)))
-            .chain(
-                d.outputs
-                    .iter()
-                    .map(|o| format!("MLCYCLE_OUT_{}", env_var_name(&o.name))),
-            )
-            .collect();
-        let mut texts: Vec<(String, YamlPath, Option<String>)> = templates
-            .iter()
-            .map(|(t, p)| (t.clone(), p.clone(), None))
-            .collect();
-        if !self.allow_missing {
+        // What the stage really sets: a name two deps share (or a gather)
+        // sets no variable.
+        let mut set: Vec<String> = Vec::new();
+        for inp in inputs {
+            if inputs.iter().filter(|i| i.name == inp.name).count() == 1 {
+                set.push(format!("MLCYCLE_IN_{}", env_var_name(&inp.name)));
+            }
+        }
+        for o in &d.outputs {
+            set.push(format!("MLCYCLE_OUT_{}", env_var_name(&o.name)));
+        }
+        let mut reads: Vec<(String, YamlPath, Option<String>)> = Vec::new();
+        if line {
+            for (t, p) in templates {
+                for var in shell_reads(t) {
+                    reads.push((var, p.clone(), None));
+                }
+            }
+        }
+        if !self.allow_missing && line {
+            let words: Vec<&str> = templates
+                .iter()
+                .flat_map(|(t, _)| {
+                    t.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+                })
+                .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+                .collect();
             for inp in inputs {
                 let Source::File(f) = &inp.source else {
                     continue;
                 };
-                let named = templates.iter().any(|(t, _)| t.contains(f.as_str()));
-                let script = [".py", ".sh", ".r", ".R", ".jl", ".js", ".rb", ".pl"]
-                    .iter()
-                    .any(|e| f.ends_with(e));
-                if !(named && script) {
+                let runs = words.iter().enumerate().any(|(k, w)| {
+                    let w = w.strip_prefix("./").unwrap_or(w);
+                    let direct = words[k].starts_with("./") && w == f;
+                    let interp = k > 0 && w == f && is_interpreter(words[k - 1]);
+                    direct || interp
+                });
+                let python = f.ends_with(".py");
+                let shell = f.ends_with(".sh") || f.ends_with(".bash");
+                if !runs || !(python || shell) {
                     continue;
                 }
                 let path = self.root.join(f);
-                match std::fs::metadata(&path) {
-                    Ok(m) if m.len() <= 1 << 20 => {}
-                    _ => continue,
+                if std::fs::metadata(&path).map_or(true, |m| m.len() > 1 << 20) {
+                    continue;
                 }
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    texts.push((text, d.path.key("run"), Some(f.clone())));
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let found = if python {
+                    python_reads(&text)
+                } else {
+                    shell_reads(&text)
+                };
+                for var in found {
+                    reads.push((var, d.path.key("run"), Some(f.clone())));
                 }
             }
         }
         let mut reported: HashSet<String> = HashSet::new();
-        for (text, at, file) in texts {
-            for var in env_refs(&text) {
-                if set.contains(&var) || !reported.insert(var.clone()) {
-                    continue;
-                }
-                let kind = if var.starts_with("MLCYCLE_IN_") {
-                    "in"
-                } else {
-                    "out"
-                };
-                let same_kind: Vec<&str> = set
-                    .iter()
-                    .filter(|v| {
-                        v.starts_with(if kind == "in" {
-                            "MLCYCLE_IN_"
-                        } else {
-                            "MLCYCLE_OUT_"
-                        })
-                    })
-                    .map(String::as_str)
-                    .collect();
-                let near = did_you_mean(&var, &same_kind);
-                let listed = if same_kind.is_empty() {
-                    format!(
-                        "the stage sets no `MLCYCLE_{}_…` variable",
-                        kind.to_uppercase()
-                    )
-                } else {
-                    format!(
-                        "it sets {}",
-                        same_kind
-                            .iter()
-                            .map(|v| format!("`{v}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                self.push(
-                    "unknown_env",
-                    &at,
-                    Part::Value,
-                    match &file {
-                        Some(f) => format!("`{f}`, run by stage `{}`, reads `${var}`, which the stage does not set", d.id),
-                        None => format!("the command of stage `{}` reads `${var}`, which the stage does not set", d.id),
-                    },
-                    "no such variable",
-                    Some(if near.is_empty() {
-                        format!("{listed}; a port is named after its file name unless named: `- {}: path`", var.split_once(if kind == "in" { "MLCYCLE_IN_" } else { "MLCYCLE_OUT_" }).map(|(_, n)| n.to_lowercase()).unwrap_or_default())
-                    } else {
-                        near
-                    }),
-                );
+        for (var, at, file) in reads {
+            if set.contains(&var) || !reported.insert(var.clone()) {
+                continue;
             }
+            let all: Vec<&str> = set.iter().map(String::as_str).collect();
+            let near = did_you_mean(&var, &all);
+            let help = if !near.is_empty() {
+                near
+            } else if all.is_empty() {
+                "the stage sets no `MLCYCLE_IN_…` or `MLCYCLE_OUT_…` variable; a dep or output is named after its file unless named: `- name: path`".to_string()
+            } else {
+                format!(
+                    "it sets {}; a dep or output is named after its file unless named: `- name: path`",
+                    all.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            self.push(
+                "unknown_env",
+                &at,
+                Part::Value,
+                match &file {
+                    Some(f) => format!(
+                        "`{f}`, run by stage `{}`, reads `{var}`, which the stage does not set",
+                        d.id
+                    ),
+                    None => format!(
+                        "the command of stage `{}` reads `${var}`, which the stage does not set",
+                        d.id
+                    ),
+                },
+                "no such variable",
+                Some(help),
+            );
         }
     }
 
@@ -641,23 +650,174 @@ fn valid_env_name(k: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The `MLCYCLE_IN_…` and `MLCYCLE_OUT_…` variable names in `text`.
-fn env_refs(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for prefix in ["MLCYCLE_IN_", "MLCYCLE_OUT_"] {
-        let mut rest = text;
-        while let Some(i) = rest.find(prefix) {
-            // Not the tail of a longer name (`XMLCYCLE_IN_A`).
-            let before = rest[..i].chars().next_back();
-            let tail = &rest[i + prefix.len()..];
-            let n = tail
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(tail.len());
-            if n > 0 && !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
-                out.push(format!("{prefix}{}", &tail[..n]));
+/// Whether `word` names a program that runs the script after it.
+fn is_interpreter(word: &str) -> bool {
+    let name = word.rsplit('/').next().unwrap_or(word);
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    matches!(
+        base,
+        "python" | "bash" | "sh" | "zsh" | "dash" | "source" | "."
+    )
+}
+
+/// Whether `name` is a port variable (`MLCYCLE_IN_X`, `MLCYCLE_OUT_X`).
+fn port_var(name: &str) -> bool {
+    ["MLCYCLE_IN_", "MLCYCLE_OUT_"]
+        .iter()
+        .any(|p| name.len() > p.len() && name.starts_with(p))
+}
+
+/// The port variables a shell command (or script) reads: `$NAME` and
+/// `${NAME}` outside single quotes, escapes, comments and quoted here-docs;
+/// not `${NAME:-default}` (and the other forms with a default or a test),
+/// nor a name the text assigns itself (`NAME=…`).
+fn shell_reads(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let name_at = |mut k: usize| {
+        let start = k;
+        while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
+            k += 1;
+        }
+        (start, k)
+    };
+    let mut reads = Vec::new();
+    let mut assigned: Vec<String> = Vec::new();
+    let (mut i, mut double, mut word_start) = (0usize, false, true);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                i += 2;
+                word_start = false;
+                continue;
             }
-            rest = &tail[n..];
+            b'\'' if !double => {
+                while i + 1 < b.len() && b[i + 1] != b'\'' {
+                    i += 1;
+                }
+                i += 2;
+                word_start = false;
+                continue;
+            }
+            b'"' => double = !double,
+            b'#' if !double && word_start => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'<' if !double && text[i..].starts_with("<<") => {
+                // A quoted here-doc (`<<'EOF'`, `<<"EOF"`) expands nothing.
+                let rest = text[i + 2..].trim_start_matches(['-', ' ']);
+                if let Some(q) = rest.chars().next().filter(|q| *q == '\'' || *q == '"') {
+                    let delim: String = rest[1..].chars().take_while(|ch| *ch != q).collect();
+                    let body_from = text[i..].find('\n').map(|n| i + n + 1).unwrap_or(b.len());
+                    let end = text[body_from..]
+                        .split_inclusive('\n')
+                        .scan(body_from, |pos, l| {
+                            let at = *pos;
+                            *pos += l.len();
+                            Some((at, l))
+                        })
+                        .find(|(_, l)| l.trim() == delim)
+                        .map(|(at, l)| at + l.len())
+                        .unwrap_or(b.len());
+                    i = end;
+                    continue;
+                }
+            }
+            b'$' => {
+                if b.get(i + 1) == Some(&b'{') {
+                    let (s0, e0) = name_at(i + 2);
+                    let name = &text[s0..e0];
+                    let optional = matches!(b.get(e0), Some(b':' | b'-' | b'=' | b'?' | b'+'));
+                    if port_var(name) && !optional {
+                        reads.push(name.to_string());
+                    }
+                    i = e0;
+                    word_start = false;
+                    continue;
+                }
+                let (s0, e0) = name_at(i + 1);
+                let name = &text[s0..e0];
+                if port_var(name) {
+                    reads.push(name.to_string());
+                }
+                i = e0.max(i + 1);
+                word_start = false;
+                continue;
+            }
+            _ => {}
+        }
+        if word_start && (c.is_ascii_alphabetic() || c == b'_') {
+            let (s0, e0) = name_at(i);
+            if b.get(e0) == Some(&b'=') {
+                assigned.push(text[s0..e0].to_string());
+            }
+        }
+        word_start = c.is_ascii_whitespace() || matches!(c, b';' | b'&' | b'|' | b'(' | b'`');
+        i += 1;
+    }
+    reads.retain(|r| !assigned.contains(r));
+    reads
+}
+
+/// The port variables a Python script reads without a default:
+/// `environ["NAME"]` (a KeyError when unset), not `environ.get(…)` or
+/// `getenv(…)`; lines that are comments are skipped.
+fn python_reads(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        let mut rest = code;
+        while let Some(k) = rest.find("environ[") {
+            let after = &rest[k + "environ[".len()..];
+            let quoted = after
+                .strip_prefix('"')
+                .and_then(|a| a.split_once('"'))
+                .or_else(|| after.strip_prefix('\'').and_then(|a| a.split_once('\'')));
+            if let Some((name, _)) = quoted {
+                if port_var(name) {
+                    out.push(name.to_string());
+                }
+            }
+            rest = after;
         }
     }
     out
+}
+
+#[cfg(test)]
+mod env_read_tests {
+    use super::{python_reads, shell_reads};
+
+    #[test]
+    fn the_shell_reads_what_it_expands() {
+        assert_eq!(
+            shell_reads("cat $MLCYCLE_IN_A \"${MLCYCLE_OUT_B}\""),
+            ["MLCYCLE_IN_A", "MLCYCLE_OUT_B"]
+        );
+        for quiet in [
+            "cat x # not $MLCYCLE_IN_FOO",
+            "echo '$MLCYCLE_IN_FOO'",
+            "echo \\$MLCYCLE_IN_FOO",
+            "echo ${MLCYCLE_OUT_Y:-x} ${MLCYCLE_OUT_Z-x}",
+            "echo \"see MLCYCLE_OUT_FOO docs\"",
+            "MLCYCLE_IN_FOO=x; cat $MLCYCLE_IN_FOO",
+            "cat <<'X'\n$MLCYCLE_IN_FOO\nX\necho done",
+        ] {
+            assert_eq!(shell_reads(quiet), Vec::<String>::new(), "{quiet}");
+        }
+        // An unquoted here-doc expands.
+        assert_eq!(
+            shell_reads("cat <<X\n$MLCYCLE_IN_FOO\nX"),
+            ["MLCYCLE_IN_FOO"]
+        );
+    }
+
+    #[test]
+    fn python_reads_only_subscripts_without_a_default() {
+        let src = "import os\na = os.environ['MLCYCLE_IN_A']\nb = os.environ.get('MLCYCLE_IN_B')\n# os.environ['MLCYCLE_IN_C']\nd = os.environ[\"MLCYCLE_OUT_D\"]\n";
+        assert_eq!(python_reads(src), ["MLCYCLE_IN_A", "MLCYCLE_OUT_D"]);
+    }
 }
