@@ -603,3 +603,38 @@ fn cache_dir_puts_the_cache_elsewhere() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(ws.read("out/a.txt"), "hi\n");
 }
+
+/// A stage whose first run failed leaves what its command wrote in its
+/// output folder; another stage reading a file there must not make the
+/// next run refuse to start ("a source file inside an output folder"):
+/// the file is the failed stage's own.
+#[test]
+fn regression_a_failed_first_run_does_not_block_the_next() {
+    let ws = Ws::new(
+        r#"stages:
+  s0:
+    run: mkdir -p res/s0 && echo x > res/s0/all.txt && test -f ok
+    outs: ['res/s0/']
+  s1:
+    run: cat res/s0/all.txt > res/s1.txt
+    deps: ['res/s0/', './res/s0/all.txt']
+    outs: ['res/s1.txt']
+"#,
+    );
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert_eq!(r.outcome("s0").as_deref(), Some("failed"), "{}", r.stdout);
+    let r = ws.run(&["run"]);
+    assert!(!r.stderr.contains("inside output folders"), "{}", r.stderr);
+    assert_eq!(
+        r.outcome("s0").as_deref(),
+        Some("failed"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    ws.write("ok", "");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("res/s1.txt"), "x\n");
+}

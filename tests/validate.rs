@@ -663,3 +663,43 @@ os.environ['MLCYCLE_IN_NOPE']
         "an inherited port variable leaked: {env}"
     );
 }
+
+/// A stage's `target:` replaces the table's target for `validate` too, as
+/// it does when the stage runs: dropping the old target is no longer
+/// "dropping the target", and the trainer predicts the new one.
+#[test]
+fn regression_validate_follows_a_target_override() {
+    let ws = Ws::new(
+        r#"name: ovr
+stages:
+  data:
+    uses: dataset.csv
+    with: {path: d.csv, target: city}
+  split:
+    uses: preprocess.split
+    inputs: {data: data.data}
+    with: {target: price, test: 0.25}
+  drop:
+    uses: features.select
+    inputs: {data: split.train}
+    with: {drop: [city]}
+  ols:
+    uses: train.linear_regression
+    inputs: {train: drop.data}
+"#,
+    );
+    let mut csv = String::from("area,city,price\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            50 + i,
+            if i % 2 == 0 { "a" } else { "b" },
+            1000 + 7 * i
+        ));
+    }
+    ws.write("d.csv", &csv);
+    let (code, text) = validate(&ws, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

@@ -509,6 +509,10 @@ pub fn sources_in_outputs(
     selected: &[bool],
 ) -> Vec<SourceInOutput> {
     let mut found = Vec::new();
+    // Stages whose latest recorded run failed (or died in them): a failed
+    // command leaves what it wrote, and a first run that failed has no
+    // record in the lock to say so.
+    let mut failed: Option<std::collections::HashMap<String, String>> = None;
     for reader in &p.stages {
         for inp in &reader.inputs {
             let Source::Stage { stage, output } = inp.source else {
@@ -529,6 +533,17 @@ pub fn sources_in_outputs(
             }
             let rec = lock.stages.get(id).and_then(|e| e.outs.get(&out.path));
             if rec.is_some_and(|r| wrote(ws, r, &out.path, &inp.path)) {
+                continue;
+            }
+            let last = failed.get_or_insert_with(|| {
+                let path = ws.db_path();
+                path.exists()
+                    .then(|| crate::db::Db::open(&path).ok())
+                    .flatten()
+                    .and_then(|db| db.last_outcomes().ok())
+                    .unwrap_or_default()
+            });
+            if last.get(id).is_some_and(|o| o == "failed") {
                 continue;
             }
             // Made by mlcycle before (the lock was deleted): in the cache.

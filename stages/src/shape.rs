@@ -247,6 +247,25 @@ pub fn table<'c>(cx: &'c InferContext<'_>, port: &str) -> Option<&'c TableShape>
 
 /// A stage that changes rows, not columns: its outputs `outs` hold what
 /// its input `port` holds.
+/// `cx` with the table on `port` naming `target` its target, when a
+/// stage's `target:` says so (the stage reads it that way at run time).
+pub fn retargeted<'a>(cx: &InferContext<'a>, port: &str, target: Option<&str>) -> InferContext<'a> {
+    let mut inputs = cx.inputs.clone();
+    if let (Some(name), Some(t)) = (target, table(cx, port)) {
+        if t.columns.iter().any(|(c, _)| c == name) || !t.complete {
+            let mut t = t.clone();
+            t.target = Some(name.to_string());
+            inputs.insert(port.to_string(), Facts::new(t));
+        }
+    }
+    InferContext {
+        stage: cx.stage,
+        workspace: cx.workspace,
+        inputs,
+        gathered: cx.gathered.clone(),
+    }
+}
+
 pub fn through(cx: &InferContext<'_>, port: &str, outs: &[&str]) -> Inferred {
     let Some(facts) = cx.inputs.get(port) else {
         return Inferred::default();

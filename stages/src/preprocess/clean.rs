@@ -151,6 +151,7 @@ impl StageKind for Clean {
         Ok(())
     }
     fn infer(p: &CleanParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "data", p.target.as_deref());
         let mut out = crate::shape::through(cx, "data", &["data"]);
         // `columns` is read only to drop outliers, the target among them.
         if let (Some(t), Some(named), false) = (

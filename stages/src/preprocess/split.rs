@@ -113,6 +113,7 @@ impl StageKind for Split {
         Ok(())
     }
     fn infer(p: &SplitParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "data", p.target.as_deref());
         crate::shape::through(cx, "data", &["train", "test", "validation"]).output(
             "folds",
             mlcycle_pipeline::Facts::new(super::fold::FoldCount(p.folds)),

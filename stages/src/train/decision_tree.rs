@@ -73,7 +73,8 @@ impl StageKind for DecisionTree {
         }
         Ok(())
     }
-    fn infer(_: &TreeStageParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &TreeStageParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &TreeStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

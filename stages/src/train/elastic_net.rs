@@ -69,7 +69,8 @@ impl StageKind for ElasticNet {
         }
         positive("tolerance", p.tolerance)
     }
-    fn infer(_: &ElasticNetParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &ElasticNetParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
     }
     fn run(p: &ElasticNetParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

@@ -38,7 +38,8 @@ impl StageKind for LinearRegression {
             ParamDoc::new("fit_intercept", "bool", "fit an intercept term"),
         ],
     };
-    fn infer(_: &OlsParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &OlsParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
     }
     fn run(p: &OlsParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

@@ -62,7 +62,8 @@ impl StageKind for LogisticRegression {
         }
         positive("tolerance", p.tolerance)
     }
-    fn infer(_: &LogisticParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &LogisticParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &LogisticParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

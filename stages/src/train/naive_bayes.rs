@@ -50,7 +50,8 @@ impl StageKind for NaiveBayes {
     fn check(p: &mut NbParams) -> Result<(), ParamError> {
         positive("var_smoothing", p.var_smoothing)
     }
-    fn infer(_: &NbParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &NbParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &NbParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

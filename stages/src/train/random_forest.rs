@@ -84,7 +84,8 @@ impl StageKind for RandomForest {
             )),
         }
     }
-    fn infer(_: &ForestParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &ForestParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &ForestParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

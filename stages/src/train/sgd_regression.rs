@@ -126,7 +126,8 @@ impl StageKind for SgdRegression {
         }
         Ok(())
     }
-    fn infer(_: &SgdParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &SgdParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Regression)
     }
     fn run(p: &SgdParams, ctx: &RunContext<'_>) -> Result<(), StageError> {

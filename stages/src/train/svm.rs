@@ -117,7 +117,8 @@ impl StageKind for Svm {
             )),
         }
     }
-    fn infer(_: &SvmParams, cx: &InferContext<'_>) -> Inferred {
+    fn infer(p: &SvmParams, cx: &InferContext<'_>) -> Inferred {
+        let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
         crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
     }
     fn run(p: &SvmParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
