@@ -59,6 +59,22 @@ fn house_prices_example_trains_evaluates_bundles_and_predicts() {
     // price ≈ 50 000 + 3 000 × area
     assert!((prices[0] - 350_000.0).abs() < 30_000.0, "{}", p.stdout);
     assert!((prices[1] - 650_000.0).abs() < 30_000.0, "{}", p.stdout);
+    // The evaluation reports the coefficients on the raw `area` scale (the
+    // scaler undone): they give the bundle's predictions.
+    let m: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/eval_ols/metrics.json")).unwrap();
+    let c = &m["coefficients"];
+    assert_eq!(c["space"], "raw columns", "{m}");
+    let (b, a) = (
+        c["intercept"].as_f64().unwrap(),
+        c["by_feature"]["area"].as_f64().unwrap(),
+    );
+    for (area, price) in [(100.0, prices[0]), (200.0, prices[1])] {
+        assert!(
+            (b + a * area - price).abs() < 1e-6 * price,
+            "{b} + {a} × {area} vs {price}"
+        );
+    }
 
     let again = ws.run(&["status"]);
     assert_eq!(again.code, 0, "{}", again.stdout);

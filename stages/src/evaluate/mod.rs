@@ -387,6 +387,68 @@ fn plot_err(e: String) -> StageError {
     StageError::new(format!("cannot draw a plot: {e}"))
 }
 
+/// A linear regression's coefficients by feature name, on the scale of
+/// the raw columns: a `scale` step's `(x - offset) · scale` is undone
+/// (`coef · scale`, and the intercept takes `- coef · scale · offset`), so
+/// that a coefficient is the change of the prediction per unit of its
+/// column. With a step that mixes columns (row normalisation, PCA,
+/// polynomial terms) they stay in the model's feature space, and
+/// `space` says so. `None` for a model that is not linear.
+fn coefficients(m: &Model) -> Option<Value> {
+    use crate::steps::Transform;
+    let crate::model::Fitted::Linear {
+        coefficients,
+        intercept,
+    } = &m.fitted
+    else {
+        return None;
+    };
+    let mixing = m.transforms.iter().any(|t| {
+        matches!(
+            t,
+            Transform::Normalize { .. } | Transform::Pca { .. } | Transform::Polynomial { .. }
+        )
+    });
+    let mut coef: Vec<f64> = coefficients.clone();
+    let mut b = *intercept;
+    if !mixing {
+        // Undo the scalings, last first (a column scaled twice).
+        for t in m.transforms.iter().rev() {
+            let Transform::Scale {
+                columns,
+                offsets,
+                scales,
+                ..
+            } = t
+            else {
+                continue;
+            };
+            for (k, col) in columns.iter().enumerate() {
+                let Some(j) = m.features.iter().position(|f| f == col) else {
+                    continue;
+                };
+                let s = scales.get(k).copied().unwrap_or(1.0);
+                let o = offsets.get(k).copied().unwrap_or(0.0);
+                if s.is_finite() {
+                    coef[j] *= s;
+                    b -= coef[j] * o;
+                }
+            }
+        }
+    }
+    let by_name: Map<String, Value> = m
+        .features
+        .iter()
+        .zip(&coef)
+        .map(|(f, c)| (f.clone(), json!(c)))
+        .collect();
+    Some(json!({
+        "intercept": b,
+        "by_feature": by_name,
+        "space": if mixing { "model features" } else { "raw columns" },
+    }))
+}
+
 fn model_info(m: &Model) -> Value {
     json!({"kind": m.kind, "stage": m.lineage.stage, "train_rows": m.lineage.rows})
 }
@@ -417,6 +479,49 @@ pub fn evaluate(m: &Model, test: &Table) -> Result<Map<String, Value>, StageErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coefficients_are_reported_on_the_raw_columns_scale() {
+        // y = 2·area + 1, fitted on area standardised as (area - 10) · 0.2:
+        // the model's coefficient is 10, its intercept 21.
+        let m = Model {
+            format: "mlcycle.model".into(),
+            schema_version: crate::model::MODEL_SCHEMA_VERSION,
+            kind: "train.linear_regression".into(),
+            task: Task::Regression,
+            inputs: vec![],
+            ignored: vec![],
+            transforms: vec![crate::steps::Transform::Scale {
+                method: "standard".into(),
+                columns: vec!["area".into()],
+                offsets: vec![10.0],
+                scales: vec![0.2],
+            }],
+            features: vec!["area".into()],
+            target: Some("y".into()),
+            classes: vec![],
+            params: Value::Null,
+            lineage: crate::model::Lineage {
+                stage: "t".into(),
+                data_hash: String::new(),
+                rows: 0,
+            },
+            fitted: crate::model::Fitted::Linear {
+                coefficients: vec![10.0],
+                intercept: 21.0,
+            },
+        };
+        let c = coefficients(&m).unwrap();
+        assert_eq!(c["space"], "raw columns");
+        assert!(
+            (c["by_feature"]["area"].as_f64().unwrap() - 2.0).abs() < 1e-12,
+            "{c}"
+        );
+        assert!(
+            (c["intercept"].as_f64().unwrap() - 1.0).abs() < 1e-12,
+            "{c}"
+        );
+    }
 
     #[test]
     fn regression_metrics_match_hand_computation() {

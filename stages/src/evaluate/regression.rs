@@ -16,7 +16,7 @@ const REG_OUT: &[PortSpec] = &[
         "metrics",
         "metrics.json",
         crate::ports::METRICS,
-        "`mse`, `rmse`, `mae`, `r2`, `rows`",
+        "`mse`, `rmse`, `mae`, `r2`, `rows`; a linear model's `coefficients` by feature, on the raw columns' scale",
     ),
     PortSpec::output(
         "plots",
@@ -36,7 +36,7 @@ impl StageKind for Regression {
     const SPEC: StageSpec = StageSpec {
         kind: "evaluate.regression",
         summary: "Score a regression model on held-out rows: MSE, RMSE, MAE, R², prediction and residual plots",
-        version: 3,
+        version: 4,
         inputs: EVAL_IN,
         outputs: REG_OUT,
         params: &[],
@@ -68,6 +68,9 @@ impl StageKind for Regression {
             short(metrics["r2"].as_f64().unwrap_or(f64::NAN)),
         ));
         metrics.insert("model".into(), model_info(&m));
+        if let Some(c) = super::coefficients(&m) {
+            metrics.insert("coefficients".into(), c);
+        }
         super::note_unseen(ctx, &m, &test, &mut metrics);
         write_metrics(ctx, &metrics)?;
         super::write_predictions(
