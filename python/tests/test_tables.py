@@ -253,9 +253,9 @@ def test_not_a_frame(tmp_path):
 
 
 def test_read_errors(tmp_path):
-    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="not an Arrow IPC"):
-        mlcycle.read_table(tmp_path / "x.csv")
+    (tmp_path / "x.arrow").write_text("a,b\n1,2\n")  # text, named as IPC
+    with pytest.raises(ValueError, match="not a table"):
+        mlcycle.read_table(tmp_path / "x.arrow")
     with pytest.raises(FileNotFoundError):
         mlcycle.read_table(tmp_path / "missing.arrow")
     mlcycle.write_table(pd.DataFrame({"x": [1.0]}), tmp_path / "t.arrow")
@@ -290,3 +290,20 @@ def test_pandas_nullable_and_arrow_dtypes(tmp_path):
         "f": [1.5, None, 2.0],
         "obj": [None, "x", None],
     }
+
+
+def test_read_table_reads_what_built_in_stages_read(tmp_path):
+    """Parquet, IPC streams and CSV read too, told by content, not by name."""
+    pd = pytest.importorskip("pandas")
+    pl = pytest.importorskip("polars")
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    df.to_parquet(tmp_path / "t.data")  # a Parquet file under another name
+    pl.from_pandas(df).write_ipc_stream(tmp_path / "t.arrows")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    for name in ["t.data", "t.arrows", "t.csv"]:
+        got = mlcycle.read_table(tmp_path / name)
+        assert list(got.columns) == ["a", "b"], name
+        assert got["a"].tolist() == [1.0, 2.0], name
+    (tmp_path / "junk.bin").write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a table"):
+        mlcycle.read_table(tmp_path / "junk.bin")

@@ -56,15 +56,35 @@ def _pyarrow() -> Any:
 
 
 def _read_arrow(path: PathLike) -> "pyarrow.Table":
+    """Reads a table file as built-in stages do, told by its first bytes:
+    an Arrow IPC file or stream, a Parquet file, or else a CSV (or TSV)
+    file by its extension."""
     pa = _pyarrow()
+    p = os.fspath(path)
+    with open(p, "rb") as f:
+        head = f.read(8)
     try:
-        with pa.memory_map(os.fspath(path), "r") as source:
-            return pa.ipc.open_file(source).read_all()
+        if head.startswith(b"ARROW1"):
+            with pa.memory_map(p, "r") as source:
+                return pa.ipc.open_file(source).read_all()
+        if head.startswith(b"\xff\xff\xff\xff"):
+            with pa.memory_map(p, "r") as source:
+                return pa.ipc.open_stream(source).read_all()
+        if head.startswith(b"PAR1"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(p)
+        ext = os.path.splitext(p)[1].lower()
+        if ext in (".csv", ".txt", ".tsv"):
+            import pyarrow.csv as pcsv
+
+            opts = pcsv.ParseOptions(delimiter="\t" if ext == ".tsv" else ",")
+            return pcsv.read_csv(p, parse_options=opts)
     except pa.ArrowInvalid as e:
-        raise ValueError(
-            f"{os.fspath(path)} is not an Arrow IPC (Feather v2) file, as an mlcycle "
-            f"`table` artifact is: {e}"
-        ) from None
+        raise ValueError(f"{p} is not a readable table: {e}") from None
+    raise ValueError(
+        f"{p} is not a table: neither Arrow IPC (Feather), Parquet, nor a `.csv` or `.tsv` file"
+    )
 
 
 def _metadata(table: "pyarrow.Table") -> Tuple[Optional[str], Optional[str]]:
@@ -125,7 +145,9 @@ def read_table(path: PathLike, *, library: Literal["pyarrow"]) -> "pyarrow.Table
 
 
 def read_table(path: PathLike, *, library: str = "pandas") -> Any:
-    """Read an mlcycle ``table`` artifact (an Arrow IPC / Feather v2 file).
+    """Read a table: an mlcycle ``table`` artifact (Arrow IPC / Feather v2),
+    or any file built-in stages read (an IPC stream, Parquet, CSV or TSV),
+    told by its first bytes as they do.
 
     Args:
         path: the file, e.g. ``mlcycle.input("data")``.
@@ -146,7 +168,7 @@ def read_table(path: PathLike, *, library: str = "pandas") -> Any:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: not an Arrow IPC file, or an unknown ``library``.
+        ValueError: not a table file, or an unknown ``library``.
         ImportError: pyarrow (or the library asked for) is not installed.
     """
     if library not in ("pandas", "polars", "pyarrow"):
