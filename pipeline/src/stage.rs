@@ -63,14 +63,9 @@ impl PortSpec {
         required: bool,
         doc: &'static str,
     ) -> Self {
-        PortSpec {
-            name,
-            file: "",
-            required,
-            doc,
-            artifact,
-            many: true,
-        }
+        let mut p = Self::input(name, artifact, required, doc);
+        p.many = true;
+        p
     }
 
     /// An output port written to `file` under the stage's artifact folder.

@@ -61,9 +61,11 @@ fn states(session: &Session) -> Result<States, ApiError> {
         .status(&all)
         .map_err(|e| ApiError::internal(format!("cannot assess the stages: {e}")))?;
     let ws = session.workspace();
-    let live = running(ws);
-    let last = History::open(ws)
-        .ok()
+    // One open of the history for both questions.
+    let history = History::open(ws).ok();
+    let live = running(ws, history.as_ref());
+    let last = history
+        .as_ref()
         .and_then(|h| h.last_outcomes().ok())
         .unwrap_or_default();
     let out =
@@ -97,28 +99,26 @@ fn group(id: &str) -> &str {
 
 /// The id of a run recorded as in progress whose process is alive.
 fn running_run(ws: &Workspace) -> Option<i64> {
-    History::open(ws)
-        .ok()?
-        .runs(5)
-        .ok()?
-        .into_iter()
-        .find(|r| r.status == "running")
-        .map(|r| r.id)
+    live_runs(&History::open(ws).ok()?).first().copied()
 }
 
-/// Stages the run in progress is in, by the journal: (stage → run id).
-fn running(ws: &Workspace) -> HashMap<String, i64> {
-    let Ok(lock) = ws.read_lock() else {
-        return HashMap::new();
-    };
-    let live: Vec<i64> = History::open(ws)
-        .ok()
-        .and_then(|h| h.runs(5).ok())
+/// The ids of the runs recorded as in progress (opening the history
+/// settles those whose process died).
+fn live_runs(h: &History) -> Vec<i64> {
+    h.runs(5)
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.status == "running")
         .map(|r| r.id)
-        .collect();
+        .collect()
+}
+
+/// Stages the run in progress is in, by the journal: (stage → run id).
+fn running(ws: &Workspace, history: Option<&History>) -> HashMap<String, i64> {
+    let Ok(lock) = ws.read_lock() else {
+        return HashMap::new();
+    };
+    let live = history.map(live_runs).unwrap_or_default();
     lock.in_flight
         .into_iter()
         .filter_map(|(stage, run)| run.filter(|r| live.contains(r)).map(|r| (stage, r)))

@@ -112,7 +112,10 @@ pub fn serve(opts: UiOptions, registry: StageRegistry) -> Result<(), UiError> {
         let listener = tokio::net::TcpListener::bind(opts.addr)
             .await
             .map_err(|source| UiError {
-                what: format!("listen on {}", opts.addr),
+                what: format!(
+                    "listen on {} (choose another with `--port`; `--port 0` picks a free one)",
+                    opts.addr
+                ),
                 source,
             })?;
         let local = listener.local_addr().map_err(|source| UiError {

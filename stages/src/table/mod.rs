@@ -348,7 +348,7 @@ impl Table {
             return Table::read_arrow(path);
         }
         if head.starts_with(&[0xff, 0xff, 0xff, 0xff]) {
-            return Table::read_arrow_stream(path);
+            return Table::read_ipc(path, true);
         }
         if head.starts_with(b"PAR1") {
             #[cfg(feature = "parquet")]
@@ -379,30 +379,6 @@ impl Table {
                         .into(),
             }),
         }
-    }
-
-    /// Reads an Arrow IPC stream (what `write_ipc_stream` and
-    /// `pyarrow.ipc.new_stream` write), as [`Table::read_arrow`] does a file.
-    fn read_arrow_stream(path: &Path) -> Result<Table, TableError> {
-        let shown = path.display().to_string();
-        let fmt = |message: String| TableError::Format {
-            path: shown.clone(),
-            message,
-        };
-        let file = File::open(path).map_err(|source| TableError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-            .map_err(|e| fmt(format!("not an Arrow IPC stream: {e}")))?;
-        let schema = reader.schema();
-        let (target, transforms) = Self::metadata(&schema, &fmt)?;
-        let columns = convert::read_batches(&schema, reader, &|_| None).map_err(fmt)?;
-        Ok(Table {
-            columns,
-            target,
-            transforms,
-        })
     }
 
     /// Names `target` the table's target column (when given), replacing the
@@ -465,6 +441,13 @@ impl Table {
     /// dictionary, date or timestamp column; see [`convert`] for how each
     /// becomes a column).
     pub fn read_arrow(path: &Path) -> Result<Table, TableError> {
+        Table::read_ipc(path, false)
+    }
+
+    /// Reads an Arrow IPC file, or with `stream` an IPC stream (what
+    /// polars' `write_ipc_stream` and `pyarrow.ipc.new_stream` write).
+    fn read_ipc(path: &Path, stream: bool) -> Result<Table, TableError> {
+        use arrow_array::RecordBatchReader;
         let shown = path.display().to_string();
         let fmt = |message: String| TableError::Format {
             path: shown.clone(),
@@ -474,8 +457,17 @@ impl Table {
             path: shown.clone(),
             source,
         })?;
-        let reader = arrow_ipc::reader::FileReader::try_new(file, None)
-            .map_err(|e| fmt(format!("not an Arrow IPC file: {e}")))?;
+        let reader: Box<dyn RecordBatchReader> = if stream {
+            Box::new(
+                arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+                    .map_err(|e| fmt(format!("not an Arrow IPC stream: {e}")))?,
+            )
+        } else {
+            Box::new(
+                arrow_ipc::reader::FileReader::try_new(file, None)
+                    .map_err(|e| fmt(format!("not an Arrow IPC file: {e}")))?,
+            )
+        };
         let schema = reader.schema();
         let (target, transforms) = Self::metadata(&schema, &fmt)?;
         let columns = convert::read_batches(&schema, reader, &|_| None).map_err(fmt)?;
