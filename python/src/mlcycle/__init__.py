@@ -10,15 +10,23 @@ through environment variables. This package reads them for you::
     for epoch in range(p.train.epochs):
         mlcycle.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
     mlcycle.write_table(df, mlcycle.output("features"))   # Float64/Utf8 Arrow IPC
+    mlcycle.save_model(fitted_estimator)      # ONNX, for evaluate.*, bundles, serve
 
 Everything but the table functions works with the standard library only;
 tables need pyarrow (and pandas or polars for DataFrames), imported when
-first used.
+first used; ``save_model`` of a scikit-learn estimator needs skl2onnx.
 """
 
 from ._env import env_name, in_stage, input, inputs, output, outputs, stage, workspace
-from ._errors import NotInStageError, ParamNotFoundError, TableTypeError, UnknownNameError
+from ._errors import (
+    ModelSaveError,
+    NotInStageError,
+    ParamNotFoundError,
+    TableTypeError,
+    UnknownNameError,
+)
 from ._metrics import log_metric, log_metrics
+from ._model import onnx_metadata, save_model
 from ._params import Params, params
 from ._table import (
     TARGET_KEY,
@@ -54,9 +62,13 @@ __all__ = [
     # step-wise metrics
     "log_metric",
     "log_metrics",
+    # models
+    "save_model",
+    "onnx_metadata",
     # errors
     "NotInStageError",
     "ParamNotFoundError",
     "UnknownNameError",
     "TableTypeError",
+    "ModelSaveError",
 ]

@@ -77,3 +77,7 @@ def listing(names: Iterable[str], limit: int = 30) -> str:
     if len(names) > limit:
         shown += f" and {len(names) - limit} more"
     return shown
+
+
+class ModelSaveError(ValueError):
+    """:func:`mlcycle.save_model` was given something it cannot save."""
