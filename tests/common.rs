@@ -142,3 +142,24 @@ pub fn copy_sources(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Waits for a server child (`mlcycle serve`, spawned with piped stderr)
+/// to print its `listening on http://HOST:PORT` line and returns the port;
+/// the rest of its stderr is drained on a thread so it never blocks.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::{BufRead, BufReader, Read};
+    let mut err = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the server exited");
+        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+            break rest.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    port
+}

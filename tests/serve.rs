@@ -32,20 +32,7 @@ fn start(ws: &Ws, extra: &[&str]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let port = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "the server exited");
-        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
-            break rest.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    // keep draining stderr so the server never blocks on it
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
+    let port = common::listening_port(&mut child);
     Server { child, port }
 }
 

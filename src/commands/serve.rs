@@ -116,7 +116,7 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
                 "`--proba`: the model `{}` ({}) gives no class probabilities",
                 bundle.manifest.name, bundle.model.kind
             ),
-            help: "class probabilities come from logistic regression, naive Bayes, decision trees and random forests; drop `--proba`".into(),
+            help: "class probabilities come from classifiers: logistic regression, naive Bayes, decision trees, random forests and ONNX classifiers; drop `--proba`".into(),
         }
         .into());
     }

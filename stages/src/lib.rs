@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod evaluate;
 pub mod features;
 pub mod model;
+pub mod onnx;
 pub mod plot;
 pub mod ports;
 pub mod preprocess;

@@ -107,6 +107,16 @@ pub enum Fitted {
     },
     /// Nearest centroid.
     Centroids { centroids: Vec<Vec<f64>> },
+    /// An ONNX graph (see [`crate::onnx`]): which graph inputs take which
+    /// feature columns, the output read, and the file itself (base64).
+    Onnx {
+        inputs: Vec<crate::onnx::OnnxInput>,
+        output: String,
+        /// A classifier's output: probabilities or logits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scores: Option<crate::onnx::Scores>,
+        onnx: crate::onnx::OnnxGraph,
+    },
 }
 
 /// `model.json`.
@@ -215,11 +225,66 @@ pub enum Extra {
 }
 
 impl Model {
-    /// Loads and checks `model.json`.
+    /// Loads and checks a model file: mlcycle's `model.json`, or an ONNX
+    /// file (told apart by content; see [`Model::from_onnx`]).
     pub fn read(path: &Path) -> Result<Model, ModelError> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        if crate::onnx::looks_like_onnx(&bytes) {
+            return Model::from_onnx(bytes)
+                .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ModelError::Load(format!(
+                "{}: neither a JSON model nor an ONNX file",
+                path.display()
+            ))
+        })?;
         Model::from_json(&text).map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))
+    }
+
+    /// A model from an ONNX file: its schema from the graph and its
+    /// `mlcycle.*` metadata (see [`crate::onnx`]). Checks that the graph
+    /// compiles, so a model that cannot score is refused when it is read.
+    ///
+    /// # Errors
+    /// Not ONNX; inputs that are not numeric tensors; unnamed features or
+    /// classes; operators the runtime lacks.
+    pub fn from_onnx(bytes: Vec<u8>) -> Result<Model, crate::onnx::OnnxError> {
+        let info = crate::onnx::inspect(&bytes)?;
+        let graph = crate::onnx::OnnxGraph::new(bytes);
+        crate::onnx::check(&graph, &info.inputs, &info.output)?;
+        Ok(Model {
+            format: "mlcycle.model".into(),
+            schema_version: MODEL_SCHEMA_VERSION,
+            kind: info.kind,
+            task: info.task,
+            inputs: info
+                .features
+                .iter()
+                .map(|f| InputColumn {
+                    name: f.clone(),
+                    ty: "numeric".into(),
+                })
+                .collect(),
+            ignored: vec![],
+            transforms: vec![],
+            features: info.features,
+            target: info.target,
+            classes: info.classes,
+            params: info.params,
+            lineage: Lineage {
+                stage: info.stage,
+                data_hash: info.data_hash,
+                rows: info.rows,
+            },
+            fitted: Fitted::Onnx {
+                inputs: info.inputs,
+                output: info.output,
+                scores: info.scores,
+                onnx: graph,
+            },
+        })
     }
 
     /// Parses a model document, checking its format and schema version.
@@ -261,6 +326,25 @@ impl Model {
             return Err(ModelFileError::SchemaVersion(v));
         }
         parsed.map_err(ModelFileError::Malformed)
+    }
+
+    /// Copies the model file `from` to `to`: byte for byte, except an ONNX
+    /// file, which becomes a `model.json` document holding it (so a file
+    /// named `*.json` is JSON).
+    pub fn copy_file(from: &Path, to: &Path) -> Result<(), ModelError> {
+        let bytes = std::fs::read(from)
+            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", from.display())))?;
+        let out = if crate::onnx::looks_like_onnx(&bytes) {
+            let m = Model::from_onnx(bytes)
+                .map_err(|e| ModelError::Load(format!("{}: {e}", from.display())))?;
+            let mut s = crate::util::to_json_readable(&m);
+            s.push('\n');
+            s.into_bytes()
+        } else {
+            bytes
+        };
+        std::fs::write(to, out)
+            .map_err(|e| ModelError::Load(format!("cannot write {}: {e}", to.display())))
     }
 
     /// Writes `model.json` (objects indented, arrays on one line; stable
@@ -384,7 +468,8 @@ impl Model {
             step.apply(&mut t)
                 .map_err(|e| ModelError::Apply(e.to_string()))?;
         }
-        matrix(&t, &self.features)
+        let onnx = matches!(self.fitted, Fitted::Onnx { .. });
+        matrix_with(&t, &self.features, onnx)
     }
 
     /// Scores a feature matrix built by [`Model::prepare`].
@@ -490,6 +575,16 @@ impl Model {
                     .collect();
                 Predictions::Classes { ids, proba: None }
             }
+            Fitted::Onnx {
+                inputs,
+                output,
+                scores,
+                onnx,
+            } => {
+                let y = crate::onnx::run(onnx, inputs, output, x)
+                    .map_err(|e| ModelError::Apply(e.0))?;
+                self.onnx_predictions(y, *scores)?
+            }
             Fitted::Centroids { centroids } => {
                 let ids = x
                     .rows()
@@ -505,6 +600,63 @@ impl Model {
                 Predictions::Classes { ids, proba: None }
             }
         })
+    }
+}
+
+impl Model {
+    /// Predictions from an ONNX graph's output (rows × columns).
+    fn onnx_predictions(
+        &self,
+        y: Array2<f64>,
+        scores: Option<crate::onnx::Scores>,
+    ) -> Result<Predictions, ModelError> {
+        match self.task {
+            Task::Regression => {
+                if y.ncols() != 1 {
+                    return Err(ModelError::Apply(format!(
+                        "the ONNX regressor's output has {} columns; mlcycle scores one target",
+                        y.ncols()
+                    )));
+                }
+                Ok(Predictions::Values(y.column(0).to_vec()))
+            }
+            Task::Classification => {
+                let k = self.classes.len();
+                let logits = scores == Some(crate::onnx::Scores::Logits);
+                let proba: Vec<Vec<f64>> = if y.ncols() == k {
+                    y.rows()
+                        .into_iter()
+                        .map(|r| {
+                            let r = r.to_vec();
+                            if logits {
+                                softmax(&r)
+                            } else {
+                                r
+                            }
+                        })
+                        .collect()
+                } else if y.ncols() == 1 && k == 2 {
+                    // One column: the second class's probability (or logit).
+                    y.column(0)
+                        .iter()
+                        .map(|&v| {
+                            let p = if logits { 1.0 / (1.0 + (-v).exp()) } else { v };
+                            vec![1.0 - p, p]
+                        })
+                        .collect()
+                } else {
+                    return Err(ModelError::Apply(format!(
+                        "the ONNX classifier's output has {} columns for {k} classes ({})",
+                        y.ncols(),
+                        self.classes.join(", ")
+                    )));
+                };
+                Ok(classes_from_proba(proba))
+            }
+            Task::Clustering => Err(ModelError::Apply(
+                "ONNX clustering models are not supported".into(),
+            )),
+        }
     }
 }
 
@@ -643,6 +795,13 @@ fn classes_from_proba(proba: Vec<Vec<f64>>) -> Predictions {
 
 /// The feature matrix of `names` from `t`: numeric, finite, no gaps.
 pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
+    matrix_with(t, names, false)
+}
+
+/// [`matrix`], letting missing values (NaN) through when `missing_ok`: an
+/// ONNX graph decides what a missing value means (scikit-learn's
+/// gradient boosting routes it down a learned branch).
+fn matrix_with(t: &Table, names: &[String], missing_ok: bool) -> Result<Array2<f64>, ModelError> {
     let n = t.n_rows();
     // Column-major: each column is one contiguous copy.
     let mut data: Vec<f64> = Vec::with_capacity(n * names.len());
@@ -657,7 +816,9 @@ pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
                 want: "numeric".into(),
             });
         };
-        let bad: Vec<usize> = (0..n).filter(|&i| !v[i].is_finite()).collect();
+        let bad: Vec<usize> = (0..n)
+            .filter(|&i| !(v[i].is_finite() || missing_ok && v[i].is_nan()))
+            .collect();
         if let Some(&row) = bad.first() {
             return Err(ModelError::NotFinite {
                 column: name.clone(),

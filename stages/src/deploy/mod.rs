@@ -278,7 +278,7 @@ const BUNDLE_OUT: &[PortSpec] = &[PortSpec::output(
     "bundle",
     "bundle",
     crate::ports::BUNDLE,
-    "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md`",
+    "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md` (and `model.onnx` for an ONNX model)",
 )];
 
 impl StageKind for BundleFactory {
@@ -303,7 +303,18 @@ impl StageKind for BundleFactory {
     fn run(p: &BundleParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         let model_path = ctx.input("model")?;
         let model = Model::read(model_path).map_err(StageError::from_error)?;
-        let model_bytes = std::fs::read(model_path).map_err(StageError::from_error)?;
+        let source = std::fs::read(model_path).map_err(StageError::from_error)?;
+        // An ONNX model ships as `model.json` (the graph inside, so every
+        // reader of bundles scores it) and as the untouched `model.onnx`,
+        // for other ONNX runtimes.
+        let onnx = matches!(model.fitted, crate::model::Fitted::Onnx { .. });
+        let model_bytes = if onnx {
+            let mut s = crate::util::to_json_readable(&model);
+            s.push('\n');
+            s.into_bytes()
+        } else {
+            source.clone()
+        };
         let metrics: Option<Value> = match ctx.inputs.get("metrics") {
             None => None,
             Some(p) => {
@@ -328,6 +339,9 @@ impl StageKind for BundleFactory {
             Ok(())
         };
         put("model.json", &model_bytes)?;
+        if onnx {
+            put("model.onnx", &source)?;
+        }
         if let Some(m) = &metrics {
             let mut s = serde_json::to_string_pretty(m).expect("metrics serialize");
             s.push('\n');

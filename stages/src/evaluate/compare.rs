@@ -162,7 +162,7 @@ impl StageKind for Compare {
         } else {
             ("reference", &b)
         };
-        std::fs::copy(ctx.input(best_port)?, ctx.output("best")?)
+        Model::copy_file(ctx.input(best_port)?, ctx.output("best")?)
             .map_err(|e| StageError::caused_by("cannot write the best model", e))?;
         let mut s = serde_json::to_string_pretty(best_metrics).expect("metrics serialize");
         s.push('\n');

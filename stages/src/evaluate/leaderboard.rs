@@ -93,7 +93,7 @@ const SELECT_OUT: &[PortSpec] = &[
         "best",
         "best.json",
         crate::ports::MODEL,
-        "the best run's model, unchanged",
+        "the best run's model, unchanged (an ONNX model as a model document holding it)",
     ),
     PortSpec::output(
         "best_metrics",
@@ -179,7 +179,7 @@ impl StageKind for Select {
         board.models = Some(models.iter().map(|m| m.from.clone()).collect());
         board.write(ctx)?;
         let best = board.order[0];
-        std::fs::copy(&models[best].path, ctx.output("best")?).map_err(|e| {
+        crate::model::Model::copy_file(&models[best].path, ctx.output("best")?).map_err(|e| {
             StageError::caused_by(
                 format!("cannot copy the model of `{}`", models[best].from),
                 e,

@@ -57,11 +57,17 @@ pub fn score(m: &Model, t: &Table, port: &str) -> Result<Predictions, StageError
     m.predict(&x).map_err(StageError::from_error)
 }
 
+/// The column holding the truth: the model's target, or for a model that
+/// names none (an ONNX file without `mlcycle.target`), the table's.
+fn target_of<'a>(m: &'a Model, t: &'a Table) -> Result<&'a str, StageError> {
+    m.target.as_deref().or(t.target.as_deref()).ok_or_else(|| {
+        StageError::new("neither the model nor the test table names a target")
+            .with_help("give the split stage `target:`, or save the model with its target")
+    })
+}
+
 fn truth_values(m: &Model, t: &Table) -> Result<Vec<f64>, StageError> {
-    let name = m
-        .target
-        .as_deref()
-        .ok_or_else(|| StageError::new("the model has no target; it cannot be evaluated"))?;
+    let name = target_of(m, t)?;
     match t.column(name).map(|c| &c.data) {
         Some(ColumnData::Numeric(v)) => {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -84,10 +90,7 @@ fn truth_values(m: &Model, t: &Table) -> Result<Vec<f64>, StageError> {
 /// Labels of the test rows as class ids; unseen labels get new ids after
 /// the model's classes (they can never be predicted right).
 fn truth_classes(m: &Model, t: &Table) -> Result<(Vec<usize>, Vec<String>), StageError> {
-    let name = m
-        .target
-        .as_deref()
-        .ok_or_else(|| StageError::new("the model has no target; it cannot be evaluated"))?;
+    let name = target_of(m, t)?;
     let col = t.column(name).ok_or_else(|| {
         StageError::new(format!("the `test` table has no target column `{name}`"))
     })?;

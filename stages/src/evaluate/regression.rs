@@ -81,7 +81,7 @@ impl StageKind for Regression {
         )?;
 
         let dir = ctx.output("plots")?;
-        let target = m.target.clone().unwrap_or_else(|| "target".into());
+        let target = super::target_of(&m, &test).unwrap_or("target").to_string();
         let pts: Vec<(f64, f64)> = y.iter().copied().zip(pred.iter().copied()).collect();
         let (lo, hi) = y
             .iter()
