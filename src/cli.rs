@@ -160,6 +160,10 @@ pub struct ServeArgs {
     /// response header (MLflow's behaviour, the default).
     #[arg(long)]
     pub strict_columns: bool,
+    /// Measure drift (PSI, KS) on `/metrics` over this many last served
+    /// rows, against the bundle's training-row profile (0: off).
+    #[arg(long, default_value_t = 1000)]
+    pub drift_window: usize,
 }
 
 #[derive(Debug, Args)]

@@ -73,7 +73,9 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 /// Our predictions for rows.csv as one flat list: values, or every class's
 /// probability row by row, in the expectation's class order.
 fn ours(ws: &Ws, name: &str, expect: &Value) -> Vec<f64> {
-    let classes = expect["classes"].as_array();
+    let classes = expect["classes"]
+        .as_array()
+        .filter(|_| expect.get("labels").is_none());
     let bundle = format!("artifacts/bundle@{name}/bundle");
     let mut args = vec![
         "predict", "--bundle", &bundle, "--input", "rows.csv", "--json",
@@ -141,6 +143,33 @@ fn onnx_models_score_like_onnxruntime_in_predict_and_serve() {
     let r = ws.run(&["run"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     for name in &names {
+        let e: Value = serde_json::from_str(&ws.read(&format!("expect/{name}.json"))).unwrap();
+        if let Some(labels) = e.get("labels") {
+            // Decision values: the labels must be onnxruntime's, and no
+            // probability is made up.
+            let bundle = format!("artifacts/bundle@{name}/bundle");
+            let r = ws.run(&[
+                "predict", "--bundle", &bundle, "--input", "rows.csv", "--json",
+            ]);
+            assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+            let got: Vec<Value> = r
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect();
+            let got_labels: Vec<&Value> = got.iter().map(|r| &r["prediction"]).collect();
+            assert_eq!(
+                Value::from(got_labels.into_iter().cloned().collect::<Vec<_>>()),
+                *labels,
+                "{name}"
+            );
+            assert!(
+                got.iter().all(|r| r.get("probability").is_none()),
+                "{name}: {}",
+                r.stdout
+            );
+            continue;
+        }
         let (e, want) = expected(&ws, name);
         let got = ours(&ws, name, &e);
         let d = max_diff(&got, &want);
@@ -200,18 +229,25 @@ fn onnx_models_score_like_onnxruntime_in_predict_and_serve() {
             r#"{{"dataframe_split": {{"columns": ["a", "b", "c"], "data": [[{}, {}, {}]]}}}}"#,
             first[0], first[1], first[2]
         );
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            c,
-            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
+        let invoke = |body: &str| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            write!(
+                c,
+                "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        };
+        let out = invoke(&body);
+        // A missing value (null) is a NaN for the graph, as in predict.
+        let nan = invoke(&body.replacen(&format!("[[{}, ", first[0]), "[[null, ", 1));
         let _ = child.kill();
         let _ = child.wait();
         assert!(out.starts_with("HTTP/1.1 200"), "{name}: {out}");
+        assert!(nan.starts_with("HTTP/1.1 200"), "{name} with null: {nan}");
         let v: Value = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         let (e, want) = expected(&ws, name);
         let pred = &v["predictions"][0];
@@ -315,6 +351,81 @@ stages:
 }
 
 #[test]
+fn python_models_of_a_matrix_are_selected_and_classes_match_by_value() {
+    let Some(python) = python() else { return };
+    let py = python.to_string_lossy().into_owned();
+    let (ws, _) = exported(&python, |_| {
+        format!(
+            r#"name: onnx
+stages:
+  split:
+    uses: preprocess.split
+    inputs: {{data: multi.csv}}
+    with: {{target: k, test: 0.3, seed: 1}}
+  fit:
+    foreach: [hgb_multi, forest_multi, logistic_multi]
+    run: {py} -c "import mlcycle; mlcycle.save_model('models/${{item}}.onnx', mlcycle.output('model'))"
+    deps: ["models/${{item}}.onnx"]
+    outs: ["out/${{item}}/model.onnx"]
+  ev:
+    foreach: [hgb_multi, forest_multi, logistic_multi]
+    uses: evaluate.classification
+    inputs: {{model: "fit@${{item}}.model", test: split.test}}
+  pick:
+    uses: evaluate.select
+    # The metrics listed in another order than the models.
+    inputs: {{models: "fit@*.model", metrics: [ev@logistic_multi.metrics, ev@hgb_multi.metrics, ev@forest_multi.metrics]}}
+    with: {{metric: accuracy}}
+  ship:
+    uses: deploy.bundle
+    inputs: {{model: pick.best}}
+  ev_float:
+    uses: evaluate.classification
+    inputs: {{model: models/float_classes.onnx, test: split.test}}
+"#
+        )
+    });
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let acc = |stage: &str| -> f64 {
+        let m: Value =
+            serde_json::from_str(&ws.read(&format!("artifacts/{stage}/metrics.json"))).unwrap();
+        m["accuracy"].as_f64().unwrap()
+    };
+    let board: Value = serde_json::from_str(&ws.read("artifacts/pick/summary.json")).unwrap();
+    let best = board["best_model"].as_str().unwrap().to_string();
+    let best_acc = ["hgb_multi", "forest_multi", "logistic_multi"]
+        .iter()
+        .map(|m| acc(&format!("ev@{m}")))
+        .fold(0.0, f64::max);
+    assert_eq!(acc(&best.replace("fit@", "ev@")), best_acc, "{board}");
+    // The winner's bundle holds the ONNX file it was trained as.
+    let shipped = std::fs::read(ws.path().join("artifacts/ship/bundle/model.onnx")).unwrap();
+    let item = best.trim_start_matches("fit@");
+    let original = std::fs::read(ws.path().join(format!("out/{item}/model.onnx"))).unwrap();
+    assert_eq!(shipped, original);
+    // `0.0` names the class the table calls `0`.
+    assert_eq!(acc("ev_float"), acc("ev@hgb_multi"));
+
+    // Classes that share nothing with the labels are refused, not scored 0.
+    ws.write(
+        "mlcycle.yaml",
+        &format!(
+            "{}  ev_wrong:\n    uses: evaluate.classification\n    inputs: {{model: models/wrong_classes.onnx, test: split.test}}\n",
+            ws.read("mlcycle.yaml")
+        ),
+    );
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("no label of `k` in the test rows is a class of the model"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn broken_onnx_models_are_refused_with_the_reason() {
     let Some(python) = python() else { return };
     let ws = Ws::new(
@@ -352,6 +463,11 @@ elif case == "wrong_column":
     mlcycle.save_model(m, "model.onnx", features=["a", "b", "d"])
 elif case == "not_onnx":
     open("model.onnx", "wb").write(b"\x00\x01garbage")
+elif case == "svr":
+    from sklearn.svm import SVR
+    mlcycle.save_model(SVR().fit(X, X[:, 0]), "model.onnx", features=["a", "b", "c"])
+elif case == "empty":
+    open("model.onnx", "wb").write(b"")
 "#,
     );
     let case = |c: &str, want: &[&str]| {
@@ -391,6 +507,14 @@ elif case == "not_onnx":
     );
     case("wrong_column", &["lacks column(s) the model needs: d"]);
     case("not_onnx", &["not an ONNX model"]);
+    case(
+        "svr",
+        &[
+            "does not implement: ai.onnx.ml.SVMRegressor",
+            "docs/artifacts.md",
+        ],
+    );
+    case("empty", &["is empty: not a model"]);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 # example: train and promote a model, serve it, send predictions for houses
 # whose prices have grown 20 %, post their true prices as feedback, retrain
 # (only the stages downstream of the feedback rerun), see the new model
-# promoted and served, and print the iteration history.
+# promoted and served, read the drift of the served houses from the
+# training ones, and print the iteration history.
 #
 # Usage: bash examples/feedback-loop/run.sh [path/to/mlcycle]
 # Needs curl and python3 (standard library).
@@ -22,6 +23,7 @@ trap cleanup EXIT
 cp -r "$HERE/mlcycle.yaml" "$HERE/data" "$HERE/feedback" "$WS/"
 cd "$WS"
 : > feedback/labels.jsonl
+: > feedback/served.jsonl
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -59,8 +61,12 @@ for _ in range(60):
 print(f"60 predictions, 60 labels; mean absolute error of the served model: {sum(errors)/len(errors):,.0f}")
 PY
 
-step "4. Retrain: only the stages downstream of the feedback rerun"
+step "3b. The server's drift gauges over the last served rows (against the training rows)"
+curl -sf "$URL/metrics" | grep -E '^mlcycle_(feature_psi|feature_ks|drift_window)'
+
+step "4. Retrain: only the stages downstream of the feedback (and the served rows) rerun"
 "$MLCYCLE" run | tee run2.txt
+cat artifacts/drift/drift.md
 grep -q "^data " run2.txt && { echo "the data stage should have stayed fresh"; exit 1; }
 grep -q "^feedback .*ran" run2.txt || { echo "the feedback stage should have rerun"; exit 1; }
 

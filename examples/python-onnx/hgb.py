@@ -27,5 +27,5 @@ for fold, score in enumerate(scores):
 print(f"{p.hgb.cv_folds}-fold CV accuracy {scores.mean():.4f} ± {scores.std():.4f}")
 
 model.fit(X, y)
-path = mlcycle.save_model(model, rows=len(df))
+path = mlcycle.save_model(model, target=target, rows=len(df))
 print(f"saved {path.name}: {len(X.columns)} features, classes {list(model.classes_)}")

@@ -93,5 +93,61 @@ def test_a_scikit_learn_estimator_is_converted(tmp_path):
     assert json.loads(meta["mlcycle.params"])["max_iter"] == 5
     # onnxruntime still reads the file, and it agrees with scikit-learn.
     s = ort.InferenceSession(str(path))
-    proba = s.run(None, {"X": df.to_numpy(np.float32)})[1]
+    # skl2onnx's default ZipMap output: one {class: probability} per row.
+    rows = s.run(None, {"X": df.to_numpy(np.float32)})[1]
+    proba = np.array([[row[c] for c in est.classes_] for row in rows])
     assert np.abs(proba - est.predict_proba(df)).max() < 1e-5
+
+
+def test_class_names_are_written_as_tables_write_them():
+    np = pytest.importorskip("numpy")
+    assert [mlcycle.class_name(c) for c in np.array([0.0, 1.0, 2.5])] == ["0", "1", "2.5"]
+    assert [mlcycle.class_name(c) for c in np.array([False, True])] == ["false", "true"]
+    assert [mlcycle.class_name(c) for c in ["cat", 3]] == ["cat", "3"]
+
+
+def test_features_must_follow_the_fitted_order(tmp_path):
+    pytest.importorskip("skl2onnx")
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    from sklearn.linear_model import LinearRegression
+
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 2)), columns=["u", "v"])
+    est = LinearRegression().fit(df, df.u)
+    with pytest.raises(mlcycle.ModelSaveError, match="in the order the estimator was fitted on: u, v"):
+        mlcycle.save_model(est, tmp_path / "m.onnx", features=["v", "u"])
+    with pytest.raises(mlcycle.ModelSaveError, match="not the columns"):
+        mlcycle.save_model(est, tmp_path / "m.onnx", features=["u", "w"])
+
+
+def test_classifiers_without_probabilities_and_column_transformers_convert(tmp_path):
+    pytest.importorskip("skl2onnx")
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(60, 2)), columns=["u", "v"])
+    y = (df.u > 0).astype(float)  # a numeric target, as tables hold it
+    svc = LinearSVC().fit(df, y)
+    meta = mlcycle.onnx_metadata(mlcycle.save_model(svc, tmp_path / "svc.onnx").read_bytes())
+    assert meta["mlcycle.scores"] == "decision"
+    assert json.loads(meta["mlcycle.classes"]) == ["0", "1"]
+    from sklearn.linear_model import LogisticRegression
+
+    ct = make_pipeline(ColumnTransformer([("s", StandardScaler(), ["u", "v"])]), LogisticRegression()).fit(df, y)
+    path = mlcycle.save_model(ct, tmp_path / "ct.onnx")
+    assert json.loads(mlcycle.onnx_metadata(path.read_bytes())["mlcycle.features"]) == ["u", "v"]
+
+
+def test_the_file_gets_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    path = mlcycle.save_model(minimal_onnx(), tmp_path / "m.onnx")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -45,6 +45,8 @@ pub(super) fn cmd_serve(cli: &Cli, a: &crate::cli::ServeArgs) -> Result<u8, Fail
         strict_columns: a.strict_columns,
         bundle: a.bundle.clone(),
         feedback_log: ws.root.join("feedback").join("labels.jsonl"),
+        served_log: ws.root.join(mlcycle_stages::dataset::served_path()),
+        drift_window: a.drift_window,
         state,
         poll: std::time::Duration::from_millis(500),
     })?;

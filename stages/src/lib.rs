@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod evaluate;
 pub mod features;
 pub mod model;
+pub mod monitor;
 pub mod onnx;
 pub mod plot;
 pub mod ports;
@@ -40,6 +41,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(dataset::Synthetic)?;
     registry.register(dataset::Builtin)?;
     registry.register(dataset::Feedback)?;
+    registry.register(dataset::Served)?;
     registry.register(preprocess::Clean)?;
     registry.register(preprocess::Split)?;
     registry.register(preprocess::Fold)?;
@@ -67,6 +69,7 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(evaluate::Select)?;
     registry.register(deploy::BundleFactory)?;
     registry.register(deploy::Promote)?;
+    registry.register(monitor::Drift)?;
     registry.register(util::ExportCsv)?;
     registry.register(util::Import)?;
     registry.register(util::Wc)?;
@@ -215,7 +218,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 35 } else { 34 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 37 } else { 36 });
     }
 
     /// The catalogue takes defaults from each kind's `Params`: the example

@@ -189,6 +189,11 @@ pub enum ModelError {
     #[diagnostic(code(mlcycle::model::apply))]
     #[error("{0}")]
     Apply(String),
+    /// The model itself failed on valid rows (an ONNX graph's runtime
+    /// error): not the caller's fault.
+    #[diagnostic(code(mlcycle::model::runtime))]
+    #[error("{0}")]
+    Runtime(String),
 }
 
 /// Why a text is not a model document [`Model::from_json`] can read.
@@ -230,6 +235,12 @@ impl Model {
     pub fn read(path: &Path) -> Result<Model, ModelError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        if bytes.is_empty() {
+            return Err(ModelError::Load(format!(
+                "{} is empty: not a model",
+                path.display()
+            )));
+        }
         if crate::onnx::looks_like_onnx(&bytes) {
             return Model::from_onnx(bytes)
                 .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())));
@@ -254,7 +265,7 @@ impl Model {
         let info = crate::onnx::inspect(&bytes)?;
         let graph = crate::onnx::OnnxGraph::new(bytes);
         crate::onnx::check(&graph, &info.inputs, &info.output)?;
-        Ok(Model {
+        let model = Model {
             format: "mlcycle.model".into(),
             schema_version: MODEL_SCHEMA_VERSION,
             kind: info.kind,
@@ -284,7 +295,16 @@ impl Model {
                 scores: info.scores,
                 onnx: graph,
             },
-        })
+        };
+        // Score a few rows now, so a graph that compiles but cannot run
+        // (a batch size it mishandles, a type an operator lacks) or that
+        // contradicts its metadata (classes, output) is refused when read,
+        // not when serving.
+        let probe = Array2::<f64>::zeros((3, model.features.len()));
+        model
+            .predict(&probe)
+            .map_err(|e| crate::onnx::OnnxError(format!("the graph cannot score rows: {e}")))?;
+        Ok(model)
     }
 
     /// Parses a model document, checking its format and schema version.
@@ -581,8 +601,9 @@ impl Model {
                 scores,
                 onnx,
             } => {
+                self.check_integer_inputs(inputs, x)?;
                 let y = crate::onnx::run(onnx, inputs, output, x)
-                    .map_err(|e| ModelError::Apply(e.0))?;
+                    .map_err(|e| ModelError::Runtime(e.0))?;
                 self.onnx_predictions(y, *scores)?
             }
             Fitted::Centroids { centroids } => {
@@ -604,6 +625,36 @@ impl Model {
 }
 
 impl Model {
+    /// An integer graph input takes whole numbers only: a fraction or a
+    /// missing value would be cut silently.
+    fn check_integer_inputs(
+        &self,
+        inputs: &[crate::onnx::OnnxInput],
+        x: &Array2<f64>,
+    ) -> Result<(), ModelError> {
+        let mut col = 0;
+        for i in inputs {
+            if i.elem.starts_with("int") {
+                for j in col..col + i.width {
+                    let bad = x.column(j).iter().position(|v| {
+                        !v.is_finite() || v.fract() != 0.0 || v.abs() > 9.007_199_254_740_992e15
+                    });
+                    if let Some(r) = bad {
+                        return Err(ModelError::Apply(format!(
+                            "column `{}` feeds the graph's integer input `{}`; row {} has {}, not a whole number",
+                            self.features.get(j).map(String::as_str).unwrap_or("?"),
+                            i.name,
+                            r + 1,
+                            x[(r, j)]
+                        )));
+                    }
+                }
+            }
+            col += i.width;
+        }
+        Ok(())
+    }
+
     /// Predictions from an ONNX graph's output (rows × columns).
     fn onnx_predictions(
         &self,
@@ -622,6 +673,22 @@ impl Model {
             }
             Task::Classification => {
                 let k = self.classes.len();
+                if scores == Some(crate::onnx::Scores::Decision) {
+                    // Decision scores: the highest wins (one column: its
+                    // sign picks the second class); no probabilities.
+                    let ids: Vec<usize> = if y.ncols() == k {
+                        y.rows().into_iter().map(|r| argmax(&r.to_vec())).collect()
+                    } else if y.ncols() == 1 && k == 2 {
+                        y.column(0).iter().map(|&v| usize::from(v > 0.0)).collect()
+                    } else {
+                        return Err(ModelError::Apply(format!(
+                            "the ONNX classifier's output has {} columns for {k} classes ({})",
+                            y.ncols(),
+                            self.classes.join(", ")
+                        )));
+                    };
+                    return Ok(Predictions::Classes { ids, proba: None });
+                }
                 let logits = scores == Some(crate::onnx::Scores::Logits);
                 let proba: Vec<Vec<f64>> = if y.ncols() == k {
                     y.rows()

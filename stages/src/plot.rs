@@ -184,6 +184,20 @@ pub fn scatter(
     })
 }
 
+/// `name` as part of a file name: letters, digits, `_` and `-` kept, any
+/// other character `_`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A horizontal bar chart: one bar per `(label, value, spread)`, in the
 /// order given (top first), with a whisker of ± `spread` when it is > 0.
 pub fn bars(

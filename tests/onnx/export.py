@@ -98,6 +98,30 @@ for name, est, y in [
     mlcycle.save_model(path, path, features=FEATURES, task=task, rows=n)
     expect(name, path, task, getattr(est, "classes_", None))
 
+# Classifiers without probabilities give decision values: labels only.
+from sklearn.svm import LinearSVC
+
+for name, est, y in [
+    ("linear_svc_binary", LinearSVC(), df.yes),
+    ("linear_svc_multi", LinearSVC(), df.k),
+]:
+    est.fit(Xf, y)
+    path = f"models/{name}.onnx"
+    mlcycle.save_model(est, path, features=FEATURES, rows=n)
+    s = ort.InferenceSession(path)
+    labels = s.run(None, {s.get_inputs()[0].name: rows.to_numpy(np.float32)})[0]
+    json.dump({"task": "classification", "classes": [mlcycle.class_name(c) for c in est.classes_],
+               "labels": [mlcycle.class_name(c) for c in labels]}, open(f"expect/{name}.json", "w"))
+    print(name)
+
+# Class names as another tool writes them: 0.0, 1.0, 2.0 for a 0/1/2
+# target; and names the table does not have.
+raw = open("models/hgb_multi.onnx", "rb").read()
+open("models/float_classes.onnx", "wb").write(
+    raw + mlcycle._model._metadata_bytes({"mlcycle.classes": '["0.0", "1.0", "2.0"]'}))
+open("models/wrong_classes.onnx", "wb").write(
+    raw + mlcycle._model._metadata_bytes({"mlcycle.classes": '["a", "b", "c"]'}))
+
 # Missing values: gradient boosting routes NaN down a learned branch.
 nan_rows = rows.copy()
 nan_rows.loc[::4, "a"] = np.nan

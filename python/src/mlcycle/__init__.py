@@ -26,7 +26,7 @@ from ._errors import (
     UnknownNameError,
 )
 from ._metrics import log_metric, log_metrics
-from ._model import onnx_metadata, save_model
+from ._model import class_name, onnx_metadata, save_model
 from ._params import Params, params
 from ._table import (
     TARGET_KEY,
@@ -65,6 +65,7 @@ __all__ = [
     # models
     "save_model",
     "onnx_metadata",
+    "class_name",
     # errors
     "NotInStageError",
     "ParamNotFoundError",

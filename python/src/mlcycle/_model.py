@@ -25,7 +25,7 @@ from ._errors import ModelSaveError
 __all__ = ["save_model", "onnx_metadata"]
 
 TASKS = ("regression", "classification")
-SCORES = ("probabilities", "logits")
+SCORES = ("probabilities", "logits", "decision")
 
 
 def _varint(n: int) -> bytes:
@@ -123,6 +123,18 @@ def _jsonable_params(model: Any) -> Dict[str, Any]:
     return out
 
 
+def class_name(c: Any) -> str:
+    """A class label as mlcycle's tables write it: ``1.0`` as ``1``,
+    ``True`` as ``true``, anything else as ``str()`` does."""
+    if hasattr(c, "item"):  # a numpy scalar
+        c = c.item()
+    if isinstance(c, bool):
+        return "true" if c else "false"
+    if isinstance(c, float) and c.is_integer():
+        return str(int(c))
+    return str(c)
+
+
 def _from_sklearn(model: Any, features: Optional[List[str]]) -> "tuple[bytes, Dict[str, Any]]":
     try:
         from skl2onnx import to_onnx
@@ -134,33 +146,59 @@ def _from_sklearn(model: Any, features: Optional[List[str]]) -> "tuple[bytes, Di
         ) from e
     from sklearn.base import is_classifier
 
+    fitted = getattr(model, "feature_names_in_", None)
+    fitted = [str(c) for c in fitted] if fitted is not None else None
     names = features
-    if names is None and hasattr(model, "feature_names_in_"):
-        names = [str(c) for c in model.feature_names_in_]
+    if names is not None and fitted is not None and names != fitted:
+        if sorted(names) == sorted(fitted):
+            raise ModelSaveError(
+                "save_model: `features` must be in the order the estimator was fitted on: "
+                + ", ".join(fitted)
+            )
+        raise ModelSaveError(
+            "save_model: `features` are not the columns the estimator was fitted on: " + ", ".join(fitted)
+        )
+    if names is None:
+        names = fitted
     n = len(names) if names is not None else getattr(model, "n_features_in_", None)
     if n is None:
         raise ModelSaveError("the estimator is not fitted (no n_features_in_): fit it before save_model")
     clf = is_classifier(model)
-    options = {id(_final_step(model)): {"zipmap": False}} if clf else None
-    onx = to_onnx(
-        model,
-        initial_types=[("X", FloatTensorType([None, int(n)]))],
-        options=options,
-        # The operator sets mlcycle's runtime is tested with.
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
+    final = _final_step(model)
+    # The operator sets mlcycle's runtime is tested with.
+    opset = {"": 17, "ai.onnx.ml": 3}
+    one_input = [("X", FloatTensorType([None, int(n)]))]
+    # skl2onnx's defaults (a classifier's ZipMap output included: mlcycle
+    # reads the probability tensor under it, other runtimes the dict).
+    attempts = [one_input]
+    if names is not None:
+        # A ColumnTransformer that picks columns by name needs one graph
+        # input per column.
+        attempts.append([(c, FloatTensorType([None, 1])) for c in names])
+    errors = []
+    onx = None
+    for inputs in attempts:
+        try:
+            onx = to_onnx(model, initial_types=inputs, target_opset=opset)
+            break
+        except Exception as e:  # skl2onnx raises NameError, RuntimeError, ...
+            errors.append(f"{type(e).__name__}: {e}")
+    if onx is None:
+        raise ModelSaveError("skl2onnx cannot convert this estimator: " + " | ".join(errors))
     found: Dict[str, Any] = {
         "task": "classification" if clf else "regression",
-        "kind": "sklearn." + type(_final_step(model)).__name__,
+        "kind": "sklearn." + type(final).__name__,
         "params": _jsonable_params(model),
     }
     if names is not None:
         found["features"] = names
     if clf:
-        found["classes"] = [str(c) for c in _final_step(model).classes_]
-        found["scores"] = "probabilities"
-        # skl2onnx names the probability tensor `probabilities`.
+        found["classes"] = [class_name(c) for c in final.classes_]
+        # skl2onnx names the score tensor `probabilities`; for a classifier
+        # without predict_proba (a linear SVM, a ridge classifier) it holds
+        # decision values.
         found["output"] = "probabilities"
+        found["scores"] = "probabilities" if hasattr(model, "predict_proba") else "decision"
     return onx.SerializeToString(), found
 
 
@@ -206,7 +244,7 @@ def save_model(
     """Write ``model`` as an ONNX file for mlcycle and return its path.
 
     ``model`` is a fitted scikit-learn estimator or pipeline (converted with
-    skl2onnx, zipmap off, float inputs), or an ONNX model from any exporter
+    skl2onnx, float inputs), or an ONNX model from any exporter
     (``torch.onnx.export``, onnxmltools for LightGBM/XGBoost): an
     ``onnx.ModelProto``, its bytes, or the path of a ``.onnx`` file.
 
@@ -220,8 +258,9 @@ def save_model(
     - ``task``: ``"regression"`` or ``"classification"``.
     - ``classes``: class names, in the order of the score columns.
     - ``target``: the target column (default: the evaluated table's).
-    - ``scores``: ``"probabilities"`` or ``"logits"`` (a softmax is applied)
-      for a classifier's output.
+    - ``scores``: ``"probabilities"``, ``"logits"`` (a softmax is applied)
+      or ``"decision"`` (decision values: the highest wins, no
+      probabilities) for a classifier's output.
     - ``output``: the graph output to read, when not the first float one.
 
     ``path`` defaults to the stage's output named ``model``, or its only
@@ -247,7 +286,7 @@ def save_model(
             raise ModelSaveError(f"save_model: task must be one of {', '.join(TASKS)}, not {task!r}")
         found["task"] = task
     if classes is not None:
-        found["classes"] = [str(c) for c in classes]
+        found["classes"] = [class_name(c) for c in classes]
     if scores is not None:
         if scores not in SCORES:
             raise ModelSaveError(f"save_model: scores must be one of {', '.join(SCORES)}, not {scores!r}")
@@ -272,6 +311,10 @@ def save_model(
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private; give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -244,16 +244,7 @@ impl FeedbackParams {
             }
             ColumnData::Numeric(out)
         } else {
-            ColumnData::Categorical(
-                values
-                    .iter()
-                    .map(|v| match v {
-                        None | Some(Value::Null) => None,
-                        Some(Value::String(s)) => Some(s.clone()),
-                        Some(other) => Some(other.to_string()),
-                    })
-                    .collect(),
-            )
+            super::json_categorical(&values)
         };
         Ok(Column {
             name: name.to_string(),

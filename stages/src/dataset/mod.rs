@@ -7,6 +7,7 @@ mod csv;
 mod feedback;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod served;
 mod synthetic;
 
 use mlcycle_pipeline::{PortSpec, RunContext, StageError};
@@ -16,6 +17,7 @@ pub use builtin::Builtin;
 pub use feedback::Feedback;
 #[cfg(feature = "parquet")]
 pub use parquet::{Parquet, ParquetParams};
+pub use served::{served_path, Served};
 pub use synthetic::Synthetic;
 
 pub(crate) use synthetic::normal;
@@ -142,4 +144,20 @@ fn finish_read(
     ));
     t.write_arrow(ctx.output("data")?)
         .map_err(StageError::from_error)
+}
+
+/// JSON values as a categorical column: strings as they are, other values
+/// as their JSON text, null and absent as missing.
+fn json_categorical(values: &[Option<&serde_json::Value>]) -> crate::table::ColumnData {
+    use serde_json::Value;
+    crate::table::ColumnData::Categorical(
+        values
+            .iter()
+            .map(|v| match v {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            })
+            .collect(),
+    )
 }

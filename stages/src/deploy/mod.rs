@@ -54,6 +54,9 @@ pub struct Bundle {
     pub manifest: Manifest,
     pub model: Model,
     pub metrics: Option<Value>,
+    /// The training rows' profile (`reference.json`), when the bundle was
+    /// given them: what `mlcycle serve` measures drift against.
+    pub reference: Option<crate::monitor::Profile>,
 }
 
 /// Why a bundle cannot be used.
@@ -173,10 +176,18 @@ impl Bundle {
         let metrics = texts
             .get("metrics.json")
             .and_then(|t| serde_json::from_str(t).ok());
+        let reference = match texts.get("reference.json") {
+            None => None,
+            Some(t) => Some(
+                serde_json::from_str(t)
+                    .map_err(|e| BundleError::Model(format!("reference.json: {e}")))?,
+            ),
+        };
         Ok(Bundle {
             manifest,
             model,
             metrics,
+            reference,
         })
     }
 
@@ -273,12 +284,18 @@ const BUNDLE_IN: &[PortSpec] = &[
         false,
         "its evaluation metrics, copied into the bundle and the model card",
     ),
+    PortSpec::input(
+        "reference",
+        crate::ports::TABLE,
+        false,
+        "the raw training rows: their profile (`reference.json`) is what `mlcycle serve` measures drift against",
+    ),
 ];
 const BUNDLE_OUT: &[PortSpec] = &[PortSpec::output(
     "bundle",
     "bundle",
     crate::ports::BUNDLE,
-    "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md` (and `model.onnx` for an ONNX model)",
+    "the bundle folder: `bundle.json`, `model.json`, `metrics.json`, `MODEL_CARD.md` (and `model.onnx` for an ONNX model, `reference.json` when given the training rows)",
 )];
 
 impl StageKind for BundleFactory {
@@ -307,7 +324,7 @@ impl StageKind for BundleFactory {
         // An ONNX model ships as `model.json` (the graph inside, so every
         // reader of bundles scores it) and as the untouched `model.onnx`,
         // for other ONNX runtimes.
-        let onnx = matches!(model.fitted, crate::model::Fitted::Onnx { .. });
+        let onnx = crate::onnx::looks_like_onnx(&source);
         let model_bytes = if onnx {
             let mut s = crate::util::to_json_readable(&model);
             s.push('\n');
@@ -339,13 +356,28 @@ impl StageKind for BundleFactory {
             Ok(())
         };
         put("model.json", &model_bytes)?;
-        if onnx {
-            put("model.onnx", &source)?;
+        // The ONNX file itself, whether the input was one or a model
+        // document holding one (`evaluate.compare`'s winner).
+        if let crate::model::Fitted::Onnx { onnx: graph, .. } = &model.fitted {
+            put("model.onnx", graph.bytes())?;
         }
         if let Some(m) = &metrics {
             let mut s = serde_json::to_string_pretty(m).expect("metrics serialize");
             s.push('\n');
             put("metrics.json", s.as_bytes())?;
+        }
+        if let Some(path) = ctx.inputs.get("reference") {
+            let t = Table::read(path).map_err(StageError::from_error)?;
+            if !t.transforms.is_empty() {
+                return Err(StageError::new(
+                    "`reference` has been preprocessed; served rows are raw, so drift must be measured against raw rows",
+                )
+                .with_help("wire the split's training rows (`split.train`), not a scaled or encoded table"));
+            }
+            let profile = crate::monitor::Profile::of(&t, 10);
+            let mut s = serde_json::to_string(&profile).expect("profile serializes");
+            s.push('\n');
+            put("reference.json", s.as_bytes())?;
         }
         let card = model_card(
             &name,
@@ -376,6 +408,15 @@ impl StageKind for BundleFactory {
     }
 }
 
+/// An empty lineage field (an ONNX model saved without it) reads as such.
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() {
+        "not recorded"
+    } else {
+        s
+    }
+}
+
 fn model_card(
     name: &str,
     version: &str,
@@ -392,9 +433,9 @@ fn model_card(
         "| | |\n|---|---|\n| version | `{version}` |\n| algorithm | `{}` |\n| task | {} |\n| trained by stage | `{}` |\n| training rows | {} |\n| training data (BLAKE3) | `{}` |\n",
         m.kind,
         m.task.as_str(),
-        m.lineage.stage,
+        or_unknown(&m.lineage.stage),
         m.lineage.rows,
-        m.lineage.data_hash
+        or_unknown(&m.lineage.data_hash)
     ));
     if let Some(t) = &m.target {
         s.push_str(&format!("| target | `{t}` |\n"));

@@ -12,6 +12,12 @@
 //!   acknowledged feedback record is appended to `feedback/labels.jsonl` and
 //!   fsynced first: that file is what `dataset.feedback` reads, so the
 //!   pipeline reruns from there exactly when labelled feedback arrived.
+//! - Every committed prediction's input row is also appended to
+//!   `feedback/served.jsonl` (after the commit, not fsynced: the database
+//!   is the durable record), which `dataset.served` reads for
+//!   `monitor.drift`; and the last `--drift-window` rows are kept in memory
+//!   so `/metrics` gives each input column's drift against the bundle's
+//!   training-row profile.
 
 // Handlers return `Result<_, Response>`: the error is the HTTP response,
 // built once per failed request; boxing it would buy nothing.
@@ -58,6 +64,10 @@ pub struct ServeOptions {
     pub state: PathBuf,
     /// The labelled-feedback log that `dataset.feedback` reads.
     pub feedback_log: PathBuf,
+    /// The log of served rows that `dataset.served` reads.
+    pub served_log: PathBuf,
+    /// Served rows kept for `/metrics` drift (0: none).
+    pub drift_window: usize,
     pub poll: Duration,
 }
 
@@ -157,6 +167,9 @@ struct AppState {
     /// Feedback records in the log, and places taken by posts being written.
     feedback_count: AtomicU64,
     strict_columns: bool,
+    /// The last served rows, for drift on `/metrics`.
+    window: Mutex<std::collections::VecDeque<Value>>,
+    window_cap: usize,
 }
 
 /// A record for the durable log.
@@ -178,11 +191,12 @@ struct LogWriter {
 }
 
 impl LogWriter {
-    fn open(path: &Path) -> Result<LogWriter, ServeError> {
+    fn open(path: &Path, served: &Path) -> Result<LogWriter, ServeError> {
         let conn = open_log(path).map_err(|source| ServeError::Log {
             path: path.to_path_buf(),
             source,
         })?;
+        let mut served_log = open_served(served)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("mlcycle-log".into())
@@ -197,6 +211,9 @@ impl LogWriter {
                         }
                     }
                     let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        append_served(&mut served_log, &batch);
+                    }
                     for (_, ack) in batch {
                         let _ = ack.send(result.clone());
                     }
@@ -217,6 +234,57 @@ impl LogWriter {
             .map_err(|_| "the log writer stopped".to_string())?;
         done.await
             .map_err(|_| "the log writer stopped".to_string())?
+    }
+}
+
+/// The log of served rows, opened for appending; a torn last line (a
+/// crash mid-write) is ended first so it cannot swallow the next record.
+fn open_served(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ServeError> {
+    use std::io::Write;
+    let shown = path.display().to_string();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(format!("create the folder of {shown}")))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(format!("open {shown}")))?;
+    let torn = std::fs::read(path)
+        .map(|b| b.last().is_some_and(|&c| c != b'\n'))
+        .unwrap_or(false);
+    if torn {
+        f.write_all(b"\n")
+            .map_err(io_err(format!("end the torn last line of {shown}")))?;
+    }
+    Ok(std::io::BufWriter::with_capacity(1 << 16, f))
+}
+
+/// Appends the batch's predictions to the served-rows log. A failure is
+/// logged, not returned: the prediction itself is committed.
+fn append_served(out: &mut std::io::BufWriter<std::fs::File>, batch: &[Job]) {
+    use std::io::Write;
+    let mut write = || -> std::io::Result<()> {
+        for (records, _) in batch {
+            for r in records {
+                let Record::Prediction {
+                    id,
+                    version,
+                    inputs,
+                    ..
+                } = r;
+                writeln!(
+                    out,
+                    "{{\"id\":{},\"model_version\":{},\"inputs\":{inputs}}}",
+                    Value::from(id.as_str()),
+                    Value::from(version.as_str())
+                )?;
+            }
+        }
+        out.flush()
+    };
+    if let Err(e) = write() {
+        tracing::warn!(error = %e, "Cannot append to the served-rows log; drift reports will miss these rows");
     }
 }
 
@@ -317,7 +385,7 @@ fn load_champion(opts: &ServeOptions) -> Result<Loaded, ServeError> {
 /// feedback log that cannot be opened, or an address that cannot be bound.
 pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let loaded = load_champion(&opts)?;
-    let log = LogWriter::open(&opts.state.join("serve.db"))?;
+    let log = LogWriter::open(&opts.state.join("serve.db"), &opts.served_log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.workers.max(1))
         .enable_all()
@@ -521,6 +589,8 @@ fn app_state(
         quota: opts.feedback_quota,
         feedback_count: AtomicU64::new(stored_feedback),
         strict_columns: opts.strict_columns,
+        window: Mutex::new(std::collections::VecDeque::with_capacity(opts.drift_window)),
+        window_cap: opts.drift_window,
     }))
 }
 
@@ -812,6 +882,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         return Err(unprocessable("no rows to score".into()));
     }
     let model = &loaded.bundle.model;
+    let missing_ok = matches!(model.fitted, crate::model::Fitted::Onnx { .. });
     let mut missing = std::collections::BTreeSet::new();
     let mut extra = std::collections::BTreeSet::new();
     let mut kept = Vec::with_capacity(rows.len());
@@ -849,6 +920,9 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
                 (Some(Value::Number(n)), ColumnData::Numeric(v)) => {
                     v.push(n.as_f64().unwrap_or(f64::NAN));
                 }
+                // An ONNX graph decides what a missing value means (as
+                // `mlcycle predict` gives it an empty CSV cell).
+                (Some(Value::Null), ColumnData::Numeric(v)) if missing_ok => v.push(f64::NAN),
                 (Some(other), ColumnData::Numeric(_)) => {
                     return Err(unprocessable(format!(
                         "row {i}: `{}` must be a finite number, got {other}",
@@ -974,12 +1048,18 @@ async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
         ignored,
     } = rows_to_table(&loaded, rows, state.strict_columns)?;
     let unknown = crate::transform::unseen_categories(&loaded.bundle.model.transforms, &t);
-    let pred = loaded.bundle.predict(&t).map_err(|e| {
-        problem(
+    let pred = loaded.bundle.predict(&t).map_err(|e| match e {
+        // The model failed, not the request.
+        crate::model::ModelError::Runtime(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "model_failed",
+            e.to_string(),
+        ),
+        e => problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_instances",
             e.to_string(),
-        )
+        ),
     })?;
     let values: Vec<Value> = match pred {
         Predictions::Values(v) => {
@@ -1007,6 +1087,15 @@ async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
             })
             .collect(),
     };
+    if state.window_cap > 0 && loaded.bundle.reference.is_some() {
+        let mut w = state.window.lock().expect("window lock");
+        for row in kept.iter().rev().take(state.window_cap).rev() {
+            if w.len() == state.window_cap {
+                w.pop_front();
+            }
+            w.push_back(row.clone());
+        }
+    }
     let mut out = Vec::with_capacity(values.len());
     let mut records = Vec::with_capacity(values.len());
     for (row, v) in kept.iter().zip(values) {
@@ -1532,5 +1621,76 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "# HELP mlcycle_unknown_categories_total Rows scored with a category the model never saw (encoded as all zeros).\n# TYPE mlcycle_unknown_categories_total counter\nmlcycle_unknown_categories_total {}\n",
         m.unknown_categories
     ));
+    drop(m);
+    drift_metrics(&state, &mut s);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+}
+
+/// Each input column's drift over the window of served rows against the
+/// bundle's training-row profile: the same PSI and KS as `monitor.drift`.
+fn drift_metrics(state: &AppState, s: &mut String) {
+    let loaded = state.model.read().expect("model lock").clone();
+    let Some(profile) = &loaded.bundle.reference else {
+        return;
+    };
+    let rows: Vec<Value> = state
+        .window
+        .lock()
+        .expect("window lock")
+        .iter()
+        .cloned()
+        .collect();
+    s.push_str(&format!(
+        "# HELP mlcycle_drift_window_rows Served rows the drift gauges are measured on.\n# TYPE mlcycle_drift_window_rows gauge\nmlcycle_drift_window_rows {}\n",
+        rows.len()
+    ));
+    if rows.is_empty() {
+        return;
+    }
+    let mut psi = String::new();
+    let mut ks = String::new();
+    let mut pvalue = String::new();
+    for (name, p) in &profile.columns {
+        let data = match p {
+            crate::monitor::ColumnProfile::Numeric { .. } => ColumnData::Numeric(
+                rows.iter()
+                    .map(|r| r.get(name).and_then(Value::as_f64).unwrap_or(f64::NAN))
+                    .collect(),
+            ),
+            crate::monitor::ColumnProfile::Categorical { .. } => ColumnData::Categorical(
+                rows.iter()
+                    .map(|r| match r.get(name) {
+                        None | Some(Value::Null) => None,
+                        Some(Value::String(v)) => Some(v.clone()),
+                        Some(other) => Some(other.to_string()),
+                    })
+                    .collect(),
+            ),
+        };
+        let Some(d) = profile.drift(name, &data) else {
+            continue;
+        };
+        let label = name
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        psi.push_str(&format!(
+            "mlcycle_feature_psi{{feature=\"{label}\"}} {}\n",
+            d.psi
+        ));
+        if let (Some(k), Some(pv)) = (d.ks_statistic, d.ks_pvalue) {
+            ks.push_str(&format!(
+                "mlcycle_feature_ks_statistic{{feature=\"{label}\"}} {k}\n"
+            ));
+            pvalue.push_str(&format!(
+                "mlcycle_feature_ks_pvalue{{feature=\"{label}\"}} {pv}\n"
+            ));
+        }
+    }
+    s.push_str("# HELP mlcycle_feature_psi Population stability index of each input column, served window against the training rows.\n# TYPE mlcycle_feature_psi gauge\n");
+    s.push_str(&psi);
+    s.push_str("# HELP mlcycle_feature_ks_statistic Two-sample Kolmogorov-Smirnov statistic of each numeric input column, served window against the training rows.\n# TYPE mlcycle_feature_ks_statistic gauge\n");
+    s.push_str(&ks);
+    s.push_str("# HELP mlcycle_feature_ks_pvalue Asymptotic p-value of that test.\n# TYPE mlcycle_feature_ks_pvalue gauge\n");
+    s.push_str(&pvalue);
 }

@@ -314,16 +314,7 @@ fn partial_dependence(
     };
     let named: Vec<(&str, Vec<(f64, f64)>)> =
         labels.iter().map(String::as_str).zip(series).collect();
-    let file: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let file = crate::plot::file_safe(name);
     crate::plot::curve(
         dir,
         &format!("partial_dependence_{file}"),

@@ -577,17 +577,24 @@ fn pair(models: &[Gathered], runs: &[Run]) -> Result<Vec<usize>, StageError> {
                 .get("model")
                 .and_then(|m| m.get("stage"))
                 .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
         })
         .collect();
     if scored.iter().any(Option::is_none) {
         return Ok((0..runs.len()).collect());
     }
+    // A model read by content (model.json or ONNX); one that does not name
+    // the stage that trained it (an ONNX file without `mlcycle.stage`) is
+    // the gathered stage's.
     let trained_by: Vec<Option<String>> = models
         .iter()
         .map(|m| {
-            let text = std::fs::read_to_string(&m.path).ok()?;
-            let v: Value = serde_json::from_str(&text).ok()?;
-            v.get("lineage")?.get("stage")?.as_str().map(str::to_string)
+            let stage = crate::model::Model::read(&m.path).ok()?.lineage.stage;
+            Some(if stage.is_empty() {
+                m.from.clone()
+            } else {
+                stage
+            })
         })
         .collect();
     let mut out = Vec::with_capacity(runs.len());

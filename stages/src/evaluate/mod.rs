@@ -30,8 +30,14 @@ const EVAL_IN: &[PortSpec] = &[
 ];
 
 fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
-    let model = Model::read(ctx.input("model")?).map_err(|e| {
-        StageError::from_error(e).with_help("wire a `train.*` stage's `model` output here")
+    let path = ctx.input("model")?;
+    let model = Model::read(path).map_err(|e| {
+        let onnx = std::fs::read(path).is_ok_and(|b| crate::onnx::looks_like_onnx(&b));
+        StageError::from_error(e).with_help(if onnx {
+            "docs/artifacts.md (ONNX models) says what an ONNX model must say and which operators run"
+        } else {
+            "wire a `train.*` stage's `model` output here"
+        })
     })?;
     let test = Table::read(ctx.input("test")?).map_err(StageError::from_error)?;
     if test.n_rows() == 0 {
@@ -45,8 +51,12 @@ fn load(ctx: &RunContext<'_>) -> Result<(Model, Table), StageError> {
 pub fn score(m: &Model, t: &Table, port: &str) -> Result<Predictions, StageError> {
     let x = m.prepare(t, Extra::Ignore).map_err(|e| {
         StageError::caused_by(format!("the model cannot score `{port}`"), e).with_help(format!(
-            "the model (trained by stage `{}`) needs columns: {}",
-            m.lineage.stage,
+            "the model{} needs columns: {}",
+            if m.lineage.stage.is_empty() {
+                String::new()
+            } else {
+                format!(" (trained by stage `{}`)", m.lineage.stage)
+            },
             m.inputs
                 .iter()
                 .map(|c| format!("{} ({})", c.name, c.ty))
@@ -95,10 +105,15 @@ fn truth_classes(m: &Model, t: &Table) -> Result<(Vec<usize>, Vec<String>), Stag
         StageError::new(format!("the `test` table has no target column `{name}`"))
     })?;
     let mut labels = m.classes.clone();
-    let ids = (0..col.data.len())
+    // `1` and `1.0` name one class: a model trained in Python on a numeric
+    // target may call its classes `0.0`, `1.0`.
+    let same = |c: &str, l: &str| {
+        c == l || matches!((c.parse::<f64>(), l.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+    };
+    let ids: Vec<usize> = (0..col.data.len())
         .map(|i| {
             let l = col.data.display(i);
-            match labels.iter().position(|c| *c == l) {
+            match labels.iter().position(|c| same(c, &l)) {
                 Some(k) => k,
                 None => {
                     labels.push(l);
@@ -107,7 +122,25 @@ fn truth_classes(m: &Model, t: &Table) -> Result<(Vec<usize>, Vec<String>), Stag
             }
         })
         .collect();
+    if !ids.is_empty() && ids.iter().all(|&k| k >= m.classes.len()) {
+        // Every score would be 0 for a reason no metric shows.
+        return Err(StageError::new(format!(
+            "no label of `{name}` in the test rows is a class of the model: the model's classes are {}; the labels are {}",
+            list(&m.classes),
+            list(&labels[m.classes.len()..])
+        ))
+        .with_help("the model names its classes differently from the table (an ONNX model's `mlcycle.classes`, or 0/1 against false/true)"));
+    }
     Ok((ids, labels))
+}
+
+/// Up to 8 names, quoted.
+fn list(names: &[String]) -> String {
+    let mut s: Vec<String> = names.iter().take(8).map(|n| format!("`{n}`")).collect();
+    if names.len() > 8 {
+        s.push(format!("… ({} in all)", names.len()));
+    }
+    s.join(", ")
 }
 
 /// MSE, RMSE, MAE and R² of `pred` against `y`.

@@ -16,7 +16,7 @@
 //! | `mlcycle.features` | JSON list of the input columns, in the input tensor's column order |
 //! | `mlcycle.target` | the target column |
 //! | `mlcycle.classes` | JSON list of class names, in the order of the probability columns |
-//! | `mlcycle.scores` | `probabilities` or `logits` (a softmax is applied) |
+//! | `mlcycle.scores` | `probabilities`, `logits` (a softmax is applied) or `decision` (the highest wins, no probabilities) |
 //! | `mlcycle.output` | the graph output to read |
 //! | `mlcycle.kind`, `mlcycle.stage`, `mlcycle.params`, `mlcycle.rows`, `mlcycle.data_hash` | description and lineage |
 //!
@@ -108,6 +108,9 @@ pub enum Scores {
     Probabilities,
     /// Unnormalised scores; probabilities are their softmax.
     Logits,
+    /// Decision scores (a classifier without probabilities: linear SVM,
+    /// ridge, perceptron): the highest wins; no probabilities are given.
+    Decision,
 }
 
 /// Why an ONNX file cannot be a model, or cannot score rows.
@@ -360,9 +363,13 @@ mod runtime {
                 OnnxError::new(format!("graph input `{}` is not a tensor", i.name))
             })?;
             let Some(elem_s) = elem_name(elem) else {
+                let hint = if elem == 8 {
+                    "encode categorical columns before the model, or export the estimator without its encoder"
+                } else {
+                    "export the model with float inputs"
+                };
                 return Err(OnnxError::new(format!(
-                    "graph input `{}` holds {} values; mlcycle feeds numeric columns as float, double, int64 or int32 \
-                     (encode categorical columns before the model, or export the estimator without its encoder)",
+                    "graph input `{}` holds {} values; mlcycle feeds numeric columns as float, double, int64 or int32 ({hint})",
                     i.name,
                     elem_label(elem)
                 )));
@@ -515,10 +522,23 @@ mod runtime {
             Task::Classification => Some(match meta.get("mlcycle.scores").map(String::as_str) {
                 Some("probabilities") => Scores::Probabilities,
                 Some("logits") => Scores::Logits,
+                Some("decision") => Scores::Decision,
                 Some(other) => {
                     return Err(OnnxError::new(format!(
-                        "metadata `mlcycle.scores` is `{other}`; use `probabilities` or `logits`"
+                        "metadata `mlcycle.scores` is `{other}`; use `probabilities`, `logits` or `decision`"
                     )))
+                }
+                // A linear classifier without a score transform gives
+                // decision values, not probabilities.
+                None if ml_classifier.is_some_and(|n| {
+                    n.op_type == "LinearClassifier"
+                        && n.attribute
+                            .iter()
+                            .find(|a| a.name == "post_transform")
+                            .is_none_or(|a| a.s == b"NONE")
+                }) =>
+                {
+                    Scores::Decision
                 }
                 None => {
                     let softmaxed = graph.node.iter().any(|n| {
@@ -581,6 +601,28 @@ mod runtime {
                 format!("{e:#}").replace('\n', "; ")
             ))
         };
+        let graph = proto.graph.as_ref().expect("checked by decode");
+        let unknown: std::collections::BTreeSet<String> = graph
+            .node
+            .iter()
+            .filter(|n| !onnx.op_register.0.contains_key(&n.op_type))
+            .map(|n| {
+                if n.domain.is_empty() {
+                    n.op_type.clone()
+                } else {
+                    format!("{}.{}", n.domain, n.op_type)
+                }
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(OnnxError::new(format!(
+                "the graph uses operator(s) mlcycle's ONNX runtime does not implement: {}. \
+                 It runs the standard operators tract implements and, of the ONNX-ML ones, \
+                 TreeEnsembleClassifier, TreeEnsembleRegressor, LinearClassifier, LinearRegressor, \
+                 Scaler, Normalizer, Imputer, ArrayFeatureExtractor, CategoryMapper (a ZipMap output is read as its input)",
+                unknown.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
         let mut model = onnx.model_for_proto_model(&proto).map_err(why)?;
         let n = model.symbols.sym("N");
         for (ix, i) in inputs.iter().enumerate() {

@@ -387,3 +387,67 @@ fn the_graph_travels_in_model_json() {
         .unwrap();
     assert_eq!(p, Predictions::Values(vec![6.0]));
 }
+
+#[test]
+fn an_integer_input_takes_whole_numbers_only() {
+    let node = ml(
+        "LinearRegressor",
+        &["x"],
+        &["y"],
+        vec![floats("coefficients", &[2.0])],
+    );
+    let mut proto = ModelProto::decode(
+        &onnx(
+            vec![node],
+            1,
+            vec![tensor("y", 1, &[None, Some(1)])],
+            &[("mlcycle.features", r#"["n"]"#)],
+        )[..],
+    )
+    .unwrap();
+    proto.graph.as_mut().unwrap().input[0] = tensor("x", 7, &[None, Some(1)]);
+    let m = Model::from_onnx(proto.encode_to_vec()).unwrap();
+    let x = |v: f64| ndarray::Array2::from_shape_vec((1, 1), vec![v]).unwrap();
+    assert_eq!(m.predict(&x(3.0)).unwrap(), Predictions::Values(vec![6.0]));
+    for bad in [1.5, f64::NAN] {
+        let e = m.predict(&x(bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("column `n` feeds the graph's integer input `x`"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_linear_classifier_without_a_transform_gives_decisions_not_probabilities() {
+    // A linear SVM: LinearClassifier, post_transform NONE, one row.
+    let node = ml(
+        "LinearClassifier",
+        &["x"],
+        &["label", "scores"],
+        vec![
+            ints("classlabels_ints", &[0, 1]),
+            floats("coefficients", &[1.0]),
+            floats("intercepts", &[-0.5]),
+        ],
+    );
+    let bytes = onnx(
+        vec![node],
+        1,
+        vec![
+            tensor("label", 7, &[None]),
+            tensor("scores", 1, &[None, Some(2)]),
+        ],
+        &[("mlcycle.features", r#"["v"]"#)],
+    );
+    let (_, p) = score(bytes, &[&[0.0], &[0.4], &[0.6], &[3.0]]);
+    // The sign of the decision picks the class, and no probability is
+    // made up from it.
+    assert_eq!(
+        p,
+        Predictions::Classes {
+            ids: vec![0, 0, 1, 1],
+            proba: None
+        }
+    );
+}
