@@ -24,8 +24,11 @@
 //! operators it lacks added by [`ml_ops`]. A `ZipMap` (skl2onnx's default
 //! dictionary output) is cut off: its input tensor is read instead.
 
+#[cfg(feature = "onnx")]
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(feature = "onnx")]
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,14 +42,13 @@ pub struct OnnxGraph {
     bytes: Arc<Vec<u8>>,
     #[cfg(feature = "onnx")]
     plan: Arc<OnceLock<Result<Arc<runtime::Plan>, String>>>,
-    #[cfg(not(feature = "onnx"))]
-    plan: Arc<OnceLock<()>>,
 }
 
 impl OnnxGraph {
     pub fn new(bytes: Vec<u8>) -> OnnxGraph {
         OnnxGraph {
             bytes: Arc::new(bytes),
+            #[cfg(feature = "onnx")]
             plan: Arc::default(),
         }
     }
@@ -165,6 +167,7 @@ pub const METADATA_KEYS: &[&str] = &[
     "mlcycle.data_hash",
 ];
 
+#[cfg(feature = "onnx")]
 fn json_list(meta: &BTreeMap<String, String>, key: &str) -> Result<Option<Vec<String>>, OnnxError> {
     let Some(text) = meta.get(key) else {
         return Ok(None);
