@@ -149,7 +149,8 @@ fn shifted_traffic_is_named_reruns_when_the_log_grows_and_can_stop_the_run() {
     let r = ws.run(&["run"]);
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(
-        r.stderr.contains("drift above `fail_above: 0.25`: area ("),
+        r.stderr
+            .contains("drift above `fail_above: 0.25` over 310 current rows: `area` PSI"),
         "{}",
         r.stderr
     );
@@ -264,6 +265,15 @@ fn serve_logs_served_rows_and_reports_drift_on_metrics() {
             230.0 + f64::from(i) * 0.1
         ));
     }
+    // The served-rows log is written out about once a second.
+    let t = std::time::Instant::now();
+    while ws.read("feedback/served.jsonl").lines().count() < 150 {
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "the served rows never reached the log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         c,
@@ -299,5 +309,34 @@ fn serve_logs_served_rows_and_reports_drift_on_metrics() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let d = drift(&ws);
     assert_eq!(d["current_rows"], 150);
+    assert!(d["columns"]["area"]["psi"].as_f64().unwrap() > 0.25, "{d}");
+}
+
+#[test]
+fn one_row_is_too_few_to_stop_the_run_and_versions_may_be_numbers() {
+    let ws = ws();
+    ws.write(
+        "feedback/served.jsonl",
+        "{\"id\":\"a\",\"model_version\":\"2\",\"inputs\":{\"area\":900,\"city\":\"north\"}}\n",
+    );
+    ws.write(
+        "mlcycle.yaml",
+        &PIPELINE
+            .replace(
+                "    uses: dataset.served\n",
+                "    uses: dataset.served\n    with: {model_version: 2}\n",
+            )
+            .replace(
+                "current: served.data}\n",
+                "current: served.data}\n    with: {fail_above: 0.25}\n",
+            ),
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("too few to judge"), "{}", r.stderr);
+    let d = drift(&ws);
+    assert_eq!(d["too_few_rows"], true);
+    assert_eq!(d["current_rows"], 1);
+    // The figures are still there: 900 m² is above every training house.
     assert!(d["columns"]["area"]["psi"].as_f64().unwrap() > 0.25, "{d}");
 }

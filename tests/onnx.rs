@@ -404,6 +404,19 @@ stages:
     let item = best.trim_start_matches("fit@");
     let original = std::fs::read(ws.path().join(format!("out/{item}/model.onnx"))).unwrap();
     assert_eq!(shipped, original);
+    // `mlcycle show` tells what it reads from an ONNX output.
+    let r = ws.run(&["show", "fit@hgb_multi.model"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("ONNX model") && r.stdout.contains("classes: 0, 1, 2"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("trained by stage `fit@hgb_multi`"),
+        "{}",
+        r.stdout
+    );
     // `0.0` names the class the table calls `0`.
     assert_eq!(acc("ev_float"), acc("ev@hgb_multi"));
 

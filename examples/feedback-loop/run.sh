@@ -81,7 +81,7 @@ echo "server now answers with model version $v"
 curl -sf -X POST "$URL/predict" -H 'Content-Type: application/json' -d '{"instances": [{"area": 120}]}'
 echo
 
-step "6. A run with no new feedback changes nothing"
+step "6. A run with no new feedback: only the served-rows stages rerun (step 5 scored a row)"
 "$MLCYCLE" run
 
 step "7. The iteration history"

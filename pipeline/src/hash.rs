@@ -28,7 +28,47 @@ pub type Digest = String;
 /// it was read; that is an error (`ErrorKind::Interrupted` is not used, as
 /// callers must not retry blindly), and the caller treats the file as
 /// unreadable for now.
+///
+/// One change is read again instead: a file that only grew (the same
+/// inode, a larger size) is a log being appended to, such as the
+/// served-rows log of a running `mlcycle serve`. It is re-read up to
+/// [`GROWTH_RETRIES`] times, and a read that sees no change is a
+/// consistent snapshot of it.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    let mut attempt = 0;
+    loop {
+        match hash_once(path)? {
+            Outcome::Whole(d) => return Ok(d),
+            Outcome::Grew if attempt < GROWTH_RETRIES => attempt += 1,
+            Outcome::Grew | Outcome::Changed => {
+                return Err(io::Error::other(format!(
+                    "{} changed while it was being read",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Re-reads of a file that grew while it was hashed.
+pub const GROWTH_RETRIES: usize = 8;
+
+/// What one read of a file found.
+enum Outcome {
+    Whole(Digest),
+    /// Appended to while it was read.
+    Grew,
+    /// Changed otherwise (rewritten, truncated, replaced).
+    Changed,
+}
+
+/// Whether `after` is `before` with bytes appended (and nothing else that
+/// the stamp shows).
+fn grew(before: &Stamp, after: &Stamp) -> bool {
+    after.inode == before.inode && after.dev == before.dev && after.size > before.size
+}
+
+fn hash_once(path: &Path) -> io::Result<Outcome> {
     // Checked before opening: opening a FIFO for reading blocks until a
     // writer comes, and a device such as /dev/zero never ends.
     regular_file(path, &std::fs::metadata(path)?)?;
@@ -49,12 +89,13 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
     }
     let after = Stamp::of(&f.metadata()?);
     if after != before {
-        return Err(io::Error::other(format!(
-            "{} changed while it was being read",
-            path.display()
-        )));
+        return Ok(if grew(&before, &after) {
+            Outcome::Grew
+        } else {
+            Outcome::Changed
+        });
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok(Outcome::Whole(hasher.finalize().to_hex().to_string()))
 }
 
 /// An error unless `meta` (of `path`) is a regular file.
@@ -216,6 +257,51 @@ fn racy(stamp: &Stamp) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_growth_is_read_again() {
+        let st = |size, inode| Stamp {
+            size,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            inode,
+            dev: 1,
+        };
+        assert!(grew(&st(10, 7), &st(20, 7)));
+        // Shrunk, or replaced by another file: changed, not appended to.
+        assert!(!grew(&st(20, 7), &st(10, 7)));
+        assert!(!grew(&st(10, 7), &st(20, 8)));
+        assert!(!grew(&st(10, 7), &st(10, 7)));
+    }
+
+    #[test]
+    fn a_log_appended_to_while_hashed_gets_a_consistent_hash() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("served.jsonl");
+        std::fs::write(&path, vec![b'x'; 64 << 20]).unwrap();
+        let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let writer = {
+            let started = started.clone();
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                started.wait();
+                // Appends for 40 ms, more than one read of 64 MiB takes
+                // to start and less than the re-reads take in all.
+                let t = std::time::Instant::now();
+                while t.elapsed() < std::time::Duration::from_millis(40) {
+                    f.write_all(b"{\"id\":1}\n").unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+        };
+        started.wait();
+        let h = hash_file(&path);
+        writer.join().unwrap();
+        assert!(h.is_ok(), "{h:?}");
+        assert_eq!(h.unwrap(), hash_bytes(&std::fs::read(&path).unwrap()));
+    }
     use super::*;
 
     #[test]

@@ -81,6 +81,16 @@ pub(super) fn cmd_show(cli: &Cli, a: &ShowArgs, registry: &StageRegistry) -> Res
     } else {
         let bytes = std::fs::read(&path)
             .map_err(|e| CliError::Io(format!("cannot read {}: {e}", out.path)))?;
+        if mlcycle_stages::onnx::looks_like_onnx(&bytes) && out.path.ends_with(".onnx") {
+            // An ONNX model: what mlcycle reads from it.
+            return match mlcycle_stages::model::Model::from_onnx(bytes) {
+                Ok(m) => {
+                    out!("{}", onnx_summary(&out.path, &m));
+                    Ok(0)
+                }
+                Err(e) => Err(CliError::Io(format!("{}: {e}", out.path)).into()),
+            };
+        }
         match String::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => format!(
@@ -132,4 +142,27 @@ pub(super) fn artifact_list(p: &Pipeline) -> String {
     }
     out.push_str("`mlcycle show STAGE.PORT` prints one (a table's schema and first rows)\n");
     out
+}
+
+/// What `mlcycle show` prints for an ONNX model file.
+fn onnx_summary(path: &str, m: &mlcycle_stages::model::Model) -> String {
+    let mut s = format!(
+        "{path}: ONNX model `{}`, {}\n  inputs: {}\n",
+        m.kind,
+        m.task.as_str(),
+        m.features.join(", ")
+    );
+    if let Some(t) = &m.target {
+        s.push_str(&format!("  target: {t}\n"));
+    }
+    if !m.classes.is_empty() {
+        s.push_str(&format!("  classes: {}\n", m.classes.join(", ")));
+    }
+    if !m.lineage.stage.is_empty() {
+        s.push_str(&format!(
+            "  trained by stage `{}` on {} rows\n",
+            m.lineage.stage, m.lineage.rows
+        ));
+    }
+    s
 }

@@ -21,9 +21,22 @@ pub struct ServedParams {
     /// Only the last `last` rows (a window of recent traffic).
     #[serde(default)]
     last: Option<usize>,
-    /// Only rows scored by this model version.
-    #[serde(default)]
+    /// Only rows scored by this model version (`2` or `"2"`).
+    #[serde(default, deserialize_with = "string_or_number")]
     model_version: Option<String>,
+}
+
+/// A version written as a number (`mlcycle models` lists them so) or a
+/// string.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "a model version is a number or a string, not {other}"
+        ))),
+    }
 }
 
 /// Where `mlcycle serve` appends the rows it scores.

@@ -347,7 +347,33 @@ impl StageKind for BundleFactory {
         let dir = ctx.output("bundle")?;
         std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
         let name = p.name.clone().unwrap_or_else(|| ctx.stage.to_string());
-        let version = blake3::hash(&model_bytes).to_hex()[..12].to_string();
+        let reference: Option<Vec<u8>> = match ctx.inputs.get("reference") {
+            None => None,
+            Some(path) => {
+                let t = Table::read(path).map_err(StageError::from_error)?;
+                if !t.transforms.is_empty() {
+                    return Err(StageError::new(
+                    "`reference` has been preprocessed; served rows are raw, so drift must be measured against raw rows",
+                )
+                .with_help("wire rows before any fitted step: the dataset stage's output, or a split of it made before cleaning, scaling or encoding"));
+                }
+                let profile = crate::monitor::Profile::of(&t, 10);
+                let mut s = serde_json::to_string(&profile).expect("profile serializes");
+                s.push('\n');
+                Some(s.into_bytes())
+            }
+        };
+        // The version names what is served: the model, and the reference
+        // drift is measured against when there is one.
+        let version = match &reference {
+            None => blake3::hash(&model_bytes).to_hex()[..12].to_string(),
+            Some(r) => {
+                let mut h = blake3::Hasher::new();
+                h.update(&model_bytes);
+                h.update(r);
+                h.finalize().to_hex()[..12].to_string()
+            }
+        };
         let mut files = std::collections::BTreeMap::new();
         let mut put = |file: &str, bytes: &[u8]| -> Result<(), StageError> {
             std::fs::write(dir.join(file), bytes)
@@ -366,18 +392,8 @@ impl StageKind for BundleFactory {
             s.push('\n');
             put("metrics.json", s.as_bytes())?;
         }
-        if let Some(path) = ctx.inputs.get("reference") {
-            let t = Table::read(path).map_err(StageError::from_error)?;
-            if !t.transforms.is_empty() {
-                return Err(StageError::new(
-                    "`reference` has been preprocessed; served rows are raw, so drift must be measured against raw rows",
-                )
-                .with_help("wire the split's training rows (`split.train`), not a scaled or encoded table"));
-            }
-            let profile = crate::monitor::Profile::of(&t, 10);
-            let mut s = serde_json::to_string(&profile).expect("profile serializes");
-            s.push('\n');
-            put("reference.json", s.as_bytes())?;
+        if let Some(r) = &reference {
+            put("reference.json", r)?;
         }
         let card = model_card(
             &name,

@@ -13,8 +13,9 @@
 //!   fsynced first: that file is what `dataset.feedback` reads, so the
 //!   pipeline reruns from there exactly when labelled feedback arrived.
 //! - Every committed prediction's input row is also appended to
-//!   `feedback/served.jsonl` (after the commit, not fsynced: the database
-//!   is the durable record), which `dataset.served` reads for
+//!   `feedback/served.jsonl` (after the commit, written out about once a
+//!   second, not fsynced: the database is the durable record), which
+//!   `dataset.served` reads for
 //!   `monitor.drift`; and the last `--drift-window` rows are kept in memory
 //!   so `/metrics` gives each input column's drift against the bundle's
 //!   training-row profile.
@@ -186,8 +187,20 @@ enum Record {
 type Job = (Vec<Record>, oneshot::Sender<Result<(), String>>);
 
 struct LogWriter {
-    tx: std::sync::mpsc::Sender<Job>,
+    /// `None` once dropped: the writer thread then drains, flushes the
+    /// served-rows log and ends, and the drop waits for it.
+    tx: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl LogWriter {
@@ -198,11 +211,28 @@ impl LogWriter {
         })?;
         let mut served_log = open_served(served)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("mlcycle-log".into())
             .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
                 let mut conn = conn;
-                while let Ok(first) = rx.recv() {
+                // The served-rows log is written out at most once a second
+                // (and when the buffer fills), so a pipeline hashing it
+                // while the server runs sees it still between writes.
+                let mut flushed = Instant::now();
+                let mut pending = false;
+                loop {
+                    let first = match rx.recv_timeout(Duration::from_millis(250)) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if pending && flushed.elapsed() >= SERVED_FLUSH {
+                                flush_served(&mut served_log);
+                                (pending, flushed) = (false, Instant::now());
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
                     let mut batch = vec![first];
                     while batch.len() < 512 {
                         match rx.try_recv() {
@@ -213,15 +243,22 @@ impl LogWriter {
                     let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
                     if result.is_ok() {
                         append_served(&mut served_log, &batch);
+                        pending = true;
                     }
                     for (_, ack) in batch {
                         let _ = ack.send(result.clone());
                     }
+                    if pending && flushed.elapsed() >= SERVED_FLUSH {
+                        flush_served(&mut served_log);
+                        (pending, flushed) = (false, Instant::now());
+                    }
                 }
+                flush_served(&mut served_log);
             })
             .map_err(io_err("start the prediction log's writer thread"))?;
         Ok(LogWriter {
-            tx,
+            tx: Some(tx),
+            thread: Some(thread),
             path: path.to_path_buf(),
         })
     }
@@ -230,6 +267,8 @@ impl LogWriter {
     async fn write(&self, records: Vec<Record>) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
         self.tx
+            .as_ref()
+            .ok_or_else(|| "the log writer stopped".to_string())?
             .send((records, ack))
             .map_err(|_| "the log writer stopped".to_string())?;
         done.await
@@ -257,11 +296,21 @@ fn open_served(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ServeEr
         f.write_all(b"\n")
             .map_err(io_err(format!("end the torn last line of {shown}")))?;
     }
-    Ok(std::io::BufWriter::with_capacity(1 << 16, f))
+    Ok(std::io::BufWriter::with_capacity(4 << 20, f))
 }
 
-/// Appends the batch's predictions to the served-rows log. A failure is
-/// logged, not returned: the prediction itself is committed.
+/// How often the served-rows log is written out.
+const SERVED_FLUSH: Duration = Duration::from_secs(1);
+
+fn flush_served(out: &mut std::io::BufWriter<std::fs::File>) {
+    use std::io::Write;
+    if let Err(e) = out.flush() {
+        tracing::warn!(error = %e, "Cannot write the served-rows log; drift reports will miss these rows");
+    }
+}
+
+/// Adds the batch's predictions to the served-rows log's buffer. A
+/// failure is logged, not returned: the prediction itself is committed.
 fn append_served(out: &mut std::io::BufWriter<std::fs::File>, batch: &[Job]) {
     use std::io::Write;
     let mut write = || -> std::io::Result<()> {
@@ -281,7 +330,7 @@ fn append_served(out: &mut std::io::BufWriter<std::fs::File>, batch: &[Job]) {
                 )?;
             }
         }
-        out.flush()
+        Ok(())
     };
     if let Err(e) = write() {
         tracing::warn!(error = %e, "Cannot append to the served-rows log; drift reports will miss these rows");
@@ -589,7 +638,9 @@ fn app_state(
         quota: opts.feedback_quota,
         feedback_count: AtomicU64::new(stored_feedback),
         strict_columns: opts.strict_columns,
-        window: Mutex::new(std::collections::VecDeque::with_capacity(opts.drift_window)),
+        window: Mutex::new(std::collections::VecDeque::with_capacity(
+            opts.drift_window.min(1 << 16),
+        )),
         window_cap: opts.drift_window,
     }))
 }
@@ -1651,6 +1702,11 @@ fn drift_metrics(state: &AppState, s: &mut String) {
     let mut ks = String::new();
     let mut pvalue = String::new();
     for (name, p) in &profile.columns {
+        // A column no served row sends (the model does not take it) has no
+        // drift to report.
+        if rows.iter().all(|r| r.get(name).is_none()) {
+            continue;
+        }
         let data = match p {
             crate::monitor::ColumnProfile::Numeric { .. } => ColumnData::Numeric(
                 rows.iter()
@@ -1662,6 +1718,11 @@ fn drift_metrics(state: &AppState, s: &mut String) {
                     .map(|r| match r.get(name) {
                         None | Some(Value::Null) => None,
                         Some(Value::String(v)) => Some(v.clone()),
+                        // As a table writes it (`1.0` is `1`), so the live
+                        // figures are `monitor.drift`'s.
+                        Some(Value::Number(n)) => {
+                            Some(crate::table::format_number(n.as_f64().unwrap_or(f64::NAN)))
+                        }
                         Some(other) => Some(other.to_string()),
                     })
                     .collect(),

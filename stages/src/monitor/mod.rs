@@ -37,6 +37,14 @@ pub struct DriftParams {
     /// the target left out).
     #[serde(default)]
     columns: Option<Vec<String>>,
+    /// Fewer current rows than this are too few to judge: the figures are
+    /// reported but `fail_above` does not fire.
+    #[serde(default = "default_min_rows")]
+    min_rows: usize,
+}
+
+fn default_min_rows() -> usize {
+    30
 }
 
 fn default_bins() -> usize {
@@ -91,6 +99,7 @@ impl StageKind for Drift {
             ParamDoc::new("bins", "integer", "quantile bins per numeric column (the reference's deciles by default)"),
             ParamDoc::new("fail_above", "number", "fail the stage, so its dependents do not run, when a column's PSI is above this (0.25 is a common line)").unset("never fail"),
             ParamDoc::new("columns", "list of strings", "compare only these columns").unset("every column both tables have, the target left out"),
+            ParamDoc::new("min_rows", "integer", "fewer current rows than this are too few to judge: reported, but `fail_above` does not fire"),
         ],
     };
     fn check(p: &mut DriftParams) -> Result<(), ParamError> {
@@ -103,11 +112,15 @@ impl StageKind for Drift {
                 "must be a PSI: a number ≥ 0 (0.1 a small shift, 0.25 a large one)",
             ));
         }
-        if p.columns.as_ref().is_some_and(|c| c.is_empty()) {
-            return Err(ParamError::new(
-                &["columns"],
-                "is empty; leave it out to compare every column",
-            ));
+        if let Some(c) = &mut p.columns {
+            if c.is_empty() {
+                return Err(ParamError::new(
+                    &["columns"],
+                    "is empty; leave it out to compare every column",
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            c.retain(|n| seen.insert(n.clone()));
         }
         Ok(())
     }
@@ -144,13 +157,18 @@ impl StageKind for Drift {
                 "the two tables were preprocessed differently, so their values are not comparable",
             )
             .with_help(
-                "compare raw rows with raw rows: the split's `train` with `dataset.served`",
+                "compare raw rows with raw rows: served rows are raw, so the reference is the data set's rows before any fitted step (the dataset stage's output, or a split of it)",
             ));
         }
         let profile = Profile::of(&reference, p.bins);
         let names: Vec<String> = match &p.columns {
             Some(c) => {
                 for name in c {
+                    if reference.target.as_deref() == Some(name.as_str()) {
+                        return Err(StageError::new(format!(
+                            "`columns` names `{name}`, the target: drift compares the features a model is given"
+                        )));
+                    }
                     if !profile.columns.contains_key(name) || current.column(name).is_none() {
                         let known: Vec<&String> = profile
                             .columns
@@ -211,11 +229,15 @@ impl StageKind for Drift {
                 serde_json::to_value(d).expect("drift serializes"),
             );
         }
+        let too_few = current.n_rows() < p.min_rows;
         let metrics = json!({
             "reference_rows": reference.n_rows(),
             "current_rows": current.n_rows(),
+            "too_few_rows": too_few,
             "bins": p.bins,
-            "max_psi": finite(max_psi),
+            // Infinite (text where numbers were) is written as a large
+            // number: JSON has no infinity, and null means "no rows".
+            "max_psi": finite(max_psi).or(Some(1e9)),
             "shifted": shifted,
             "columns": columns,
         });
@@ -296,20 +318,37 @@ impl StageKind for Drift {
                 format!("; shifted: {}", shifted.join(", "))
             }
         ));
-        if let Some(limit) = p.fail_above {
+        if too_few {
+            (ctx.log)(&format!(
+                "{} current rows are fewer than `min_rows: {}`: too few to judge, `fail_above` does not apply",
+                current.n_rows(),
+                p.min_rows
+            ));
+        }
+        if let (Some(limit), false) = (p.fail_above, too_few) {
+            // The outputs of a failed stage are not kept: the figures go
+            // in the error itself.
             let over: Vec<String> = found
                 .iter()
                 .filter(|(_, d)| d.psi > limit)
-                .map(|(n, d)| format!("{n} ({:.3})", d.psi))
+                .map(|(n, d)| {
+                    let ks = d
+                        .ks_statistic
+                        .zip(d.ks_pvalue)
+                        .map(|(k, pv)| format!(", KS {k:.3} (p {pv:.2e})"))
+                        .unwrap_or_default();
+                    format!("`{n}` PSI {:.3}{ks}", d.psi)
+                })
                 .collect();
             if !over.is_empty() {
                 return Err(StageError::new(format!(
-                    "drift above `fail_above: {limit}`: {}",
-                    over.join(", ")
+                    "drift above `fail_above: {limit}` over {} current rows: {}",
+                    current.n_rows(),
+                    over.join("; ")
                 ))
                 .with_help(
-                    "the served rows no longer look like the training rows: see the drift report; \
-                     raise `fail_above` to let the pipeline go on",
+                    "the current rows no longer look like the reference rows; raise `fail_above` \
+                     (or leave it out, to get the full report) to let the pipeline go on",
                 ));
             }
         }

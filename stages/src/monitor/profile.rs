@@ -27,17 +27,28 @@ pub enum ColumnProfile {
     Numeric {
         /// Interior bin edges (the reference's deciles, deduplicated).
         edges: Vec<f64>,
-        /// The reference's share of each of the `edges.len() + 1` bins.
+        /// The reference's smallest and largest value: values outside
+        /// them fall in bins of their own (which the reference leaves
+        /// empty), so a value never seen in training counts as a shift.
+        #[serde(default)]
+        bounds: Option<(f64, f64)>,
+        /// The reference's share of each bin: below the minimum (with
+        /// `bounds`), the `edges.len() + 1` bins, above the maximum.
         shares: Vec<f64>,
         /// Evenly spaced order statistics of the reference (sorted).
         sample: Vec<f64>,
         /// Non-missing reference values.
         rows: usize,
+        /// Missing reference values.
+        #[serde(default)]
+        missing: usize,
     },
     Categorical {
         /// Each category's share of the non-missing reference values.
         shares: BTreeMap<String, f64>,
         rows: usize,
+        #[serde(default)]
+        missing: usize,
     },
 }
 
@@ -99,13 +110,34 @@ impl Profile {
     }
 }
 
+/// Shares of `xs` in the bins of `edges`, with a bin below and one above
+/// `bounds` first and last when there are bounds.
+fn bounded_shares(edges: &[f64], bounds: Option<(f64, f64)>, xs: &[f64]) -> Vec<f64> {
+    let Some((lo, hi)) = bounds else {
+        return stats::numeric_shares(edges, xs);
+    };
+    let mut counts = vec![0usize; edges.len() + 3];
+    for &x in xs {
+        let i = if x < lo {
+            0
+        } else if x > hi {
+            edges.len() + 2
+        } else {
+            1 + stats::bin_of(edges, x)
+        };
+        counts[i] += 1;
+    }
+    stats::shares(&counts, xs.len())
+}
+
 fn column_profile(data: &ColumnData, bins: usize) -> ColumnProfile {
     match data {
         ColumnData::Numeric(v) => {
             let mut values: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
             values.sort_by(f64::total_cmp);
             let edges = stats::quantile_edges(&values, bins);
-            let shares = stats::numeric_shares(&edges, &values);
+            let bounds = values.first().zip(values.last()).map(|(a, b)| (*a, *b));
+            let shares = bounded_shares(&edges, bounds, &values);
             let sample = if values.len() <= SAMPLE {
                 values.clone()
             } else {
@@ -115,9 +147,11 @@ fn column_profile(data: &ColumnData, bins: usize) -> ColumnProfile {
             };
             ColumnProfile::Numeric {
                 edges,
+                bounds,
                 shares,
                 sample,
                 rows: values.len(),
+                missing: v.len() - values.len(),
             }
         }
         ColumnData::Categorical(v) => {
@@ -133,24 +167,63 @@ fn column_profile(data: &ColumnData, bins: usize) -> ColumnProfile {
                     .map(|(k, c)| (k, c as f64 / n.max(1) as f64))
                     .collect(),
                 rows: n,
+                missing: v.len() - n,
             }
         }
     }
 }
 
+/// Missing values as one more bin: when either sample has some, every
+/// share becomes a share of all rows and the missing rate is compared too
+/// (a feature that stops arriving is a shift).
+fn with_missing(d: &mut ColumnDrift, ref_rows: usize, ref_missing: usize) {
+    if ref_missing == 0 && d.missing == 0 {
+        return;
+    }
+    let rt = (ref_rows + ref_missing).max(1) as f64;
+    let ct = (d.rows + d.missing).max(1) as f64;
+    let (rr, cr) = (ref_rows as f64 / rt, d.rows as f64 / ct);
+    for b in &mut d.bins {
+        b.1 *= rr;
+        b.2 *= cr;
+    }
+    d.bins.push((
+        "(missing)".into(),
+        ref_missing as f64 / rt,
+        d.missing as f64 / ct,
+    ));
+    let (r, c): (Vec<f64>, Vec<f64>) = d.bins.iter().map(|b| (b.1, b.2)).unzip();
+    if d.psi.is_finite() {
+        d.psi = stats::psi(&r, &c);
+    }
+}
+
 fn column_drift(p: &ColumnProfile, current: &ColumnData) -> ColumnDrift {
+    let mut d = column_drift_present(p, current);
+    let (rows, missing) = match p {
+        ColumnProfile::Numeric { rows, missing, .. }
+        | ColumnProfile::Categorical { rows, missing, .. } => (*rows, *missing),
+    };
+    with_missing(&mut d, rows, missing);
+    d
+}
+
+/// The drift of the non-missing values.
+fn column_drift_present(p: &ColumnProfile, current: &ColumnData) -> ColumnDrift {
     match (p, current) {
         (
             ColumnProfile::Numeric {
                 edges,
+                bounds,
                 shares,
                 sample,
                 rows,
+                ..
             },
             ColumnData::Numeric(v),
         ) => {
             let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-            let cur = stats::numeric_shares(edges, &present);
+            let cur = bounded_shares(edges, *bounds, &present);
             let ks = stats::ks_2samp(sample, &present).map(|(d, _)| {
                 // The p-value for the whole reference, not the sample.
                 let (n, m) = (*rows as f64, present.len() as f64);
@@ -160,13 +233,21 @@ fn column_drift(p: &ColumnProfile, current: &ColumnData) -> ColumnDrift {
                     stats::kolmogorov_q((ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * d),
                 )
             });
-            let label = |i: usize| match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
+            let inner = |i: usize| match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
                 (None, Some(hi)) => format!("≤ {}", crate::plot::tick(*hi)),
                 (Some(lo), None) => format!("> {}", crate::plot::tick(lo)),
                 (Some(lo), Some(hi)) => {
                     format!("{} – {}", crate::plot::tick(lo), crate::plot::tick(*hi))
                 }
                 (None, None) => "all".into(),
+            };
+            let label = |i: usize| match bounds {
+                None => inner(i),
+                Some((lo, _)) if i == 0 => format!("< {} (below training)", crate::plot::tick(*lo)),
+                Some((_, hi)) if i == shares.len() - 1 => {
+                    format!("> {} (above training)", crate::plot::tick(*hi))
+                }
+                Some(_) => inner(i - 1),
             };
             ColumnDrift {
                 ty: "numeric",
@@ -296,6 +377,32 @@ mod tests {
         assert_eq!(c.unseen, ["east"]);
         assert_eq!((c.rows, c.missing), (401, 1));
         assert!(p.drift("nope", &ColumnData::Numeric(vec![])).is_none());
+    }
+
+    #[test]
+    fn values_outside_the_training_range_and_missing_values_count() {
+        // A constant column served below its value, and values above the
+        // largest one seen: both blind to deciles alone.
+        let reference = table(vec![
+            ("c", ColumnData::Numeric(vec![5.0; 300])),
+            (
+                "k",
+                ColumnData::Numeric((0..300).map(|i| f64::from(i % 5)).collect()),
+            ),
+        ]);
+        let p = Profile::of(&reference, 10);
+        let d = p.drift("c", &ColumnData::Numeric(vec![4.0; 100])).unwrap();
+        assert!(d.psi > 0.25, "{d:?}");
+        let k: Vec<f64> = (0..100)
+            .map(|i| if i < 17 { 5.0 } else { f64::from(i % 5) })
+            .collect();
+        let d = p.drift("k", &ColumnData::Numeric(k)).unwrap();
+        assert!(d.psi > 0.25, "{d:?}");
+        // A feature that stops arriving (all null) is a shift.
+        let d = p
+            .drift("k", &ColumnData::Numeric(vec![f64::NAN; 100]))
+            .unwrap();
+        assert!(d.psi > 0.25 && d.missing == 100, "{d:?}");
     }
 
     #[test]
