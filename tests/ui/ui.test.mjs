@@ -34,7 +34,8 @@ function serve(ws, extra = []) {
     let err = "";
     p.stderr.on("data", d => {
       err += d;
-      const m = err.match(/listening on (http:\/\/[0-9.:]+)/);
+      // The whole line: a port read from half a line is another port.
+      const m = err.match(/listening on (http:\/\/[0-9.:]+)[/\s]/);
       if (m) ok(m[1]);
     });
     p.on("exit", code => fail(new Error(`mlcycle ui exited (${code}): ${err}`)));
@@ -72,12 +73,14 @@ stages:
     const p = spawn(BIN, ["serve", loop, "--port", "0"], { stdio: ["ignore", "ignore", "pipe"] });
     servers.push(p);
     let err = "";
-    p.stderr.on("data", d => { err += d; const m = err.match(/listening on (http:\/\/[0-9.:]+)/); if (m) ok(m[1]); });
+    p.stderr.on("data", d => { err += d; const m = err.match(/listening on (http:\/\/[0-9.:]+)\s/); if (m) ok(m[1]); });
     p.on("exit", code => fail(new Error(`mlcycle serve exited (${code}): ${err}`)));
   });
+  const health = await fetch(`${scoreUrl}/health`);
+  assert.equal(health.status, 200, `${scoreUrl}/health: ${await health.text()}`);
   for (let i = 0; i < 3; i++) {
     const r = await fetch(`${scoreUrl}/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances: [{ area: 100 + i }] }) });
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, `${scoreUrl}/predict: ${await r.text()}`);
   }
   browser = await chromium.launch({
     executablePath: CHROMIUM,
