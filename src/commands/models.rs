@@ -35,6 +35,10 @@ pub(super) fn cmd_models(cli: &Cli, a: &ModelsArgs) -> Result<u8, Fail> {
     };
     match &a.cmd {
         Some(ModelsCmd::Promote { version, reason }) => {
+            if reg.champion_version().map_err(fail)? == Some(*version) {
+                outln!("version {version} is already the champion");
+                return Ok(0);
+            }
             let e = reg.promote(*version, "promote", reason).map_err(fail)?;
             outln!(
                 "version {} is the champion (was {})",

@@ -288,6 +288,11 @@ impl ModelRegistry {
     ) -> Result<ChampionEvent, RegistryError> {
         self.get(version)?;
         let previous = self.champion_version()?;
+        if previous == Some(version) {
+            // Already the champion: recording "N replaced N" would leave
+            // rollback nothing to go back to.
+            return Ok(self.events()?.pop().expect("a champion has an event"));
+        }
         self.conn.execute(
             "INSERT INTO champion_events (version, previous, action, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![version, previous, action, reason, super::store::now_rfc3339()],
@@ -451,6 +456,12 @@ mod tests {
         assert_eq!((e.version, e.previous), (1, Some(2)));
         assert_eq!(r.champion_version().unwrap(), Some(1));
         assert_eq!(r.events().unwrap().len(), 3);
+        // Promoting the champion again records nothing, so a rollback
+        // still goes back to the one before.
+        r.promote(v2.version, "promote", "better").unwrap();
+        r.promote(v2.version, "promote", "again").unwrap();
+        assert_eq!(r.events().unwrap().len(), 4);
+        assert_eq!(r.rollback("x").unwrap().version, 1);
         assert!(matches!(
             r.promote(9, "promote", ""),
             Err(RegistryError::NoVersion(9))
