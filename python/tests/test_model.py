@@ -151,3 +151,8 @@ def test_the_file_gets_the_usual_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_outside_a_stage_the_path_must_be_given():
+    with pytest.raises(mlcycle.ModelSaveError, match=r"say where to write \(path=\.\.\.\): outside"):
+        mlcycle.save_model(minimal_onnx())

@@ -216,6 +216,11 @@ def _onnx_bytes(model: Any) -> bytes:
 
 
 def _default_path() -> Path:
+    if not in_stage():
+        raise ModelSaveError(
+            "save_model: say where to write (path=...): outside an mlcycle `run:` stage "
+            "there is no stage output to write to"
+        )
     outs = outputs()
     if "model" in outs:
         return outs["model"]

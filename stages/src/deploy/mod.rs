@@ -330,7 +330,7 @@ impl StageKind for BundleFactory {
             s.push('\n');
             s.into_bytes()
         } else {
-            source.clone()
+            source
         };
         let metrics: Option<Value> = match ctx.inputs.get("metrics") {
             None => None,

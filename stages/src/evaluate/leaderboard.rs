@@ -583,13 +583,19 @@ fn pair(models: &[Gathered], runs: &[Run]) -> Result<Vec<usize>, StageError> {
     if scored.iter().any(Option::is_none) {
         return Ok((0..runs.len()).collect());
     }
-    // A model read by content (model.json or ONNX); one that does not name
-    // the stage that trained it (an ONNX file without `mlcycle.stage`) is
-    // the gathered stage's.
+    // The stage a model names (`lineage.stage` in model.json, metadata in
+    // an ONNX file, read without compiling it); one that names none is the
+    // gathered stage's.
     let trained_by: Vec<Option<String>> = models
         .iter()
         .map(|m| {
-            let stage = crate::model::Model::read(&m.path).ok()?.lineage.stage;
+            let bytes = std::fs::read(&m.path).ok()?;
+            let stage = if crate::onnx::looks_like_onnx(&bytes) {
+                crate::onnx::trained_by(&bytes).unwrap_or_default()
+            } else {
+                let v: Value = serde_json::from_slice(&bytes).ok()?;
+                v.get("lineage")?.get("stage")?.as_str()?.to_string()
+            };
             Some(if stage.is_empty() {
                 m.from.clone()
             } else {

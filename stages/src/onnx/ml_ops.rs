@@ -190,13 +190,16 @@ impl Labels {
     }
 }
 
-fn class_labels(node: &NodeProto) -> TractResult<Labels> {
-    let ints = node.get_attr_opt_slice::<i64>("classlabels_ints")?;
+/// Class labels: integers under `ints` (`classlabels_ints` for
+/// `LinearClassifier`, `classlabels_int64s` for `TreeEnsembleClassifier`),
+/// or `classlabels_strings`.
+fn class_labels(node: &NodeProto, ints: &str) -> TractResult<Labels> {
+    let int_labels = node.get_attr_opt_slice::<i64>(ints)?;
     let strs = node.get_attr_opt_tvec::<&str>("classlabels_strings")?;
-    match (ints, strs) {
+    match (int_labels, strs) {
         (Some(v), None) => Ok(Labels::Ints(v.to_vec())),
         (None, Some(v)) => Ok(Labels::Strings(v.iter().map(|s| s.to_string()).collect())),
-        _ => bail!("exactly one of classlabels_ints and classlabels_strings must be set"),
+        _ => bail!("exactly one of {ints} and classlabels_strings must be set"),
     }
 }
 
@@ -566,7 +569,7 @@ fn linear_regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {
 }
 
 fn linear_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let labels = class_labels(node)?;
+    let labels = class_labels(node, "classlabels_ints")?;
     let n_coef = node.get_attr_slice::<f32>("coefficients")?.len();
     let n_b = floats(node, "intercepts")?.len();
     // One row per class, or one row for a binary problem.
@@ -625,7 +628,7 @@ fn imputer(_ctx: &ParsingContext, node: &NodeProto) -> Built {
 }
 
 fn tree_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let labels = class_labels_int64s(node)?;
+    let labels = class_labels(node, "classlabels_int64s")?;
     let ensemble = tree_ensemble(node, "class", labels.len())?;
     let base = floats(node, "base_values")?;
     let post = post_transform(node)?;
@@ -653,17 +656,6 @@ fn tree_classifier(_ctx: &ParsingContext, node: &NodeProto) -> Built {
             binary,
         },
     )
-}
-
-/// Class labels under the names `TreeEnsembleClassifier` uses.
-fn class_labels_int64s(node: &NodeProto) -> TractResult<Labels> {
-    let ints = node.get_attr_opt_slice::<i64>("classlabels_int64s")?;
-    let strs = node.get_attr_opt_tvec::<&str>("classlabels_strings")?;
-    match (ints, strs) {
-        (Some(v), None) => Ok(Labels::Ints(v.to_vec())),
-        (None, Some(v)) => Ok(Labels::Strings(v.iter().map(|s| s.to_string()).collect())),
-        _ => bail!("exactly one of classlabels_int64s and classlabels_strings must be set"),
-    }
 }
 
 fn tree_regressor(_ctx: &ParsingContext, node: &NodeProto) -> Built {

@@ -188,7 +188,12 @@ fn json_list(meta: &BTreeMap<String, String>, key: &str) -> Result<Option<Vec<St
 }
 
 #[cfg(feature = "onnx")]
-pub use runtime::{check, inspect, run};
+pub use runtime::{check, inspect, run, trained_by};
+
+#[cfg(not(feature = "onnx"))]
+pub fn trained_by(_bytes: &[u8]) -> Option<String> {
+    None
+}
 
 #[cfg(not(feature = "onnx"))]
 pub fn check(_g: &OnnxGraph, _inputs: &[OnnxInput], _output: &str) -> Result<(), OnnxError> {
@@ -278,16 +283,34 @@ mod runtime {
         Some((t.elem_type, dims))
     }
 
-    fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
+    /// The model as stored (with a graph).
+    fn decode_raw(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
         let mut r = bytes;
-        let mut proto = tract_onnx::onnx()
+        let proto = tract_onnx::onnx()
             .proto_model_for_read(&mut r)
             .map_err(|e| OnnxError::new(format!("not an ONNX model: {e}")))?;
         if proto.graph.is_none() {
             return Err(OnnxError::new("not an ONNX model: it has no graph"));
         }
+        Ok(proto)
+    }
+
+    /// The model as tract is given it: a `ZipMap` output cut off.
+    fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
+        let mut proto = decode_raw(bytes)?;
         strip_zipmap(&mut proto);
         Ok(proto)
+    }
+
+    /// The stage that trained the model (`mlcycle.stage`), read from the
+    /// file's metadata alone: nothing is compiled.
+    pub fn trained_by(bytes: &[u8]) -> Option<String> {
+        let raw = decode_raw(bytes).ok()?;
+        raw.metadata_props
+            .iter()
+            .rev()
+            .find(|p| p.key == "mlcycle.stage")
+            .map(|p| p.value.clone())
     }
 
     /// Replaces each graph output made by a `ZipMap` (a sequence of
@@ -322,16 +345,8 @@ mod runtime {
     /// Reads what a model needs to know from an ONNX file (its input
     /// schema, task, classes, output) and checks that tract can run it.
     pub fn inspect(bytes: &[u8]) -> Result<OnnxModel, OnnxError> {
-        let raw = {
-            let mut r = bytes;
-            tract_onnx::onnx()
-                .proto_model_for_read(&mut r)
-                .map_err(|e| OnnxError::new(format!("not an ONNX model: {e}")))?
-        };
-        let graph = raw
-            .graph
-            .as_ref()
-            .ok_or_else(|| OnnxError::new("not an ONNX model: it has no graph"))?;
+        let raw = decode_raw(bytes)?;
+        let graph = raw.graph.as_ref().expect("checked by decode_raw");
         let meta: BTreeMap<String, String> = raw
             .metadata_props
             .iter()
@@ -493,7 +508,8 @@ mod runtime {
         };
 
         // The graph as tract will see it (ZipMap cut off).
-        let proto = decode(bytes)?;
+        let mut proto = raw.clone();
+        strip_zipmap(&mut proto);
         let graph = proto.graph.as_ref().expect("checked by decode");
         let outputs: Vec<(String, Option<TensorType>)> = graph
             .output
