@@ -58,6 +58,8 @@ pub fn register_builtins(registry: &mut StageRegistry) -> Result<(), DuplicateKi
     registry.register(train::LogisticRegression)?;
     registry.register(train::DecisionTree)?;
     registry.register(train::RandomForest)?;
+    registry.register(train::GradientBoosting)?;
+    registry.register(train::Mlp)?;
     registry.register(train::NaiveBayes)?;
     registry.register(train::Svm)?;
     registry.register(train::KMeans)?;
@@ -218,7 +220,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(n, if cfg!(feature = "parquet") { 37 } else { 36 });
+        assert_eq!(n, if cfg!(feature = "parquet") { 39 } else { 38 });
     }
 
     /// The catalogue takes defaults from each kind's `Params`: the example

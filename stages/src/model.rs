@@ -73,10 +73,22 @@ pub enum Fitted {
         coefficients: Vec<Vec<f64>>,
         intercepts: Vec<f64>,
     },
-    /// One classification tree (see [`Tree`]).
+    /// One tree (see [`Tree`]): leaves hold class probabilities, or the
+    /// predicted value for a regression.
     Tree { tree: Tree },
-    /// Trees whose leaf class probabilities are averaged.
+    /// Trees whose leaves (class probabilities, or values for a
+    /// regression) are averaged.
     Forest { trees: Vec<Tree> },
+    /// Gradient-boosted trees (see [`crate::algo::gbm::Booster`]): raw
+    /// scores summed over trees; values for a regression, probabilities by
+    /// the sigmoid (two classes) or softmax.
+    Boosting {
+        #[serde(flatten)]
+        booster: crate::algo::gbm::Booster,
+    },
+    /// A multilayer perceptron (see [`crate::algo::mlp::Network`]): its
+    /// output is the value (regression) or class logits (softmax).
+    Mlp { network: crate::algo::mlp::Network },
     /// linfa's `GaussianNb<f64, usize>` in its serde form.
     GaussianNb { model: Value },
     /// linfa's `Svm<f64, bool>`: one per pair of classes `(i, j)` in
@@ -144,6 +156,10 @@ pub struct Model {
     pub params: Value,
     pub lineage: Lineage,
     pub fitted: Fitted,
+    /// Feature importances (aligned with `features`, summing to 1): a tree
+    /// model's mean decrease in impurity, a booster's split gain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_importances: Option<Vec<f64>>,
 }
 
 /// Predictions for a batch of rows.
@@ -295,6 +311,7 @@ impl Model {
                 scores: info.scores,
                 onnx: graph,
             },
+            feature_importances: None,
         };
         // Score a few rows now, so a graph that compiles but cannot run
         // (a batch size it mishandles, a type an operator lacks) or that
@@ -413,6 +430,7 @@ impl Model {
             params,
             lineage,
             fitted,
+            feature_importances: None,
         }
     }
 
@@ -492,6 +510,15 @@ impl Model {
         matrix_with(&t, &self.features, onnx)
     }
 
+    /// Predictions from averaged tree leaves: class probabilities, or for a
+    /// regression the mean of the leaves' values.
+    fn tree_predictions(&self, leaves: Vec<Vec<f64>>) -> Predictions {
+        match self.task {
+            Task::Regression => Predictions::Values(leaves.iter().map(|v| v[0]).collect()),
+            _ => classes_from_proba(leaves),
+        }
+    }
+
     /// Scores a feature matrix built by [`Model::prepare`].
     pub fn predict(&self, x: &Array2<f64>) -> Result<Predictions, ModelError> {
         Ok(match &self.fitted {
@@ -520,13 +547,40 @@ impl Model {
                     .collect();
                 classes_from_proba(proba)
             }
-            Fitted::Tree { tree } => classes_from_proba(forest_proba(
+            Fitted::Tree { tree } => self.tree_predictions(forest_proba(
                 x,
                 std::slice::from_ref(tree),
-                self.classes.len(),
+                self.classes.len().max(1),
             )),
             Fitted::Forest { trees } => {
-                classes_from_proba(forest_proba(x, trees, self.classes.len()))
+                self.tree_predictions(forest_proba(x, trees, self.classes.len().max(1)))
+            }
+            Fitted::Mlp { network } => {
+                let out = network.forward(x);
+                match self.task {
+                    Task::Regression => Predictions::Values(out.column(0).to_vec()),
+                    _ => classes_from_proba(
+                        out.rows()
+                            .into_iter()
+                            .map(|r| softmax(&r.to_vec()))
+                            .collect(),
+                    ),
+                }
+            }
+            Fitted::Boosting { booster } => {
+                let raw = booster.raw_matrix(x);
+                match self.task {
+                    Task::Regression => Predictions::Values(raw.iter().map(|r| r[0]).collect()),
+                    _ if booster.columns() == 1 => classes_from_proba(
+                        raw.iter()
+                            .map(|r| {
+                                let p = crate::algo::gbm::sigmoid(r[0]);
+                                vec![1.0 - p, p]
+                            })
+                            .collect(),
+                    ),
+                    _ => classes_from_proba(raw.iter().map(|r| softmax(r)).collect()),
+                }
             }
             Fitted::GaussianNb { model } => {
                 let nb: linfa_bayes::GaussianNb<f64, usize> = serde_json::from_value(model.clone())
@@ -952,7 +1006,10 @@ mod tests {
             seed,
         };
         let trees: Vec<Tree> = (0..3)
-            .map(|s| Tree::fit(&x, &y, 2, (0..600).collect(), &p(s)))
+            .map(|s| {
+                let labels = crate::algo::cart::Labels::Classes { y: &y, k: 2 };
+                Tree::fit(&x, labels, (0..600).collect(), &p(s))
+            })
             .collect();
         let got = forest_proba(&x, &trees, 2);
         assert_eq!(got.len(), 600);

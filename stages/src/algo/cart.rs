@@ -1,5 +1,7 @@
-//! Classification trees (CART) and random forests, used by the
-//! `train.decision_tree` and `train.random_forest` stages.
+//! Classification and regression trees (CART; Breiman et al., 1984) and
+//! random forests (Breiman, 2001), used by the `train.decision_tree` and
+//! `train.random_forest` stages; the splitting rules are scikit-learn's
+//! (`sklearn.tree._splitter.BestSplitter`).
 //!
 //! linfa-trees 0.8.1 is not reproducible: it sums impurities over a
 //! `HashMap` in random order and breaks ties by that order, so the same
@@ -11,7 +13,13 @@
 //! A tree is stored as parallel arrays, like scikit-learn's `tree_`:
 //! node `i` splits on `feature[i]` at `threshold[i]` (`x < threshold` goes
 //! `left`), or is a leaf (`feature[i] == -1`) with class probabilities
-//! `value[i]`.
+//! `value[i]` (a classification tree) or the mean target `value[i][0]` (a
+//! regression tree).
+//!
+//! Feature importances are scikit-learn's mean decrease in impurity: each
+//! split adds `n·impurity(node) − n_left·impurity(left) −
+//! n_right·impurity(right)` to its feature, and a tree's totals are scaled
+//! to sum to 1.
 
 use ndarray::{Array2, ArrayView1};
 use rand::seq::SliceRandom;
@@ -27,8 +35,18 @@ pub struct Tree {
     pub threshold: Vec<f64>,
     pub left: Vec<u32>,
     pub right: Vec<u32>,
-    /// Class probabilities at leaves (empty at inner nodes).
+    /// Class probabilities (classification) or `[mean]` (regression) at
+    /// leaves; empty at inner nodes.
     pub value: Vec<Vec<f64>>,
+}
+
+/// What a tree is fitted to.
+#[derive(Debug, Clone, Copy)]
+pub enum Labels<'a> {
+    /// Class ids in `0..k`, one per row.
+    Classes { y: &'a [usize], k: usize },
+    /// Numeric targets, one per row.
+    Values(&'a [f64]),
 }
 
 /// Split quality.
@@ -37,6 +55,8 @@ pub struct Tree {
 pub enum Criterion {
     Gini,
     Entropy,
+    /// Variance reduction (regression).
+    SquaredError,
 }
 
 /// Tree-growing settings.
@@ -93,36 +113,72 @@ impl Tree {
         &self.value[i]
     }
 
-    /// Grows a tree on the rows `rows` of `x` (labels `y` in 0..n_classes).
-    pub fn fit(
+    /// Grows a tree on the rows `rows` of `x` (rows × features) for
+    /// `labels`.
+    pub fn fit(x: &Array2<f64>, labels: Labels<'_>, rows: Vec<usize>, p: &TreeParams) -> Tree {
+        Tree::fit_with_importances(x, labels, rows, p).0
+    }
+
+    /// [`Tree::fit`], and the tree's feature importances (mean decrease in
+    /// impurity, summing to 1; all zero for a single leaf).
+    pub fn fit_with_importances(
         x: &Array2<f64>,
-        y: &[usize],
-        n_classes: usize,
+        labels: Labels<'_>,
         rows: Vec<usize>,
         p: &TreeParams,
-    ) -> Tree {
+    ) -> (Tree, Vec<f64>) {
+        let (y, k, v) = match labels {
+            Labels::Classes { y, k } => (y, k, &[][..]),
+            Labels::Values(v) => (&[][..], 0, v),
+        };
         let mut b = Builder {
             x,
             y,
-            k: n_classes,
+            v,
+            k,
             p,
             tree: Tree::default(),
             rng: Xoshiro256PlusPlus::seed_from_u64(p.seed),
             features: (0..x.ncols()).collect(),
+            importance: vec![0.0; x.ncols()],
         };
         b.grow(rows, 0);
-        b.tree
+        let mut imp = b.importance;
+        normalize(&mut imp);
+        (b.tree, imp)
+    }
+}
+
+/// Scales `v` to sum to 1 (left alone when it sums to 0).
+pub fn normalize(v: &mut [f64]) {
+    let total: f64 = v.iter().sum();
+    if total > 0.0 {
+        v.iter_mut().for_each(|x| *x /= total);
     }
 }
 
 struct Builder<'a> {
     x: &'a Array2<f64>,
+    /// Class ids (classification; empty for regression).
     y: &'a [usize],
+    /// Targets (regression; empty for classification).
+    v: &'a [f64],
+    /// Number of classes (0 for regression).
     k: usize,
     p: &'a TreeParams,
     tree: Tree,
     rng: Xoshiro256PlusPlus,
     features: Vec<usize>,
+    /// Impurity decrease per feature, unscaled.
+    importance: Vec<f64>,
+}
+
+/// A node's target statistics: class counts, or (sum, sum of squares) of
+/// the targets.
+#[derive(Clone)]
+enum Stats {
+    Counts(Vec<f64>),
+    Moments { sum: f64, sq: f64 },
 }
 
 impl Builder<'_> {
@@ -134,32 +190,57 @@ impl Builder<'_> {
                 .filter(|c| **c > 0.0)
                 .map(|c| (c / n) * (c / n).log2())
                 .sum::<f64>(),
+            // Regression nodes are scored by `node_impurity`.
+            Criterion::SquaredError => 0.0,
         }
     }
 
-    fn push_leaf(&mut self, counts: &[f64], n: f64) -> u32 {
+    /// `n · impurity` of a node with `stats`.
+    fn weighted_impurity(&self, stats: &Stats, n: f64) -> f64 {
+        match stats {
+            Stats::Counts(c) => n * self.impurity(c, n),
+            Stats::Moments { sum, sq } => (sq - sum * sum / n).max(0.0),
+        }
+    }
+
+    fn push_leaf(&mut self, stats: &Stats, n: f64) -> u32 {
         let id = self.tree.feature.len() as u32;
         self.tree.feature.push(-1);
         self.tree.threshold.push(0.0);
         self.tree.left.push(0);
         self.tree.right.push(0);
-        self.tree.value.push(counts.iter().map(|c| c / n).collect());
+        self.tree.value.push(match stats {
+            Stats::Counts(c) => c.iter().map(|c| c / n).collect(),
+            Stats::Moments { sum, .. } => vec![sum / n],
+        });
         id
     }
 
     fn grow(&mut self, rows: Vec<usize>, depth: usize) -> u32 {
         let n = rows.len() as f64;
-        let mut counts = vec![0.0; self.k];
-        for &r in &rows {
-            counts[self.y[r]] += 1.0;
-        }
-        let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
+        let (stats, pure) = if self.k > 0 {
+            let mut counts = vec![0.0; self.k];
+            for &r in &rows {
+                counts[self.y[r]] += 1.0;
+            }
+            let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
+            (Stats::Counts(counts), pure)
+        } else {
+            let (mut sum, mut sq) = (0.0, 0.0);
+            for &r in &rows {
+                sum += self.v[r];
+                sq += self.v[r] * self.v[r];
+            }
+            let first = rows.first().map(|&r| self.v[r]);
+            let pure = rows.iter().all(|&r| Some(self.v[r]) == first);
+            (Stats::Moments { sum, sq }, pure)
+        };
         if pure
             || rows.len() < self.p.min_samples_split
             || rows.len() < 2 * self.p.min_samples_leaf
             || self.p.max_depth.is_some_and(|d| depth >= d)
         {
-            return self.push_leaf(&counts, n);
+            return self.push_leaf(&stats, n);
         }
         // Candidate features: with `max_features`, a seeded shuffle; the
         // first `max_features` are searched, and, as in scikit-learn, the
@@ -178,20 +259,28 @@ impl Builder<'_> {
         let mut best: Option<(f64, usize, f64)> = None; // (score, feature, threshold)
         let mut order = rows.clone();
         for &f in &first {
-            self.best_split(f, &counts, &mut order, &mut best);
+            self.best_split(f, &stats, &mut order, &mut best);
         }
         for &f in &rest {
             if best.is_some() {
                 break;
             }
-            self.best_split(f, &counts, &mut order, &mut best);
+            self.best_split(f, &stats, &mut order, &mut best);
         }
         // A valid split is taken even when it does not lower the impurity
         // (scikit-learn's `min_impurity_decrease = 0`): a balanced XOR
         // gains nothing at its first split and everything at the second.
-        let Some((_, f, t)) = best else {
-            return self.push_leaf(&counts, n);
+        let Some((score, f, t)) = best else {
+            return self.push_leaf(&stats, n);
         };
+        // `score · n` is the children's weighted impurity (classification);
+        // for regression it is `−(Σ_l²/n_l + Σ_r²/n_r)`, and
+        // `Σ(y²) − Σ²/n − (Σ(y²) + score)` is the decrease.
+        self.importance[f] += match &stats {
+            Stats::Counts(_) => self.weighted_impurity(&stats, n) - score * n,
+            Stats::Moments { sum, .. } => -sum * sum / n - score,
+        }
+        .max(0.0);
         let id = self.tree.feature.len();
         self.tree.feature.push(f as i32);
         self.tree.threshold.push(t);
@@ -209,13 +298,13 @@ impl Builder<'_> {
 
 impl Builder<'_> {
     /// Updates `best` with the best split on feature `f` of the rows in
-    /// `order` (class counts `counts`): the first lowest weighted child
+    /// `order` (target statistics `stats`): the first lowest weighted child
     /// impurity, between two distinct values, leaving at least
     /// `min_samples_leaf` rows on each side.
     fn best_split(
         &self,
         f: usize,
-        counts: &[f64],
+        stats: &Stats,
         order: &mut [usize],
         best: &mut Option<(f64, usize, f64)>,
     ) {
@@ -230,18 +319,33 @@ impl Builder<'_> {
             *o = r;
         }
         let mut left = vec![0.0; self.k];
-        let mut right = counts.to_vec();
+        let (mut right, total) = match stats {
+            Stats::Counts(c) => (c.clone(), 0.0),
+            Stats::Moments { sum, .. } => (Vec::new(), *sum),
+        };
+        let mut sum_left = 0.0;
         for i in 0..keyed.len() - 1 {
             let r = keyed[i].1;
-            left[self.y[r]] += 1.0;
-            right[self.y[r]] -= 1.0;
+            if self.k > 0 {
+                left[self.y[r]] += 1.0;
+                right[self.y[r]] -= 1.0;
+            } else {
+                sum_left += self.v[r];
+            }
             let (a, b) = (keyed[i].0, keyed[i + 1].0);
             if a == b || i + 1 < min_leaf || order.len() - i - 1 < min_leaf {
                 continue;
             }
             let nl = (i + 1) as f64;
             let nr = n - nl;
-            let score = (nl * self.impurity(&left, nl) + nr * self.impurity(&right, nr)) / n;
+            let score = if self.k > 0 {
+                (nl * self.impurity(&left, nl) + nr * self.impurity(&right, nr)) / n
+            } else {
+                // scikit-learn's proxy for the children's squared error:
+                // minimising it maximises the variance reduction.
+                let sum_right = total - sum_left;
+                -(sum_left * sum_left / nl + sum_right * sum_right / nr)
+            };
             if best.is_none_or(|(s, _, _)| score < s - 1e-12) {
                 let mut t = a / 2.0 + b / 2.0;
                 if t <= a {
@@ -255,16 +359,17 @@ impl Builder<'_> {
 
 /// Grows `n_trees` trees on bootstrap samples, in parallel; tree `i` uses
 /// seed `seed + i`, so the forest does not depend on the thread count.
+/// Returns the trees and the forest's feature importances (the mean of the
+/// trees', as scikit-learn's `feature_importances_`).
 pub fn fit_forest(
     x: &Array2<f64>,
-    y: &[usize],
-    n_classes: usize,
+    labels: Labels<'_>,
     n_trees: usize,
     bootstrap: bool,
     p: &TreeParams,
-) -> Vec<Tree> {
+) -> (Vec<Tree>, Vec<f64>) {
     let n = x.nrows();
-    (0..n_trees)
+    let fitted: Vec<(Tree, Vec<f64>)> = (0..n_trees)
         .into_par_iter()
         .map(|i| {
             let seed = p.seed.wrapping_add(i as u64);
@@ -275,9 +380,17 @@ pub fn fit_forest(
                 (0..n).collect()
             };
             let tp = TreeParams { seed, ..p.clone() };
-            Tree::fit(x, y, n_classes, rows, &tp)
+            Tree::fit_with_importances(x, labels, rows, &tp)
         })
-        .collect()
+        .collect();
+    let mut importance = vec![0.0; x.ncols()];
+    for (_, imp) in &fitted {
+        for (a, b) in importance.iter_mut().zip(imp) {
+            *a += b;
+        }
+    }
+    normalize(&mut importance);
+    (fitted.into_iter().map(|(t, _)| t).collect(), importance)
 }
 
 #[cfg(test)]
@@ -298,6 +411,10 @@ mod tests {
         (x, y)
     }
 
+    fn cls(y: &[usize], k: usize) -> Labels<'_> {
+        Labels::Classes { y, k }
+    }
+
     fn params() -> TreeParams {
         TreeParams {
             max_depth: None,
@@ -312,12 +429,12 @@ mod tests {
     #[test]
     fn a_full_tree_fits_its_training_data_and_is_reproducible() {
         let (x, y) = data();
-        let t = Tree::fit(&x, &y, 3, (0..200).collect(), &params());
+        let t = Tree::fit(&x, cls(&y, 3), (0..200).collect(), &params());
         for (i, want) in y.iter().enumerate() {
             let p = t.proba(x.row(i));
             assert_eq!(crate::model::argmax(&p), *want);
         }
-        let again = Tree::fit(&x, &y, 3, (0..200).collect(), &params());
+        let again = Tree::fit(&x, cls(&y, 3), (0..200).collect(), &params());
         assert_eq!(t, again);
     }
 
@@ -328,7 +445,7 @@ mod tests {
     fn a_split_that_gains_nothing_is_still_taken() {
         let x = ndarray::array![[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]];
         let y = [0, 0, 1, 1];
-        let t = Tree::fit(&x, &y, 2, (0..4).collect(), &params());
+        let t = Tree::fit(&x, cls(&y, 2), (0..4).collect(), &params());
         for (i, want) in y.iter().enumerate() {
             assert_eq!(crate::model::argmax(&t.proba(x.row(i))), *want, "{t:?}");
         }
@@ -349,7 +466,7 @@ mod tests {
                 seed,
                 ..params()
             };
-            let t = Tree::fit(&x, &y, 2, (0..4).collect(), &p);
+            let t = Tree::fit(&x, cls(&y, 2), (0..4).collect(), &p);
             assert_eq!(t.leaves(), 2, "seed {seed}: {t:?}");
         }
     }
@@ -361,7 +478,7 @@ mod tests {
             max_depth: Some(1),
             ..params()
         };
-        let t = Tree::fit(&x, &y, 3, (0..200).collect(), &p);
+        let t = Tree::fit(&x, cls(&y, 3), (0..200).collect(), &p);
         assert_eq!(t.len(), 3);
         assert_eq!(t.leaves(), 2);
     }
@@ -373,10 +490,57 @@ mod tests {
             max_features: Some(1),
             ..params()
         };
-        let a = fit_forest(&x, &y, 3, 8, true, &p);
-        let b = fit_forest(&x, &y, 3, 8, true, &p);
+        let a = fit_forest(&x, cls(&y, 3), 8, true, &p).0;
+        let b = fit_forest(&x, cls(&y, 3), 8, true, &p).0;
         assert_eq!(a, b);
-        let c = fit_forest(&x, &y, 3, 8, true, &TreeParams { seed: 5, ..p });
+        let c = fit_forest(&x, cls(&y, 3), 8, true, &TreeParams { seed: 5, ..p }).0;
         assert_ne!(a, c);
+    }
+
+    /// A regression tree fits a step function exactly, predicts leaf
+    /// means, and puts all the importance on the one feature that matters.
+    #[test]
+    fn a_regression_tree_fits_a_step_function() {
+        let (x, _) = data();
+        let y: Vec<f64> = (0..200)
+            .map(|i| if x[[i, 0]] < 0.25 { 1.0 } else { 5.0 })
+            .collect();
+        let p = TreeParams {
+            criterion: Criterion::SquaredError,
+            ..params()
+        };
+        let (t, imp) = Tree::fit_with_importances(&x, Labels::Values(&y), (0..200).collect(), &p);
+        assert_eq!(t.leaves(), 2, "{t:?}");
+        for (i, want) in y.iter().enumerate() {
+            assert_eq!(t.leaf(x.row(i)), &[*want]);
+        }
+        assert_eq!(imp, vec![1.0, 0.0]);
+    }
+
+    /// Importances follow the features that carry the signal, and sum to 1.
+    #[test]
+    fn importances_rank_the_informative_feature_first() {
+        let (x, y) = data();
+        let p = TreeParams {
+            max_depth: Some(4),
+            ..params()
+        };
+        let (_, imp) = Tree::fit_with_importances(&x, cls(&y, 3), (0..200).collect(), &p);
+        assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // y depends on a + b and on a alone: feature 0 matters more.
+        assert!(imp[0] > imp[1], "{imp:?}");
+        let v: Vec<f64> = (0..200).map(|i| 3.0 * x[[i, 1]]).collect();
+        let (trees, imp) = fit_forest(
+            &x,
+            Labels::Values(&v),
+            4,
+            true,
+            &TreeParams {
+                criterion: Criterion::SquaredError,
+                ..p
+            },
+        );
+        assert_eq!(trees.len(), 4);
+        assert!(imp[1] > 0.9, "{imp:?}");
     }
 }

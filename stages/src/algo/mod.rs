@@ -3,8 +3,10 @@
 //! stages wrap them with parameters, logging and model files.
 
 pub mod cart;
+pub mod gbm;
 pub mod kmeans;
 pub mod linear_svm;
+pub mod mlp;
 pub mod newton;
 pub mod ols;
 pub mod sgd;

@@ -18,7 +18,7 @@ const CLS_OUT: &[PortSpec] = &[
         "metrics",
         "metrics.json",
         crate::ports::METRICS,
-        "`accuracy`, precision / recall / F1 (macro, micro and weighted), per class, confusion matrix, `log_loss` and `roc_auc` (binary) or `roc_auc_ovr_macro` with probabilities",
+        "`accuracy`, precision / recall / F1 (macro, micro and weighted), per class, confusion matrix, `log_loss` and `roc_auc` (binary) or `roc_auc_ovr_macro` with probabilities; a tree model's `feature_importances`",
     ),
     PortSpec::output(
         "plots",
@@ -92,6 +92,9 @@ impl StageKind for Classification {
         )
         .expect("confusion matrix");
         metrics.insert("model".into(), model_info(&m));
+        if let Some(imp) = super::importances(&m) {
+            metrics.insert("feature_importances".into(), imp);
+        }
         super::note_unseen(ctx, &m, &test, &mut metrics);
         write_metrics(ctx, &metrics)?;
         let dir = ctx.output("plots")?;

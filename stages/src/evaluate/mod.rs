@@ -423,6 +423,21 @@ fn plot_err(e: String) -> StageError {
     StageError::new(format!("cannot draw a plot: {e}"))
 }
 
+/// A tree model's feature importances by feature name (the model's
+/// features, after its preprocessing), largest first; `None` for a model
+/// without them.
+fn importances(m: &Model) -> Option<Value> {
+    let imp = m.feature_importances.as_ref()?;
+    let mut pairs: Vec<(&String, f64)> = m.features.iter().zip(imp.iter().copied()).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    Some(Value::Object(
+        pairs
+            .into_iter()
+            .map(|(f, v)| (f.clone(), serde_json::json!(v)))
+            .collect(),
+    ))
+}
+
 /// A linear regression's coefficients by feature name, on the scale of
 /// the raw columns: a `scale` step's `(x - offset) · scale` is undone
 /// (`coef · scale`, and the intercept takes `- coef · scale · offset`), so
@@ -546,6 +561,7 @@ mod tests {
                 coefficients: vec![10.0],
                 intercept: 21.0,
             },
+            feature_importances: None,
         };
         let c = coefficients(&m).unwrap();
         assert_eq!(c["space"], "raw columns");

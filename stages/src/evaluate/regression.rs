@@ -16,7 +16,7 @@ const REG_OUT: &[PortSpec] = &[
         "metrics",
         "metrics.json",
         crate::ports::METRICS,
-        "`mse`, `rmse`, `mae`, `r2`, `rows`; a linear model's `coefficients` by feature, on the raw columns' scale",
+        "`mse`, `rmse`, `mae`, `r2`, `rows`; a linear model's `coefficients` by feature, on the raw columns' scale; a tree model's `feature_importances`",
     ),
     PortSpec::output(
         "plots",
@@ -70,6 +70,9 @@ impl StageKind for Regression {
         metrics.insert("model".into(), model_info(&m));
         if let Some(c) = super::coefficients(&m) {
             metrics.insert("coefficients".into(), c);
+        }
+        if let Some(imp) = super::importances(&m) {
+            metrics.insert("feature_importances".into(), imp);
         }
         super::note_unseen(ctx, &m, &test, &mut metrics);
         write_metrics(ctx, &metrics)?;

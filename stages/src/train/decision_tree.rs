@@ -1,4 +1,5 @@
-//! `train.decision_tree`: a reproducible classification tree ([`crate::algo::cart`]).
+//! `train.decision_tree`: a reproducible classification or regression tree
+//! ([`crate::algo::cart`]).
 
 use mlcycle_pipeline::{
     InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
@@ -6,24 +7,26 @@ use mlcycle_pipeline::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classes, gini, one_usize, seed, train, two, TrainData, CRITERION_DOC, MIN_SAMPLES_LEAF_DOC,
-    MIN_SAMPLES_SPLIT_DOC, MODEL_OUT, SEED_DOC, TRAIN_IN,
+    one_usize, seed, train, tree_labels, two, TaskParam, TrainData, Trained, CRITERION_DOC,
+    MIN_SAMPLES_LEAF_DOC, MIN_SAMPLES_SPLIT_DOC, MODEL_OUT, SEED_DOC, TASK_DOC, TRAIN_IN,
 };
 use crate::algo::cart::{Criterion, Tree, TreeParams};
-use crate::model::{Fitted, Task};
+use crate::model::Fitted;
 
 /// `train.decision_tree`'s params (`with:`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TreeStageParams {
     #[serde(default)]
+    task: TaskParam,
+    #[serde(default)]
     max_depth: Option<usize>,
     #[serde(default = "two")]
     min_samples_split: usize,
     #[serde(default = "one_usize")]
     min_samples_leaf: usize,
-    #[serde(default = "gini")]
-    criterion: Criterion,
+    #[serde(default)]
+    criterion: Option<Criterion>,
     #[serde(default = "seed")]
     seed: u64,
     /// The target column of a table that names none (one a script wrote);
@@ -40,12 +43,14 @@ impl StageKind for DecisionTree {
     type Params = TreeStageParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.decision_tree",
-        summary: "A classification tree (CART), reproducible",
-        version: 2,
+        summary:
+            "A classification or regression tree (CART), reproducible, with feature importances",
+        version: 3,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
             crate::TARGET_PARAM_DOC,
+            TASK_DOC,
             ParamDoc::new(
                 "max_depth",
                 "integer",
@@ -75,26 +80,28 @@ impl StageKind for DecisionTree {
     }
     fn infer(p: &TreeStageParams, cx: &InferContext<'_>) -> Inferred {
         let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
-        crate::shape::trainer(cx, Self::SPEC.kind, Task::Classification)
+        crate::shape::trainer(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &TreeStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        train(Self::SPEC.kind, Task::Classification, p, ctx, |d| {
-            fit_tree(p, d)
-        })
+        train(Self::SPEC.kind, p.task, p, ctx, |d| fit_tree(p, d))
     }
 }
 
-fn fit_tree(p: &TreeStageParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
-    let (ids, names) = classes(d);
+fn fit_tree(p: &TreeStageParams, d: &TrainData<'_>) -> Result<Trained, StageError> {
+    let (labels, criterion) = tree_labels(d, p.criterion, DecisionTree::SPEC.kind)?;
     let tp = TreeParams {
         max_depth: p.max_depth,
         min_samples_split: p.min_samples_split,
         min_samples_leaf: p.min_samples_leaf,
-        criterion: p.criterion,
+        criterion,
         max_features: None,
         seed: p.seed,
     };
-    let tree = Tree::fit(&d.x, ids, names.len(), (0..d.x.nrows()).collect(), &tp);
+    let (tree, importances) =
+        Tree::fit_with_importances(&d.x, labels, (0..d.x.nrows()).collect(), &tp);
     (d.ctx.log)(&format!("{} nodes, {} leaves", tree.len(), tree.leaves()));
-    Ok(Fitted::Tree { tree })
+    Ok(Trained {
+        fitted: Fitted::Tree { tree },
+        importances: Some(importances),
+    })
 }

@@ -7,9 +7,11 @@
 
 mod decision_tree;
 mod elastic_net;
+mod gradient_boosting;
 mod kmeans;
 mod linear_regression;
 mod logistic_regression;
+mod mlp;
 mod naive_bayes;
 mod random_forest;
 mod sgd_regression;
@@ -17,9 +19,11 @@ mod svm;
 
 pub use decision_tree::DecisionTree;
 pub use elastic_net::ElasticNet;
+pub use gradient_boosting::GradientBoosting;
 pub use kmeans::KMeans;
 pub use linear_regression::LinearRegression;
 pub use logistic_regression::LogisticRegression;
+pub use mlp::Mlp;
 pub use naive_bayes::NaiveBayes;
 pub use random_forest::RandomForest;
 pub use sgd_regression::SgdRegression;
@@ -27,7 +31,7 @@ pub use svm::Svm;
 
 use mlcycle_pipeline::{ParamDoc, ParamError, PortSpec, RunContext, StageError};
 use ndarray::{Array1, Array2};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::algo::cart::Criterion;
@@ -76,15 +80,108 @@ const SGD_OUT: &[PortSpec] = &[
     ),
 ];
 
+/// The `task:` param of a trainer that does both: `auto` picks
+/// classification for a categorical target or one of a few whole numbers
+/// (the classifiers' rule, [`numeric_class_labels`]), else regression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskParam {
+    #[default]
+    Auto,
+    Classification,
+    Regression,
+}
+
+const TASK_DOC: ParamDoc = ParamDoc::new(
+    "task",
+    "`auto` | `classification` | `regression`",
+    "`auto`: classification for a categorical target or a few whole numbers (≤ 50 distinct), else regression",
+);
+
+impl TaskParam {
+    /// The task the shape check assumes: a regression only when asked
+    /// for (`auto` accepts a categorical target).
+    fn inferred(self) -> Task {
+        match self {
+            TaskParam::Regression => Task::Regression,
+            _ => Task::Classification,
+        }
+    }
+}
+
+/// The task a trainer fits: fixed by its kind, or its `task:` param.
+#[derive(Debug, Clone, Copy)]
+enum TaskChoice {
+    Is(Task),
+    Param(TaskParam),
+}
+
+impl From<Task> for TaskChoice {
+    fn from(t: Task) -> Self {
+        TaskChoice::Is(t)
+    }
+}
+
+impl From<TaskParam> for TaskChoice {
+    fn from(t: TaskParam) -> Self {
+        TaskChoice::Param(t)
+    }
+}
+
+/// What a fit returns: the fitted parameters and, for tree models, the
+/// feature importances (aligned with the features, summing to 1).
+pub struct Trained {
+    pub fitted: Fitted,
+    pub importances: Option<Vec<f64>>,
+}
+
+impl From<Fitted> for Trained {
+    fn from(fitted: Fitted) -> Self {
+        Trained {
+            fitted,
+            importances: None,
+        }
+    }
+}
+
+/// `auto`'s choice for table `t`, and why.
+fn auto_task(t: &Table, kind: &str) -> Result<(Task, String), StageError> {
+    let (name, col) = target_column(t, kind)?;
+    Ok(match &col.data {
+        ColumnData::Categorical(_) => (
+            Task::Classification,
+            format!("the target `{name}` is categorical"),
+        ),
+        ColumnData::Numeric(v) => match numeric_class_labels(v) {
+            Ok(labels) => {
+                let mut d = labels;
+                d.sort();
+                d.dedup();
+                (
+                    Task::Classification,
+                    format!(
+                        "the target `{name}` holds {} whole numbers; set `task: regression` to predict it as a number",
+                        d.len()
+                    ),
+                )
+            }
+            Err(distinct) => (
+                Task::Regression,
+                format!("the target `{name}` is numeric with {distinct} distinct values"),
+            ),
+        },
+    })
+}
+
 /// What every trainer does around its fit: reads the `train` table,
 /// prepares the features (rows × features) and the target for `task`,
 /// calls `fit`, and writes the model with its schema, params and lineage.
-fn train<P: Serialize>(
+fn train<P: Serialize, R: Into<Trained>>(
     kind: &'static str,
-    task: Task,
+    task: impl Into<TaskChoice>,
     params: &P,
     ctx: &RunContext<'_>,
-    fit: impl FnOnce(&TrainData<'_>) -> Result<Fitted, StageError>,
+    fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
 ) -> Result<(), StageError> {
     let path = ctx.input("train")?;
     let mut t = Table::read(path).map_err(StageError::from_error)?;
@@ -107,6 +204,16 @@ fn train<P: Serialize>(
     if features.is_empty() {
         return Err(StageError::new("the training table has no feature columns"));
     }
+    let task = match task.into() {
+        TaskChoice::Is(t) => t,
+        TaskChoice::Param(TaskParam::Classification) => Task::Classification,
+        TaskChoice::Param(TaskParam::Regression) => Task::Regression,
+        TaskChoice::Param(TaskParam::Auto) => {
+            let (task, why) = auto_task(&t, kind)?;
+            (ctx.log)(&format!("task: {}, since {why}", task.as_str()));
+            task
+        }
+    };
     // The target first: a table without one (`target:` forgotten) is
     // reported as that, not as whatever its columns hold.
     let target = match task {
@@ -136,7 +243,10 @@ fn train<P: Serialize>(
         data.x.nrows(),
         data.x.ncols()
     ));
-    let fitted = fit(&data)?;
+    let Trained {
+        fitted,
+        importances,
+    } = fit(&data)?.into();
     let classes = match (&data.target, &fitted) {
         (Target::Classes { names, .. }, _) => names.clone(),
         (_, Fitted::Centroids { centroids }) => (0..centroids.len())
@@ -148,7 +258,7 @@ fn train<P: Serialize>(
     // table of a large data set is hundreds of megabytes.
     let data_hash = mlcycle_pipeline::cache::hash_file(path)
         .map_err(|e| StageError::caused_by("cannot read train", e))?;
-    let model = Model::describe(
+    let mut model = Model::describe(
         kind,
         task,
         &t,
@@ -162,9 +272,57 @@ fn train<P: Serialize>(
         },
         fitted,
     );
+    model.feature_importances = importances;
     model
         .write(ctx.output("model")?)
         .map_err(|e| StageError::caused_by("cannot write the model", e))
+}
+
+/// Writes a training curve into the `loss` output: `loss.csv` (`step`,
+/// `train`, and `validation` when rows were held out) and the plot
+/// `loss.svg`/`loss.png`, both curves on a log scale.
+fn write_loss_curve(
+    ctx: &RunContext<'_>,
+    step: &str,
+    loss: &str,
+    curve: &[(usize, f64, Option<f64>)],
+) -> Result<(), StageError> {
+    let dir = ctx.output("loss")?;
+    std::fs::create_dir_all(dir).map_err(StageError::from_error)?;
+    let held_out = curve.iter().any(|c| c.2.is_some());
+    let mut csv = format!(
+        "{step},train{}\n",
+        if held_out { ",validation" } else { "" }
+    );
+    for (i, t, v) in curve {
+        csv.push_str(&format!("{i},{}", format_number(*t)));
+        if held_out {
+            csv.push_str(&format!(",{}", v.map(format_number).unwrap_or_default()));
+        }
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
+    let train: Vec<(f64, f64)> = curve.iter().map(|c| (c.0 as f64, c.1)).collect();
+    let mut series = vec![("train", train)];
+    if held_out {
+        let val = curve
+            .iter()
+            .filter_map(|c| Some((c.0 as f64, c.2?)))
+            .collect();
+        series.push(("validation", val));
+    }
+    crate::plot::curve_with(
+        dir,
+        "loss",
+        "Training loss",
+        (step, &format!("{loss} (log scale)")),
+        &series,
+        crate::plot::CurveStyle {
+            log_y: true,
+            markers: false,
+        },
+    )
+    .map_err(|e| StageError::new(format!("cannot draw the loss curve: {e}")))
 }
 
 /// The table's target column, with its name; an error for a table without
@@ -283,6 +441,18 @@ fn positive(name: &str, v: f64) -> Result<(), ParamError> {
     }
 }
 
+/// A share strictly between 0 and 1.
+fn fraction(name: &str, v: f64) -> Result<(), ParamError> {
+    if v > 0.0 && v < 1.0 {
+        Ok(())
+    } else {
+        Err(ParamError::new(
+            &[name],
+            format!("`{name}` must be in (0, 1), got {v}"),
+        ))
+    }
+}
+
 fn fit_error(kind: &str, e: impl std::fmt::Display) -> StageError {
     StageError::new(format!("{kind} could not be fitted: {e}"))
 }
@@ -318,7 +488,49 @@ const MIN_SAMPLES_LEAF_DOC: ParamDoc = ParamDoc::new(
     "integer",
     "rows each leaf keeps at least",
 );
-const CRITERION_DOC: ParamDoc = ParamDoc::new("criterion", "`gini` | `entropy`", "split quality");
+const CRITERION_DOC: ParamDoc = ParamDoc::new(
+    "criterion",
+    "`gini` | `entropy` | `squared_error`",
+    "split quality: `gini` or `entropy` for classes, `squared_error` for a regression",
+)
+.unset("`gini` for classes, `squared_error` for a regression");
+
+/// A tree trainer's labels and split criterion for the prepared target;
+/// an error for a criterion of the other task.
+fn tree_labels<'d>(
+    d: &'d TrainData<'_>,
+    criterion: Option<Criterion>,
+    kind: &str,
+) -> Result<(crate::algo::cart::Labels<'d>, Criterion), StageError> {
+    use crate::algo::cart::Labels;
+    match &d.target {
+        Target::Values(v) => match criterion {
+            None | Some(Criterion::SquaredError) => Ok((
+                Labels::Values(v.as_slice().expect("contiguous")),
+                Criterion::SquaredError,
+            )),
+            Some(c) => Err(StageError::new(format!(
+                "`{kind}` is fitting a regression, and criterion `{}` is for classes",
+                serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            ))
+            .with_help("use `criterion: squared_error`, or leave it out; or set `task: classification`")),
+        },
+        Target::Classes { ids, names } => match criterion {
+            Some(Criterion::SquaredError) => Err(StageError::new(format!(
+                "`{kind}` is fitting a classification, and criterion `squared_error` is for a regression"
+            ))
+            .with_help("use `criterion: gini` or `entropy`, or leave it out; or set `task: regression`")),
+            c => Ok((
+                Labels::Classes {
+                    y: ids,
+                    k: names.len(),
+                },
+                c.unwrap_or(Criterion::Gini),
+            )),
+        },
+        Target::None => unreachable!("tree trainers are supervised"),
+    }
+}
 
 fn yes() -> bool {
     true
@@ -340,7 +552,4 @@ fn gtol() -> f64 {
 }
 fn seed() -> u64 {
     42
-}
-fn gini() -> Criterion {
-    Criterion::Gini
 }

@@ -1,0 +1,895 @@
+//! Histogram gradient boosting (Friedman, "Greedy function approximation",
+//! 2001; Ke et al., "LightGBM", 2017), the algorithm and defaults of
+//! scikit-learn's `HistGradientBoostingRegressor` / `…Classifier`, used by
+//! `train.gradient_boosting`.
+//!
+//! Each feature is cut into at most `max_bins` bins at quantiles of the
+//! training values; a tree is grown best-first (the leaf whose split gains
+//! most is split next, up to `max_leaf_nodes` leaves) on per-bin sums of the
+//! loss's gradients and hessians, a child's histogram is its parent's minus
+//! its sibling's, and a leaf's value is the Newton step
+//! `−learning_rate · G / (H + l2)`. Split gain is
+//! `G_l²/(H_l+λ) + G_r²/(H_r+λ) − G²/(H+λ)` (XGBoost's, without the ½).
+//!
+//! Losses: squared error (regression), binary log loss (one tree per
+//! iteration) and the multinomial log loss (one tree per class and
+//! iteration). Trees are stored with thresholds on raw values, as
+//! [`Tree`]s whose leaves hold `[value]`, so scoring needs no bins.
+//!
+//! Reproducible: sums run in row order within a feature, features in
+//! parallel but each on its own, ties go to the lowest feature and bin, and
+//! every random draw (validation split, row subsampling) comes from `seed`;
+//! the same data and params give the same trees on any thread count.
+
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::cart::Tree;
+
+/// What is boosted.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// Squared error on numeric targets.
+    Values(&'a [f64]),
+    /// Log loss on class ids in `0..k` (`k ≥ 2`).
+    Classes { y: &'a [usize], k: usize },
+}
+
+/// Boosting settings (scikit-learn's names and defaults).
+#[derive(Debug, Clone)]
+pub struct GbmParams {
+    pub learning_rate: f64,
+    /// Boosting iterations (trees per class).
+    pub max_iter: usize,
+    pub max_leaf_nodes: Option<usize>,
+    pub max_depth: Option<usize>,
+    pub min_samples_leaf: usize,
+    pub l2_regularization: f64,
+    /// At most 255.
+    pub max_bins: usize,
+    /// Share of the training rows each tree sees (1 = all).
+    pub subsample: f64,
+    /// Hold out `validation_fraction` of the rows and stop when their loss
+    /// has not fallen by `tol` in `n_iter_no_change` iterations.
+    pub early_stopping: bool,
+    pub validation_fraction: f64,
+    pub n_iter_no_change: usize,
+    pub tol: f64,
+    pub seed: u64,
+}
+
+/// A fitted ensemble: `raw_k(x) = base[k] + Σ trees[i·K + k](x)`; for
+/// classes, probabilities by the sigmoid (`K = 1`, two classes) or softmax.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Booster {
+    /// The starting raw score per tree column (`K` long).
+    pub base: Vec<f64>,
+    /// Iteration-major: tree `i` belongs to column `i % K`.
+    pub trees: Vec<Tree>,
+}
+
+/// One iteration's losses: training rows, and held-out rows when early
+/// stopping holds some out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub iteration: usize,
+    pub train: f64,
+    pub validation: Option<f64>,
+}
+
+/// The result of [`fit`].
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub booster: Booster,
+    /// Total split gain per feature, scaled to sum to 1.
+    pub importances: Vec<f64>,
+    pub curve: Vec<Step>,
+    /// The iteration early stopping ended at, if it did.
+    pub stopped_at: Option<usize>,
+}
+
+impl Booster {
+    /// Number of raw scores per row (`K`).
+    pub fn columns(&self) -> usize {
+        self.base.len()
+    }
+
+    /// Raw scores of one row (`features` long): `K` values.
+    pub fn raw(&self, row: &[f64]) -> Vec<f64> {
+        let k = self.columns();
+        let mut out = self.base.clone();
+        for (i, t) in self.trees.iter().enumerate() {
+            out[i % k] += t.leaf_of(row)[0];
+        }
+        out
+    }
+
+    /// Raw scores of every row of `x` (rows × features): rows × `K`, in
+    /// blocks of rows in parallel.
+    pub fn raw_matrix(&self, x: &Array2<f64>) -> Vec<Vec<f64>> {
+        let x = x.as_standard_layout();
+        let f = x.ncols();
+        let xs = x.as_slice().expect("standard layout");
+        xs.par_chunks(f.max(1) * 256)
+            .flat_map_iter(|block| block.chunks(f.max(1)).map(|r| self.raw(r)))
+            .collect()
+    }
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Softmax in place.
+fn softmax(v: &mut [f64]) {
+    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut s = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - m).exp();
+        s += *x;
+    }
+    v.iter_mut().for_each(|x| *x /= s);
+}
+
+/// Quantile bins of the training values: per feature, the cut points
+/// (`x < cut[b]` is bin `≤ b`), and each row's bin, feature-major.
+struct Bins {
+    cuts: Vec<Vec<f64>>,
+    /// `codes[f * n + i]`: the bin of training row `i` in feature `f`.
+    codes: Vec<u8>,
+    n: usize,
+    /// Where feature `f`'s bins start in a histogram.
+    offset: Vec<usize>,
+    total: usize,
+}
+
+/// At most this many rows decide the cut points (scikit-learn's 200 000).
+const BIN_SAMPLE: usize = 200_000;
+
+impl Bins {
+    fn new(x: &Array2<f64>, rows: &[usize], max_bins: usize, seed: u64) -> Bins {
+        let sample: Vec<usize> = if rows.len() > BIN_SAMPLE {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xb175);
+            let mut s: Vec<usize> = rows
+                .choose_multiple(&mut rng, BIN_SAMPLE)
+                .copied()
+                .collect();
+            s.sort_unstable();
+            s
+        } else {
+            rows.to_vec()
+        };
+        let n = rows.len();
+        let per_feature: Vec<(Vec<f64>, Vec<u8>)> = (0..x.ncols())
+            .into_par_iter()
+            .map(|f| {
+                let mut v: Vec<f64> = sample.iter().map(|&r| x[[r, f]]).collect();
+                v.sort_unstable_by(f64::total_cmp);
+                let cuts = cut_points(&v, max_bins);
+                let codes = rows
+                    .iter()
+                    .map(|&r| {
+                        let value = x[[r, f]];
+                        cuts.partition_point(|c| *c <= value) as u8
+                    })
+                    .collect();
+                (cuts, codes)
+            })
+            .collect();
+        let mut cuts = Vec::with_capacity(per_feature.len());
+        let mut codes = Vec::with_capacity(n * per_feature.len());
+        let mut offset = Vec::with_capacity(per_feature.len());
+        let mut total = 0;
+        for (c, k) in per_feature {
+            offset.push(total);
+            total += c.len() + 1;
+            cuts.push(c);
+            codes.extend(k);
+        }
+        Bins {
+            cuts,
+            codes,
+            n,
+            offset,
+            total,
+        }
+    }
+
+    fn features(&self) -> usize {
+        self.cuts.len()
+    }
+
+    fn column(&self, f: usize) -> &[u8] {
+        &self.codes[f * self.n..(f + 1) * self.n]
+    }
+}
+
+/// Cut points between the sorted values `v`: midpoints between
+/// consecutive distinct values when there are at most `max_bins` of them,
+/// else midpoints at `max_bins` quantiles (scikit-learn's
+/// `_find_binning_thresholds`).
+fn cut_points(v: &[f64], max_bins: usize) -> Vec<f64> {
+    let mut distinct = v.to_vec();
+    distinct.dedup();
+    let mid = |a: f64, b: f64| {
+        let t = a / 2.0 + b / 2.0;
+        if t <= a {
+            b
+        } else {
+            t
+        }
+    };
+    if distinct.len() <= max_bins {
+        return distinct.windows(2).map(|w| mid(w[0], w[1])).collect();
+    }
+    let n = v.len();
+    let mut cuts: Vec<f64> = (1..max_bins)
+        .map(|i| {
+            // The `midpoint` percentile of `i / max_bins`.
+            let pos = i as f64 / max_bins as f64 * (n - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            (v[lo] + v[hi]) / 2.0
+        })
+        .collect();
+    cuts.dedup();
+    // A cut equal to the smallest value would leave bin 0 empty.
+    cuts.retain(|c| *c > v[0]);
+    cuts
+}
+
+/// Per-bin sums of gradients, hessians and rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    g: f64,
+    h: f64,
+    n: u32,
+}
+
+/// A leaf of the tree being grown.
+struct Leaf {
+    node: usize,
+    depth: usize,
+    rows: Vec<u32>,
+    hist: Vec<Cell>,
+    sum: Cell,
+    split: Option<Split>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: usize,
+    left: Cell,
+}
+
+/// Growth limits and regularisation for one tree.
+struct Grow<'a> {
+    bins: &'a Bins,
+    g: &'a [f64],
+    h: &'a [f64],
+    p: &'a GbmParams,
+}
+
+/// scikit-learn's `min_hessian_to_split`.
+const MIN_HESSIAN: f64 = 1e-3;
+
+impl Grow<'_> {
+    fn histogram(&self, rows: &[u32]) -> Vec<Cell> {
+        let b = self.bins;
+        let mut hist = vec![Cell::default(); b.total];
+        // One feature per task: each sums in row order, so the result does
+        // not depend on the thread count.
+        let mut parts: Vec<&mut [Cell]> = Vec::with_capacity(b.features());
+        let mut rest = hist.as_mut_slice();
+        for f in 0..b.features() {
+            let (head, tail) = rest.split_at_mut(b.cuts[f].len() + 1);
+            parts.push(head);
+            rest = tail;
+        }
+        let (g, h) = (self.g, self.h);
+        parts.into_par_iter().enumerate().for_each(|(f, cells)| {
+            let col = b.column(f);
+            for &r in rows {
+                let r = r as usize;
+                let c = &mut cells[col[r] as usize];
+                c.g += g[r];
+                c.h += h[r];
+                c.n += 1;
+            }
+        });
+        hist
+    }
+
+    fn score(&self, c: Cell) -> f64 {
+        c.g * c.g / (c.h + self.p.l2_regularization)
+    }
+
+    /// The best split of a leaf, if one gains anything within the limits.
+    fn best_split(&self, hist: &[Cell], sum: Cell, depth: usize) -> Option<Split> {
+        let min_leaf = self.p.min_samples_leaf.max(1) as u32;
+        if self.p.max_depth.is_some_and(|d| depth >= d) || sum.n < 2 * min_leaf {
+            return None;
+        }
+        let parent = self.score(sum);
+        let b = self.bins;
+        let per_feature: Vec<Option<Split>> = (0..b.features())
+            .into_par_iter()
+            .map(|f| {
+                let cells = &hist[b.offset[f]..b.offset[f] + b.cuts[f].len() + 1];
+                let mut left = Cell::default();
+                let mut best: Option<Split> = None;
+                for (bin, c) in cells[..cells.len() - 1].iter().enumerate() {
+                    left.g += c.g;
+                    left.h += c.h;
+                    left.n += c.n;
+                    let right = Cell {
+                        g: sum.g - left.g,
+                        h: sum.h - left.h,
+                        n: sum.n - left.n,
+                    };
+                    if left.n < min_leaf || left.h < MIN_HESSIAN {
+                        continue;
+                    }
+                    if right.n < min_leaf || right.h < MIN_HESSIAN {
+                        break;
+                    }
+                    let gain = self.score(left) + self.score(right) - parent;
+                    if gain > 0.0 && best.is_none_or(|s| gain > s.gain) {
+                        best = Some(Split {
+                            gain,
+                            feature: f,
+                            bin,
+                            left,
+                        });
+                    }
+                }
+                best
+            })
+            .collect();
+        per_feature
+            .into_iter()
+            .flatten()
+            .fold(None, |acc: Option<Split>, s| match acc {
+                Some(a) if a.gain >= s.gain => Some(a),
+                _ => Some(s),
+            })
+    }
+
+    /// Grows one tree on `rows` (positions in the training rows); returns
+    /// it, the leaf each row fell in with that leaf's value, and adds the
+    /// gain of each split to `gains`.
+    fn tree(&self, rows: Vec<u32>, gains: &mut [f64]) -> (Tree, Vec<(Vec<u32>, f64)>) {
+        let max_leaves = self.p.max_leaf_nodes.unwrap_or(usize::MAX).max(2);
+        let mut tree = Tree::default();
+        let new_node = |tree: &mut Tree| {
+            tree.feature.push(-1);
+            tree.threshold.push(0.0);
+            tree.left.push(0);
+            tree.right.push(0);
+            tree.value.push(Vec::new());
+            tree.feature.len() - 1
+        };
+        let hist = self.histogram(&rows);
+        let sum = total(&hist[..self.bins.cuts.first().map_or(1, |c| c.len() + 1)]);
+        let root = Leaf {
+            node: new_node(&mut tree),
+            depth: 0,
+            split: self.best_split(&hist, sum, 0),
+            rows,
+            hist,
+            sum,
+        };
+        let mut open = vec![root];
+        let mut done: Vec<Leaf> = Vec::new();
+        while open.len() + done.len() < max_leaves {
+            // The leaf with the largest gain; the oldest on a tie.
+            let Some(i) = open
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.split.map(|s| (i, s.gain, l.node)))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
+                .map(|(i, _, _)| i)
+            else {
+                break;
+            };
+            let leaf = open.swap_remove(i);
+            let s = leaf.split.expect("chosen for its split");
+            gains[s.feature] += s.gain;
+            tree.feature[leaf.node] = s.feature as i32;
+            tree.threshold[leaf.node] = self.bins.cuts[s.feature][s.bin];
+            let col = self.bins.column(s.feature);
+            let (l_rows, r_rows): (Vec<u32>, Vec<u32>) = leaf
+                .rows
+                .iter()
+                .partition(|&&r| (col[r as usize] as usize) <= s.bin);
+            let right_sum = Cell {
+                g: leaf.sum.g - s.left.g,
+                h: leaf.sum.h - s.left.h,
+                n: leaf.sum.n - s.left.n,
+            };
+            // The smaller child's histogram is built, the other's is the
+            // parent's minus it.
+            let small = if l_rows.len() <= r_rows.len() {
+                &l_rows
+            } else {
+                &r_rows
+            };
+            let small_hist = self.histogram(small);
+            let mut large_hist = leaf.hist;
+            for (a, b) in large_hist.iter_mut().zip(&small_hist) {
+                a.g -= b.g;
+                a.h -= b.h;
+                a.n -= b.n;
+            }
+            let (l_hist, r_hist) = if l_rows.len() <= r_rows.len() {
+                (small_hist, large_hist)
+            } else {
+                (large_hist, small_hist)
+            };
+            let depth = leaf.depth + 1;
+            let l_node = new_node(&mut tree);
+            let r_node = new_node(&mut tree);
+            tree.left[leaf.node] = l_node as u32;
+            tree.right[leaf.node] = r_node as u32;
+            for (node, rows, hist, sum) in [
+                (l_node, l_rows, l_hist, s.left),
+                (r_node, r_rows, r_hist, right_sum),
+            ] {
+                let split = self.best_split(&hist, sum, depth);
+                let child = Leaf {
+                    node,
+                    depth,
+                    rows,
+                    hist,
+                    sum,
+                    split,
+                };
+                if child.split.is_some() {
+                    open.push(child);
+                } else {
+                    done.push(Leaf {
+                        hist: Vec::new(),
+                        ..child
+                    });
+                }
+            }
+        }
+        let mut leaves = Vec::with_capacity(open.len() + done.len());
+        for leaf in open.into_iter().chain(done) {
+            let v = -self.p.learning_rate * leaf.sum.g / (leaf.sum.h + self.p.l2_regularization);
+            tree.value[leaf.node] = vec![v];
+            leaves.push((leaf.rows, v));
+        }
+        (tree, leaves)
+    }
+}
+
+fn total(cells: &[Cell]) -> Cell {
+    cells.iter().fold(Cell::default(), |a, c| Cell {
+        g: a.g + c.g,
+        h: a.h + c.h,
+        n: a.n + c.n,
+    })
+}
+
+/// The loss of raw scores `raw` (rows × K, row-major) against the target,
+/// over `rows`: half the mean squared error (regression; scikit-learn's
+/// `HalfSquaredError`), or the mean log loss.
+fn loss(target: &Target<'_>, raw: &[f64], k: usize, rows: &[usize]) -> f64 {
+    let n = rows.len().max(1) as f64;
+    match target {
+        Target::Values(y) => rows.iter().map(|&r| (raw[r] - y[r]).powi(2)).sum::<f64>() / (2.0 * n),
+        Target::Classes { y, .. } if k == 1 => {
+            rows.iter()
+                .map(|&r| {
+                    // log(1 + e^z) − y·z, stable for large |z|.
+                    let z = raw[r];
+                    let softplus = if z > 0.0 {
+                        z + (-z).exp().ln_1p()
+                    } else {
+                        z.exp().ln_1p()
+                    };
+                    softplus - if y[r] == 1 { z } else { 0.0 }
+                })
+                .sum::<f64>()
+                / n
+        }
+        Target::Classes { y, .. } => {
+            rows.iter()
+                .map(|&r| {
+                    let s = &raw[r * k..(r + 1) * k];
+                    let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let lse = m + s.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                    lse - s[y[r]]
+                })
+                .sum::<f64>()
+                / n
+        }
+    }
+}
+
+/// Fits a booster to the rows of `x` (rows × features, finite values).
+/// `on_step` sees each iteration's losses as it ends.
+pub fn fit(
+    x: &Array2<f64>,
+    target: Target<'_>,
+    p: &GbmParams,
+    mut on_step: impl FnMut(&Step),
+) -> Fit {
+    let n_all = x.nrows();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
+    // Held-out rows for early stopping: a seeded shuffle's first share.
+    let (train_rows, val_rows): (Vec<usize>, Vec<usize>) = if p.early_stopping {
+        let mut idx: Vec<usize> = (0..n_all).collect();
+        idx.shuffle(&mut rng);
+        let n_val = ((n_all as f64 * p.validation_fraction).round() as usize)
+            .clamp(1, n_all.saturating_sub(1).max(1));
+        let mut val = idx[..n_val].to_vec();
+        let mut tr = idx[n_val..].to_vec();
+        val.sort_unstable();
+        tr.sort_unstable();
+        (tr, val)
+    } else {
+        ((0..n_all).collect(), Vec::new())
+    };
+    let n = train_rows.len();
+    let bins = Bins::new(x, &train_rows, p.max_bins.clamp(2, 255), p.seed);
+    // Targets of the training rows, by position.
+    let (k, tv, ty): (usize, Vec<f64>, Vec<usize>) = match target {
+        Target::Values(v) => (1, train_rows.iter().map(|&r| v[r]).collect(), vec![]),
+        Target::Classes { y, k } => (
+            if k == 2 { 1 } else { k },
+            vec![],
+            train_rows.iter().map(|&r| y[r]).collect(),
+        ),
+    };
+    let local = match target {
+        Target::Values(_) => Target::Values(&tv),
+        Target::Classes { k: kk, .. } => Target::Classes { y: &ty, k: kk },
+    };
+    let base: Vec<f64> = match target {
+        Target::Values(_) => vec![tv.iter().sum::<f64>() / n.max(1) as f64],
+        Target::Classes { k: kk, .. } => {
+            let mut count = vec![0.0; kk];
+            for &c in &ty {
+                count[c] += 1.0;
+            }
+            let prior: Vec<f64> = count
+                .iter()
+                .map(|c| (c / n as f64).clamp(1e-15, 1.0 - 1e-15))
+                .collect();
+            if k == 1 {
+                vec![(prior[1] / prior[0]).ln()]
+            } else {
+                let logs: Vec<f64> = prior.iter().map(|p| p.ln()).collect();
+                let mean = logs.iter().sum::<f64>() / kk as f64;
+                logs.iter().map(|l| l - mean).collect()
+            }
+        }
+    };
+    let mut raw: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
+    let mut val_raw: Vec<f64> = (0..val_rows.len())
+        .flat_map(|_| base.iter().copied())
+        .collect();
+    let val_target: (Vec<f64>, Vec<usize>) = match target {
+        Target::Values(v) => (val_rows.iter().map(|&r| v[r]).collect(), vec![]),
+        Target::Classes { y, .. } => (vec![], val_rows.iter().map(|&r| y[r]).collect()),
+    };
+    let val_local = match target {
+        Target::Values(_) => Target::Values(&val_target.0),
+        Target::Classes { k: kk, .. } => Target::Classes {
+            y: &val_target.1,
+            k: kk,
+        },
+    };
+    let all_train: Vec<usize> = (0..n).collect();
+    let all_val: Vec<usize> = (0..val_rows.len()).collect();
+    let xc = x.as_standard_layout();
+    let nf = x.ncols().max(1);
+    let xs = xc.as_slice().expect("standard layout");
+    let row_of = |r: usize| &xs[r * nf..(r + 1) * nf];
+
+    let mut g = vec![0.0; n * k];
+    let mut h = vec![0.0; n * k];
+    let mut gains = vec![0.0; x.ncols()];
+    let mut trees = Vec::with_capacity(p.max_iter * k);
+    let mut curve: Vec<Step> = Vec::with_capacity(p.max_iter);
+    let mut stopped_at = None;
+    for iteration in 1..=p.max_iter {
+        // Gradients and hessians, column-major by tree column.
+        match local {
+            Target::Values(y) => {
+                for i in 0..n {
+                    g[i] = raw[i] - y[i];
+                    h[i] = 1.0;
+                }
+            }
+            Target::Classes { y, .. } if k == 1 => {
+                for i in 0..n {
+                    let q = sigmoid(raw[i]);
+                    g[i] = q - if y[i] == 1 { 1.0 } else { 0.0 };
+                    h[i] = q * (1.0 - q);
+                }
+            }
+            Target::Classes { y, .. } => {
+                let mut q = vec![0.0; k];
+                for i in 0..n {
+                    q.copy_from_slice(&raw[i * k..(i + 1) * k]);
+                    softmax(&mut q);
+                    for c in 0..k {
+                        let yc = if y[i] == c { 1.0 } else { 0.0 };
+                        g[c * n + i] = q[c] - yc;
+                        h[c * n + i] = q[c] * (1.0 - q[c]);
+                    }
+                }
+            }
+        }
+        let rows: Vec<u32> = if p.subsample < 1.0 {
+            let m = ((n as f64 * p.subsample).round() as usize).max(1);
+            let mut s: Vec<u32> = (0..n as u32).collect();
+            s.shuffle(&mut rng);
+            s.truncate(m);
+            s.sort_unstable();
+            s
+        } else {
+            (0..n as u32).collect()
+        };
+        for c in 0..k {
+            let grow = Grow {
+                bins: &bins,
+                g: &g[c * n..(c + 1) * n],
+                h: &h[c * n..(c + 1) * n],
+                p,
+            };
+            let (tree, leaves) = grow.tree(rows.clone(), &mut gains);
+            if rows.len() == n {
+                for (members, v) in leaves {
+                    for r in members {
+                        raw[r as usize * k + c] += v;
+                    }
+                }
+            } else {
+                for (i, &r) in train_rows.iter().enumerate() {
+                    raw[i * k + c] += tree.leaf_of(row_of(r))[0];
+                }
+            }
+            for (i, &r) in val_rows.iter().enumerate() {
+                val_raw[i * k + c] += tree.leaf_of(row_of(r))[0];
+            }
+            trees.push(tree);
+        }
+        let step = Step {
+            iteration,
+            train: loss(&local, &raw, k, &all_train),
+            validation: (!val_rows.is_empty()).then(|| loss(&val_local, &val_raw, k, &all_val)),
+        };
+        on_step(&step);
+        curve.push(step);
+        // scikit-learn's rule: stop when none of the last
+        // `n_iter_no_change` losses beat the one before them by `tol`.
+        if p.early_stopping && curve.len() > p.n_iter_no_change {
+            let reference = curve[curve.len() - 1 - p.n_iter_no_change]
+                .validation
+                .unwrap_or(f64::INFINITY);
+            let improved = curve[curve.len() - p.n_iter_no_change..]
+                .iter()
+                .any(|s| s.validation.unwrap_or(f64::INFINITY) < reference - p.tol);
+            if !improved {
+                stopped_at = Some(iteration);
+                break;
+            }
+        }
+    }
+    super::cart::normalize(&mut gains);
+    Fit {
+        booster: Booster { base, trees },
+        importances: gains,
+        curve,
+        stopped_at,
+    }
+}
+
+/// Seeded random values for tests and benchmarks.
+#[cfg(test)]
+fn uniform(rng: &mut Xoshiro256PlusPlus) -> f64 {
+    use rand::Rng;
+    rng.gen_range(-1.0..1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> GbmParams {
+        GbmParams {
+            learning_rate: 0.1,
+            max_iter: 100,
+            max_leaf_nodes: Some(31),
+            max_depth: None,
+            min_samples_leaf: 20,
+            l2_regularization: 0.0,
+            max_bins: 255,
+            subsample: 1.0,
+            early_stopping: false,
+            validation_fraction: 0.1,
+            n_iter_no_change: 10,
+            tol: 1e-7,
+            seed: 0,
+        }
+    }
+
+    fn friedman(n: usize, seed: u64) -> (Array2<f64>, Vec<f64>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut x = Array2::zeros((n, 4));
+        let mut y = vec![0.0; n];
+        for i in 0..n {
+            for f in 0..4 {
+                x[[i, f]] = uniform(&mut rng);
+            }
+            y[i] = (3.0 * x[[i, 0]] * x[[i, 1]]).sin() * 2.0 + x[[i, 2]].powi(2) * 3.0;
+        }
+        (x, y)
+    }
+
+    fn mse(b: &Booster, x: &Array2<f64>, y: &[f64]) -> f64 {
+        let raw = b.raw_matrix(x);
+        raw.iter()
+            .zip(y)
+            .map(|(r, y)| (r[0] - y).powi(2))
+            .sum::<f64>()
+            / y.len() as f64
+    }
+
+    #[test]
+    fn cut_points_split_distinct_values_and_quantiles() {
+        assert_eq!(cut_points(&[1.0, 1.0, 2.0, 4.0], 255), vec![1.5, 3.0]);
+        let v: Vec<f64> = (0..1000).map(f64::from).collect();
+        let c = cut_points(&v, 4);
+        assert_eq!(c.len(), 3);
+        assert!(c[0] > 200.0 && c[0] < 300.0, "{c:?}");
+        assert!(cut_points(&[7.0; 10], 255).is_empty());
+    }
+
+    #[test]
+    fn boosting_fits_a_non_linear_function_and_learns_the_features_that_matter() {
+        let (x, y) = friedman(2000, 1);
+        let (xt, yt) = friedman(500, 2);
+        let fit = fit(&x, Target::Values(&y), &params(), |_| {});
+        let var = {
+            let m = yt.iter().sum::<f64>() / yt.len() as f64;
+            yt.iter().map(|v| (v - m).powi(2)).sum::<f64>() / yt.len() as f64
+        };
+        let err = mse(&fit.booster, &xt, &yt);
+        assert!(err < 0.05 * var, "test mse {err} vs variance {var}");
+        // Feature 3 is noise.
+        assert!(fit.importances[3] < 0.02, "{:?}", fit.importances);
+        assert!(fit.curve.last().unwrap().train < fit.curve[0].train);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_trees_and_subsampling_changes_them() {
+        let (x, y) = friedman(600, 3);
+        let p = GbmParams {
+            subsample: 0.5,
+            max_iter: 20,
+            ..params()
+        };
+        let a = fit(&x, Target::Values(&y), &p, |_| {}).booster;
+        let b = fit(&x, Target::Values(&y), &p, |_| {}).booster;
+        assert_eq!(a, b);
+        let c = fit(&x, Target::Values(&y), &GbmParams { seed: 9, ..p }, |_| {}).booster;
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn early_stopping_ends_when_the_held_out_loss_stalls() {
+        let (x, y) = friedman(1000, 4);
+        let p = GbmParams {
+            early_stopping: true,
+            max_iter: 2000,
+            learning_rate: 0.5,
+            ..params()
+        };
+        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        let at = f.stopped_at.expect("stops before 2000 iterations");
+        assert!(at < 2000);
+        assert_eq!(f.booster.trees.len(), at);
+        assert!(f.curve.iter().all(|s| s.validation.is_some()));
+    }
+
+    #[test]
+    fn depth_and_leaf_limits_hold() {
+        let (x, y) = friedman(1000, 5);
+        let p = GbmParams {
+            max_depth: Some(2),
+            max_leaf_nodes: None,
+            max_iter: 3,
+            ..params()
+        };
+        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        assert!(f.booster.trees.iter().all(|t| t.leaves() <= 4));
+        let p = GbmParams {
+            max_leaf_nodes: Some(5),
+            max_iter: 3,
+            ..params()
+        };
+        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        assert!(f.booster.trees.iter().all(|t| t.leaves() == 5));
+    }
+
+    /// XOR-like classes: binary (one tree per iteration) and three classes
+    /// (one per class).
+    #[test]
+    fn classes_are_learned_binary_and_multiclass() {
+        let (x, _) = friedman(2000, 6);
+        let bin: Vec<usize> = (0..2000)
+            .map(|i| usize::from((x[[i, 0]] > 0.0) != (x[[i, 1]] > 0.0)))
+            .collect();
+        let f = fit(&x, Target::Classes { y: &bin, k: 2 }, &params(), |_| {});
+        assert_eq!(f.booster.columns(), 1);
+        let right = (0..2000)
+            .filter(|&i| {
+                usize::from(sigmoid(f.booster.raw(x.row(i).as_slice().unwrap())[0]) > 0.5) == bin[i]
+            })
+            .count();
+        assert!(right > 1950, "{right} of 2000");
+        let three: Vec<usize> = (0..2000)
+            .map(|i| {
+                if x[[i, 0]] < -0.3 {
+                    0
+                } else if x[[i, 1]] < 0.2 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let f = fit(&x, Target::Classes { y: &three, k: 3 }, &params(), |_| {});
+        assert_eq!(f.booster.columns(), 3);
+        assert_eq!(f.booster.trees.len(), 300);
+        let right = (0..2000)
+            .filter(|&i| {
+                let r = f.booster.raw(x.row(i).as_slice().unwrap());
+                crate::model::argmax(&r) == three[i]
+            })
+            .count();
+        assert!(right > 1950, "{right} of 2000");
+    }
+
+    /// Boosting beats one tree of the same depth on a smooth function.
+    #[test]
+    fn boosting_beats_a_single_tree() {
+        use super::super::cart::{Criterion, Labels, TreeParams};
+        let (x, y) = friedman(2000, 7);
+        let (xt, yt) = friedman(1000, 8);
+        let tree = Tree::fit(
+            &x,
+            Labels::Values(&y),
+            (0..2000).collect(),
+            &TreeParams {
+                max_depth: Some(6),
+                min_samples_split: 2,
+                min_samples_leaf: 1,
+                criterion: Criterion::SquaredError,
+                max_features: None,
+                seed: 0,
+            },
+        );
+        let tree_mse = (0..1000)
+            .map(|i| (tree.leaf(xt.row(i))[0] - yt[i]).powi(2))
+            .sum::<f64>()
+            / 1000.0;
+        let f = fit(&x, Target::Values(&y), &params(), |_| {});
+        let boost_mse = mse(&f.booster, &xt, &yt);
+        assert!(
+            boost_mse < tree_mse / 2.0,
+            "boosting {boost_mse} vs tree {tree_mse}"
+        );
+    }
+}
