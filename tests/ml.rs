@@ -893,3 +893,47 @@ stages:
         r.stderr
     );
 }
+
+/// Four model families on the wine data shipped in the binary: each scores
+/// above the majority class on held-out rows, the selection ranks them, and
+/// the bundle holds the winner.
+#[test]
+fn wine_quality_example_ranks_four_model_families_and_bundles_the_best() {
+    let ws = example("wine-quality");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let mut scores = Vec::new();
+    for (stage, kind) in [
+        ("logistic", "train.logistic_regression"),
+        ("forest", "train.random_forest"),
+        ("boosting", "train.gradient_boosting"),
+        ("mlp", "train.mlp"),
+    ] {
+        let acc = metric(
+            &ws,
+            &format!("artifacts/eval_{stage}/metrics.json"),
+            "accuracy",
+        );
+        // The majority grade (5) is 43 % of the wines.
+        assert!(acc > 0.55, "{stage}: accuracy {acc}");
+        scores.push((acc, kind));
+    }
+    let best = scores
+        .iter()
+        .copied()
+        .fold((f64::MIN, ""), |a, b| if b.0 > a.0 { b } else { a });
+    let bundled: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/bundle/bundle/model.json")).unwrap();
+    assert_eq!(bundled["kind"], best.1, "{scores:?}");
+    // Tree models explain themselves; the network drew its loss curves.
+    let m: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/eval_boosting/metrics.json")).unwrap();
+    assert_eq!(
+        m["feature_importances"].as_object().unwrap().len(),
+        11,
+        "{m}"
+    );
+    assert!(ws
+        .read("artifacts/mlp/loss/loss.csv")
+        .starts_with("epoch,train,validation\n"));
+}

@@ -148,6 +148,12 @@ struct Bins {
     total: usize,
 }
 
+/// Rows per parallel task of the gradient pass.
+const GRAIN: usize = 8192;
+
+/// At most this many training rows measure the training loss.
+const TRAIN_LOSS_ROWS: usize = 10_000;
+
 /// At most this many rows decide the cut points (scikit-learn's 200 000).
 const BIN_SAMPLE: usize = 200_000;
 
@@ -254,7 +260,8 @@ struct Cell {
 struct Leaf {
     node: usize,
     depth: usize,
-    rows: Vec<u32>,
+    /// The leaf's rows: a range of the tree's index buffer.
+    rows: std::ops::Range<usize>,
     hist: Vec<Cell>,
     sum: Cell,
     split: Option<Split>,
@@ -271,18 +278,58 @@ struct Split {
 /// Growth limits and regularisation for one tree.
 struct Grow<'a> {
     bins: &'a Bins,
-    g: &'a [f64],
-    h: &'a [f64],
+    /// Gradients and hessians of the training rows, float32 as in
+    /// scikit-learn (histograms sum them in float64).
+    g: &'a [f32],
+    h: &'a [f32],
+    /// Every hessian is 1 (squared error): counts stand for their sums.
+    const_h: bool,
     p: &'a GbmParams,
+    /// Histograms of finished leaves, reused (a fresh one is zeroed pages).
+    pool: std::sync::Mutex<Vec<Vec<Cell>>>,
 }
 
 /// scikit-learn's `min_hessian_to_split`.
 const MIN_HESSIAN: f64 = 1e-3;
 
 impl Grow<'_> {
+    fn recycle(&self, hist: Vec<Cell>) {
+        if !hist.is_empty() {
+            self.pool.lock().expect("not poisoned").push(hist);
+        }
+    }
+
     fn histogram(&self, rows: &[u32]) -> Vec<Cell> {
         let b = self.bins;
-        let mut hist = vec![Cell::default(); b.total];
+        let pooled = self.pool.lock().expect("not poisoned").pop();
+        let mut hist = match pooled {
+            Some(mut h) => {
+                h.fill(Cell::default());
+                h
+            }
+            None => vec![Cell::default(); b.total],
+        };
+        // The rows' gradients in row order, so the per-feature loops read
+        // them sequentially; the root's rows are every row in order.
+        let identity = rows.len() == b.n;
+        let (og, oh): (Vec<f32>, Vec<f32>) = if identity {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                rows.iter().map(|&r| self.g[r as usize]).collect(),
+                if self.const_h {
+                    Vec::new()
+                } else {
+                    rows.iter().map(|&r| self.h[r as usize]).collect()
+                },
+            )
+        };
+        let (g, h) = if identity {
+            (self.g, self.h)
+        } else {
+            (&og[..], &oh[..])
+        };
+        let const_h = self.const_h;
         // One feature per task: each sums in row order, so the result does
         // not depend on the thread count.
         let mut parts: Vec<&mut [Cell]> = Vec::with_capacity(b.features());
@@ -292,17 +339,35 @@ impl Grow<'_> {
             parts.push(head);
             rest = tail;
         }
-        let (g, h) = (self.g, self.h);
-        parts.into_par_iter().enumerate().for_each(|(f, cells)| {
+        let fill = |(f, cells): (usize, &mut [Cell])| {
             let col = b.column(f);
-            for &r in rows {
-                let r = r as usize;
-                let c = &mut cells[col[r] as usize];
-                c.g += g[r];
-                c.h += h[r];
-                c.n += 1;
+            if identity {
+                for (i, &code) in col.iter().enumerate() {
+                    let c = &mut cells[code as usize];
+                    c.g += f64::from(g[i]);
+                    if !const_h {
+                        c.h += f64::from(h[i]);
+                    }
+                    c.n += 1;
+                }
+            } else {
+                for (i, &r) in rows.iter().enumerate() {
+                    let c = &mut cells[col[r as usize] as usize];
+                    c.g += f64::from(g[i]);
+                    if !const_h {
+                        c.h += f64::from(h[i]);
+                    }
+                    c.n += 1;
+                }
             }
-        });
+            if const_h {
+                for c in cells.iter_mut() {
+                    c.h = f64::from(c.n);
+                }
+            }
+        };
+        // A task per feature pays even for small nodes (measured).
+        parts.into_par_iter().enumerate().for_each(fill);
         hist
     }
 
@@ -361,10 +426,16 @@ impl Grow<'_> {
             })
     }
 
-    /// Grows one tree on `rows` (positions in the training rows); returns
-    /// it, the leaf each row fell in with that leaf's value, and adds the
-    /// gain of each split to `gains`.
-    fn tree(&self, rows: Vec<u32>, gains: &mut [f64]) -> (Tree, Vec<(Vec<u32>, f64)>) {
+    /// Grows one tree on the rows in `idx` (positions in the training
+    /// rows, ascending), which it reorders so that each leaf's rows are one
+    /// range of it; returns the tree and each leaf's range and value, and
+    /// adds the gain of each split to `gains`.
+    fn tree(
+        &self,
+        idx: &mut [u32],
+        scratch: &mut Vec<u32>,
+        gains: &mut [f64],
+    ) -> (Tree, Vec<(std::ops::Range<usize>, f64)>) {
         let max_leaves = self.p.max_leaf_nodes.unwrap_or(usize::MAX).max(2);
         let mut tree = Tree::default();
         let new_node = |tree: &mut Tree| {
@@ -375,13 +446,13 @@ impl Grow<'_> {
             tree.value.push(Vec::new());
             tree.feature.len() - 1
         };
-        let hist = self.histogram(&rows);
+        let hist = self.histogram(idx);
         let sum = total(&hist[..self.bins.cuts.first().map_or(1, |c| c.len() + 1)]);
         let root = Leaf {
             node: new_node(&mut tree),
             depth: 0,
             split: self.best_split(&hist, sum, 0),
-            rows,
+            rows: 0..idx.len(),
             hist,
             sum,
         };
@@ -403,11 +474,24 @@ impl Grow<'_> {
             gains[s.feature] += s.gain;
             tree.feature[leaf.node] = s.feature as i32;
             tree.threshold[leaf.node] = self.bins.cuts[s.feature][s.bin];
+            // Stable partition of the leaf's range: left rows move up in
+            // place, right rows wait in `scratch`.
             let col = self.bins.column(s.feature);
-            let (l_rows, r_rows): (Vec<u32>, Vec<u32>) = leaf
-                .rows
-                .iter()
-                .partition(|&&r| (col[r as usize] as usize) <= s.bin);
+            let bin = s.bin as u8;
+            let range = leaf.rows.clone();
+            scratch.clear();
+            let mut w = range.start;
+            for i in range.clone() {
+                let r = idx[i];
+                if col[r as usize] <= bin {
+                    idx[w] = r;
+                    w += 1;
+                } else {
+                    scratch.push(r);
+                }
+            }
+            idx[w..range.end].copy_from_slice(scratch);
+            let (l_range, r_range) = (range.start..w, w..range.end);
             let right_sum = Cell {
                 g: leaf.sum.g - s.left.g,
                 h: leaf.sum.h - s.left.h,
@@ -415,10 +499,11 @@ impl Grow<'_> {
             };
             // The smaller child's histogram is built, the other's is the
             // parent's minus it.
-            let small = if l_rows.len() <= r_rows.len() {
-                &l_rows
+            let left_smaller = l_range.len() <= r_range.len();
+            let small = if left_smaller {
+                &idx[l_range.clone()]
             } else {
-                &r_rows
+                &idx[r_range.clone()]
             };
             let small_hist = self.histogram(small);
             let mut large_hist = leaf.hist;
@@ -427,7 +512,7 @@ impl Grow<'_> {
                 a.h -= b.h;
                 a.n -= b.n;
             }
-            let (l_hist, r_hist) = if l_rows.len() <= r_rows.len() {
+            let (l_hist, r_hist) = if left_smaller {
                 (small_hist, large_hist)
             } else {
                 (large_hist, small_hist)
@@ -438,11 +523,11 @@ impl Grow<'_> {
             tree.left[leaf.node] = l_node as u32;
             tree.right[leaf.node] = r_node as u32;
             for (node, rows, hist, sum) in [
-                (l_node, l_rows, l_hist, s.left),
-                (r_node, r_rows, r_hist, right_sum),
+                (l_node, l_range, l_hist, s.left),
+                (r_node, r_range, r_hist, right_sum),
             ] {
                 let split = self.best_split(&hist, sum, depth);
-                let child = Leaf {
+                let mut child = Leaf {
                     node,
                     depth,
                     rows,
@@ -453,15 +538,14 @@ impl Grow<'_> {
                 if child.split.is_some() {
                     open.push(child);
                 } else {
-                    done.push(Leaf {
-                        hist: Vec::new(),
-                        ..child
-                    });
+                    self.recycle(std::mem::take(&mut child.hist));
+                    done.push(child);
                 }
             }
         }
         let mut leaves = Vec::with_capacity(open.len() + done.len());
-        for leaf in open.into_iter().chain(done) {
+        for mut leaf in open.into_iter().chain(done) {
+            self.recycle(std::mem::take(&mut leaf.hist));
             let v = -self.p.learning_rate * leaf.sum.g / (leaf.sum.h + self.p.l2_regularization);
             tree.value[leaf.node] = vec![v];
             leaves.push((leaf.rows, v));
@@ -588,15 +672,30 @@ pub fn fit(
             k: kk,
         },
     };
-    let all_train: Vec<usize> = (0..n).collect();
     let all_val: Vec<usize> = (0..val_rows.len()).collect();
     let xc = x.as_standard_layout();
     let nf = x.ncols().max(1);
     let xs = xc.as_slice().expect("standard layout");
     let row_of = |r: usize| &xs[r * nf..(r + 1) * nf];
 
-    let mut g = vec![0.0; n * k];
-    let mut h = vec![0.0; n * k];
+    let mut g = vec![0.0f32; n * k];
+    let mut h = vec![0.0f32; n * k];
+    // The training loss is measured on at most 10 000 training rows (as
+    // scikit-learn's): on every row it cost as much as a tree.
+    let small: Vec<usize> = if n > TRAIN_LOSS_ROWS {
+        let mut s: Vec<usize> = (0..n).collect();
+        let mut r = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x5eed);
+        s.shuffle(&mut r);
+        s.truncate(TRAIN_LOSS_ROWS);
+        s.sort_unstable();
+        s
+    } else {
+        (0..n).collect()
+    };
+    let const_h = matches!(local, Target::Values(_));
+    let mut pool: Vec<Vec<Cell>> = Vec::new();
+    let mut idx: Vec<u32> = Vec::with_capacity(n);
+    let mut scratch: Vec<u32> = Vec::with_capacity(n);
     let mut gains = vec![0.0; x.ncols()];
     let mut trees = Vec::with_capacity(p.max_iter * k);
     let mut curve: Vec<Step> = Vec::with_capacity(p.max_iter);
@@ -606,16 +705,23 @@ pub fn fit(
         match local {
             Target::Values(y) => {
                 for i in 0..n {
-                    g[i] = raw[i] - y[i];
+                    g[i] = (raw[i] - y[i]) as f32;
                     h[i] = 1.0;
                 }
             }
             Target::Classes { y, .. } if k == 1 => {
-                for i in 0..n {
-                    let q = sigmoid(raw[i]);
-                    g[i] = q - if y[i] == 1 { 1.0 } else { 0.0 };
-                    h[i] = q * (1.0 - q);
-                }
+                // Element-wise, so chunks on every core give the same bits.
+                g.par_chunks_mut(GRAIN)
+                    .zip(h.par_chunks_mut(GRAIN))
+                    .enumerate()
+                    .for_each(|(c, (gs, hs))| {
+                        let at = c * GRAIN;
+                        for (j, (g, h)) in gs.iter_mut().zip(hs).enumerate() {
+                            let q = sigmoid(raw[at + j]);
+                            *g = (q - if y[at + j] == 1 { 1.0 } else { 0.0 }) as f32;
+                            *h = (q * (1.0 - q)) as f32;
+                        }
+                    });
             }
             Target::Classes { y, .. } => {
                 let mut q = vec![0.0; k];
@@ -624,8 +730,8 @@ pub fn fit(
                     softmax(&mut q);
                     for c in 0..k {
                         let yc = if y[i] == c { 1.0 } else { 0.0 };
-                        g[c * n + i] = q[c] - yc;
-                        h[c * n + i] = q[c] * (1.0 - q[c]);
+                        g[c * n + i] = (q[c] - yc) as f32;
+                        h[c * n + i] = (q[c] * (1.0 - q[c])) as f32;
                     }
                 }
             }
@@ -645,12 +751,17 @@ pub fn fit(
                 bins: &bins,
                 g: &g[c * n..(c + 1) * n],
                 h: &h[c * n..(c + 1) * n],
+                const_h,
                 p,
+                pool: std::sync::Mutex::new(std::mem::take(&mut pool)),
             };
-            let (tree, leaves) = grow.tree(rows.clone(), &mut gains);
+            idx.clear();
+            idx.extend_from_slice(&rows);
+            let (tree, leaves) = grow.tree(&mut idx, &mut scratch, &mut gains);
+            pool = grow.pool.into_inner().expect("not poisoned");
             if rows.len() == n {
                 for (members, v) in leaves {
-                    for r in members {
+                    for &r in &idx[members] {
                         raw[r as usize * k + c] += v;
                     }
                 }
@@ -666,7 +777,7 @@ pub fn fit(
         }
         let step = Step {
             iteration,
-            train: loss(&local, &raw, k, &all_train),
+            train: loss(&local, &raw, k, &small),
             validation: (!val_rows.is_empty()).then(|| loss(&val_local, &val_raw, k, &all_val)),
         };
         on_step(&step);
