@@ -402,3 +402,62 @@ fn post(port: u16, path: &str, body: &str) -> String {
     let _ = c.read_to_string(&mut out);
     out
 }
+
+/// A built-in trainer's loss curve is also its step-wise metrics: an
+/// experiment records them, `mlcycle exp steps` lists them and `exp plot`
+/// overlays them, as for a `run:` script's `MLCYCLE_STEP_METRICS`.
+#[test]
+fn training_curves_are_step_metrics_of_experiments() {
+    let ws = Ws::new(
+        r#"
+params:
+  lr: 0.01
+stages:
+  sine: {uses: dataset.csv, with: {path: sine.csv, target: y}}
+  net:
+    uses: train.mlp
+    inputs: {train: sine.data}
+    with: {layers: [8], learning_rate: "${params.lr}", epochs: 12, early_stopping: true}
+  boost: {uses: train.gradient_boosting, inputs: {train: sine.data}, with: {max_iter: 7}}
+"#,
+    );
+    ws.write("sine.csv", &sine_csv());
+    let r = ws.run(&["exp", "run", "-S", "lr=0.01,0.02", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let show = ws.run(&["exp", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let names: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{v}");
+    let steps = ws.run(&["exp", "steps", &names[0]]);
+    assert_eq!(steps.code, 0, "{}", steps.stderr);
+    let net: Vec<&str> = steps
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("net "))
+        .collect();
+    assert_eq!(net.len(), 12, "{}", steps.stdout);
+    let boost = steps
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("boost "))
+        .count();
+    assert_eq!(boost, 7, "{}", steps.stdout);
+    assert!(steps.stdout.contains("validation_loss"), "{}", steps.stdout);
+    let plot = ws.run(&[
+        "exp",
+        "plot",
+        &names[0],
+        &names[1],
+        "--metric",
+        "train_loss",
+        "--stage",
+        "net",
+    ]);
+    assert_eq!(plot.code, 0, "{}", plot.stderr);
+    assert!(ws.exists("plots/train_loss.svg"));
+}

@@ -210,9 +210,36 @@ pub struct RunContext<'a> {
     pub log: &'a (dyn Fn(&str) + Sync),
     /// The run's id in the workspace's run history, when it has one.
     pub run_id: Option<i64>,
+    /// Where the stage's step-wise metrics go (JSON lines, as a `run:`
+    /// command's `MLCYCLE_STEP_METRICS`): `mlcycle exp steps` and the
+    /// experiments view read them. `None` outside a workspace run.
+    pub step_metrics: Option<PathBuf>,
 }
 
 impl RunContext<'_> {
+    /// Appends step-wise metrics, one JSON object per step (`{"step": 1,
+    /// "loss": 0.5}`), to [`RunContext::step_metrics`]; nothing when there
+    /// is no such file.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn log_steps(&self, steps: &[serde_json::Value]) -> Result<(), StageError> {
+        use std::io::Write;
+        let Some(path) = &self.step_metrics else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for s in steps {
+            text.push_str(&s.to_string());
+            text.push('\n');
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| StageError::new(format!("cannot write the step metrics: {e}")))
+    }
     /// The path of an input port the factory declared.
     pub fn input(&self, port: &str) -> Result<&Path, StageError> {
         self.inputs

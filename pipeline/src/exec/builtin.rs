@@ -68,6 +68,12 @@ fn run_builtin(
             vec![],
         )
     })?;
+    // Step-wise metrics: a fresh file for each run, as for `run:` stages.
+    let steps = ws.step_metrics_path(&s.id);
+    if let Some(dir) = steps.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(&steps);
     let ctx = RunContext {
         stage: &s.id,
         workspace: &ws.root,
@@ -86,6 +92,7 @@ fn run_builtin(
             .collect(),
         log: &logger,
         run_id,
+        step_metrics: Some(steps),
     };
     let ran = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.run(&ctx))) {
         Ok(Ok(())) => Ok(()),

@@ -302,6 +302,21 @@ fn write_loss_curve(
         csv.push('\n');
     }
     std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
+    // The same curve as step metrics, for `mlcycle exp steps` and the
+    // experiments view.
+    let steps: Vec<Value> = curve
+        .iter()
+        .map(|(i, t, v)| {
+            let mut m = serde_json::Map::new();
+            m.insert("step".into(), Value::from(*i));
+            m.insert("train_loss".into(), Value::from(*t));
+            if let Some(v) = v {
+                m.insert("validation_loss".into(), Value::from(*v));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    ctx.log_steps(&steps)?;
     let train: Vec<(f64, f64)> = curve.iter().map(|c| (c.0 as f64, c.1)).collect();
     let mut series = vec![("train", train)];
     if held_out {

@@ -199,6 +199,11 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         csv.push_str(&format!("{e},{}\n", format_number(*l)));
     }
     std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
+    let steps: Vec<serde_json::Value> = curve
+        .iter()
+        .map(|(e, l)| serde_json::json!({"step": e, "train_loss": l}))
+        .collect();
+    d.ctx.log_steps(&steps)?;
     crate::plot::curve_with(
         dir,
         "loss",
