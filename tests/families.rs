@@ -98,8 +98,12 @@ stages:
     assert!(r
         .stderr
         .contains("task: classification, since the target `label` is categorical"));
-    // `loss: huber` made the sine a regression without a guess.
-    assert!(!r.stderr.contains("wave | task:"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("wave | task: regression, since the target `y` is numeric"),
+        "{}",
+        r.stderr
+    );
     let csv = ws.read("artifacts/net/loss/loss.csv");
     assert!(csv.starts_with("epoch,train\n1,"), "{csv}");
     assert_eq!(csv.lines().count(), 301);
@@ -253,22 +257,25 @@ stages:
         );
     }
 
-    // A categorical target for a regression, caught before anything runs.
-    for (kind, with) in [
-        ("train.mlp", "{task: regression}"),
-        ("train.mlp", "{loss: mse}"),
-        ("train.gradient_boosting", "{task: regression}"),
-        ("train.decision_tree", "{task: regression}"),
+    // A categorical target for a regression: the help names `task`.
+    for (kind, with, says) in [
+        ("train.mlp", "{task: regression}", "task: classification"),
+        ("train.mlp", "{loss: mse}", "regression losses"),
+        (
+            "train.gradient_boosting",
+            "{task: regression}",
+            "task: classification",
+        ),
+        (
+            "train.decision_tree",
+            "{task: regression}",
+            "task: classification",
+        ),
     ] {
         let ws = one_stage(kind, with, "x,y\n1,a\n2,b\n3,a\n");
         let r = ws.run(&["run"]);
         assert_ne!(r.code, 0, "{kind} {with}");
-        assert!(
-            r.stderr
-                .contains("is a regression and needs a numeric target"),
-            "{kind} {with}: {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(says), "{kind} {with}: {}", r.stderr);
     }
 
     // A criterion or loss of the other task, and out-of-range params.
@@ -289,6 +296,26 @@ stages:
             "`dropout` must be at least 0 and below 1",
         ),
         ("train.mlp", "{layers: [8, 0]}", "layer 2 has width 0"),
+        (
+            "train.mlp",
+            "{layers: [100000, 100000]}",
+            "at most 100000000 weights",
+        ),
+        (
+            "train.random_forest",
+            "{max_depth: 0}",
+            "`max_depth` must be at least 1",
+        ),
+        (
+            "train.random_forest",
+            "{min_samples_split: 1}",
+            "`min_samples_split` must be at least 2",
+        ),
+        (
+            "train.decision_tree",
+            "{min_samples_leaf: 0}",
+            "`min_samples_leaf` must be at least 1",
+        ),
         ("train.mlp", "{activation: softsign}", "relu"),
         (
             "train.gradient_boosting",
@@ -306,6 +333,84 @@ stages:
         assert_ne!(r.code, 0, "{kind} {with}");
         assert!(r.stderr.contains(says), "{kind} {with}: {}", r.stderr);
     }
+
+    // Boosting whose steps overshoot is refused, not shipped: it hung
+    // drawing an infinite loss, or wrote `null` leaves, or a model off by
+    // 1e18.
+    let mut hr = String::from("a,y\n");
+    for i in 0..60 {
+        hr.push_str(&format!("{i},{}\n", f64::from(i) / 2.0));
+    }
+    for lr in ["2.5", "10"] {
+        let ws = one_stage(
+            "train.gradient_boosting",
+            &format!("{{learning_rate: {lr}, min_samples_leaf: 5}}"),
+            &hr,
+        );
+        let r = ws.run(&["run"]);
+        assert_ne!(r.code, 0, "lr {lr}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("boosting diverged") && r.stderr.contains("learning_rate"),
+            "lr {lr}: {}",
+            r.stderr
+        );
+    }
+    let mut h = String::from("a,y\n");
+    for i in 0..60 {
+        h.push_str(&format!(
+            "{i},{}\n",
+            if (i * 7) % 5 < 2 { "yes" } else { "no" }
+        ));
+    }
+    for lr in ["3", "10"] {
+        let ws = one_stage(
+            "train.gradient_boosting",
+            &format!("{{learning_rate: {lr}}}"),
+            &h,
+        );
+        let r = ws.run(&["run"]);
+        assert_ne!(r.code, 0, "classes, lr {lr}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("boosting diverged"),
+            "lr {lr}: {}",
+            r.stderr
+        );
+    }
+
+    // Values beyond float32, the network's arithmetic, are named.
+    let ws = one_stage(
+        "train.mlp",
+        "{epochs: 5}",
+        "a,y\n1.5e308,1\n1.7e308,2\n1,3\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("column `a`") && r.stderr.contains("float32"),
+        "{}",
+        r.stderr
+    );
+
+    // An explicit task: the help names the param, and a whole-number
+    // target with more than 50 values may be classes when asked.
+    let ws = one_stage(
+        "train.random_forest",
+        "{task: regression}",
+        "x,y\n1,a\n2,b\n3,a\n",
+    );
+    let r = ws.run(&["run"]);
+    assert!(r.stderr.contains("task: classification"), "{}", r.stderr);
+    let mut whole = String::from("x,y\n");
+    for i in 0..120 {
+        whole.push_str(&format!("{i},{}\n", i % 60));
+    }
+    let ws = one_stage("train.decision_tree", "{task: classification}", &whole);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ws = one_stage("train.decision_tree", "{task: classification}", &sine_csv());
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("task: regression"), "{}", r.stderr);
 
     // A learning rate that blows up says what to change.
     let ws = Ws::new(
@@ -460,4 +565,83 @@ stages:
     ]);
     assert_eq!(plot.code, 0, "{}", plot.stderr);
     assert!(ws.exists("plots/train_loss.svg"));
+}
+
+/// A network asked for values beyond float32 answers with an error (it
+/// gave the same finite number for 1e39 and -1e39), in `predict` and
+/// `serve` alike.
+#[test]
+fn inputs_beyond_the_networks_float32_range_are_refused_when_scoring() {
+    let ws = Ws::new(
+        r#"
+stages:
+  sine: {uses: dataset.csv, with: {path: sine.csv, target: y}}
+  net: {uses: train.mlp, inputs: {train: sine.data}, with: {layers: [8], epochs: 20}}
+  b: {uses: deploy.bundle, inputs: {model: net.model}, with: {name: s}}
+"#,
+    );
+    ws.write("sine.csv", &sine_csv());
+    run_ok(&ws);
+    ws.write("rows.csv", "x\n1e39\n");
+    let p = ws.run(&[
+        "predict",
+        "--bundle",
+        "artifacts/b/bundle",
+        "--input",
+        "rows.csv",
+    ]);
+    assert_ne!(p.code, 0, "{}", p.stdout);
+    assert!(p.stderr.contains("float32"), "{}", p.stderr);
+    let mut child = ws
+        .cmd(&["serve", "--port", "0", "--bundle", "artifacts/b/bundle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = common::listening_port(&mut child);
+    let out = post(port, "/predict", r#"{"instances": [{"x": 1e39}]}"#);
+    let ok = post(port, "/predict", r#"{"instances": [{"x": 0.5}]}"#);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.starts_with("HTTP/1.1 422"), "{out}");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+/// One Ctrl-C stops a built-in trainer between epochs (it trained on to
+/// the last epoch and was then recorded as fresh); the next run trains it
+/// again.
+#[test]
+fn an_interrupt_stops_a_long_fit_and_leaves_it_stale() {
+    use std::io::BufRead;
+    let ws = Ws::new(
+        r#"
+stages:
+  sine: {uses: dataset.csv, with: {path: sine.csv, target: y}}
+  net: {uses: train.mlp, inputs: {train: sine.data}, with: {layers: [64, 64], epochs: 1000000, log_every: 1}}
+"#,
+    );
+    ws.write("sine.csv", &sine_csv());
+    let mut child = ws
+        .cmd(&["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("epoch     2/") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the run ended early");
+    }
+    let t = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let status = child.wait().unwrap();
+    assert!(t.elapsed().as_secs() < 5, "took {:?} to stop", t.elapsed());
+    assert_ne!(status.code(), Some(0));
+    let s = ws.run(&["status"]);
+    assert!(!s.stdout.contains("all 2 stages fresh"), "{}", s.stdout);
 }

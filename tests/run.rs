@@ -638,3 +638,34 @@ fn regression_a_failed_first_run_does_not_block_the_next() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(ws.read("res/s1.txt"), "x\n");
 }
+
+/// A stage held back for CPUs when another failed is skipped because the
+/// run stopped after a failure, not "interrupted": nothing was. (The held
+/// stage was reported as interrupted.)
+#[test]
+fn stages_held_for_cpus_are_not_called_interrupted_after_a_failure() {
+    let ws = Ws::new(
+        r#"
+stages:
+  tr: {uses: dataset.csv, with: {path: tr.csv, target: y}}
+  te: {uses: dataset.csv, with: {path: te.csv, target: y}}
+  m: {uses: train.mlp, inputs: {train: tr.data}, with: {epochs: 20}}
+  g: {uses: train.gradient_boosting, inputs: {train: tr.data}, with: {max_iter: 20}}
+  ev: {uses: evaluate.classification, inputs: {model: m.model, test: te.data}}
+"#,
+    );
+    let mut tr = String::from("a,b,y\n");
+    for i in 0..40 {
+        tr.push_str(&format!(
+            "{i},{},{}\n",
+            i % 7,
+            if i % 3 == 0 { "yes" } else { "no" }
+        ));
+    }
+    ws.write("tr.csv", &tr);
+    ws.write("te.csv", "a,b,y\n1,2\n");
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert_eq!(r.outcome("te").as_deref(), Some("failed"), "{}", r.stdout);
+    assert!(!r.stdout.contains("run interrupted"), "{}", r.stdout);
+}

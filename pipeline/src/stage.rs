@@ -214,9 +214,25 @@ pub struct RunContext<'a> {
     /// command's `MLCYCLE_STEP_METRICS`): `mlcycle exp steps` and the
     /// experiments view read them. `None` outside a workspace run.
     pub step_metrics: Option<PathBuf>,
+    /// Whether the run was interrupted (Ctrl-C): a long stage checks it
+    /// between steps through [`RunContext::check_interrupted`] and stops.
+    pub interrupted: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl RunContext<'_> {
+    /// `Err` once the run is interrupted, so that a long fit stops within
+    /// a step (the stage fails, and is not recorded as fresh).
+    ///
+    /// # Errors
+    /// The run was interrupted.
+    pub fn check_interrupted(&self) -> Result<(), StageError> {
+        if (self.interrupted)() {
+            Err(StageError::new("stopped: the run was interrupted"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Appends step-wise metrics, one JSON object per step (`{"step": 1,
     /// "loss": 0.5}`), to [`RunContext::step_metrics`]; nothing when there
     /// is no such file.

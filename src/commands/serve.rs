@@ -118,7 +118,7 @@ pub(super) fn cmd_predict(a: &PredictArgs) -> Result<u8, Fail> {
                 "`--proba`: the model `{}` ({}) gives no class probabilities",
                 bundle.manifest.name, bundle.model.kind
             ),
-            help: "class probabilities come from classifiers: logistic regression, naive Bayes, decision trees, random forests and ONNX classifiers; drop `--proba`".into(),
+            help: "class probabilities come from classifiers: logistic regression, naive Bayes, decision trees, random forests, gradient boosting, neural networks (`train.mlp`) and ONNX classifiers; drop `--proba`".into(),
         }
         .into());
     }

@@ -210,6 +210,11 @@ pub enum ModelError {
     #[diagnostic(code(mlcycle::model::runtime))]
     #[error("{0}")]
     Runtime(String),
+    /// The model's output for a row is NaN or infinite (an input far
+    /// outside the training data).
+    #[diagnostic(code(mlcycle::model::no_finite_prediction))]
+    #[error("row {row}: the model gives no finite prediction for these values")]
+    NoFinitePrediction { row: usize },
 }
 
 /// Why a text is not a model document [`Model::from_json`] can read.
@@ -521,6 +526,23 @@ impl Model {
 
     /// Scores a feature matrix built by [`Model::prepare`].
     pub fn predict(&self, x: &Array2<f64>) -> Result<Predictions, ModelError> {
+        let pred = self.predict_unchecked(x)?;
+        // A NaN or infinite output is an error, never a `null` prediction
+        // (row numbers are 1-based, as in the other row errors).
+        let bad = match &pred {
+            Predictions::Values(v) => v.iter().position(|x| !x.is_finite()),
+            Predictions::Classes { proba: Some(p), .. } => {
+                p.iter().position(|r| r.iter().any(|x| !x.is_finite()))
+            }
+            Predictions::Classes { proba: None, .. } => None,
+        };
+        match bad {
+            Some(i) => Err(ModelError::NoFinitePrediction { row: i + 1 }),
+            None => Ok(pred),
+        }
+    }
+
+    fn predict_unchecked(&self, x: &Array2<f64>) -> Result<Predictions, ModelError> {
         Ok(match &self.fitted {
             Fitted::Linear {
                 coefficients,
@@ -556,6 +578,18 @@ impl Model {
                 self.tree_predictions(forest_proba(x, trees, self.classes.len().max(1)))
             }
             Fitted::Mlp { network } => {
+                // The network computes in float32: a larger input would
+                // be infinite there and give a meaningless answer.
+                if let Some(((row, col), v)) = x
+                    .indexed_iter()
+                    .find(|(_, v)| v.abs() > f64::from(f32::MAX))
+                {
+                    return Err(ModelError::Apply(format!(
+                        "row {}: `{}` is {v}, beyond the float32 range (±3.4e38) the network computes in",
+                        row + 1,
+                        self.features.get(col).map_or("?", String::as_str)
+                    )));
+                }
                 let out = network.forward(x);
                 match self.task {
                     Task::Regression => Predictions::Values(out.column(0).to_vec()),

@@ -308,6 +308,9 @@ pub fn curve_with(
             let kept = s
                 .iter()
                 .copied()
+                // A NaN or infinite point has no place on the chart (and
+                // made the axis computation spin).
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
                 .filter(|p| !style.log_y || p.1 > 0.0)
                 .collect();
             (*l, kept)

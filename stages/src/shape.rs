@@ -310,6 +310,15 @@ pub fn apply(cx: &InferContext<'_>) -> Inferred {
 /// A trainer's check of its `train` table: a target for a supervised
 /// task, of the right type, and no categorical feature.
 pub fn trainer(cx: &InferContext<'_>, kind: &str, task: Task) -> Inferred {
+    trainer_checked(cx, kind, task, false)
+}
+
+/// [`trainer`] for a kind with a `task:` param: its help names the param.
+pub fn trainer_with_task(cx: &InferContext<'_>, kind: &str, task: Task) -> Inferred {
+    trainer_checked(cx, kind, task, true)
+}
+
+fn trainer_checked(cx: &InferContext<'_>, kind: &str, task: Task, task_param: bool) -> Inferred {
     let Some(t) = table(cx, "train") else {
         return Inferred::default();
     };
@@ -343,7 +352,11 @@ pub fn trainer(cx: &InferContext<'_>, kind: &str, task: Task) -> Inferred {
                         t.text_in()
                     ),
                 )
-                .with_help("use a classifier (`train.logistic_regression`, `train.random_forest`, …) to predict a category"),
+                .with_help(if task_param {
+                    "set `task: classification`, or leave `task` out: a categorical target makes a classifier".to_string()
+                } else {
+                    "use a classifier (`train.logistic_regression`, `train.random_forest`, …) to predict a category".to_string()
+                }),
             );
         }
         _ => {}

@@ -34,6 +34,7 @@ impl Runner for BuiltinRunner {
                 job.log_path,
                 job.reporter,
                 job.run_id,
+                job.interrupt,
             )
         };
         let pool = rayon::ThreadPoolBuilder::new()
@@ -54,7 +55,9 @@ fn run_builtin(
     log_path: &Path,
     reporter: &dyn Reporter,
     run_id: Option<i64>,
+    interrupt: &super::Interrupt,
 ) -> Result<(), Failure> {
+    let interrupted = || interrupt.is_set();
     let log = Mutex::new(StageLog::new(log_path));
     let logger = |line: &str| {
         log.lock()
@@ -93,6 +96,7 @@ fn run_builtin(
         log: &logger,
         run_id,
         step_metrics: Some(steps),
+        interrupted: &interrupted,
     };
     let ran = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.run(&ctx))) {
         Ok(Ok(())) => Ok(()),

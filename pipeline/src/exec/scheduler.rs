@@ -291,7 +291,7 @@ impl<'a> Coordinator<'a> {
             }
             if self.stopping {
                 if let Some(job) = held.take() {
-                    let r = skipped(shared.p, job.stage, "run interrupted".into());
+                    let r = skipped(shared.p, job.stage, self.stop_reason().into());
                     self.local.push_back((job.stage, (r, None)));
                 }
                 self.skip_unstarted();
@@ -347,12 +347,17 @@ impl<'a> Coordinator<'a> {
         Ok(())
     }
 
-    fn skip_unstarted(&mut self) {
-        let why = if self.shared.opts.interrupt.is_set() {
+    /// Why a stage that has not started is skipped while the run stops.
+    fn stop_reason(&self) -> &'static str {
+        if self.shared.opts.interrupt.is_set() {
             "run interrupted"
         } else {
             "run stopped after a failure"
-        };
+        }
+    }
+
+    fn skip_unstarted(&mut self) {
+        let why = self.stop_reason();
         for i in self.queue.drain_unstarted() {
             let r = skipped(self.shared.p, i, why.to_string());
             self.local.push_back((i, (r, None)));

@@ -360,18 +360,23 @@ impl Builder<'_> {
 /// Grows `n_trees` trees on bootstrap samples, in parallel; tree `i` uses
 /// seed `seed + i`, so the forest does not depend on the thread count.
 /// Returns the trees and the forest's feature importances (the mean of the
-/// trees', as scikit-learn's `feature_importances_`).
+/// trees', as scikit-learn's `feature_importances_`); `None` when `stop`
+/// said so before every tree was grown (the run was interrupted).
 pub fn fit_forest(
     x: &Array2<f64>,
     labels: Labels<'_>,
     n_trees: usize,
     bootstrap: bool,
     p: &TreeParams,
-) -> (Vec<Tree>, Vec<f64>) {
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<(Vec<Tree>, Vec<f64>)> {
     let n = x.nrows();
     let fitted: Vec<(Tree, Vec<f64>)> = (0..n_trees)
         .into_par_iter()
         .map(|i| {
+            if stop() {
+                return None;
+            }
             let seed = p.seed.wrapping_add(i as u64);
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
             let rows: Vec<usize> = if bootstrap {
@@ -380,9 +385,9 @@ pub fn fit_forest(
                 (0..n).collect()
             };
             let tp = TreeParams { seed, ..p.clone() };
-            Tree::fit_with_importances(x, labels, rows, &tp)
+            Some(Tree::fit_with_importances(x, labels, rows, &tp))
         })
-        .collect();
+        .collect::<Option<_>>()?;
     let mut importance = vec![0.0; x.ncols()];
     for (_, imp) in &fitted {
         for (a, b) in importance.iter_mut().zip(imp) {
@@ -390,7 +395,7 @@ pub fn fit_forest(
         }
     }
     normalize(&mut importance);
-    (fitted.into_iter().map(|(t, _)| t).collect(), importance)
+    Some((fitted.into_iter().map(|(t, _)| t).collect(), importance))
 }
 
 #[cfg(test)]
@@ -490,10 +495,23 @@ mod tests {
             max_features: Some(1),
             ..params()
         };
-        let a = fit_forest(&x, cls(&y, 3), 8, true, &p).0;
-        let b = fit_forest(&x, cls(&y, 3), 8, true, &p).0;
+        let a = fit_forest(&x, cls(&y, 3), 8, true, &p, &|| false)
+            .unwrap()
+            .0;
+        let b = fit_forest(&x, cls(&y, 3), 8, true, &p, &|| false)
+            .unwrap()
+            .0;
         assert_eq!(a, b);
-        let c = fit_forest(&x, cls(&y, 3), 8, true, &TreeParams { seed: 5, ..p }).0;
+        let c = fit_forest(
+            &x,
+            cls(&y, 3),
+            8,
+            true,
+            &TreeParams { seed: 5, ..p },
+            &|| false,
+        )
+        .unwrap()
+        .0;
         assert_ne!(a, c);
     }
 
@@ -539,7 +557,9 @@ mod tests {
                 criterion: Criterion::SquaredError,
                 ..p
             },
-        );
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(trees.len(), 4);
         assert!(imp[1] > 0.9, "{imp:?}");
     }

@@ -81,6 +81,17 @@ pub struct Step {
     pub validation: Option<f64>,
 }
 
+/// Why boosting ended without a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stopped {
+    /// The training loss became non-finite, or a million times the
+    /// starting loss, at this iteration: the steps overshoot (a learning
+    /// rate too large).
+    Diverged { iteration: usize },
+    /// The step callback asked to stop (the run was interrupted).
+    Interrupted,
+}
+
 /// The result of [`fit`].
 #[derive(Debug, Clone)]
 pub struct Fit {
@@ -599,13 +610,17 @@ fn loss(target: &Target<'_>, raw: &[f64], k: usize, rows: &[usize]) -> f64 {
 }
 
 /// Fits a booster to the rows of `x` (rows × features, finite values).
-/// `on_step` sees each iteration's losses as it ends.
+/// `on_step` sees each iteration's losses as it ends, and returns `false`
+/// to stop.
+///
+/// # Errors
+/// [`Stopped`]: the loss diverged, or `on_step` asked to stop.
 pub fn fit(
     x: &Array2<f64>,
     target: Target<'_>,
     p: &GbmParams,
-    mut on_step: impl FnMut(&Step),
-) -> Fit {
+    mut on_step: impl FnMut(&Step) -> bool,
+) -> Result<Fit, Stopped> {
     let n_all = x.nrows();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
     // Held-out rows for early stopping: a seeded shuffle's first share.
@@ -693,6 +708,7 @@ pub fn fit(
         (0..n).collect()
     };
     let const_h = matches!(local, Target::Values(_));
+    let start_loss = loss(&local, &raw, k, &small);
     let mut pool: Vec<Vec<Cell>> = Vec::new();
     let mut idx: Vec<u32> = Vec::with_capacity(n);
     let mut scratch: Vec<u32> = Vec::with_capacity(n);
@@ -759,6 +775,11 @@ pub fn fit(
             idx.extend_from_slice(&rows);
             let (tree, leaves) = grow.tree(&mut idx, &mut scratch, &mut gains);
             pool = grow.pool.into_inner().expect("not poisoned");
+            // A leaf whose hessians all underflowed (a learning rate so
+            // large that every probability is 0 or 1) has no finite value.
+            if tree.value.iter().flatten().any(|v| !v.is_finite()) {
+                return Err(Stopped::Diverged { iteration });
+            }
             if rows.len() == n {
                 for (members, v) in leaves {
                     for &r in &idx[members] {
@@ -780,8 +801,17 @@ pub fn fit(
             train: loss(&local, &raw, k, &small),
             validation: (!val_rows.is_empty()).then(|| loss(&val_local, &val_raw, k, &all_val)),
         };
-        on_step(&step);
+        let diverged = !step.train.is_finite()
+            || step.validation.is_some_and(|v| !v.is_finite())
+            || (start_loss > 0.0 && step.train > 1e6 * start_loss);
+        if diverged {
+            return Err(Stopped::Diverged { iteration });
+        }
+        let go_on = on_step(&step);
         curve.push(step);
+        if !go_on {
+            return Err(Stopped::Interrupted);
+        }
         // scikit-learn's rule: stop when none of the last
         // `n_iter_no_change` losses beat the one before them by `tol`.
         if p.early_stopping && curve.len() > p.n_iter_no_change {
@@ -798,12 +828,12 @@ pub fn fit(
         }
     }
     super::cart::normalize(&mut gains);
-    Fit {
+    Ok(Fit {
         booster: Booster { base, trees },
         importances: gains,
         curve,
         stopped_at,
-    }
+    })
 }
 
 /// Seeded random values for tests and benchmarks.
@@ -871,7 +901,7 @@ mod tests {
     fn boosting_fits_a_non_linear_function_and_learns_the_features_that_matter() {
         let (x, y) = friedman(2000, 1);
         let (xt, yt) = friedman(500, 2);
-        let fit = fit(&x, Target::Values(&y), &params(), |_| {});
+        let fit = fit(&x, Target::Values(&y), &params(), |_| true).unwrap();
         let var = {
             let m = yt.iter().sum::<f64>() / yt.len() as f64;
             yt.iter().map(|v| (v - m).powi(2)).sum::<f64>() / yt.len() as f64
@@ -891,10 +921,14 @@ mod tests {
             max_iter: 20,
             ..params()
         };
-        let a = fit(&x, Target::Values(&y), &p, |_| {}).booster;
-        let b = fit(&x, Target::Values(&y), &p, |_| {}).booster;
+        let a = fit(&x, Target::Values(&y), &p, |_| true).unwrap().booster;
+        let b = fit(&x, Target::Values(&y), &p, |_| true).unwrap().booster;
         assert_eq!(a, b);
-        let c = fit(&x, Target::Values(&y), &GbmParams { seed: 9, ..p }, |_| {}).booster;
+        let c = fit(&x, Target::Values(&y), &GbmParams { seed: 9, ..p }, |_| {
+            true
+        })
+        .unwrap()
+        .booster;
         assert_ne!(a, c);
     }
 
@@ -907,7 +941,7 @@ mod tests {
             learning_rate: 0.5,
             ..params()
         };
-        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        let f = fit(&x, Target::Values(&y), &p, |_| true).unwrap();
         let at = f.stopped_at.expect("stops before 2000 iterations");
         assert!(at < 2000);
         assert_eq!(f.booster.trees.len(), at);
@@ -923,14 +957,14 @@ mod tests {
             max_iter: 3,
             ..params()
         };
-        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        let f = fit(&x, Target::Values(&y), &p, |_| true).unwrap();
         assert!(f.booster.trees.iter().all(|t| t.leaves() <= 4));
         let p = GbmParams {
             max_leaf_nodes: Some(5),
             max_iter: 3,
             ..params()
         };
-        let f = fit(&x, Target::Values(&y), &p, |_| {});
+        let f = fit(&x, Target::Values(&y), &p, |_| true).unwrap();
         assert!(f.booster.trees.iter().all(|t| t.leaves() == 5));
     }
 
@@ -942,7 +976,7 @@ mod tests {
         let bin: Vec<usize> = (0..2000)
             .map(|i| usize::from((x[[i, 0]] > 0.0) != (x[[i, 1]] > 0.0)))
             .collect();
-        let f = fit(&x, Target::Classes { y: &bin, k: 2 }, &params(), |_| {});
+        let f = fit(&x, Target::Classes { y: &bin, k: 2 }, &params(), |_| true).unwrap();
         assert_eq!(f.booster.columns(), 1);
         let right = (0..2000)
             .filter(|&i| {
@@ -961,7 +995,7 @@ mod tests {
                 }
             })
             .collect();
-        let f = fit(&x, Target::Classes { y: &three, k: 3 }, &params(), |_| {});
+        let f = fit(&x, Target::Classes { y: &three, k: 3 }, &params(), |_| true).unwrap();
         assert_eq!(f.booster.columns(), 3);
         assert_eq!(f.booster.trees.len(), 300);
         let right = (0..2000)
@@ -996,11 +1030,41 @@ mod tests {
             .map(|i| (tree.leaf(xt.row(i))[0] - yt[i]).powi(2))
             .sum::<f64>()
             / 1000.0;
-        let f = fit(&x, Target::Values(&y), &params(), |_| {});
+        let f = fit(&x, Target::Values(&y), &params(), |_| true).unwrap();
         let boost_mse = mse(&f.booster, &xt, &yt);
         assert!(
             boost_mse < tree_mse / 2.0,
             "boosting {boost_mse} vs tree {tree_mse}"
         );
+    }
+
+    /// A learning rate that overshoots every Newton step makes the loss
+    /// grow without bound: refused, not shipped as a model of nonsense.
+    #[test]
+    fn an_overshooting_learning_rate_is_reported_as_divergence() {
+        let (x, y) = friedman(500, 9);
+        let p = GbmParams {
+            learning_rate: 3.0,
+            min_samples_leaf: 5,
+            ..params()
+        };
+        assert!(matches!(
+            fit(&x, Target::Values(&y), &p, |_| true),
+            Err(Stopped::Diverged { .. })
+        ));
+        // A periodic label of a row index: leaves overfit, and at this rate
+        // every probability saturates to 0 or 1.
+        let xi = Array2::from_shape_fn((60, 1), |(i, _)| i as f64);
+        let bin: Vec<usize> = (0..60).map(|i| usize::from((i * 7) % 5 < 2)).collect();
+        let p = GbmParams {
+            learning_rate: 10.0,
+            ..params()
+        };
+        assert!(matches!(
+            fit(&xi, Target::Classes { y: &bin, k: 2 }, &p, |_| true),
+            Err(Stopped::Diverged { .. })
+        ));
+        let stop = fit(&x, Target::Values(&y), &params(), |s| s.iteration < 3);
+        assert!(matches!(stop, Err(Stopped::Interrupted)));
     }
 }

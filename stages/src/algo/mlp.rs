@@ -134,10 +134,13 @@ pub struct MlpFit {
     pub stopped_at: Option<usize>,
 }
 
-/// The loss became NaN or infinite.
+/// Why training ended without a network.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Diverged {
-    pub epoch: usize,
+pub enum Stopped {
+    /// The loss became NaN or infinite at this epoch.
+    Diverged { epoch: usize },
+    /// The epoch callback asked to stop (the run was interrupted).
+    Interrupted,
 }
 
 impl Activation {
@@ -275,16 +278,17 @@ impl Slot {
 }
 
 /// Trains a network on `x` (rows × features, finite). `on_epoch` sees each
-/// epoch's losses as it ends.
+/// epoch's losses as it ends, and returns `false` to stop.
 ///
 /// # Errors
-/// [`Diverged`] when a loss becomes NaN or infinite.
+/// [`Stopped::Diverged`] when a loss becomes NaN or infinite;
+/// [`Stopped::Interrupted`] when `on_epoch` returned `false`.
 pub fn fit(
     x: &Array2<f64>,
     target: Target<'_>,
     p: &MlpParams,
-    mut on_epoch: impl FnMut(&Epoch),
-) -> Result<MlpFit, Diverged> {
+    mut on_epoch: impl FnMut(&Epoch) -> bool,
+) -> Result<MlpFit, Stopped> {
     let n_all = x.nrows();
     let d = x.ncols();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
@@ -407,7 +411,7 @@ pub fn fit(
             let mut dz = Array2::<f32>::zeros(out.dim());
             let l = loss_and_grad(p.loss, &out, &target_b, &mut dz);
             if !l.is_finite() {
-                return Err(Diverged { epoch });
+                return Err(Stopped::Diverged { epoch });
             }
             sum += l * b as f64;
             // Backward, one layer at a time from the output.
@@ -474,15 +478,18 @@ pub fn fit(
             loss_and_grad(p.loss, &a, &batch, &mut dz)
         });
         if !train.is_finite() || validation.is_some_and(|v| !v.is_finite()) {
-            return Err(Diverged { epoch });
+            return Err(Stopped::Diverged { epoch });
         }
         let e = Epoch {
             epoch,
             train,
             validation,
         };
-        on_epoch(&e);
+        let go_on = on_epoch(&e);
         curve.push(e);
+        if !go_on {
+            return Err(Stopped::Interrupted);
+        }
         if let Some(v) = validation {
             if best.as_ref().is_none_or(|(b, _, _)| v < b - p.tol) {
                 best = Some((v, epoch, layers.clone()));
@@ -584,7 +591,7 @@ mod tests {
                 epochs: 500,
                 ..params()
             };
-            let f = fit(&x, Target::Classes { y: &y, k: 2 }, &p, |_| {}).unwrap();
+            let f = fit(&x, Target::Classes { y: &y, k: 2 }, &p, |_| true).unwrap();
             let out = f.network.forward(&x);
             for (i, want) in y.iter().enumerate() {
                 assert_eq!(
@@ -611,7 +618,7 @@ mod tests {
                 batch_size: 16,
                 ..params()
             };
-            let f = fit(&x, Target::Values(&y), &p, |_| {}).unwrap();
+            let f = fit(&x, Target::Values(&y), &p, |_| true).unwrap();
             let out = f.network.forward(&x);
             let mse = out
                 .column(0)
@@ -636,8 +643,8 @@ mod tests {
             epochs: 20,
             ..params()
         };
-        let a = fit(&x, Target::Classes { y: &y, k: 3 }, &p, |_| {}).unwrap();
-        let b = fit(&x, Target::Classes { y: &y, k: 3 }, &p, |_| {}).unwrap();
+        let a = fit(&x, Target::Classes { y: &y, k: 3 }, &p, |_| true).unwrap();
+        let b = fit(&x, Target::Classes { y: &y, k: 3 }, &p, |_| true).unwrap();
         assert_eq!(a.network, b.network);
         assert_eq!(
             serde_json::to_string(&a.network).unwrap(),
@@ -647,7 +654,7 @@ mod tests {
             &x,
             Target::Classes { y: &y, k: 3 },
             &MlpParams { seed: 2, ..p },
-            |_| {},
+            |_| true,
         )
         .unwrap();
         assert_ne!(a.network, c.network);
@@ -670,7 +677,7 @@ mod tests {
             batch_size: 8,
             ..params()
         };
-        let f = fit(&x, Target::Values(&y), &p, |_| {}).unwrap();
+        let f = fit(&x, Target::Values(&y), &p, |_| true).unwrap();
         let stop = f.stopped_at.expect("stops early on noise");
         assert_eq!(stop, f.best_epoch + 5);
         let best = f.curve[f.best_epoch - 1].validation.unwrap();
@@ -688,6 +695,6 @@ mod tests {
             standardize_target: false,
             ..params()
         };
-        assert!(fit(&x, Target::Values(&y), &p, |_| {}).is_err());
+        assert!(fit(&x, Target::Values(&y), &p, |_| true).is_err());
     }
 }

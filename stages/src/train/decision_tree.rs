@@ -64,23 +64,11 @@ impl StageKind for DecisionTree {
         ],
     };
     fn check(p: &mut TreeStageParams) -> Result<(), ParamError> {
-        if p.max_depth == Some(0) {
-            return Err(ParamError::new(
-                &["max_depth"],
-                "`max_depth` must be at least 1",
-            ));
-        }
-        if p.min_samples_split < 2 {
-            return Err(ParamError::new(
-                &["min_samples_split"],
-                "`min_samples_split` must be at least 2",
-            ));
-        }
-        Ok(())
+        super::check_tree_limits(p.max_depth, p.min_samples_split, p.min_samples_leaf)
     }
     fn infer(p: &TreeStageParams, cx: &InferContext<'_>) -> Inferred {
         let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
-        crate::shape::trainer(cx, Self::SPEC.kind, p.task.inferred())
+        crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &TreeStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, p.task, p, ctx, |d| fit_tree(p, d))

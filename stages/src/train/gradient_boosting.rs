@@ -199,7 +199,7 @@ impl StageKind for GradientBoosting {
     }
     fn infer(p: &BoostingParams, cx: &InferContext<'_>) -> Inferred {
         let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
-        crate::shape::trainer(cx, Self::SPEC.kind, p.task.inferred())
+        crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &BoostingParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, p.task, p, ctx, |d| fit_boosting(p, d))
@@ -256,6 +256,9 @@ fn fit_boosting(p: &BoostingParams, d: &TrainData<'_>) -> Result<Trained, StageE
     }
     let every = p.log_every.max(1);
     let fit = gbm::fit(&d.x, target, &gp, |s| {
+        if d.ctx.check_interrupted().is_err() {
+            return false;
+        }
         if s.iteration % every == 0 || s.iteration == 1 {
             (d.ctx.log)(&format!(
                 "iteration {:>4}/{}: {loss_name} {}{}",
@@ -267,7 +270,15 @@ fn fit_boosting(p: &BoostingParams, d: &TrainData<'_>) -> Result<Trained, StageE
                     .unwrap_or_default()
             ));
         }
-    });
+        true
+    })
+    .map_err(|e| match e {
+        gbm::Stopped::Diverged { iteration } => StageError::new(format!(
+            "boosting diverged at iteration {iteration}: the training loss is not finite or grew a millionfold"
+        ))
+        .with_help("lower `learning_rate` (0.1 is the usual start)"),
+        gbm::Stopped::Interrupted => StageError::new("stopped: the run was interrupted"),
+    })?;
     if let Some(at) = fit.stopped_at {
         (d.ctx.log)(&format!(
             "stopped at iteration {at}: the held-out loss did not improve for {} iterations",

@@ -143,6 +143,11 @@ const OUTPUTS: &[PortSpec] = &[
     ),
 ];
 
+/// The largest network `train.mlp` takes: 100 million weights, about
+/// 2 GB for the weights, their gradients, Adam's two moments and the best
+/// epoch's copy.
+const MAX_WEIGHTS: usize = 100_000_000;
+
 /// `train.mlp`.
 #[derive(Debug)]
 pub struct Mlp;
@@ -193,6 +198,17 @@ impl StageKind for Mlp {
                 format!(
                     "layer {} has width 0; every hidden layer needs at least one unit",
                     i + 1
+                ),
+            ));
+        }
+        let hidden: usize = p.layers.windows(2).map(|w| w[0] * w[1]).sum();
+        if hidden > MAX_WEIGHTS {
+            return Err(ParamError::new(
+                &["layers"],
+                format!(
+                    "layers {:?} have {hidden} weights between them; `train.mlp` trains on the CPU and holds five float32 copies of each (about {} GB): at most {MAX_WEIGHTS} weights",
+                    p.layers,
+                    hidden * 20 / 1_000_000_000
                 ),
             ));
         }
@@ -249,23 +265,10 @@ impl StageKind for Mlp {
     }
     fn infer(p: &MlpStageParams, cx: &InferContext<'_>) -> Inferred {
         let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
-        let task = match (p.task, p.loss) {
-            (super::TaskParam::Auto, Some(LossName::Mse | LossName::Huber)) => {
-                super::TaskParam::Regression
-            }
-            (t, _) => t,
-        };
-        crate::shape::trainer(cx, Self::SPEC.kind, task.inferred())
+        crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &MlpStageParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        // A regression loss decides `auto`.
-        let task = match (p.task, p.loss) {
-            (super::TaskParam::Auto, Some(LossName::Mse | LossName::Huber)) => {
-                super::TaskParam::Regression
-            }
-            (t, _) => t,
-        };
-        train(Self::SPEC.kind, task, p, ctx, |d| fit_mlp(p, d))
+        train(Self::SPEC.kind, p.task, p, ctx, |d| fit_mlp(p, d))
     }
 }
 
@@ -297,12 +300,24 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
         ),
         (Target::Classes { .. }, Some(_)) => {
             return Err(StageError::new(format!(
-                "`{kind}` is fitting a classification, and `mse` and `huber` are regression losses"
+                "`{kind}` is fitting a classification (`task: {}`), and `mse` and `huber` are regression losses",
+                name_of(&p.task)
             ))
-            .with_help("use `loss: cross_entropy`, or leave it out; or set `task: regression`"))
+            .with_help("use `loss: cross_entropy`, or leave `loss` out; for a numeric target, set `task: regression`"))
         }
         (Target::None, _) => unreachable!("the network is supervised"),
     };
+    if let Some(((row, col), v)) =
+        d.x.indexed_iter()
+            .find(|(_, v)| v.abs() > f64::from(f32::MAX))
+    {
+        return Err(StageError::new(format!(
+            "column `{}` has {v} at row {}, beyond the float32 range (±3.4e38) the network computes in",
+            d.features[col],
+            row + 1
+        ))
+        .with_help("scale the features first with `preprocess.scale`, or drop the row with `preprocess.clean` (outliers)"));
+    }
     let loss_name = match loss {
         mlp::Loss::Mse => "MSE",
         mlp::Loss::Huber { .. } => "Huber loss",
@@ -313,6 +328,20 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
             "early stopping holds out rows, and the training table has only one",
         )
         .with_help("set `early_stopping: false`, or train on more rows"));
+    }
+    let mut sizes = vec![d.x.ncols()];
+    sizes.extend(&p.layers);
+    sizes.push(match &target {
+        mlp::Target::Values(_) => 1,
+        mlp::Target::Classes { k, .. } => *k,
+    });
+    let weights: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    if weights > MAX_WEIGHTS {
+        return Err(StageError::new(format!(
+            "the network {} has {weights} weights; `train.mlp` trains on the CPU and holds five float32 copies of each: at most {MAX_WEIGHTS} weights",
+            sizes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" → ")
+        ))
+        .with_help("use narrower `layers`, or fewer input columns"));
     }
     let mp = MlpParams {
         hidden: p.layers.clone(),
@@ -346,13 +375,17 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
         .map(|w| w.to_string())
         .collect();
     (d.ctx.log)(&format!(
-        "network {} → {} ({}), {}, {} epochs of batches of {}",
+        "network {} → {}{}, {}, {} epochs of batches of {}",
         widths.join(" → "),
         match &target {
             mlp::Target::Values(_) => 1,
             mlp::Target::Classes { k, .. } => *k,
         },
-        name_of(&p.activation),
+        if p.layers.is_empty() {
+            " (no hidden layer: a linear model)".to_string()
+        } else {
+            format!(" ({})", name_of(&p.activation))
+        },
         name_of(&p.optimizer),
         p.epochs,
         p.batch_size
@@ -360,6 +393,9 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
     let every = p.log_every.max(1);
     let scaled = matches!(target, mlp::Target::Values(_)) && p.standardize_target;
     let fit = mlp::fit(&d.x, target, &mp, |e| {
+        if d.ctx.check_interrupted().is_err() {
+            return false;
+        }
         if e.epoch % every == 0 || e.epoch == 1 || e.epoch == p.epochs {
             (d.ctx.log)(&format!(
                 "epoch {:>5}/{}: {loss_name} {}{}{}",
@@ -372,17 +408,24 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
                 if scaled { " (standardised target)" } else { "" }
             ));
         }
+        true
     })
-    .map_err(|mlp::Diverged { epoch }| {
-        StageError::new(format!(
+    .map_err(|e| match e {
+        mlp::Stopped::Diverged { epoch } => StageError::new(format!(
             "the network diverged at epoch {epoch}: the loss is not finite"
         ))
-        .with_help("lower `learning_rate`, and scale the features first with `preprocess.scale`")
+        .with_help("lower `learning_rate`, and scale the features first with `preprocess.scale`"),
+        mlp::Stopped::Interrupted => StageError::new("stopped: the run was interrupted"),
     })?;
     if let Some(at) = fit.stopped_at {
         (d.ctx.log)(&format!(
             "stopped at epoch {at}: the held-out loss did not improve for {} epochs; keeping epoch {}",
             p.patience, fit.best_epoch
+        ));
+    } else if p.early_stopping && fit.best_epoch < fit.curve.len() {
+        (d.ctx.log)(&format!(
+            "keeping epoch {}, the lowest held-out loss",
+            fit.best_epoch
         ));
     }
     let curve: Vec<(usize, f64, Option<f64>)> = fit

@@ -204,7 +204,8 @@ fn train<P: Serialize, R: Into<Trained>>(
     if features.is_empty() {
         return Err(StageError::new("the training table has no feature columns"));
     }
-    let task = match task.into() {
+    let choice = task.into();
+    let task = match choice {
         TaskChoice::Is(t) => t,
         TaskChoice::Param(TaskParam::Classification) => Task::Classification,
         TaskChoice::Param(TaskParam::Regression) => Task::Regression,
@@ -216,10 +217,26 @@ fn train<P: Serialize, R: Into<Trained>>(
     };
     // The target first: a table without one (`target:` forgotten) is
     // reported as that, not as whatever its columns hold.
+    let explicit = matches!(choice, TaskChoice::Param(p) if p != TaskParam::Auto);
     let target = match task {
-        Task::Regression => Target::Values(regression_target(&t, kind)?),
+        Task::Regression => {
+            if explicit {
+                let (name, col) = target_column(&t, kind)?;
+                if matches!(col.data, ColumnData::Categorical(_)) {
+                    return Err(StageError::new(format!(
+                        "`task: regression` needs a numeric target, and `{name}` is categorical"
+                    ))
+                    .with_help("set `task: classification`, or leave `task` out: a categorical target makes a classifier"));
+                }
+            }
+            Target::Values(regression_target(&t, kind)?)
+        }
         Task::Classification => {
-            let (ids, names) = class_target(&t, kind)?;
+            let (ids, names) = if explicit {
+                class_target_asked(&t, kind)?
+            } else {
+                class_target(&t, kind)?
+            };
             Target::Classes { ids, names }
         }
         Task::Clustering => Target::None,
@@ -280,7 +297,8 @@ fn train<P: Serialize, R: Into<Trained>>(
 
 /// Writes a training curve into the `loss` output: `loss.csv` (`step`,
 /// `train`, and `validation` when rows were held out) and the plot
-/// `loss.svg`/`loss.png`, both curves on a log scale.
+/// `loss.svg`/`loss.png`, both curves on a log scale (linear when a loss
+/// reaches 0).
 fn write_loss_curve(
     ctx: &RunContext<'_>,
     step: &str,
@@ -326,14 +344,26 @@ fn write_loss_curve(
             .collect();
         series.push(("validation", val));
     }
+    // A log scale unless a loss is 0 (a constant target is fitted
+    // exactly), which it cannot show.
+    let log_y = curve
+        .iter()
+        .all(|c| c.1 > 0.0 && c.2.is_none_or(|v| v > 0.0));
     crate::plot::curve_with(
         dir,
         "loss",
         "Training loss",
-        (step, &format!("{loss} (log scale)")),
+        (
+            step,
+            &if log_y {
+                format!("{loss} (log scale)")
+            } else {
+                loss.to_string()
+            },
+        ),
         &series,
         crate::plot::CurveStyle {
-            log_y: true,
+            log_y,
             markers: false,
         },
     )
@@ -421,6 +451,12 @@ pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), 
             }
         },
     };
+    label_ids(name, labels)
+}
+
+/// Class ids (index into the sorted class names) of `labels`, a target
+/// named `name`; an error for a single class.
+fn label_ids(name: &str, labels: Vec<String>) -> Result<(Vec<usize>, Vec<String>), StageError> {
     let mut names: Vec<String> = labels.clone();
     names.sort_by(|a, b| natural(a, b));
     names.dedup();
@@ -435,6 +471,32 @@ pub fn class_target(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), 
         .map(|l| names.iter().position(|n| n == l).expect("a known label"))
         .collect();
     Ok((ids, names))
+}
+
+/// [`class_target`] when `task: classification` was asked for: any number
+/// of whole-number classes, and for a continuous target help that names
+/// the param.
+fn class_target_asked(t: &Table, kind: &str) -> Result<(Vec<usize>, Vec<String>), StageError> {
+    let (name, col) = target_column(t, kind)?;
+    let ColumnData::Numeric(v) = &col.data else {
+        return class_target(t, kind);
+    };
+    if v.iter().all(|x| x.is_finite() && x.fract() == 0.0) {
+        let labels: Vec<String> = v.iter().map(|x| format_number(*x)).collect();
+        return label_ids(name, labels);
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return class_target(t, kind);
+    }
+    Err(StageError::new(format!(
+        "`task: classification` needs classes, and the target `{name}` is continuous (e.g. {})",
+        v.iter()
+            .find(|x| x.fract() != 0.0)
+            .map_or(String::new(), |x| short(*x))
+    ))
+    .with_help(
+        "set `task: regression`, or leave `task` out: a continuous target makes a regression",
+    ))
 }
 
 /// Numbers in numeric order, then text.
@@ -454,6 +516,33 @@ fn positive(name: &str, v: f64) -> Result<(), ParamError> {
             format!("`{name}` must be a positive number, got {v}"),
         ))
     }
+}
+
+/// The growth limits every tree trainer shares.
+fn check_tree_limits(
+    max_depth: Option<usize>,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+) -> Result<(), ParamError> {
+    if max_depth == Some(0) {
+        return Err(ParamError::new(
+            &["max_depth"],
+            "`max_depth` must be at least 1 (leave it out for no limit)",
+        ));
+    }
+    if min_samples_split < 2 {
+        return Err(ParamError::new(
+            &["min_samples_split"],
+            "`min_samples_split` must be at least 2",
+        ));
+    }
+    if min_samples_leaf == 0 {
+        return Err(ParamError::new(
+            &["min_samples_leaf"],
+            "`min_samples_leaf` must be at least 1",
+        ));
+    }
+    Ok(())
 }
 
 /// A share strictly between 0 and 1.

@@ -78,6 +78,7 @@ impl StageKind for RandomForest {
         if p.trees == 0 {
             return Err(ParamError::new(&["trees"], "`trees` must be at least 1"));
         }
+        super::check_tree_limits(p.max_depth, p.min_samples_split, p.min_samples_leaf)?;
         match &p.max_features {
             None => Ok(()),
             Some(Value::String(s)) if s == "sqrt" || s == "all" => Ok(()),
@@ -90,7 +91,7 @@ impl StageKind for RandomForest {
     }
     fn infer(p: &ForestParams, cx: &InferContext<'_>) -> Inferred {
         let cx = &crate::shape::retargeted(cx, "train", p.target.as_deref());
-        crate::shape::trainer(cx, Self::SPEC.kind, p.task.inferred())
+        crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &ForestParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
         train(Self::SPEC.kind, p.task, p, ctx, |d| fit_random_forest(p, d))
@@ -116,7 +117,9 @@ fn fit_random_forest(p: &ForestParams, d: &TrainData<'_>) -> Result<Trained, Sta
         max_features: Some(max_features),
         seed: p.seed,
     };
-    let (trees, importances) = fit_forest(&d.x, labels, p.trees, p.bootstrap, &tp);
+    let stop = || d.ctx.check_interrupted().is_err();
+    let (trees, importances) = fit_forest(&d.x, labels, p.trees, p.bootstrap, &tp, &stop)
+        .ok_or_else(|| StageError::new("stopped: the run was interrupted"))?;
     let nodes: usize = trees.iter().map(Tree::len).sum();
     (d.ctx.log)(&format!(
         "{} trees, {nodes} nodes, {max_features} of {nf} features per split",
