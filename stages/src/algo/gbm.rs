@@ -298,6 +298,8 @@ struct Grow<'a> {
     p: &'a GbmParams,
     /// Histograms of finished leaves, reused (a fresh one is zeroed pages).
     pool: std::sync::Mutex<Vec<Vec<Cell>>>,
+    /// A node's gradients and hessians in its row order, reused.
+    ordered: std::sync::Mutex<(Vec<f32>, Vec<f32>)>,
 }
 
 /// scikit-learn's `min_hessian_to_split`.
@@ -323,19 +325,18 @@ impl Grow<'_> {
         // The rows' gradients in row order, so the per-feature loops read
         // them sequentially; the root's rows are every row in order.
         let identity = rows.len() == b.n;
-        let (og, oh): (Vec<f32>, Vec<f32>) = if identity {
-            (Vec::new(), Vec::new())
-        } else {
-            (
-                rows.iter().map(|&r| self.g[r as usize]).collect(),
-                if self.const_h {
-                    Vec::new()
-                } else {
-                    rows.iter().map(|&r| self.h[r as usize]).collect()
-                },
-            )
-        };
-        let (g, h) = if identity {
+        // Reused buffers: a fresh one per node was fresh pages to zero.
+        let mut ordered = self.ordered.lock().expect("not poisoned");
+        let (og, oh) = &mut *ordered;
+        if !identity {
+            og.clear();
+            og.extend(rows.iter().map(|&r| self.g[r as usize]));
+            if !self.const_h {
+                oh.clear();
+                oh.extend(rows.iter().map(|&r| self.h[r as usize]));
+            }
+        }
+        let (g, h): (&[f32], &[f32]) = if identity {
             (self.g, self.h)
         } else {
             (&og[..], &oh[..])
@@ -710,6 +711,7 @@ pub fn fit(
     let const_h = matches!(local, Target::Values(_));
     let start_loss = loss(&local, &raw, k, &small);
     let mut pool: Vec<Vec<Cell>> = Vec::new();
+    let mut ordered: (Vec<f32>, Vec<f32>) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut idx: Vec<u32> = Vec::with_capacity(n);
     let mut scratch: Vec<u32> = Vec::with_capacity(n);
     let mut gains = vec![0.0; x.ncols()];
@@ -770,11 +772,13 @@ pub fn fit(
                 const_h,
                 p,
                 pool: std::sync::Mutex::new(std::mem::take(&mut pool)),
+                ordered: std::sync::Mutex::new(std::mem::take(&mut ordered)),
             };
             idx.clear();
             idx.extend_from_slice(&rows);
             let (tree, leaves) = grow.tree(&mut idx, &mut scratch, &mut gains);
             pool = grow.pool.into_inner().expect("not poisoned");
+            ordered = grow.ordered.into_inner().expect("not poisoned");
             // A leaf whose hessians all underflowed (a learning rate so
             // large that every probability is 0 or 1) has no finite value.
             if tree.value.iter().flatten().any(|v| !v.is_finite()) {

@@ -83,7 +83,8 @@ pub struct SgdFit {
 
 impl Sgd {
     /// Fits `y ≈ x·w + b`: initialize, forward, loss, gradient step, repeat.
-    /// `on_epoch` sees each epoch and its (finite) mean loss.
+    /// `on_epoch` sees each epoch and its (finite) mean loss, and returns
+    /// `false` to stop there (the fit so far is returned).
     ///
     /// An epoch's loss is the mean of each row's loss at the moment its
     /// gradient is taken (the running loss scikit-learn's `SGDRegressor`
@@ -92,7 +93,7 @@ impl Sgd {
         &self,
         x: &Array2<f64>,
         y: &Array1<f64>,
-        mut on_epoch: impl FnMut(usize, f64),
+        mut on_epoch: impl FnMut(usize, f64) -> bool,
     ) -> Result<SgdFit, Diverged> {
         let (n, k) = x.dim();
         // 1. initialize
@@ -139,7 +140,9 @@ impl Sgd {
                 return Err(Diverged { epoch, loss });
             }
             curve.push((epoch as f64, loss));
-            on_epoch(epoch, loss);
+            if !on_epoch(epoch, loss) {
+                break;
+            }
             if let Some(tol) = self.tol {
                 if loss > best - tol {
                     no_improvement += 1;
@@ -194,7 +197,7 @@ mod tests {
         let mut s = settings(Loss::Mse);
         s.tol = Some(1e-3);
         s.epochs = 1000;
-        let fit = s.fit(&x, &y, |_, _| {}).unwrap();
+        let fit = s.fit(&x, &y, |_, _| true).unwrap();
         let at = fit.converged_at.expect("converged");
         assert!(at < 200, "stopped at {at}");
         assert_eq!(fit.curve.len(), at);
@@ -207,7 +210,12 @@ mod tests {
         let (x, y) = line();
         for loss in [Loss::Mse, Loss::Huber { delta: 1.0 }] {
             let mut epochs = 0;
-            let fit = settings(loss).fit(&x, &y, |_, _| epochs += 1).unwrap();
+            let fit = settings(loss)
+                .fit(&x, &y, |_, _| {
+                    epochs += 1;
+                    true
+                })
+                .unwrap();
             assert_eq!(epochs, 500);
             assert_eq!(fit.curve.len(), 500);
             assert!((fit.weights[0] - 2.0).abs() < 1e-3, "{:?}", fit.weights);
@@ -218,8 +226,8 @@ mod tests {
     #[test]
     fn same_seed_same_weights() {
         let (x, y) = line();
-        let a = settings(Loss::Mse).fit(&x, &y, |_, _| {}).unwrap();
-        let b = settings(Loss::Mse).fit(&x, &y, |_, _| {}).unwrap();
+        let a = settings(Loss::Mse).fit(&x, &y, |_, _| true).unwrap();
+        let b = settings(Loss::Mse).fit(&x, &y, |_, _| true).unwrap();
         assert_eq!(a.weights, b.weights);
         assert_eq!(a.intercept.to_bits(), b.intercept.to_bits());
     }
@@ -229,7 +237,7 @@ mod tests {
         let (x, y) = line();
         let mut s = settings(Loss::Mse);
         s.learning_rate = 1e6;
-        let e = s.fit(&x, &y, |_, _| {}).unwrap_err();
+        let e = s.fit(&x, &y, |_, _| true).unwrap_err();
         assert!(!e.loss.is_finite());
         assert!(e.epoch >= 1 && e.epoch <= 500);
     }

@@ -155,6 +155,9 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     let every = p.log_every.max(1);
     let fit = sgd
         .fit(&d.x, values(d), |epoch, loss| {
+            if d.ctx.check_interrupted().is_err() {
+                return false;
+            }
             if epoch % every == 0 || epoch == 1 || epoch == p.epochs {
                 (d.ctx.log)(&format!(
                     "epoch {epoch:>5}/{}: {} loss {}",
@@ -163,12 +166,15 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
                     short(loss)
                 ));
             }
+            true
         })
         .map_err(|Diverged { epoch, loss }| {
             StageError::new(format!("SGD diverged at epoch {epoch}: the loss is {loss}")).with_help(
                 "lower `learning_rate`, or scale the features first with `preprocess.scale`",
             )
         })?;
+    // Stopped by an interrupt: fail rather than record a partial fit.
+    d.ctx.check_interrupted()?;
     if let Some(at) = fit.converged_at {
         if at % every != 0 && at != 1 {
             if let Some((_, loss)) = fit.curve.last() {
