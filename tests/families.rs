@@ -607,41 +607,59 @@ stages:
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
-/// One Ctrl-C stops a built-in trainer between epochs (it trained on to
-/// the last epoch and was then recorded as fresh); the next run trains it
+/// One Ctrl-C stops a built-in trainer between steps (it trained on to
+/// the last one and was then recorded as fresh); the next run trains it
 /// again.
 #[test]
 fn an_interrupt_stops_a_long_fit_and_leaves_it_stale() {
     use std::io::BufRead;
-    let ws = Ws::new(
-        r#"
-stages:
-  sine: {uses: dataset.csv, with: {path: sine.csv, target: y}}
-  net: {uses: train.mlp, inputs: {train: sine.data}, with: {layers: [64, 64], epochs: 1000000, log_every: 1}}
-"#,
-    );
-    ws.write("sine.csv", &sine_csv());
-    let mut child = ws
-        .cmd(&["run"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("epoch     2/") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "the run ended early");
+    for (kind, with) in [
+        ("train.mlp", "{layers: [64, 64], epochs: 1000000}"),
+        (
+            "train.gradient_boosting",
+            "{max_iter: 1000000, min_samples_leaf: 1, max_leaf_nodes: 2}",
+        ),
+        ("train.sgd_regression", "{epochs: 1000000, tol: null}"),
+        ("train.kmeans", "{clusters: 3, runs: 1000000}"),
+    ] {
+        let ws = Ws::new(&format!(
+            "stages:\n  sine: {{uses: dataset.csv, with: {{path: sine.csv, target: y}}}}\n  fit: {{uses: {kind}, inputs: {{train: sine.data}}, with: {with}}}\n"
+        ));
+        ws.write("sine.csv", &sine_csv());
+        let mut child = ws
+            .cmd(&["run"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("fitting on") {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "{kind}: the run ended early"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let status = child.wait().unwrap();
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "{kind} took {:?} to stop",
+            t.elapsed()
+        );
+        assert_ne!(status.code(), Some(0), "{kind}");
+        let s = ws.run(&["status"]);
+        assert!(
+            !s.stdout.contains("all 2 stages fresh"),
+            "{kind}: {}",
+            s.stdout
+        );
     }
-    let t = std::time::Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let status = child.wait().unwrap();
-    assert!(t.elapsed().as_secs() < 5, "took {:?} to stop", t.elapsed());
-    assert_ne!(status.code(), Some(0));
-    let s = ws.run(&["status"]);
-    assert!(!s.stdout.contains("all 2 stages fresh"), "{}", s.stdout);
 }

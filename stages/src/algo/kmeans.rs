@@ -43,8 +43,15 @@ pub struct KMeansParams {
 }
 
 /// Clusters the rows of `x` (rows × features). Every run draws its seeds
-/// from `rng` in turn, so a seeded generator gives the same model.
-pub fn fit(x: &Array2<f64>, p: KMeansParams, rng: &mut impl Rng) -> KMeansFit {
+/// from `rng` in turn, so a seeded generator gives the same model. `None`
+/// when `stop` said so (checked every Lloyd iteration: the run was
+/// interrupted).
+pub fn fit(
+    x: &Array2<f64>,
+    p: KMeansParams,
+    rng: &mut impl Rng,
+    stop: &dyn Fn() -> bool,
+) -> Option<KMeansFit> {
     let x = &x.as_standard_layout().into_owned();
     let norms: Array1<f64> = x.rows().into_iter().map(|r| r.dot(&r)).collect();
     let mean_var = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
@@ -52,12 +59,15 @@ pub fn fit(x: &Array2<f64>, p: KMeansParams, rng: &mut impl Rng) -> KMeansFit {
     let mut best: Option<KMeansFit> = None;
     for _ in 0..p.runs.max(1) {
         let seeds = plus_plus(x, &norms, p.k, rng);
-        let fit = lloyd(x, &norms, seeds, p.max_iter, tol);
+        let fit = lloyd(x, &norms, seeds, p.max_iter, tol, stop);
+        if stop() {
+            return None;
+        }
         if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
             best = Some(fit);
         }
     }
-    best.expect("at least one run")
+    best
 }
 
 /// Squared distances of the rows of `block` (with squared norms `norms`)
@@ -281,6 +291,7 @@ fn lloyd(
     mut centres: Array2<f64>,
     max_iter: usize,
     tol: f64,
+    stop: &dyn Fn() -> bool,
 ) -> KMeansFit {
     let f = x.ncols();
     let k = centres.nrows();
@@ -289,6 +300,9 @@ fn lloyd(
     let mut iterations = 0;
     loop {
         iterations += 1;
+        if stop() {
+            break;
+        }
         let mut next = centres.clone();
         for (j, &count) in counts.iter().enumerate() {
             // An empty cluster keeps its centre.
@@ -418,7 +432,7 @@ mod tests {
             [-10.0, 6.0]
         ];
         let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(1);
-        let m = fit(&x, params(3), &mut rng);
+        let m = fit(&x, params(3), &mut rng, &|| false).unwrap();
         let mut c: Vec<(f64, f64)> = m
             .centroids
             .rows()
@@ -479,7 +493,7 @@ mod tests {
             6,
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(1),
         );
-        let fast = lloyd(&x, &norms, seeds.clone(), 300, 0.0);
+        let fast = lloyd(&x, &norms, seeds.clone(), 300, 0.0, &|| false);
         // Plain Lloyd.
         let mut c = seeds;
         for _ in 0..300 {

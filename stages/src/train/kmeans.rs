@@ -100,7 +100,9 @@ fn fit_kmeans(p: &KMeansParams, d: &TrainData<'_>) -> Result<Fitted, StageError>
         max_iter: p.max_iterations as usize,
         tol: p.tolerance,
     };
-    let m = crate::algo::kmeans::fit(&d.x, params, &mut rng);
+    let stop = || d.ctx.check_interrupted().is_err();
+    let m = crate::algo::kmeans::fit(&d.x, params, &mut rng, &stop)
+        .ok_or_else(|| StageError::new("stopped: the run was interrupted"))?;
     (d.ctx.log)(&format!(
         "inertia {} (mean {} a row), {} iterations in the best run",
         short(m.inertia),

@@ -242,6 +242,8 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     };
     let mut machines = Vec::with_capacity(pairs.len());
     for &(i, j) in &pairs {
+        // One machine per pair of classes: stop between them on Ctrl-C.
+        d.ctx.check_interrupted()?;
         let rows: Vec<usize> = (0..ids.len())
             .filter(|&r| ids[r] == i || ids[r] == j)
             .collect();
