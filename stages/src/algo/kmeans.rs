@@ -462,13 +462,17 @@ mod tests {
             &x,
             loose,
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(2),
-        );
+            &|| false,
+        )
+        .unwrap();
         let big = &x * 1000.0;
         let b = fit(
             &big,
             loose,
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(2),
-        );
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(a.iterations, b.iterations);
         for (p, q) in a.centroids.iter().zip(b.centroids.iter()) {
             assert!(
@@ -538,19 +542,25 @@ mod tests {
             &x,
             params(1),
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(3),
-        );
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(a.centroids, ndarray::array![[3.0]]);
         let y = ndarray::array![[1.0, 0.0], [2.0, 5.0], [6.0, 1.0], [7.0, 3.0], [0.0, 9.0]];
         let r1 = fit(
             &y,
             params(2),
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(3),
-        );
+            &|| false,
+        )
+        .unwrap();
         let r2 = fit(
             &y,
             params(2),
             &mut rand_xoshiro::Xoshiro256Plus::seed_from_u64(3),
-        );
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(r1, r2);
     }
 }
