@@ -299,7 +299,7 @@ stages:
         (
             "train.mlp",
             "{layers: [100000, 100000]}",
-            "at most 100000000 weights",
+            "at most 100000000",
         ),
         (
             "train.random_forest",
@@ -376,6 +376,50 @@ stages:
             r.stderr
         );
     }
+
+    // Divergence that stays finite: the loss grew 10 000-fold at 2.1 and
+    // the model shipped with R² −12 418; the network at Adam's 100 too.
+    let ws = one_stage(
+        "train.gradient_boosting",
+        "{learning_rate: 2.1, max_iter: 50, min_samples_leaf: 5}",
+        &hr,
+    );
+    let r = ws.run(&["run"]);
+    assert!(r.stderr.contains("boosting diverged"), "{}", r.stderr);
+    let ws = one_stage(
+        "train.mlp",
+        "{layers: [16], epochs: 50, learning_rate: 100}",
+        &friedman_csv(300),
+    );
+    let r = ws.run(&["run"]);
+    assert!(r.stderr.contains("the network diverged"), "{}", r.stderr);
+
+    // A target whose squares overflow (metrics came out NaN, a network
+    // wrote `null`, trees saw no gain).
+    let mut huge = String::from("x,y\n");
+    for i in 0..50 {
+        huge.push_str(&format!("{i},{}e200\n", i + 3));
+    }
+    for kind in [
+        "train.mlp",
+        "train.random_forest",
+        "train.gradient_boosting",
+    ] {
+        let ws = one_stage(kind, "{task: regression}", &huge);
+        let r = ws.run(&["run"]);
+        assert_ne!(r.code, 0, "{kind}");
+        assert!(
+            r.stderr.contains("rescale the target"),
+            "{kind}: {}",
+            r.stderr
+        );
+    }
+
+    // A width near usize::MAX must not wrap the weight count.
+    let ws = one_stage("train.mlp", "{layers: [4611686018427387904]}", "x,y\n1,2\n");
+    let r = ws.run(&["validate"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("at most 100000000"), "{}", r.stderr);
 
     // Values beyond float32, the network's arithmetic, are named.
     let ws = one_stage(

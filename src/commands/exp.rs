@@ -1012,7 +1012,7 @@ fn exp_steps(cli: &Cli, a: &ExpStepsArgs) -> Result<u8, Fail> {
     if steps.is_empty() {
         if !cli.quiet {
             eprintln!(
-                "experiment `{}` logged no steps (a `run:` stage appends JSON lines to the file named by $MLCYCLE_STEP_METRICS)",
+                "experiment `{}` logged no steps: none of its stages that log steps ran in it (a stage restored from the cache logs none; `run:` stages append JSON lines to the file named by $MLCYCLE_STEP_METRICS, and `train.mlp`, `train.gradient_boosting` and `train.sgd_regression` log their loss)",
                 rec.name
             );
         }

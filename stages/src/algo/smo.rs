@@ -101,7 +101,8 @@ const TAU: f64 = 1e-12;
 
 /// Fits a C-SVC to `x` (rows × features) and labels `y` (`true`: the
 /// positive class) with penalty `c` and kernel `kernel`, stopping at `tol`
-/// or after `max_iter` pair updates.
+/// or after `max_iter` pair updates, or when `stop` says so (checked every
+/// 1 000 updates: the run was interrupted).
 pub fn fit(
     x: &Array2<f64>,
     y: &[bool],
@@ -109,6 +110,7 @@ pub fn fit(
     kernel: KernelFn,
     tol: f64,
     max_iter: usize,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> SmoFit {
     let n = x.nrows();
     let k = kernel.matrix(x.view(), x.view());
@@ -121,6 +123,9 @@ pub fn fit(
     let mut iterations = 0;
     let mut converged = false;
     while iterations < max_iter {
+        if iterations % 1000 == 0 && stop() {
+            break;
+        }
         // i: the most violating index in I_up.
         let mut gmax = f64::NEG_INFINITY;
         let mut i = usize::MAX;
@@ -296,7 +301,7 @@ mod tests {
         ];
         let y = [false, false, false, true, true, true];
         let kernel = KernelFn::Gaussian { gamma: 0.1 };
-        let m = fit(&x, &y, 1000.0, kernel, 1e-6, 100_000);
+        let m = fit(&x, &y, 1000.0, kernel, 1e-6, 100_000, &|| false);
         assert!(m.converged);
         let d = decision(&m.machine, kernel, x.view());
         for (v, &t) in d.iter().zip(&y) {
@@ -315,7 +320,7 @@ mod tests {
         let x = ndarray::array![[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]];
         let y = [false, false, true, true];
         let kernel = KernelFn::Gaussian { gamma: 2.0 };
-        let m = fit(&x, &y, 10.0, kernel, 1e-3, 10_000);
+        let m = fit(&x, &y, 10.0, kernel, 1e-3, 10_000, &|| false);
         let d = decision(&m.machine, kernel, x.view());
         for (v, &t) in d.iter().zip(&y) {
             assert_eq!(*v > 0.0, t, "{d}");
@@ -324,7 +329,7 @@ mod tests {
             degree: 2.0,
             coef0: 1.0,
         };
-        let m = fit(&x, &y, 10.0, p, 1e-3, 10_000);
+        let m = fit(&x, &y, 10.0, p, 1e-3, 10_000, &|| false);
         let d = decision(&m.machine, p, x.view());
         for (v, &t) in d.iter().zip(&y) {
             assert_eq!(*v > 0.0, t, "{d}");

@@ -152,6 +152,7 @@ impl StageKind for Importance {
             (ctx.log)(&format!("column {}/{}: {name}", i + 1, columns.len()));
             let mut drops = Vec::with_capacity(p.n_repeats);
             for _ in 0..p.n_repeats {
+                ctx.check_interrupted()?;
                 let mut t = test.clone();
                 permute(&mut t, name, &mut rng)?;
                 let s = value(&evaluate(&m, &t)?)?;

@@ -274,7 +274,7 @@ fn fit_boosting(p: &BoostingParams, d: &TrainData<'_>) -> Result<Trained, StageE
     })
     .map_err(|e| match e {
         gbm::Stopped::Diverged { iteration } => StageError::new(format!(
-            "boosting diverged at iteration {iteration}: the training loss is not finite or grew a millionfold"
+            "boosting diverged at iteration {iteration}: the training loss is not finite or grew to ten times the constant model's"
         ))
         .with_help("lower `learning_rate` (0.1 is the usual start)"),
         gbm::Stopped::Interrupted => StageError::new("stopped: the run was interrupted"),

@@ -201,14 +201,22 @@ impl StageKind for Mlp {
                 ),
             ));
         }
-        let hidden: usize = p.layers.windows(2).map(|w| w[0] * w[1]).sum();
+        // Saturating: a width near `usize::MAX` must not wrap to a small
+        // count. A single layer wider than the cap is too large with any
+        // input.
+        let hidden: usize = p
+            .layers
+            .windows(2)
+            .map(|w| w[0].saturating_mul(w[1]))
+            .fold(0, usize::saturating_add)
+            .max(p.layers.iter().copied().max().unwrap_or(0));
         if hidden > MAX_WEIGHTS {
             return Err(ParamError::new(
                 &["layers"],
                 format!(
-                    "layers {:?} have {hidden} weights between them; `train.mlp` trains on the CPU and holds five float32 copies of each (about {} GB): at most {MAX_WEIGHTS} weights",
+                    "layers {:?} have at least {hidden} weights; `train.mlp` trains on the CPU and holds five float32 copies of each (at least {} GB): at most {MAX_WEIGHTS} weights",
                     p.layers,
-                    hidden * 20 / 1_000_000_000
+                    hidden.saturating_mul(20) / 1_000_000_000
                 ),
             ));
         }
@@ -335,7 +343,10 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
         mlp::Target::Values(_) => 1,
         mlp::Target::Classes { k, .. } => *k,
     });
-    let weights: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    let weights: usize = sizes
+        .windows(2)
+        .map(|w| w[0].saturating_mul(w[1]))
+        .fold(0, usize::saturating_add);
     if weights > MAX_WEIGHTS {
         return Err(StageError::new(format!(
             "the network {} has {weights} weights; `train.mlp` trains on the CPU and holds five float32 copies of each: at most {MAX_WEIGHTS} weights",
@@ -412,7 +423,7 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
     })
     .map_err(|e| match e {
         mlp::Stopped::Diverged { epoch } => StageError::new(format!(
-            "the network diverged at epoch {epoch}: the loss is not finite"
+            "the network diverged at epoch {epoch}: its loss is not finite, or twice that of a constant prediction"
         ))
         .with_help("lower `learning_rate`, and scale the features first with `preprocess.scale`"),
         mlp::Stopped::Interrupted => StageError::new("stopped: the run was interrupted"),

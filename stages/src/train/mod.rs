@@ -387,6 +387,10 @@ fn target_column<'t>(t: &'t Table, kind: &str) -> Result<(&'t str, &'t Column), 
     Ok((name, col))
 }
 
+/// The largest target magnitude a regression takes: the square of a larger
+/// value overflows a float64.
+const MAX_TARGET: f64 = 1e150;
+
 /// The numeric target of a regression table.
 pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageError> {
     let (name, col) = target_column(t, kind)?;
@@ -398,6 +402,16 @@ pub fn regression_target(t: &Table, kind: &str) -> Result<Array1<f64>, StageErro
                     i + 1
                 ))
                 .with_help("drop those rows with `preprocess.clean` (missing: drop)"));
+            }
+            // Squared errors and variances of larger values overflow: the
+            // metrics come out NaN and the trees see no gain.
+            if let Some(i) = v.iter().position(|x| x.abs() > MAX_TARGET) {
+                return Err(StageError::new(format!(
+                    "the target `{name}` has {} at row {}: squared errors of values beyond ±{MAX_TARGET:e} overflow",
+                    short(v[i]),
+                    i + 1
+                ))
+                .with_help("rescale the target (e.g. predict its logarithm, or thousands instead of units)"));
             }
             Ok(Array1::from(v.clone()))
         }

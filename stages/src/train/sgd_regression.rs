@@ -207,7 +207,7 @@ fn fit_sgd(p: &SgdParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
     std::fs::write(dir.join("loss.csv"), csv).map_err(StageError::from_error)?;
     let steps: Vec<serde_json::Value> = curve
         .iter()
-        .map(|(e, l)| serde_json::json!({"step": e, "train_loss": l}))
+        .map(|(e, l)| serde_json::json!({"step": *e as u64, "train_loss": l}))
         .collect();
     d.ctx.log_steps(&steps)?;
     crate::plot::curve_with(

@@ -204,7 +204,10 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
         .flat_map(|i| (i + 1..k).map(move |j| (i, j)))
         .collect();
     if matches!(p.kernel, Kernel::Linear) {
-        return Ok(fit_linear(p, d, ids, names, pairs));
+        let fitted = fit_linear(p, d, ids, names, pairs);
+        // Stopped on Ctrl-C: the machines are partial.
+        d.ctx.check_interrupted()?;
+        return Ok(fitted);
     }
     let mut counts = vec![0usize; k];
     for &i in ids {
@@ -249,7 +252,9 @@ fn fit_svm(p: &SvmParams, d: &TrainData<'_>) -> Result<Fitted, StageError> {
             .collect();
         let x = d.x.select(ndarray::Axis(0), &rows);
         let y: Vec<bool> = rows.iter().map(|&r| ids[r] == j).collect();
-        let m = crate::algo::smo::fit(&x, &y, p.c, kernel, SMO_TOL, SMO_MAX_ITER);
+        let stop = || d.ctx.check_interrupted().is_err();
+        let m = crate::algo::smo::fit(&x, &y, p.c, kernel, SMO_TOL, SMO_MAX_ITER, &stop);
+        d.ctx.check_interrupted()?;
         if !m.converged {
             (d.ctx.log)(&format!(
                 "warning: the SVM for classes `{}` and `{}` stopped after {} updates before converging",
@@ -292,7 +297,9 @@ fn fit_linear(
             // same problem with SMO over the linear kernel (as libsvm's
             // `SVC(kernel='linear')`), memory allowing, and read w and b
             // off its support vectors.
-            let s = crate::algo::smo::fit(&x, &y, p.c, KernelFn::Linear, SMO_TOL, SMO_MAX_ITER);
+            let stop = || d.ctx.check_interrupted().is_err();
+            let s =
+                crate::algo::smo::fit(&x, &y, p.c, KernelFn::Linear, SMO_TOL, SMO_MAX_ITER, &stop);
             let mut w = vec![0.0; x.ncols()];
             for (sv, a) in s.machine.support.iter().zip(&s.machine.dual_coef) {
                 for (w, v) in w.iter_mut().zip(sv) {
