@@ -92,7 +92,9 @@ pub struct RunOutput {
 }
 
 enum Msg {
-    Started(usize),
+    /// A stage is about to run: the journal records it, then the sender
+    /// hears back, so that no output is touched before the mark is down.
+    Started(usize, mpsc::Sender<()>),
     Done(usize, Box<Settled>),
 }
 
@@ -325,11 +327,16 @@ impl<'a> Coordinator<'a> {
                 x
             } else if in_flight > 0 {
                 match msg_rx.recv() {
-                    Ok(Msg::Started(i)) => {
-                        // Invalidate the record before the stage touches its outputs.
+                    Ok(Msg::Started(i, ack)) => {
+                        // Invalidate the record before the stage touches its
+                        // outputs: the worker waits for this line. (It did
+                        // not: a run killed between the command's start and
+                        // this line left files the next run took for
+                        // sources inside an output folder.)
                         let id = &shared.p.stages[i].id;
                         let r = self.journal.started(id, shared.opts.run_id);
                         r.map_err(|e| self.journal_err(e))?;
+                        let _ = ack.send(());
                         continue;
                     }
                     Ok(Msg::Done(i, done)) => {
@@ -689,7 +696,12 @@ fn compute(
     } = *shared;
     let s = &p.stages[i];
     plan::keep_folder_manifests(ws, s, memo);
-    let _ = msg.send(Msg::Started(i));
+    let (ack_tx, ack_rx) = mpsc::channel();
+    let _ = msg.send(Msg::Started(i, ack_tx));
+    if ack_rx.recv().is_err() {
+        // The journal could not record the start: the run is stopping.
+        return (skipped(p, i, "run stopped".into()), None);
+    }
     reporter.started(&s.id, &reasons);
     let runner = shared.runner(s);
     let log_path = opts.log_dir.join(format!("{}.log", s.id));
