@@ -330,14 +330,7 @@ pub fn fit(
         .collect();
 
     let (train_rows, val_rows): (Vec<usize>, Vec<usize>) = if p.early_stopping && n_all > 1 {
-        let mut idx: Vec<usize> = (0..n_all).collect();
-        idx.shuffle(&mut rng);
-        let n_val = ((n_all as f64 * p.validation_fraction).round() as usize).clamp(1, n_all - 1);
-        let mut val = idx[..n_val].to_vec();
-        let mut tr = idx[n_val..].to_vec();
-        val.sort_unstable();
-        tr.sort_unstable();
-        (tr, val)
+        super::hold_out(n_all, p.validation_fraction, &mut rng)
     } else {
         ((0..n_all).collect(), Vec::new())
     };
