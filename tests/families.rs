@@ -241,12 +241,9 @@ stages:
         r.stderr
     );
 
-    // Missing values in a feature.
-    for kind in [
-        "train.mlp",
-        "train.gradient_boosting",
-        "train.random_forest",
-    ] {
+    // Missing values in a feature (boosting learns them: see
+    // `boosting_learns_missing_values_and_scores_them_everywhere`).
+    for kind in ["train.mlp", "train.random_forest", "train.decision_tree"] {
         let ws = one_stage(kind, "{}", "x,y\n1,2\n,3\n3,4\n4,5\n");
         let r = ws.run(&["run"]);
         assert_ne!(r.code, 0, "{kind}");
@@ -498,41 +495,115 @@ stages:
     run_ok(&ws);
     ws.write("rows.csv", "x1,x2\n0,1\n1,1\n");
     for b in ["net_bundle", "boost_bundle"] {
-        let p = ws.run(&[
-            "predict",
-            "--bundle",
-            &format!("artifacts/{b}/bundle"),
-            "--input",
-            "rows.csv",
-        ]);
-        assert_eq!(p.code, 0, "{}", p.stderr);
-        let labels: Vec<&str> = p
-            .stdout
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(2).unwrap())
-            .collect();
-        assert_eq!(labels, ["yes", "no"], "{b}: {}", p.stdout);
+        let labels = predicted(&ws, &format!("artifacts/{b}/bundle"));
+        assert_eq!(labels, ["yes", "no"], "{b}");
     }
     // Served: the network's answer over HTTP.
-    let mut child = ws
-        .cmd(&[
-            "serve",
-            "--port",
-            "0",
-            "--bundle",
-            "artifacts/net_bundle/bundle",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = common::listening_port(&mut child);
-    let out = post(port, "/predict", r#"{"instances": [{"x1": 1, "x2": 0}]}"#);
-    let _ = child.kill();
-    let _ = child.wait();
+    let out = serve_posts(
+        &ws,
+        "artifacts/net_bundle/bundle",
+        &[r#"{"instances": [{"x1": 1, "x2": 0}]}"#],
+    )
+    .remove(0);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains(r#""prediction":"yes""#), "{out}");
+}
+
+/// Gradient boosting learns what a missing value means, as scikit-learn's
+/// HistGradientBoosting does: a table with empty cells is scaled (the
+/// scaler fits on the present values and keeps the missing ones, as
+/// scikit-learn's does) and trains, and rows with missing values are
+/// scored by `evaluate.*`, `predict` (an empty cell) and `serve` (a JSON
+/// `null`). Before, the scaler and the trainer refused them.
+#[test]
+fn boosting_learns_missing_values_and_scores_them_everywhere() {
+    // `y` is 100 where `x` is missing, else `x` (0 to 300).
+    let mut csv = String::from("x,z,y\n");
+    for i in 0..300 {
+        if i % 3 == 0 {
+            writeln!(csv, ",{},100", i % 7).unwrap();
+        } else {
+            writeln!(csv, "{i},{},{i}", i % 7).unwrap();
+        }
+    }
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  scale: {uses: preprocess.scale, inputs: {data: data.data}}
+  boost: {uses: train.gradient_boosting, inputs: {train: scale.data}, with: {min_samples_leaf: 5}}
+  eval: {uses: evaluate.regression, inputs: {model: boost.model, test: data.data}}
+  bundle: {uses: deploy.bundle, inputs: {model: boost.model}, with: {name: gaps}}
+"#,
+    );
+    ws.write("d.csv", &csv);
+    run_ok(&ws);
+    let r2 = metrics(&ws, "eval")["r2"].as_f64().unwrap();
+    assert!(r2 > 0.99, "{r2}");
+    let model: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/boost/model.json")).unwrap();
+    // `early_stopping: auto` is recorded as what it chose.
+    assert_eq!(model["params"]["early_stopping"], serde_json::json!(false));
+    // The scaler's mean of `x` is that of its present values.
+    let present: Vec<f64> = (0..300).filter(|i| i % 3 != 0).map(f64::from).collect();
+    let mean = present.iter().sum::<f64>() / present.len() as f64;
+    let step: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/scale/transform.json")).unwrap();
+    let offset = step.pointer("/steps/0/offsets/0");
+    assert!(
+        (offset.and_then(serde_json::Value::as_f64).unwrap() - mean).abs() < 1e-9,
+        "{step}"
+    );
+    ws.write("rows.csv", "x,z\n,3\n150,2\n");
+    let values: Vec<f64> = predicted(&ws, "artifacts/bundle/bundle")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!((values[0] - 100.0).abs() < 5.0, "{values:?}");
+    assert!((values[1] - 150.0).abs() < 10.0, "{values:?}");
+    let out = serve_posts(
+        &ws,
+        "artifacts/bundle/bundle",
+        &[r#"{"instances": [{"x": null, "z": 1}]}"#],
+    )
+    .remove(0);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+    let body = body.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace());
+    let v: serde_json::Value = serde_json::Deserializer::from_str(body)
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let got = v["predictions"][0]["prediction"].as_f64().unwrap();
+    assert!((got - 100.0).abs() < 5.0, "{out}");
+}
+
+/// The params a fit chose from the data are recorded as chosen: a tree's
+/// `criterion`, a forest's `max_features` and a network's `loss` were
+/// `null` in `model.json`.
+#[test]
+fn defaults_chosen_from_the_data_are_recorded_in_the_model() {
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: y}}
+  tree: {uses: train.decision_tree, inputs: {train: data.data}}
+  forest: {uses: train.random_forest, inputs: {train: data.data}, with: {trees: 5}}
+  net: {uses: train.mlp, inputs: {train: data.data}, with: {epochs: 2}}
+"#,
+    );
+    ws.write("d.csv", &friedman_csv(100));
+    run_ok(&ws);
+    let params = |stage: &str| -> serde_json::Value {
+        let m: serde_json::Value =
+            serde_json::from_str(&ws.read(&format!("artifacts/{stage}/model.json"))).unwrap();
+        m["params"].clone()
+    };
+    assert_eq!(params("tree")["criterion"], "squared_error");
+    assert_eq!(params("forest")["criterion"], "squared_error");
+    assert_eq!(params("forest")["max_features"], 4);
+    assert_eq!(params("net")["loss"], "mse");
 }
 
 /// One HTTP POST with a JSON body; the whole response.
@@ -550,6 +621,37 @@ fn post(port: u16, path: &str, body: &str) -> String {
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
     out
+}
+
+/// Serves `bundle` of `ws`, POSTs each body to `/predict`, stops the
+/// server; the whole responses, in order.
+fn serve_posts(ws: &Ws, bundle: &str, bodies: &[&str]) -> Vec<String> {
+    let mut child = ws
+        .cmd(&["serve", "--port", "0", "--bundle", bundle])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = common::listening_port(&mut child);
+    let out = bodies.iter().map(|b| post(port, "/predict", b)).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+/// `mlcycle predict` of `bundle` on `rows.csv` of `ws`: the `prediction`
+/// column of its output.
+fn predicted(ws: &Ws, bundle: &str) -> Vec<String> {
+    let p = ws.run(&["predict", "--bundle", bundle, "--input", "rows.csv"]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let mut lines = p.stdout.lines();
+    let at = lines
+        .next()
+        .and_then(|h| h.split(',').position(|c| c == "prediction"))
+        .unwrap_or_else(|| panic!("no prediction column: {}", p.stdout));
+    lines
+        .map(|l| l.split(',').nth(at).unwrap().to_string())
+        .collect()
 }
 
 /// A built-in trainer's loss curve is also its step-wise metrics: an
@@ -636,17 +738,15 @@ stages:
     ]);
     assert_ne!(p.code, 0, "{}", p.stdout);
     assert!(p.stderr.contains("float32"), "{}", p.stderr);
-    let mut child = ws
-        .cmd(&["serve", "--port", "0", "--bundle", "artifacts/b/bundle"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = common::listening_port(&mut child);
-    let out = post(port, "/predict", r#"{"instances": [{"x": 1e39}]}"#);
-    let ok = post(port, "/predict", r#"{"instances": [{"x": 0.5}]}"#);
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut answers = serve_posts(
+        &ws,
+        "artifacts/b/bundle",
+        &[
+            r#"{"instances": [{"x": 1e39}]}"#,
+            r#"{"instances": [{"x": 0.5}]}"#,
+        ],
+    );
+    let (out, ok) = (answers.remove(0), answers.remove(0));
     assert!(out.starts_with("HTTP/1.1 422"), "{out}");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }

@@ -937,3 +937,41 @@ fn wine_quality_example_ranks_four_model_families_and_bundles_the_best() {
         .read("artifacts/mlp/loss/loss.csv")
         .starts_with("epoch,train,validation\n"));
 }
+
+/// A test class the model never saw is named, counted and logged: its
+/// rows are errors, and `log_loss` and ROC AUC, undefined, are left out
+/// with the reason (they used to vanish without a word).
+#[test]
+fn a_test_class_the_model_never_saw_is_reported() {
+    let ws = Ws::new(
+        r#"
+stages:
+  train: {uses: dataset.csv, with: {path: train.csv, target: y}}
+  test: {uses: dataset.csv, with: {path: test.csv, target: y}}
+  m: {uses: train.logistic_regression, inputs: {train: train.data}}
+  eval: {uses: evaluate.classification, inputs: {model: m.model, test: test.data}}
+"#,
+    );
+    let mut train = String::from("x,y\n");
+    for i in 0..40 {
+        train.push_str(&format!("{i},{}\n", if i < 20 { "a" } else { "b" }));
+    }
+    ws.write("train.csv", &train);
+    ws.write("test.csv", "x,y\n1,a\n30,b\n5,c\n35,c\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("2 test row(s) have class `c`, which the model never saw"),
+        "{}",
+        r.stderr
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&ws.read("artifacts/eval/metrics.json")).unwrap();
+    assert_eq!(m["unseen_classes"], serde_json::json!({"c": 2}), "{m}");
+    assert!(
+        m.get("log_loss").is_none() && m.get("roc_auc").is_none(),
+        "{m}"
+    );
+    assert_eq!(m["accuracy"], serde_json::json!(0.5), "{m}");
+}

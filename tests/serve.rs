@@ -138,6 +138,20 @@ fn bad_requests_get_the_right_status_and_say_why() {
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": "NaN"}]}"#);
     assert_eq!(code, 422);
     assert!(body.contains("must be a finite number"), "{body}");
+    // Rows count from 1, as the model's own errors count them.
+    let (code, body) = post(
+        s.port,
+        "/predict",
+        r#"{"instances": [{"area": 1}, {"area": null}]}"#,
+    );
+    assert_eq!(code, 422);
+    assert!(
+        body.contains("row 2: `area` must be a finite number"),
+        "{body}"
+    );
+    let (code, body) = post(s.port, "/predict", r#"{"instances": [[1], [1, 2]]}"#);
+    assert_eq!(code, 422);
+    assert!(body.contains("row 2 has 2 values by position"), "{body}");
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": 1e999}]}"#);
     assert_eq!(code, 422, "infinity: {body}");
     let (code, body) = post(

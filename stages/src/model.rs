@@ -511,8 +511,14 @@ impl Model {
             step.apply(&mut t)
                 .map_err(|e| ModelError::Apply(e.to_string()))?;
         }
-        let onnx = matches!(self.fitted, Fitted::Onnx { .. });
-        matrix_with(&t, &self.features, onnx)
+        matrix_with(&t, &self.features, self.takes_missing())
+    }
+
+    /// Whether the model scores rows with a missing (NaN) feature value:
+    /// gradient boosting learned where they go, and an ONNX graph decides
+    /// for itself. Other models refuse them.
+    pub fn takes_missing(&self) -> bool {
+        matches!(self.fitted, Fitted::Onnx { .. } | Fitted::Boosting { .. })
     }
 
     /// Predictions from averaged tree leaves: class probabilities, or for a
@@ -953,10 +959,14 @@ pub fn matrix(t: &Table, names: &[String]) -> Result<Array2<f64>, ModelError> {
     matrix_with(t, names, false)
 }
 
-/// [`matrix`], letting missing values (NaN) through when `missing_ok`: an
-/// ONNX graph decides what a missing value means (scikit-learn's
-/// gradient boosting routes it down a learned branch).
-fn matrix_with(t: &Table, names: &[String], missing_ok: bool) -> Result<Array2<f64>, ModelError> {
+/// [`matrix`], letting missing values (NaN) through when `missing_ok`: a
+/// boosting model or an ONNX graph decides what a missing value means
+/// (gradient boosting routes it down a learned branch).
+pub(crate) fn matrix_with(
+    t: &Table,
+    names: &[String],
+    missing_ok: bool,
+) -> Result<Array2<f64>, ModelError> {
     let n = t.n_rows();
     // Column-major: each column is one contiguous copy.
     let mut data: Vec<f64> = Vec::with_capacity(n * names.len());

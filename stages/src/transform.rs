@@ -215,7 +215,8 @@ fn apply_impute(
     Ok(())
 }
 
-/// Scales each row of `columns` to unit L2 norm.
+/// Scales each row of `columns` to unit L2 norm; a missing value (NaN)
+/// is left out of the norm and stays missing.
 fn apply_normalize(t: &mut Table, columns: &[String], op: &'static str) -> Result<(), ApplyError> {
     for name in columns {
         numeric(t, name, op)?;
@@ -228,7 +229,7 @@ fn apply_normalize(t: &mut Table, columns: &[String], op: &'static str) -> Resul
         let norm = idx
             .iter()
             .map(|&i| match &t.columns[i].data {
-                ColumnData::Numeric(v) => v[row] * v[row],
+                ColumnData::Numeric(v) if !v[row].is_nan() => v[row] * v[row],
                 _ => 0.0,
             })
             .sum::<f64>()
@@ -673,6 +674,35 @@ mod tests {
             tab.column("c=x").unwrap().data,
             ColumnData::Numeric(vec![0.0, 0.0, 1.0, 0.0, 0.0])
         );
+    }
+
+    /// A missing value stays missing through scaling and L2 rows, and is
+    /// left out of its row's norm (it made the whole row skip the scaling).
+    #[test]
+    fn missing_values_pass_through_scaling_and_normalizing() {
+        let mut tab = t();
+        let chain = vec![
+            Transform::Normalize {
+                columns: vec!["a".into(), "b".into()],
+            },
+            Transform::Scale {
+                method: "standard".into(),
+                columns: vec!["b".into()],
+                offsets: vec![0.5],
+                scales: vec![2.0],
+            },
+        ];
+        apply_all(&chain, &mut tab).unwrap();
+        let ColumnData::Numeric(a) = &tab.column("a").unwrap().data else {
+            panic!()
+        };
+        let ColumnData::Numeric(b) = &tab.column("b").unwrap().data else {
+            panic!()
+        };
+        assert!(a[2].is_nan(), "{a:?}");
+        // Row 3 is (NaN, 5): its norm is 5, so b becomes 1, then (1 − 0.5)·2.
+        assert_eq!(b[2], 1.0);
+        assert!((a[0] - 1.0 / 10f64.sqrt()).abs() < 1e-12, "{a:?}");
     }
 
     #[test]

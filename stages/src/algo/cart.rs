@@ -32,12 +32,39 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Tree {
     pub feature: Vec<i32>,
+    /// `x < threshold` goes left. `+∞` (a split of every value from the
+    /// missing ones) is written as `null`: JSON has no infinity.
+    #[serde(with = "thresholds")]
     pub threshold: Vec<f64>,
     pub left: Vec<u32>,
     pub right: Vec<u32>,
     /// Class probabilities (classification) or `[mean]` (regression) at
     /// leaves; empty at inner nodes.
     pub value: Vec<Vec<f64>>,
+    /// Per node, whether a missing value (NaN) goes left; empty when the
+    /// tree was grown without missing values (CART), and then a missing
+    /// value goes right, as `NaN < threshold` is false. Only boosting
+    /// trees learn it (scikit-learn's `missing_go_to_left`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_left: Vec<bool>,
+}
+
+/// `threshold` in JSON: numbers, and `null` for `+∞`.
+mod thresholds {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let as_json: Vec<Option<f64>> = v
+            .iter()
+            .map(|t| (*t != f64::INFINITY).then_some(*t))
+            .collect();
+        as_json.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let v: Vec<Option<f64>> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|t| t.unwrap_or(f64::INFINITY)).collect())
+    }
 }
 
 /// What a tree is fitted to.
@@ -104,11 +131,13 @@ impl Tree {
     pub fn leaf_of(&self, x: &[f64]) -> &[f64] {
         let mut i = 0;
         while self.feature[i] >= 0 {
-            i = if x[self.feature[i] as usize] < self.threshold[i] {
-                self.left[i]
+            let v = x[self.feature[i] as usize];
+            let left = if v.is_nan() {
+                self.missing_left.get(i).copied().unwrap_or(false)
             } else {
-                self.right[i]
-            } as usize;
+                v < self.threshold[i]
+            };
+            i = if left { self.left[i] } else { self.right[i] } as usize;
         }
         &self.value[i]
     }

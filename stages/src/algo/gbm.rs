@@ -16,6 +16,12 @@
 //! iteration). Trees are stored with thresholds on raw values, as
 //! [`Tree`]s whose leaves hold `[value]`, so scoring needs no bins.
 //!
+//! Missing values (NaN) are learned as scikit-learn learns them: each
+//! feature has one more bin for them, and every split tries sending them
+//! left and right and keeps the better; a node whose rows had none sends
+//! them to the child with more rows. A split may also part the missing
+//! values from every other value (threshold `+∞`).
+//!
 //! Reproducible: sums run in row order within a feature, features in
 //! parallel but each on its own, ties go to the lowest feature and bin, and
 //! every random draw (validation split, row subsampling) comes from `seed`;
@@ -149,7 +155,9 @@ fn softmax(v: &mut [f64]) {
 }
 
 /// Quantile bins of the training values: per feature, the cut points
-/// (`x < cut[b]` is bin `≤ b`), and each row's bin, feature-major.
+/// (`x < cut[b]` is bin `≤ b`), and each row's bin, feature-major. A
+/// feature has `cuts.len() + 1` value bins and then one bin for missing
+/// values (NaN), so its histogram is `cuts.len() + 2` cells long.
 struct Bins {
     cuts: Vec<Vec<f64>>,
     /// `codes[f * n + i]`: the bin of training row `i` in feature `f`.
@@ -186,14 +194,25 @@ impl Bins {
         let per_feature: Vec<(Vec<f64>, Vec<u8>)> = (0..x.ncols())
             .into_par_iter()
             .map(|f| {
-                let mut v: Vec<f64> = sample.iter().map(|&r| x[[r, f]]).collect();
+                let mut v: Vec<f64> = sample
+                    .iter()
+                    .map(|&r| x[[r, f]])
+                    .filter(|v| !v.is_nan())
+                    .collect();
                 v.sort_unstable_by(f64::total_cmp);
                 let cuts = cut_points(&v, max_bins);
+                // At most 254 cuts: value bins 0..=254, the missing bin
+                // right after them, so every code fits a byte.
+                let missing = (cuts.len() + 1) as u8;
                 let codes = rows
                     .iter()
                     .map(|&r| {
                         let value = x[[r, f]];
-                        cuts.partition_point(|c| *c <= value) as u8
+                        if value.is_nan() {
+                            missing
+                        } else {
+                            cuts.partition_point(|c| *c <= value) as u8
+                        }
                     })
                     .collect();
                 (cuts, codes)
@@ -205,7 +224,7 @@ impl Bins {
         let mut total = 0;
         for (c, k) in per_feature {
             offset.push(total);
-            total += c.len() + 1;
+            total += c.len() + 2;
             cuts.push(c);
             codes.extend(k);
         }
@@ -222,6 +241,11 @@ impl Bins {
         self.cuts.len()
     }
 
+    /// Histogram cells of feature `f`: its value bins, then the missing bin.
+    fn width(&self, f: usize) -> usize {
+        self.cuts[f].len() + 2
+    }
+
     fn column(&self, f: usize) -> &[u8] {
         &self.codes[f * self.n..(f + 1) * self.n]
     }
@@ -232,6 +256,9 @@ impl Bins {
 /// else midpoints at `max_bins` quantiles (scikit-learn's
 /// `_find_binning_thresholds`).
 fn cut_points(v: &[f64], max_bins: usize) -> Vec<f64> {
+    if v.is_empty() {
+        return Vec::new();
+    }
     let mut distinct = v.to_vec();
     distinct.dedup();
     let mid = |a: f64, b: f64| {
@@ -283,7 +310,11 @@ struct Leaf {
 struct Split {
     gain: f64,
     feature: usize,
+    /// Value bins `0..=bin` go left; `bin` is the last value bin when the
+    /// split parts the missing values from all the others.
     bin: usize,
+    /// Missing values go left.
+    missing_left: bool,
     left: Cell,
 }
 
@@ -348,7 +379,7 @@ impl Grow<'_> {
         let mut parts: Vec<&mut [Cell]> = Vec::with_capacity(b.features());
         let mut rest = hist.as_mut_slice();
         for f in 0..b.features() {
-            let (head, tail) = rest.split_at_mut(b.cuts[f].len() + 1);
+            let (head, tail) = rest.split_at_mut(b.width(f));
             parts.push(head);
             rest = tail;
         }
@@ -399,32 +430,62 @@ impl Grow<'_> {
         let per_feature: Vec<Option<Split>> = (0..b.features())
             .into_par_iter()
             .map(|f| {
-                let cells = &hist[b.offset[f]..b.offset[f] + b.cuts[f].len() + 1];
-                let mut left = Cell::default();
+                let cells = &hist[b.offset[f]..b.offset[f] + b.width(f)];
+                let (values, missing) = cells.split_at(cells.len() - 1);
+                let missing = missing[0];
                 let mut best: Option<Split> = None;
-                for (bin, c) in cells[..cells.len() - 1].iter().enumerate() {
-                    left.g += c.g;
-                    left.h += c.h;
-                    left.n += c.n;
-                    let right = Cell {
-                        g: sum.g - left.g,
-                        h: sum.h - left.h,
-                        n: sum.n - left.n,
+                // Missing values right, then (when the node has any) left:
+                // scikit-learn's two scans. Going right, the last value bin
+                // may join the left side too: the split of every value from
+                // the missing ones.
+                let scans: &[bool] = if missing.n > 0 {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
+                for &missing_left in scans {
+                    let mut left = if missing_left {
+                        missing
+                    } else {
+                        Cell::default()
                     };
-                    if left.n < min_leaf || left.h < MIN_HESSIAN {
-                        continue;
-                    }
-                    if right.n < min_leaf || right.h < MIN_HESSIAN {
-                        break;
-                    }
-                    let gain = self.score(left) + self.score(right) - parent;
-                    if gain > 0.0 && best.is_none_or(|s| gain > s.gain) {
-                        best = Some(Split {
-                            gain,
-                            feature: f,
-                            bin,
-                            left,
-                        });
+                    let last = if missing.n > 0 && !missing_left {
+                        values.len()
+                    } else {
+                        values.len() - 1
+                    };
+                    for (bin, c) in values[..last].iter().enumerate() {
+                        left.g += c.g;
+                        left.h += c.h;
+                        left.n += c.n;
+                        let right = Cell {
+                            g: sum.g - left.g,
+                            h: sum.h - left.h,
+                            n: sum.n - left.n,
+                        };
+                        if left.n < min_leaf || left.h < MIN_HESSIAN {
+                            continue;
+                        }
+                        if right.n < min_leaf || right.h < MIN_HESSIAN {
+                            break;
+                        }
+                        let gain = self.score(left) + self.score(right) - parent;
+                        if gain > 0.0 && best.is_none_or(|s| gain > s.gain) {
+                            best = Some(Split {
+                                gain,
+                                feature: f,
+                                bin,
+                                // With no missing rows here, scikit-learn's
+                                // rule for unseen missing values: the child
+                                // with more rows.
+                                missing_left: if missing.n > 0 {
+                                    missing_left
+                                } else {
+                                    2 * left.n > sum.n
+                                },
+                                left,
+                            });
+                        }
                     }
                 }
                 best
@@ -457,10 +518,17 @@ impl Grow<'_> {
             tree.left.push(0);
             tree.right.push(0);
             tree.value.push(Vec::new());
+            tree.missing_left.push(false);
             tree.feature.len() - 1
         };
         let hist = self.histogram(idx);
-        let sum = total(&hist[..self.bins.cuts.first().map_or(1, |c| c.len() + 1)]);
+        let sum = total(
+            &hist[..if self.bins.features() == 0 {
+                1
+            } else {
+                self.bins.width(0)
+            }],
+        );
         let root = Leaf {
             node: new_node(&mut tree),
             depth: 0,
@@ -486,17 +554,29 @@ impl Grow<'_> {
             let s = leaf.split.expect("chosen for its split");
             gains[s.feature] += s.gain;
             tree.feature[leaf.node] = s.feature as i32;
-            tree.threshold[leaf.node] = self.bins.cuts[s.feature][s.bin];
+            let cuts = &self.bins.cuts[s.feature];
+            // Past the last cut: every value goes left, only the missing
+            // ones right.
+            tree.threshold[leaf.node] = cuts.get(s.bin).copied().unwrap_or(f64::INFINITY);
+            tree.missing_left[leaf.node] = s.missing_left;
             // Stable partition of the leaf's range: left rows move up in
             // place, right rows wait in `scratch`.
             let col = self.bins.column(s.feature);
             let bin = s.bin as u8;
+            let missing_bin = (cuts.len() + 1) as u8;
+            let goes_left = |code: u8| {
+                if code == missing_bin {
+                    s.missing_left
+                } else {
+                    code <= bin
+                }
+            };
             let range = leaf.rows.clone();
             scratch.clear();
             let mut w = range.start;
             for i in range.clone() {
                 let r = idx[i];
-                if col[r as usize] <= bin {
+                if goes_left(col[r as usize]) {
                     idx[w] = r;
                     w += 1;
                 } else {
@@ -611,7 +691,8 @@ fn loss(target: &Target<'_>, raw: &[f64], k: usize, rows: &[usize]) -> f64 {
     }
 }
 
-/// Fits a booster to the rows of `x` (rows × features, finite values).
+/// Fits a booster to the rows of `x` (rows × features, finite values or
+/// NaN for a missing one).
 /// `on_step` sees each iteration's losses as it ends, and returns `false`
 /// to stop.
 ///
@@ -1063,5 +1144,112 @@ mod tests {
         ));
         let stop = fit(&x, Target::Values(&y), &params(), |s| s.iteration < 3);
         assert!(matches!(stop, Err(Stopped::Interrupted)));
+    }
+    /// One feature, `x` in −1..1 and a quarter of it missing: the target is
+    /// `x` where it is present and `missing` where not.
+    fn with_missing(n: usize, missing: f64) -> (Array2<f64>, Vec<f64>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut x = Array2::zeros((n, 1));
+        let mut y = vec![0.0; n];
+        for i in 0..n {
+            if i % 4 == 0 {
+                x[[i, 0]] = f64::NAN;
+                y[i] = missing;
+            } else {
+                x[[i, 0]] = uniform(&mut rng);
+                y[i] = x[[i, 0]];
+            }
+        }
+        (x, y)
+    }
+
+    /// scikit-learn's rule: missing values get their own branch when they
+    /// carry signal, on either side of the values they sit beside.
+    #[test]
+    fn missing_values_are_learned_as_their_own_branch() {
+        for missing in [5.0, -5.0, 0.3] {
+            let (x, y) = with_missing(2000, missing);
+            let fit = fit(&x, Target::Values(&y), &params(), |_| true).unwrap();
+            let b = &fit.booster;
+            let at = |v: f64| b.raw(&[v])[0];
+            assert!(
+                (at(f64::NAN) - missing).abs() < 0.1,
+                "{missing}: {}",
+                at(f64::NAN)
+            );
+            assert!((at(-0.5) + 0.5).abs() < 0.1, "{}", at(-0.5));
+            assert!((at(0.5) - 0.5).abs() < 0.1, "{}", at(0.5));
+            assert!(mse(b, &x, &y) < 0.01);
+        }
+    }
+
+    /// A split can part the missing values from every present one: its
+    /// threshold is +∞, which JSON cannot hold, and the model still reads
+    /// back the same.
+    #[test]
+    fn a_split_of_the_missing_values_from_all_others_survives_json() {
+        let n = 200;
+        let x = Array2::from_shape_fn((n, 1), |(i, _)| if i % 2 == 0 { f64::NAN } else { 1.0 });
+        let y: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let fit = fit(&x, Target::Values(&y), &params(), |_| true).unwrap();
+        let b = fit.booster;
+        assert_eq!(b.trees[0].threshold[0], f64::INFINITY);
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(json.contains("null"), "{json}");
+        let back: Booster = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, b);
+        assert!((back.raw(&[f64::NAN])[0] - 1.0).abs() < 1e-3);
+        assert!(back.raw(&[1.0])[0].abs() < 1e-3);
+        assert!(back.raw(&[1e300])[0].abs() < 1e-3);
+    }
+
+    /// A missing value never seen in training goes to the child with more
+    /// rows (scikit-learn's rule): 80 % of the rows sit below the step.
+    #[test]
+    fn an_unseen_missing_value_follows_the_larger_child() {
+        let n = 1000;
+        let x = Array2::from_shape_fn((n, 1), |(i, _)| i as f64 / n as f64);
+        let y: Vec<f64> = (0..n).map(|i| if i < 800 { 0.0 } else { 10.0 }).collect();
+        let b = fit(&x, Target::Values(&y), &params(), |_| true)
+            .unwrap()
+            .booster;
+        assert!(
+            (b.raw(&[f64::NAN])[0] - 0.0).abs() < 0.5,
+            "{}",
+            b.raw(&[f64::NAN])[0]
+        );
+        let y: Vec<f64> = (0..n).map(|i| if i < 200 { 0.0 } else { 10.0 }).collect();
+        let b = fit(&x, Target::Values(&y), &params(), |_| true)
+            .unwrap()
+            .booster;
+        assert!(
+            (b.raw(&[f64::NAN])[0] - 10.0).abs() < 0.5,
+            "{}",
+            b.raw(&[f64::NAN])[0]
+        );
+    }
+
+    /// Classes too: a missing value that marks the positive class, and
+    /// a column that is missing everywhere (no cut points) is harmless.
+    #[test]
+    fn missing_values_mark_a_class_and_an_all_missing_column_is_ignored() {
+        let n = 1200;
+        let mut x = Array2::zeros((n, 2));
+        let mut y = vec![0usize; n];
+        for i in 0..n {
+            x[[i, 1]] = f64::NAN;
+            if i % 3 == 0 {
+                x[[i, 0]] = f64::NAN;
+                y[i] = 1;
+            } else {
+                x[[i, 0]] = i as f64;
+                y[i] = usize::from(i % 3 == 1 && i > n / 2);
+            }
+        }
+        let fit = fit(&x, Target::Classes { y: &y, k: 2 }, &params(), |_| true).unwrap();
+        let p = |v: f64| sigmoid(fit.booster.raw(&[v, f64::NAN])[0]);
+        assert!(p(f64::NAN) > 0.95, "{}", p(f64::NAN));
+        assert!(p(10.0) < 0.05, "{}", p(10.0));
+        assert_eq!(fit.importances[1], 0.0);
     }
 }

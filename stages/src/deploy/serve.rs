@@ -905,7 +905,8 @@ fn row_object<'r>(
             inputs.iter().map(|c| c.name.clone()).zip(values.iter().cloned()).collect(),
         )),
         Value::Array(values) => Err(format!(
-            "row {i} has {} values by position; the model takes {}",
+            "row {} has {} values by position; the model takes {}",
+            i + 1,
             values.len(),
             inputs.len()
         )),
@@ -913,7 +914,8 @@ fn row_object<'r>(
             std::iter::once((inputs[0].name.clone(), scalar.clone())).collect(),
         )),
         _ => Err(format!(
-            "row {i} is a bare value, which only a one-feature model takes; give an object of feature values"
+            "row {} is a bare value, which only a one-feature model takes; give an object of feature values",
+            i + 1
         )),
     }
 }
@@ -933,7 +935,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         return Err(unprocessable("no rows to score".into()));
     }
     let model = &loaded.bundle.model;
-    let missing_ok = matches!(model.fitted, crate::model::Fitted::Onnx { .. });
+    let missing_ok = model.takes_missing();
     let mut missing = std::collections::BTreeSet::new();
     let mut extra = std::collections::BTreeSet::new();
     let mut kept = Vec::with_capacity(rows.len());
@@ -971,12 +973,14 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
                 (Some(Value::Number(n)), ColumnData::Numeric(v)) => {
                     v.push(n.as_f64().unwrap_or(f64::NAN));
                 }
-                // An ONNX graph decides what a missing value means (as
-                // `mlcycle predict` gives it an empty CSV cell).
+                // A boosting model or an ONNX graph decides what a missing
+                // value means (as `mlcycle predict` gives it an empty CSV
+                // cell).
                 (Some(Value::Null), ColumnData::Numeric(v)) if missing_ok => v.push(f64::NAN),
                 (Some(other), ColumnData::Numeric(_)) => {
                     return Err(unprocessable(format!(
-                        "row {i}: `{}` must be a finite number, got {other}",
+                        "row {}: `{}` must be a finite number, got {other}",
+                        i + 1,
                         col.name
                     )));
                 }
@@ -1120,7 +1124,10 @@ async fn score(state: &AppState, rows: &[Value]) -> Result<Scored, Response> {
                 return Err(problem(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_instances",
-                    format!("row {i}: the model gives no finite prediction for these values"),
+                    format!(
+                        "row {}: the model gives no finite prediction for these values",
+                        i + 1
+                    ),
                 ));
             }
             v.into_iter().map(|x| json!(x)).collect()

@@ -18,7 +18,7 @@ const CLS_OUT: &[PortSpec] = &[
         "metrics",
         "metrics.json",
         crate::ports::METRICS,
-        "`accuracy`, precision / recall / F1 (macro, micro and weighted), per class, confusion matrix, `log_loss` and `roc_auc` (binary) or `roc_auc_ovr_macro` with probabilities; a tree model's `feature_importances`",
+        "`accuracy`, precision / recall / F1 (macro, micro and weighted), per class, confusion matrix, `log_loss` and `roc_auc` (binary) or `roc_auc_ovr_macro` with probabilities; a tree model's `feature_importances`; `unseen_classes`: test labels the model never saw, by rows",
     ),
     PortSpec::output(
         "plots",
@@ -96,6 +96,7 @@ impl StageKind for Classification {
             metrics.insert("feature_importances".into(), imp);
         }
         super::note_unseen(ctx, &m, &test, &mut metrics);
+        super::note_unseen_classes(ctx, &m, &truth, &labels, &mut metrics);
         write_metrics(ctx, &metrics)?;
         let dir = ctx.output("plots")?;
         crate::plot::heatmap(dir, "confusion", "Confusion matrix", &labels, &cm)

@@ -411,6 +411,35 @@ fn note_unseen(ctx: &RunContext<'_>, m: &Model, t: &Table, metrics: &mut Map<Str
     metrics.insert("unknown_categories".into(), Value::Object(rec));
 }
 
+/// Test labels that are no class of the model: each is logged as a
+/// warning and counted under `unseen_classes`, since such rows are always
+/// wrong and leave `log_loss` and ROC AUC undefined (left out of the
+/// metrics). `labels` are the model's classes, then the unseen ones.
+fn note_unseen_classes(
+    ctx: &RunContext<'_>,
+    m: &Model,
+    truth: &[usize],
+    labels: &[String],
+    metrics: &mut Map<String, Value>,
+) {
+    let known = m.classes.len();
+    let mut counts = vec![0usize; labels.len().saturating_sub(known)];
+    for &t in truth.iter().filter(|&&t| t >= known) {
+        counts[t - known] += 1;
+    }
+    if counts.is_empty() {
+        return;
+    }
+    let mut rec = Map::new();
+    for (label, n) in labels[known..].iter().zip(&counts) {
+        (ctx.log)(&format!(
+            "warning: {n} test row(s) have class `{label}`, which the model never saw: they count as errors, and log_loss and ROC AUC are left out (undefined)"
+        ));
+        rec.insert(label.clone(), json!(n));
+    }
+    metrics.insert("unseen_classes".into(), Value::Object(rec));
+}
+
 /// The `predictions` output port of the `evaluate.*` stages.
 const PREDICTIONS_OUT: PortSpec = PortSpec::output(
     "predictions",

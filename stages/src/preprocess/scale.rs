@@ -52,7 +52,7 @@ impl StageKind for Scale {
     type Params = ScaleParams;
     const SPEC: StageSpec = StageSpec {
         kind: "preprocess.scale",
-        summary: "Scale numeric features: standard, min-max, max-abs (linfa-preprocessing) or L2 row normalization",
+        summary: "Scale numeric features: standard, min-max, max-abs (linfa-preprocessing) or L2 row normalization; missing values are left out of the fit and kept",
         version: 1,
         inputs: FIT_IN,
         outputs: FIT_OUT,
@@ -90,29 +90,55 @@ impl StageKind for Scale {
                 columns: columns.clone(),
             }
         } else {
-            let x = crate::model::matrix(&t, &columns).map_err(|e| {
-                StageError::caused_by("cannot fit the scaler", e)
-                    .with_help("impute or drop missing values first with `preprocess.clean`")
-            })?;
-            let ds = linfa::DatasetBase::from(x);
+            // Missing values (NaN) are left out of the fit and kept by
+            // the transform, as scikit-learn's scalers do: a model that
+            // learns them (gradient boosting) still sees them, and the
+            // others refuse them with what to do. Each column is fitted
+            // on its present values.
             let params = match p.method {
                 ScaleMethod::Minmax => LinearScaler::min_max(),
                 ScaleMethod::Maxabs => LinearScaler::max_abs(),
                 ScaleMethod::Standard | ScaleMethod::L2 => LinearScaler::standard(),
             };
-            let s = params
-                .fit(&ds)
-                .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?;
+            let (mut offsets, mut scales) = (Vec::new(), Vec::new());
+            for name in &columns {
+                let Some(crate::table::ColumnData::Numeric(v)) = t.column(name).map(|c| &c.data)
+                else {
+                    return Err(StageError::new(format!(
+                        "cannot fit the scaler: `{name}` is not a numeric column"
+                    )));
+                };
+                if let Some(row) = v.iter().position(|x| x.is_infinite()) {
+                    return Err(StageError::new(format!(
+                        "cannot fit the scaler: column `{name}` is infinite at row {}",
+                        row + 1
+                    ))
+                    .with_help("drop those rows with `preprocess.clean` (outliers)"));
+                }
+                let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                if present.is_empty() {
+                    // Nothing to fit on: the column passes unchanged.
+                    offsets.push(0.0);
+                    scales.push(1.0);
+                    continue;
+                }
+                let n = present.len();
+                let x = ndarray::Array2::from_shape_vec((n, 1), present).expect("n × 1");
+                let s = params
+                    .fit(&linfa::DatasetBase::from(x))
+                    .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?;
+                offsets.push(s.offsets()[0]);
+                scales.push(s.scales()[0]);
+            }
             // A constant column has no spread: leave its scale at 1.
-            let scales = s
-                .scales()
+            let scales = scales
                 .iter()
                 .map(|v| if v.is_finite() && *v != 0.0 { *v } else { 1.0 })
                 .collect();
             Transform::Scale {
                 method: p.method.as_str().to_string(),
                 columns: columns.clone(),
-                offsets: s.offsets().to_vec(),
+                offsets,
                 scales,
             }
         };

@@ -45,7 +45,7 @@ impl StageKind for DecisionTree {
         kind: "train.decision_tree",
         summary:
             "A classification or regression tree (CART), reproducible, with feature importances",
-        version: 3,
+        version: 4,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
@@ -91,5 +91,6 @@ fn fit_tree(p: &TreeStageParams, d: &TrainData<'_>) -> Result<Trained, StageErro
     Ok(Trained {
         fitted: Fitted::Tree { tree },
         importances: Some(importances),
+        resolved: vec![("criterion", serde_json::json!(criterion))],
     })
 }

@@ -1,6 +1,9 @@
 //! `train.gradient_boosting`: histogram gradient-boosted trees
 //! ([`crate::algo::gbm`]) for regression and classification, with its loss
-//! curve.
+//! curve. Unlike the other trainers it takes missing feature values (NaN,
+//! empty cells) and learns which way each split sends them, as
+//! scikit-learn's HistGradientBoosting does; its models score such rows in
+//! `evaluate.*`, `predict` and `serve`.
 
 use mlcycle_pipeline::{
     InferContext, Inferred, ParamDoc, ParamError, RunContext, StageError, StageKind, StageSpec,
@@ -8,7 +11,9 @@ use mlcycle_pipeline::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{positive, seed, train, Target, TaskParam, TrainData, Trained, SEED_DOC, TASK_DOC};
+use super::{
+    positive, seed, train_with_missing, Target, TaskParam, TrainData, Trained, SEED_DOC, TASK_DOC,
+};
 use crate::algo::gbm::{self, GbmParams};
 use crate::model::Fitted;
 use crate::table::short;
@@ -111,8 +116,8 @@ impl StageKind for GradientBoosting {
     type Params = BoostingParams;
     const SPEC: StageSpec = StageSpec {
         kind: "train.gradient_boosting",
-        summary: "Gradient-boosted trees on binned features (scikit-learn's HistGradientBoosting), regression or classification, reproducible",
-        version: 1,
+        summary: "Gradient-boosted trees on binned features (scikit-learn's HistGradientBoosting), regression or classification; learns where missing values go; reproducible",
+        version: 2,
         inputs: super::TRAIN_IN,
         outputs: OUTPUTS,
         params: &[
@@ -202,7 +207,7 @@ impl StageKind for GradientBoosting {
         crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &BoostingParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        train(Self::SPEC.kind, p.task, p, ctx, |d| fit_boosting(p, d))
+        train_with_missing(Self::SPEC.kind, p.task, p, ctx, |d| fit_boosting(p, d))
     }
 }
 
@@ -301,5 +306,6 @@ fn fit_boosting(p: &BoostingParams, d: &TrainData<'_>) -> Result<Trained, StageE
             booster: fit.booster,
         },
         importances: Some(fit.importances),
+        resolved: vec![("early_stopping", Value::Bool(early))],
     })
 }

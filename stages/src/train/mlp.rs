@@ -157,7 +157,7 @@ impl StageKind for Mlp {
     const SPEC: StageSpec = StageSpec {
         kind: "train.mlp",
         summary: "A neural network (multilayer perceptron) trained by backpropagation with Adam or SGD, regression or classification, reproducible",
-        version: 1,
+        version: 2,
         inputs: super::TRAIN_IN,
         outputs: OUTPUTS,
         params: &[
@@ -450,10 +450,18 @@ fn fit_mlp(p: &MlpStageParams, d: &TrainData<'_>) -> Result<Trained, StageError>
         &format!("{loss_name}{}", if scaled { " (standardised)" } else { "" }),
         &curve,
     )?;
-    Ok(Fitted::Mlp {
-        network: fit.network,
-    }
-    .into())
+    let loss_param = match loss {
+        mlp::Loss::Mse => LossName::Mse,
+        mlp::Loss::Huber { .. } => LossName::Huber,
+        mlp::Loss::CrossEntropy => LossName::CrossEntropy,
+    };
+    Ok(Trained {
+        fitted: Fitted::Mlp {
+            network: fit.network,
+        },
+        importances: None,
+        resolved: vec![("loss", serde_json::json!(loss_param))],
+    })
 }
 
 /// The YAML name of a param value.

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::algo::cart::Criterion;
-use crate::model::{matrix, Fitted, Lineage, Model, Task};
+use crate::model::{Fitted, Lineage, Model, Task};
 use crate::table::{format_number, short, Column, ColumnData, Table};
 
 /// The prepared training data.
@@ -133,6 +133,10 @@ impl From<TaskParam> for TaskChoice {
 pub struct Trained {
     pub fitted: Fitted,
     pub importances: Option<Vec<f64>>,
+    /// Params left to a default that depends on the data (`loss`,
+    /// `criterion`, `early_stopping: auto`…), with the value the fit chose:
+    /// the model's `params` record what was used, not `null`.
+    pub resolved: Vec<(&'static str, Value)>,
 }
 
 impl From<Fitted> for Trained {
@@ -140,6 +144,7 @@ impl From<Fitted> for Trained {
         Trained {
             fitted,
             importances: None,
+            resolved: Vec::new(),
         }
     }
 }
@@ -176,11 +181,36 @@ fn auto_task(t: &Table, kind: &str) -> Result<(Task, String), StageError> {
 /// What every trainer does around its fit: reads the `train` table,
 /// prepares the features (rows × features) and the target for `task`,
 /// calls `fit`, and writes the model with its schema, params and lineage.
+/// A missing feature value is refused (see [`train_with_missing`]).
 fn train<P: Serialize, R: Into<Trained>>(
     kind: &'static str,
     task: impl Into<TaskChoice>,
     params: &P,
     ctx: &RunContext<'_>,
+    fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
+) -> Result<(), StageError> {
+    train_impl(kind, task, params, ctx, false, fit)
+}
+
+/// [`train`] for a model that learns what a missing feature value (NaN,
+/// an empty cell) means: the features reach `fit` with their NaNs, and
+/// the model scores such rows later (see `Model::takes_missing`).
+fn train_with_missing<P: Serialize, R: Into<Trained>>(
+    kind: &'static str,
+    task: impl Into<TaskChoice>,
+    params: &P,
+    ctx: &RunContext<'_>,
+    fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
+) -> Result<(), StageError> {
+    train_impl(kind, task, params, ctx, true, fit)
+}
+
+fn train_impl<P: Serialize, R: Into<Trained>>(
+    kind: &'static str,
+    task: impl Into<TaskChoice>,
+    params: &P,
+    ctx: &RunContext<'_>,
+    missing_ok: bool,
     fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
 ) -> Result<(), StageError> {
     let path = ctx.input("train")?;
@@ -241,7 +271,7 @@ fn train<P: Serialize, R: Into<Trained>>(
         }
         Task::Clustering => Target::None,
     };
-    let x = matrix(&t, &features).map_err(|e| match e {
+    let x = crate::model::matrix_with(&t, &features, missing_ok).map_err(|e| match e {
         crate::model::ModelError::ColumnType { column, .. } => StageError::new(format!(
             "cannot train on this table: column `{column}` is categorical, and `{kind}` takes numeric features"
         ))
@@ -263,7 +293,14 @@ fn train<P: Serialize, R: Into<Trained>>(
     let Trained {
         fitted,
         importances,
+        resolved,
     } = fit(&data)?.into();
+    let mut params = serde_json::to_value(params).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut params {
+        for (name, value) in resolved {
+            map.insert(name.to_string(), value);
+        }
+    }
     let classes = match (&data.target, &fitted) {
         (Target::Classes { names, .. }, _) => names.clone(),
         (_, Fitted::Centroids { centroids }) => (0..centroids.len())
@@ -281,7 +318,7 @@ fn train<P: Serialize, R: Into<Trained>>(
         &t,
         &features,
         classes,
-        serde_json::to_value(params).unwrap_or(Value::Null),
+        params,
         Lineage {
             stage: ctx.stage.to_string(),
             data_hash,

@@ -53,7 +53,7 @@ impl StageKind for RandomForest {
     const SPEC: StageSpec = StageSpec {
         kind: "train.random_forest",
         summary: "A random forest of classification or regression trees: bagged trees on random feature subsets, trained in parallel",
-        version: 3,
+        version: 4,
         inputs: TRAIN_IN,
         outputs: MODEL_OUT,
         params: &[
@@ -128,5 +128,9 @@ fn fit_random_forest(p: &ForestParams, d: &TrainData<'_>) -> Result<Trained, Sta
     Ok(Trained {
         fitted: Fitted::Forest { trees },
         importances: Some(importances),
+        resolved: vec![
+            ("criterion", serde_json::json!(criterion)),
+            ("max_features", serde_json::json!(max_features)),
+        ],
     })
 }
