@@ -47,7 +47,9 @@ impl LinearSvm {
 /// the positive class) and penalty `c` (> 0). Rows are visited in a
 /// seeded random order each pass (`seed`), so a fit is reproducible. It
 /// stops when the largest and smallest projected gradients are within
-/// `tol` of each other (LIBLINEAR's criterion), or after `max_epochs`.
+/// `tol` of each other (LIBLINEAR's criterion), or after `max_epochs`,
+/// or when `stop` (asked before each pass) says so: the run was
+/// interrupted, and the machine is unconverged.
 pub fn fit(
     x: &Array2<f64>,
     y: &[bool],
@@ -55,6 +57,7 @@ pub fn fit(
     tol: f64,
     max_epochs: usize,
     seed: u64,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> LinearSvm {
     let (n, k) = x.dim();
     let sign: Vec<f64> = y.iter().map(|&t| if t { 1.0 } else { -1.0 }).collect();
@@ -67,7 +70,7 @@ pub fn fit(
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut epochs = 0;
     let mut converged = false;
-    while epochs < max_epochs {
+    while epochs < max_epochs && !stop() {
         epochs += 1;
         order.shuffle(&mut rng);
         let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
@@ -117,7 +120,7 @@ mod tests {
     fn separable_points_get_the_maximum_margin() {
         let x = ndarray::array![[-1.0], [1.0], [-2.0], [2.0]];
         let y = [false, true, false, true];
-        let m = fit(&x, &y, 100.0, 1e-6, 10_000, 1);
+        let m = fit(&x, &y, 100.0, 1e-6, 10_000, 1, &|| false);
         assert!(m.converged);
         assert!((m.decision(x.row(0)) + 1.0).abs() < 1e-3, "{m:?}");
         assert!((m.decision(x.row(1)) - 1.0).abs() < 1e-3, "{m:?}");
@@ -131,12 +134,25 @@ mod tests {
     fn overlapping_classes_are_separated_as_well_as_a_line_can() {
         let x = ndarray::array![[0.0, 0.0], [0.1, 0.2], [1.0, 1.0], [0.9, 1.1], [0.6, 0.4]];
         let y = [false, false, true, true, false];
-        let m = fit(&x, &y, 1.0, 1e-4, 10_000, 7);
+        let m = fit(&x, &y, 1.0, 1e-4, 10_000, 7, &|| false);
         let right = (0..5)
             .filter(|&i| (m.decision(x.row(i)) >= 0.0) == y[i])
             .count();
         assert!(right >= 4, "{m:?}");
         // Same seed, same model.
-        assert_eq!(m, fit(&x, &y, 1.0, 1e-4, 10_000, 7));
+        assert_eq!(m, fit(&x, &y, 1.0, 1e-4, 10_000, 7, &|| false));
+    }
+
+    /// An interrupt ends the passes at once (Ctrl-C waited for up to
+    /// `max_epochs` passes per pair of classes), unconverged.
+    #[test]
+    fn a_stop_ends_the_passes() {
+        let x = ndarray::array![[0.0, 0.0], [0.1, 0.2], [1.0, 1.0], [0.9, 1.1], [0.6, 0.4]];
+        let y = [false, false, true, true, false];
+        let passes = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2;
+        let m = fit(&x, &y, 1e6, 0.0, 10_000, 7, &stop);
+        assert_eq!(m.epochs, 2, "{m:?}");
+        assert!(!m.converged);
     }
 }

@@ -289,7 +289,12 @@ fn fit_linear(
                 .collect();
             let x = d.x.select(ndarray::Axis(0), &rows);
             let y: Vec<bool> = rows.iter().map(|&r| ids[r] == j).collect();
-            let m = crate::algo::linear_svm::fit(&x, &y, p.c, LINEAR_TOL, LINEAR_MAX_EPOCHS, 0);
+            let stop = || d.ctx.check_interrupted().is_err();
+            let m =
+                crate::algo::linear_svm::fit(&x, &y, p.c, LINEAR_TOL, LINEAR_MAX_EPOCHS, 0, &stop);
+            if stop() {
+                return (m.w, m.b, None);
+            }
             if m.converged || limit.is_some_and(|l| kernel_bytes(rows.len()) > l) {
                 return (m.w, m.b, (!m.converged).then_some(m.epochs));
             }
@@ -297,7 +302,6 @@ fn fit_linear(
             // same problem with SMO over the linear kernel (as libsvm's
             // `SVC(kernel='linear')`), memory allowing, and read w and b
             // off its support vectors.
-            let stop = || d.ctx.check_interrupted().is_err();
             let s =
                 crate::algo::smo::fit(&x, &y, p.c, KernelFn::Linear, SMO_TOL, SMO_MAX_ITER, &stop);
             let mut w = vec![0.0; x.ncols()];
