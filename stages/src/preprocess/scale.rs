@@ -93,14 +93,13 @@ impl StageKind for Scale {
             // Missing values (NaN) are left out of the fit and kept by
             // the transform, as scikit-learn's scalers do: a model that
             // learns them (gradient boosting) still sees them, and the
-            // others refuse them with what to do. Each column is fitted
-            // on its present values.
+            // others refuse them with what to do.
             let params = match p.method {
                 ScaleMethod::Minmax => LinearScaler::min_max(),
                 ScaleMethod::Maxabs => LinearScaler::max_abs(),
                 ScaleMethod::Standard | ScaleMethod::L2 => LinearScaler::standard(),
             };
-            let (mut offsets, mut scales) = (Vec::new(), Vec::new());
+            let mut any_missing = false;
             for name in &columns {
                 let Some(crate::table::ColumnData::Numeric(v)) = t.column(name).map(|c| &c.data)
                 else {
@@ -115,21 +114,42 @@ impl StageKind for Scale {
                     ))
                     .with_help("drop those rows with `preprocess.clean` (outliers)"));
                 }
-                let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-                if present.is_empty() {
-                    // Nothing to fit on: the column passes unchanged.
-                    offsets.push(0.0);
-                    scales.push(1.0);
-                    continue;
-                }
-                let n = present.len();
-                let x = ndarray::Array2::from_shape_vec((n, 1), present).expect("n × 1");
-                let s = params
-                    .fit(&linfa::DatasetBase::from(x))
-                    .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?;
-                offsets.push(s.offsets()[0]);
-                scales.push(s.scales()[0]);
+                any_missing |= v.iter().any(|x| x.is_nan());
             }
+            let fit = |x: ndarray::Array2<f64>| {
+                params
+                    .fit(&linfa::DatasetBase::from(x))
+                    .map(|s| (s.offsets().to_vec(), s.scales().to_vec()))
+                    .map_err(|e| StageError::caused_by("cannot fit the scaler", e))
+            };
+            let (offsets, scales) = if any_missing {
+                // Each column on its present values (slower: one fit per
+                // column).
+                let (mut offsets, mut scales) = (Vec::new(), Vec::new());
+                for name in &columns {
+                    let Some(crate::table::ColumnData::Numeric(v)) =
+                        t.column(name).map(|c| &c.data)
+                    else {
+                        unreachable!("checked above")
+                    };
+                    let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                    if present.is_empty() {
+                        // Nothing to fit on: the column passes unchanged.
+                        offsets.push(0.0);
+                        scales.push(1.0);
+                        continue;
+                    }
+                    let n = present.len();
+                    let (o, s) =
+                        fit(ndarray::Array2::from_shape_vec((n, 1), present).expect("n × 1"))?;
+                    offsets.push(o[0]);
+                    scales.push(s[0]);
+                }
+                (offsets, scales)
+            } else {
+                fit(crate::model::matrix(&t, &columns)
+                    .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?)?
+            };
             // A constant column has no spread: leave its scale at 1.
             let scales = scales
                 .iter()
