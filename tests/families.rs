@@ -579,6 +579,39 @@ stages:
     assert!((got - 100.0).abs() < 5.0, "{out}");
 }
 
+/// A missing category marks the class here; `features.one_hot` with
+/// `drop: first` encoded it as all zeros, the code of the dropped
+/// category, so no model could tell them apart (accuracy 0.77). It now
+/// has its own column, and a category missing at scoring time that
+/// training never had is counted as unseen.
+#[test]
+fn a_missing_category_has_its_own_one_hot_column() {
+    let mut csv = String::from("a,color,label\n");
+    for i in 0..600 {
+        let (color, label) = match i % 4 {
+            0 => ("red", "A"),
+            1 => ("green", "B"),
+            2 => ("blue", "B"),
+            _ => ("", "C"),
+        };
+        writeln!(csv, "{},{color},{label}", i % 10).unwrap();
+    }
+    let ws = Ws::new(
+        r#"
+stages:
+  data: {uses: dataset.csv, with: {path: d.csv, target: label}}
+  onehot: {uses: features.one_hot, inputs: {data: data.data}, with: {drop: first}}
+  boost: {uses: train.gradient_boosting, inputs: {train: onehot.data}}
+  eval: {uses: evaluate.classification, inputs: {model: boost.model, test: data.data}}
+"#,
+    );
+    ws.write("d.csv", &csv);
+    run_ok(&ws);
+    assert_eq!(metrics(&ws, "eval")["accuracy"], 1.0);
+    let step = ws.read("artifacts/onehot/transform.json");
+    assert!(step.contains(r#""missing": true"#), "{step}");
+}
+
 /// The params a fit chose from the data are recorded as chosen: a tree's
 /// `criterion`, a forest's `max_features` and a network's `loss` were
 /// `null` in `model.json`.

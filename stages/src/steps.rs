@@ -45,13 +45,18 @@ pub enum Transform {
     /// no column) is all zeros too, so the columns are not collinear with
     /// an intercept. Categories that are numbers are kept in one spelling
     /// (`1.0` and `1` are the category `1`; see
-    /// [`crate::transform::category_key`]).
+    /// [`crate::transform::category_key`]). When the training rows had
+    /// missing values (`missing`), they get a column of their own,
+    /// `column=(missing)`, as scikit-learn's encoder gives them; else a
+    /// missing value is an unseen category.
     OneHot {
         column: String,
         categories: Vec<String>,
         unknown: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         drop: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        missing: bool,
     },
     /// Add products of `columns` up to `degree` (named `a*b`, `a^2`).
     Polynomial {

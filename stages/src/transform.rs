@@ -78,11 +78,13 @@ impl Transform {
                 column,
                 categories,
                 drop,
+                missing,
                 ..
             } => categories
                 .iter()
                 .filter(|c| Some(*c) != drop.as_ref())
                 .map(|c| format!("{column}={c}"))
+                .chain(missing.then(|| format!("{column}={MISSING_CATEGORY}")))
                 .collect(),
             Transform::Polynomial {
                 columns,
@@ -123,7 +125,18 @@ impl Transform {
                 categories,
                 unknown,
                 drop,
-            } => apply_one_hot(t, column, categories, drop.as_deref(), unknown, op)?,
+                missing,
+            } => apply_one_hot(
+                t,
+                column,
+                OneHotCategories {
+                    categories,
+                    drop: drop.as_deref(),
+                    missing: *missing,
+                },
+                unknown,
+                op,
+            )?,
             Transform::Polynomial {
                 columns,
                 degree,
@@ -272,15 +285,32 @@ pub fn category_key(v: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Replaces `column` by one 0/1 column per category (but `drop`).
+/// How a missing value is named among the categories: in the name of its
+/// one-hot column (`color=(missing)`) and where it is reported unseen.
+pub const MISSING_CATEGORY: &str = "(missing)";
+
+/// What a one-hot step knows of its column.
+struct OneHotCategories<'a> {
+    categories: &'a [String],
+    drop: Option<&'a str>,
+    /// Missing values have a column of their own (the last).
+    missing: bool,
+}
+
+/// Replaces `column` by one 0/1 column per category (but `drop`), and
+/// one for missing values when training had them.
 fn apply_one_hot(
     t: &mut Table,
     column: &str,
-    categories: &[String],
-    drop: Option<&str>,
+    known: OneHotCategories<'_>,
     unknown: &str,
     op: &'static str,
 ) -> Result<(), ApplyError> {
+    let OneHotCategories {
+        categories,
+        drop,
+        missing,
+    } = known;
     let pos = t
         .columns
         .iter()
@@ -303,9 +333,20 @@ fn apply_one_hot(
     let kept: Vec<usize> = (0..categories.len())
         .filter(|&k| Some(categories[k].as_str()) != drop)
         .collect();
-    let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; kept.len()];
+    let mut new: Vec<Vec<f64>> = vec![vec![0.0; values.len()]; kept.len() + usize::from(missing)];
     for (row, v) in values.iter().enumerate() {
-        let Some(v) = v else { continue };
+        let Some(v) = v else {
+            if missing {
+                new[kept.len()][row] = 1.0;
+            } else if unknown == "error" {
+                return Err(ApplyError::UnknownCategory {
+                    column: column.to_string(),
+                    value: MISSING_CATEGORY.to_string(),
+                    known: categories.join(", "),
+                });
+            }
+            continue;
+        };
         let key = category_key(v);
         match keys.iter().position(|c| *c == key) {
             Some(k) => {
@@ -323,11 +364,14 @@ fn apply_one_hot(
             None => {}
         }
     }
-    let cols = kept
+    let names = kept
         .iter()
+        .map(|&k| format!("{column}={}", categories[k]))
+        .chain(missing.then(|| format!("{column}={MISSING_CATEGORY}")));
+    let cols = names
         .zip(new)
-        .map(|(&k, v)| Column {
-            name: format!("{column}={}", categories[k]),
+        .map(|(name, v)| Column {
+            name,
             data: ColumnData::Numeric(v),
         })
         .collect::<Vec<_>>();
@@ -345,34 +389,43 @@ pub struct UnseenCategory {
 }
 
 /// The categories of `t`'s raw columns that the one-hot steps of `chain`
-/// did not see in training (they encode as all zeros, or fail with
-/// `unknown: error`), with their row counts, in the order met.
+/// did not see in training, which encode as all zeros, with their row
+/// counts, in the order met; a missing value, when training had none, as
+/// [`MISSING_CATEGORY`]. Steps with `unknown: error` are left out: they
+/// refuse such rows instead.
 pub fn unseen_categories(chain: &[Transform], t: &Table) -> Vec<UnseenCategory> {
     let mut out: Vec<UnseenCategory> = Vec::new();
     for step in chain {
         let Transform::OneHot {
-            column, categories, ..
+            column,
+            categories,
+            unknown,
+            missing,
+            ..
         } = step
         else {
             continue;
         };
+        if unknown == "error" {
+            continue;
+        }
         let Some(ColumnData::Categorical(values)) = t.column(column).map(|c| &c.data) else {
             continue;
         };
         let keys: Vec<std::borrow::Cow<'_, str>> =
             categories.iter().map(|c| category_key(c)).collect();
-        for v in values.iter().flatten() {
-            if keys.iter().any(|k| *k == category_key(v)) {
-                continue;
-            }
-            match out
-                .iter_mut()
-                .find(|u| u.column == *column && u.value == *v)
-            {
+        for v in values {
+            let v = match v {
+                Some(v) if keys.iter().any(|k| *k == category_key(v)) => continue,
+                Some(v) => v.as_str(),
+                None if *missing => continue,
+                None => MISSING_CATEGORY,
+            };
+            match out.iter_mut().find(|u| u.column == *column && u.value == v) {
                 Some(u) => u.rows += 1,
                 None => out.push(UnseenCategory {
                     column: column.clone(),
-                    value: v.clone(),
+                    value: v.to_string(),
                     rows: 1,
                 }),
             }
@@ -644,6 +697,7 @@ mod tests {
             categories: vec!["1".into(), "x".into()],
             unknown: "ignore".into(),
             drop: Some("1".into()),
+            missing: false,
         }];
         let mut tab = Table {
             columns: vec![Column {
@@ -660,19 +714,74 @@ mod tests {
             transforms: vec![],
         };
         let u = unseen_categories(&chain, &tab);
+        // A missing value training never had is unseen too.
         assert_eq!(
             u,
-            vec![UnseenCategory {
-                column: "c".into(),
-                value: "z".into(),
-                rows: 2
-            }]
+            vec![
+                UnseenCategory {
+                    column: "c".into(),
+                    value: "z".into(),
+                    rows: 2
+                },
+                UnseenCategory {
+                    column: "c".into(),
+                    value: MISSING_CATEGORY.into(),
+                    rows: 1
+                }
+            ]
         );
+        let raw = tab.clone();
         apply_all(&chain, &mut tab).unwrap();
         assert_eq!(tab.names(), ["c=x"]);
         assert_eq!(
             tab.column("c=x").unwrap().data,
             ColumnData::Numeric(vec![0.0, 0.0, 1.0, 0.0, 0.0])
+        );
+        // `unknown: error` refuses the missing value, and is not counted
+        // (predict warned "scored as all zeros", then failed).
+        let mut strict = chain.clone();
+        let Transform::OneHot { unknown, .. } = &mut strict[0] else {
+            unreachable!()
+        };
+        *unknown = "error".into();
+        assert!(unseen_categories(&strict, &raw).is_empty());
+        let mut t2 = raw.clone();
+        t2.columns[0].data = ColumnData::Categorical(vec![Some("x".into()), None]);
+        let e = apply_all(&strict, &mut t2).unwrap_err().to_string();
+        assert!(e.contains("`(missing)`"), "{e}");
+    }
+
+    /// Missing values seen in training get their own column, never the
+    /// code of the dropped category (both were all zeros with `drop:
+    /// first`, so a model could not tell them apart).
+    #[test]
+    fn missing_values_seen_in_training_get_their_own_column() {
+        let chain = vec![Transform::OneHot {
+            column: "c".into(),
+            categories: vec!["a".into(), "b".into()],
+            unknown: "ignore".into(),
+            drop: Some("a".into()),
+            missing: true,
+        }];
+        let mut tab = Table {
+            columns: vec![Column {
+                name: "c".into(),
+                data: ColumnData::Categorical(vec![Some("a".into()), Some("b".into()), None]),
+            }],
+            target: None,
+            transforms: vec![],
+        };
+        assert!(unseen_categories(&chain, &tab).is_empty());
+        assert_eq!(chain[0].creates(), ["c=b", "c=(missing)"]);
+        apply_all(&chain, &mut tab).unwrap();
+        assert_eq!(tab.names(), ["c=b", "c=(missing)"]);
+        assert_eq!(
+            tab.column("c=(missing)").unwrap().data,
+            ColumnData::Numeric(vec![0.0, 0.0, 1.0])
+        );
+        assert_eq!(
+            tab.column("c=b").unwrap().data,
+            ColumnData::Numeric(vec![0.0, 1.0, 0.0])
         );
     }
 
@@ -719,6 +828,7 @@ mod tests {
                 categories: vec!["x".into(), "y".into()],
                 unknown: "ignore".into(),
                 drop: None,
+                missing: false,
             },
             Transform::Polynomial {
                 columns: vec!["a".into(), "b".into()],

@@ -57,8 +57,8 @@ impl StageKind for OneHot {
     const SPEC: StageSpec = StageSpec {
         kind: "features.one_hot",
         summary:
-            "One-hot encode categorical features: one 0/1 column per category seen in training",
-        version: 2,
+            "One-hot encode categorical features: one 0/1 column per category seen in training, and one for missing values if training had them",
+        version: 3,
         inputs: FIT_IN,
         outputs: FIT_OUT,
         params: &[
@@ -117,6 +117,10 @@ impl StageKind for OneHot {
                 categories: cats,
                 unknown: crate::util::choice_name(&p.unknown),
                 drop,
+                // Missing values seen in training get their own column
+                // (scikit-learn's encoder); they used to be all zeros,
+                // the code of the dropped category with `drop: first`.
+                missing: v.iter().any(Option::is_none),
             });
         }
         apply_all(&steps, &mut t).map_err(StageError::from_error)?;
