@@ -403,6 +403,27 @@ stages:
     assert!(steps.contains("\"op\": \"scale\""), "{steps}");
 }
 
+/// A spread past float64 was scaled by 1 (the fallback of a constant
+/// column): `minmax` wrote infinities, `standard` left the values near
+/// ±1e307. Each method now refuses the column.
+#[test]
+fn a_scaler_refuses_a_spread_that_overflows() {
+    for method in ["minmax", "standard"] {
+        let ws = Ws::new(&format!(
+            "stages:\n  data: {{uses: dataset.csv, with: {{path: d.csv, target: y}}}}\n  scale: {{uses: preprocess.scale, inputs: {{data: data.data}}, with: {{method: {method}}}}}\n"
+        ));
+        ws.write("d.csv", "a,b,y\n-1.5e308,2,1\n1.5e308,4,2\n0,5,3\n,8,5\n");
+        let r = ws.run(&["run"]);
+        assert_ne!(r.code, 0, "{method}");
+        assert!(
+            r.stderr
+                .contains("the spread of column `a` overflows float64"),
+            "{method}: {}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn python_stage_example_mixes_a_python_model_with_built_in_stages() {
     if std::process::Command::new("python3")
@@ -974,4 +995,19 @@ stages:
         "{m}"
     );
     assert_eq!(m["accuracy"], serde_json::json!(0.5), "{m}");
+    // A stage that needs the missing metric says why it is missing.
+    ws.write(
+        "mlcycle.yaml",
+        &(ws.read("mlcycle.yaml")
+            + "  imp: {uses: evaluate.importance, inputs: {model: m.model, test: test.data}, with: {scoring: log_loss}}\n"),
+    );
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(
+            "`scoring: log_loss` is not a metric of this model: the test rows hold class(es) the model never saw (`c`: 2 row(s))"
+        ),
+        "{}",
+        r.stderr
+    );
 }

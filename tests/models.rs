@@ -93,3 +93,41 @@ fn models_and_history_say_when_there_is_nothing() {
         r.stdout
     );
 }
+
+/// A champion that cannot score the test rows (missing values, which a
+/// boosting candidate takes and a linear champion does not) is named as
+/// such: the error blamed "the model … trained by stage `m`", which both
+/// were.
+#[test]
+fn a_champion_that_cannot_score_the_test_rows_is_named() {
+    let pipeline = |trainer: &str| {
+        format!(
+            "stages:\n  data: {{uses: dataset.csv, with: {{path: d.csv, target: y}}}}\n  m: {{uses: {trainer}, inputs: {{train: data.data}}}}\n  bundle: {{uses: deploy.bundle, inputs: {{model: m.model}}}}\n  promote: {{uses: deploy.promote, inputs: {{bundle: bundle.bundle, test: data.data}}}}\n"
+        )
+    };
+    let ws = Ws::new(&pipeline("train.linear_regression"));
+    let rows = |gap: bool| {
+        let mut s = String::from("x,y\n");
+        for i in 0..60 {
+            if gap && i % 5 == 0 {
+                s.push_str(&format!(",{}\n", 2 * i));
+            } else {
+                s.push_str(&format!("{i},{}\n", 2 * i));
+            }
+        }
+        s
+    };
+    ws.write("d.csv", &rows(false));
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    ws.write("mlcycle.yaml", &pipeline("train.gradient_boosting"));
+    ws.write("d.csv", &rows(true));
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the champion, version 1 (not the candidate), cannot be compared on `test`"),
+        "{}",
+        r.stderr
+    );
+}

@@ -96,8 +96,9 @@ impl StageKind for Promote {
             let all = crate::evaluate::evaluate(m, &test)?;
             all.get(&metric).and_then(Value::as_f64).ok_or_else(|| {
                 StageError::new(format!(
-                    "no metric `{metric}` for a {} model",
-                    m.task.as_str()
+                    "no metric `{metric}` for a {} model{}",
+                    m.task.as_str(),
+                    crate::evaluate::why_absent(&all, &metric)
                 ))
                 .with_help("set `gate.metric` to r2, mse, rmse, mae, accuracy, f1_macro, …")
             })
@@ -179,7 +180,16 @@ impl PromoteParams {
                 let champ = Bundle::load(&c.path).map_err(|e| {
                     StageError::new(format!("the champion, version {}: {e}", c.version))
                 })?;
-                let v = score(&champ.model)?;
+                // The candidate scored: name the champion, or a champion
+                // that cannot take these rows (missing values a boosting
+                // candidate takes) reads as the candidate's fault.
+                let v = score(&champ.model).map_err(|e| StageError {
+                    message: format!(
+                        "the champion, version {} (not the candidate), cannot be compared on `test`: {}",
+                        c.version, e.message
+                    ),
+                    ..e
+                })?;
                 let gain = if lower {
                     v - cand_value
                 } else {

@@ -200,18 +200,18 @@ impl CompareParams {
                 .filter(|(_, v)| v.is_f64())
                 .map(|(k, _)| k)
                 .collect();
-            return Err(
-                StageError::new(format!("no metric `{metric}` for these models")).with_help(
-                    format!(
-                        "use one of: {}",
-                        known
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ),
-            );
+            return Err(StageError::new(format!(
+                "no metric `{metric}` for these models{}",
+                super::why_absent(if a.get(&metric).is_none() { a } else { b }, &metric)
+            ))
+            .with_help(format!(
+                "use one of: {}",
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         };
         Ok((metric, va, vb))
     }

@@ -139,7 +139,8 @@ impl StageKind for Importance {
                         .map(|(k, _)| k.as_str())
                         .collect();
                     StageError::new(format!(
-                        "`scoring: {scoring}` is not a metric of this model"
+                        "`scoring: {scoring}` is not a metric of this model{}",
+                        super::why_absent(metrics, &scoring)
                     ))
                     .with_help(format!("the metrics are: {}", known.join(", ")))
                 })

@@ -422,22 +422,50 @@ fn note_unseen_classes(
     labels: &[String],
     metrics: &mut Map<String, Value>,
 ) {
+    let Some(rec) = unseen_classes(m, truth, labels) else {
+        return;
+    };
+    for (label, n) in &rec {
+        (ctx.log)(&format!(
+            "warning: {n} test row(s) have class `{label}`, which the model never saw: they count as errors, and log_loss and ROC AUC are left out (undefined)"
+        ));
+    }
+    metrics.insert("unseen_classes".into(), Value::Object(rec));
+}
+
+/// Test labels that are no class of the model, with their row counts
+/// (`labels` are the model's classes, then the unseen ones); `None` when
+/// every label is known.
+fn unseen_classes(m: &Model, truth: &[usize], labels: &[String]) -> Option<Map<String, Value>> {
     let known = m.classes.len();
     let mut counts = vec![0usize; labels.len().saturating_sub(known)];
     for &t in truth.iter().filter(|&&t| t >= known) {
         counts[t - known] += 1;
     }
-    if counts.is_empty() {
-        return;
+    (!counts.is_empty()).then(|| {
+        labels[known..]
+            .iter()
+            .zip(&counts)
+            .map(|(l, n)| (l.clone(), json!(n)))
+            .collect()
+    })
+}
+
+/// Why `metric` is absent from `metrics`, when the metrics tell: a
+/// probability metric is undefined when the test rows hold classes the
+/// model never saw (`unseen_classes`). Empty otherwise.
+pub fn why_absent(metrics: &Map<String, Value>, metric: &str) -> String {
+    let probability = matches!(metric, "log_loss" | "roc_auc" | "roc_auc_ovr_macro");
+    match metrics.get("unseen_classes").and_then(Value::as_object) {
+        Some(u) if probability => format!(
+            ": the test rows hold class(es) the model never saw ({}), which leave it undefined",
+            u.iter()
+                .map(|(k, v)| format!("`{k}`: {v} row(s)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => String::new(),
     }
-    let mut rec = Map::new();
-    for (label, n) in labels[known..].iter().zip(&counts) {
-        (ctx.log)(&format!(
-            "warning: {n} test row(s) have class `{label}`, which the model never saw: they count as errors, and log_loss and ROC AUC are left out (undefined)"
-        ));
-        rec.insert(label.clone(), json!(n));
-    }
-    metrics.insert("unseen_classes".into(), Value::Object(rec));
 }
 
 /// The `predictions` output port of the `evaluate.*` stages.
@@ -543,12 +571,11 @@ pub fn evaluate(m: &Model, test: &Table) -> Result<Map<String, Value>, StageErro
         }
         (_, Predictions::Classes { ids, proba }) => {
             let (truth, labels) = truth_classes(m, test)?;
-            Ok(classification_metrics(
-                &truth,
-                &ids,
-                &labels,
-                proba.as_deref(),
-            ))
+            let mut metrics = classification_metrics(&truth, &ids, &labels, proba.as_deref());
+            if let Some(u) = unseen_classes(m, &truth, &labels) {
+                metrics.insert("unseen_classes".into(), Value::Object(u));
+            }
+            Ok(metrics)
         }
         (_, Predictions::Values(_)) => {
             Err(StageError::new("the model predicts values, not classes"))

@@ -150,11 +150,20 @@ impl StageKind for Scale {
                 fit(crate::model::matrix(&t, &columns)
                     .map_err(|e| StageError::caused_by("cannot fit the scaler", e))?)?
             };
-            // A constant column has no spread: leave its scale at 1.
-            let scales = scales
-                .iter()
-                .map(|v| if v.is_finite() && *v != 0.0 { *v } else { 1.0 })
-                .collect();
+            // linfa gives a constant column a scale of 1 itself. Values so
+            // large that the spread overflows float64 (a range past
+            // 1.8e308, squares past it for the variance) give a scale of 0
+            // or NaN, or an infinite mean: refused (they were scaled by 1).
+            if let Some(i) = (0..columns.len())
+                .find(|&i| !(scales[i].is_finite() && scales[i] != 0.0 && offsets[i].is_finite()))
+            {
+                return Err(StageError::new(format!(
+                    "cannot fit the scaler: the spread of column `{}` overflows float64 (its values are too large for `{}` scaling)",
+                    columns[i],
+                    p.method.as_str()
+                ))
+                .with_help("drop the outliers with `preprocess.clean`, or rescale the column before (by a power of ten)"));
+            }
             Transform::Scale {
                 method: p.method.as_str().to_string(),
                 columns: columns.clone(),
