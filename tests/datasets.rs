@@ -58,6 +58,24 @@ fn a_missing_target_column_is_named_with_a_suggestion() {
     assert!(r.stderr.contains("did you mean `price`?"), "{}", r.stderr);
 }
 
+/// A row with a field too many is named by one line number: the csv
+/// crate's own text added a second, off by one ("line 4: CSV error:
+/// record 2 (line: 3, …)").
+#[test]
+fn a_ragged_row_is_named_by_its_line_alone() {
+    let ws = Ws::new("stages:\n  d: {uses: dataset.csv, with: {path: d.csv}}\n");
+    ws.write("d.csv", "a,y\n1,2\n2,3\n3,4,5\n4,5\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("d.csv, line 4: 3 fields, the header has 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("record 2"), "{}", r.stderr);
+}
+
 #[test]
 fn a_non_numeric_value_in_a_numeric_column_names_line_and_column() {
     let ws = Ws::new(

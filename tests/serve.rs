@@ -152,6 +152,42 @@ fn bad_requests_get_the_right_status_and_say_why() {
     let (code, body) = post(s.port, "/predict", r#"{"instances": [[1], [1, 2]]}"#);
     assert_eq!(code, 422);
     assert!(body.contains("row 2 has 2 values by position"), "{body}");
+    // Columns of unequal length were padded with nulls (scored as missing
+    // by a model that takes them); a single value beside lists was lost.
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"inputs": {"area": [1, 2], "id": [7]}}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("differ in length: `area` has 2 values, `id` has 1"),
+        "{body}"
+    );
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"inputs": {"area": 3, "id": [7, 8]}}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("give every column as a list"), "{body}");
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_split": {"columns": ["area"], "data": [[1], [2, 3]]}}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("`data` row 2 has 2 values"), "{body}");
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_records": [{"area": 1}, {"size": 2}]}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("missing feature(s): area (first in row 2)"),
+        "{body}"
+    );
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": 1e999}]}"#);
     assert_eq!(code, 422, "infinity: {body}");
     let (code, body) = post(

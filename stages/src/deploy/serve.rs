@@ -937,6 +937,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
     let model = &loaded.bundle.model;
     let missing_ok = model.takes_missing();
     let mut missing = std::collections::BTreeSet::new();
+    let mut first_missing: Option<usize> = None;
     let mut extra = std::collections::BTreeSet::new();
     let mut kept = Vec::with_capacity(rows.len());
     let mut columns: Vec<Column> = model
@@ -968,6 +969,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         for col in &mut columns {
             match (obj.get(&col.name), &mut col.data) {
                 (None, _) => {
+                    first_missing.get_or_insert(i + 1);
                     missing.insert(col.name.clone());
                 }
                 (Some(Value::Number(n)), ColumnData::Numeric(v)) => {
@@ -994,8 +996,9 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         let mut parts = Vec::new();
         if !missing.is_empty() {
             parts.push(format!(
-                "missing feature(s): {}",
-                missing.into_iter().collect::<Vec<_>>().join(", ")
+                "missing feature(s): {} (first in row {})",
+                missing.into_iter().collect::<Vec<_>>().join(", "),
+                first_missing.unwrap_or(1)
             ));
         }
         if !extra.is_empty() {
@@ -1350,10 +1353,18 @@ fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
         }
         return data
             .iter()
-            .map(|r| {
-                let r = r.as_array().ok_or("each `data` row must be a list")?;
+            .enumerate()
+            .map(|(i, r)| {
+                let r = r
+                    .as_array()
+                    .ok_or_else(|| format!("`data` row {} must be a list", i + 1))?;
                 if r.len() != cols.len() {
-                    return Err("a `data` row and `columns` differ in length");
+                    return Err(format!(
+                        "`data` row {} has {} values, and `columns` names {}",
+                        i + 1,
+                        r.len(),
+                        cols.len()
+                    ));
                 }
                 let m: Map<String, Value> = cols
                     .iter()
@@ -1362,8 +1373,7 @@ fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
                     .collect();
                 Ok(Value::Object(m))
             })
-            .collect::<Result<_, _>>()
-            .map_err(str::to_string);
+            .collect::<Result<_, _>>();
     }
     if let Some(records) = obj.get("dataframe_records") {
         return records
@@ -1379,30 +1389,34 @@ fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
                 return Ok(vec![Value::Object(row.clone())]);
             }
             Some(Value::Object(cols)) => {
-                // {"col": [v, …], …}: columns of equal length
-                let n = cols
-                    .values()
-                    .filter_map(Value::as_array)
-                    .map(Vec::len)
-                    .max()
-                    .unwrap_or(0);
-                return (0..n)
+                // {"col": [v, …], …}: columns of equal length. A short
+                // column was padded with nulls, which a model that takes
+                // missing values scored as missing.
+                let mut lengths = Vec::with_capacity(cols.len());
+                for (c, v) in cols {
+                    let Some(a) = v.as_array() else {
+                        return Err(format!(
+                            "`{key}` gives `{c}` one value and other columns lists of values; give every column as a list"
+                        ));
+                    };
+                    lengths.push((c, a.len()));
+                }
+                let n = lengths.first().map_or(0, |l| l.1);
+                if let Some((c, len)) = lengths.iter().find(|l| l.1 != n) {
+                    return Err(format!(
+                        "the columns of `{key}` differ in length: `{}` has {n} values, `{c}` has {len}",
+                        lengths[0].0
+                    ));
+                }
+                return Ok((0..n)
                     .map(|i| {
-                        let m: Map<String, Value> = cols
-                            .iter()
-                            .map(|(c, v)| {
-                                (
-                                    c.clone(),
-                                    v.as_array()
-                                        .and_then(|a| a.get(i))
-                                        .cloned()
-                                        .unwrap_or(Value::Null),
-                                )
-                            })
-                            .collect();
-                        Ok(Value::Object(m))
+                        Value::Object(
+                            cols.iter()
+                                .map(|(c, v)| (c.clone(), v[i].clone()))
+                                .collect(),
+                        )
                     })
-                    .collect();
+                    .collect());
             }
             Some(_) => {
                 return Err(format!(

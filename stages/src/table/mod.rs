@@ -627,7 +627,7 @@ fn parse_chunk(
             Ok(false) => break,
             Err(e) => {
                 return Err(match e.position() {
-                    Some(p) => row_error(first_line + p.line() - 1, e.to_string()),
+                    Some(p) => row_error(first_line + p.line() - 1, csv_message(&e, headers.len())),
                     None => csv_error(shown, e),
                 })
             }
@@ -684,12 +684,33 @@ fn parse_chunk(
     Ok(acc)
 }
 
+/// A csv error's text without the crate's own record and line numbers
+/// ("CSV error: record 2 (line: 3, byte: 8): …"), which contradicted the
+/// line the error is reported at; `header` is the header's field count.
+fn csv_message(e: &csv::Error, header: usize) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { len, .. } => {
+            format!("{len} fields, the header has {header}")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("not UTF-8 text (field {})", err.field() + 1)
+        }
+        _ => e.to_string(),
+    }
+}
+
 fn csv_error(path: &str, e: csv::Error) -> TableError {
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, .. } => {
+            csv_message(&e, *expected_len as usize)
+        }
+        _ => csv_message(&e, 0),
+    };
     match e.position() {
         Some(p) => TableError::Row {
             path: path.to_string(),
             line: p.line(),
-            message: e.to_string(),
+            message,
         },
         None => TableError::Format {
             path: path.to_string(),
