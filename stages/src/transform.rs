@@ -36,8 +36,10 @@ pub enum ApplyError {
         op: &'static str,
     },
     #[diagnostic(code(mlcycle::transform::unknown_category))]
-    #[error("column `{column}` has the category `{value}`, unseen when the one-hot encoder was fitted (known: {known})")]
+    #[error("row {row}: column `{column}` has the category `{value}`, unseen when the one-hot encoder was fitted (known: {known})")]
     UnknownCategory {
+        /// Counted from 1.
+        row: usize,
         column: String,
         value: String,
         known: String,
@@ -340,6 +342,7 @@ fn apply_one_hot(
                 new[kept.len()][row] = 1.0;
             } else if unknown == "error" {
                 return Err(ApplyError::UnknownCategory {
+                    row: row + 1,
                     column: column.to_string(),
                     value: MISSING_CATEGORY.to_string(),
                     known: categories.join(", "),
@@ -356,6 +359,7 @@ fn apply_one_hot(
             }
             None if unknown == "error" => {
                 return Err(ApplyError::UnknownCategory {
+                    row: row + 1,
                     column: column.to_string(),
                     value: v.clone(),
                     known: categories.join(", "),
@@ -748,7 +752,10 @@ mod tests {
         let mut t2 = raw.clone();
         t2.columns[0].data = ColumnData::Categorical(vec![Some("x".into()), None]);
         let e = apply_all(&strict, &mut t2).unwrap_err().to_string();
-        assert!(e.contains("`(missing)`"), "{e}");
+        assert!(
+            e.contains("row 2: column `c` has the category `(missing)`"),
+            "{e}"
+        );
     }
 
     /// Missing values seen in training get their own column, never the
