@@ -74,6 +74,29 @@ fn a_ragged_row_is_named_by_its_line_alone() {
         r.stderr
     );
     assert!(!r.stderr.contains("record 2"), "{}", r.stderr);
+    // CRLF line ends: every line number was one too low (the reader stops
+    // between `\r` and `\n`), here and in files read in parallel pieces.
+    ws.write("d.csv", "a,y\r\n1,2\r\n2,3\r\n3,4,5\r\n4,5\r\n");
+    let r = ws.run(&["run"]);
+    assert!(
+        r.stderr
+            .contains("d.csv, line 4: 3 fields, the header has 2"),
+        "{}",
+        r.stderr
+    );
+    let mut big = String::from("a,y\r\n");
+    for i in 0..800_000 {
+        big.push_str(&format!("{i},{}\r\n", i % 7));
+    }
+    big.push_str("1,2,3\r\n");
+    ws.write("d.csv", &big);
+    let r = ws.run(&["run"]);
+    assert!(
+        r.stderr
+            .contains("d.csv, line 800002: 3 fields, the header has 2"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

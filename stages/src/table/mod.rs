@@ -163,12 +163,18 @@ impl Table {
             .iter()
             .map(|h| opts.types.get(h).map(String::as_str))
             .collect();
-        let body_start = rdr.position().byte() as usize;
+        let mut body_start = rdr.position().byte() as usize;
         drop(rdr);
         let buf = std::fs::read(path).map_err(|source| TableError::Io {
             path: shown.clone(),
             source,
         })?;
+        // After a CRLF header the reader stops between `\r` and `\n`: the
+        // body then began with that `\n`, uncounted, and every line number
+        // of a CRLF file came out one too low.
+        if buf.get(body_start) == Some(&b'\n') {
+            body_start += 1;
+        }
         let body = &buf[body_start.min(buf.len())..];
         let delimiter = opts.delimiter.unwrap_or(b',');
         let first_line = 1 + buf[..body_start.min(buf.len())]
@@ -526,7 +532,9 @@ impl Table {
     }
 }
 
-fn is_missing(v: &str) -> bool {
+/// Whether a CSV cell stands for a missing value: empty, `NA`, `NaN` or
+/// `null` (any case).
+pub fn is_missing(v: &str) -> bool {
     v.is_empty()
         || v.eq_ignore_ascii_case("na")
         || v.eq_ignore_ascii_case("nan")
@@ -627,12 +635,15 @@ fn parse_chunk(
             Ok(false) => break,
             Err(e) => {
                 return Err(match e.position() {
-                    Some(p) => row_error(first_line + p.line() - 1, csv_message(&e, headers.len())),
+                    Some(p) => row_error(
+                        first_line + line_in(chunk, p) - 1,
+                        csv_message(&e, headers.len()),
+                    ),
                     None => csv_error(shown, e),
                 })
             }
         }
-        let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
+        let line = first_line + rec.position().map_or(1, |p| line_in(chunk, p)) - 1;
         if rec.len() != headers.len() {
             return Err(row_error(
                 line,
@@ -684,10 +695,18 @@ fn parse_chunk(
     Ok(acc)
 }
 
+/// The line of `chunk` a record starts on (from 1). The csv reader puts a
+/// record's start after the previous record's terminator, which with CRLF
+/// line ends is before its `\n`: one line too early, so the `\n` is
+/// stepped over here.
+fn line_in(chunk: &[u8], p: &csv::Position) -> u64 {
+    p.line() + u64::from(chunk.get(p.byte() as usize) == Some(&b'\n'))
+}
+
 /// A csv error's text without the crate's own record and line numbers
 /// ("CSV error: record 2 (line: 3, byte: 8): …"), which contradicted the
 /// line the error is reported at; `header` is the header's field count.
-fn csv_message(e: &csv::Error, header: usize) -> String {
+pub(crate) fn csv_message(e: &csv::Error, header: usize) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths { len, .. } => {
             format!("{len} fields, the header has {header}")
@@ -836,7 +855,7 @@ fn reread_as_text(
         .read_byte_record(&mut rec)
         .map_err(|e| csv_error(shown, e))?
     {
-        let line = first_line + rec.position().map(|p| p.line()).unwrap_or(1) - 1;
+        let line = first_line + rec.position().map_or(1, |p| line_in(body, p)) - 1;
         for (k, &i) in redo.iter().enumerate() {
             let s = utf8(rec[i].trim_ascii(), line, &headers[i])?;
             text[k].push((!is_missing(&s)).then_some(s));
