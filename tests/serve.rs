@@ -188,6 +188,29 @@ fn bad_requests_get_the_right_status_and_say_why() {
         body.contains("missing feature(s): area (first in row 2)"),
         "{body}"
     );
+    // Each missing feature names its own first row.
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_records": [{"area": 1}, {"area": 2}, {"size": 2}]}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("area (first in row 3)"), "{body}");
+    // A CSV body: `NaN` is missing (as `mlcycle predict` reads it), and a
+    // ragged row is named once, by its row.
+    let (code, body) = http(s.port, "POST", "/invocations", "text/csv", "area\nNaN\n");
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("row 1: `area` must be a finite number, got null"),
+        "{body}"
+    );
+    let (code, body) = http(s.port, "POST", "/invocations", "text/csv", "area\n1\n2,3\n");
+    assert!(code == 400 || code == 422, "{code} {body}");
+    assert!(
+        body.contains("CSV row 2 (line 3): 2 fields, the header has 1"),
+        "{body}"
+    );
+    assert!(!body.contains("record"), "{body}");
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": 1e999}]}"#);
     assert_eq!(code, 422, "infinity: {body}");
     let (code, body) = post(
@@ -820,4 +843,33 @@ stages:
         metrics.contains("mlcycle_unknown_categories_total 2"),
         "{metrics}"
     );
+    // An empty string is missing, as an empty CSV cell is (it was the
+    // unseen category ``); training had none, so it is unseen as
+    // `(missing)`, alike from JSON and CSV.
+    for (ty, body) in [
+        (
+            "application/json",
+            r#"{"instances": [{"age": 30, "sex": ""}]}"#,
+        ),
+        (
+            "application/json",
+            r#"{"instances": [{"age": 30, "sex": null}]}"#,
+        ),
+        ("text/csv", "age,sex\n30,\n"),
+    ] {
+        let (code, head, body) = http_full(s.port, "POST", "/invocations", ty, body);
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            head.contains("x-mlcycle-unknown-categories: sex=(missing):1"),
+            "{ty}: {head}"
+        );
+    }
+    // A list or an object is no category.
+    let (code, body) = post(
+        s.port,
+        "/predict",
+        r#"{"instances": [{"age": 30, "sex": "1"}, {"age": 30, "sex": ["a"]}]}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("row 2: `sex` must be a category"), "{body}");
 }

@@ -147,7 +147,8 @@ fn finish_read(
 }
 
 /// JSON values as a categorical column: strings as they are, other values
-/// as their JSON text, null and absent as missing.
+/// as their JSON text, null, absent and the empty string (an empty CSV
+/// cell) as missing.
 fn json_categorical(values: &[Option<&serde_json::Value>]) -> crate::table::ColumnData {
     use serde_json::Value;
     crate::table::ColumnData::Categorical(
@@ -155,6 +156,7 @@ fn json_categorical(values: &[Option<&serde_json::Value>]) -> crate::table::Colu
             .iter()
             .map(|v| match v {
                 None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.is_empty() => None,
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(other) => Some(other.to_string()),
             })

@@ -936,8 +936,8 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
     }
     let model = &loaded.bundle.model;
     let missing_ok = model.takes_missing();
-    let mut missing = std::collections::BTreeSet::new();
-    let mut first_missing: Option<usize> = None;
+    // Each missing feature and the first row that lacks it.
+    let mut missing = std::collections::BTreeMap::new();
     let mut extra = std::collections::BTreeSet::new();
     let mut kept = Vec::with_capacity(rows.len());
     let mut columns: Vec<Column> = model
@@ -969,8 +969,7 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         for col in &mut columns {
             match (obj.get(&col.name), &mut col.data) {
                 (None, _) => {
-                    first_missing.get_or_insert(i + 1);
-                    missing.insert(col.name.clone());
+                    missing.entry(col.name.clone()).or_insert(i + 1);
                 }
                 (Some(Value::Number(n)), ColumnData::Numeric(v)) => {
                     v.push(n.as_f64().unwrap_or(f64::NAN));
@@ -986,7 +985,22 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
                         col.name
                     )));
                 }
+                // An empty string is missing, as an empty CSV cell is: the
+                // same row scores the same from CSV and from JSON.
+                (Some(Value::String(s)), ColumnData::Categorical(v)) if s.is_empty() => {
+                    v.push(None)
+                }
                 (Some(Value::String(s)), ColumnData::Categorical(v)) => v.push(Some(s.clone())),
+                (
+                    Some(other @ (Value::Array(_) | Value::Object(_))),
+                    ColumnData::Categorical(_),
+                ) => {
+                    return Err(unprocessable(format!(
+                        "row {}: `{}` must be a category (a string or a number), got {other}",
+                        i + 1,
+                        col.name
+                    )));
+                }
                 (Some(Value::Null), ColumnData::Categorical(v)) => v.push(None),
                 (Some(other), ColumnData::Categorical(v)) => v.push(Some(other.to_string())),
             }
@@ -996,9 +1010,12 @@ fn rows_to_table(loaded: &Loaded, rows: &[Value], strict: bool) -> Result<Scorab
         let mut parts = Vec::new();
         if !missing.is_empty() {
             parts.push(format!(
-                "missing feature(s): {} (first in row {})",
-                missing.into_iter().collect::<Vec<_>>().join(", "),
-                first_missing.unwrap_or(1)
+                "missing feature(s): {}",
+                missing
+                    .into_iter()
+                    .map(|(name, row)| format!("{name} (first in row {row})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if !extra.is_empty() {
@@ -1257,7 +1274,9 @@ fn invocation_rows(headers: &HeaderMap, body: &Bytes) -> Result<Vec<Value>, Resp
 }
 
 /// CSV with a header row → rows by column name; a cell that parses as a
-/// finite number is a number, an empty one is null, anything else text.
+/// finite number is a number, a missing one (empty, `NA`, `NaN`, `null`,
+/// as `dataset.csv` and `mlcycle predict` read them) is null, anything
+/// else text.
 fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -1276,7 +1295,14 @@ fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
     }
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| format!("CSV line {}: {e}", i + 2))?;
+        let rec = rec.map_err(|e| {
+            format!(
+                "CSV row {} (line {}): {}",
+                i + 1,
+                i + 2,
+                crate::table::csv_message(&e, names.len())
+            )
+        })?;
         let m: Map<String, Value> = names
             .iter()
             .zip(rec.iter())
@@ -1284,7 +1310,7 @@ fn csv_rows(body: &[u8]) -> Result<Vec<Value>, String> {
                 let cell = cell.trim();
                 let v = match cell.parse::<f64>() {
                     Ok(x) if x.is_finite() => json!(x),
-                    _ if cell.is_empty() => Value::Null,
+                    _ if crate::table::is_missing(cell) => Value::Null,
                     _ => Value::String(cell.to_string()),
                 };
                 (n.clone(), v)
