@@ -610,6 +610,27 @@ stages:
     assert_eq!(metrics(&ws, "eval")["accuracy"], 1.0);
     let step = ws.read("artifacts/onehot/transform.json");
     assert!(step.contains(r#""missing": true"#), "{step}");
+    // A test table whose colour is empty in every row reads as a numeric
+    // column of NaN: it is scored as all missing (it was refused as "numeric").
+    ws.write(
+        "mlcycle.yaml",
+        &(ws.read("mlcycle.yaml")
+            + "  gaps: {uses: dataset.csv, with: {path: gaps.csv, target: label}}\n  eval_gaps: {uses: evaluate.classification, inputs: {model: boost.model, test: gaps.data}}\n"),
+    );
+    ws.write("gaps.csv", "a,color,label\n1,,C\n2,,C\n");
+    run_ok(&ws);
+    assert_eq!(metrics(&ws, "eval_gaps")["accuracy"], 1.0);
+    // A real category spelled `(missing)` beside missing values would
+    // share its column name: refused.
+    ws.write("d.csv", &(csv.clone() + "1,(missing),A\n"));
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("column `color` has missing values and a category named `(missing)`"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// The params a fit chose from the data are recorded as chosen: a tree's

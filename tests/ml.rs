@@ -959,6 +959,35 @@ fn wine_quality_example_ranks_four_model_families_and_bundles_the_best() {
         .starts_with("epoch,train,validation\n"));
 }
 
+/// A missing label in the test rows is refused, as `evaluate.regression`
+/// refuses it: it was counted as a class named `` the model never saw.
+#[test]
+fn a_missing_test_label_is_refused() {
+    let ws = Ws::new(
+        r#"
+stages:
+  train: {uses: dataset.csv, with: {path: train.csv, target: y}}
+  test: {uses: dataset.csv, with: {path: test.csv, target: y}}
+  m: {uses: train.logistic_regression, inputs: {train: train.data}}
+  eval: {uses: evaluate.classification, inputs: {model: m.model, test: test.data}}
+"#,
+    );
+    let mut train = String::from("x,y\n");
+    for i in 0..40 {
+        train.push_str(&format!("{i},{}\n", if i < 20 { "a" } else { "b" }));
+    }
+    ws.write("train.csv", &train);
+    ws.write("test.csv", "x,y\n1,a\n30,\n");
+    let r = ws.run(&["run"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("the target `y` has a missing value at row 2"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A test class the model never saw is named, counted and logged: its
 /// rows are errors, and `log_loss` and ROC AUC, undefined, are left out
 /// with the reason (they used to vanish without a word).

@@ -463,7 +463,11 @@ impl Model {
             }
             for c in &self.inputs {
                 let col = t.column(&c.name).expect("checked above");
-                if col.data.type_name() != c.ty {
+                // A column with no value at all reads from CSV as numeric:
+                // every value of a categorical input is then missing.
+                let all_missing =
+                    matches!(&col.data, ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan()));
+                if col.data.type_name() != c.ty && !(c.ty == "categorical" && all_missing) {
                     return Err(ModelError::ColumnType {
                         column: c.name.clone(),
                         found: col.data.type_name().into(),

@@ -321,13 +321,23 @@ fn apply_one_hot(
             column: column.to_string(),
             op,
         })?;
-    let ColumnData::Categorical(values) = &t.columns[pos].data else {
-        return Err(ApplyError::Type {
-            column: column.to_string(),
-            found: "numeric",
-            want: "categorical",
-            op,
-        });
+    // A column with no value at all reads from CSV as numeric (all NaN):
+    // it is a categorical column whose every value is missing.
+    let all_missing;
+    let values = match &t.columns[pos].data {
+        ColumnData::Categorical(v) => v,
+        ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan()) => {
+            all_missing = vec![None; v.len()];
+            &all_missing
+        }
+        ColumnData::Numeric(_) => {
+            return Err(ApplyError::Type {
+                column: column.to_string(),
+                found: "numeric",
+                want: "categorical",
+                op,
+            })
+        }
     };
     // Categories of models fitted before `category_key` may be spelled
     // `1.0`: match by key on both sides.

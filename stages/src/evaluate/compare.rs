@@ -195,23 +195,22 @@ impl CompareParams {
             a.get(&metric).and_then(Value::as_f64),
             b.get(&metric).and_then(Value::as_f64),
         ) else {
-            let known: Vec<&String> = a
+            // Only metrics both models have can decide.
+            let known: Vec<&str> = a
                 .iter()
-                .filter(|(_, v)| v.is_f64())
-                .map(|(k, _)| k)
+                .filter(|(k, v)| v.is_f64() && b.get(*k).is_some_and(Value::is_f64))
+                .map(|(k, _)| k.as_str())
                 .collect();
+            let (who, lacking) = match (a.get(&metric).is_none(), b.get(&metric).is_none()) {
+                (true, true) => ("either model", a),
+                (true, false) => ("the challenger", a),
+                _ => ("the reference", b),
+            };
             return Err(StageError::new(format!(
-                "no metric `{metric}` for these models{}",
-                super::why_absent(if a.get(&metric).is_none() { a } else { b }, &metric)
+                "no metric `{metric}` for {who}{}",
+                super::why_absent(lacking, &metric)
             ))
-            .with_help(format!(
-                "use one of: {}",
-                known
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            .with_help(format!("use one of: {}", known.join(", "))));
         };
         Ok((metric, va, vb))
     }
@@ -249,4 +248,33 @@ fn comparison_report(
         reference.lineage.stage,
         rows_scored
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The error names the model that lacks the metric, says why when the
+    /// metrics tell (a class the model never saw), and offers only
+    /// metrics both models have.
+    #[test]
+    fn a_missing_metric_names_the_model_and_the_reason() {
+        let p: CompareParams = serde_json::from_value(json!({"metric": "log_loss"})).unwrap();
+        let a = json!({"accuracy": 0.9, "log_loss": 0.3, "roc_auc_ovr_macro": 0.9})
+            .as_object()
+            .unwrap()
+            .clone();
+        let b = json!({"accuracy": 0.8, "unseen_classes": {"D": 19}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let e = p.decider(Task::Classification, &a, &b).unwrap_err();
+        assert!(
+            e.message.starts_with("no metric `log_loss` for the reference: the test rows hold class(es) the model never saw (`D`: 19 row(s))"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.help.as_deref(), Some("use one of: accuracy"));
+    }
 }

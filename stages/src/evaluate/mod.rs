@@ -104,6 +104,18 @@ fn truth_classes(m: &Model, t: &Table) -> Result<(Vec<usize>, Vec<String>), Stag
     let col = t.column(name).ok_or_else(|| {
         StageError::new(format!("the `test` table has no target column `{name}`"))
     })?;
+    // A missing label is no class: it was counted as the class ``.
+    let missing = |i: usize| match &col.data {
+        ColumnData::Numeric(v) => v[i].is_nan(),
+        ColumnData::Categorical(v) => v[i].is_none(),
+    };
+    if let Some(i) = (0..col.data.len()).find(|&i| missing(i)) {
+        return Err(StageError::new(format!(
+            "the target `{name}` has a missing value at row {}",
+            i + 1
+        ))
+        .with_help("drop those rows with `preprocess.clean` (missing: drop)"));
+    }
     let mut labels = m.classes.clone();
     // `1` and `1.0` name one class: a model trained in Python on a numeric
     // target may call its classes `0.0`, `1.0`.

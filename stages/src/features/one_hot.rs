@@ -107,6 +107,14 @@ impl StageKind for OneHot {
                 .collect();
             cats.sort();
             cats.dedup();
+            let missing = v.iter().any(Option::is_none);
+            let marker = crate::transform::MISSING_CATEGORY;
+            if missing && cats.iter().any(|c| c == marker) {
+                return Err(StageError::new(format!(
+                    "column `{name}` has missing values and a category named `{marker}`: both would be the column `{name}={marker}`"
+                ))
+                .with_help("rename that category, or fill the missing values with `preprocess.clean`"));
+            }
             let drop = match p.drop {
                 DropCategory::First => cats.first().cloned(),
                 DropCategory::IfBinary if cats.len() == 2 => cats.first().cloned(),
@@ -120,7 +128,7 @@ impl StageKind for OneHot {
                 // Missing values seen in training get their own column
                 // (scikit-learn's encoder); they used to be all zeros,
                 // the code of the dropped category with `drop: first`.
-                missing: v.iter().any(Option::is_none),
+                missing,
             });
         }
         apply_all(&steps, &mut t).map_err(StageError::from_error)?;
