@@ -367,8 +367,9 @@ impl Board {
         for r in &runs {
             let v = r.get(&metric).ok_or_else(|| {
                 StageError::new(format!(
-                    "the metrics of `{}` have no number `{metric}`",
-                    r.from
+                    "the metrics of `{}` have no number `{metric}`{}",
+                    r.from,
+                    super::why_absent(&r.raw, metric.rsplit('.').next().unwrap_or(&metric))
                 ))
                 .with_help(format!(
                     "metrics all runs have: {}",
@@ -734,6 +735,22 @@ mod tests {
             panic!("ranked without the metric")
         };
         assert!(e.message.contains("`b`"), "{}", e.message);
+        // A probability metric left out for a class the model never saw
+        // says so.
+        let Err(e) = Board::rank(
+            &params(Some("log_loss"), None),
+            vec![
+                run("a", json!({"log_loss": 0.2})),
+                run("b", json!({"accuracy": 0.5, "unseen_classes": {"c": 2}})),
+            ],
+        ) else {
+            panic!("ranked without the metric")
+        };
+        assert!(
+            e.message.contains("never saw (`c`: 2 row(s))"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
