@@ -178,6 +178,14 @@ fn bad_requests_get_the_right_status_and_say_why() {
     );
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("`data` row 2 has 2 values"), "{body}");
+    // Column names that are not strings were read as the empty name.
+    let (code, body) = post(
+        s.port,
+        "/invocations",
+        r#"{"dataframe_split": {"columns": [1], "data": [[1]]}}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("must be names (strings), got 1"), "{body}");
     let (code, body) = post(
         s.port,
         "/invocations",

@@ -1369,11 +1369,16 @@ fn mlflow_shape(obj: &Map<String, Value>) -> Result<Vec<Value>, String> {
         let cols = split
             .get("columns")
             .and_then(Value::as_array)
-            .ok_or("`dataframe_split` needs `columns`")?;
+            .ok_or("`dataframe_split` needs `columns`, a list of column names")?;
+        if let Some(bad) = cols.iter().find(|c| !c.is_string()) {
+            return Err(format!(
+                "`dataframe_split` `columns` must be names (strings), got {bad}"
+            ));
+        }
         let data = split
             .get("data")
             .and_then(Value::as_array)
-            .ok_or("`dataframe_split` needs `data`")?;
+            .ok_or("`dataframe_split` needs `data`, a list of rows (each a list of values)")?;
         if let Some(dup) = first_duplicate(cols.iter().filter_map(Value::as_str)) {
             return Err(format!("`dataframe_split` names column `{dup}` twice"));
         }
