@@ -959,10 +959,9 @@ fn wine_quality_example_ranks_four_model_families_and_bundles_the_best() {
         .starts_with("epoch,train,validation\n"));
 }
 
-/// A missing label in the test rows is refused, as `evaluate.regression`
-/// refuses it: it was counted as a class named `` the model never saw.
-#[test]
-fn a_missing_test_label_is_refused() {
+/// A logistic regression trained on classes `a` (x < 20) and `b`,
+/// evaluated on `test.csv` (to write).
+fn classes_a_and_b() -> Ws {
     let ws = Ws::new(
         r#"
 stages:
@@ -977,6 +976,14 @@ stages:
         train.push_str(&format!("{i},{}\n", if i < 20 { "a" } else { "b" }));
     }
     ws.write("train.csv", &train);
+    ws
+}
+
+/// A missing label in the test rows is refused, as `evaluate.regression`
+/// refuses it: it was counted as a class named `` the model never saw.
+#[test]
+fn a_missing_test_label_is_refused() {
+    let ws = classes_a_and_b();
     ws.write("test.csv", "x,y\n1,a\n30,\n");
     let r = ws.run(&["run"]);
     assert_ne!(r.code, 0);
@@ -993,20 +1000,7 @@ stages:
 /// with the reason (they used to vanish without a word).
 #[test]
 fn a_test_class_the_model_never_saw_is_reported() {
-    let ws = Ws::new(
-        r#"
-stages:
-  train: {uses: dataset.csv, with: {path: train.csv, target: y}}
-  test: {uses: dataset.csv, with: {path: test.csv, target: y}}
-  m: {uses: train.logistic_regression, inputs: {train: train.data}}
-  eval: {uses: evaluate.classification, inputs: {model: m.model, test: test.data}}
-"#,
-    );
-    let mut train = String::from("x,y\n");
-    for i in 0..40 {
-        train.push_str(&format!("{i},{}\n", if i < 20 { "a" } else { "b" }));
-    }
-    ws.write("train.csv", &train);
+    let ws = classes_a_and_b();
     ws.write("test.csv", "x,y\n1,a\n30,b\n5,c\n35,c\n");
     let r = ws.run(&["run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

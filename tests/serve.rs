@@ -138,72 +138,58 @@ fn bad_requests_get_the_right_status_and_say_why() {
     let (code, body) = post(s.port, "/predict", r#"{"instances": [{"area": "NaN"}]}"#);
     assert_eq!(code, 422);
     assert!(body.contains("must be a finite number"), "{body}");
-    // Rows count from 1, as the model's own errors count them.
-    let (code, body) = post(
-        s.port,
-        "/predict",
-        r#"{"instances": [{"area": 1}, {"area": null}]}"#,
-    );
-    assert_eq!(code, 422);
-    assert!(
-        body.contains("row 2: `area` must be a finite number"),
-        "{body}"
-    );
-    let (code, body) = post(s.port, "/predict", r#"{"instances": [[1], [1, 2]]}"#);
-    assert_eq!(code, 422);
-    assert!(body.contains("row 2 has 2 values by position"), "{body}");
-    // Columns of unequal length were padded with nulls (scored as missing
-    // by a model that takes them); a single value beside lists was lost.
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"inputs": {"area": [1, 2], "id": [7]}}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(
-        body.contains("differ in length: `area` has 2 values, `id` has 1"),
-        "{body}"
-    );
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"inputs": {"area": 3, "id": [7, 8]}}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(body.contains("give every column as a list"), "{body}");
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"dataframe_split": {"columns": ["area"], "data": [[1], [2, 3]]}}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(body.contains("`data` row 2 has 2 values"), "{body}");
-    // Column names that are not strings were read as the empty name.
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"dataframe_split": {"columns": [1], "data": [[1]]}}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(body.contains("must be names (strings), got 1"), "{body}");
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"dataframe_records": [{"area": 1}, {"size": 2}]}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(
-        body.contains("missing feature(s): area (first in row 2)"),
-        "{body}"
-    );
-    // Each missing feature names its own first row.
-    let (code, body) = post(
-        s.port,
-        "/invocations",
-        r#"{"dataframe_records": [{"area": 1}, {"area": 2}, {"size": 2}]}"#,
-    );
-    assert_eq!(code, 422, "{body}");
-    assert!(body.contains("area (first in row 3)"), "{body}");
+    // Each is refused with 422 and says this. Rows count from 1, as the
+    // model's own errors count them. Columns of unequal length were padded
+    // with nulls (scored as missing by a model that takes them), and a
+    // single value beside lists was lost; column names that are not
+    // strings were read as the empty name.
+    for (path, bad, says) in [
+        (
+            "/predict",
+            r#"{"instances": [{"area": 1}, {"area": null}]}"#,
+            "row 2: `area` must be a finite number",
+        ),
+        (
+            "/predict",
+            r#"{"instances": [[1], [1, 2]]}"#,
+            "row 2 has 2 values by position",
+        ),
+        (
+            "/invocations",
+            r#"{"inputs": {"area": [1, 2], "id": [7]}}"#,
+            "differ in length: `area` has 2 values, `id` has 1",
+        ),
+        (
+            "/invocations",
+            r#"{"inputs": {"area": 3, "id": [7, 8]}}"#,
+            "give every column as a list",
+        ),
+        (
+            "/invocations",
+            r#"{"dataframe_split": {"columns": ["area"], "data": [[1], [2, 3]]}}"#,
+            "`data` row 2 has 2 values",
+        ),
+        (
+            "/invocations",
+            r#"{"dataframe_split": {"columns": [1], "data": [[1]]}}"#,
+            "must be names (strings), got 1",
+        ),
+        (
+            "/invocations",
+            r#"{"dataframe_records": [{"area": 1}, {"size": 2}]}"#,
+            "missing feature(s): area (first in row 2)",
+        ),
+        // Each missing feature names its own first row.
+        (
+            "/invocations",
+            r#"{"dataframe_records": [{"area": 1}, {"area": 2}, {"size": 2}]}"#,
+            "area (first in row 3)",
+        ),
+    ] {
+        let (code, body) = post(s.port, path, bad);
+        assert_eq!(code, 422, "{bad}: {body}");
+        assert!(body.contains(says), "{bad}: {body}");
+    }
     // A CSV body: `NaN` is missing (as `mlcycle predict` reads it), and a
     // ragged row is named once, by its row.
     let (code, body) = http(s.port, "POST", "/invocations", "text/csv", "area\nNaN\n");

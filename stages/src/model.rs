@@ -465,9 +465,8 @@ impl Model {
                 let col = t.column(&c.name).expect("checked above");
                 // A column with no value at all reads from CSV as numeric:
                 // every value of a categorical input is then missing.
-                let all_missing =
-                    matches!(&col.data, ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan()));
-                if col.data.type_name() != c.ty && !(c.ty == "categorical" && all_missing) {
+                let as_categories = c.ty == "categorical" && col.data.as_categories().is_some();
+                if col.data.type_name() != c.ty && !as_categories {
                     return Err(ModelError::ColumnType {
                         column: c.name.clone(),
                         found: col.data.type_name().into(),

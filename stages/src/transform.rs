@@ -82,12 +82,14 @@ impl Transform {
                 drop,
                 missing,
                 ..
-            } => categories
-                .iter()
-                .filter(|c| Some(*c) != drop.as_ref())
-                .map(|c| format!("{column}={c}"))
-                .chain(missing.then(|| format!("{column}={MISSING_CATEGORY}")))
-                .collect(),
+            } => one_hot_names(
+                column,
+                &OneHotCategories {
+                    categories,
+                    drop: drop.as_deref(),
+                    missing: *missing,
+                },
+            ),
             Transform::Polynomial {
                 columns,
                 degree,
@@ -299,6 +301,23 @@ struct OneHotCategories<'a> {
     missing: bool,
 }
 
+/// The columns a one-hot step makes of `column`: `column=category` for
+/// each category but `drop`, then `column=(missing)` when training had
+/// missing values.
+fn one_hot_names(column: &str, known: &OneHotCategories<'_>) -> Vec<String> {
+    known
+        .categories
+        .iter()
+        .filter(|c| Some(c.as_str()) != known.drop)
+        .map(|c| format!("{column}={c}"))
+        .chain(
+            known
+                .missing
+                .then(|| format!("{column}={MISSING_CATEGORY}")),
+        )
+        .collect()
+}
+
 /// Replaces `column` by one 0/1 column per category (but `drop`), and
 /// one for missing values when training had them.
 fn apply_one_hot(
@@ -308,6 +327,7 @@ fn apply_one_hot(
     unknown: &str,
     op: &'static str,
 ) -> Result<(), ApplyError> {
+    let names = one_hot_names(column, &known);
     let OneHotCategories {
         categories,
         drop,
@@ -321,23 +341,13 @@ fn apply_one_hot(
             column: column.to_string(),
             op,
         })?;
-    // A column with no value at all reads from CSV as numeric (all NaN):
-    // it is a categorical column whose every value is missing.
-    let all_missing;
-    let values = match &t.columns[pos].data {
-        ColumnData::Categorical(v) => v,
-        ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan()) => {
-            all_missing = vec![None; v.len()];
-            &all_missing
-        }
-        ColumnData::Numeric(_) => {
-            return Err(ApplyError::Type {
-                column: column.to_string(),
-                found: "numeric",
-                want: "categorical",
-                op,
-            })
-        }
+    let Some(values) = t.columns[pos].data.as_categories() else {
+        return Err(ApplyError::Type {
+            column: column.to_string(),
+            found: "numeric",
+            want: "categorical",
+            op,
+        });
     };
     // Categories of models fitted before `category_key` may be spelled
     // `1.0`: match by key on both sides.
@@ -378,11 +388,8 @@ fn apply_one_hot(
             None => {}
         }
     }
-    let names = kept
-        .iter()
-        .map(|&k| format!("{column}={}", categories[k]))
-        .chain(missing.then(|| format!("{column}={MISSING_CATEGORY}")));
     let cols = names
+        .into_iter()
         .zip(new)
         .map(|(name, v)| Column {
             name,
@@ -423,12 +430,12 @@ pub fn unseen_categories(chain: &[Transform], t: &Table) -> Vec<UnseenCategory> 
         if unknown == "error" {
             continue;
         }
-        let Some(ColumnData::Categorical(values)) = t.column(column).map(|c| &c.data) else {
+        let Some(values) = t.column(column).and_then(|c| c.data.as_categories()) else {
             continue;
         };
         let keys: Vec<std::borrow::Cow<'_, str>> =
             categories.iter().map(|c| category_key(c)).collect();
-        for v in values {
+        for v in values.iter() {
             let v = match v {
                 Some(v) if keys.iter().any(|k| *k == category_key(v)) => continue,
                 Some(v) => v.as_str(),

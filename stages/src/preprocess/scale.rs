@@ -99,7 +99,7 @@ impl StageKind for Scale {
                 ScaleMethod::Maxabs => LinearScaler::max_abs(),
                 ScaleMethod::Standard | ScaleMethod::L2 => LinearScaler::standard(),
             };
-            let mut any_missing = false;
+            let mut values: Vec<&[f64]> = Vec::with_capacity(columns.len());
             for name in &columns {
                 let Some(crate::table::ColumnData::Numeric(v)) = t.column(name).map(|c| &c.data)
                 else {
@@ -114,7 +114,7 @@ impl StageKind for Scale {
                     ))
                     .with_help("drop those rows with `preprocess.clean` (outliers)"));
                 }
-                any_missing |= v.iter().any(|x| x.is_nan());
+                values.push(v);
             }
             let fit = |x: ndarray::Array2<f64>| {
                 params
@@ -122,16 +122,11 @@ impl StageKind for Scale {
                     .map(|s| (s.offsets().to_vec(), s.scales().to_vec()))
                     .map_err(|e| StageError::caused_by("cannot fit the scaler", e))
             };
-            let (offsets, scales) = if any_missing {
+            let (offsets, scales) = if values.iter().any(|v| v.iter().any(|x| x.is_nan())) {
                 // Each column on its present values (slower: one fit per
                 // column).
                 let (mut offsets, mut scales) = (Vec::new(), Vec::new());
-                for name in &columns {
-                    let Some(crate::table::ColumnData::Numeric(v)) =
-                        t.column(name).map(|c| &c.data)
-                    else {
-                        unreachable!("checked above")
-                    };
+                for v in &values {
                     let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
                     if present.is_empty() {
                         // Nothing to fit on: the column passes unchanged.

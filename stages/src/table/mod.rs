@@ -53,6 +53,20 @@ impl ColumnData {
         }
     }
 
+    /// The column's values as categories: a categorical column's own, or
+    /// all missing for a numeric column with no value at all (a CSV
+    /// column whose every cell is empty reads as numeric NaN). `None` for
+    /// a numeric column with a value.
+    pub fn as_categories(&self) -> Option<std::borrow::Cow<'_, [Option<String>]>> {
+        match self {
+            ColumnData::Categorical(v) => Some(v.as_slice().into()),
+            ColumnData::Numeric(v) if v.iter().all(|x| x.is_nan()) => {
+                Some(vec![None; v.len()].into())
+            }
+            ColumnData::Numeric(_) => None,
+        }
+    }
+
     /// The value at `row`, as shown to people.
     pub fn display(&self, row: usize) -> String {
         match self {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    positive, seed, train_with_missing, Target, TaskParam, TrainData, Trained, SEED_DOC, TASK_DOC,
+    positive, seed, train_with, Missing, Target, TaskParam, TrainData, Trained, SEED_DOC, TASK_DOC,
 };
 use crate::algo::gbm::{self, GbmParams};
 use crate::model::Fitted;
@@ -207,7 +207,9 @@ impl StageKind for GradientBoosting {
         crate::shape::trainer_with_task(cx, Self::SPEC.kind, p.task.inferred())
     }
     fn run(p: &BoostingParams, ctx: &RunContext<'_>) -> Result<(), StageError> {
-        train_with_missing(Self::SPEC.kind, p.task, p, ctx, |d| fit_boosting(p, d))
+        train_with(Self::SPEC.kind, p.task, p, ctx, Missing::Learn, |d| {
+            fit_boosting(p, d)
+        })
     }
 }
 

@@ -181,7 +181,7 @@ fn auto_task(t: &Table, kind: &str) -> Result<(Task, String), StageError> {
 /// What every trainer does around its fit: reads the `train` table,
 /// prepares the features (rows × features) and the target for `task`,
 /// calls `fit`, and writes the model with its schema, params and lineage.
-/// A missing feature value is refused (see [`train_with_missing`]).
+/// A missing feature value is refused (see [`train_with`]).
 fn train<P: Serialize, R: Into<Trained>>(
     kind: &'static str,
     task: impl Into<TaskChoice>,
@@ -189,28 +189,27 @@ fn train<P: Serialize, R: Into<Trained>>(
     ctx: &RunContext<'_>,
     fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
 ) -> Result<(), StageError> {
-    train_impl(kind, task, params, ctx, false, fit)
+    train_with(kind, task, params, ctx, Missing::Refuse, fit)
 }
 
-/// [`train`] for a model that learns what a missing feature value (NaN,
-/// an empty cell) means: the features reach `fit` with their NaNs, and
-/// the model scores such rows later (see `Model::takes_missing`).
-fn train_with_missing<P: Serialize, R: Into<Trained>>(
+/// What a trainer does with a missing feature value (NaN, an empty cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Refused, with what to do.
+    Refuse,
+    /// Passed to `fit` as NaN: the model learns what it means and scores
+    /// such rows later (see `Model::takes_missing`).
+    Learn,
+}
+
+/// [`train`], with `missing` saying whether missing feature values reach
+/// the fit.
+fn train_with<P: Serialize, R: Into<Trained>>(
     kind: &'static str,
     task: impl Into<TaskChoice>,
     params: &P,
     ctx: &RunContext<'_>,
-    fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
-) -> Result<(), StageError> {
-    train_impl(kind, task, params, ctx, true, fit)
-}
-
-fn train_impl<P: Serialize, R: Into<Trained>>(
-    kind: &'static str,
-    task: impl Into<TaskChoice>,
-    params: &P,
-    ctx: &RunContext<'_>,
-    missing_ok: bool,
+    missing: Missing,
     fit: impl FnOnce(&TrainData<'_>) -> Result<R, StageError>,
 ) -> Result<(), StageError> {
     let path = ctx.input("train")?;
@@ -271,7 +270,7 @@ fn train_impl<P: Serialize, R: Into<Trained>>(
         }
         Task::Clustering => Target::None,
     };
-    let x = crate::model::matrix_with(&t, &features, missing_ok).map_err(|e| match e {
+    let x = crate::model::matrix_with(&t, &features, missing == Missing::Learn).map_err(|e| match e {
         crate::model::ModelError::ColumnType { column, .. } => StageError::new(format!(
             "cannot train on this table: column `{column}` is categorical, and `{kind}` takes numeric features"
         ))
