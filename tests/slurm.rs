@@ -220,6 +220,79 @@ stages:
     assert_eq!(bad.run(&["status"]).code, 1);
 }
 
+/// A job's record can land on a shared filesystem a moment after Slurm
+/// says the job ended. Following a detached run must wait for it, not
+/// record the stage as failed ("ended (COMPLETED) without a result").
+/// Fake `sbatch`/`scontrol`: runs everywhere, no cluster needed.
+#[test]
+fn a_record_that_lands_after_its_job_ended_is_waited_for() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws =
+        Ws::new("stages:\n  one:\n    run: echo 1 > ${outputs.o}\n    outs: [{o: out/o.txt}]\n");
+    let tools = tempfile::tempdir().unwrap();
+    let wrap = tools.path().join("wrap.sh");
+    let script = |name: &str, body: String| {
+        let p = tools.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    // sbatch keeps the job's command for the test to run later.
+    let sbatch = script(
+        "sbatch",
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --wrap=*) printf '%s\\n' \"${{a#--wrap=}}\" > {};; esac; done\necho 101\n",
+            wrap.display()
+        ),
+    );
+    // Slurm already says the job is over.
+    let scontrol = script(
+        "scontrol",
+        "#!/bin/sh\necho 'JobId=101 JobState=COMPLETED Reason=None'\n".into(),
+    );
+    let with_tools = |args: &[&str]| {
+        let mut c = ws.cmd(args);
+        c.env("MLCYCLE_SBATCH", &sbatch)
+            .env("MLCYCLE_SCONTROL", &scontrol)
+            .env("MLCYCLE_SQUEUE", "false")
+            .env("MLCYCLE_SCANCEL", "true");
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = with_tools(&["run", "--executor", "slurm", "--detach"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The job runs, and its record appears, 1.5 s after Slurm said it ended.
+    let command = std::fs::read_to_string(&wrap).unwrap();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Command::new("sh")
+            .arg("-c")
+            .arg(command.trim())
+            .output()
+            .unwrap()
+    });
+    let (code, out, err) = with_tools(&["runs", "show", "1"]);
+    let job = late.join().unwrap();
+    assert!(
+        job.status.success(),
+        "{}",
+        String::from_utf8_lossy(&job.stderr)
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("one "))
+        .unwrap_or_default();
+    assert!(row.contains(" ran"), "{out}");
+    assert!(out.contains("is over; its result is recorded"), "{out}");
+    assert_eq!(ws.read("out/o.txt"), "1\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
+}
+
 #[test]
 fn ctrl_c_cancels_the_runs_jobs() {
     if !have_slurm() {

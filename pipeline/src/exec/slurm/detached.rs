@@ -2,11 +2,13 @@
 //! its end in `mlcycle.lock` and the run history once every job is over.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{detached_path, detached_state, write_json, Detached, JobState, SlurmOptions};
+use super::{
+    detached_path, detached_state, write_json, Detached, JobState, SlurmOptions, RECORD_GRACE,
+};
 use crate::db::{Db, DbError};
 use crate::summary::{Outcome, RunSummary, StageResult};
 use crate::workspace::{StateError, Workspace};
@@ -76,6 +78,9 @@ pub fn follow(
         poll: Duration::from_millis(500),
         ..SlurmOptions::from_env(PathBuf::new(), ws.root.clone())
     };
+    // When a job that ran to its end has no record yet: the record may land
+    // a moment later on a shared filesystem.
+    let mut record_due_since: Option<Instant> = None;
     loop {
         let d = read(&path)?;
         let states: Vec<(String, String, JobState)> = d
@@ -89,6 +94,22 @@ pub fn follow(
         if active && wait {
             std::thread::sleep(opts.poll);
             continue;
+        }
+        let record_due = states.iter().any(|(_, _, st)| {
+            matches!(
+                st,
+                JobState::Lost {
+                    record_due: true,
+                    ..
+                }
+            )
+        });
+        if !active && !d.finalized && record_due {
+            let since = *record_due_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < RECORD_GRACE {
+                std::thread::sleep(opts.poll);
+                continue;
+            }
         }
         let jobs: Vec<JobRow> = states.iter().map(row).collect();
         let failed = jobs.iter().any(|r| r.state == "failed");
@@ -136,7 +157,7 @@ fn row((stage, job, st): &(String, String, JobState)) -> JobRow {
         ),
         JobState::Done(r) => ("failed".to_string(), r.error.clone().unwrap_or_default()),
         JobState::Active(s) => (s.to_lowercase(), String::new()),
-        JobState::Lost(why) => ("failed".to_string(), why.clone()),
+        JobState::Lost { why, .. } => ("failed".to_string(), why.clone()),
     };
     JobRow {
         stage: stage.clone(),
@@ -176,7 +197,7 @@ fn record(
                 None,
                 Duration::from_millis(r.duration_ms),
             ),
-            JobState::Lost(why) => (
+            JobState::Lost { why, .. } => (
                 Outcome::Failed {
                     error: why.clone(),
                     stderr_tail: vec![],

@@ -238,6 +238,10 @@ fn submit(
     Ok(id)
 }
 
+/// How long a job that has ended may take to show its record (on a shared
+/// filesystem, a file written on a node can appear a moment later).
+const RECORD_GRACE: Duration = Duration::from_secs(5);
+
 /// Where a detached job stands.
 #[derive(Debug, Clone)]
 pub enum JobState {
@@ -246,27 +250,35 @@ pub enum JobState {
     /// Still queued or running (Slurm's state).
     Active(String),
     /// Gone from Slurm without a record: why.
-    Lost(String),
+    Lost {
+        why: String,
+        /// The job ran to its end (`COMPLETED` or `FAILED`), so it wrote a
+        /// record, which a shared filesystem may show a moment later.
+        record_due: bool,
+    },
 }
 
 /// The state of a detached job.
 pub fn detached_state(slurm: &SlurmOptions, log_dir: &Path, stage: &str, job: &str) -> JobState {
-    if let Some(r) = std::fs::read_to_string(record_path(log_dir, stage))
-        .ok()
-        .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
-    {
+    let record = || {
+        std::fs::read_to_string(record_path(log_dir, stage))
+            .ok()
+            .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
+    };
+    if let Some(r) = record() {
         return JobState::Done(r);
     }
     match job_state(slurm, job) {
-        Some(s)
-            if matches!(
-                s.as_str(),
-                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
-            ) =>
-        {
-            JobState::Active(s)
-        }
-        state => JobState::Lost(explain(job, state.as_deref(), &[])),
+        Some(s) if is_active(&s) => JobState::Active(s),
+        // The job may have written its record and ended between the first
+        // look and Slurm's answer: look again before calling it lost.
+        state => match record() {
+            Some(r) => JobState::Done(r),
+            None => JobState::Lost {
+                why: explain(job, state.as_deref(), &[]),
+                record_due: matches!(state.as_deref(), Some("COMPLETED" | "FAILED")),
+            },
+        },
     }
 }
 
@@ -415,24 +427,11 @@ fn wait(
         if last_state_check.elapsed() >= Duration::from_secs(1) {
             last_state_check = Instant::now();
             let state = job_state(slurm, job_id);
-            let ended = match state.as_deref() {
-                None => true,
-                Some(s) => !matches!(
-                    s,
-                    "PENDING"
-                        | "RUNNING"
-                        | "CONFIGURING"
-                        | "COMPLETING"
-                        | "SUSPENDED"
-                        | "REQUEUED"
-                        | "RESIZING"
-                ),
-            };
-            if ended {
+            if !state.as_deref().is_some_and(is_active) {
                 // The record may land a moment after the job ends on a
                 // shared filesystem: give it a few seconds.
                 let since = *gone_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= Duration::from_secs(5) {
+                if since.elapsed() >= RECORD_GRACE {
                     return Err(JobFailure {
                         error: explain(job_id, state.as_deref(), resources),
                         stderr_tail: tail(out_log),
@@ -451,15 +450,33 @@ fn final_state(slurm: &SlurmOptions, job_id: &str) -> Option<String> {
     let t = Instant::now();
     loop {
         let state = job_state(slurm, job_id);
-        let running = matches!(
-            state.as_deref(),
-            Some("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")
-        );
-        if !running || t.elapsed() > Duration::from_secs(10) {
+        if !state.as_deref().is_some_and(is_active) || t.elapsed() > Duration::from_secs(10) {
             return state;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether a job in Slurm's `state` may still run or is still ending: every
+/// job state of `squeue(1)` that is not final.
+fn is_active(state: &str) -> bool {
+    matches!(
+        state,
+        "PENDING"
+            | "CONFIGURING"
+            | "RUNNING"
+            | "COMPLETING"
+            | "SUSPENDED"
+            | "STOPPED"
+            | "RESIZING"
+            | "SIGNALING"
+            | "STAGE_OUT"
+            | "REQUEUED"
+            | "REQUEUE_FED"
+            | "REQUEUE_HOLD"
+            | "RESV_DEL_HOLD"
+            | "SPECIAL_EXIT"
+    )
 }
 
 /// The job's state from `scontrol show job` (or `squeue -t all`).
@@ -533,6 +550,58 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slurm's answer for `job`, from a fake `scontrol` that first runs
+    /// `before` (a job finishing while the driver asks).
+    fn state_with(dir: &Path, before: &str, state: &str) -> JobState {
+        use std::os::unix::fs::PermissionsExt;
+        let tool = dir.join("scontrol");
+        std::fs::write(
+            &tool,
+            format!("#!/bin/sh\n{before}\necho 'JobId=7 JobState={state}'\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let slurm = SlurmOptions {
+            scontrol: tool.display().to_string(),
+            squeue: "false".into(),
+            ..SlurmOptions::from_env(PathBuf::new(), dir.to_path_buf())
+        };
+        detached_state(&slurm, dir, "s", "7")
+    }
+
+    #[test]
+    fn a_job_that_ends_while_its_state_is_asked_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = record_path(dir.path(), "s");
+        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+        // The record is written between the driver's first look and
+        // Slurm's answer.
+        let write = format!(
+            "echo '{{\"ok\":true,\"error\":null,\"duration_ms\":3,\"entry\":null}}' > {}",
+            record.display()
+        );
+        match state_with(dir.path(), &write, "COMPLETED") {
+            JobState::Done(r) => assert!(r.ok && r.duration_ms == 3),
+            other => panic!("{other:?}"),
+        }
+        // Without a record: lost, and only a job that ran to its end is
+        // owed one.
+        std::fs::remove_file(&record).unwrap();
+        for (state, due) in [("COMPLETED", true), ("FAILED", true), ("CANCELLED", false)] {
+            match state_with(dir.path(), "", state) {
+                JobState::Lost { why, record_due } => {
+                    assert_eq!(record_due, due, "{state}");
+                    assert!(why.contains("job 7"), "{why}");
+                }
+                other => panic!("{state}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            state_with(dir.path(), "", "RUNNING"),
+            JobState::Active(s) if s == "RUNNING"
+        ));
+    }
 
     #[test]
     fn failures_name_the_slurm_cause_and_the_request() {
