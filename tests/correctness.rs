@@ -1166,19 +1166,24 @@ fn non_utf8_empty_folder_names_are_kept() {
     assert_eq!(ws.run(&["status"]).code, 0);
 }
 
-/// An output that is itself a symlink to a folder of the workspace is that
-/// folder: it overlaps what another stage writes inside it (refused), and
-/// the user's link is not silently replaced.
+/// An output's own name is never followed: a symlink there (`link ->
+/// real`, made by the user) is moved aside and replaced by the stage's
+/// folder; what another stage writes in `real/` is untouched.
 #[test]
-fn an_output_that_is_a_symlink_is_the_path_it_leads_to() {
+fn an_output_that_is_a_symlink_is_moved_aside_not_followed() {
     let ws = Ws::new(
         "stages:\n  a:\n    run: echo a > ${outputs.x}\n    outs: [real/x.txt]\n  c:\n    run: mkdir -p ${outputs.link} && echo q > ${outputs.link}/q\n    outs: [link/]\n",
     );
     std::fs::create_dir(ws.path().join("real")).unwrap();
     std::os::unix::fs::symlink("real", ws.path().join("link")).unwrap();
-    let r = ws.run(&["validate"]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    assert!(flat(&r.stderr).contains("also writes"), "{}", r.stderr);
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("real/x.txt"), "a\n");
+    assert!(!ws.exists("real/q"));
+    assert_eq!(ws.read("link/q"), "q\n");
+    let moved = std::fs::symlink_metadata(ws.path().join(".mlcycle/displaced/1/link")).unwrap();
+    assert!(moved.file_type().is_symlink());
+    assert_eq!(ws.run(&["status"]).code, 0);
 }
 
 /// No output may reach mlcycle's own files through a symlink (`cfg -> .`
@@ -1325,4 +1330,215 @@ fn missing_deps_suggest_files_on_disk() {
         "{}",
         r.stderr
     );
+}
+
+/// A stage that writes its output as a symlink fails, and no run ever
+/// takes the link's target for the output: it used to be cleared before the
+/// next run (a source file deleted because its bytes were in the cache).
+#[test]
+fn a_symlink_output_is_refused_and_its_target_is_never_cleared() {
+    let ws = Ws::new(
+        "stages:\n  link:\n    run: ln -s ../notes.txt ${outputs.f}\n    outs: [{f: out/f.txt}]\n",
+    );
+    ws.write("notes.txt", "hand-made data\n");
+    for _ in 0..2 {
+        let r = ws.run(&["run"]);
+        assert_eq!(r.code, 1, "{}", r.stdout);
+        assert!(
+            r.stderr
+                .contains("wrote its output `out/f.txt` as a symlink (to `../notes.txt`)"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(ws.read("notes.txt"), "hand-made data\n");
+    }
+    // The link the first run left was moved aside, not followed.
+    assert!(
+        std::fs::symlink_metadata(ws.path().join(".mlcycle/displaced/2/out/f.txt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // A link made by hand at an output's path, to a source file whose bytes
+    // the cache holds: moved aside, the source file kept.
+    let ws =
+        Ws::new("stages:\n  w:\n    run: echo same > ${outputs.o}\n    outs: [{o: out/o.txt}]\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("keep.txt", "same\n");
+    std::fs::remove_file(ws.path().join("out/o.txt")).unwrap();
+    std::os::unix::fs::symlink("../keep.txt", ws.path().join("out/o.txt")).unwrap();
+    let v = ws.run(&["validate"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert_eq!(ws.run(&["run", "--force"]).code, 0);
+    assert_eq!(ws.read("keep.txt"), "same\n");
+    assert!(!std::fs::symlink_metadata(ws.path().join("out/o.txt"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // `latest -> v1` written by the stage: refused, and the pipeline still
+    // loads (the link was taken for a second writer of `v1`).
+    let ws = Ws::new(
+        "stages:\n  s:\n    run: echo v1 > ${outputs.v}; ln -sf v1.txt ${outputs.latest}\n    outs: [{v: out/v1.txt}, {latest: out/latest.txt}]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("as a symlink"), "{}", r.stderr);
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 1, "{}", st.stderr);
+    assert!(!st.stderr.contains("duplicate_output"), "{}", st.stderr);
+}
+
+/// A named pipe, socket or device inside a folder output or dep holds no
+/// bytes to hash: it is refused, not left out of the manifest (a restore
+/// came back without it, and one added to a dep changed nothing).
+#[test]
+fn a_named_pipe_inside_a_folder_is_refused() {
+    let ws = Ws::new(
+        "stages:\n  d:\n    run: mkdir -p ${outputs.d} && echo a > ${outputs.d}/a.txt && mkfifo ${outputs.d}/pipe\n    outs: [{d: out/d/}]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("holds a named pipe (FIFO) (pipe)"),
+        "{}",
+        r.stderr
+    );
+    let ws = Ws::new(
+        "stages:\n  r:\n    run: ls data > ${outputs.o}\n    deps: [data]\n    outs: [{o: out/o.txt}]\n",
+    );
+    ws.write("data/a.txt", "a\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(ws.path().join("data/pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let st = ws.run(&["status"]);
+    assert_ne!(st.code, 0, "{}", st.stdout);
+    assert!(
+        st.stdout.contains("named pipe"),
+        "{}\n{}",
+        st.stdout,
+        st.stderr
+    );
+}
+
+/// mlcycle rewrites its lock on every run: a dep on it would make its
+/// stage stale forever. Refused when the pipeline loads.
+#[test]
+fn a_dep_on_mlcycles_own_state_is_refused() {
+    for dep in ["mlcycle.lock", ".mlcycle"] {
+        let ws = Ws::new(&format!(
+            "stages:\n  s:\n    run: echo > ${{outputs.o}}\n    deps: [{dep}]\n    outs: [{{o: out/o.txt}}]\n"
+        ));
+        ws.write("mlcycle.lock", "");
+        std::fs::create_dir_all(ws.path().join(".mlcycle")).unwrap();
+        let r = ws.run(&["validate"]);
+        assert_eq!(r.code, 2, "{dep}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "stage `s` depends on `{dep}`, which mlcycle rewrites on every run"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+/// A params subtree whose keys are reordered holds the same values: its
+/// stages stay fresh (they reran with "recorded fingerprint has another
+/// format").
+#[test]
+fn reordering_a_params_subtree_reruns_nothing() {
+    let ws = Ws::new(
+        "params_file: params.yaml\nstages:\n  t:\n    run: echo \"$MLCYCLE_PARAMS\" > ${outputs.o}\n    params: [train]\n    outs: [{o: out/o.txt}]\n",
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 5\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let before = ws.read("out/o.txt");
+    ws.write("params.yaml", "train:\n  epochs: 5\n  lr: 0.1\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+    ws.write("params.yaml", "train:\n  epochs: 5\n  lr: 0.2\n");
+    let st = ws.run(&["status"]);
+    assert!(st.stdout.contains("param `train` changed"), "{}", st.stdout);
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_ne!(ws.read("out/o.txt"), before);
+}
+
+/// A frozen stage's dependents read its recorded outputs: one edited or
+/// deleted by hand is put back from the cache (not rerun) before they
+/// read it. Its dependent used to read the edited bytes and record the
+/// frozen hash, and was then called fresh over a wrong output.
+#[test]
+fn a_frozen_stages_edited_output_is_put_back_before_its_dependents_read_it() {
+    let yaml = "stages:\n  fz:\n    run: echo frozen > ${outputs.f}; echo ran >> runs.log\n    outs: [{f: out/f.txt}]\n    frozen: true\n  use:\n    run: cat ${inputs.f} ${inputs.x} > ${outputs.u}\n    deps: [fz.f, x.txt]\n    outs: [{u: out/u.txt}]\n";
+    let ws = Ws::new(yaml);
+    ws.write("x.txt", "1\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("out/f.txt", "edited\n");
+    ws.write("x.txt", "2\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(
+        st.outcome("fz").as_deref(),
+        Some("restorable"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("fz").as_deref(), Some("restored"), "{}", r.stdout);
+    assert_eq!(ws.read("out/f.txt"), "frozen\n");
+    assert_eq!(ws.read("out/u.txt"), "frozen\n2\n");
+    assert_eq!(ws.read("runs.log"), "ran\n", "a frozen stage never reruns");
+    // The edit was moved aside, not lost.
+    assert!(ws.read(".mlcycle/displaced/2/out/f.txt").contains("edited"));
+    // Unfrozen, nothing is stale: every output matches its inputs.
+    ws.write("mlcycle.yaml", &yaml.replace("    frozen: true\n", ""));
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+
+    // Deleted: restored too.
+    let ws = Ws::new(yaml);
+    ws.write("x.txt", "1\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::fs::remove_file(ws.path().join("out/f.txt")).unwrap();
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("out/f.txt"), "frozen\n");
+
+    // Not in the cache (`cache: false`): blocked, and so is its dependent,
+    // rather than reading bytes it never recorded.
+    let ws = Ws::new(&yaml.replace(
+        "outs: [{f: out/f.txt}]",
+        "outs: [{f: {path: out/f.txt, cache: false}}]",
+    ));
+    ws.write("x.txt", "1\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("out/f.txt", "edited\n");
+    ws.write("x.txt", "2\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(
+        st.outcome("fz").as_deref(),
+        Some("blocked"),
+        "{}",
+        st.stdout
+    );
+    assert_eq!(
+        st.outcome("use").as_deref(),
+        Some("blocked"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("frozen, and its recorded outputs cannot be put back from the cache (output `out/f.txt` modified)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ws.read("out/u.txt"), "frozen\n1\n");
+    assert_eq!(ws.read("out/f.txt"), "edited\n");
 }

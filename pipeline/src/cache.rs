@@ -516,7 +516,8 @@ type FileAt = (String, PathBuf);
 
 /// In one walk of `dir`: every regular file, as (relative `/` path,
 /// absolute path), and every empty folder (holding nothing at all), the
-/// same way; both sorted. A symlink inside is an error.
+/// same way; both sorted. Anything else inside (a symlink, a named pipe)
+/// is an error.
 fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<FileAt>)> {
     let mut files = Vec::new();
     let mut empty = Vec::new();
@@ -537,10 +538,14 @@ fn walk_tree(dir: &Path) -> io::Result<(Vec<FileAt>, Vec<FileAt>)> {
                 stack.push((r, e.path()));
             } else if ft.is_file() {
                 files.push((r, e.path()));
-            } else if ft.is_symlink() {
+            } else {
+                // A symlink, named pipe, socket or device: none holds bytes
+                // that can be hashed and stored, and leaving it out would
+                // call a folder fresh or restored while it lacks an entry.
                 return Err(io::Error::other(format!(
-                    "folder {} holds a symlink ({r}); mlcycle hashes and stores regular files only",
-                    dir.display()
+                    "folder {} holds {} ({r}); mlcycle hashes and stores regular files and folders only",
+                    dir.display(),
+                    crate::hash::kind_of(&ft)
                 )));
             }
         }

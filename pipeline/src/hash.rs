@@ -100,22 +100,11 @@ fn hash_once(path: &Path) -> io::Result<Outcome> {
 
 /// An error unless `meta` (of `path`) is a regular file.
 pub fn regular_file(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_file() {
         return Ok(());
     }
-    let what = if t.is_fifo() {
-        "a named pipe (FIFO)"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_dir() {
-        "a folder"
-    } else {
-        "not a regular file"
-    };
+    let what = kind_of(&t);
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
         format!(
@@ -123,6 +112,25 @@ pub fn regular_file(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
             path.display()
         ),
     ))
+}
+
+/// What a file that is not a regular file is, for messages: "a named pipe
+/// (FIFO)", "a device", "a socket", "a folder", "a symlink".
+pub fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a folder"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Fills `buf` as far as the file allows; the number of bytes read.

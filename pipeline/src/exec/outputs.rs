@@ -65,10 +65,14 @@ fn known(
     let Ok(meta) = fs::symlink_metadata(&abs) else {
         return true;
     };
-    // An empty folder holds no bytes. A symlink is judged by what it leads
-    // to (a link mlcycle did not make is moved aside like a file).
+    // An empty folder holds no bytes. mlcycle never writes a symlink as an
+    // output, so one there is the user's: moved aside, never followed (its
+    // target may be a source file with bytes the cache also holds).
     if meta.is_dir() && fs::read_dir(&abs).is_ok_and(|mut d| d.next().is_none()) {
         return true;
+    }
+    if meta.file_type().is_symlink() {
+        return false;
     }
     match memo.hash_path(&ws.root, rel) {
         Ok((h, _, _)) => {
@@ -270,12 +274,26 @@ pub(super) fn store(
     for o in &s.outputs {
         check_beneath(&ws.root, &o.path).map_err(fail)?;
         let abs = ws.root.join(&o.path);
-        let meta = fs::metadata(&abs).map_err(|_| {
+        let missing = || {
             fail(format!(
                 "the stage succeeded but did not write its declared output `{}`",
                 o.path
             ))
-        })?;
+        };
+        // A symlink is not stored: its target is another file, which the
+        // next load would take for the output (and clear before a run),
+        // and the cache would hold bytes the output path does not.
+        let own = fs::symlink_metadata(&abs).map_err(|_| missing())?;
+        if own.file_type().is_symlink() {
+            let to = fs::read_link(&abs)
+                .map(|t| format!(" (to `{}`)", t.display()))
+                .unwrap_or_default();
+            return Err(fail(format!(
+                "the stage wrote its output `{}` as a symlink{to}; mlcycle stores regular files and folders only: write (or `cp`) the file itself there, or declare the link's target as the output",
+                o.path
+            )));
+        }
+        let meta = fs::metadata(&abs).map_err(|_| missing())?;
         let stored = if !o.cache {
             memo.hash_path(&ws.root, &o.path)
                 .map(|(hash, size, dir)| OutRecord {

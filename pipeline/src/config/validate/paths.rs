@@ -1,43 +1,17 @@
 //! Path checks: normalizing what stages read and refusing outputs that
 //! would land outside the workspace, and the default name of a path.
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashSet;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 /// What path checks learned about the workspace's folders, so that a
-/// pipeline of 10 000 outputs in one folder costs one directory read, not
-/// 10 000 `lstat` calls.
+/// pipeline of 10 000 outputs in one folder costs one `lstat` per folder,
+/// not one per output.
 #[derive(Debug, Default)]
 pub(crate) struct PathCache {
     /// Folders already found not to be symlinks (by their path's bytes).
     checked: HashSet<OsString>,
-    /// Per folder (its path's bytes: hashing a `Path` walks its
-    /// components), the names in it that are symlinks.
-    links: HashMap<OsString, HashSet<OsString>>,
-}
-
-impl PathCache {
-    /// Whether `dir/name` is a symlink (from one read of `dir`).
-    fn is_link(&mut self, dir: &Path, name: &str) -> bool {
-        if let Some(links) = self.links.get(dir.as_os_str()) {
-            return !links.is_empty() && links.contains(std::ffi::OsStr::new(name));
-        }
-        let links = self
-            .links
-            .entry(dir.as_os_str().to_owned())
-            .or_insert_with(|| {
-                std::fs::read_dir(dir)
-                    .map(|rd| {
-                        rd.flatten()
-                            .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-                            .map(|e| e.file_name())
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            });
-        links.contains(std::ffi::OsStr::new(name))
-    }
 }
 
 /// The name a path gets when the user does not name it: its file name
@@ -194,37 +168,26 @@ pub(crate) fn normalize_output(
             checked.contains(p.as_os_str())
         }
     };
-    let (mut cur, mut resolved) =
-        match walk_links(root, &parts[..parts.len() - 1], false, &mut known) {
-            Ok(x) => x,
-            Err(LinkStop::Outside { link, target }) => {
-                return Err(format!(
-                    "goes through symlink `{link}`, which leads outside the workspace (to {})",
-                    target.display()
-                ))
-            }
-            Err(LinkStop::Dangling { link }) => {
-                return Err(format!(
-                    "goes through symlink `{link}`, which points nowhere"
-                ))
-            }
-            Err(LinkStop::NotAFolder { .. }) => unreachable!("folders are not required here"),
-        };
-    // The output itself may be a symlink to a file or folder of the
-    // workspace: that file or folder is the output (`link/` is `real`, so
-    // a stage writing `real/x.txt` overlaps it). A symlink out of the
-    // workspace, or one that points nowhere, is replaced, not followed.
-    let last = parts[parts.len() - 1];
-    let is_link = cache.is_link(&cur, last);
-    cur.push(last);
-    if is_link {
-        if let Ok(target) = cur.canonicalize() {
-            if target.starts_with(root) && target != root {
-                cur = target;
-                resolved = true;
-            }
+    let (mut cur, resolved) = match walk_links(root, &parts[..parts.len() - 1], false, &mut known) {
+        Ok(x) => x,
+        Err(LinkStop::Outside { link, target }) => {
+            return Err(format!(
+                "goes through symlink `{link}`, which leads outside the workspace (to {})",
+                target.display()
+            ))
         }
-    }
+        Err(LinkStop::Dangling { link }) => {
+            return Err(format!(
+                "goes through symlink `{link}`, which points nowhere"
+            ))
+        }
+        Err(LinkStop::NotAFolder { .. }) => unreachable!("folders are not required here"),
+    };
+    // The output itself is never followed: a symlink there (left by the
+    // user) is moved aside and replaced by the stage's output. Following
+    // it would make its target (a source file, another stage's output) the
+    // output, to be cleared before the stage runs.
+    cur.push(parts[parts.len() - 1]);
     if !resolved {
         return Ok(norm);
     }
