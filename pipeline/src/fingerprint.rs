@@ -306,6 +306,12 @@ pub enum StaleReason {
     Frozen {
         because: Vec<StaleReason>,
     },
+    /// `frozen: true`, and outputs it recorded are gone from disk (missing
+    /// or edited, in `because`) and from the cache: its dependents cannot
+    /// read what it recorded.
+    FrozenLost {
+        because: Vec<StaleReason>,
+    },
     /// A file the stage reads cannot be read (missing from a partial
     /// checkout, unreadable): the stage is blocked until it can.
     InputMissing {
@@ -339,6 +345,14 @@ impl fmt::Display for StaleReason {
                 } else {
                     write!(f, "frozen (kept although {})", why.join("; "))
                 }
+            }
+            StaleReason::FrozenLost { because } => {
+                let why: Vec<String> = because.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "frozen, and its recorded outputs cannot be put back from the cache ({}): put the files back, or rerun the stage with `run --force`",
+                    why.join("; ")
+                )
             }
             StaleReason::Forced => write!(f, "forced"),
             StaleReason::Unfinished => write!(

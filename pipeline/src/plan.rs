@@ -22,6 +22,10 @@ pub enum Verdict {
     /// Outputs for this exact fingerprint are in the run-cache.
     Restore(LockEntry),
     Run,
+    /// Neither run nor restored, and its dependents cannot run: a frozen
+    /// stage whose recorded outputs are gone from disk and from the cache
+    /// (the reasons say which).
+    Blocked,
 }
 
 #[derive(Debug, Clone)]
@@ -300,7 +304,7 @@ pub fn assess(
             reasons: vec![StaleReason::Forced],
         };
     }
-    let mut reasons = match flagged(s, &inputs, &key, recorded, outputs_ok, reasons) {
+    let mut reasons = match flagged(ws, memo, s, &inputs, &key, recorded, outputs_ok, reasons) {
         Ok(done) => return done,
         Err(reasons) => reasons,
     };
@@ -566,21 +570,64 @@ pub fn sources_in_outputs(
 
 /// What `frozen:` and `always_changed:` decide, when they decide (else the
 /// reasons back, for the normal verdict).
+#[allow(clippy::too_many_arguments)]
 fn flagged(
+    ws: &Workspace,
+    memo: &SharedMemo,
     s: &StageDef,
     inputs: &StageInputs<'_>,
     key: &Digest,
     recorded: Option<&LockEntry>,
     outputs_ok: bool,
-    reasons: Vec<StaleReason>,
+    mut reasons: Vec<StaleReason>,
 ) -> Result<Assessment, Vec<StaleReason>> {
-    if s.frozen && recorded.is_some_and(|r| !r.unfinished) && !(outputs_ok && reasons.is_empty()) {
-        // Kept as it is: its recorded outputs (and their hashes, which its
-        // dependents read) stay, even when they changed on disk.
+    if let Some(rec) = recorded.filter(|r| s.frozen && !r.unfinished) {
+        if outputs_ok && reasons.is_empty() {
+            return Err(reasons);
+        }
+        // Kept as it is: its dependents read its recorded outputs (their
+        // hashes are what they are fingerprinted with), so those must be
+        // what is on disk. An output edited or deleted by hand is put back
+        // from the cache (a restore, not a rerun); when the cache lacks
+        // it, the stage and its dependents are blocked rather than read
+        // bytes other than those recorded.
+        let mut off = Vec::new();
+        for (path, out) in &rec.outs {
+            let reason = match memo.hash_path(&ws.root, path) {
+                Err(_) => StaleReason::OutputMissing { path: path.clone() },
+                Ok((h, ..)) if h != out.hash => StaleReason::OutputModified { path: path.clone() },
+                Ok(_) => continue,
+            };
+            if !reasons.contains(&reason) {
+                off.push(reason);
+            }
+        }
+        let changed = !off.is_empty()
+            || reasons.iter().any(|r| {
+                matches!(
+                    r,
+                    StaleReason::OutputMissing { .. } | StaleReason::OutputModified { .. }
+                )
+            });
+        reasons.extend(off);
+        let verdict = if !changed {
+            Verdict::Fresh
+        } else if s.outputs.iter().all(|o| o.cache && !o.persist)
+            && rec.outs.values().all(|o| ws.cache.has_output(o))
+        {
+            Verdict::Restore(rec.clone())
+        } else {
+            return Ok(Assessment {
+                fingerprint: None,
+                key: key.clone(),
+                verdict: Verdict::Blocked,
+                reasons: vec![StaleReason::FrozenLost { because: reasons }],
+            });
+        };
         return Ok(Assessment {
-            fingerprint: None,
+            fingerprint: Some(inputs.to_fingerprint()),
             key: key.clone(),
-            verdict: Verdict::Fresh,
+            verdict,
             reasons: vec![StaleReason::Frozen { because: reasons }],
         });
     }
@@ -664,12 +711,13 @@ pub fn status(
             Vec::new()
         };
         let a = match a {
-            Ok(a) if blocked_by.is_empty() => a,
+            Ok(a) if blocked_by.is_empty() && !matches!(a.verdict, Verdict::Blocked) => a,
             res => {
                 blocked[i] = true;
                 any_blocked = true;
                 let mut reasons: Vec<StaleReason> = match res {
                     Err(e) => vec![e.reason()],
+                    Ok(a) if matches!(a.verdict, Verdict::Blocked) => a.reasons,
                     Ok(_) => vec![],
                 };
                 let mut ups = blocked_by;
@@ -693,6 +741,7 @@ pub fn status(
             Verdict::Fresh => "fresh",
             Verdict::Restore(_) => "restorable",
             Verdict::Run => "stale",
+            Verdict::Blocked => unreachable!("a blocked stage is listed above"),
         };
         let mut ups: Vec<&str> = graph
             .upstream(i)

@@ -411,6 +411,13 @@ impl<'a> Coordinator<'a> {
             self.local.push_back((i, (r, None)));
             return None;
         }
+        if matches!(a.verdict, Verdict::Blocked) {
+            self.blocked.insert(i);
+            let why: Vec<String> = a.reasons.iter().map(ToString::to_string).collect();
+            let error = format!("blocked: {}", why.join("; "));
+            self.local.push_back((i, (failed(s, error, t0), None)));
+            return None;
+        }
         let upstream = if opts.slurm.is_some() {
             self.graph
                 .upstream(i)
@@ -610,6 +617,23 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
         ))
     };
     if let Verdict::Restore(entry) = &a.verdict {
+        if s.frozen && !opts.forced[job.stage] {
+            // A frozen stage's recorded outputs are put back as recorded
+            // (its record, and so its key, stay); it never reruns.
+            if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+                return (
+                    result(s, Outcome::Restored, t0, a.reasons.clone()),
+                    Some(entry.clone()),
+                );
+            }
+            let f = RunFailure {
+                error: "frozen, and its recorded outputs could not be restored from the cache: put the files back, or rerun the stage with `run --force`".into(),
+                stderr_tail: vec![],
+                log: None,
+                job: None,
+            };
+            return failure(s, f, t0, a.reasons.clone());
+        }
         if let Some(done) = restore(entry, &a.reasons) {
             return done;
         }

@@ -154,6 +154,10 @@ pub fn submit_detached(
             if matches!(a.verdict, Verdict::Fresh) {
                 continue;
             }
+            if matches!(a.verdict, Verdict::Blocked) {
+                let why: Vec<String> = a.reasons.iter().map(ToString::to_string).collect();
+                return Err(format!("stage `{}` is blocked: {}", s.id, why.join("; ")));
+            }
         }
         let spec = JobSpec {
             stage: s.id.clone(),
