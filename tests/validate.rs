@@ -703,3 +703,25 @@ stages:
     let r = ws.run(&["run"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// A refused `deps:` or `outs:` entry is reported once: the `${…}` that
+/// names it does not add a second, misleading "no output named" error.
+#[test]
+fn a_refused_entry_is_not_reported_again_as_an_unknown_reference() {
+    for (yaml, first) in [
+        (
+            "stages:\n  s:\n    run: echo > ${outputs.f}\n    outs: [{f: out/f.txt, cache: false}]\n",
+            "`outs` entries must be a path or `name: path`",
+        ),
+        (
+            "stages:\n  s:\n    run: cat ${inputs.m} > ${outputs.o}\n    deps: [{m: missing.txt}]\n    outs: [{o: out/o.txt}]\n",
+            "missing.txt",
+        ),
+    ] {
+        let ws = Ws::new(yaml);
+        let r = ws.run(&["validate"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains(first), "{}", r.stderr);
+        assert!(!r.stderr.contains("unknown_ref"), "{}", r.stderr);
+    }
+}

@@ -97,7 +97,10 @@ pub(super) fn status_table(st: &[StageStatus], stale: &[&StageStatus], verbose: 
         format!(" ({})", notes.join(", "))
     };
     if would_run == 0 && frozen == 0 && blocked == 0 {
-        out.push_str(&format!("all {} stages fresh\n", st.len()));
+        match st.len() {
+            1 => out.push_str("the 1 stage is fresh\n"),
+            n => out.push_str(&format!("all {n} stages fresh\n")),
+        }
     } else if would_run == 0 {
         out.push_str(&format!("nothing would run{kept}\n"));
     } else {

@@ -209,8 +209,11 @@ impl Validator<'_> {
         into: &mut BTreeMap<String, Value>,
     ) {
         match params::get(&self.params, key) {
+            // Mappings in key order: reordering a subtree's keys in the
+            // params file changes no value, so it must not change the
+            // stage's key (nor what `$MLCYCLE_PARAMS` shows the command).
             Some(v) => {
-                into.insert(key.to_string(), v.clone());
+                into.insert(key.to_string(), params::canonical(v));
             }
             None => {
                 let keys = params::all_keys(&self.params);

@@ -57,6 +57,25 @@ impl Validator<'_> {
                 ));
             }
             (None, Some(found)) => {
+                // mlcycle rewrites its lock and state on every run: a stage
+                // reading them would never be fresh.
+                if let Source::File(rel) = &found.1 {
+                    let rel = rel.trim_end_matches('/');
+                    if rel != crate::config::PIPELINE_FILE && crate::config::owned_by_mlcycle(rel) {
+                        self.push(
+                            "dep_path",
+                            path,
+                            Part::Value,
+                            format!(
+                                "stage `{}` depends on `{rel}`, which mlcycle rewrites on every run: the stage would never be fresh",
+                                stage.id
+                            ),
+                            "mlcycle's own state",
+                            Some("depend on the stage outputs (or params) the stage reads instead".into()),
+                        );
+                        return None;
+                    }
+                }
                 self.check_readable(stage, &found, path);
                 return Some(found);
             }
