@@ -220,76 +220,157 @@ stages:
     assert_eq!(bad.run(&["status"]).code, 1);
 }
 
+/// Fake Slurm commands, for what a real cluster cannot be made to do on
+/// cue: `sbatch` keeps each job's command (`jobs/ID`, ids from 101) for the
+/// test to run; `scontrol` prints the state in `state` (COMPLETED unless
+/// the test writes another).
+struct FakeSlurm {
+    dir: tempfile::TempDir,
+}
+
+impl FakeSlurm {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
+        std::fs::write(dir.path().join("state"), "COMPLETED").unwrap();
+        let script = |name: &str, body: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(
+            "sbatch",
+            format!(
+                "#!/bin/sh\nid=$((101 + $(ls {d}/jobs | wc -l)))\nfor a in \"$@\"; do case \"$a\" in --wrap=*) printf '%s\\n' \"${{a#--wrap=}}\" > {d}/jobs/$id;; esac; done\necho $id\n"
+            ),
+        );
+        script(
+            "scontrol",
+            format!("#!/bin/sh\necho \"JobId=$3 JobState=$(cat {d}/state)\"\n"),
+        );
+        FakeSlurm { dir }
+    }
+
+    /// Runs mlcycle in `ws` with these Slurm commands.
+    fn run(&self, ws: &Ws, args: &[&str]) -> common::Run {
+        let mut c = ws.cmd(args);
+        c.env("MLCYCLE_SBATCH", self.dir.path().join("sbatch"))
+            .env("MLCYCLE_SCONTROL", self.dir.path().join("scontrol"))
+            .env("MLCYCLE_SQUEUE", "false")
+            .env("MLCYCLE_SCANCEL", "true");
+        common::Run::from(c.output().unwrap())
+    }
+
+    /// The command of job `id`, as a shell command line.
+    fn job(&self, id: u32) -> Command {
+        let line = std::fs::read_to_string(self.dir.path().join(format!("jobs/{id}"))).unwrap();
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(line.trim());
+        c
+    }
+}
+
 /// A job's record can land on a shared filesystem a moment after Slurm
 /// says the job ended. Following a detached run must wait for it, not
 /// record the stage as failed ("ended (COMPLETED) without a result").
-/// Fake `sbatch`/`scontrol`: runs everywhere, no cluster needed.
 #[test]
 fn a_record_that_lands_after_its_job_ended_is_waited_for() {
-    use std::os::unix::fs::PermissionsExt;
     let ws =
         Ws::new("stages:\n  one:\n    run: echo 1 > ${outputs.o}\n    outs: [{o: out/o.txt}]\n");
-    let tools = tempfile::tempdir().unwrap();
-    let wrap = tools.path().join("wrap.sh");
-    let script = |name: &str, body: String| {
-        let p = tools.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    };
-    // sbatch keeps the job's command for the test to run later.
-    let sbatch = script(
-        "sbatch",
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --wrap=*) printf '%s\\n' \"${{a#--wrap=}}\" > {};; esac; done\necho 101\n",
-            wrap.display()
-        ),
-    );
-    // Slurm already says the job is over.
-    let scontrol = script(
-        "scontrol",
-        "#!/bin/sh\necho 'JobId=101 JobState=COMPLETED Reason=None'\n".into(),
-    );
-    let with_tools = |args: &[&str]| {
-        let mut c = ws.cmd(args);
-        c.env("MLCYCLE_SBATCH", &sbatch)
-            .env("MLCYCLE_SCONTROL", &scontrol)
-            .env("MLCYCLE_SQUEUE", "false")
-            .env("MLCYCLE_SCANCEL", "true");
-        let o = c.output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
-    let (code, out, err) = with_tools(&["run", "--executor", "slurm", "--detach"]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let slurm = FakeSlurm::new();
+    let r = slurm.run(&ws, &["run", "--executor", "slurm", "--detach"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     // The job runs, and its record appears, 1.5 s after Slurm said it ended.
-    let command = std::fs::read_to_string(&wrap).unwrap();
+    let mut job = slurm.job(101);
     let late = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(1500));
-        Command::new("sh")
-            .arg("-c")
-            .arg(command.trim())
-            .output()
-            .unwrap()
+        job.output().unwrap()
     });
-    let (code, out, err) = with_tools(&["runs", "show", "1"]);
+    let r = slurm.run(&ws, &["runs", "show", "1"]);
     let job = late.join().unwrap();
     assert!(
         job.status.success(),
         "{}",
         String::from_utf8_lossy(&job.stderr)
     );
-    assert_eq!(code, 0, "{out}\n{err}");
-    let row = out
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let row = r
+        .stdout
         .lines()
         .find(|l| l.starts_with("one "))
         .unwrap_or_default();
-    assert!(row.contains(" ran"), "{out}");
-    assert!(out.contains("is over; its result is recorded"), "{out}");
+    assert!(row.contains(" ran"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("is over; its result is recorded"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(ws.read("out/o.txt"), "1\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
+}
+
+/// A detached run looked at only after a later run replaced a stage's
+/// record must not roll the lock back to its own, older result (status
+/// then called current outputs "modified" and the stages out of date).
+#[test]
+fn an_old_detached_run_looked_at_late_keeps_the_newer_records() {
+    let yaml = "params: {k: 1}\nstages:\n  a: {run: 'echo ${params.k} > ${outputs.a}', outs: [out/a.txt]}\n  b: {run: 'cat ${inputs.a} > ${outputs.b}', deps: [a.a], outs: [out/b.txt]}\n";
+    let ws = Ws::new(yaml);
+    let slurm = FakeSlurm::new();
+    let r = slurm.run(&ws, &["run", "--executor", "slurm", "--detach"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for id in [101, 102] {
+        let o = slurm.job(id).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Nobody follows run 1; a later local run changes both stages.
+    ws.write("mlcycle.yaml", &yaml.replace("k: 1", "k: 2"));
+    assert_eq!(ws.run(&["run"]).code, 0);
+    let r = slurm.run(&ws, &["runs", "show", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("kept the newer record a later run wrote for `a`, `b`"),
+        "{}",
+        r.stdout
+    );
+    let st = ws.run(&["status"]);
+    assert_eq!(st.code, 0, "{}", st.stdout);
+    assert_eq!(ws.read("out/b.txt"), "2\n");
+}
+
+/// A controller that times out says nothing of a job: a detached run is
+/// not recorded as over (its jobs "disappeared") while it cannot be asked.
+#[test]
+fn an_unreachable_controller_does_not_end_a_detached_run() {
+    let ws =
+        Ws::new("stages:\n  one:\n    run: echo 1 > ${outputs.o}\n    outs: [{o: out/o.txt}]\n");
+    let slurm = FakeSlurm::new();
+    assert_eq!(
+        slurm
+            .run(&ws, &["run", "--executor", "slurm", "--detach"])
+            .code,
+        0
+    );
+    std::fs::write(
+        slurm.dir.path().join("scontrol"),
+        "#!/bin/sh\necho 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let r = slurm.run(&ws, &["runs", "show", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("unreachable"), "{}", r.stdout);
+    assert!(r.stdout.contains("is still going"), "{}", r.stdout);
+    // The job ends and leaves its record: then the run is over.
+    assert!(slurm.job(101).output().unwrap().status.success());
+    let r = slurm.run(&ws, &["runs", "show", "1"]);
+    assert!(
+        r.stdout.contains("is over; its result is recorded"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(ws.run(&["status"]).code, 0);
 }
 
@@ -382,4 +463,29 @@ fn a_sweep_runs_its_distinct_stages_as_slurm_jobs_and_shares_the_rest() {
         std::fs::read(ws.path().join("out/join.txt")).unwrap(),
         std::fs::read(local.path().join("out/join.txt")).unwrap()
     );
+}
+
+/// sbatch expands `%x`, `%j`… in `--output`: a workspace whose path holds
+/// a `%` failed every job (JobLaunchFailure) before the `%` was escaped.
+#[test]
+fn a_workspace_path_with_a_percent_sign_runs_on_slurm() {
+    if !have_slurm() {
+        return;
+    }
+    let outer = Ws::new("");
+    let dir = outer.path().join("w%x");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("mlcycle.yaml"),
+        "stages:\n  a:\n    run: echo a > ${outputs.a}\n    outs: [out/a.txt]\n",
+    )
+    .unwrap();
+    let r = Ws::run_in(&dir, &["run", "--executor", "slurm"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/a.txt")).unwrap(),
+        "a\n"
+    );
+    let logs = Ws::run_in(&dir, &["runs", "show", "1", "--logs", "a"]);
+    assert!(logs.stdout.contains("Slurm job log"), "{}", logs.stdout);
 }

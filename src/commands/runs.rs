@@ -191,6 +191,16 @@ pub(super) fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -
             outln!("run {id} is still going; `--wait` follows it to the end");
         } else if pr.recorded {
             outln!("run {id} is over; its result is recorded in mlcycle.lock");
+            if !pr.superseded.is_empty() {
+                outln!(
+                    "kept the newer record a later run wrote for {}",
+                    pr.superseded
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
         }
     }
     Ok(if pr.active || !pr.failed {

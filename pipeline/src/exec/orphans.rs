@@ -40,19 +40,33 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Records the group of a command just started (best effort: a record
-/// that cannot be written only loses the cleanup).
+/// that cannot be written only loses the cleanup). The record names this
+/// mlcycle process too: a group is an orphan only once it is dead.
 pub(crate) fn record(ws: &Workspace, pgid: i32) -> Option<Recorded> {
     let dir = dir(ws);
     fs::create_dir_all(&dir).ok()?;
     let path = dir.join(pgid.to_string());
     let started = start_time(pgid)?;
-    fs::write(&path, format!("{} {started}\n", host())).ok()?;
+    let me = std::process::id() as i32;
+    let owner = start_time(me)?;
+    fs::write(&path, format!("{} {started} {me} {owner}\n", host())).ok()?;
     Some(Recorded(path))
+}
+
+/// Whether the mlcycle process recorded as a group's owner (its pid and
+/// start time) still runs: a Slurm job's `mlcycle exec` on this machine
+/// holds no writer lock, yet its command is no orphan.
+fn owner_alive(pid: Option<i32>, started: Option<u64>) -> bool {
+    match (pid, started) {
+        (Some(pid), Some(t)) if pid > 1 => start_time(pid) == Some(t),
+        _ => false,
+    }
 }
 
 /// Stops the groups that runs of this workspace left running, and returns
 /// how many. Call it holding the writer lock: then no other run of the
-/// workspace is alive, and every record is a dead run's.
+/// workspace is alive. A record whose owner still runs (a Slurm job of a
+/// detached run, on this machine) is left alone.
 pub fn reap(ws: &Workspace) -> usize {
     let Ok(entries) = fs::read_dir(dir(ws)) else {
         return 0;
@@ -65,6 +79,11 @@ pub fn reap(ws: &Workspace) -> usize {
         let text = fs::read_to_string(&path).unwrap_or_default();
         let mut it = text.split_whitespace();
         let (h, started) = (it.next(), it.next().and_then(|s| s.parse::<u64>().ok()));
+        let owner = it.next().and_then(|s| s.parse::<i32>().ok());
+        let owner_started = it.next().and_then(|s| s.parse::<u64>().ok());
+        if h == Some(here.as_str()) && owner_alive(owner, owner_started) {
+            continue;
+        }
         if let (Some(pgid), Some(h), Some(started)) = (pgid, h, started) {
             if h != here || pgid <= 1 {
                 // Another node's, or nonsense: not ours to signal.
@@ -94,4 +113,42 @@ pub fn reap(ws: &Workspace) -> usize {
         let _ = fs::remove_file(&path);
     }
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// A group whose recording mlcycle still runs is not an orphan (a
+    /// Slurm job's `mlcycle exec` on the driver's machine had its command
+    /// killed by any later run); one whose owner is gone is stopped.
+    #[test]
+    fn only_a_dead_owners_groups_are_stopped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(tmp.path());
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut live = spawn();
+        let kept = record(&ws, live.id() as i32).expect("recorded");
+        assert_eq!(reap(&ws), 0);
+        assert!(
+            live.try_wait().unwrap().is_none(),
+            "a live owner's command was killed"
+        );
+        // The same group, recorded by an owner that has ended.
+        std::mem::forget(kept);
+        let path = dir(&ws).join(live.id().to_string());
+        let text = fs::read_to_string(&path).unwrap();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        fs::write(&path, format!("{} {} 999999999 1\n", fields[0], fields[1])).unwrap();
+        assert_eq!(reap(&ws), 1);
+        assert!(live.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(!path.exists());
+    }
 }

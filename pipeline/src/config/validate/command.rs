@@ -515,8 +515,16 @@ impl Validator<'_> {
                         // An entry of `deps:`/`outs:` already refused
                         // (a bad type, a missing file) may be the one the
                         // reference names: its error is the one to read.
-                        let list = if *ns == Namespace::Inputs { "deps" } else { "outs" };
-                        let declared = d.decl.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+                        let list = if *ns == Namespace::Inputs {
+                            "deps"
+                        } else {
+                            "outs"
+                        };
+                        let declared = d
+                            .decl
+                            .get(list)
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
                         if count == 0 && declared > names.len() && !self.issues.is_empty() {
                             ok = false;
                             continue;

@@ -56,6 +56,9 @@ pub struct Progress {
     pub failed: bool,
     /// This call recorded the run's end in the lock file and the history.
     pub recorded: bool,
+    /// Stages whose record a later run replaced while this one's jobs ran:
+    /// the later record is kept (the run's result is only in the history).
+    pub superseded: Vec<String>,
 }
 
 /// Whether run `id` of the workspace was submitted detached.
@@ -114,8 +117,9 @@ pub fn follow(
         let jobs: Vec<JobRow> = states.iter().map(row).collect();
         let failed = jobs.iter().any(|r| r.state == "failed");
         let mut recorded = false;
+        let mut superseded = Vec::new();
         if !active && !d.finalized {
-            record(ws, id, &states, on_lock_wait)?;
+            superseded = record(ws, id, &log_dir, &states, on_lock_wait)?;
             write_json(
                 &path,
                 &Detached {
@@ -134,6 +138,7 @@ pub fn follow(
             active,
             failed,
             recorded,
+            superseded,
         });
     }
 }
@@ -167,17 +172,39 @@ fn row((stage, job, st): &(String, String, JobState)) -> JobRow {
     }
 }
 
-/// Writes the jobs' results into `mlcycle.lock` and the run history.
+/// Writes the jobs' results into `mlcycle.lock` and the run history, and
+/// returns the stages whose record a later run replaced (kept as it is:
+/// an old run looked at late must not roll the lock back).
 fn record(
     ws: &Workspace,
     id: i64,
+    log_dir: &std::path::Path,
     states: &[(String, String, JobState)],
     on_lock_wait: impl FnOnce(&str),
-) -> Result<(), FollowError> {
+) -> Result<Vec<String>, FollowError> {
     let _writer = ws.lock_writer(true, on_lock_wait)?;
     let mut lock = ws.read_lock()?;
     let mut results = Vec::new();
+    let mut superseded = Vec::new();
     for (s, job, st) in states {
+        // The stage's record when the run was submitted (in its job spec):
+        // one that differs now was written by a later run.
+        let at_submit = std::fs::read_to_string(super::spec_path(log_dir, s))
+            .ok()
+            .and_then(|t| serde_json::from_str::<super::JobSpec>(&t).ok())
+            .map(|spec| spec.own);
+        let same = |a: &crate::workspace::LockEntry, b: &crate::workspace::LockEntry| {
+            a.key == b.key
+                && a.outs.len() == b.outs.len()
+                && a.outs
+                    .iter()
+                    .all(|(p, o)| b.outs.get(p).is_some_and(|x| x.hash == o.hash))
+        };
+        let moved_on = match (lock.stages.get(s), at_submit) {
+            (Some(now), Some(Some(then))) => !same(now, &then),
+            (Some(_), Some(None)) => true,
+            _ => false,
+        };
         let (outcome, entry, duration) = match st {
             JobState::Done(r) if r.ok => (
                 match r.outcome.as_deref() {
@@ -209,6 +236,7 @@ fn record(
             JobState::Active(_) => unreachable!("the run is over"),
         };
         match entry {
+            _ if moved_on => superseded.push(s.clone()),
             Some(e) => {
                 lock.stages.insert(s.clone(), e);
             }
@@ -238,5 +266,5 @@ fn record(
             stages: results,
         },
     )?;
-    Ok(())
+    Ok(superseded)
 }

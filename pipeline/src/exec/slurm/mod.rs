@@ -217,7 +217,12 @@ fn submit(
         .arg("--parsable")
         .arg("--kill-on-invalid-dep=yes")
         .arg(format!("--job-name=mlcycle-{run_id}-{stage}"))
-        .arg(format!("--output={}", out_log.display()))
+        // sbatch expands `%x`, `%j`… in the log's path: a `%` of the
+        // workspace's path is written `%%`.
+        .arg(format!(
+            "--output={}",
+            out_log.display().to_string().replace('%', "%%")
+        ))
         .arg(format!("--chdir={}", slurm.root.display()))
         .args(extra)
         .args(&slurm.extra)
@@ -269,19 +274,30 @@ pub fn detached_state(slurm: &SlurmOptions, log_dir: &Path, stage: &str, job: &s
             .ok()
             .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok())
     };
-    if let Some(r) = record() {
-        return JobState::Done(r);
+    let first = record();
+    if let Some(r) = &first {
+        if r.ok {
+            return JobState::Done(r.clone());
+        }
     }
-    match job_state(slurm, job) {
-        Some(s) if is_active(&s) => JobState::Active(s),
-        // The job may have written its record and ended between the first
-        // look and Slurm's answer: look again before calling it lost.
-        state => match record() {
-            Some(r) => JobState::Done(r),
-            None => JobState::Lost {
-                why: explain(job, state.as_deref(), &[]),
-                record_due: matches!(state.as_deref(), Some("COMPLETED" | "FAILED")),
-            },
+    let state = match job_state(slurm, job) {
+        // Still running, or queued again after a preemption or a node
+        // failure (a failed record is then its last start's: the next
+        // start writes a new one).
+        Seen::State(s) if is_active(&s) => return JobState::Active(s),
+        // Nothing is known of the job: it is not called over.
+        Seen::Unreachable(_) if first.is_none() => return JobState::Active("UNREACHABLE".into()),
+        Seen::Unreachable(_) => None,
+        Seen::State(s) => Some(s),
+        Seen::Gone => None,
+    };
+    // The job may have written its record and ended between the first
+    // look and Slurm's answer: look again before calling it lost.
+    match record() {
+        Some(r) => JobState::Done(r),
+        None => JobState::Lost {
+            why: explain(job, state.as_deref(), &[]),
+            record_due: matches!(state.as_deref(), Some("COMPLETED" | "FAILED")),
         },
     }
 }
@@ -381,7 +397,9 @@ pub fn run_job(
 }
 
 /// Waits for the job's record; when the job is gone without one, asks
-/// Slurm why.
+/// Slurm why. A failed record of a job Slurm still runs or has queued
+/// again (requeued after a preemption or a node failure) is not the end:
+/// the job's next start writes a new one.
 fn wait(
     slurm: &SlurmOptions,
     job_id: &str,
@@ -392,31 +410,31 @@ fn wait(
 ) -> Result<LockEntry, JobFailure> {
     let mut last_state_check = Instant::now();
     let mut gone_since: Option<Instant> = None;
+    let mut unreachable_said = false;
     loop {
-        if let Ok(text) = std::fs::read_to_string(record) {
-            if let Ok(r) = serde_json::from_str::<JobRecord>(&text) {
-                return match (r.ok, r.entry) {
-                    (true, Some(e)) => Ok(e),
-                    _ => {
-                        let mut error = r.error.unwrap_or_else(|| "the job failed".into());
-                        // A command killed by the node's memory limit
-                        // exits with a plain signal; Slurm knows why.
-                        if let Some(state) = final_state(slurm, job_id) {
-                            if matches!(state.as_str(), "OUT_OF_MEMORY" | "TIMEOUT" | "CANCELLED") {
-                                error = format!(
-                                    "{}; {error}",
-                                    explain(job_id, Some(&state), resources)
-                                );
-                            }
-                        }
-                        Err(JobFailure {
-                            error,
-                            stderr_tail: r.stderr_tail,
-                            log: Some(out_log.display().to_string()),
-                            job: None,
-                        })
+        let found = std::fs::read_to_string(record)
+            .ok()
+            .and_then(|t| serde_json::from_str::<JobRecord>(&t).ok());
+        if let Some(r) = found {
+            if let (true, Some(e)) = (r.ok, &r.entry) {
+                return Ok(e.clone());
+            }
+            let requeued = matches!(job_state(slurm, job_id), Seen::State(s) if is_active(&s));
+            if !requeued {
+                let mut error = r.error.unwrap_or_else(|| "the job failed".into());
+                // A command killed by the node's memory limit
+                // exits with a plain signal; Slurm knows why.
+                if let Some(state) = final_state(slurm, job_id) {
+                    if matches!(state.as_str(), "OUT_OF_MEMORY" | "TIMEOUT" | "CANCELLED") {
+                        error = format!("{}; {error}", explain(job_id, Some(&state), resources));
                     }
-                };
+                }
+                return Err(JobFailure {
+                    error,
+                    stderr_tail: r.stderr_tail,
+                    log: Some(out_log.display().to_string()),
+                    job: None,
+                });
             }
         }
         if interrupt.is_set() {
@@ -430,7 +448,21 @@ fn wait(
         }
         if last_state_check.elapsed() >= Duration::from_secs(1) {
             last_state_check = Instant::now();
-            let state = job_state(slurm, job_id);
+            let state = match job_state(slurm, job_id) {
+                // Slurm cannot be asked (its controller is restarting, a
+                // timeout): that says nothing of the job; keep waiting.
+                Seen::Unreachable(why) => {
+                    if !unreachable_said {
+                        unreachable_said = true;
+                        tracing::warn!(job = job_id, error = %why, "Cannot ask Slurm about the job; still waiting for it.");
+                    }
+                    gone_since = None;
+                    std::thread::sleep(slurm.poll);
+                    continue;
+                }
+                Seen::State(s) => Some(s),
+                Seen::Gone => None,
+            };
             if !state.as_deref().is_some_and(is_active) {
                 // The record may land a moment after the job ends on a
                 // shared filesystem: give it a few seconds.
@@ -443,6 +475,8 @@ fn wait(
                         job: None,
                     });
                 }
+            } else {
+                gone_since = None;
             }
         }
         std::thread::sleep(slurm.poll);
@@ -453,9 +487,12 @@ fn wait(
 fn final_state(slurm: &SlurmOptions, job_id: &str) -> Option<String> {
     let t = Instant::now();
     loop {
-        let state = job_state(slurm, job_id);
-        if !state.as_deref().is_some_and(is_active) || t.elapsed() > Duration::from_secs(10) {
-            return state;
+        let state = match job_state(slurm, job_id) {
+            Seen::State(s) => s,
+            Seen::Gone | Seen::Unreachable(_) => return None,
+        };
+        if !is_active(&state) || t.elapsed() > Duration::from_secs(10) {
+            return Some(state);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -483,26 +520,72 @@ fn is_active(state: &str) -> bool {
     )
 }
 
+/// What Slurm says of a job.
+#[derive(Debug)]
+enum Seen {
+    /// Its state (`RUNNING`, `COMPLETED`…).
+    State(String),
+    /// Slurm does not know it (long over and purged, or never existed).
+    Gone,
+    /// Slurm could not be asked (the controller is down or timed out):
+    /// nothing is known of the job.
+    Unreachable(String),
+}
+
 /// The job's state from `scontrol show job` (or `squeue -t all`).
-fn job_state(slurm: &SlurmOptions, job_id: &str) -> Option<String> {
-    if let Ok(out) = Command::new(&slurm.scontrol)
+fn job_state(slurm: &SlurmOptions, job_id: &str) -> Seen {
+    let invalid = |text: &str| text.contains("Invalid job id");
+    let why = match Command::new(&slurm.scontrol)
         .args(["show", "job", job_id])
         .output()
     {
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(s) = text
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("JobState="))
-        {
-            return Some(s.to_string());
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(s) = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("JobState="))
+            {
+                return Seen::State(s.to_string());
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            if invalid(&err) || invalid(&text) {
+                return Seen::Gone;
+            }
+            err.trim().lines().next().unwrap_or_default().to_string()
         }
-    }
-    let out = Command::new(&slurm.squeue)
+        Err(e) => format!("cannot run `{}`: {e}", slurm.scontrol),
+    };
+    match Command::new(&slurm.squeue)
         .args(["-h", "-t", "all", "-j", job_id, "-o", "%T"])
         .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!s.is_empty()).then_some(s)
+    {
+        Ok(out) if out.status.success() => {
+            let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if s.is_empty() {
+                Seen::Gone
+            } else {
+                Seen::State(s)
+            }
+        }
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if invalid(&err) {
+                Seen::Gone
+            } else {
+                let first = err.trim().lines().next().unwrap_or_default();
+                Seen::Unreachable(if first.is_empty() {
+                    why
+                } else {
+                    first.to_string()
+                })
+            }
+        }
+        Err(e) => Seen::Unreachable(if why.is_empty() {
+            format!("cannot run `{}`: {e}", slurm.squeue)
+        } else {
+            why
+        }),
+    }
 }
 
 fn explain(job_id: &str, state: Option<&str>, resources: &[String]) -> String {
@@ -558,20 +641,79 @@ mod tests {
     /// Slurm's answer for `job`, from a fake `scontrol` that first runs
     /// `before` (a job finishing while the driver asks).
     fn state_with(dir: &Path, before: &str, state: &str) -> JobState {
-        use std::os::unix::fs::PermissionsExt;
-        let tool = dir.join("scontrol");
-        std::fs::write(
-            &tool,
-            format!("#!/bin/sh\n{before}\necho 'JobId=7 JobState={state}'\n"),
+        state_from(
+            dir,
+            &format!("{before}\necho 'JobId=7 JobState={state}'"),
+            "exit 1",
         )
-        .unwrap();
-        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The detached state of job 7 with fake `scontrol` and `squeue`
+    /// scripts.
+    fn state_from(dir: &Path, scontrol: &str, squeue: &str) -> JobState {
+        use std::os::unix::fs::PermissionsExt;
+        let tool = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p.display().to_string()
+        };
         let slurm = SlurmOptions {
-            scontrol: tool.display().to_string(),
-            squeue: "false".into(),
+            scontrol: tool("scontrol", scontrol),
+            squeue: tool("squeue", squeue),
             ..SlurmOptions::from_env(PathBuf::new(), dir.to_path_buf())
         };
         detached_state(&slurm, dir, "s", "7")
+    }
+
+    /// A controller that cannot be reached says nothing of a job: it is
+    /// not called lost (and its run recorded as over) while it may still
+    /// run. A job Slurm no longer knows is over.
+    #[test]
+    fn an_unreachable_controller_is_not_a_lost_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let down =
+            "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1";
+        match state_from(dir.path(), down, down) {
+            JobState::Active(s) => assert_eq!(s, "UNREACHABLE"),
+            other => panic!("{other:?}"),
+        }
+        let purged = "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1";
+        assert!(matches!(
+            state_from(dir.path(), purged, purged),
+            JobState::Lost {
+                record_due: false,
+                ..
+            }
+        ));
+        // squeue answers when scontrol cannot.
+        assert!(matches!(
+            state_from(dir.path(), down, "echo RUNNING"),
+            JobState::Active(s) if s == "RUNNING"
+        ));
+    }
+
+    /// A job requeued (preempted, its node failed) left a failed record
+    /// of its first start: while Slurm has it queued again, it is not
+    /// over. Once Slurm says it ended, the record stands.
+    #[test]
+    fn a_requeued_jobs_failed_record_is_not_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = record_path(dir.path(), "s");
+        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+        std::fs::write(
+            &record,
+            r#"{"ok":false,"error":"command stopped by signal 15","duration_ms":3,"entry":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            state_with(dir.path(), "", "PENDING"),
+            JobState::Active(s) if s == "PENDING"
+        ));
+        match state_with(dir.path(), "", "FAILED") {
+            JobState::Done(r) => assert!(!r.ok),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
