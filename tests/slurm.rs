@@ -240,11 +240,17 @@ impl FakeSlurm {
             std::fs::write(&p, body).unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         };
+        // A job named in `refuse` is refused, as sbatch refuses a bad
+        // partition.
         script(
             "sbatch",
             format!(
-                "#!/bin/sh\nid=$((101 + $(ls {d}/jobs | wc -l)))\nfor a in \"$@\"; do case \"$a\" in --wrap=*) printf '%s\\n' \"${{a#--wrap=}}\" > {d}/jobs/$id;; esac; done\necho $id\n"
+                "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --job-name=*) name=\"${{a#--job-name=}}\";; --wrap=*) w=\"${{a#--wrap=}}\";; esac; done\nif [ -f {d}/refuse ] && grep -qx \"$name\" {d}/refuse; then echo 'sbatch: error: invalid partition specified: gpu' >&2; exit 1; fi\nid=$((101 + $(ls {d}/jobs | wc -l)))\nprintf '%s\\n' \"$w\" > {d}/jobs/$id\necho $id\n"
             ),
+        );
+        script(
+            "scancel",
+            format!("#!/bin/sh\necho \"$@\" >> {d}/cancelled\n"),
         );
         script(
             "scontrol",
@@ -259,7 +265,7 @@ impl FakeSlurm {
         c.env("MLCYCLE_SBATCH", self.dir.path().join("sbatch"))
             .env("MLCYCLE_SCONTROL", self.dir.path().join("scontrol"))
             .env("MLCYCLE_SQUEUE", "false")
-            .env("MLCYCLE_SCANCEL", "true");
+            .env("MLCYCLE_SCANCEL", self.dir.path().join("scancel"));
         common::Run::from(c.output().unwrap())
     }
 
@@ -341,6 +347,38 @@ fn an_old_detached_run_looked_at_late_keeps_the_newer_records() {
     assert_eq!(ws.read("out/b.txt"), "2\n");
 }
 
+/// A detached submission stopped midway (sbatch refuses a later job)
+/// cancels the jobs it already submitted, and the run is recorded as
+/// failed with sbatch's reason. They used to run untracked, and the run
+/// read as "killed".
+#[test]
+fn a_detached_submission_that_fails_midway_cancels_what_it_submitted() {
+    let ws = Ws::new(
+        "stages:\n  prep:\n    run: echo p > ${outputs.o}\n    outs: [{o: out/prep.txt}]\n  train:\n    run: cat ${inputs.p} > ${outputs.o}\n    deps: [{p: prep.o}]\n    outs: [{o: out/train.txt}]\n",
+    );
+    let slurm = FakeSlurm::new();
+    std::fs::write(slurm.dir.path().join("refuse"), "mlcycle-1-train\n").unwrap();
+    let r = slurm.run(&ws, &["run", "--executor", "slurm", "--detach"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // The message as one line (the renderer wraps it).
+    let err: Vec<&str> = r.stderr.split_whitespace().filter(|w| *w != "│").collect();
+    let err = err.join(" ");
+    assert!(
+        err.contains("sbatch refused the job of `train`")
+            && err.contains("cancelled the 1 job(s) already submitted (101)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(slurm.dir.path().join("cancelled")).unwrap(),
+        "101\n"
+    );
+    let shown = ws.run(&["runs", "show", "1"]);
+    let text = format!("{}{}", shown.stdout, shown.stderr);
+    assert!(text.contains("failed"), "{text}");
+    assert!(!text.contains("killed"), "{text}");
+    assert!(text.contains("sbatch refused"), "{text}");
+}
+
 /// A controller that times out says nothing of a job: a detached run is
 /// not recorded as over (its jobs "disappeared") while it cannot be asked.
 #[test]
@@ -376,12 +414,25 @@ fn an_unreachable_controller_does_not_end_a_detached_run() {
 
 #[test]
 fn ctrl_c_cancels_the_runs_jobs() {
+    interrupt_cancels_jobs("interrupted_slow", 1);
+}
+
+/// A second Ctrl-C exits at once; it used to leave the jobs running (and
+/// their stages then looked fresh).
+#[test]
+fn a_second_ctrl_c_cancels_the_runs_jobs_too() {
+    interrupt_cancels_jobs("interrupted_twice", 2);
+}
+
+/// Starts a one-stage Slurm run named `stage`, sends it `times` SIGINTs
+/// once its job runs, and checks the job leaves the queue.
+fn interrupt_cancels_jobs(stage: &str, times: usize) {
     if !have_slurm() {
         return;
     }
-    let ws = Ws::new(
-        "stages:\n  interrupted_slow:\n    run: sleep 60; echo > ${outputs.o}\n    outs: [{o: out/o.txt}]\n",
-    );
+    let ws = Ws::new(&format!(
+        "stages:\n  {stage}:\n    run: sleep 60; echo > ${{outputs.o}}\n    outs: [{{o: out/o.txt}}]\n"
+    ));
     let child = ws
         .cmd(&["run", "--executor", "slurm"])
         .stdout(std::process::Stdio::piped())
@@ -395,21 +446,28 @@ fn ctrl_c_cancels_the_runs_jobs() {
             .unwrap();
         String::from_utf8_lossy(&q.stdout)
             .lines()
-            .any(|l| l.contains("-interrupted_slow RUNNING"))
+            .any(|l| l.contains(&format!("-{stage} RUNNING")))
     };
     let t = std::time::Instant::now();
     while !running() {
         assert!(t.elapsed().as_secs() < 30, "the job never started");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    for _ in 0..times {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        // Close together: the run's own poll (every 200 ms) must not get
+        // to cancel the job between the two.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("cancelled"), "{stdout}");
+    if times == 1 {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("cancelled"), "{stdout}");
+    }
     // Cancelled: it leaves the queue (it may show as completing briefly).
     let t = std::time::Instant::now();
     loop {
@@ -419,7 +477,7 @@ fn ctrl_c_cancels_the_runs_jobs() {
             .unwrap();
         let text = String::from_utf8_lossy(&q.stdout).to_string();
         let alive = text.lines().any(|l| {
-            l.contains("-interrupted_slow ") && (l.ends_with("RUNNING") || l.ends_with("PENDING"))
+            l.contains(&format!("-{stage} ")) && (l.ends_with("RUNNING") || l.ends_with("PENDING"))
         });
         if !alive {
             break;

@@ -480,7 +480,7 @@ impl Session {
             opts,
         } = self.start(req, reporter)?;
         let shared = SharedMemo::new(memo);
-        let d = slurm::submit_detached(
+        let submitted = slurm::submit_detached(
             &self.ws,
             &self.pipeline,
             &self.graph,
@@ -491,8 +491,22 @@ impl Session {
             &opts.log_dir,
             run_id,
             slurm,
-        )
-        .map_err(SessionError::Submit)?;
+            &req.interrupt,
+        );
+        let d = match submitted {
+            Ok(d) => d,
+            Err(e) => {
+                // The run ended here, with the reason (not "killed").
+                let summary = RunSummary {
+                    run_id: Some(run_id),
+                    interrupted: req.interrupt.is_set(),
+                    duration: std::time::Duration::ZERO,
+                    stages: vec![],
+                };
+                let _ = db.fail_run(run_id, &summary, &e);
+                return Err(SessionError::Submit(e));
+            }
+        };
         db.save_memo(shared.into_inner().take_changed())?;
         db.mark_detached(run_id)?;
         Ok(Submitted {

@@ -50,6 +50,9 @@ pub(super) fn cmd_run(cli: &Cli, a: &RunArgs, registry: &StageRegistry) -> Resul
     };
     let reporter = TermReporter::new(cli.quiet || a.json, cli.verbose > 0);
     if a.detach {
+        // Ctrl-C while submitting stops it; the jobs already submitted are
+        // cancelled.
+        install_interrupt_handler(interrupt);
         let d = session.submit_detached(&req, &reporter)?;
         print_submitted(&d, a.json);
         return Ok(0);
@@ -151,6 +154,7 @@ pub(super) fn install_interrupt_handler(interrupt: Interrupt) {
         if interrupt.is_set() {
             eprintln!("Interrupted again: killing running commands and exiting now. The next run redoes unfinished stages.");
             interrupt.kill_all();
+            interrupt.cancel_jobs();
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
         eprintln!("Interrupt: stopping running stages (press Ctrl-C again to exit at once)…");

@@ -93,6 +93,18 @@ impl Interrupt {
     pub fn jobs(&self) -> Vec<String> {
         lock(&self.0.jobs).clone()
     }
+
+    /// Cancels the Slurm jobs in flight at once (`scancel ID …`, the
+    /// command from `MLCYCLE_SCANCEL` when set): a second Ctrl-C exits
+    /// without waiting for the run's own cancelling.
+    pub fn cancel_jobs(&self) {
+        let jobs = self.jobs();
+        if jobs.is_empty() {
+            return;
+        }
+        let scancel = std::env::var("MLCYCLE_SCANCEL").unwrap_or_else(|_| "scancel".into());
+        let _ = std::process::Command::new(scancel).args(&jobs).output();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

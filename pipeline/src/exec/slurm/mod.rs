@@ -122,11 +122,57 @@ pub fn submit_detached(
     log_dir: &Path,
     run_id: i64,
     slurm: &SlurmOptions,
+    interrupt: &Interrupt,
 ) -> Result<Detached, String> {
+    let mut jobs = Vec::new();
+    let planned = submit_each(
+        ws, p, graph, lock, memo, selected, forced, log_dir, run_id, slurm, interrupt, &mut jobs,
+    );
+    let written = planned.and_then(|()| {
+        let d = Detached {
+            jobs: jobs.clone(),
+            finalized: false,
+        };
+        write_json(&detached_path(log_dir), &d).map_err(|e| e.to_string())?;
+        Ok(d)
+    });
+    // Stopped midway (sbatch refused a job, Ctrl-C): the jobs already
+    // submitted would run untracked; cancel them by id.
+    written.map_err(|e| {
+        if jobs.is_empty() {
+            return e;
+        }
+        let ids: Vec<&str> = jobs.iter().map(|(_, j)| j.as_str()).collect();
+        let _ = Command::new(&slurm.scancel).args(&ids).output();
+        format!(
+            "{e}; cancelled the {} job(s) already submitted ({})",
+            ids.len(),
+            ids.join(", ")
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit_each(
+    ws: &crate::workspace::Workspace,
+    p: &crate::config::Pipeline,
+    graph: &crate::graph::StageGraph,
+    lock: &crate::workspace::LockFile,
+    memo: &crate::plan::SharedMemo,
+    selected: &[bool],
+    forced: &[bool],
+    log_dir: &Path,
+    run_id: i64,
+    slurm: &SlurmOptions,
+    interrupt: &Interrupt,
+    jobs: &mut Vec<(String, String)>,
+) -> Result<(), String> {
     use crate::plan::{assess, fingerprint, Verdict};
     let mut job_of: BTreeMap<usize, String> = BTreeMap::new();
-    let mut jobs = Vec::new();
     for &i in graph.order() {
+        if interrupt.is_set() {
+            return Err("run interrupted while submitting".into());
+        }
         if !selected[i] {
             continue;
         }
@@ -189,12 +235,7 @@ pub fn submit_detached(
         job_of.insert(i, job.clone());
         jobs.push((s.id.clone(), job));
     }
-    let d = Detached {
-        jobs,
-        finalized: false,
-    };
-    write_json(&detached_path(log_dir), &d).map_err(|e| e.to_string())?;
-    Ok(d)
+    Ok(())
 }
 
 /// One `sbatch`; returns the job id.
