@@ -547,3 +547,56 @@ fn a_workspace_path_with_a_percent_sign_runs_on_slurm() {
     let logs = Ws::run_in(&dir, &["runs", "show", "1", "--logs", "a"]);
     assert!(logs.stdout.contains("Slurm job log"), "{}", logs.stdout);
 }
+
+/// A driver killed with SIGKILL cannot cancel its jobs: the next run of
+/// the workspace does, instead of letting them write the stage's outputs
+/// beside a new copy later.
+#[test]
+fn the_next_run_cancels_the_jobs_of_a_killed_driver() {
+    if !have_slurm() {
+        return;
+    }
+    let ws = Ws::new(
+        "stages:\n  orphaned_job:\n    run: echo late > ${outputs.o}\n    outs: [{o: out/o.txt}]\n  other:\n    run: echo > ${outputs.o}\n    outs: [{o: out/other.txt}]\n",
+    );
+    let mut driver = ws
+        .cmd(&[
+            "run",
+            "--executor",
+            "slurm",
+            "--slurm-arg=--begin=now+120",
+            "orphaned_job",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let queued = || {
+        let q = Command::new("squeue")
+            .args(["-h", "-o", "%j %T"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&q.stdout)
+            .lines()
+            .any(|l| l.contains("-orphaned_job PENDING"))
+    };
+    let t = std::time::Instant::now();
+    while !queued() {
+        assert!(t.elapsed().as_secs() < 30, "the job was never queued");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    let r = ws.run(&["run", "other"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Cancelled a Slurm job a killed run left queued"),
+        "{}",
+        r.stderr
+    );
+    let t = std::time::Instant::now();
+    while queued() {
+        assert!(t.elapsed().as_secs() < 10, "the job is still queued");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

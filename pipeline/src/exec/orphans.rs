@@ -53,6 +53,61 @@ pub(crate) fn record(ws: &Workspace, pgid: i32) -> Option<Recorded> {
     Some(Recorded(path))
 }
 
+/// Where the Slurm jobs a driver waits for are recorded while it waits.
+fn jobs_dir(ws: &Workspace) -> PathBuf {
+    ws.state.join("slurm-jobs")
+}
+
+/// Records a Slurm job this process submitted and waits for, so that if
+/// it is killed, the next run cancels the job instead of letting it write
+/// the stage's outputs beside a new copy (best effort, as [`record`]).
+pub(crate) fn record_job(ws: &Workspace, job: &str) -> Option<Recorded> {
+    if job.is_empty() || !job.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let dir = jobs_dir(ws);
+    fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(job);
+    let me = std::process::id() as i32;
+    let owner = start_time(me)?;
+    fs::write(&path, format!("{} {me} {owner}\n", host())).ok()?;
+    Some(Recorded(path))
+}
+
+/// Cancels the Slurm jobs whose driver (on this machine) is gone, with
+/// `scancel ID`, and returns how many.
+fn cancel_orphan_jobs(ws: &Workspace, scancel: &str) -> usize {
+    let Ok(entries) = fs::read_dir(jobs_dir(ws)) else {
+        return 0;
+    };
+    let here = host();
+    let mut cancelled = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let mut it = text.split_whitespace();
+        let on = it.next();
+        let owner = it.next().and_then(|s| s.parse::<i32>().ok());
+        let started = it.next().and_then(|s| s.parse::<u64>().ok());
+        // A driver on another machine cannot be checked from here.
+        if on != Some(here.as_str()) || owner_alive(owner, started) {
+            continue;
+        }
+        if let Some(job) = e.file_name().to_str() {
+            if std::process::Command::new(scancel)
+                .arg(job)
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                cancelled += 1;
+                tracing::warn!(job, "Cancelled a Slurm job a killed run left queued.");
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
+    cancelled
+}
+
 /// Whether the mlcycle process recorded as a group's owner (its pid and
 /// start time) still runs: a Slurm job's `mlcycle exec` on this machine
 /// holds no writer lock, yet its command is no orphan.
@@ -63,16 +118,18 @@ fn owner_alive(pid: Option<i32>, started: Option<u64>) -> bool {
     }
 }
 
-/// Stops the groups that runs of this workspace left running, and returns
-/// how many. Call it holding the writer lock: then no other run of the
+/// Stops the groups (and cancels the Slurm jobs) that runs of this
+/// workspace left running, and returns how many. Call it holding the writer lock: then no other run of the
 /// workspace is alive. A record whose owner still runs (a Slurm job of a
 /// detached run, on this machine) is left alone.
 pub fn reap(ws: &Workspace) -> usize {
+    // `scancel`, or the command `MLCYCLE_SCANCEL` names (as for a run).
+    let scancel = std::env::var("MLCYCLE_SCANCEL").unwrap_or_else(|_| "scancel".into());
+    let mut stopped = cancel_orphan_jobs(ws, &scancel);
     let Ok(entries) = fs::read_dir(dir(ws)) else {
-        return 0;
+        return stopped;
     };
     let here = host();
-    let mut stopped = 0;
     for e in entries.flatten() {
         let path = e.path();
         let pgid: Option<i32> = e.file_name().to_str().and_then(|n| n.parse().ok());
@@ -149,6 +206,34 @@ mod tests {
         fs::write(&path, format!("{} {} 999999999 1\n", fields[0], fields[1])).unwrap();
         assert_eq!(reap(&ws), 1);
         assert!(live.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(!path.exists());
+    }
+
+    /// A Slurm job recorded by a driver that still waits for it is left
+    /// alone; one whose driver was killed is cancelled by the next run.
+    #[test]
+    fn only_a_dead_drivers_slurm_jobs_are_cancelled() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(tmp.path());
+        let kept = record_job(&ws, "4242").expect("recorded");
+        let scancel = tmp.path().join("scancel");
+        let log = tmp.path().join("cancelled");
+        fs::write(
+            &scancel,
+            format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        fs::set_permissions(&scancel, fs::Permissions::from_mode(0o755)).unwrap();
+        let scancel = scancel.display().to_string();
+        assert_eq!(cancel_orphan_jobs(&ws, &scancel), 0);
+        assert!(!log.exists());
+        // Its driver gone (a pid that cannot exist).
+        std::mem::forget(kept);
+        let path = jobs_dir(&ws).join("4242");
+        fs::write(&path, format!("{} 999999999 1\n", host())).unwrap();
+        assert_eq!(cancel_orphan_jobs(&ws, &scancel), 1);
+        assert_eq!(fs::read_to_string(&log).unwrap(), "4242\n");
         assert!(!path.exists());
     }
 }

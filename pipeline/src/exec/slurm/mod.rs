@@ -428,6 +428,12 @@ pub fn run_job(
     let out_log = log_dir.join(format!("{}.slurm.log", spec.stage));
     let job_id = submit(slurm, log_dir, &spec.stage, spec.run_id, resources).map_err(fail)?;
     interrupt.track_job(&job_id, true);
+    // Kept while this process waits: if it is killed, the next run cancels
+    // the job.
+    let _inflight = crate::exec::orphans::record_job(
+        &crate::workspace::Workspace::new(slurm.root.clone()),
+        &job_id,
+    );
     let asked: Vec<String> = resources.iter().chain(&slurm.extra).cloned().collect();
     let result = wait(slurm, &job_id, &record, &out_log, &asked, interrupt);
     interrupt.track_job(&job_id, false);
