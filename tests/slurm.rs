@@ -379,6 +379,28 @@ fn a_detached_submission_that_fails_midway_cancels_what_it_submitted() {
     assert!(text.contains("sbatch refused"), "{text}");
 }
 
+/// sbatch output that is not a job id (a wrapper's banner) is refused at
+/// once, not followed as a job that then "disappeared".
+#[test]
+fn sbatch_output_that_is_not_a_job_id_is_refused() {
+    let ws =
+        Ws::new("stages:\n  one:\n    run: echo 1 > ${outputs.o}\n    outs: [{o: out/o.txt}]\n");
+    let slurm = FakeSlurm::new();
+    std::fs::write(
+        slurm.dir.path().join("sbatch"),
+        "#!/bin/sh\necho 'Submitted batch job 12345'\n",
+    )
+    .unwrap();
+    let r = slurm.run(&ws, &["run", "--executor", "slurm"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("sbatch printed `Submitted batch job 12345`, not a job id"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A controller that times out says nothing of a job: a detached run is
 /// not recorded as over (its jobs "disappeared") while it cannot be asked.
 #[test]
@@ -590,7 +612,8 @@ fn the_next_run_cancels_the_jobs_of_a_killed_driver() {
     let r = ws.run(&["run", "other"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr.contains("Cancelled a Slurm job a killed run left queued"),
+        r.stderr
+            .contains("Cancelled a Slurm job a killed run left queued"),
         "{}",
         r.stderr
     );

@@ -285,6 +285,16 @@ fn submit(
     if id.is_empty() {
         return Err("sbatch printed no job id".into());
     }
+    // `--parsable` prints `ID` or `ID;cluster`; anything else (a wrapper's
+    // banner, `Submitted batch job N`) would be followed as a job that
+    // "disappeared".
+    if !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return Err(format!(
+            "sbatch printed `{}`, not a job id (is `{}` a wrapper that changes its output?)",
+            id.chars().take(80).collect::<String>(),
+            slurm.sbatch
+        ));
+    }
     Ok(id)
 }
 
