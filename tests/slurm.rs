@@ -401,6 +401,43 @@ fn sbatch_output_that_is_not_a_job_id_is_refused() {
     );
 }
 
+/// A detached run's results go to the run-cache, as a local run's do (a
+/// change undone is then restored, not rerun), and looking at it claims no
+/// later run replaced them (its own jobs' journal entries are not a later
+/// run's).
+#[test]
+fn a_detached_runs_results_are_restorable() {
+    let ws = Ws::new("params: {p: 1}\nstages:\n  a: {run: 'echo v${params.p} > ${outputs.o}', outs: [{o: out/a.txt}]}\n");
+    let slurm = FakeSlurm::new();
+    for (run, job, p) in [(1, 101, "p=1"), (2, 102, "p=2")] {
+        let r = slurm.run(&ws, &["run", "--executor", "slurm", "--detach", "-p", p]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(slurm.job(job).output().unwrap().status.success());
+        let shown = slurm.run(&ws, &["runs", "show", &run.to_string()]);
+        assert!(
+            shown.stdout.contains("is over; its result is recorded"),
+            "{}",
+            shown.stdout
+        );
+        assert!(
+            !shown.stdout.contains("kept the newer record"),
+            "{}",
+            shown.stdout
+        );
+    }
+    assert_eq!(ws.read("out/a.txt"), "v2\n");
+    let st = ws.run(&["status"]);
+    assert_eq!(
+        st.outcome("a").as_deref(),
+        Some("restorable"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.outcome("a").as_deref(), Some("restored"), "{}", r.stdout);
+    assert_eq!(ws.read("out/a.txt"), "v1\n");
+}
+
 /// A controller that times out says nothing of a job: a detached run is
 /// not recorded as over (its jobs "disappeared") while it cannot be asked.
 #[test]

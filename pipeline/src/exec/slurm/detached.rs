@@ -186,6 +186,7 @@ fn record(
     let mut lock = ws.read_lock()?;
     let mut results = Vec::new();
     let mut superseded = Vec::new();
+    let mut to_run_cache = Vec::new();
     for (s, job, st) in states {
         // The stage's record when the run was submitted (in its job spec):
         // one that differs now was written by a later run.
@@ -199,11 +200,6 @@ fn record(
                 && a.outs
                     .iter()
                     .all(|(p, o)| b.outs.get(p).is_some_and(|x| x.hash == o.hash))
-        };
-        let moved_on = match (lock.stages.get(s), at_submit) {
-            (Some(now), Some(Some(then))) => !same(now, &then),
-            (Some(_), Some(None)) => true,
-            _ => false,
         };
         let (outcome, entry, duration) = match st {
             JobState::Done(r) if r.ok => (
@@ -235,9 +231,25 @@ fn record(
             ),
             JobState::Active(_) => unreachable!("the run is over"),
         };
+        // The job itself put its result in the lock (through the journal):
+        // that is not a later run's.
+        let moved_on = match (lock.stages.get(s), &at_submit) {
+            (Some(now), _) if entry.as_ref().is_some_and(|e| same(now, e)) => false,
+            (Some(now), Some(Some(then))) => !same(now, then),
+            (Some(_), Some(None)) => true,
+            _ => false,
+        };
         match entry {
             _ if moved_on => superseded.push(s.clone()),
             Some(e) => {
+                // The record it replaces stays restorable, as after a
+                // local run; so does this one.
+                if let Some(Some(old)) =
+                    at_submit.filter(|o| o.as_ref().is_some_and(|o| !same(o, &e)))
+                {
+                    to_run_cache.push(old);
+                }
+                to_run_cache.push(e.clone());
                 lock.stages.insert(s.clone(), e);
             }
             None => {
@@ -257,6 +269,7 @@ fn record(
     }
     ws.write_lock(&lock)?;
     let mut db = Db::open(&ws.db_path())?;
+    db.save_run_cache(&to_run_cache)?;
     db.finish_run(
         id,
         &RunSummary {
