@@ -1542,3 +1542,112 @@ fn a_frozen_stages_edited_output_is_put_back_before_its_dependents_read_it() {
     assert_eq!(ws.read("out/u.txt"), "frozen\n1\n");
     assert_eq!(ws.read("out/f.txt"), "edited\n");
 }
+
+/// A `persist: true` output is kept for the stage to update, but never
+/// through a link the user left there: the command appended to the link's
+/// target (a source file, a cache object). Links at the path or inside its
+/// folder are moved aside first.
+#[test]
+fn a_persist_output_is_never_written_through_a_link() {
+    let ws = Ws::new(
+        "params: {p: 1}\nstages:\n  a:\n    run: echo v${params.p} >> ${outputs.h}\n    outs: [{h: {path: logs/h.txt, persist: true}}]\n  b:\n    run: mkdir -p ${outputs.d} && echo v${params.p} >> ${outputs.d}/log.txt\n    outs: [{d: {path: dlogs/, persist: true}}]\n",
+    );
+    ws.write("data/keep.txt", "keep\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    std::fs::remove_file(ws.path().join("logs/h.txt")).unwrap();
+    std::os::unix::fs::symlink("../data/keep.txt", ws.path().join("logs/h.txt")).unwrap();
+    std::fs::remove_file(ws.path().join("dlogs/log.txt")).unwrap();
+    std::os::unix::fs::symlink("../data/keep.txt", ws.path().join("dlogs/log.txt")).unwrap();
+    let r = ws.run(&["run", "-p", "p=2"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("data/keep.txt"), "keep\n");
+    assert_eq!(ws.read("logs/h.txt"), "v2\n");
+    assert_eq!(ws.read("dlogs/log.txt"), "v2\n");
+    for moved in ["logs/h.txt", "dlogs/log.txt"] {
+        let m = std::fs::symlink_metadata(ws.path().join(".mlcycle/displaced/2").join(moved));
+        assert!(m.unwrap().file_type().is_symlink(), "{moved}");
+    }
+    // A persist output's folder is made for the stage, as any output's.
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: echo x >> ${outputs.h}\n    outs: [{h: {path: new/dir/h.txt, persist: true}}]\n",
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// An output written as a named pipe is refused at once: storing it read
+/// the pipe forever (a device such as /dev/zero filled the disk).
+#[test]
+fn an_output_written_as_a_named_pipe_is_refused() {
+    let ws = Ws::new("stages:\n  wf:\n    run: mkfifo ${outputs.f}\n    outs: [{f: out/wf}]\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("wrote its output `out/wf` as a named pipe (FIFO)"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `${params.train}` (a subtree) renders its keys sorted, as the
+/// fingerprint holds them: a reordered params file gives the same command.
+#[test]
+fn a_params_subtree_in_a_command_renders_in_key_order() {
+    let ws = Ws::new(
+        "params_file: params.yaml\nstages:\n  u:\n    run: echo ${params.train} > ${outputs.p}\n    outs: [{p: out/u.txt}]\n",
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 10\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert_eq!(ws.read("out/u.txt"), "{\"epochs\":10,\"lr\":0.1}\n");
+    ws.write("params.yaml", "train:\n  epochs: 10\n  lr: 0.1\n");
+    assert_eq!(ws.run(&["status"]).code, 0);
+    assert_eq!(ws.run(&["run", "--force"]).code, 0);
+    assert_eq!(ws.read("out/u.txt"), "{\"epochs\":10,\"lr\":0.1}\n");
+}
+
+/// A frozen stage with a `cache: false` output left as recorded, and an
+/// edited cached one: the cached one is restored (only a changed output
+/// needs the cache).
+#[test]
+fn a_frozen_stage_restores_what_changed_beside_an_uncached_output() {
+    let ws = Ws::new(
+        "stages:\n  a:\n    run: cp data/in.txt ${outputs.c}; cp data/in.txt ${outputs.n}\n    deps: [data/in.txt]\n    outs: [{c: out/c.txt}, {n: {path: out/n.txt, cache: false}}]\n    frozen: true\n  b:\n    run: cat ${inputs.c} ${inputs.n} > ${outputs.g}\n    deps: [a.c, a.n]\n    outs: [{g: out/g.txt}]\n",
+    );
+    ws.write("data/in.txt", "in\n");
+    assert_eq!(ws.run(&["run"]).code, 0);
+    ws.write("out/c.txt", "H\n");
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.outcome("a").as_deref(), Some("restored"), "{}", r.stdout);
+    assert_eq!(ws.read("out/c.txt"), "in\n");
+    assert_eq!(ws.read("out/g.txt"), "in\nin\n");
+}
+
+/// A folder holding the workspace (`..`), or mlcycle's lock read through a
+/// built-in stage's path param, is refused like a dep on the lock.
+#[test]
+fn deps_that_hold_mlcycles_state_are_refused_in_every_spelling() {
+    let outer = Ws::new("");
+    let dir = outer.path().join("ws");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("mlcycle.yaml"),
+        "stages:\n  s:\n    run: ls .. > ${outputs.o}\n    deps: [..]\n    outs: [{o: out/o.txt}]\n  raw:\n    uses: util.import\n    with: {path: mlcycle.lock}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("mlcycle.lock"), "").unwrap();
+    let r = Ws::run_in(&dir, &["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let err: Vec<&str> = r.stderr.split_whitespace().filter(|w| *w != "│").collect();
+    let err = err.join(" ");
+    assert!(
+        err.contains("stage `s` depends on `")
+            && err.contains("a folder holding the workspace, whose lock and state"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stage `raw` depends on `mlcycle.lock`, which mlcycle rewrites"),
+        "{err}"
+    );
+}

@@ -602,19 +602,27 @@ fn flagged(
                 off.push(reason);
             }
         }
-        let changed = !off.is_empty()
-            || reasons.iter().any(|r| {
-                matches!(
-                    r,
-                    StaleReason::OutputMissing { .. } | StaleReason::OutputModified { .. }
-                )
-            });
         reasons.extend(off);
-        let verdict = if !changed {
+        let changed: Vec<&str> = reasons
+            .iter()
+            .filter_map(|r| match r {
+                StaleReason::OutputMissing { path } | StaleReason::OutputModified { path } => {
+                    Some(path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        // Each output that changed must come back from the cache (the
+        // others, `cache: false` ones included, are as recorded).
+        let restorable = changed.iter().all(|path| {
+            s.outputs
+                .iter()
+                .any(|o| o.path == *path && o.cache && !o.persist)
+                && rec.outs.get(*path).is_some_and(|o| ws.cache.has_output(o))
+        });
+        let verdict = if changed.is_empty() {
             Verdict::Fresh
-        } else if s.outputs.iter().all(|o| o.cache && !o.persist)
-            && rec.outs.values().all(|o| ws.cache.has_output(o))
-        {
+        } else if restorable {
             Verdict::Restore(rec.clone())
         } else {
             return Ok(Assessment {

@@ -199,6 +199,16 @@ pub(super) fn prepare(
     for o in &s.outputs {
         check_beneath(&ws.root, &o.path)?;
         if o.persist {
+            // Kept for the stage to update, but never through a link (the
+            // command would write into the link's target: a source file,
+            // a cache object): links and pipes, at the path or inside its
+            // folder, are moved aside first.
+            for rel in not_regular(&ws.root, &o.path) {
+                displace_unknown(ws, &beneath, memo, s, &rel, None, run)?;
+            }
+            beneath
+                .make_parent(&o.path)
+                .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
             continue;
         }
         displace_unknown(ws, &beneath, memo, s, &o.path, recorded.get(&o.path), run)?;
@@ -210,6 +220,41 @@ pub(super) fn prepare(
             .map_err(|e| format!("cannot create folder for output `{}`: {e}", o.path))?;
     }
     Ok(())
+}
+
+/// What output `rel` holds that is neither a regular file nor a folder
+/// (symlinks, named pipes, sockets, devices): `rel` itself, or the paths
+/// of such entries inside its folder.
+fn not_regular(root: &Path, rel: &str) -> Vec<String> {
+    let rel = rel.trim_end_matches('/');
+    let Ok(meta) = fs::symlink_metadata(root.join(rel)) else {
+        return vec![];
+    };
+    if meta.is_file() {
+        return vec![];
+    }
+    if !meta.is_dir() {
+        return vec![rel.to_string()];
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![rel.to_string()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(root.join(&dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let path = format!("{dir}/{name}");
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {}
+                _ => found.push(path),
+            }
+        }
+    }
+    found
 }
 
 /// Restores a stage's outputs from the cache; false (and a warning) when
@@ -293,7 +338,16 @@ pub(super) fn store(
                 o.path
             )));
         }
-        let meta = fs::metadata(&abs).map_err(|_| missing())?;
+        // A named pipe would block the copy, a device (`/dev/zero`) fill
+        // the disk: only regular files and folders are stored.
+        if !own.is_file() && !own.is_dir() {
+            return Err(fail(format!(
+                "the stage wrote its output `{}` as {}; mlcycle stores regular files and folders only",
+                o.path,
+                crate::hash::kind_of(&own.file_type())
+            )));
+        }
+        let meta = own;
         let stored = if !o.cache {
             memo.hash_path(&ws.root, &o.path)
                 .map(|(hash, size, dir)| OutRecord {

@@ -619,8 +619,19 @@ fn execute(shared: &Shared<'_>, job: Job, msg: &mpsc::Sender<Msg>) -> Settled {
     if let Verdict::Restore(entry) = &a.verdict {
         if s.frozen && !opts.forced[job.stage] {
             // A frozen stage's recorded outputs are put back as recorded
-            // (its record, and so its key, stay); it never reruns.
-            if outputs::restore(ws, memo, s, &entry.outs, &job.recorded, opts.run_id) {
+            // (its record, and so its key, stay); it never reruns. Those
+            // kept out of the cache were found unchanged.
+            let cached: BTreeMap<String, OutRecord> = entry
+                .outs
+                .iter()
+                .filter(|(path, _)| {
+                    s.outputs
+                        .iter()
+                        .any(|o| &o.path == *path && o.cache && !o.persist)
+                })
+                .map(|(p, o)| (p.clone(), o.clone()))
+                .collect();
+            if outputs::restore(ws, memo, s, &cached, &job.recorded, opts.run_id) {
                 return (
                     result(s, Outcome::Restored, t0, a.reasons.clone()),
                     Some(entry.clone()),

@@ -182,7 +182,7 @@ impl Validator<'_> {
             let params = &self.params;
             Some(Value::String(interp::render(&pieces, |_, name| {
                 params::get(params, name)
-                    .map(params::to_arg)
+                    .map(|v| params::to_arg(&params::canonical(v)))
                     .unwrap_or_default()
             })))
         }
@@ -206,6 +206,22 @@ impl Validator<'_> {
             let found = normalize_any(&f)
                 .map(|n| self.in_workspace(n))
                 .and_then(|n| self.find_path(Some(&n), out_index));
+            // Marked at the param that holds the path, when one does.
+            let at = || {
+                d.decl
+                    .get("with")
+                    .and_then(|w| w.as_object())
+                    .and_then(|w| w.iter().find(|(_, v)| v.as_str() == Some(f.as_str())))
+                    .map(|(k, _)| (wpath.key(k.clone()), Part::Value))
+                    .unwrap_or((wpath.clone(), Part::Key))
+            };
+            if let Some((_, Source::File(rel))) = &found {
+                let (p, part) = at();
+                if self.refuse_own_state(&d.id, rel, &p, part) {
+                    file_deps_ok = false;
+                    continue;
+                }
+            }
             match found {
                 Some((path, source)) => inputs.push(Input {
                     key: path.clone(),
@@ -234,14 +250,7 @@ impl Validator<'_> {
                 }
                 None => {
                     file_deps_ok = false;
-                    // Marked at the param that holds the path, when one does.
-                    let at = d
-                        .decl
-                        .get("with")
-                        .and_then(|w| w.as_object())
-                        .and_then(|w| w.iter().find(|(_, v)| v.as_str() == Some(f.as_str())))
-                        .map(|(k, _)| (wpath.key(k.clone()), Part::Value))
-                        .unwrap_or((wpath.clone(), Part::Key));
+                    let at = at();
                     self.push(
                         "missing_input",
                         &at.0,

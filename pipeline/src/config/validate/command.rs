@@ -440,7 +440,7 @@ impl Validator<'_> {
         Some(interp::render(&pieces, |ns, name| {
             let raw = match ns {
                 Namespace::Params => params::get(params, name)
-                    .map(params::to_arg)
+                    .map(|v| params::to_arg(&params::canonical(v)))
                     .unwrap_or_default(),
                 // A fan-in (`NAME: stage@*.port`) is every instance's
                 // path, each quoted on its own.

@@ -57,22 +57,8 @@ impl Validator<'_> {
                 ));
             }
             (None, Some(found)) => {
-                // mlcycle rewrites its lock and state on every run: a stage
-                // reading them would never be fresh.
                 if let Source::File(rel) = &found.1 {
-                    let rel = rel.trim_end_matches('/');
-                    if rel != crate::config::PIPELINE_FILE && crate::config::owned_by_mlcycle(rel) {
-                        self.push(
-                            "dep_path",
-                            path,
-                            Part::Value,
-                            format!(
-                                "stage `{}` depends on `{rel}`, which mlcycle rewrites on every run: the stage would never be fresh",
-                                stage.id
-                            ),
-                            "mlcycle's own state",
-                            Some("depend on the stage outputs (or params) the stage reads instead".into()),
-                        );
+                    if self.refuse_own_state(&stage.id, rel, path, Part::Value) {
                         return None;
                     }
                 }
@@ -408,4 +394,44 @@ fn find_ref<'r>(
         }
     });
     (as_ref, unknown_port)
+}
+
+impl Validator<'_> {
+    /// Refuses a dep on mlcycle's own state (`mlcycle.lock`, `.mlcycle/`)
+    /// or on a folder holding the workspace (`..`): mlcycle rewrites them
+    /// on every run, so the stage would never be fresh. The workspace
+    /// itself (`.`) is fine: its own state is left out of its hash.
+    pub(super) fn refuse_own_state(
+        &mut self,
+        stage: &str,
+        rel: &str,
+        path: &YamlPath,
+        part: Part,
+    ) -> bool {
+        let rel = rel.trim_end_matches('/');
+        let own = rel != crate::config::PIPELINE_FILE && crate::config::owned_by_mlcycle(rel);
+        let holds_workspace = (rel == ".." || rel.starts_with("../") || rel.starts_with('/'))
+            && self
+                .root
+                .join(rel)
+                .canonicalize()
+                .is_ok_and(|p| self.root.starts_with(&p));
+        if !own && !holds_workspace {
+            return false;
+        }
+        let what = if own {
+            format!("`{rel}`, which mlcycle rewrites on every run")
+        } else {
+            format!("`{rel}`, a folder holding the workspace, whose lock and state mlcycle rewrites on every run")
+        };
+        self.push(
+            "dep_path",
+            path,
+            part,
+            format!("stage `{stage}` depends on {what}: the stage would never be fresh"),
+            "mlcycle's own state",
+            Some("depend on the stage outputs (or params) the stage reads instead".into()),
+        );
+        true
+    }
 }
