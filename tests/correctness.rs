@@ -1651,3 +1651,28 @@ fn deps_that_hold_mlcycles_state_are_refused_in_every_spelling() {
         "{err}"
     );
 }
+
+/// A folder output that now holds a named pipe is there: status says it
+/// was modified, not that it is missing.
+#[test]
+fn a_folder_output_holding_a_pipe_is_modified_not_missing() {
+    let ws = Ws::new(
+        "stages:\n  d:\n    run: mkdir -p ${outputs.d} && echo a > ${outputs.d}/a.txt\n    outs: [{d: out/d/}]\n",
+    );
+    assert_eq!(ws.run(&["run"]).code, 0);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(ws.path().join("out/d/pipe"))
+        .status()
+        .unwrap()
+        .success());
+    let st = ws.run(&["status"]);
+    assert!(
+        st.stdout.contains("output `out/d` modified"),
+        "{}",
+        st.stdout
+    );
+    let r = ws.run(&["run"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(ws.read("out/d/a.txt"), "a\n");
+    assert!(!ws.exists("out/d/pipe"));
+}

@@ -273,6 +273,11 @@ pub fn assess(
         Some(rec) if rec.key == key => {
             for (path, out) in &rec.outs {
                 match memo.hash_path(&ws.root, path) {
+                    // There, but not readable as recorded (a folder that
+                    // now holds a link or a pipe): modified, not missing.
+                    Err(_) if std::fs::symlink_metadata(ws.root.join(path)).is_ok() => {
+                        reasons.push(StaleReason::OutputModified { path: path.clone() })
+                    }
                     Err(_) => reasons.push(StaleReason::OutputMissing { path: path.clone() }),
                     Ok((h, _, _)) if h != out.hash => {
                         reasons.push(StaleReason::OutputModified { path: path.clone() })
@@ -594,6 +599,9 @@ fn flagged(
         let mut off = Vec::new();
         for (path, out) in &rec.outs {
             let reason = match memo.hash_path(&ws.root, path) {
+                Err(_) if std::fs::symlink_metadata(ws.root.join(path)).is_ok() => {
+                    StaleReason::OutputModified { path: path.clone() }
+                }
                 Err(_) => StaleReason::OutputMissing { path: path.clone() },
                 Ok((h, ..)) if h != out.hash => StaleReason::OutputModified { path: path.clone() },
                 Ok(_) => continue,
