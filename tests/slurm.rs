@@ -217,6 +217,10 @@ stages:
     assert_eq!(f.code, 1, "{}", f.stdout);
     let b_line = f.stdout.lines().find(|l| l.starts_with("b ")).unwrap();
     assert!(b_line.contains("cancelled"), "{}", f.stdout);
+    // Cancelled because `a` failed: skipped, as a local run skips it.
+    assert!(b_line.contains("skipped"), "{}", f.stdout);
+    let shown = bad.run(&["runs", "show", "1"]);
+    assert_eq!(shown.code, 1, "{}", shown.stdout);
     assert_eq!(bad.run(&["status"]).code, 1);
 }
 

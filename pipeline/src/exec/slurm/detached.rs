@@ -114,7 +114,19 @@ pub fn follow(
                 continue;
             }
         }
-        let jobs: Vec<JobRow> = states.iter().map(row).collect();
+        // A job Slurm cancelled because an upstream job of the run failed
+        // was skipped, as a local run skips a failed stage's dependents.
+        let upstream_failed = states.iter().any(|(_, _, st)| {
+            matches!(st, JobState::Done(r) if !r.ok)
+                || matches!(
+                    st,
+                    JobState::Lost {
+                        cancelled: false,
+                        ..
+                    }
+                )
+        });
+        let jobs: Vec<JobRow> = states.iter().map(|s| row(s, upstream_failed)).collect();
         let failed = jobs.iter().any(|r| r.state == "failed");
         let mut recorded = false;
         let mut superseded = Vec::new();
@@ -154,8 +166,16 @@ fn read(path: &std::path::Path) -> Result<Detached, FollowError> {
     })
 }
 
-fn row((stage, job, st): &(String, String, JobState)) -> JobRow {
+/// Why a cancelled job of a run whose upstream job failed did not run.
+fn cancelled_because(job: &str) -> String {
+    format!("Slurm cancelled job {job}: an upstream job failed")
+}
+
+fn row((stage, job, st): &(String, String, JobState), upstream_failed: bool) -> JobRow {
     let (state, detail) = match st {
+        JobState::Lost {
+            cancelled: true, ..
+        } if upstream_failed => ("skipped".to_string(), cancelled_because(job)),
         JobState::Done(r) if r.ok => (
             r.outcome.clone().unwrap_or_else(|| "ran".into()),
             String::new(),
@@ -187,6 +207,16 @@ fn record(
     let mut results = Vec::new();
     let mut superseded = Vec::new();
     let mut to_run_cache = Vec::new();
+    let upstream_failed = states.iter().any(|(_, _, st)| {
+        matches!(st, JobState::Done(r) if !r.ok)
+            || matches!(
+                st,
+                JobState::Lost {
+                    cancelled: false,
+                    ..
+                }
+            )
+    });
     for (s, job, st) in states {
         // The stage's record when the run was submitted (in its job spec):
         // one that differs now was written by a later run.
@@ -220,6 +250,15 @@ fn record(
                 None,
                 Duration::from_millis(r.duration_ms),
             ),
+            JobState::Lost {
+                cancelled: true, ..
+            } if upstream_failed => (
+                Outcome::Skipped {
+                    because: cancelled_because(job),
+                },
+                None,
+                Duration::ZERO,
+            ),
             JobState::Lost { why, .. } => (
                 Outcome::Failed {
                     error: why.clone(),
@@ -252,6 +291,8 @@ fn record(
                 to_run_cache.push(e.clone());
                 lock.stages.insert(s.clone(), e);
             }
+            // Skipped: it never ran, so its record still holds.
+            None if matches!(outcome, Outcome::Skipped { .. }) => {}
             None => {
                 if let Some(e) = lock.stages.get_mut(s) {
                     e.unfinished = true;

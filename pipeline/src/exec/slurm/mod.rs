@@ -315,6 +315,9 @@ pub enum JobState {
         /// The job ran to its end (`COMPLETED` or `FAILED`), so it wrote a
         /// record, which a shared filesystem may show a moment later.
         record_due: bool,
+        /// Slurm cancelled it (by hand, or as the dependent of a job that
+        /// failed: `--kill-on-invalid-dep`).
+        cancelled: bool,
     },
 }
 
@@ -349,6 +352,7 @@ pub fn detached_state(slurm: &SlurmOptions, log_dir: &Path, stage: &str, job: &s
         None => JobState::Lost {
             why: explain(job, state.as_deref(), &[]),
             record_due: matches!(state.as_deref(), Some("COMPLETED" | "FAILED")),
+            cancelled: state.as_deref() == Some("CANCELLED"),
         },
     }
 }
@@ -793,7 +797,9 @@ mod tests {
         std::fs::remove_file(&record).unwrap();
         for (state, due) in [("COMPLETED", true), ("FAILED", true), ("CANCELLED", false)] {
             match state_with(dir.path(), "", state) {
-                JobState::Lost { why, record_due } => {
+                JobState::Lost {
+                    why, record_due, ..
+                } => {
                     assert_eq!(record_due, due, "{state}");
                     assert!(why.contains("job 7"), "{why}");
                 }
