@@ -1676,3 +1676,19 @@ fn a_folder_output_holding_a_pipe_is_modified_not_missing() {
     assert_eq!(ws.read("out/d/a.txt"), "a\n");
     assert!(!ws.exists("out/d/pipe"));
 }
+
+/// A built-in stage's path param naming a named pipe is refused by
+/// `validate`, as a `deps:` entry is (it used to pass, and block the run).
+#[test]
+fn a_path_param_naming_a_pipe_is_refused_by_validate() {
+    let ws = Ws::new("stages:\n  raw:\n    uses: util.import\n    with: {path: data/fifo}\n");
+    std::fs::create_dir(ws.path().join("data")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(ws.path().join("data/fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let r = ws.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("named pipe"), "{}", r.stderr);
+}

@@ -215,9 +215,16 @@ impl Validator<'_> {
                     .map(|(k, _)| (wpath.key(k.clone()), Part::Value))
                     .unwrap_or((wpath.clone(), Part::Key))
             };
-            if let Some((_, Source::File(rel))) = &found {
+            if let Some(f @ (_, Source::File(rel))) = &found {
                 let (p, part) = at();
                 if self.refuse_own_state(&d.id, rel, &p, part) {
+                    file_deps_ok = false;
+                    continue;
+                }
+                // A named pipe or a device is refused here as in `deps:`.
+                let before = self.issues.len();
+                self.check_readable(d, f, &p);
+                if self.issues.len() > before {
                     file_deps_ok = false;
                     continue;
                 }

@@ -197,7 +197,12 @@ impl Validator<'_> {
     /// For `validate` (strict about sources): a source dep that exists
     /// must be a regular file or a folder; `run` and `status` only block
     /// the stage that reads anything else.
-    fn check_readable(&mut self, stage: &Draft<'_>, found: &(String, Source), path: &YamlPath) {
+    pub(super) fn check_readable(
+        &mut self,
+        stage: &Draft<'_>,
+        found: &(String, Source),
+        path: &YamlPath,
+    ) {
         let (_, Source::File(f)) = found else { return };
         if self.allow_missing {
             return;
