@@ -486,9 +486,7 @@ fn wait(
                 // A command killed by the node's memory limit
                 // exits with a plain signal; Slurm knows why.
                 if let Some(state) = final_state(slurm, job_id) {
-                    if matches!(state.as_str(), "OUT_OF_MEMORY" | "TIMEOUT" | "CANCELLED") {
-                        error = format!("{}; {error}", explain(job_id, Some(&state), resources));
-                    }
+                    error = with_slurm_cause(job_id, &state, error, resources);
                 }
                 return Err(JobFailure {
                     error,
@@ -542,6 +540,17 @@ fn wait(
         }
         std::thread::sleep(slurm.poll);
     }
+}
+
+/// A failed job's error with Slurm's reason first, when Slurm killed it
+/// (memory, time limit, cancel). The job saw that kill as an interrupt
+/// ("(run interrupted)"), which nobody asked for: that part is dropped.
+fn with_slurm_cause(job_id: &str, state: &str, error: String, resources: &[String]) -> String {
+    if !matches!(state, "OUT_OF_MEMORY" | "TIMEOUT" | "CANCELLED") {
+        return error;
+    }
+    let error = error.replace(" (run interrupted)", "");
+    format!("{}; {error}", explain(job_id, Some(state), resources))
 }
 
 /// The job's state once it has ended (waits up to 10 s for it to end).
@@ -810,6 +819,26 @@ mod tests {
             state_with(dir.path(), "", "RUNNING"),
             JobState::Active(s) if s == "RUNNING"
         ));
+    }
+
+    /// A time-limit kill reaches the job as SIGTERM, which it reports as
+    /// an interrupt: the message names Slurm's cause, not an interrupt.
+    #[test]
+    fn a_slurm_kill_is_not_called_an_interrupt() {
+        let r = vec!["--time=1".to_string()];
+        assert_eq!(
+            with_slurm_cause(
+                "9",
+                "TIMEOUT",
+                "command stopped by signal 15 (run interrupted)".into(),
+                &r
+            ),
+            "killed by Slurm: time limit reached (asked for 1) (job 9); command stopped by signal 15"
+        );
+        assert_eq!(
+            with_slurm_cause("9", "FAILED", "command exited with code 3".into(), &r),
+            "command exited with code 3"
+        );
     }
 
     #[test]
