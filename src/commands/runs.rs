@@ -158,12 +158,43 @@ fn print_run(ws: &Workspace, run: &RunRow, stages: &[StageRow]) {
     }
 }
 
+/// How many jobs are in each state, in the order first seen:
+/// `2 pending, 1 running, 3 ran`.
+fn tally(rows: &[detached::JobRow]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        match counts.iter_mut().find(|(s, _)| *s == r.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&r.state, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Shows a detached Slurm run's jobs; once all are over, the library
 /// records the result in `mlcycle.lock` and the run history.
 pub(super) fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -> Result<u8, Fail> {
-    let pr = detached::follow(ws, id, wait, |holder| {
-        eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
-    })?;
+    // While waiting, a line on the terminal each time the jobs' states
+    // change (`2 pending, 1 running, 3 done`), so a job held pending
+    // does not look like a hang.
+    let tell = wait && !json && std::io::stderr().is_terminal();
+    let pr = detached::follow(
+        ws,
+        id,
+        wait,
+        |holder| {
+            eprintln!("Waiting for another mlcycle process to finish with this workspace{holder}…");
+        },
+        |rows| {
+            if tell {
+                eprintln!("run {id}: {}", tally(rows));
+            }
+        },
+    )?;
     if json {
         outln!(
             "{}",
@@ -208,4 +239,21 @@ pub(super) fn follow_detached(ws: &Workspace, id: i64, wait: bool, json: bool) -
     } else {
         EXIT_STAGE_FAILED
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_counts_states_in_the_order_first_seen() {
+        let row = |state: &str| detached::JobRow {
+            stage: "s".into(),
+            job: "1".into(),
+            state: state.into(),
+            detail: String::new(),
+        };
+        let rows = [row("pending"), row("running"), row("pending"), row("ran")];
+        assert_eq!(tally(&rows), "2 pending, 1 running, 1 ran");
+    }
 }

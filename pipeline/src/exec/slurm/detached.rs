@@ -68,12 +68,14 @@ pub fn is_detached(ws: &Workspace, id: i64) -> bool {
 
 /// Looks at run `id`'s jobs, waiting for the active ones with `wait`. Once
 /// all are over, records the result (under the writer lock), as a local run
-/// would at its end; `on_lock_wait` hears about a wait for the writer lock.
+/// would at its end; `on_lock_wait` hears about a wait for the writer lock,
+/// and `on_change`, while waiting, about each change of the jobs' states.
 pub fn follow(
     ws: &Workspace,
     id: i64,
     wait: bool,
     on_lock_wait: impl FnOnce(&str),
+    mut on_change: impl FnMut(&[JobRow]),
 ) -> Result<Progress, FollowError> {
     let log_dir = ws.runs_dir().join(id.to_string());
     let path = detached_path(&log_dir);
@@ -84,6 +86,7 @@ pub fn follow(
     // When a job that ran to its end has no record yet: the record may land
     // a moment later on a shared filesystem.
     let mut record_due_since: Option<Instant> = None;
+    let mut last_seen: Vec<String> = Vec::new();
     loop {
         let d = read(&path)?;
         let states: Vec<(String, String, JobState)> = d
@@ -95,6 +98,12 @@ pub fn follow(
             .iter()
             .any(|(_, _, st)| matches!(st, JobState::Active(_)));
         if active && wait {
+            let rows: Vec<JobRow> = states.iter().map(|s| row(s, false)).collect();
+            let seen: Vec<String> = rows.iter().map(|r| r.state.clone()).collect();
+            if seen != last_seen {
+                on_change(&rows);
+                last_seen = seen;
+            }
             std::thread::sleep(opts.poll);
             continue;
         }
