@@ -67,13 +67,38 @@ impl SharedMemo {
     pub fn hash_path(&self, root: &Path, rel: &str) -> io::Result<(Digest, u64, bool)> {
         let abs = root.join(rel);
         let meta = std::fs::metadata(&abs)?;
+        self.hash_with(root, rel, &abs, meta)
+    }
+
+    /// [`SharedMemo::hash_path`] for an output, whose own name is never
+    /// followed: a symlink there (left by the user) is an error, not the
+    /// bytes it leads to. Same cost: `lstat` is `stat` for anything else.
+    pub fn hash_output(&self, root: &Path, rel: &str) -> io::Result<(Digest, u64, bool)> {
+        let abs = root.join(rel);
+        let meta = std::fs::symlink_metadata(&abs)?;
+        if meta.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{rel} is a symlink, which mlcycle never writes as an output"),
+            ));
+        }
+        self.hash_with(root, rel, &abs, meta)
+    }
+
+    fn hash_with(
+        &self,
+        root: &Path,
+        rel: &str,
+        abs: &Path,
+        meta: std::fs::Metadata,
+    ) -> io::Result<(Digest, u64, bool)> {
         if meta.is_dir() {
             let (entries, total) = self.manifest(root, rel)?;
             let manifest = serde_json::to_vec(&entries).map_err(io::Error::other)?;
             Ok((crate::hash::hash_bytes(&manifest), total, true))
         } else {
             let size = meta.len();
-            Ok((self.hash_file(rel, &abs, meta)?, size, false))
+            Ok((self.hash_file(rel, abs, meta)?, size, false))
         }
     }
 
@@ -272,7 +297,7 @@ pub fn assess(
         }
         Some(rec) if rec.key == key => {
             for (path, out) in &rec.outs {
-                match memo.hash_path(&ws.root, path) {
+                match memo.hash_output(&ws.root, path) {
                     // There, but not readable as recorded (a folder that
                     // now holds a link or a pipe): modified, not missing.
                     Err(_) if std::fs::symlink_metadata(ws.root.join(path)).is_ok() => {
@@ -598,7 +623,7 @@ fn flagged(
         // bytes other than those recorded.
         let mut off = Vec::new();
         for (path, out) in &rec.outs {
-            let reason = match memo.hash_path(&ws.root, path) {
+            let reason = match memo.hash_output(&ws.root, path) {
                 Err(_) if std::fs::symlink_metadata(ws.root.join(path)).is_ok() => {
                     StaleReason::OutputModified { path: path.clone() }
                 }
