@@ -47,6 +47,15 @@ stages:
     inputs: {train: houses.data}
 "#;
 
+/// The cluster's queue: one `NAME STATE` line per job.
+fn queue() -> String {
+    let q = Command::new("squeue")
+        .args(["-h", "-o", "%j %T"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&q.stdout).into_owned()
+}
+
 fn jobs(stderr: &str) -> usize {
     stderr.matches("done as Slurm job").count()
 }
@@ -503,11 +512,7 @@ fn interrupt_cancels_jobs(stage: &str, times: usize) {
         .spawn()
         .unwrap();
     let running = || {
-        let q = Command::new("squeue")
-            .args(["-h", "-o", "%j %T"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&q.stdout)
+        queue()
             .lines()
             .any(|l| l.contains(&format!("-{stage} RUNNING")))
     };
@@ -534,11 +539,7 @@ fn interrupt_cancels_jobs(stage: &str, times: usize) {
     // Cancelled: it leaves the queue (it may show as completing briefly).
     let t = std::time::Instant::now();
     loop {
-        let q = Command::new("squeue")
-            .args(["-h", "-o", "%j %T"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&q.stdout).to_string();
+        let text = queue();
         let alive = text.lines().any(|l| {
             l.contains(&format!("-{stage} ")) && (l.ends_with("RUNNING") || l.ends_with("PENDING"))
         });
@@ -634,15 +635,7 @@ fn the_next_run_cancels_the_jobs_of_a_killed_driver() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let queued = || {
-        let q = Command::new("squeue")
-            .args(["-h", "-o", "%j %T"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&q.stdout)
-            .lines()
-            .any(|l| l.contains("-orphaned_job PENDING"))
-    };
+    let queued = || queue().lines().any(|l| l.contains("-orphaned_job PENDING"));
     let t = std::time::Instant::now();
     while !queued() {
         assert!(t.elapsed().as_secs() < 30, "the job was never queued");

@@ -102,7 +102,7 @@ impl Interrupt {
         if jobs.is_empty() {
             return;
         }
-        let scancel = std::env::var("MLCYCLE_SCANCEL").unwrap_or_else(|_| "scancel".into());
+        let scancel = crate::exec::slurm::tool("MLCYCLE_SCANCEL", "scancel");
         let _ = std::process::Command::new(scancel).args(&jobs).output();
     }
 }

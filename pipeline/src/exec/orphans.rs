@@ -124,7 +124,7 @@ fn owner_alive(pid: Option<i32>, started: Option<u64>) -> bool {
 /// detached run, on this machine) is left alone.
 pub fn reap(ws: &Workspace) -> usize {
     // `scancel`, or the command `MLCYCLE_SCANCEL` names (as for a run).
-    let scancel = std::env::var("MLCYCLE_SCANCEL").unwrap_or_else(|_| "scancel".into());
+    let scancel = crate::exec::slurm::tool("MLCYCLE_SCANCEL", "scancel");
     let mut stopped = cancel_orphan_jobs(ws, &scancel);
     let Ok(entries) = fs::read_dir(dir(ws)) else {
         return stopped;

@@ -125,16 +125,7 @@ pub fn follow(
         }
         // A job Slurm cancelled because an upstream job of the run failed
         // was skipped, as a local run skips a failed stage's dependents.
-        let upstream_failed = states.iter().any(|(_, _, st)| {
-            matches!(st, JobState::Done(r) if !r.ok)
-                || matches!(
-                    st,
-                    JobState::Lost {
-                        cancelled: false,
-                        ..
-                    }
-                )
-        });
+        let upstream_failed = a_job_failed(&states);
         let jobs: Vec<JobRow> = states.iter().map(|s| row(s, upstream_failed)).collect();
         let failed = jobs.iter().any(|r| r.state == "failed");
         let mut recorded = false;
@@ -172,6 +163,16 @@ fn read(path: &std::path::Path) -> Result<Detached, FollowError> {
     serde_json::from_str(&text).map_err(|e| FollowError::Read {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
+    })
+}
+
+/// Whether a job of the run failed by itself (not cancelled): Slurm then
+/// cancels its dependents, which were skipped, not failed.
+fn a_job_failed(states: &[(String, String, JobState)]) -> bool {
+    states.iter().any(|(_, _, st)| match st {
+        JobState::Done(r) => !r.ok,
+        JobState::Lost { cancelled, .. } => !cancelled,
+        JobState::Active(_) => false,
     })
 }
 
@@ -216,16 +217,7 @@ fn record(
     let mut results = Vec::new();
     let mut superseded = Vec::new();
     let mut to_run_cache = Vec::new();
-    let upstream_failed = states.iter().any(|(_, _, st)| {
-        matches!(st, JobState::Done(r) if !r.ok)
-            || matches!(
-                st,
-                JobState::Lost {
-                    cancelled: false,
-                    ..
-                }
-            )
-    });
+    let upstream_failed = a_job_failed(states);
     for (s, job, st) in states {
         // The stage's record when the run was submitted (in its job spec):
         // one that differs now was written by a later run.

@@ -51,12 +51,17 @@ pub struct SlurmOptions {
     pub poll: Duration,
 }
 
+/// A Slurm command: the one the variable `var` names (a benchmark's or a
+/// test's fake), else `name` from `PATH`.
+pub(crate) fn tool(var: &str, name: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| name.to_string())
+}
+
 impl SlurmOptions {
     /// Options for `root`, with the Slurm commands from `MLCYCLE_SBATCH`,
     /// `MLCYCLE_SQUEUE`, `MLCYCLE_SCONTROL` and `MLCYCLE_SCANCEL` when set
     /// (a benchmark's fake `sbatch`), else from `PATH`.
     pub fn from_env(binary: PathBuf, root: PathBuf) -> Self {
-        let tool = |var: &str, name: &str| std::env::var(var).unwrap_or_else(|_| name.to_string());
         SlurmOptions {
             binary,
             root,
@@ -124,10 +129,79 @@ pub fn submit_detached(
     slurm: &SlurmOptions,
     interrupt: &Interrupt,
 ) -> Result<Detached, String> {
-    let mut jobs = Vec::new();
-    let planned = submit_each(
-        ws, p, graph, lock, memo, selected, forced, log_dir, run_id, slurm, interrupt, &mut jobs,
-    );
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    let planned = (|| -> Result<(), String> {
+        use crate::plan::{assess, fingerprint, Verdict};
+        let mut job_of: BTreeMap<usize, String> = BTreeMap::new();
+        for &i in graph.order() {
+            if interrupt.is_set() {
+                return Err("run interrupted while submitting".into());
+            }
+            if !selected[i] {
+                continue;
+            }
+            let s = &p.stages[i];
+            let ups: Vec<usize> = graph.upstream(i).collect();
+            let waiting: Vec<usize> = ups
+                .iter()
+                .copied()
+                .filter(|u| job_of.contains_key(u))
+                .collect();
+            if waiting.is_empty() && !forced[i] {
+                let up = |stage: usize, output: usize| {
+                    crate::plan::recorded_output(p, &lock.stages, stage, output)
+                };
+                let fp =
+                    fingerprint(ws, s, memo, &up).map_err(|e| format!("stage `{}`: {e}", s.id))?;
+                let a = assess(
+                    ws,
+                    p,
+                    s,
+                    fp,
+                    crate::plan::Record::of(lock, &s.id),
+                    memo,
+                    false,
+                );
+                if matches!(a.verdict, Verdict::Fresh) {
+                    continue;
+                }
+                if matches!(a.verdict, Verdict::Blocked) {
+                    let why: Vec<String> = a.reasons.iter().map(ToString::to_string).collect();
+                    return Err(format!("stage `{}` is blocked: {}", s.id, why.join("; ")));
+                }
+            }
+            let spec = JobSpec {
+                stage: s.id.clone(),
+                run_id,
+                key: String::new(),
+                upstream: ups
+                    .iter()
+                    .filter(|u| !job_of.contains_key(u))
+                    .filter_map(|&u| {
+                        let id = &p.stages[u].id;
+                        lock.stages.get(id).map(|e| (id.clone(), e.clone()))
+                    })
+                    .collect(),
+                params: slurm.params.clone(),
+                upstream_jobs: waiting.iter().map(|&u| p.stages[u].id.clone()).collect(),
+                own: lock.stages.get(&s.id).cloned(),
+                forced: forced[i],
+            };
+            write_json_with(&spec_path(log_dir, &s.id), &spec, false)
+                .map_err(|e| format!("cannot write the job spec of `{}`: {e}", s.id))?;
+            let mut deps: Vec<String> = waiting.iter().map(|u| job_of[u].clone()).collect();
+            deps.sort();
+            let resources = slurm.resources.get(&s.id).cloned().unwrap_or_default();
+            let mut extra = resources;
+            if !deps.is_empty() {
+                extra.push(format!("--dependency=afterok:{}", deps.join(":")));
+            }
+            let job = submit(slurm, log_dir, &s.id, run_id, &extra)?;
+            job_of.insert(i, job.clone());
+            jobs.push((s.id.clone(), job));
+        }
+        Ok(())
+    })();
     let written = planned.and_then(|()| {
         let d = Detached {
             jobs: jobs.clone(),
@@ -150,92 +224,6 @@ pub fn submit_detached(
             ids.join(", ")
         )
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn submit_each(
-    ws: &crate::workspace::Workspace,
-    p: &crate::config::Pipeline,
-    graph: &crate::graph::StageGraph,
-    lock: &crate::workspace::LockFile,
-    memo: &crate::plan::SharedMemo,
-    selected: &[bool],
-    forced: &[bool],
-    log_dir: &Path,
-    run_id: i64,
-    slurm: &SlurmOptions,
-    interrupt: &Interrupt,
-    jobs: &mut Vec<(String, String)>,
-) -> Result<(), String> {
-    use crate::plan::{assess, fingerprint, Verdict};
-    let mut job_of: BTreeMap<usize, String> = BTreeMap::new();
-    for &i in graph.order() {
-        if interrupt.is_set() {
-            return Err("run interrupted while submitting".into());
-        }
-        if !selected[i] {
-            continue;
-        }
-        let s = &p.stages[i];
-        let ups: Vec<usize> = graph.upstream(i).collect();
-        let waiting: Vec<usize> = ups
-            .iter()
-            .copied()
-            .filter(|u| job_of.contains_key(u))
-            .collect();
-        if waiting.is_empty() && !forced[i] {
-            let up = |stage: usize, output: usize| {
-                crate::plan::recorded_output(p, &lock.stages, stage, output)
-            };
-            let fp = fingerprint(ws, s, memo, &up).map_err(|e| format!("stage `{}`: {e}", s.id))?;
-            let a = assess(
-                ws,
-                p,
-                s,
-                fp,
-                crate::plan::Record::of(lock, &s.id),
-                memo,
-                false,
-            );
-            if matches!(a.verdict, Verdict::Fresh) {
-                continue;
-            }
-            if matches!(a.verdict, Verdict::Blocked) {
-                let why: Vec<String> = a.reasons.iter().map(ToString::to_string).collect();
-                return Err(format!("stage `{}` is blocked: {}", s.id, why.join("; ")));
-            }
-        }
-        let spec = JobSpec {
-            stage: s.id.clone(),
-            run_id,
-            key: String::new(),
-            upstream: ups
-                .iter()
-                .filter(|u| !job_of.contains_key(u))
-                .filter_map(|&u| {
-                    let id = &p.stages[u].id;
-                    lock.stages.get(id).map(|e| (id.clone(), e.clone()))
-                })
-                .collect(),
-            params: slurm.params.clone(),
-            upstream_jobs: waiting.iter().map(|&u| p.stages[u].id.clone()).collect(),
-            own: lock.stages.get(&s.id).cloned(),
-            forced: forced[i],
-        };
-        write_json_with(&spec_path(log_dir, &s.id), &spec, false)
-            .map_err(|e| format!("cannot write the job spec of `{}`: {e}", s.id))?;
-        let mut deps: Vec<String> = waiting.iter().map(|u| job_of[u].clone()).collect();
-        deps.sort();
-        let resources = slurm.resources.get(&s.id).cloned().unwrap_or_default();
-        let mut extra = resources;
-        if !deps.is_empty() {
-            extra.push(format!("--dependency=afterok:{}", deps.join(":")));
-        }
-        let job = submit(slurm, log_dir, &s.id, run_id, &extra)?;
-        job_of.insert(i, job.clone());
-        jobs.push((s.id.clone(), job));
-    }
-    Ok(())
 }
 
 /// One `sbatch`; returns the job id.
@@ -472,6 +460,7 @@ fn wait(
     let mut last_state_check = Instant::now();
     let mut gone_since: Option<Instant> = None;
     let mut unreachable_said = false;
+    let mut requeued_at: Option<Instant> = None;
     loop {
         let found = std::fs::read_to_string(record)
             .ok()
@@ -480,7 +469,14 @@ fn wait(
             if let (true, Some(e)) = (r.ok, &r.entry) {
                 return Ok(e.clone());
             }
-            let requeued = matches!(job_state(slurm, job_id), Seen::State(s) if is_active(&s));
+            // Asked at most once a second while the job is requeued (it
+            // may wait long in the queue): slurmctld serves every user.
+            let asked_lately = requeued_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            let requeued =
+                asked_lately || matches!(job_state(slurm, job_id), Seen::State(s) if is_active(&s));
+            if requeued && !asked_lately {
+                requeued_at = Some(Instant::now());
+            }
             if !requeued {
                 let mut error = r.error.unwrap_or_else(|| "the job failed".into());
                 // A command killed by the node's memory limit
